@@ -1,0 +1,78 @@
+# vcpe — run `make help` for the targets.
+SHELL      := /bin/bash
+GO         ?= go
+BIN        := bin
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS    := -s -w -X main.version=$(VERSION)
+CMDS       := $(notdir $(wildcard cmd/vcpe cmd/vcped cmd/vcpe-hub cmd/vcpe-lab))
+TEST_FLAGS ?= -count=1 -p 2 -timeout 15m
+export CGO_ENABLED = 0
+
+# System commands the tests, the lab and the benchmarks run, and the Debian
+# packages that provide them.
+SYSTEM_DEPS := ip:iproute2 iptables:iptables nft:nftables tc:iproute2 ping:iputils-ping \
+               iperf3:iperf3 tmux:tmux ss:iproute2 tcpdump:tcpdump
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build static binaries into bin/
+	@mkdir -p $(BIN)
+	@for c in $(CMDS); do \
+		echo "go build -o $(BIN)/$$c ./cmd/$$c"; \
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$c ./cmd/$$c || exit 1; \
+	done
+
+.PHONY: deps
+deps: ## Install the system packages tests and the lab need (as root), or name the missing ones
+	@missing=""; for d in $(SYSTEM_DEPS); do \
+		command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d##*:}"; \
+	done; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$$(echo $$missing)" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing:$$missing"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+		else \
+			echo "missing system packages:$$missing — install them (apt-get install$$missing) or run as root: sudo make $(MAKECMDGOALS)" >&2; exit 1; \
+		fi; \
+	fi
+
+.PHONY: test
+test: deps ## Run every test; privileged ones need root (sudo make test)
+	VCPE_REQUIRE_PRIVILEGED=$$( [ "$$(id -u)" = 0 ] && echo 1 ) $(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: vet
+vet: ## go vet, and the build for a non-Linux target
+	$(GO) vet ./...
+	GOOS=darwin $(GO) build ./...
+
+.PHONY: check
+check: vet test ## vet + tests
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg || exit 1; \
+		done; \
+	done
+
+.PHONY: demo
+demo: deps build ## Run the most complete flow there is (today: the live precheck of this host)
+	$(BIN)/vcpe precheck; rc=$$?; [ $$rc -le 1 ] || exit $$rc
+
+.PHONY: clean-netns
+clean-netns: ## Remove namespaces left by a killed test run (only vcpe's own, vcpet-*)
+	@for n in $$(ip netns list | awk '/^vcpet-/ {print $$1}'); do \
+		ip netns pids $$n | xargs -r kill -9; ip netns del $$n && echo "removed $$n"; \
+	done
+
+.PHONY: clean
+clean: ## Remove build output
+	rm -rf $(BIN)

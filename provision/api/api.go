@@ -1,0 +1,180 @@
+// Package api holds the wire types shared by the controller (vcpe-hub), the
+// device side (vcpe, vcped) and the hub dataplane: what a registered device
+// is told, what the hub must peer with, and the error document every API
+// call returns. It has no behaviour beyond encoding; both ends import it so
+// they cannot drift apart.
+//
+// Device calls after registration authenticate with the device credential:
+//
+//	GET  /v1/device/config   Authorization: Bearer CRED  → DeviceConfig
+//	POST /v1/device/routes   Authorization: Bearer CRED  {"advertise": [...]} → DeviceConfig
+//
+// A credential that is no longer valid (device revoked, key reset) answers
+// 401 with an Error whose Code says which (CodeRevoked, CodeKeyReset,
+// CodeUnauthorized).
+package api
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/crypto/curve25519"
+)
+
+// KeyLen is the length of a WireGuard (Curve25519) key.
+const KeyLen = 32
+
+// Key is a WireGuard key. In JSON and text it is standard base64, as wg(8)
+// prints it.
+type Key [KeyLen]byte
+
+// GeneratePrivateKey returns a new clamped Curve25519 private key.
+func GeneratePrivateKey() (Key, error) {
+	var k Key
+	if _, err := rand.Read(k[:]); err != nil {
+		return Key{}, fmt.Errorf("generate private key: %w", err)
+	}
+	k[0] &= 248
+	k[31] = (k[31] & 127) | 64
+	return k, nil
+}
+
+// PublicKey derives the public key of a private key.
+func (k Key) PublicKey() Key {
+	var pub Key
+	curve25519.ScalarBaseMult((*[32]byte)(&pub), (*[32]byte)(&k))
+	return pub
+}
+
+// IsZero reports whether the key is unset.
+func (k Key) IsZero() bool { return k == Key{} }
+
+// String returns the base64 form.
+func (k Key) String() string { return base64.StdEncoding.EncodeToString(k[:]) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (k Key) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (k *Key) UnmarshalText(b []byte) error {
+	p, err := ParseKey(string(b))
+	if err != nil {
+		return err
+	}
+	*k = p
+	return nil
+}
+
+// ParseKey parses a base64 WireGuard key.
+func ParseKey(s string) (Key, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != KeyLen {
+		return Key{}, fmt.Errorf("invalid WireGuard key %q: want %d bytes of standard base64", truncate(s), KeyLen)
+	}
+	return Key(b), nil
+}
+
+func truncate(s string) string {
+	if len(s) > 12 {
+		return s[:12] + "…"
+	}
+	return s
+}
+
+// Roles of a device within its instance (multi-attach).
+const (
+	RoleActive  = "active"
+	RoleStandby = "standby"
+)
+
+// DeviceConfig is everything a registered device needs to bring its tunnel
+// up. The controller returns it at registration and on every config sync;
+// the device keeps the last one it received in its state file and applies
+// only the difference when Generation changes.
+type DeviceConfig struct {
+	// Generation increases whenever anything below changes for this device.
+	Generation uint64 `json:"generation"`
+
+	SN           string `json:"sn"`
+	InstanceID   string `json:"instance_id"`
+	InstanceName string `json:"instance_name"`
+	CCN          string `json:"ccn,omitempty"` // empty while the instance is in no CCN
+
+	// OverlayAddr is the device's tunnel address with the overlay pool's
+	// length (for example 198.18.64.2/18), so the whole overlay is on-link
+	// through the tunnel.
+	OverlayAddr    netip.Prefix   `json:"overlay_addr"`
+	HubOverlayAddr netip.Addr     `json:"hub_overlay_addr"`
+	HubPublicKey   Key            `json:"hub_public_key"`
+	HubEndpoint    netip.AddrPort `json:"hub_endpoint"`
+
+	// Routes are the prefixes the device must send into the tunnel: the
+	// other CCN members' LAN prefixes and the cloud-side prefixes. The
+	// overlay itself is covered by OverlayAddr.
+	Routes []netip.Prefix `json:"routes"`
+
+	// Advertised are the LAN prefixes this device's instance advertises.
+	Advertised []netip.Prefix `json:"advertised"`
+
+	// Role is RoleActive or RoleStandby.
+	Role string `json:"role"`
+
+	// PersistentKeepalive in seconds; 0 lets the device choose.
+	PersistentKeepalive int `json:"persistent_keepalive,omitempty"`
+}
+
+// HubPeer is one registered device as the hub dataplane sees it.
+type HubPeer struct {
+	SN          string     `json:"sn"`
+	InstanceID  string     `json:"instance_id"`
+	CCN         string     `json:"ccn,omitempty"`
+	PublicKey   Key        `json:"public_key"`
+	OverlayAddr netip.Addr `json:"overlay_addr"`
+	// AllowedIPs are the device's overlay /32 plus, when the device is the
+	// active one of its instance, the instance's advertised prefixes.
+	AllowedIPs []netip.Prefix `json:"allowed_ips"`
+	Active     bool           `json:"active"`
+}
+
+// HubConfig is the hub dataplane's whole desired state. The controller
+// publishes a new one on every change; the hub applies the difference.
+type HubConfig struct {
+	Generation     uint64         `json:"generation"`
+	Overlay        netip.Prefix   `json:"overlay"`
+	HubOverlayAddr netip.Addr     `json:"hub_overlay_addr"`
+	CloudPrefixes  []netip.Prefix `json:"cloud_prefixes"`
+	Peers          []HubPeer      `json:"peers"`
+}
+
+// Error codes carried in Error.Code. Scripts may match on them.
+const (
+	CodeInvalidInput   = "invalid_input"   // 400/422: a field is wrong; Field names it
+	CodeUnauthorized   = "unauthorized"    // 401: wrong SN/key or credential
+	CodeRevoked        = "revoked"         // 401: the device was revoked
+	CodeKeyReset       = "key_reset"       // 401: the device key was reset; register again
+	CodeRateLimited    = "rate_limited"    // 429: back off for RetryAfter seconds
+	CodeSlotTaken      = "slot_taken"      // 409: the SN is bound to another WireGuard key, or no slot is free
+	CodePrefixConflict = "prefix_conflict" // 409: overlap with another prefix; Field names it
+	CodeQuota          = "quota_exceeded"  // 409: more prefixes than allowed
+	CodeNotFound       = "not_found"       // 404
+	CodeInternal       = "internal"        // 500
+)
+
+// Error is the JSON body of every non-2xx API answer.
+type Error struct {
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	Field      string `json:"field,omitempty"`
+	Fix        string `json:"fix,omitempty"`
+	RetryAfter int    `json:"retry_after,omitempty"`
+}
+
+func (e *Error) Error() string {
+	s := e.Message
+	if e.Fix != "" {
+		s += "; " + e.Fix
+	}
+	return s
+}
