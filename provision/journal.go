@@ -223,12 +223,16 @@ func (j *Journal) MkdirAll(path string, perm fs.FileMode) (changed bool, err err
 // Undo reverts every recorded change, newest first, and empties the
 // journal. It goes on past a failing entry, keeps the entries it could not
 // undo in the journal, and returns their errors together.
-func (j *Journal) Undo(ctx context.Context) error {
+func (j *Journal) Undo(ctx context.Context) error { return j.UndoSince(ctx, 0) }
+
+// UndoSince reverts the changes recorded after the first n, newest first,
+// leaving the first n in place.
+func (j *Journal) UndoSince(ctx context.Context, n int) error {
 	var errs []error
 	var kept []Change
-	for i := len(j.Changes) - 1; i >= 0; i-- {
+	for i := len(j.Changes) - 1; i >= n; i-- {
 		if err := ctx.Err(); err != nil {
-			kept = append(kept, j.Changes[:i+1]...)
+			kept = append(append([]Change{}, j.Changes[n:i+1]...), kept...)
 			errs = append(errs, err)
 			break
 		}
@@ -238,7 +242,8 @@ func (j *Journal) Undo(ctx context.Context) error {
 			kept = append([]Change{c}, kept...)
 		}
 	}
-	j.Changes = kept
+	j.Changes = append(j.Changes[:n:n], kept...)
+	kept = j.Changes
 	// The journal may live in a directory the undo just removed: only
 	// write it back when something is left to undo.
 	if len(kept) > 0 {
