@@ -50,6 +50,10 @@ func (c Change) Describe() string {
 		return "create " + c.Target
 	case ChangeDir:
 		return "create directory " + c.Target
+	case ChangeUnit:
+		return "install and start systemd unit " + filepath.Base(c.Target)
+	case ChangeProcess:
+		return "start " + filepath.Base(c.After) + " (pid file " + c.Target + ")"
 	}
 	return c.Kind + " " + c.Target
 }
@@ -95,9 +99,11 @@ func (p ProcSysctl) Set(key, value string) error {
 // nothing else. It is kept in the state dir (0600, written atomically after
 // every entry), so an undo works across processes and after a crash.
 type Journal struct {
-	path    string
-	sysctl  Sysctl
-	now     func() time.Time
+	path   string
+	sysctl Sysctl
+	now    func() time.Time
+	// Run runs systemctl for unit changes; nil means ExecRunner.
+	Run     Runner   `json:"-"`
 	Changes []Change `json:"changes"`
 }
 
@@ -119,6 +125,13 @@ func OpenJournal(dir string, sysctl Sysctl, now func() time.Time) (*Journal, err
 		return nil, fmt.Errorf("journal %s is corrupt (%v): undo by hand what it lists, then remove it", j.path, err)
 	}
 	return j, nil
+}
+
+func (j *Journal) runner() Runner {
+	if j.Run != nil {
+		return j.Run
+	}
+	return ExecRunner
 }
 
 // Len is the number of recorded changes.
@@ -268,6 +281,10 @@ func (j *Journal) undo(c Change) error {
 			return err
 		}
 		return nil
+	case ChangeUnit:
+		return j.undoUnit(c)
+	case ChangeProcess:
+		return j.undoProcess(c)
 	case ChangeDir:
 		// The journal itself lives here; anything else left inside was not
 		// made by vcpe and keeps the directory.
