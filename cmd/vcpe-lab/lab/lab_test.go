@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/openvcpe/vcpe/dataplane/netnstest"
 )
@@ -113,5 +115,27 @@ func TestFailedUpRemovesWhatItMade(t *testing.T) {
 	}
 	if left, _ := l.Namespaces(); len(left) != 0 {
 		t.Errorf("failed up left namespaces behind: %v (error was %v)", left, err)
+	}
+}
+
+func TestDaemonAndDialAcrossNamespaces(t *testing.T) {
+	l := testLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := l.StartDaemon("hub", "iperf3", []string{"iperf3", "-s", "-B", "198.18.0.1", "-p", "8443"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitTCP(ctx, "site-a", "198.18.0.1:8443"); err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, l.DaemonLog("hub", "iperf3"))
+	}
+	if pid, ok := l.DaemonPID("hub", "iperf3"); !ok || pid != d.PID {
+		t.Fatalf("DaemonPID = %d, %v; want %d", pid, ok, d.PID)
+	}
+	if err := l.StopDaemon("hub", "iperf3", syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.DaemonPID("hub", "iperf3"); ok {
+		t.Error("daemon still running after StopDaemon")
 	}
 }
