@@ -80,6 +80,17 @@ type Verdict struct {
 	Action  string // drop or reject when Blocked
 	Rule    string // the deciding rule, as the tool prints it
 	Fix     string // command that removes the rule or changes the policy
+	// Policy is set when a chain's policy decided: where an accept rule
+	// must go ("iptables -t filter -I INPUT" or "nft insert rule inet t c").
+	Policy string
+}
+
+// action is the verb for the verdict: dropped or rejected.
+func (v Verdict) action() string {
+	if v.Action == "reject" {
+		return "rejected"
+	}
+	return "dropped"
 }
 
 // iptInputPath is the order a new inbound packet meets iptables chains.
@@ -101,8 +112,9 @@ func (rs *IptRuleset) EvalInput(p Packet, tool string) Verdict {
 		if !decided && (c.Policy == "DROP" || c.Policy == "REJECT") {
 			return Verdict{
 				Blocked: true, Action: strings.ToLower(c.Policy),
-				Rule: ":" + c.Name + " " + c.Policy + " (policy of " + t.Name + " " + c.Name + ")",
-				Fix:  tool + " -t " + t.Name + " -I " + c.Name + " " + allowArgs(p) + " -j ACCEPT",
+				Rule:   "policy " + c.Policy + " of iptables -t " + t.Name + " chain " + c.Name,
+				Fix:    tool + " -t " + t.Name + " -I " + c.Name + " " + allowArgs(p) + " -j ACCEPT",
+				Policy: tool + " -t " + t.Name + " -I " + c.Name,
 			}
 		}
 	}
@@ -121,9 +133,9 @@ func (rs *IptRuleset) evalChain(t *IptTable, c *IptChain, p Packet, tool string,
 		}
 		switch r.Target {
 		case "ACCEPT":
-			return Verdict{Rule: r.Raw}, true
+			return Verdict{Rule: iptRuleText(tool, r)}, true
 		case "DROP", "REJECT":
-			return Verdict{Blocked: true, Action: strings.ToLower(r.Target), Rule: r.Raw, Fix: iptDeleteCmd(tool, r)}, true
+			return Verdict{Blocked: true, Action: strings.ToLower(r.Target), Rule: iptRuleText(tool, r), Fix: iptDeleteCmd(tool, r)}, true
 		case "RETURN":
 			return Verdict{}, false
 		default:
@@ -145,6 +157,8 @@ func allowArgs(p Packet) string {
 		return "-p " + p.Proto + " --dport " + itoa(int(p.DPort))
 	}
 }
+
+func iptRuleText(tool string, r *IptRule) string { return tool + " -t " + r.Table + " " + r.Raw }
 
 // iptDeleteCmd turns a saved "-A CHAIN ..." rule into the command that
 // deletes it.
@@ -169,7 +183,7 @@ func (rs *IptRuleset) FloodRules(proto, tool string) []Finding {
 				if !r.protoCovers(proto) && !(proto == "icmp" && r.protoCovers("icmpv6")) {
 					continue
 				}
-				out = append(out, Finding{Proto: proto, Rule: tool + " -t " + t.Name + " " + r.Raw, Reason: "rate limit", Fix: iptDeleteCmd(tool, r)})
+				out = append(out, Finding{Proto: proto, Rule: iptRuleText(tool, r), Reason: "rate limit", Fix: iptDeleteCmd(tool, r)})
 			}
 		}
 	}
@@ -211,8 +225,9 @@ func (rs *NftRuleset) EvalInput(p Packet, skipTables map[string]bool) Verdict {
 		if !decided && c.Policy == "drop" {
 			return Verdict{
 				Blocked: true, Action: "drop",
-				Rule: "policy drop of chain " + c.Family + " " + c.Table + " " + c.Name,
-				Fix:  "nft insert rule " + c.Family + " " + c.Table + " " + c.Name + " " + nftAllow(p),
+				Rule:   "policy drop of nft chain " + c.Family + " " + c.Table + " " + c.Name,
+				Fix:    "nft insert rule " + c.Family + " " + c.Table + " " + c.Name + " " + nftAllow(p),
+				Policy: "nft insert rule " + c.Family + " " + c.Table + " " + c.Name,
 			}
 		}
 	}
@@ -236,9 +251,9 @@ func (rs *NftRuleset) evalChain(c *NftChain, p Packet, depth int) (Verdict, bool
 		}
 		switch r.Verdict {
 		case "accept":
-			return Verdict{Rule: r.Text()}, true
+			return Verdict{Rule: "nft " + r.Text()}, true
 		case "drop", "reject":
-			return Verdict{Blocked: true, Action: r.Verdict, Rule: r.Text(), Fix: r.DeleteCmd()}, true
+			return Verdict{Blocked: true, Action: r.Verdict, Rule: "nft " + r.Text(), Fix: r.DeleteCmd()}, true
 		case "return":
 			return Verdict{}, false
 		case "jump", "goto":

@@ -91,6 +91,17 @@ func loadFirewall(s *Snapshot) firewall {
 	return fw
 }
 
+// missingV4 says why the IPv4 firewall views are absent.
+func (fw firewall) missingV4() string {
+	var out []string
+	for _, m := range fw.missing {
+		if !strings.Contains(m, "ip6tables") {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
 // known reports whether at least one IPv4 view of the firewall is present.
 func (fw firewall) known() bool { return fw.ipt != nil || fw.nft != nil }
 
@@ -128,6 +139,31 @@ func checkPorts(s *Snapshot, o Options, proto string, own, reserved []uint16) Re
 	}
 	var findings []Finding
 	var notChecked []string
+	// groups collect the ports with the same cause, for one line of detail
+	// and one fix each.
+	type group struct {
+		cause string
+		ports []portRange
+		fix   func(ports string, multiport string) string
+	}
+	var groups []*group
+	groupOf := func(cause string, fix func(string, string) string) *group {
+		for _, g := range groups {
+			if g.cause == cause {
+				return g
+			}
+		}
+		g := &group{cause: cause, fix: fix}
+		groups = append(groups, g)
+		return g
+	}
+	addPort := func(g *group, p uint16) {
+		if n := len(g.ports); n > 0 && g.ports[n-1].hi == p-1 {
+			g.ports[n-1].hi = p
+			return
+		}
+		g.ports = append(g.ports, portRange{p, p})
+	}
 
 	socks, err := bound(s, proto)
 	if err != nil {
@@ -142,54 +178,79 @@ func checkPorts(s *Snapshot, o Options, proto string, own, reserved []uint16) Re
 		if b.Owner != nil && ownDaemons[b.Owner.Process] {
 			continue
 		}
-		key := fmt.Sprintf("%d/%v", port, b.Owner)
+		key := fmt.Sprintf("%d/%s", port, b.who())
 		if seen[key] {
 			continue
 		}
 		seen[key] = true
-		f := Finding{Proto: proto, Port: port, Reason: fmt.Sprintf("%s %d is bound by %s on %s", up, port, b.who(), b.Local.Addr())}
+		f := Finding{Proto: proto, Port: port, Reason: fmt.Sprintf("bound by %s on %s", b.who(), b.Local.Addr())}
+		var fix func(string, string) string
 		if b.Owner != nil && b.Owner.PID != 0 {
 			f.PID, f.Process = b.Owner.PID, b.Owner.Process
-			f.Fix = fmt.Sprintf("stop %s (pid %d) or move it off %s %d: systemctl disable --now %s, or kill %d", f.Process, f.PID, up, port, f.Process, f.PID)
+			pid, name := f.PID, f.Process
+			fix = func(ports, _ string) string {
+				return fmt.Sprintf("stop %s (pid %d) or move it off %s %s: systemctl disable --now %s, or kill %d", name, pid, up, ports, name, pid)
+			}
 		} else {
-			f.Fix = fmt.Sprintf("find the owner with: ss -lpn '( sport = :%d )' and stop it or move it off %s %d", port, up, port)
+			fix = func(ports, _ string) string {
+				return fmt.Sprintf("find the owner with: ss -lpn '( sport = :%d )' (as root), then stop it or move it off %s %s", port, up, ports)
+			}
 		}
+		f.Fix = fix(fmt.Sprint(port), "")
 		findings = append(findings, f)
+		addPort(groupOf("bound by "+b.who(), fix), port)
 	}
 
 	fw := loadFirewall(s)
 	if !fw.known() {
-		notChecked = append(notChecked, "firewall: "+strings.Join(fw.missing, "; "))
+		notChecked = append(notChecked, "firewall: "+fw.missingV4())
 	} else {
 		wan, _, _ := wanIface(s, o)
-		var last *Finding
 		for p := range uint16(65535) {
 			if !required[p] {
 				continue
 			}
 			v := fw.evalInput(Packet{Proto: proto, DPort: p, InIface: wan})
 			if !v.Blocked {
-				last = nil
 				continue
 			}
-			if last != nil && last.Rule == v.Rule && (last.PortEnd == p-1 || (last.PortEnd == 0 && last.Port == p-1)) {
-				last.PortEnd = p
-				continue
+			f := Finding{Proto: proto, Port: p, Rule: v.Rule, Reason: v.action() + " by the firewall", Fix: v.Fix}
+			if n := len(findings); n > 0 && findings[n-1].Rule == v.Rule && max(findings[n-1].Port, findings[n-1].PortEnd) == p-1 {
+				findings[n-1].PortEnd = p
+			} else {
+				findings = append(findings, f)
 			}
-			findings = append(findings, Finding{Proto: proto, Port: p, Rule: v.Rule, Reason: v.Action + "ped by the firewall", Fix: v.Fix})
-			last = &findings[len(findings)-1]
+			fix := func(string, string) string { return v.Fix }
+			if v.Policy != "" {
+				policy := v.Policy
+				if strings.HasPrefix(policy, "nft") {
+					fix = func(ports, _ string) string { return fmt.Sprintf("%s %s dport { %s } accept", policy, proto, ports) }
+				} else {
+					fix = func(_, multi string) string {
+						return fmt.Sprintf("%s -p %s -m multiport --dports %s -j ACCEPT", policy, proto, multi)
+					}
+				}
+			}
+			addPort(groupOf(v.action()+" by "+v.Rule, fix), p)
 		}
 	}
 
 	if len(findings) > 0 {
 		var d, fx []string
-		for _, f := range findings {
-			if f.Rule != "" {
-				d = append(d, fmt.Sprintf("%s %s %sped by rule: %s", up, portText(f), strings.TrimSuffix(f.Reason, "ped by the firewall"), f.Rule))
-			} else {
-				d = append(d, f.Reason)
+		for _, g := range groups {
+			var list, multi []string
+			for _, r := range g.ports {
+				if r.lo == r.hi {
+					list = append(list, fmt.Sprint(r.lo))
+					multi = append(multi, fmt.Sprint(r.lo))
+				} else {
+					list = append(list, fmt.Sprintf("%d-%d", r.lo, r.hi))
+					multi = append(multi, fmt.Sprintf("%d:%d", r.lo, r.hi))
+				}
 			}
-			fx = append(fx, f.Fix)
+			ports := strings.Join(list, ", ")
+			d = append(d, fmt.Sprintf("%s %s %s", up, ports, g.cause))
+			fx = append(fx, g.fix(ports, strings.Join(multi, ",")))
 		}
 		return Result{Status: Fail, Findings: findings, Detail: strings.Join(d, "; "), Fix: strings.Join(uniq(fx), "; ")}
 	}
@@ -239,12 +300,12 @@ func checkICMPEcho(_ context.Context, s *Snapshot, o Options) Result {
 	}
 	fw := loadFirewall(s)
 	if !fw.known() {
-		return skipf("firewall: " + strings.Join(fw.missing, "; "))
+		return skipf("firewall: " + fw.missingV4())
 	}
 	wan, _, _ := wanIface(s, o)
 	if vd := fw.evalInput(Packet{Proto: "icmp", ICMPType: "echo-request", InIface: wan}); vd.Blocked {
-		return Result{Status: Fail, Detail: fmt.Sprintf("ICMP echo requests are %sped by rule: %s", vd.Action, vd.Rule), Fix: vd.Fix,
-			Findings: []Finding{{Proto: "icmp", Rule: vd.Rule, Reason: vd.Action + "ped by the firewall", Fix: vd.Fix}}}
+		return Result{Status: Fail, Detail: fmt.Sprintf("ICMP echo requests are %s by %s", vd.action(), vd.Rule), Fix: vd.Fix,
+			Findings: []Finding{{Proto: "icmp", Rule: vd.Rule, Reason: vd.action() + " by the firewall", Fix: vd.Fix}}}
 	}
 	return Result{Status: Pass, Detail: "echo requests are answered and not filtered"}
 }
@@ -255,7 +316,6 @@ func checkFloodUDP(_ context.Context, s *Snapshot, _ Options) Result {
 
 func checkFloodICMP(_ context.Context, s *Snapshot, _ Options) Result {
 	var extra []Finding
-	var notes []string
 	rl, err1 := s.Read(fileICMPRatelimit)
 	rm, err2 := s.Read(fileICMPRatemask)
 	if err1 == nil && err2 == nil {
@@ -266,8 +326,6 @@ func checkFloodICMP(_ context.Context, s *Snapshot, _ Options) Result {
 			extra = append(extra, Finding{Proto: "icmp", Reason: fmt.Sprintf("net.ipv4.icmp_ratelimit=%d ms applies to echo replies (icmp_ratemask=%d includes type 0)", limit, mask),
 				Fix: fmt.Sprintf("sysctl -w net.ipv4.icmp_ratemask=%d (drop echo reply from the mask)", mask&^1)})
 		}
-	} else {
-		notes = append(notes, "icmp_ratelimit/icmp_ratemask not available")
 	}
 	return checkFlood(s, "icmp", extra)
 }
@@ -294,7 +352,7 @@ func checkFlood(s *Snapshot, proto string, extra []Finding) Result {
 			Fix:    "remove the rate limit: " + strings.Join(uniq(fx), "; ")}
 	}
 	if fw.ipt == nil && fw.nft == nil {
-		return skipf("firewall: " + strings.Join(fw.missing, "; "))
+		return skipf("firewall: " + fw.missingV4())
 	}
 	return Result{Status: Pass, Detail: fmt.Sprintf("no rate limit applies to %s", up)}
 }

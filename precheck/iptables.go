@@ -189,6 +189,11 @@ func parseIptRule(line string) (*IptRule, error) {
 			neg = true
 			continue
 		}
+		if r.Target != "" {
+			// What follows the target are its options (--reject-with,
+			// --log-prefix ...), not conditions.
+			continue
+		}
 		takes := true
 		v, verr := val(i)
 		switch a {
