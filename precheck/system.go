@@ -148,10 +148,11 @@ const kibPerGiB = 1 << 20
 
 // memClass returns the instance class in GB the memory belongs to: an
 // instance sold as N GB reports less than N GiB (the kernel and firmware keep
-// some), so anything from 85 % of N GiB counts as N GB (1.7 GiB for 2 GB).
+// some: as little as 1.7 GiB for 2 GB), so anything from 83 % of N GiB
+// counts as N GB (1.66 GiB for 2 GB, 3.32 GiB for 4 GB).
 func memClass(kib int64) int {
 	for _, gb := range []int{64, 32, 16, 8, 4, 2} {
-		if kib*100 >= int64(gb)*kibPerGiB*85 {
+		if kib*100 >= int64(gb)*kibPerGiB*83 {
 			return gb
 		}
 	}
@@ -170,7 +171,7 @@ func checkMem(_ context.Context, s *Snapshot, _ Options) Result {
 	gib := float64(kib) / kibPerGiB
 	c := memClass(kib)
 	if c < 2 {
-		return Result{Status: Fail, Detail: fmt.Sprintf("MemTotal %.2f GiB is below the 2 GB instance class (at least 1.7 GiB)", gib),
+		return Result{Status: Fail, Detail: fmt.Sprintf("MemTotal %.2f GiB is below the 2 GB instance class (at least 1.66 GiB)", gib),
 			Fix: "resize the instance to 2 GB of memory or more"}
 	}
 	return Result{Status: Pass, Detail: fmt.Sprintf("MemTotal %.2f GiB (%d GB class)", gib, c)}
