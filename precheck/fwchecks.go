@@ -3,6 +3,7 @@ package precheck
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -269,6 +270,7 @@ func portText(f Finding) string {
 
 func describePorts(own, reserved []uint16) string {
 	all := append(append([]uint16{}, own...), reserved...)
+	slices.Sort(all)
 	var parts []string
 	for i := 0; i < len(all); {
 		j := i
