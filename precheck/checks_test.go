@@ -34,7 +34,9 @@ func overlay(t *testing.T, name string, files map[string]string) *Snapshot {
 const gone = "\x00"
 
 func TestOSRelease(t *testing.T) {
-	osr := func(id, ver string) string { return "ID=\"" + id + "\"\nVERSION_ID=\"" + ver + "\"\nPRETTY_NAME=\"" + id + " " + ver + "\"\n" }
+	osr := func(id, ver string) string {
+		return "ID=\"" + id + "\"\nVERSION_ID=\"" + ver + "\"\nPRETTY_NAME=\"" + id + " " + ver + "\"\n"
+	}
 	tests := []struct {
 		name  string
 		files map[string]string
@@ -260,9 +262,9 @@ type fakeUDP struct {
 	reply   bool
 }
 
-func (c *fakeUDP) Write(b []byte) (int, error)        { return len(b), nil }
-func (c *fakeUDP) SetDeadline(time.Time) error        { return nil }
-func (c *fakeUDP) Close() error                       { return nil }
+func (c *fakeUDP) Write(b []byte) (int, error) { return len(b), nil }
+func (c *fakeUDP) SetDeadline(time.Time) error { return nil }
+func (c *fakeUDP) Close() error                { return nil }
 func (c *fakeUDP) Read(b []byte) (int, error) {
 	if c.reply {
 		return copy(b, "ok"), nil

@@ -26,6 +26,8 @@
 //
 //	vcpe/addresses.json   {"IF": ["198.18.0.11/24", ...]}: addresses per
 //	                      interface (netlink)
+//	vcpe/links.json       {"IF": "veth"}: the link kind netlink reports
+//	                      (device, veth, bridge, tun, wireguard, ...)
 //	vcpe/tc.json          [{"dev","kind","parent","handle"}]: qdiscs per
 //	                      interface, and "police" entries for tc filters
 //	                      with a police action (netlink)

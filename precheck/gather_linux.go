@@ -77,13 +77,15 @@ func Gather(ctx context.Context, o GatherOptions) (*Snapshot, error) {
 		put(fileSockets, b)
 	})
 	wg.Go(func() {
-		addrs, tc, err := gatherNetlink()
+		addrs, links, tc, err := gatherNetlink()
 		if err != nil {
-			miss(fileAddresses, err.Error())
-			miss(fileTC, err.Error())
+			for _, f := range []string{fileAddresses, fileLinks, fileTC} {
+				miss(f, err.Error())
+			}
 			return
 		}
 		put(fileAddresses, addrs)
+		put(fileLinks, links)
 		put(fileTC, tc)
 	})
 	wg.Wait()
@@ -162,19 +164,22 @@ func gatherSockets(ctx context.Context) ([]byte, error) {
 	return append(b, '\n'), err
 }
 
-// gatherNetlink lists addresses per interface, and qdiscs and policers.
-func gatherNetlink() (addrs, tc []byte, err error) {
+// gatherNetlink lists addresses and link kinds per interface, and qdiscs
+// and policers.
+func gatherNetlink() (addrs, kinds, tc []byte, err error) {
 	links, err := netlink.LinkList()
 	if err != nil {
-		return nil, nil, fmt.Errorf("list links: %w", err)
+		return nil, nil, nil, fmt.Errorf("list links: %w", err)
 	}
 	am := map[string][]string{}
+	km := map[string]string{}
 	var entries []TCEntry
 	for _, l := range links {
 		name := l.Attrs().Name
+		km[name] = l.Type()
 		as, err := netlink.AddrList(l, netlink.FAMILY_ALL)
 		if err != nil {
-			return nil, nil, fmt.Errorf("list addresses of %s: %w", name, err)
+			return nil, nil, nil, fmt.Errorf("list addresses of %s: %w", name, err)
 		}
 		list := []string{}
 		for _, a := range as {
@@ -186,7 +191,7 @@ func gatherNetlink() (addrs, tc []byte, err error) {
 		am[name] = list
 		qs, err := netlink.QdiscList(l)
 		if err != nil {
-			return nil, nil, fmt.Errorf("list qdiscs of %s: %w", name, err)
+			return nil, nil, nil, fmt.Errorf("list qdiscs of %s: %w", name, err)
 		}
 		parents := []uint32{}
 		for _, q := range qs {
@@ -209,16 +214,19 @@ func gatherNetlink() (addrs, tc []byte, err error) {
 			}
 		}
 	}
-	if addrs, err = json.MarshalIndent(am, "", "  "); err != nil {
-		return nil, nil, err
-	}
 	if entries == nil {
 		entries = []TCEntry{}
 	}
-	if tc, err = json.MarshalIndent(entries, "", "  "); err != nil {
-		return nil, nil, err
+	if addrs, err = json.MarshalIndent(am, "", "  "); err != nil {
+		return nil, nil, nil, err
 	}
-	return append(addrs, '\n'), append(tc, '\n'), nil
+	if kinds, err = json.MarshalIndent(km, "", "  "); err != nil {
+		return nil, nil, nil, err
+	}
+	if tc, err = json.MarshalIndent(entries, "", "  "); err != nil {
+		return nil, nil, nil, err
+	}
+	return append(addrs, '\n'), append(kinds, '\n'), append(tc, '\n'), nil
 }
 
 func hasPolice(f netlink.Filter) bool {

@@ -36,6 +36,7 @@ const (
 	fileAddresses     = "vcpe/addresses.json"
 	fileTC            = "vcpe/tc.json"
 	fileSockets       = "vcpe/sockets.json"
+	fileLinks         = "vcpe/links.json"
 	fileMissing       = "vcpe/missing.json"
 	dirSysClassNet    = "sys/class/net"
 )
