@@ -342,3 +342,39 @@ func TestLiveSaveThenRoot(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveNonRoot runs the precheck as nobody: what needs root is skipped
+// with the reason, nothing crashes.
+func TestLiveNonRoot(t *testing.T) {
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	dev, _ := wanNS(t)
+	dev.Run("iptables", "-A", "INPUT", "-p", "udp", "--dport", "4500", "-j", "DROP")
+	dir, err := os.MkdirTemp("", "vcpe-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	b, err := os.ReadFile(netnstest.Binary(t, "cmd/vcpe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "vcpe")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := dev.Try("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "precheck", "--json")
+	var rep precheck.Report
+	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
+		t.Fatalf("non-root precheck (%v): not a JSON report: %v\n%s", err, jerr, out)
+	}
+	for _, id := range []string{"ports.udp", "flood.udp", "flood.icmp", "icmp.echo"} {
+		check(t, rep, id, precheck.Skip, "root")
+	}
+	check(t, rep, "throttle.tc", precheck.Pass)
+	check(t, rep, "kernel.version", precheck.Pass)
+}

@@ -58,8 +58,8 @@ var ifFiles = []string{"operstate", "type", "mtu", "address", "uevent"}
 type Snapshot struct {
 	files   map[string][]byte
 	missing map[string]string // path → why it was not gathered
-	fwOnce sync.Once
-	fw     firewall // parsed once, shared by the checks
+	fwOnce  sync.Once
+	fw      firewall // parsed once, shared by the checks
 
 	// Live is true when the snapshot was gathered from this host just now;
 	// only then do live-only checks (wan.internet) run.
