@@ -13,11 +13,15 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	gnet "github.com/shirou/gopsutil/v4/net"
 	"github.com/shirou/gopsutil/v4/process"
 	"github.com/vishvananda/netlink"
 )
+
+// commandTimeout bounds each firewall command.
+const commandTimeout = 10 * time.Second
 
 // Gather reads a snapshot of this host. Each area is gathered concurrently;
 // what cannot be read is left out with the reason, so the checks that need
@@ -53,10 +57,16 @@ func Gather(ctx context.Context, o GatherOptions) (*Snapshot, error) {
 	for _, c := range snapshotCommands {
 		wg.Go(func() {
 			if _, err := exec.LookPath(c.name); err != nil {
-				miss(c.file, c.name+" not found in PATH (install it, or the firewall is not checked)")
+				why := c.name + " not found in PATH (install it, or the firewall is not checked)"
+				if os.Geteuid() != 0 {
+					why = c.name + " not found in PATH (it is usually in /usr/sbin; run as root)"
+				}
+				miss(c.file, why)
 				return
 			}
-			out, err := o.Runner.Output(ctx, c.name, c.args...)
+			cctx, cancel := context.WithTimeout(ctx, commandTimeout)
+			defer cancel()
+			out, err := o.Runner.Output(cctx, c.name, c.args...)
 			if err != nil {
 				why := fmt.Sprintf("%s: %v", c.name, err)
 				if os.Geteuid() != 0 {
