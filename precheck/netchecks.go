@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -416,5 +415,3 @@ func checkThrottle(_ context.Context, s *Snapshot, o Options) Result {
 		Detail: "traffic on the WAN interface is shaped: " + strings.Join(d, "; "),
 		Fix:    strings.Join(uniq(fixes), "; ")}
 }
-
-var _ = netip.Addr{}
