@@ -1,0 +1,99 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// ParseAdvertise parses --advertise values (each may hold a comma-separated
+// list) into IPv4 network prefixes with a mask from /8 to /32.
+func ParseAdvertise(values []string) ([]netip.Prefix, error) {
+	out := []netip.Prefix{}
+	for _, v := range values {
+		for _, f := range strings.Split(v, ",") {
+			f = strings.TrimSpace(f)
+			if f == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return nil, fmt.Errorf("--advertise %q: not a prefix (want for example 198.19.1.0/24; masks /8 to /32)", f)
+			}
+			if !p.Addr().Is4() {
+				return nil, fmt.Errorf("--advertise %s: only IPv4 LAN prefixes are supported", p)
+			}
+			if p.Bits() < 8 {
+				return nil, fmt.Errorf("--advertise %s: mask /%d is outside /8–/32", p, p.Bits())
+			}
+			if m := p.Masked(); m != p {
+				return nil, fmt.Errorf("--advertise %s: host bits are set; use %s", p, m)
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// RegisterParams are the inputs of Register.
+type RegisterParams struct {
+	StateDir    string
+	Controller  string
+	Fingerprint string
+	SN          string
+	Key         string // the device key; never logged or stored
+	Advertise   []netip.Prefix
+	Client      ClientOptions
+}
+
+// ErrStateMismatch means the state dir already holds another device.
+var ErrStateMismatch = errors.New("state dir holds another device")
+
+// Register registers this device and writes its state (0600, atomically).
+// The WireGuard private key is made here and never leaves the device; a
+// device already registered with the same SN and controller keeps its key,
+// so registering again is idempotent.
+func Register(ctx context.Context, p RegisterParams) (*State, error) {
+	if strings.TrimSpace(p.SN) == "" {
+		return nil, errors.New("--sn is empty: pass the SN issued by vcpe-hub instance create")
+	}
+	if strings.TrimSpace(p.Key) == "" {
+		return nil, errors.New("the device key is empty: pass it with --key-file, VCPE_KEY or at the prompt")
+	}
+	c, err := NewClient(p.Controller, p.Fingerprint, p.Client)
+	if err != nil {
+		return nil, err
+	}
+	st, err := LoadState(p.StateDir)
+	switch {
+	case errors.Is(err, ErrNoState):
+		st = &State{}
+	case err != nil:
+		return nil, err
+	case st.SN != p.SN || st.Controller != c.base.String():
+		return nil, fmt.Errorf("%w: %s holds device %s of %s; use another --state-dir, or vcpe uninstall first", ErrStateMismatch, p.StateDir, st.SN, st.Controller)
+	}
+	if st.PrivateKey.IsZero() {
+		if st.PrivateKey, err = api.GeneratePrivateKey(); err != nil {
+			return nil, err
+		}
+	}
+	res, err := c.Register(ctx, RegisterRequest{SN: p.SN, Key: p.Key, PublicKey: st.PrivateKey.PublicKey(), Advertise: p.Advertise})
+	if err != nil {
+		return nil, err
+	}
+	st.Controller = c.base.String()
+	st.ControllerFingerprint = c.fingerprint
+	st.SN = p.SN
+	st.Credential = res.Credential
+	st.Advertise = p.Advertise
+	st.Config = res.Config
+	if err := SaveState(p.StateDir, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
