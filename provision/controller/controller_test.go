@@ -592,9 +592,18 @@ func TestAdminErrors(t *testing.T) {
 	a := h.Admin()
 	newInstance(t, h, "shop1")
 	for name, err := range map[string]error{
-		"duplicate": func() error { _, err := a.CreateInstance(ctx(t), controller.CreateInstanceRequest{Name: "shop1"}); return err }(),
-		"bad name":  func() error { _, err := a.CreateInstance(ctx(t), controller.CreateInstanceRequest{Name: "a b"}); return err }(),
-		"slots":     func() error { _, err := a.CreateInstance(ctx(t), controller.CreateInstanceRequest{Name: "x", Slots: 99}); return err }(),
+		"duplicate": func() error {
+			_, err := a.CreateInstance(ctx(t), controller.CreateInstanceRequest{Name: "shop1"})
+			return err
+		}(),
+		"bad name": func() error {
+			_, err := a.CreateInstance(ctx(t), controller.CreateInstanceRequest{Name: "a b"})
+			return err
+		}(),
+		"slots": func() error {
+			_, err := a.CreateInstance(ctx(t), controller.CreateInstanceRequest{Name: "x", Slots: 99})
+			return err
+		}(),
 	} {
 		if apiCode(err) != api.CodeInvalidInput {
 			t.Errorf("%s: %v; want invalid_input", name, err)

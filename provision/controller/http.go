@@ -257,7 +257,9 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	}
 	adm := &http.Server{
 		Handler: s.AdminHandler(), ErrorLog: errLog, ReadHeaderTimeout: 10 * time.Second,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, whoKey{}, peerOf(c)) },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, whoKey{}, peerOf(c))
+		},
 	}
 	s.log.Info("controller serving", "listen", ln.Addr().String(), "admin", admin.Addr().String(), "fingerprint", s.fingerprint, "hub_endpoint", s.opts.HubEndpoint.String())
 	errc := make(chan error, 2)

@@ -67,6 +67,15 @@ type Options struct {
 	Now    func() time.Time // default time.Now
 }
 
+// OptionError means an Options field is wrong; the message names the flag
+// and the fix.
+type OptionError struct{ Err error }
+
+func (e *OptionError) Error() string { return e.Err.Error() }
+func (e *OptionError) Unwrap() error { return e.Err }
+
+func optErr(format string, args ...any) error { return &OptionError{Err: fmt.Errorf(format, args...)} }
+
 // Server is the controller. Its methods are safe for concurrent use.
 type Server struct {
 	opts        Options
@@ -108,30 +117,30 @@ type Server struct {
 // WireGuard key. It does not listen; see Serve.
 func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.StateDir == "" {
-		return nil, errors.New("controller state directory is not set: pass --state DIR")
+		return nil, optErr("controller state directory is not set: pass --state DIR")
 	}
 	if !opts.HubEndpoint.IsValid() {
-		return nil, errors.New("hub endpoint is not set: pass --hub-endpoint ADDR:PORT, the address devices dial (for example 198.18.0.1:4500)")
+		return nil, optErr("hub endpoint is not set: pass --hub-endpoint ADDR:PORT, the address devices dial (for example 198.18.0.1:4500)")
 	}
 	if !opts.Overlay.IsValid() {
 		opts.Overlay = DefaultOverlay
 	}
 	if !opts.Overlay.Addr().Is4() || opts.Overlay.Bits() > 30 || opts.Overlay.Masked() != opts.Overlay {
-		return nil, fmt.Errorf("overlay %s: want an IPv4 network prefix of /30 or shorter without host bits (for example 198.18.64.0/18)", opts.Overlay)
+		return nil, optErr("overlay %s: want an IPv4 network prefix of /30 or shorter without host bits (for example 198.18.64.0/18)", opts.Overlay)
 	}
 	for _, c := range opts.CloudPrefixes {
 		if !c.IsValid() || c.Masked() != c {
-			return nil, fmt.Errorf("cloud prefix %s: want a network prefix without host bits (for example %s)", c, c.Masked())
+			return nil, optErr("cloud prefix %s: want a network prefix without host bits (for example %s)", c, c.Masked())
 		}
 		if c.Overlaps(opts.Overlay) {
-			return nil, fmt.Errorf("cloud prefix %s overlaps the overlay %s: choose prefixes outside the overlay", c, opts.Overlay)
+			return nil, optErr("cloud prefix %s overlaps the overlay %s: choose prefixes outside the overlay", c, opts.Overlay)
 		}
 	}
 	if opts.RouteQuota == 0 {
 		opts.RouteQuota = DefaultRouteQuota
 	}
 	if opts.RouteQuota < 1 || opts.RouteQuota > MaxRouteQuota {
-		return nil, fmt.Errorf("route quota %d: want 1 to %d prefixes per device", opts.RouteQuota, MaxRouteQuota)
+		return nil, optErr("route quota %d: want 1 to %d prefixes per device", opts.RouteQuota, MaxRouteQuota)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -233,7 +242,7 @@ func (s *Server) load(ctx context.Context) error {
 		return err
 	}
 	if ov, ok := snap.Meta["overlay"]; ok && ov != s.opts.Overlay.String() {
-		return fmt.Errorf("overlay %s: this controller's state was made with --overlay %s; start it with that overlay (devices keep their addresses)", s.opts.Overlay, ov)
+		return optErr("overlay %s: this controller's state was made with --overlay %s; start it with that overlay (devices keep their addresses)", s.opts.Overlay, ov)
 	}
 	if err := s.store.SetMeta(ctx, "overlay", s.opts.Overlay.String()); err != nil {
 		return err
