@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/openvcpe/vcpe/provision/api"
 	"github.com/openvcpe/vcpe/provision/controller/store"
@@ -13,6 +14,12 @@ import (
 // device that is not revoked, with its key and overlay /32, plus the
 // instance's advertised prefixes for the active device of each instance.
 func (s *Server) HubConfig() api.HubConfig {
+	hc := s.hubConfigUnsorted()
+	slices.SortFunc(hc.Peers, func(a, b api.HubPeer) int { return a.OverlayAddr.Compare(b.OverlayAddr) })
+	return hc
+}
+
+func (s *Server) hubConfigUnsorted() api.HubConfig {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	hc := api.HubConfig{
@@ -40,7 +47,6 @@ func (s *Server) HubConfig() api.HubConfig {
 			hc.Peers = append(hc.Peers, p)
 		}
 	}
-	slices.SortFunc(hc.Peers, func(a, b api.HubPeer) int { return a.OverlayAddr.Compare(b.OverlayAddr) })
 	return hc
 }
 
@@ -67,6 +73,11 @@ func (s *Server) activeLocked(instID string) string {
 func (s *Server) Subscribe() (<-chan api.HubConfig, func()) {
 	return s.pub.subscribe()
 }
+
+// publishInterval is the shortest time between two computed HubConfigs:
+// a burst of changes (mass registration) costs one computation per
+// interval, not one per change.
+const publishInterval = 100 * time.Millisecond
 
 // publisher computes a HubConfig after changes, in its own goroutine, and
 // hands it to subscribers with latest-value semantics. Bursts of changes
@@ -103,6 +114,11 @@ func (p *publisher) start(compute func() api.HubConfig) {
 					offer(ch, hc)
 				}
 				p.mu.Unlock()
+				select {
+				case <-p.done:
+					return
+				case <-time.After(publishInterval):
+				}
 			}
 		}
 	}()
