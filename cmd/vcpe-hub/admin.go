@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	subcommands = append(subcommands, newInstanceCmd, newDeviceCmd, newCCNCmd, newRoutesCmd)
+	subcommands = append(subcommands, newInstanceCmd, newDeviceCmd, newCCNCmd, newRoutesCmd, newAuditCmd)
 }
 
 // adminCall runs f against the controller's admin socket with a timeout.
@@ -280,5 +280,31 @@ func newRoutesCmd(g *globals) *cobra.Command {
 	}
 	list.Flags().StringVar(&ccn, "ccn", "", "only the members of this CCN (name or ID)")
 	cmd.AddCommand(list)
+	return cmd
+}
+
+func newAuditCmd(g *globals) *cobra.Command {
+	var last int
+	cmd := &cobra.Command{
+		Use: "audit", Short: "Show the audit log: admin actions and registration attempts", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return adminCall(cmd, g, func(ctx context.Context, c *controller.AdminClient) error {
+				l, err := c.Audit(ctx, last)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), l)
+				}
+				var rows [][]string
+				for _, e := range l {
+					rows = append(rows, []string{e.At.UTC().Format(time.RFC3339), e.Who, e.Action, e.Target, e.Result, e.Detail})
+				}
+				table(cmd.OutOrStdout(), "TIME\tWHO\tACTION\tTARGET\tRESULT\tDETAIL", rows)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().IntVar(&last, "last", 50, "how many of the latest entries")
 	return cmd
 }

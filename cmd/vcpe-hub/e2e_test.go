@@ -143,6 +143,19 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("instance create 'bad name': exit %d %s; want 2", exitCode(err), out)
 	}
 
+	var audit []controller.AuditEntry
+	json.Unmarshal([]byte(ns.Run(hub, "audit", "--state", state, "--json", "--last", "100")), &audit)
+	results := map[string]int{}
+	for _, e := range audit {
+		results[e.Action+"="+e.Result]++
+		if strings.Contains(e.Detail+e.Target+e.Who, dev.Key) {
+			t.Errorf("audit entry holds a key: %+v", e)
+		}
+	}
+	if results["instance.create=ok"] != 1 || results["device.register=unauthorized"] != 1 || results["device.register=ok"] != 2 || results["ccn.attach=ok"] != 1 {
+		t.Errorf("audit log %v", results)
+	}
+
 	// Graceful stop, restart: same identity, same records.
 	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -539,3 +539,29 @@ func (s *Server) auditResult(ctx context.Context, who, action, target string, er
 	}
 	s.audit(ctx, who, action, target, result, detail)
 }
+
+// AuditEntry is one line of the audit log as the admin API shows it.
+type AuditEntry struct {
+	At     time.Time `json:"at"`
+	Who    string    `json:"who"`
+	Action string    `json:"action"`
+	Target string    `json:"target"`
+	Result string    `json:"result"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// AuditLog returns the last n audit entries, oldest first.
+func (s *Server) AuditLog(ctx context.Context, n int) ([]AuditEntry, error) {
+	if n < 1 || n > 100_000 {
+		return nil, &api.Error{Code: api.CodeInvalidInput, Field: "last", Message: fmt.Sprintf("%d entries", n), Fix: "ask for 1 to 100000 entries"}
+	}
+	es, err := s.store.Audit(ctx, n)
+	if err != nil {
+		return nil, internal(err)
+	}
+	out := make([]AuditEntry, len(es))
+	for i, e := range es {
+		out[i] = AuditEntry(e)
+	}
+	return out, nil
+}

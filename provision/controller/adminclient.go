@@ -161,3 +161,9 @@ func (c *AdminClient) Status(ctx context.Context) (Status, error) {
 	var out Status
 	return out, c.do(ctx, http.MethodGet, "/admin/v1/status", nil, &out)
 }
+
+// Audit returns the last n audit entries.
+func (c *AdminClient) Audit(ctx context.Context, n int) ([]AuditEntry, error) {
+	var out []AuditEntry
+	return out, c.do(ctx, http.MethodGet, fmt.Sprintf("/admin/v1/audit?last=%d", n), nil, &out)
+}

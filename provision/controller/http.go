@@ -209,6 +209,13 @@ func (s *Server) AdminHandler() http.Handler {
 		})
 	}
 	handle("GET /admin/v1/routes", func(r *http.Request, _ string) (any, error) { return s.Routes(r.URL.Query().Get("ccn")) })
+	handle("GET /admin/v1/audit", func(r *http.Request, _ string) (any, error) {
+		n, err := strconv.Atoi(r.URL.Query().Get("last"))
+		if err != nil {
+			return nil, &api.Error{Code: api.CodeInvalidInput, Field: "last", Message: "last is not a number"}
+		}
+		return s.AuditLog(r.Context(), n)
+	})
 	handle("GET /admin/v1/hub", func(*http.Request, string) (any, error) { return s.HubConfig(), nil })
 	handle("GET /admin/v1/status", func(*http.Request, string) (any, error) {
 		return Status{Fingerprint: s.fingerprint, HubEndpoint: s.opts.HubEndpoint, HubPublicKey: s.HubPublicKey(), Overlay: s.opts.Overlay}, nil

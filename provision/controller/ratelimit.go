@@ -87,40 +87,68 @@ func (b *backoff) sweepLocked(now time.Time) {
 	}
 }
 
-// nonces holds issued registration challenges until used or expired.
+// nonces holds issued registration challenges until used or expired. One
+// source address holds at most perAddr live nonces (its oldest is dropped
+// for a new one), so a single host cannot fill the table and starve real
+// devices of challenges.
 type nonces struct {
-	ttl time.Duration
-	max int
+	ttl     time.Duration
+	max     int
+	perAddr int
 
-	mu sync.Mutex
-	m  map[string]nonceEntry
+	mu     sync.Mutex
+	m      map[string]nonceEntry
+	byAddr map[string][]string // address → its nonces, oldest first
 }
 
 type nonceEntry struct {
 	sn      string
+	addr    string
 	expires time.Time
 }
 
-func newNonces(ttl time.Duration, max int) *nonces {
-	return &nonces{ttl: ttl, max: max, m: map[string]nonceEntry{}}
+func newNonces(ttl time.Duration, max, perAddr int) *nonces {
+	return &nonces{ttl: ttl, max: max, perAddr: perAddr, m: map[string]nonceEntry{}, byAddr: map[string][]string{}}
 }
 
-// add stores a nonce for sn; false when the table is full of live nonces.
-func (n *nonces) add(nonce, sn string, now time.Time) bool {
+// add stores a nonce for sn requested from addr; false when the table is
+// full of live nonces.
+func (n *nonces) add(nonce, sn, addr string, now time.Time) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if l := n.byAddr[addr]; len(l) >= n.perAddr {
+		delete(n.m, l[0])
+		n.byAddr[addr] = l[1:]
+	}
 	if len(n.m) >= n.max {
 		for k, e := range n.m {
 			if !now.Before(e.expires) {
-				delete(n.m, k)
+				n.removeLocked(k, e)
 			}
 		}
 		if len(n.m) >= n.max {
 			return false
 		}
 	}
-	n.m[nonce] = nonceEntry{sn: sn, expires: now.Add(n.ttl)}
+	n.m[nonce] = nonceEntry{sn: sn, addr: addr, expires: now.Add(n.ttl)}
+	n.byAddr[addr] = append(n.byAddr[addr], nonce)
 	return true
+}
+
+func (n *nonces) removeLocked(nonce string, e nonceEntry) {
+	delete(n.m, nonce)
+	l := n.byAddr[e.addr]
+	for i, x := range l {
+		if x == nonce {
+			l = append(l[:i:i], l[i+1:]...)
+			break
+		}
+	}
+	if len(l) == 0 {
+		delete(n.byAddr, e.addr)
+	} else {
+		n.byAddr[e.addr] = l
+	}
 }
 
 // take consumes a nonce: true only the first time, before it expires, for
@@ -132,6 +160,6 @@ func (n *nonces) take(nonce, sn string, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	delete(n.m, nonce)
+	n.removeLocked(nonce, e)
 	return e.sn == sn && now.Before(e.expires)
 }

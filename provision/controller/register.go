@@ -54,7 +54,7 @@ func (s *Server) Challenge(from netip.Addr, sn string) (api.Challenge, error) {
 		return api.Challenge{}, rateLimited(d)
 	}
 	nonce := base64.RawURLEncoding.EncodeToString(randomBytes(32))
-	if !s.nonces.add(nonce, sn, now) {
+	if !s.nonces.add(nonce, sn, from.String(), now) {
 		return api.Challenge{}, rateLimited(NonceTTL)
 	}
 	return api.Challenge{Nonce: nonce, ExpiresIn: int(NonceTTL / time.Second)}, nil

@@ -84,12 +84,12 @@ func TestBackoffHasNoPermanentLockout(t *testing.T) {
 }
 
 func TestNonces(t *testing.T) {
-	n := newNonces(time.Minute, 2)
+	n := newNonces(time.Minute, 2, 2)
 	now := time.Unix(0, 0)
-	if !n.add("a", "SN1", now) || !n.add("b", "SN1", now) {
+	if !n.add("a", "SN1", "h1", now) || !n.add("b", "SN1", "h2", now) {
 		t.Fatal("add")
 	}
-	if n.add("c", "SN1", now) {
+	if n.add("c", "SN1", "h3", now) {
 		t.Error("table full of live nonces accepted another")
 	}
 	if n.take("a", "SN2", now) {
@@ -101,8 +101,19 @@ func TestNonces(t *testing.T) {
 	if n.take("b", "SN1", now.Add(time.Minute)) {
 		t.Error("expired nonce accepted")
 	}
-	if !n.add("c", "SN1", now.Add(2*time.Minute)) || !n.take("c", "SN1", now.Add(2*time.Minute)) {
+	if !n.add("c", "SN1", "h1", now.Add(2*time.Minute)) || !n.take("c", "SN1", now.Add(2*time.Minute)) {
 		t.Error("fresh nonce refused")
+	}
+	// One address keeps only its newest perAddr nonces.
+	n = newNonces(time.Minute, 100, 2)
+	for _, x := range []string{"x1", "x2", "x3"} {
+		n.add(x, "SN1", "flood", now)
+	}
+	if n.take("x1", "SN1", now) || !n.take("x3", "SN1", now) || !n.take("x2", "SN1", now) {
+		t.Error("per-address limit: want the oldest nonce dropped, the newer two kept")
+	}
+	if len(n.byAddr) != 0 || len(n.m) != 0 {
+		t.Errorf("left over: %v %v", n.byAddr, n.m)
 	}
 }
 

@@ -37,6 +37,7 @@ type Store interface {
 	BindDevice(ctx context.Context, d store.Device, cred store.Credential, in store.Instance) error
 	CreateCCN(ctx context.Context, c store.CCN) error
 	AppendAudit(ctx context.Context, e store.AuditEntry) error
+	Audit(ctx context.Context, n int) ([]store.AuditEntry, error)
 	Close() error
 }
 
@@ -161,7 +162,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		hubAddr:     opts.Overlay.Addr().Next(),
 		regAddr:     newBackoff(10, time.Second, 5*time.Minute, 15*time.Minute),
 		regSN:       newBackoff(5, time.Second, 30*time.Second, 15*time.Minute),
-		nonces:      newNonces(60*time.Second, 100_000),
+		nonces:      newNonces(NonceTTL, 100_000, 32),
 		instances:   map[string]*store.Instance{},
 		instByName:  map[string]string{},
 		devices:     map[string]*store.Device{},
