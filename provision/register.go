@@ -74,8 +74,10 @@ func Register(ctx context.Context, p RegisterParams) (*State, error) {
 		st = &State{}
 	case err != nil:
 		return nil, err
-	case st.SN != p.SN || st.Controller != c.base.String():
-		return nil, fmt.Errorf("%w: %s holds device %s of %s; use another --state-dir, or vcpe uninstall first", ErrStateMismatch, p.StateDir, st.SN, st.Controller)
+	case st.SN != p.SN || st.ControllerFingerprint != c.fingerprint:
+		// The same device of the same controller (by its CA, whatever URL
+		// reaches it) may register again; anything else is another device.
+		return nil, fmt.Errorf("%w: %s holds device %s of the controller %s (%s); use another --state-dir, or vcpe uninstall first", ErrStateMismatch, p.StateDir, st.SN, st.Controller, st.ControllerFingerprint)
 	}
 	if st.PrivateKey.IsZero() {
 		if st.PrivateKey, err = api.GeneratePrivateKey(); err != nil {
