@@ -619,3 +619,48 @@ func TestAdminErrors(t *testing.T) {
 		t.Errorf("instances after delete: %+v", l)
 	}
 }
+
+func TestStateFilesArePrivate(t *testing.T) {
+	h := controllertest.Serve(t)
+	newInstance(t, h, "shop1")
+	fi, err := os.Stat(h.StateDir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("state dir mode %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+	for _, f := range []string{"ca.key", "server.key", controller.HubKeyFile, controller.StoreFile, controller.AdminSocket} {
+		fi, err := os.Stat(filepath.Join(h.StateDir, f))
+		if err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %v, %v; want no group or other access", f, fi.Mode().Perm(), err)
+		}
+	}
+	if fp, err := controller.ReadFingerprint(h.StateDir); err != nil || fp != h.Fingerprint {
+		t.Errorf("ReadFingerprint = %s, %v; want %s", fp, err, h.Fingerprint)
+	}
+}
+
+func TestSlowSubscriberNeverBlocksTheAPI(t *testing.T) {
+	h := controllertest.Serve(t)
+	_, cancel := h.Subscribe() // never read
+	defer cancel()
+	for i := range 20 {
+		newInstance(t, h, fmt.Sprintf("shop%d", i))
+	}
+	// A reader that comes late gets the latest state, not a backlog.
+	ch, cancel2 := h.Subscribe()
+	defer cancel2()
+	want := h.HubConfig().Generation
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case hc := <-ch:
+			if hc.Generation == want {
+				return
+			}
+			if hc.Generation > want {
+				t.Fatalf("generation %d beyond %d", hc.Generation, want)
+			}
+		case <-deadline:
+			t.Fatalf("latest generation %d never arrived", want)
+		}
+	}
+}
