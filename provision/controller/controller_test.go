@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -19,7 +21,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/vishvananda/netns"
 
+	"github.com/openvcpe/vcpe/dataplane/netnstest"
 	"github.com/openvcpe/vcpe/provision"
 	"github.com/openvcpe/vcpe/provision/api"
 	"github.com/openvcpe/vcpe/provision/controller"
@@ -662,5 +666,67 @@ func TestSlowSubscriberNeverBlocksTheAPI(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("latest generation %d never arrived", want)
 		}
+	}
+}
+
+// TestServeOnRealListener registers over a real TCP socket on loopback
+// inside a fresh network namespace.
+func TestServeOnRealListener(t *testing.T) {
+	ns := netnstest.New(t)
+	h := controllertest.Serve(t)
+	inst := newInstance(t, h, "shop1")
+	var ln net.Listener
+	var err error
+	inNS(t, ns.Name, func() { ln, err = net.Listen("tcp", "127.0.0.1:0") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := h.ServeOn(ln)
+	dial := func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		inNS(t, ns.Name, func() { c, err = (&net.Dialer{}).DialContext(ctx, network, addr) })
+		return c, err
+	}
+	c, err := provision.NewClient(url, h.Fingerprint, provision.ClientOptions{Dial: dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Register(ctx(t), provision.RegisterRequest{SN: inst.Devices[0].SN, Key: inst.Devices[0].Key, PublicKey: wgKey(t).PublicKey()}); err != nil {
+		t.Fatalf("register over TCP: %v", err)
+	}
+}
+
+// inNS runs f on a thread inside the named namespace; sockets made there
+// stay in it.
+func inNS(t *testing.T, name string, f func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer orig.Close()
+		target, err := netns.GetFromName(name)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			done <- err
+			return
+		}
+		f()
+		if err := netns.Set(orig); err != nil {
+			done <- err // the thread stays locked and dies with the goroutine
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("in namespace %s: %v", name, err)
 	}
 }

@@ -252,18 +252,42 @@ func ListenAdmin(dir string) (net.Listener, error) {
 	return ln, nil
 }
 
+func (s *Server) deviceServer() *http.Server {
+	return &http.Server{
+		Handler: s.DeviceHandler(), TLSConfig: s.TLSConfig(), ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+	}
+}
+
+// ServeDevice serves only the device API over TLS on ln until ctx ends,
+// then shuts it down gracefully. Serve does this and the admin API.
+func (s *Server) ServeDevice(ctx context.Context, ln net.Listener) error {
+	srv := s.deviceServer()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tls.NewListener(ln, srv.TLSConfig)) }()
+	var err error
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		err = <-errc
+	case err = <-errc:
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("serve device API on %s: %w", ln.Addr(), err)
+}
+
 // Serve serves the device API over TLS on ln and the admin API on admin
 // until ctx ends, then shuts both down gracefully (10 s for requests in
 // flight).
 func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
-	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
-	dev := &http.Server{
-		Handler: s.DeviceHandler(), TLSConfig: s.TLSConfig(), ErrorLog: errLog,
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes: 16 << 10,
-	}
+	dev := s.deviceServer()
 	adm := &http.Server{
-		Handler: s.AdminHandler(), ErrorLog: errLog, ReadHeaderTimeout: 10 * time.Second,
+		Handler: s.AdminHandler(), ErrorLog: dev.ErrorLog, ReadHeaderTimeout: 10 * time.Second,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, whoKey{}, peerOf(c))
 		},

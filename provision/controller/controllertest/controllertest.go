@@ -56,6 +56,7 @@ type Harness struct {
 
 	tb     testing.TB
 	ln     *pipeListener
+	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -99,7 +100,7 @@ func (h *Harness) start() {
 	h.Server, h.Fingerprint = srv, srv.Fingerprint()
 	h.ln = newPipeListener()
 	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel, h.done = cancel, make(chan error, 1)
+	h.ctx, h.cancel, h.done = ctx, cancel, make(chan error, 1)
 	go func() { h.done <- srv.Serve(ctx, h.ln, admin) }()
 }
 
@@ -125,6 +126,21 @@ func (h *Harness) Restart() {
 	h.tb.Helper()
 	h.Stop()
 	h.start()
+}
+
+// ServeOn serves the device API on ln too (for example a TCP listener made
+// inside a test's network namespace, so that real binaries can register)
+// until the controller stops, and returns the URL to give devices. It
+// does not survive Restart; call it again after.
+func (h *Harness) ServeOn(ln net.Listener) string {
+	h.tb.Helper()
+	srv, ctx := h.Server, h.ctx
+	go func() {
+		if err := srv.ServeDevice(ctx, ln); err != nil {
+			h.tb.Logf("controllertest: %v", err)
+		}
+	}()
+	return "https://" + ln.Addr().String()
 }
 
 // Admin returns a client of the admin socket.
