@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/openvcpe/vcpe/provision/api"
@@ -79,8 +81,9 @@ func Register(ctx context.Context, p RegisterParams) (*State, error) {
 		// reaches it) may register again; anything else is another device.
 		return nil, fmt.Errorf("%w: %s holds device %s of the controller %s (%s); use another --state-dir, or vcpe uninstall first", ErrStateMismatch, p.StateDir, st.SN, st.Controller, st.ControllerFingerprint)
 	}
+	pending := filepath.Join(p.StateDir, pendingKeyFile)
 	if st.PrivateKey.IsZero() {
-		if st.PrivateKey, err = api.GeneratePrivateKey(); err != nil {
+		if st.PrivateKey, err = pendingKey(pending); err != nil {
 			return nil, err
 		}
 	}
@@ -97,5 +100,31 @@ func Register(ctx context.Context, p RegisterParams) (*State, error) {
 	if err := SaveState(p.StateDir, st); err != nil {
 		return nil, err
 	}
+	_ = os.Remove(pending)
 	return st, nil
+}
+
+// pendingKeyFile holds the WireGuard private key of a first registration
+// until the state file is written, so that a registration whose answer
+// was lost can be repeated with the same key (the controller has bound
+// the SN to it).
+const pendingKeyFile = ".pending-wireguard.key"
+
+func pendingKey(path string) (api.Key, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if k, err := api.ParseKey(strings.TrimSpace(string(b))); err == nil {
+			return k, nil
+		}
+	}
+	k, err := api.GeneratePrivateKey()
+	if err != nil {
+		return api.Key{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return api.Key{}, fmt.Errorf("create state dir: %w", err)
+	}
+	if err := WriteFileAtomic(path, []byte(k.String()+"\n"), 0o600); err != nil {
+		return api.Key{}, err
+	}
+	return k, nil
 }

@@ -131,3 +131,36 @@ func FuzzParseFingerprint(f *testing.F) {
 		}
 	})
 }
+
+func TestRegisterRepeatsWithTheSameKeyAfterALostAnswer(t *testing.T) {
+	h := controllertest.Serve(t)
+	inst, err := h.Admin().CreateInstance(context.Background(), controller.CreateInstanceRequest{Name: "shop1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := provision.RegisterParams{StateDir: dir, Controller: controllertest.URL, Fingerprint: h.Fingerprint,
+		SN: inst.Devices[0].SN, Key: inst.Devices[0].Key, Client: h.ClientOptions(netip.MustParseAddr("198.18.0.11"))}
+	// A first attempt made the pending key and the controller bound it,
+	// but the answer never arrived.
+	priv, _ := api.GeneratePrivateKey()
+	if err := os.WriteFile(filepath.Join(dir, ".pending-wireguard.key"), []byte(priv.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Client(netip.MustParseAddr("198.18.0.11")).Register(context.Background(), provision.RegisterRequest{SN: p.SN, Key: p.Key, PublicKey: priv.PublicKey()}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := provision.Register(context.Background(), p)
+	if err != nil {
+		t.Fatalf("repeated registration: %v (want the pending WireGuard key, accepted)", err)
+	}
+	if st.PrivateKey != priv {
+		t.Error("the repeated registration made a new WireGuard key")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".pending-wireguard.key")); err == nil {
+		t.Error("the pending key file is left after success")
+	}
+	if peers := h.HubConfig().Peers; len(peers) != 1 || peers[0].PublicKey != st.PrivateKey.PublicKey() {
+		t.Errorf("hub peers %+v", peers)
+	}
+}
