@@ -143,6 +143,17 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("instance create 'bad name': exit %d %s; want 2", exitCode(err), out)
 	}
 
+	// The human tables show who is active.
+	for _, args := range [][]string{{"instance", "list"}, {"instance", "show", "shop1"}, {"routes", "list"}, {"device", "list"}, {"ccn", "list"}} {
+		out := ns.Run(hub, append(args, "--state", state)...)
+		if !strings.Contains(out, "shop1") || (args[0] != "ccn" && !strings.Contains(out, dev.SN)) {
+			t.Errorf("vcpe-hub %v:\n%s", args, out)
+		}
+	}
+	if out := ns.Run(hub, "instance", "show", "shop1", "--state", state); !strings.Contains(out, "active:      "+dev.SN) {
+		t.Errorf("instance show does not name the active device:\n%s", out)
+	}
+
 	var audit []controller.AuditEntry
 	json.Unmarshal([]byte(ns.Run(hub, "audit", "--state", state, "--json", "--last", "100")), &audit)
 	results := map[string]int{}
