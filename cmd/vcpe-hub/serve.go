@@ -108,7 +108,7 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 				}
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "controller CA fingerprint: %s\n", srv.Fingerprint())
-				fmt.Fprintf(cmd.OutOrStdout(), "devices register with: vcpe register --controller https://HOST%s --controller-fingerprint %s --sn SN --advertise PREFIX\n", portOf(o.listen), srv.Fingerprint())
+				fmt.Fprintf(cmd.OutOrStdout(), "devices register with: vcpe register --controller %s --controller-fingerprint %s --sn SN --advertise PREFIX\n", controllerURL(o.listen), srv.Fingerprint())
 			}
 			return srv.ListenAndServe(ctx, o.listen)
 		},
@@ -123,11 +123,17 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	return cmd
 }
 
-func portOf(listen string) string {
-	if _, p, err := net.SplitHostPort(listen); err == nil {
-		return ":" + p
+// controllerURL is the URL devices use for a --listen address, with HOST
+// standing for an unspecified one.
+func controllerURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "https://HOST"
 	}
-	return ""
+	if a, err := netip.ParseAddr(host); host == "" || (err == nil && a.IsUnspecified()) {
+		host = "HOST"
+	}
+	return "https://" + net.JoinHostPort(host, port)
 }
 
 func init() { subcommands = append(subcommands, newFingerprintCmd) }
