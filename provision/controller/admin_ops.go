@@ -282,7 +282,9 @@ func (s *Server) deleteInstance(ctx context.Context, ref string) error {
 		delete(s.byPubKey, d.PublicKey)
 		delete(s.devices, sn)
 		delete(s.lastSeen, sn)
-		s.dropCredsLocked(sn, "")
+		// Until restart its credential answers "revoked" (the store has
+		// dropped it), so a running device learns why it lost access.
+		s.dropCredsLocked(sn, store.CredRevoked)
 	}
 	delete(s.instDevices, in.ID)
 	delete(s.instances, in.ID)

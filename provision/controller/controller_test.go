@@ -594,7 +594,7 @@ func TestPinnedFingerprint(t *testing.T) {
 func TestAdminErrors(t *testing.T) {
 	h := controllertest.Serve(t)
 	a := h.Admin()
-	newInstance(t, h, "shop1")
+	inst := newInstance(t, h, "shop1")
 	for name, err := range map[string]error{
 		"duplicate": func() error {
 			_, err := a.CreateInstance(ctx(t), controller.CreateInstanceRequest{Name: "shop1"})
@@ -616,8 +616,18 @@ func TestAdminErrors(t *testing.T) {
 	if _, err := a.ShowInstance(ctx(t), "nope"); apiCode(err) != api.CodeNotFound {
 		t.Errorf("show nope: %v", err)
 	}
+	res, err := register(t, h, site1, inst.Devices[0].SN, inst.Devices[0].Key, wgKey(t).PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := a.DeleteInstance(ctx(t), "shop1"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := h.DeviceConfig(res.Credential); apiCode(err) != api.CodeRevoked {
+		t.Errorf("credential of a deleted instance's device: %v; want revoked", err)
+	}
+	if len(h.HubConfig().Peers) != 0 {
+		t.Error("hub still peers with a deleted instance's device")
 	}
 	if l, _ := a.ListInstances(ctx(t)); len(l) != 0 {
 		t.Errorf("instances after delete: %+v", l)
