@@ -32,7 +32,7 @@ func PingICMP(ctx context.Context, target netip.Addr, o Options) (Result, error)
 	}
 	defer c.close()
 	samples, err := run(ctx, c, o)
-	res := Result{Protocol: "icmp", Target: netip.AddrPortFrom(target, 0), Size: o.Size, DF: o.DF, Samples: samples, Stats: Summarize(samples)}
+	res := Result{Protocol: "icmp", Target: target, Size: o.Size, DF: o.DF, Samples: samples, Stats: Summarize(samples)}
 	return res, err
 }
 

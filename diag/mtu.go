@@ -199,7 +199,7 @@ func searchMTU(ctx context.Context, c echoConn, target netip.Addr, o MTUOptions)
 // EMSGSIZE) or "silent".
 func exchange(c echoConn, seq, size int, timeout time.Duration) (event, string, error) {
 	if err := c.send(seq, size); err != nil {
-		if isMsgSize(err) {
+		if isMsgSize(err) || (isMsgSizeHook != nil && isMsgSizeHook(err)) {
 			return event{icmp: &ICMPError{Name: "message too long", MTU: localMTUOf(err)}}, "local-too-big", nil
 		}
 		return event{}, "", fmt.Errorf("send %d-byte probe: %w", size, err)
@@ -226,3 +226,6 @@ func exchange(c echoConn, seq, size int, timeout time.Duration) (event, string, 
 		}
 	}
 }
+
+// isMsgSizeHook lets tests' fake sockets report EMSGSIZE.
+var isMsgSizeHook func(error) bool

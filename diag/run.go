@@ -81,7 +81,8 @@ func (o Options) withDefaults() (Options, error) {
 // summary.
 type Result struct {
 	Protocol string         `json:"protocol"` // "icmp" or "udp"
-	Target   netip.AddrPort `json:"target"`   // port 0 for ICMP
+	Target   netip.Addr     `json:"target"`
+	Port     uint16         `json:"port,omitempty"` // UDP only
 	Size     int            `json:"size"`
 	DF       bool           `json:"df"`
 	Samples  []Sample       `json:"samples"`

@@ -119,6 +119,6 @@ func PingUDP(ctx context.Context, target netip.AddrPort, o Options) (Result, err
 	}
 	defer c.close()
 	samples, err := run(ctx, c, o)
-	res := Result{Protocol: "udp", Target: target, Size: o.Size, DF: o.DF, Samples: samples, Stats: Summarize(samples)}
+	res := Result{Protocol: "udp", Target: target.Addr(), Port: target.Port(), Size: o.Size, DF: o.DF, Samples: samples, Stats: Summarize(samples)}
 	return res, err
 }

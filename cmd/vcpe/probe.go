@@ -145,9 +145,9 @@ func runProbeEcho(ctx context.Context, out io.Writer, proto, target string, f ec
 	case err != nil:
 		return fmt.Errorf("probe %s %s: %w", proto, target, err)
 	case res.Stats.Received == 0 && f.json:
-		return cli.Failed(fmt.Errorf("no reply from %s", res.Target))
+		return cli.Failed(fmt.Errorf("no reply from %s", targetString(res)))
 	case res.Stats.Received == 0:
-		return fmt.Errorf("no reply from %s", targetString(res))
+		return fmt.Errorf("no reply from %s%s", targetString(res), noReplyHint(res))
 	}
 	return nil
 }
@@ -161,18 +161,39 @@ func sampleLine(s diag.Sample) string {
 		}
 		return fmt.Sprintf("%d bytes from %s: seq=%d time=%s ms%s", s.Size, s.From, s.Seq, ms(s.RTT), dup)
 	case "icmp-error":
-		return fmt.Sprintf("from %s: seq=%d %s", s.ICMP.From, s.Seq, s.ICMP.Error())
+		line := fmt.Sprintf("from %s: seq=%d %s", s.ICMP.From, s.Seq, s.ICMP.Name)
+		if s.ICMP.MTU > 0 {
+			line += fmt.Sprintf(" (next-hop MTU %d)", s.ICMP.MTU)
+		}
+		return line
 	case "send-error":
 		return fmt.Sprintf("seq=%d not sent: %s", s.Seq, s.SendError)
 	}
 	return fmt.Sprintf("seq=%d no reply", s.Seq)
 }
 
+// noReplyHint says what to check when nothing answered.
+func noReplyHint(r diag.Result) string {
+	for _, s := range r.Samples {
+		if s.ICMP == nil {
+			continue
+		}
+		switch {
+		case r.Protocol == "udp" && s.ICMP.Name == "port unreachable":
+			return fmt.Sprintf(": nothing listens on UDP %d there; start the reflector (vcpe-hub and vcped run one; or 'vcpe probe reflect') or open the port", r.Port)
+		case s.ICMP.FragNeeded():
+			return fmt.Sprintf(": probes are larger than the path MTU (%d); use a smaller --size or drop --df", s.ICMP.MTU)
+		}
+		return ": " + s.ICMP.Error()
+	}
+	return ""
+}
+
 func targetString(r diag.Result) string {
 	if r.Protocol == "icmp" {
-		return r.Target.Addr().String()
+		return r.Target.String()
 	}
-	return r.Target.String()
+	return netip.AddrPortFrom(r.Target, r.Port).String()
 }
 
 func printSummary(w io.Writer, r diag.Result) {
