@@ -80,13 +80,13 @@ func (o Options) withDefaults() (Options, error) {
 // Result is one probe run: what was sent where, every sample and the
 // summary.
 type Result struct {
-	Protocol string         `json:"protocol"` // "icmp" or "udp"
-	Target   netip.Addr     `json:"target"`
-	Port     uint16         `json:"port,omitempty"` // UDP only
-	Size     int            `json:"size"`
-	DF       bool           `json:"df"`
-	Samples  []Sample       `json:"samples"`
-	Stats    Stats          `json:"stats"`
+	Protocol string     `json:"protocol"` // "icmp" or "udp"
+	Target   netip.Addr `json:"target"`
+	Port     uint16     `json:"port,omitempty"` // UDP only
+	Size     int        `json:"size"`
+	DF       bool       `json:"df"`
+	Samples  []Sample   `json:"samples"`
+	Stats    Stats      `json:"stats"`
 }
 
 // event is what a transport reads: a reply or an ICMP error for one seq.

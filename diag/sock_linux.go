@@ -137,9 +137,15 @@ func isPendingAsyncErr(err error) bool {
 	return errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.EHOSTUNREACH) || errors.Is(err, unix.ENETUNREACH)
 }
 
-func sendErr(err error) error {
+// sendErr explains a failed send. EMSGSIZE with DF set means the probe is
+// larger than the path MTU the kernel has learned (from an earlier
+// "fragmentation needed") or the interface MTU: say which.
+func sendErr(err error, size int, dst, src netip.Addr) error {
 	if errors.Is(err, unix.EMSGSIZE) {
-		return fmt.Errorf("message too long: DF is set and the probe is larger than the path MTU this host knows (%w)", err)
+		if mtu, merr := routeMTU(dst, src); merr == nil {
+			return fmt.Errorf("message too long: DF is set and the %d-byte probe is larger than the path MTU %d this host knows for %s (%w)", size, mtu, dst, err)
+		}
+		return fmt.Errorf("message too long: DF is set and the %d-byte probe is larger than the path MTU this host knows for %s (%w)", size, dst, err)
 	}
 	return err
 }
@@ -150,6 +156,7 @@ type udpConn struct {
 	c        *net.UDPConn
 	rc       syscall.RawConn
 	dst      netip.AddrPort
+	src      netip.Addr
 	now      func() time.Time
 	out      []byte
 	buf, oob []byte
@@ -167,7 +174,7 @@ func openUDP(ctx context.Context, dst netip.AddrPort, o Options) (*udpConn, erro
 		c.Close()
 		return nil, fmt.Errorf("open UDP probe socket: %w", err)
 	}
-	return &udpConn{c: c, rc: rc, dst: dst, now: o.Now, buf: make([]byte, 65536), oob: make([]byte, 512)}, nil
+	return &udpConn{c: c, rc: rc, dst: dst, src: o.Source, now: o.Now, buf: make([]byte, 65536), oob: make([]byte, 512)}, nil
 }
 
 func (u *udpConn) send(seq, size int) error {
@@ -177,7 +184,7 @@ func (u *udpConn) send(seq, size int) error {
 		_, err = u.c.WriteToUDPAddrPort(u.out, u.dst)
 	}
 	if err != nil {
-		return sendErr(err)
+		return sendErr(err, size, u.dst.Addr(), u.src)
 	}
 	return nil
 }
@@ -224,13 +231,13 @@ type icmpConn struct {
 	rc       syscall.RawConn
 	raw      bool
 	id       uint16
-	dst      netip.Addr
+	dst, src netip.Addr
 	now      func() time.Time
 	buf, oob []byte
 }
 
 func openICMP(ctx context.Context, dst netip.Addr, o Options, mode pmtuMode) (*icmpConn, error) {
-	c := &icmpConn{dst: dst, now: o.Now, buf: make([]byte, 65536), oob: make([]byte, 512)}
+	c := &icmpConn{dst: dst, src: o.Source, now: o.Now, buf: make([]byte, 65536), oob: make([]byte, 512)}
 	var rawErr error
 	if o.ICMPMode != ICMPUnprivileged {
 		lc := net.ListenConfig{Control: control(o, mode, false)}
@@ -301,14 +308,14 @@ func openPingSocket(o Options, mode pmtuMode) (net.PacketConn, error) {
 func pingPermissionError(rawErr, dgramErr error) error {
 	rng, _ := os.ReadFile("/proc/sys/net/ipv4/ping_group_range")
 	gid := os.Getegid()
-	msg := fmt.Sprintf("%v: this process (gid %d) may not open a raw ICMP socket (needs root or CAP_NET_RAW)", ErrICMPNotPermitted, gid)
+	msg := fmt.Sprintf("this process (gid %d) may not open a raw ICMP socket (needs root or CAP_NET_RAW)", gid)
 	if rawErr == nil {
-		msg = fmt.Sprintf("%v: unprivileged ICMP socket refused for gid %d", ErrICMPNotPermitted, gid)
+		msg = fmt.Sprintf("unprivileged ICMP socket refused for gid %d", gid)
 	}
-	return fmt.Errorf("%s, and net.ipv4.ping_group_range is %q, which does not include it: "+
+	return fmt.Errorf("%w: %s, and net.ipv4.ping_group_range is %q, which does not include it: "+
 		"run as root, or allow unprivileged ICMP with 'sysctl -w net.ipv4.ping_group_range=\"%d %d\"' "+
-		"(persist it in /etc/sysctl.d/), or probe a reflector with 'vcpe probe udp' (%w)",
-		msg, strings.Join(strings.Fields(string(rng)), " "), gid, gid, dgramErr)
+		"(persist it in /etc/sysctl.d/), or probe a reflector with 'vcpe probe udp' (%v)",
+		ErrICMPNotPermitted, msg, strings.Join(strings.Fields(string(rng)), " "), gid, gid, dgramErr)
 }
 
 func (c *icmpConn) send(seq, size int) error {
@@ -326,7 +333,7 @@ func (c *icmpConn) send(seq, size int) error {
 		_, err = c.pc.WriteTo(b, to)
 	}
 	if err != nil {
-		return sendErr(err)
+		return sendErr(err, size, c.dst, c.src)
 	}
 	return nil
 }
