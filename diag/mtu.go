@@ -14,8 +14,8 @@ type MTUOptions struct {
 	Source  netip.Addr
 	Timeout time.Duration // wait for each probe's answer (default 1s)
 	Tries   int           // probes per size before it counts as silently dropped (default 2)
-	// Max is where the search starts (default: the MTU of the route to the
-	// target, from the routing table); Min the smallest size tried (68).
+	// Max is where the search starts (default: the MTU of the interface
+	// of the route to the target); Min the smallest size tried (68).
 	Max, Min int
 	ICMPMode ICMPMode
 	OnStep   func(MTUStep)
@@ -44,7 +44,8 @@ type MTUResult struct {
 	Target netip.Addr `json:"target"`
 	// MTU is the largest packet (IP header included) that got a reply.
 	MTU int `json:"mtu"`
-	// RouteMTU is the MTU the search started from (the route's interface).
+	// RouteMTU is the MTU the search started from (the route's interface,
+	// or MTUOptions.Max).
 	RouteMTU int    `json:"route_mtu"`
 	Verdict  string `json:"verdict"`
 	// Reporter is the router that sent "fragmentation needed", if any.
@@ -65,7 +66,7 @@ func PathMTU(ctx context.Context, target netip.Addr, o MTUOptions) (MTUResult, e
 	}
 	target = target.Unmap()
 	if o.Max == 0 {
-		m, err := routeMTU(target, o.Source)
+		m, err := ifaceMTU(target, o.Source)
 		if err != nil {
 			return MTUResult{}, err
 		}

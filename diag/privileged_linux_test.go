@@ -421,4 +421,3 @@ func TestReflectorServe(t *testing.T) {
 		t.Errorf("stats %+v; want 3 malformed, 1 oversized, some rate-limited", st)
 	}
 }
-

@@ -22,7 +22,7 @@ func openICMP(context.Context, netip.Addr, Options, pmtuMode) (echoConn, error) 
 	return nil, errUnsupported
 }
 
-func routeMTU(netip.Addr, netip.Addr) (int, error) { return 0, errUnsupported }
+func ifaceMTU(netip.Addr, netip.Addr) (int, error) { return 0, errUnsupported }
 
 func isMsgSize(error) bool { return false }
 
