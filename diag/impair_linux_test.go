@@ -66,7 +66,28 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // client) by delay(): a TUN device dly0, a policy rule sending packets that
 // arrive on lan0 into it, and a pump writing each packet back after its
 // delay, when the kernel forwards it on by the main table.
-func delayLine(t *testing.T, rt *netnstest.NS, delay func() time.Duration) {
+// lineLog records the delay the line really applied to each packet, in
+// the order the packets left it: the ground truth the probes are checked
+// against when the machine is too busy for the line to keep its schedule.
+type lineLog struct {
+	mu     sync.Mutex
+	delays []time.Duration
+}
+
+// truth summarises the applied delays like Summarize does RTTs.
+func (l *lineLog) truth() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := make([]Sample, len(l.delays))
+	at := t0
+	for i, d := range l.delays {
+		at = at.Add(time.Millisecond) // release order is arrival order
+		s[i] = Sample{Seq: i, Sent: at.Add(-d), Received: at, RTT: d}
+	}
+	return Summarize(s)
+}
+
+func delayLine(t *testing.T, rt *netnstest.NS, delay func() time.Duration) *lineLog {
 	t.Helper()
 	var dev tun.Device
 	var err error
@@ -84,6 +105,7 @@ func delayLine(t *testing.T, rt *netnstest.NS, delay func() time.Duration) {
 	const off = 16 // headroom for the virtio header wireguard-go's TUN uses
 	var wmu sync.Mutex
 	var wg sync.WaitGroup
+	log := &lineLog{}
 	done := make(chan struct{})
 	t.Cleanup(func() {
 		close(done)
@@ -105,6 +127,7 @@ func delayLine(t *testing.T, rt *netnstest.NS, delay func() time.Duration) {
 			}
 			for i := range n {
 				pkt := append(make([]byte, off), bufs[i][off:off+sizes[i]]...)
+				read := time.Now()
 				wg.Add(1)
 				time.AfterFunc(delay(), func() {
 					defer wg.Done()
@@ -115,21 +138,26 @@ func delayLine(t *testing.T, rt *netnstest.NS, delay func() time.Duration) {
 					}
 					wmu.Lock()
 					_, _ = dev.Write([][]byte{pkt}, off)
+					log.mu.Lock()
+					log.delays = append(log.delays, time.Since(read))
+					log.mu.Unlock()
 					wmu.Unlock()
 				})
 			}
 		}
 	}()
+	return log
 }
 
 // impairDelay delays replies by base ± jitter, uniformly (netem's
-// distribution when none is named).
-func impairDelay(t *testing.T, rt *netnstest.NS, base, jitter time.Duration) {
+// distribution when none is named). With the delay line it returns the log
+// of the delays really applied; with netem, nil.
+func impairDelay(t *testing.T, rt *netnstest.NS, base, jitter time.Duration) *lineLog {
 	if haveNetem(t) {
 		rt.Run("tc", "qdisc", "add", "dev", "wan0", "root", "netem", "delay", base.String(), jitter.String())
-		return
+		return nil
 	}
-	delayLine(t, rt, func() time.Duration {
+	return delayLine(t, rt, func() time.Duration {
 		return base - jitter + time.Duration(rand.Int64N(int64(2*jitter)+1))
 	})
 }
@@ -141,7 +169,7 @@ func impairReorder(t *testing.T, rt *netnstest.NS, delay time.Duration, pct int)
 		rt.Run("tc", "qdisc", "add", "dev", "wan0", "root", "netem", "delay", delay.String(), "reorder", itoa(pct)+"%")
 		return
 	}
-	delayLine(t, rt, func() time.Duration {
+	_ = delayLine(t, rt, func() time.Duration {
 		if rand.IntN(100) < pct {
 			return 0
 		}

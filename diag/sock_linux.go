@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
@@ -38,7 +39,28 @@ func setSockopts(fd int, o Options, mode pmtuMode, recvErr bool) error {
 			return fmt.Errorf("set IP_TTL: %w", err)
 		}
 	}
+	// Kernel receive timestamps: the RTT does not include the time this
+	// process took to be scheduled and read the reply.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return fmt.Errorf("set SO_TIMESTAMPNS: %w", err)
+	}
 	return nil
+}
+
+// rxTime returns the kernel receive timestamp in a control message, or
+// fallback when there is none.
+func rxTime(oob []byte, fallback time.Time) time.Time {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return fallback
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+			ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			return time.Unix(ts.Unix())
+		}
+	}
+	return fallback
 }
 
 func control(o Options, mode pmtuMode, recvErr bool) func(string, string, syscall.RawConn) error {
@@ -94,8 +116,9 @@ func parseRecvErr(oob []byte) (recvErr, bool) {
 }
 
 // readPacket reads either a datagram or an error-queue entry from a socket
-// with IP_RECVERR set. It honours the connection's read deadline.
-func readPacket(rc syscall.RawConn, buf, oob []byte) (n int, from netip.Addr, qe *recvErr, err error) {
+// with IP_RECVERR set. It honours the connection's read deadline. at is
+// the kernel's receive timestamp of a datagram (zero for errors).
+func readPacket(rc syscall.RawConn, buf, oob []byte) (n int, from netip.Addr, at time.Time, qe *recvErr, err error) {
 	rerr := rc.Read(func(fd uintptr) bool {
 		for range 3 {
 			var oobn int
@@ -108,7 +131,7 @@ func readPacket(rc syscall.RawConn, buf, oob []byte) (n int, from netip.Addr, qe
 				continue
 			}
 			var sa unix.Sockaddr
-			n, _, _, sa, err = unix.Recvmsg(int(fd), buf, nil, unix.MSG_DONTWAIT)
+			n, oobn, _, sa, err = unix.Recvmsg(int(fd), buf, oob, unix.MSG_DONTWAIT)
 			switch {
 			case err == unix.EAGAIN:
 				return false
@@ -120,15 +143,16 @@ func readPacket(rc syscall.RawConn, buf, oob []byte) (n int, from netip.Addr, qe
 			if sa4, ok := sa.(*unix.SockaddrInet4); ok {
 				from = netip.AddrFrom4(sa4.Addr)
 			}
+			at = rxTime(oob[:oobn], time.Time{})
 			return true
 		}
 		err = unix.EAGAIN
 		return false
 	})
 	if rerr != nil {
-		return 0, netip.Addr{}, nil, rerr
+		return 0, netip.Addr{}, time.Time{}, nil, rerr
 	}
-	return n, from, qe, err
+	return n, from, at, qe, err
 }
 
 // isPendingAsyncErr reports whether a send failed only because an earlier
@@ -194,11 +218,13 @@ func (u *udpConn) recv(deadline time.Time) (event, error) {
 		return event{}, err
 	}
 	for {
-		n, from, qe, err := readPacket(u.rc, u.buf, u.oob)
+		n, from, at, qe, err := readPacket(u.rc, u.buf, u.oob)
 		if err != nil {
 			return event{}, err
 		}
-		at := u.now()
+		if at.IsZero() {
+			at = u.now()
+		}
 		if qe != nil {
 			if qe.Origin != unix.SO_EE_ORIGIN_ICMP {
 				continue // local errors were returned by send already
@@ -344,25 +370,28 @@ func (c *icmpConn) recv(deadline time.Time) (event, error) {
 	}
 	for {
 		if c.raw {
-			n, addr, err := c.pc.ReadFrom(c.buf)
+			n, oobn, _, ia, err := c.pc.(*net.IPConn).ReadMsgIP(c.buf, c.oob)
 			if err != nil {
 				return event{}, err
 			}
-			ia, _ := addr.(*net.IPAddr)
-			if ia == nil {
+			// ReadMsgIP, unlike ReadFrom, leaves the IPv4 header on.
+			if ia == nil || n < 20 || int(c.buf[0]&0x0f)*4 > n {
 				continue
 			}
 			from, _ := netip.AddrFromSlice(ia.IP.To4())
-			if ev, ok := c.decodeRaw(c.buf[:n], from); ok {
+			at := rxTime(c.oob[:oobn], c.now())
+			if ev, ok := c.decodeRaw(c.buf[int(c.buf[0]&0x0f)*4:n], from, at); ok {
 				return ev, nil
 			}
 			continue
 		}
-		n, from, qe, err := readPacket(c.rc, c.buf, c.oob)
+		n, from, at, qe, err := readPacket(c.rc, c.buf, c.oob)
 		if err != nil {
 			return event{}, err
 		}
-		at := c.now()
+		if at.IsZero() {
+			at = c.now()
+		}
 		if qe != nil {
 			// The error queue returns the echo request that failed.
 			if qe.Origin != unix.SO_EE_ORIGIN_ICMP || n < 8 {
@@ -388,8 +417,7 @@ func (c *icmpConn) recv(deadline time.Time) (event, error) {
 // decodeRaw turns one ICMP message read from the raw socket into an event
 // of this run: an echo reply with our ID from the target, or an ICMP error
 // quoting one of our echo requests.
-func (c *icmpConn) decodeRaw(b []byte, from netip.Addr) (event, bool) {
-	at := c.now()
+func (c *icmpConn) decodeRaw(b []byte, from netip.Addr, at time.Time) (event, bool) {
 	if len(b) >= 8 && b[0] == byte(ipv4.ICMPTypeEchoReply) {
 		m, err := icmp.ParseMessage(1, b)
 		if err != nil {
