@@ -117,7 +117,7 @@ func parseRecvErr(oob []byte) (recvErr, bool) {
 
 // readPacket reads either a datagram or an error-queue entry from a socket
 // with IP_RECVERR set. It honours the connection's read deadline. at is
-// the kernel's receive timestamp of a datagram (zero for errors).
+// the kernel's receive timestamp (zero when the kernel gave none).
 func readPacket(rc syscall.RawConn, buf, oob []byte) (n int, from netip.Addr, at time.Time, qe *recvErr, err error) {
 	rerr := rc.Read(func(fd uintptr) bool {
 		for range 3 {
@@ -125,7 +125,7 @@ func readPacket(rc syscall.RawConn, buf, oob []byte) (n int, from netip.Addr, at
 			n, oobn, _, _, err = unix.Recvmsg(int(fd), buf, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 			if err == nil {
 				if e, ok := parseRecvErr(oob[:oobn]); ok {
-					qe = &e
+					qe, at = &e, rxTime(oob[:oobn], time.Time{})
 					return true
 				}
 				continue
