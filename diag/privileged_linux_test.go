@@ -64,7 +64,28 @@ var (
 func pair(t *testing.T) (cl, srv *netnstest.NS) {
 	cl, srv = netnstest.New(t), netnstest.New(t)
 	netnstest.Veth(t, cl, "wan0", wanClient.String()+"/24", srv, "wan0", wanHub.String()+"/24")
+	waitOperational(t, cl, "wan0")
+	waitOperational(t, srv, "wan0")
 	return cl, srv
+}
+
+// waitOperational waits until dev in ns has its carrier and a real qdisc.
+// Right after `ip link set up` a veth keeps the noop qdisc, which drops
+// every packet, until the kernel's link watcher runs (up to a second
+// later): probes sent before then would be counted as lost.
+func waitOperational(t *testing.T, ns *netnstest.NS, dev string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, _ := ns.Try("ip", "-o", "link", "show", "dev", dev)
+		if strings.Contains(out, "LOWER_UP") && strings.Contains(out, "state UP") && !strings.Contains(out, "qdisc noop") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s in %s not operational after 5s: %s", dev, ns.Name, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // routed is client 198.18.0.11 — router (198.18.0.1 | 198.19.100.1) —
@@ -79,6 +100,10 @@ func routed(t *testing.T, linkMTU int) (cl, rt, srv *netnstest.NS) {
 	srv.Run("ip", "link", "set", "lan0", "mtu", fmt.Sprint(linkMTU))
 	cl.Run("ip", "route", "add", "198.19.100.0/24", "via", wanHub.String())
 	srv.Run("ip", "route", "add", "198.18.0.0/24", "via", cloudGW.String())
+	waitOperational(t, cl, "wan0")
+	waitOperational(t, rt, "wan0")
+	waitOperational(t, rt, "lan0")
+	waitOperational(t, srv, "lan0")
 	return cl, rt, srv
 }
 
@@ -165,8 +190,11 @@ func TestDelayJitterNetem(t *testing.T) {
 	if line != nil {
 		truth := line.truth()
 		t.Logf("delay line applied: p50 %v jitter %v min %v max %v (setting: p50 50ms, jitter %.2fms)", truth.P50, truth.Jitter, truth.Min, truth.Max, wantJitter)
-		if !within(msf(truth.P50), wantP50, 5) || !within(msf(truth.Jitter), wantJitter, 5) {
-			t.Fatalf("the delay line could not keep to its setting on this machine (p50 %v, jitter %v): no measurement to check", truth.P50, truth.Jitter)
+		if !within(msf(truth.P50), wantP50, 5) {
+			t.Fatalf("the delay line could not keep to its setting on this machine (median %v): no measurement to check", truth.P50)
+		}
+		if !within(msf(truth.Jitter), wantJitter, 2) {
+			t.Logf("the delay line was late on this busy machine (jitter %v, not %.2fms): checking against what it did", truth.Jitter, wantJitter)
 		}
 		wantP50, wantJitter = msf(truth.P50), msf(truth.Jitter)
 	}
