@@ -460,3 +460,24 @@ func TestReflectorServe(t *testing.T) {
 		t.Errorf("stats %+v; want 3 malformed, 1 oversized, some rate-limited", st)
 	}
 }
+
+// TestReflectorRepliesFromProbedAddress: a reflector on the wildcard
+// address of a host with two addresses answers a probe to the secondary
+// one from that address, not from the primary one routing would pick.
+func TestReflectorRepliesFromProbedAddress(t *testing.T) {
+	cl, srv := pair(t)
+	second := netip.MustParseAddr("198.18.0.2")
+	srv.Run("ip", "addr", "add", second.String()+"/24", "dev", "wan0")
+	startReflector(t, srv, netip.IPv4Unspecified())
+	for _, a := range []netip.Addr{wanHub, second} {
+		res := pingUDP(t, cl, netip.AddrPortFrom(a, 0), Options{Count: 3, Interval: 20 * time.Millisecond, Timeout: 500 * time.Millisecond})
+		if res.Stats.Received != 3 {
+			t.Errorf("probe to %v: %+v", a, res.Stats)
+		}
+		for _, s := range res.Samples {
+			if s.Replied() && s.From != a {
+				t.Errorf("probe to %v answered from %v", a, s.From)
+			}
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/time/rate"
 )
 
@@ -167,16 +168,44 @@ func (r *Reflector) allow(src netip.Addr) bool {
 }
 
 // Serve answers probes read from pc until ctx ends or pc fails. It closes
-// nothing: the caller owns pc.
+// nothing: the caller owns pc. On an IPv4 UDP socket bound to the wildcard
+// address each reply leaves from the address its request was sent to
+// (IP_PKTINFO), so NAT, stateful firewalls and the prober accept it on a
+// host with several addresses.
 func (r *Reflector) Serve(ctx context.Context, pc net.PacketConn) error {
 	r.init()
 	stop := context.AfterFunc(ctx, func() { _ = pc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+	read := func(b []byte) (int, net.Addr, *ipv4.ControlMessage, error) {
+		n, a, err := pc.ReadFrom(b)
+		return n, a, nil, err
+	}
+	write := func(b []byte, to net.Addr, _ *ipv4.ControlMessage) error {
+		_, err := pc.WriteTo(b, to)
+		return err
+	}
+	if uc, ok := pc.(*net.UDPConn); ok && uc.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
+		p4 := ipv4.NewPacketConn(uc)
+		if err := p4.SetControlMessage(ipv4.FlagDst, true); err == nil {
+			read = func(b []byte) (int, net.Addr, *ipv4.ControlMessage, error) {
+				n, cm, a, err := p4.ReadFrom(b)
+				return n, a, cm, err
+			}
+			write = func(b []byte, to net.Addr, cm *ipv4.ControlMessage) error {
+				var out *ipv4.ControlMessage
+				if cm != nil && cm.Dst != nil && !cm.Dst.IsMulticast() {
+					out = &ipv4.ControlMessage{Src: cm.Dst}
+				}
+				_, err := p4.WriteTo(b, out, to)
+				return err
+			}
+		}
+	}
 	// One byte more than MaxPayload, so an oversized probe is seen as such
 	// and not truncated into a well-formed one.
 	buf := make([]byte, r.MaxPayload+1)
 	for {
-		n, addr, err := pc.ReadFrom(buf)
+		n, addr, cm, err := read(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -192,7 +221,7 @@ func (r *Reflector) Serve(ctx context.Context, pc net.PacketConn) error {
 			r.Logger.Debug("reflector refused probe", "from", addr, "bytes", n, "reason", v)
 			continue
 		}
-		if _, err := pc.WriteTo(buf[:n], addr); err != nil {
+		if err := write(buf[:n], addr, cm); err != nil {
 			r.Logger.Debug("reflector reply", "to", addr, "err", err)
 		}
 	}
