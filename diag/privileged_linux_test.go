@@ -263,18 +263,33 @@ func TestPathMTUFragNeeded(t *testing.T) {
 	}
 }
 
-// TestPathMTUBlackHole: the router drops its own "fragmentation needed"
-// (nftables in the router namespace), so large probes vanish; the search
-// still finds 1300 and reports the black hole.
+// TestPathMTUBlackHole: two ways a path black-holes large packets, both
+// found by the search and reported as such: the router drops its own
+// "fragmentation needed" (nftables in the router namespace), or a link
+// drops big packets silently.
 func TestPathMTUBlackHole(t *testing.T) {
-	cl, rt, _ := routed(t, 1300)
-	rt.Run("nft", "add table ip bh; add chain ip bh out { type filter hook output priority 0; }; add rule ip bh out icmp type destination-unreachable icmp code frag-needed drop")
-	res := pathMTU(t, cl, cloudSrv, MTUOptions{Timeout: 250 * time.Millisecond})
-	if res.MTU != 1300 || res.Verdict != MTUBlackHole {
-		t.Errorf("got MTU %d verdict %s; want 1300 black-hole", res.MTU, res.Verdict)
-	}
-	if !strings.Contains(res.Detail, "black-holes") || !strings.Contains(res.Detail, "1300") {
-		t.Errorf("detail %q does not explain the black hole and the fix", res.Detail)
+	for name, setup := range map[string]func(t *testing.T) *netnstest.NS{
+		"frag-needed filtered": func(t *testing.T) *netnstest.NS {
+			cl, rt, _ := routed(t, 1300)
+			rt.Run("nft", "add table ip bh; add chain ip bh out { type filter hook output priority 0; }; add rule ip bh out icmp type destination-unreachable icmp code frag-needed drop")
+			return cl
+		},
+		"big packets dropped": func(t *testing.T) *netnstest.NS {
+			cl, rt, _ := routed(t, 1500)
+			rt.Run("nft", "add table ip bh; add chain ip bh forward_bh { type filter hook forward priority 0; }; add rule ip bh forward_bh ip length > 1300 drop")
+			return cl
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cl := setup(t)
+			res := pathMTU(t, cl, cloudSrv, MTUOptions{Timeout: 250 * time.Millisecond})
+			if res.MTU != 1300 || res.Verdict != MTUBlackHole {
+				t.Errorf("got MTU %d verdict %s; want 1300 black-hole", res.MTU, res.Verdict)
+			}
+			if !strings.Contains(res.Detail, "black-holes") || !strings.Contains(res.Detail, "1300") {
+				t.Errorf("detail %q does not explain the black hole and the fix", res.Detail)
+			}
+		})
 	}
 }
 
