@@ -274,6 +274,17 @@ func openICMP(ctx context.Context, dst netip.Addr, o Options, mode pmtuMode) (*i
 		pc, err := lc.ListenPacket(ctx, "ip4:icmp", laddr)
 		if err == nil {
 			c.pc, c.raw, c.id = pc, true, uint16(rand.UintN(1<<16))
+			// A raw socket gets every ICMP message the host receives: let
+			// the kernel pass only replies and errors.
+			var f ipv4.ICMPFilter
+			f.SetAll(true)
+			for _, typ := range []ipv4.ICMPType{ipv4.ICMPTypeEchoReply, ipv4.ICMPTypeDestinationUnreachable, ipv4.ICMPTypeTimeExceeded, ipv4.ICMPTypeParameterProblem} {
+				f.Accept(typ)
+			}
+			if err := ipv4.NewPacketConn(pc).SetICMPFilter(&f); err != nil {
+				pc.Close()
+				return nil, fmt.Errorf("set ICMP filter on raw socket: %w", err)
+			}
 		} else if o.ICMPMode == ICMPRaw || !errors.Is(err, os.ErrPermission) {
 			return nil, fmt.Errorf("open raw ICMP socket: %w", err)
 		}
