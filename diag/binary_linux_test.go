@@ -3,7 +3,9 @@ package diag
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -71,5 +73,62 @@ func TestProbeBinary(t *testing.T) {
 		if out, code := vcpe(args...); code != 2 {
 			t.Errorf("vcpe %v: exit %d; want 2 (usage)\n%s", args, code, out)
 		}
+	}
+}
+
+// TestProbeBinaryUnprivileged runs `vcpe probe` as an unprivileged user
+// (nobody, no capabilities): ICMP falls back to the unprivileged ICMP
+// socket when net.ipv4.ping_group_range allows it and otherwise fails with
+// the sysctl to set; UDP probes and their ICMP errors need no privilege.
+func TestProbeBinaryUnprivileged(t *testing.T) {
+	cl, srv := pair(t)
+	startReflector(t, srv, wanHub)
+	// The test binary directory is private to root: copy vcpe where nobody
+	// can run it.
+	dir, err := os.MkdirTemp("", "vcpe-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "vcpe")
+	data, err := os.ReadFile(netnstest.Binary(t, "cmd/vcpe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nobody := func(args ...string) (string, int) {
+		out, err := cl.Try("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", bin}, args...)...)
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return out, 0
+		case errors.As(err, &ee):
+			return out, ee.ExitCode()
+		}
+		t.Fatalf("vcpe %v as nobody: %v", args, err)
+		return "", -1
+	}
+
+	out, code := nobody("probe", "icmp", wanHub.String(), "-c", "1")
+	if code != 1 || !strings.Contains(out, `sysctl -w net.ipv4.ping_group_range="65534 65534"`) {
+		t.Errorf("ICMP as nobody without ping_group_range: exit %d; want 1 naming the sysctl\n%s", code, out)
+	}
+	cl.Run("sysctl", "-qw", "net.ipv4.ping_group_range=65534 65534")
+	out, code = nobody("probe", "icmp", wanHub.String(), "-c", "2", "-i", "50ms")
+	if code != 0 || !strings.Contains(out, "2 sent, 2 received") {
+		t.Errorf("ICMP as nobody with ping_group_range: exit %d\n%s", code, out)
+	}
+	out, code = nobody("probe", "udp", wanHub.String(), "-c", "2", "-i", "50ms")
+	if code != 0 || !strings.Contains(out, "2 sent, 2 received") {
+		t.Errorf("UDP as nobody: exit %d\n%s", code, out)
+	}
+	out, code = nobody("probe", "udp", wanHub.String()+":9", "-c", "1")
+	if code != 1 || !strings.Contains(out, "port unreachable") {
+		t.Errorf("UDP to a closed port as nobody: exit %d\n%s", code, out)
 	}
 }
