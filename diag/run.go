@@ -150,8 +150,12 @@ func run(ctx context.Context, c echoConn, o Options) ([]Sample, error) {
 				continue
 			}
 			p := &prim[ev.seq]
+			if p.SendError != "" {
+				mu.Unlock()
+				continue // not sent: whatever claims to answer it is not ours
+			}
 			s := Sample{Seq: ev.seq, Sent: p.Sent, Received: ev.at, RTT: ev.at.Sub(p.Sent), Size: ev.size, From: ev.from, ICMP: ev.icmp}
-			if p.Received.IsZero() && p.SendError == "" {
+			if p.Received.IsZero() {
 				*p = s
 				pending--
 			} else if ev.icmp == nil {
