@@ -62,6 +62,11 @@ func TestProbeBinary(t *testing.T) {
 		t.Errorf("probe mtu --json: exit %d %+v\n%s", code, mr, out)
 	}
 
+	out, code = vcpe("probe", "mtu", cloudSrv.String(), "--udp", "--timeout", "500ms")
+	if code != 0 || !strings.Contains(out, "path MTU to 198.19.100.10: 1300 (frag-needed)") || !strings.Contains(out, "router 198.18.0.1") {
+		t.Errorf("probe mtu --udp: exit %d\n%s", code, out)
+	}
+
 	for _, args := range [][]string{
 		{"probe", "icmp", "198.19.100.10", "-c", "0"},
 		{"probe", "udp", "198.19.100.10", "--size", "20"},

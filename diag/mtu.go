@@ -18,7 +18,12 @@ type MTUOptions struct {
 	// of the route to the target); Min the smallest size tried (68).
 	Max, Min int
 	ICMPMode ICMPMode
-	OnStep   func(MTUStep)
+	// UDP probes a reflector on Port (default ReflectorPort) instead of
+	// ICMP echo: for paths that filter ICMP echo. The reflector answers
+	// packets up to 1,500 bytes, so the search starts there at most.
+	UDP    bool
+	Port   uint16
+	OnStep func(MTUStep)
 	Now      func() time.Time
 }
 
@@ -41,7 +46,9 @@ const (
 
 // MTUResult is the outcome of a path-MTU search.
 type MTUResult struct {
-	Target netip.Addr `json:"target"`
+	Protocol string     `json:"protocol"` // "icmp" or "udp"
+	Target   netip.Addr `json:"target"`
+	Port     uint16     `json:"port,omitempty"`
 	// MTU is the largest packet (IP header included) that got a reply.
 	MTU int `json:"mtu"`
 	// RouteMTU is the MTU the search started from (the route's interface,
@@ -55,7 +62,7 @@ type MTUResult struct {
 }
 
 // PathMTU finds the largest packet that reaches target and comes back,
-// with DF set, by ICMP echo. It honours "fragmentation needed" (jumping to
+// with DF set, by ICMP echo (or UDP to a reflector, MTUOptions.UDP). It honours "fragmentation needed" (jumping to
 // the next-hop MTU a router reports) and otherwise binary-searches. When
 // large probes vanish without any "fragmentation needed", the result says
 // the path black-holes them. The target can be across the WAN or through
@@ -71,15 +78,43 @@ func PathMTU(ctx context.Context, target netip.Addr, o MTUOptions) (MTUResult, e
 			return MTUResult{}, err
 		}
 		o.Max = m
+		if o.UDP {
+			o.Max = min(m, udpIPHeaders+defaultMaxPayload)
+		}
 	}
 	// IP_PMTUDISC_PROBE: DF set, but the kernel's cached path MTU is
 	// ignored, so every size really goes on the wire.
-	c, err := openICMP(ctx, target, Options{Source: o.Source, ICMPMode: o.ICMPMode, Now: o.Now}.nowDefault(), pmtuProbe)
-	if err != nil {
-		return MTUResult{}, err
+	po := Options{Source: o.Source, ICMPMode: o.ICMPMode, Now: o.Now}.nowDefault()
+	var c echoConn
+	if o.UDP {
+		if o.Port == 0 {
+			o.Port = ReflectorPort
+		}
+		if o.Min == 0 {
+			o.Min = 68
+		}
+		if o.Min < MinUDPProbeSize {
+			return MTUResult{}, fmt.Errorf("path MTU search over UDP from %d bytes: a UDP probe is at least %d", o.Min, MinUDPProbeSize)
+		}
+		uc, err := openUDP(ctx, netip.AddrPortFrom(target, o.Port), po, pmtuProbe)
+		if err != nil {
+			return MTUResult{}, err
+		}
+		c = uc
+	} else {
+		ic, err := openICMP(ctx, target, po, pmtuProbe)
+		if err != nil {
+			return MTUResult{}, err
+		}
+		c = ic
 	}
 	defer c.close()
-	return searchMTU(ctx, c, target, o)
+	res, err := searchMTU(ctx, c, target, o)
+	res.Protocol = "icmp"
+	if o.UDP {
+		res.Protocol, res.Port = "udp", o.Port
+	}
+	return res, err
 }
 
 func (o Options) nowDefault() Options {
@@ -136,7 +171,7 @@ func searchMTU(ctx context.Context, c echoConn, target netip.Addr, o MTUOptions)
 		return res, err
 	}
 	if st.Outcome != "reply" {
-		return res, fmt.Errorf("path MTU to %s: a %d-byte probe got no reply (%s): the target is unreachable or does not answer ICMP echo", target, o.Min, st.Outcome)
+		return res, fmt.Errorf("path MTU to %s: a %d-byte probe got no reply (%s): the target is unreachable or does not answer %s", target, o.Min, st.Outcome, answerer(o))
 	}
 	good, bad := o.Min, o.Max+1 // good answered; bad and above do not
 	var limit MTUStep           // the step that set bad
@@ -230,3 +265,10 @@ func exchange(c echoConn, seq, size int, timeout time.Duration) (event, string, 
 
 // isMsgSizeHook lets tests' fake sockets report EMSGSIZE.
 var isMsgSizeHook func(error) bool
+
+func answerer(o MTUOptions) string {
+	if o.UDP {
+		return fmt.Sprintf("probes (is a reflector running on UDP %d?)", o.Port)
+	}
+	return "ICMP echo (try a reflector: --udp)"
+}

@@ -496,3 +496,21 @@ func TestReflectorRepliesFromProbedAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestPathMTUOverUDP: where the path filters ICMP echo, the search over
+// UDP to the reflector still finds the 1,300-byte hop (its "fragmentation
+// needed" comes back through IP_RECVERR), while ICMP says it got no reply.
+func TestPathMTUOverUDP(t *testing.T) {
+	cl, rt, srv := routed(t, 1300)
+	startReflector(t, srv, cloudSrv)
+	rt.Run("nft", "add table ip noecho; add chain ip noecho forward_ne { type filter hook forward priority 0; }; add rule ip noecho forward_ne icmp type echo-request drop")
+	var err error
+	inNS(t, cl, func() { _, err = PathMTU(context.Background(), cloudSrv, MTUOptions{Timeout: 200 * time.Millisecond, Tries: 1}) })
+	if err == nil || !strings.Contains(err.Error(), "--udp") {
+		t.Errorf("ICMP search through an echo filter: %v; want no reply, pointing at --udp", err)
+	}
+	res := pathMTU(t, cl, cloudSrv, MTUOptions{UDP: true, Timeout: 500 * time.Millisecond})
+	if res.MTU != 1300 || res.Verdict != MTUFragNeeded || res.Reporter != wanHub || res.Protocol != "udp" || res.Port != ReflectorPort {
+		t.Errorf("UDP search: %+v; want 1300 frag-needed from %v over udp/%d", res, wanHub, ReflectorPort)
+	}
+}

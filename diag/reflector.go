@@ -79,10 +79,14 @@ func (v Verdict) String() string {
 
 const sourceIdle = time.Minute
 
+// defaultMaxPayload is the largest probe payload a reflector answers by
+// default: a full 1,500-byte packet.
+const defaultMaxPayload = 1500 - udpIPHeaders
+
 func (r *Reflector) init() {
 	r.once.Do(func() {
 		if r.MaxPayload == 0 {
-			r.MaxPayload = 1472
+			r.MaxPayload = defaultMaxPayload
 		}
 		if r.PerSource == 0 {
 			r.PerSource, r.PerSourceBurst = 100, max(r.PerSourceBurst, 20)

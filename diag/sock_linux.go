@@ -186,8 +186,8 @@ type udpConn struct {
 	buf, oob []byte
 }
 
-func openUDP(ctx context.Context, dst netip.AddrPort, o Options) (*udpConn, error) {
-	lc := net.ListenConfig{Control: control(o, pmtuFor(o.DF), true)}
+func openUDP(ctx context.Context, dst netip.AddrPort, o Options, mode pmtuMode) (*udpConn, error) {
+	lc := net.ListenConfig{Control: control(o, mode, true)}
 	pc, err := lc.ListenPacket(ctx, "udp4", bindAddr(o.Source, 0))
 	if err != nil {
 		return nil, fmt.Errorf("open UDP probe socket on %s: %w", bindAddr(o.Source, 0), err)

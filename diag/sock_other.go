@@ -14,7 +14,7 @@ var ErrICMPNotPermitted = errors.New("ICMP sockets not permitted")
 
 var errUnsupported = errors.New("probes are only supported on Linux")
 
-func openUDP(context.Context, netip.AddrPort, Options) (echoConn, error) {
+func openUDP(context.Context, netip.AddrPort, Options, pmtuMode) (echoConn, error) {
 	return nil, errUnsupported
 }
 

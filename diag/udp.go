@@ -113,7 +113,7 @@ func PingUDP(ctx context.Context, target netip.AddrPort, o Options) (Result, err
 	if o.Size < MinUDPProbeSize || o.Size > 65535 {
 		return Result{}, fmt.Errorf("size %d: a UDP probe is %d to 65535 bytes (IP and UDP headers included)", o.Size, MinUDPProbeSize)
 	}
-	c, err := openUDP(ctx, target, o)
+	c, err := openUDP(ctx, target, o, pmtuFor(o.DF))
 	if err != nil {
 		return Result{}, err
 	}

@@ -252,16 +252,19 @@ func newProbeMTUCmd() *cobra.Command {
 		timeout time.Duration
 		maxSize int
 		asJSON  bool
+		useUDP  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "mtu TARGET",
+		Use:   "mtu TARGET[:PORT]",
 		Short: "Find the path MTU to TARGET with DF set, and say when the path black-holes large packets",
 		Long: `Sends ICMP echo with Don't Fragment set, starting at the MTU of the route to
 TARGET: a router's "fragmentation needed" gives the next-hop MTU directly,
 otherwise a binary search finds the largest size that gets a reply. When
 large probes vanish without any "fragmentation needed", the path black-holes
 them, and the result says so. TARGET may be across the WAN or through the
-tunnel.`,
+tunnel. With --udp the probes go to a vcpe reflector (PORT, default 12345)
+instead, for paths that filter ICMP echo; the reflector answers up to 1,500
+bytes.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext(cmd.Context())
@@ -281,9 +284,19 @@ tunnel.`,
 				}
 				o.Source = a.Unmap()
 			}
-			target, err := resolveTarget(ctx, args[0])
-			if err != nil {
-				return err
+			var target netip.Addr
+			if useUDP {
+				ap, err := resolveTargetPort(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				target, o.UDP, o.Port = ap.Addr(), true, ap.Port()
+			} else {
+				a, err := resolveTarget(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				target = a
 			}
 			if !asJSON {
 				o.OnStep = func(s diag.MTUStep) {
@@ -313,6 +326,7 @@ tunnel.`,
 	fl.DurationVar(&timeout, "timeout", time.Second, "wait for each probe's answer")
 	fl.IntVar(&maxSize, "max", 0, "largest size to try (default: the MTU of the route to TARGET)")
 	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	fl.BoolVar(&useUDP, "udp", false, "probe a vcpe reflector over UDP instead of ICMP echo")
 	return cmd
 }
 
