@@ -24,7 +24,7 @@ type MTUOptions struct {
 	UDP    bool
 	Port   uint16
 	OnStep func(MTUStep)
-	Now      func() time.Time
+	Now    func() time.Time
 }
 
 // MTUStep is one size tried during the search.

@@ -505,7 +505,9 @@ func TestPathMTUOverUDP(t *testing.T) {
 	startReflector(t, srv, cloudSrv)
 	rt.Run("nft", "add table ip noecho; add chain ip noecho forward_ne { type filter hook forward priority 0; }; add rule ip noecho forward_ne icmp type echo-request drop")
 	var err error
-	inNS(t, cl, func() { _, err = PathMTU(context.Background(), cloudSrv, MTUOptions{Timeout: 200 * time.Millisecond, Tries: 1}) })
+	inNS(t, cl, func() {
+		_, err = PathMTU(context.Background(), cloudSrv, MTUOptions{Timeout: 200 * time.Millisecond, Tries: 1})
+	})
 	if err == nil || !strings.Contains(err.Error(), "--udp") {
 		t.Errorf("ICMP search through an echo filter: %v; want no reply, pointing at --udp", err)
 	}
