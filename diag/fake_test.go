@@ -39,6 +39,11 @@ func (f *fakeConn) send(seq, size int) error {
 	for _, a := range answers {
 		ev := a.ev
 		ev.seq = seq & 0xffff
+		if a.delay == 0 {
+			ev.at = time.Now()
+			f.events <- ev
+			continue
+		}
 		go func() {
 			time.Sleep(a.delay)
 			ev.at = time.Now()
@@ -80,6 +85,6 @@ func fakePath(mtu int, fragNeeded bool, router, target netip.Addr) func(seq, siz
 			}
 			return []fakeAnswer{{ev: event{from: router, icmp: newICMPError(3, 4, router, mtu)}}}, nil
 		}
-		return []fakeAnswer{{delay: time.Millisecond, ev: event{from: target, size: size}}}, nil
+		return []fakeAnswer{{ev: event{from: target, size: size}}}, nil
 	}
 }
