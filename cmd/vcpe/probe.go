@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -175,6 +176,9 @@ func sampleLine(s diag.Sample) string {
 // noReplyHint says what to check when nothing answered.
 func noReplyHint(r diag.Result) string {
 	for _, s := range r.Samples {
+		if s.SendError != "" && strings.Contains(s.SendError, "message too long") {
+			return "; probes were larger than the path MTU this host knows: use a smaller --size, drop --df, or measure it with 'vcpe probe mtu'"
+		}
 		if s.ICMP == nil {
 			continue
 		}
