@@ -1,0 +1,372 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.zx2c4.com/wireguard/device"
+
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// Engine is the edge (device) dataplane: one WireGuard peer, the hub.
+type Engine struct {
+	c             common
+	probeInterval time.Duration
+	deadAfter     time.Duration
+
+	mu      sync.Mutex
+	w       *wgIface
+	cfg     api.DeviceConfig
+	state   string // StateStopped before Start and after Close, StateRevoked after Revoke
+	reason  string
+	syncFn  func() SyncStatus
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup
+	probe   net.PacketConn
+	lastRx  atomic.Int64 // unix nanos of the last probe answer
+	lastFix atomic.Int64 // unix nanos of the last forced handshake
+}
+
+// New validates the options. It changes nothing on the host.
+func New(opts EdgeOptions) (*Engine, error) {
+	c, err := newCommon(opts.PrivateKey, opts.TUN, opts.ListenPort, opts.UAPIDir, opts.MTU, opts.Logger, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{c: c, probeInterval: opts.ProbeInterval, deadAfter: opts.DeadAfter, state: StateStopped}
+	if e.probeInterval <= 0 {
+		e.probeInterval = DefaultProbeInterval
+	}
+	if e.deadAfter <= 0 {
+		e.deadAfter = DefaultDeadAfter
+	}
+	return e, nil
+}
+
+// SetSyncStatus makes Status include the controller sync state.
+func (e *Engine) SetSyncStatus(f func() SyncStatus) {
+	e.mu.Lock()
+	e.syncFn = f
+	e.mu.Unlock()
+}
+
+// Start brings the tunnel up with cfg: TUN, overlay address, routes
+// (reconciled with what a previous run left), IPv4 forwarding, the hub peer,
+// the liveness prober and the roaming watcher. A failed Start undoes what
+// it did.
+func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
+	if err := ValidateDeviceConfig(cfg); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.w != nil {
+		return errors.New("engine already started")
+	}
+	w, err := openWG(e.c)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			e.stopLocked(w)
+		}
+	}()
+	if err = w.setAddr(cfg.OverlayAddr, netip.Prefix{}); err != nil {
+		return err
+	}
+	if err = w.reconcileRoutes(routedPrefixes(cfg.OverlayAddr.Masked(), cfg.Routes)); err != nil {
+		return err
+	}
+	if err = w.enableForwarding(); err != nil {
+		return err
+	}
+	if err = w.ipcSet(edgePeerUAPI(nil, cfg)); err != nil {
+		return fmt.Errorf("configure hub peer: %w", err)
+	}
+	err = w.inNS(func() error {
+		var e2 error
+		e.probe, e2 = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		return e2
+	})
+	if err != nil {
+		return fmt.Errorf("open liveness probe socket: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.w, e.cfg, e.state, e.reason = w, cfg, StateConnecting, ""
+	now := e.c.now().UnixNano()
+	e.lastRx.Store(now)
+	e.lastFix.Store(now)
+	updates := make(chan struct{}, 1)
+	if err = e.watchNetlink(ctx, w, updates); err != nil {
+		e.w = nil
+		return err
+	}
+	e.bg.Add(3)
+	go func() { defer e.bg.Done(); e.readProbes(e.probe) }()
+	go func() { defer e.bg.Done(); e.liveness(ctx, w, updates) }()
+	go func() { defer e.bg.Done(); <-ctx.Done(); e.probe.Close() }()
+	e.c.log.Info("tunnel started", "interface", w.name, "listen_port", e.c.listenPort,
+		"overlay", cfg.OverlayAddr, "hub", cfg.HubEndpoint, "routes", len(cfg.Routes))
+	return nil
+}
+
+// Apply changes the running tunnel to cfg, touching only what differs.
+func (e *Engine) Apply(cfg api.DeviceConfig) error {
+	if err := ValidateDeviceConfig(cfg); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := e.w
+	if w == nil {
+		return errClosed
+	}
+	old := e.cfg
+	if old.OverlayAddr != cfg.OverlayAddr {
+		if err := w.setAddr(cfg.OverlayAddr, old.OverlayAddr); err != nil {
+			return err
+		}
+	}
+	oldRoutes := routedPrefixes(old.OverlayAddr.Masked(), old.Routes)
+	newRoutes := routedPrefixes(cfg.OverlayAddr.Masked(), cfg.Routes)
+	if add, del := DiffPrefixes(oldRoutes, newRoutes); len(add)+len(del) > 0 || old.OverlayAddr != cfg.OverlayAddr {
+		if err := w.reconcileRoutes(newRoutes); err != nil {
+			return err
+		}
+		e.c.log.Info("routes changed", "added", add, "removed", del)
+	}
+	if old.HubPublicKey != cfg.HubPublicKey || old.HubEndpoint != cfg.HubEndpoint ||
+		keepaliveOf(old) != keepaliveOf(cfg) || !slices.Equal(edgeAllowedIPs(old), edgeAllowedIPs(cfg)) {
+		if err := w.ipcSet(edgePeerUAPI(&old, cfg)); err != nil {
+			return fmt.Errorf("update hub peer: %w", err)
+		}
+	}
+	e.cfg = cfg
+	return nil
+}
+
+// Revoke tears the tunnel down for good and keeps reason for Status.
+func (e *Engine) Revoke(reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.w != nil {
+		e.stopLocked(e.w)
+	}
+	e.state, e.reason = StateRevoked, reason
+}
+
+// Close removes the routes and the interface the engine created. It is
+// idempotent.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.w != nil {
+		e.stopLocked(e.w)
+		e.c.log.Info("tunnel stopped")
+	}
+	if e.state != StateRevoked {
+		e.state = StateStopped
+	}
+	return nil
+}
+
+func (e *Engine) stopLocked(w *wgIface) {
+	if e.cancel != nil {
+		e.cancel()
+		e.cancel = nil
+	}
+	e.bg.Wait()
+	if e.probe != nil {
+		e.probe.Close()
+		e.probe = nil
+	}
+	if w.nl != nil && w.link != nil {
+		w.removeRoutes()
+	}
+	w.close()
+	e.w = nil
+}
+
+// Status reports the tunnel as data.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.c.now()
+	st := Status{Role: "edge", State: e.state, Reason: e.reason, Interface: e.c.tun, ListenPort: e.c.listenPort,
+		PublicKey: e.c.key.PublicKey(), OverlayAddr: e.cfg.OverlayAddr, Generation: e.cfg.Generation,
+		Routes: routedPrefixes(e.cfg.OverlayAddr.Masked(), e.cfg.Routes), Peers: []PeerStatus{}, Source: "daemon", Time: now}
+	if e.syncFn != nil {
+		s := e.syncFn()
+		st.Sync = &s
+	}
+	if e.w == nil {
+		st.Routes = []netip.Prefix{}
+		return st
+	}
+	peers, err := e.w.peers()
+	if err != nil {
+		st.Reason = err.Error()
+		return st
+	}
+	for _, p := range peers {
+		if p.PublicKey != e.cfg.HubPublicKey {
+			continue
+		}
+		first, last := e.w.att.get(p.PublicKey, p.LastHandshake)
+		ps := peerStatus(now, "hub", p, first, last)
+		st.Peers = append(st.Peers, ps)
+		st.State, st.Reason = edgeState(now, ps)
+	}
+	return st
+}
+
+// ForceHandshake drops the current session with the hub and starts a new
+// handshake now, instead of waiting for WireGuard's timers.
+func (e *Engine) forceHandshake(w *wgIface, hub api.Key, why string) {
+	p := w.dev.LookupPeer(device.NoisePublicKey(hub))
+	if p == nil {
+		return
+	}
+	e.lastFix.Store(e.c.now().UnixNano())
+	e.c.log.Info("forcing a new handshake with the hub", "reason", why)
+	p.ExpireCurrentKeypairs()
+	_ = p.SendHandshakeInitiation(false)
+}
+
+// liveness pings the hub's overlay address through the tunnel every probe
+// interval; after deadAfter without an answer it forces a handshake (and
+// again every deadAfter while the path stays dead). A change of the
+// host's addresses, routes or links (roaming, WAN back up) rebinds the UDP
+// socket and forces a handshake at once.
+func (e *Engine) liveness(ctx context.Context, w *wgIface, updates <-chan struct{}) {
+	t := time.NewTicker(e.probeInterval)
+	defer t.Stop()
+	id := os.Getpid() & 0xffff
+	var seq int
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-updates:
+			e.mu.Lock()
+			hub := e.cfg.HubPublicKey
+			e.mu.Unlock()
+			if err := w.inNS(w.dev.BindUpdate); err != nil {
+				e.c.log.Warn("rebind after network change", "err", err)
+			}
+			e.forceHandshake(w, hub, "network change")
+		case <-t.C:
+			e.mu.Lock()
+			hub, dst := e.cfg.HubPublicKey, e.cfg.HubOverlayAddr
+			e.mu.Unlock()
+			seq++
+			msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq & 0xffff, Data: []byte("vcpe-liveness")}}
+			if b, err := msg.Marshal(nil); err == nil {
+				_, _ = e.probe.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()})
+			}
+			now := e.c.now().UnixNano()
+			if now-e.lastRx.Load() > int64(e.deadAfter) && now-e.lastFix.Load() > int64(e.deadAfter) {
+				e.forceHandshake(w, hub, "hub not answering probes")
+			}
+		}
+	}
+}
+
+func (e *Engine) readProbes(c net.PacketConn) {
+	buf := make([]byte, 1500)
+	id := os.Getpid() & 0xffff
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		m, err := icmp.ParseMessage(1, buf[:n])
+		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
+			continue
+		}
+		if echo, ok := m.Body.(*icmp.Echo); ok && echo.ID == id {
+			e.mu.Lock()
+			hub := e.cfg.HubOverlayAddr
+			e.mu.Unlock()
+			if ip, ok := from.(*net.IPAddr); ok {
+				if a, ok := netip.AddrFromSlice(ip.IP); ok && a.Unmap() == hub {
+					e.lastRx.Store(e.c.now().UnixNano())
+				}
+			}
+		}
+	}
+}
+
+// watchNetlink subscribes to address, route and link changes in the
+// engine's namespace (ignoring the TUN's own) and signals updates,
+// debounced.
+func (e *Engine) watchNetlink(ctx context.Context, w *wgIface, updates chan<- struct{}) error {
+	addrs := make(chan netlink.AddrUpdate, 16)
+	routes := make(chan netlink.RouteUpdate, 16)
+	links := make(chan netlink.LinkUpdate, 16)
+	done := make(chan struct{})
+	ns := w.ns
+	fail := func(err error) error { close(done); return fmt.Errorf("watch network changes: %w", err) }
+	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{Namespace: &ns}); err != nil {
+		return fail(err)
+	}
+	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{Namespace: &ns}); err != nil {
+		return fail(err)
+	}
+	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{Namespace: &ns}); err != nil {
+		return fail(err)
+	}
+	idx := w.link.Attrs().Index
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		defer func() {
+			close(done)
+			// drain so the subscription goroutines can exit
+			for range addrs {
+			}
+			for range routes {
+			}
+			for range links {
+			}
+		}()
+		var debounce <-chan time.Time
+		for {
+			changed := false
+			select {
+			case <-ctx.Done():
+				return
+			case u, ok := <-addrs:
+				changed = ok && u.LinkIndex != idx
+			case u, ok := <-routes:
+				changed = ok && u.LinkIndex != idx && u.Protocol != RouteProtocol
+			case u, ok := <-links:
+				changed = ok && u.Attrs().Index != idx
+			case <-debounce:
+				debounce = nil
+				select {
+				case updates <- struct{}{}:
+				default:
+				}
+			}
+			if changed && debounce == nil {
+				debounce = time.After(200 * time.Millisecond)
+			}
+		}
+	}()
+	return nil
+}
