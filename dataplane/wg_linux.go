@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -33,6 +34,9 @@ type wgIface struct {
 	name string
 	link netlink.Link
 	att  *attempts
+	// closing quiets wireguard-go's complaints about the TUN vanishing
+	// while the device is being closed.
+	closing atomic.Bool
 
 	uapi     net.Listener
 	uapiPath string
@@ -98,6 +102,7 @@ func (w *wgIface) close() {
 		w.uapi = nil
 	}
 	if w.dev != nil {
+		w.closing.Store(true)
 		w.dev.Close() // closes the TUN: the kernel removes the link and its routes
 		w.dev = nil
 	}
@@ -156,6 +161,10 @@ func (w *wgIface) logger() *device.Logger {
 			}
 		},
 		Errorf: func(format string, args ...any) {
+			if w.closing.Load() {
+				log.Debug(fmt.Sprintf(format, args...), "source", "wireguard")
+				return
+			}
 			log.Warn(fmt.Sprintf(format, args...), "source", "wireguard")
 		},
 	}
