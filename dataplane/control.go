@@ -41,6 +41,9 @@ func ListenControl(path string, status func() Status, log *slog.Logger) (*Contro
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
+	if log == nil {
+		log = slog.Default()
+	}
 	s := &ControlServer{ln: ln, path: path, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)

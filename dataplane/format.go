@@ -35,7 +35,11 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 			fmt.Fprint(w, ", active")
 		}
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "  last handshake %s ago, transfer %d B received, %d B sent\n", ago(now, p.LastHandshake), p.RxBytes, p.TxBytes)
+		hs := "none yet"
+		if !p.LastHandshake.IsZero() {
+			hs = ago(now, p.LastHandshake) + " ago"
+		}
+		fmt.Fprintf(w, "  last handshake %s, transfer %d B received, %d B sent\n", hs, p.RxBytes, p.TxBytes)
 		if p.Problem != "" {
 			fmt.Fprintf(w, "  problem: %s\n", p.Problem)
 		}
