@@ -58,6 +58,7 @@ type site struct {
 	cmd      *exec.Cmd
 	hubKey   api.Key // the hub key in its config
 	extraArg []string
+	env      []string // environment for vcped (NAME=VALUE)
 }
 
 type lab struct {
@@ -126,6 +127,10 @@ func (l *lab) deviceConfig(s *site, routes ...string) api.DeviceConfig {
 
 func (l *lab) startVcped(s *site) {
 	args := append([]string{"--state-dir", s.dir, "--uapi-dir", s.uapiDir}, s.extraArg...)
+	if len(s.env) > 0 {
+		s.cmd = s.ns.Start("env", append(append(append([]string{}, s.env...), l.vcped), args...)...)
+		return
+	}
 	s.cmd = s.ns.Start(l.vcped, args...)
 }
 

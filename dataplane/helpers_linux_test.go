@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -153,4 +155,48 @@ func httpGetMain(args []string) int {
 	defer resp.Body.Close()
 	_, _ = io.Copy(os.Stdout, resp.Body)
 	return 0
+}
+
+// notifySock is a stand-in for systemd's notification socket.
+type notifySock struct {
+	path string
+	conn *net.UnixConn
+	got  []string
+}
+
+func listenNotify(t *testing.T) *notifySock {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &notifySock{path: path, conn: c}
+}
+
+// wait reads notifications until one starts with want (10 s at most).
+func (n *notifySock) wait(t *testing.T, want string) {
+	t.Helper()
+	for _, g := range n.got {
+		if strings.HasPrefix(g, want) {
+			return
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 4096)
+	for time.Now().Before(deadline) {
+		_ = n.conn.SetReadDeadline(deadline)
+		k, err := n.conn.Read(buf)
+		if err != nil {
+			break
+		}
+		for _, line := range strings.Split(string(buf[:k]), "\n") {
+			n.got = append(n.got, line)
+			if strings.HasPrefix(line, want) {
+				return
+			}
+		}
+	}
+	t.Errorf("no %q from vcped on NOTIFY_SOCKET; got %q", want, n.got)
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +58,8 @@ func TestSitesThroughHub(t *testing.T) {
 	e.ns.Run("nft", "add rule ip block o udp dport 4500 drop")
 
 	a.extraArg = []string{"--metrics-listen", "127.0.0.1:9586"}
+	notify := listenNotify(t)
+	b.env = []string{"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=2000000"}
 	for _, s := range []*site{a, b, c, d, e} {
 		l.startVcped(s)
 	}
@@ -65,6 +68,7 @@ func TestSitesThroughHub(t *testing.T) {
 	}
 	for _, ns := range []*netnstest.NS{a.lan, b.lan, l.cloud} {
 		ns.Start("env", helperEnv+"=udpecho", l.self, "0.0.0.0:7")
+		waitFor(t, 5*time.Second, "UDP echo server", func() bool { return l.udp(ns, "127.0.0.1:7") })
 	}
 
 	t.Run("same CCN and cloud reachable", func(t *testing.T) {
@@ -171,6 +175,49 @@ func TestSitesThroughHub(t *testing.T) {
 		}
 	})
 
+	t.Run("sd_notify", func(t *testing.T) {
+		for _, want := range []string{"READY=1", "STATUS=tunnel up", "WATCHDOG=1"} {
+			notify.wait(t, want)
+		}
+	})
+
+	t.Run("hub applies a new config live", func(t *testing.T) {
+		before := map[string]time.Time{}
+		for _, s := range []*site{a, b} {
+			before[s.name] = s.status(t).Peers[0].LastHandshake
+		}
+		cfg := api.HubConfig{Generation: 2, Overlay: overlay, HubOverlayAddr: hubOver, CloudPrefixes: []netip.Prefix{cloudNet},
+			Peers: []api.HubPeer{peer(a, "blue", "198.19.1.0/24"), peer(b, "blue", "198.19.2.0/24"), peer(e, "red", "")}}
+		cfg.Peers[1].Active = false // b becomes the standby of its instance: visible in the hub status
+		l.writeHub(cfg)
+		if err := l.hubCmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		var hs dataplane.Status
+		waitFor(t, 5*time.Second, "hub generation 2", func() bool {
+			hs, _ = dataplane.ReadStatus(l.hubCtl)
+			return hs.Generation == 2
+		})
+		names := map[string]bool{}
+		for _, p := range hs.Peers {
+			names[p.Name] = p.Active
+		}
+		if _, ok := names["site-c"]; ok || len(names) != 3 || names["site-b"] || !names["site-a"] {
+			t.Errorf("hub peers after reload = %v; want site-a active, site-b standby, no site-c", names)
+		}
+		if ping(c.lan, "198.19.100.10") {
+			t.Errorf("removed peer site-c still reaches the cloud")
+		}
+		if !ping(a.lan, "198.19.2.10") || !ping(b.lan, "198.19.1.10") {
+			t.Errorf("A and B lost traffic when another peer was removed")
+		}
+		for _, s := range []*site{a, b} {
+			if got := s.status(t).Peers[0].LastHandshake; !got.Equal(before[s.name]) {
+				t.Errorf("%s re-handshook (%v → %v): its tunnel was disturbed", s.name, before[s.name], got)
+			}
+		}
+	})
+
 	t.Run("kill -9 and restart reconciles routes", func(t *testing.T) {
 		kill(t, a.cmd)
 		out, err := a.ns.Try(l.vcpe, "status", "--state-dir", a.dir)
@@ -205,6 +252,24 @@ func TestSitesThroughHub(t *testing.T) {
 		a.ns.Run("ip", "link", "set", "wan", "up")
 		took := waitFor(t, 5*time.Second, "traffic after the WAN link is back", func() bool { return ping(a.lan, "198.19.2.10") })
 		t.Logf("traffic back %v after the WAN link came up", took.Round(100*time.Millisecond))
+	})
+
+	t.Run("WAN address change (roaming)", func(t *testing.T) {
+		// As a DHCP renewal with a new lease does it: the old address goes,
+		// the new one comes.
+		a.ns.Run("ip", "addr", "del", "198.18.0.11/24", "dev", "wan")
+		a.ns.Run("ip", "addr", "add", "198.18.0.31/24", "dev", "wan")
+		took := waitFor(t, 5*time.Second, "traffic from the new WAN address", func() bool { return ping(a.lan, "198.19.2.10") })
+		hs, err := dataplane.ReadStatus(l.hubCtl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range hs.Peers {
+			if p.Name == a.name && p.Endpoint != "198.18.0.31:4500" {
+				t.Errorf("hub sees site-a at %s; want 198.18.0.31:4500", p.Endpoint)
+			}
+		}
+		t.Logf("traffic back %v after the address change", took.Round(100*time.Millisecond))
 	})
 
 	t.Run("hub restart", func(t *testing.T) {

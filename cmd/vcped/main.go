@@ -179,6 +179,18 @@ func run(ctx context.Context, o options) error {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	last := ""
+	notifyStatus := func() {
+		s := eng.Status()
+		line := "tunnel " + s.State
+		if s.Reason != "" {
+			line += ": " + s.Reason
+		}
+		if line != last {
+			_, _ = daemon.SdNotify(false, "STATUS="+line)
+			last = line
+		}
+	}
+	notifyStatus()
 	for {
 		select {
 		case <-ctx.Done():
@@ -186,15 +198,7 @@ func run(ctx context.Context, o options) error {
 			_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 			return nil
 		case <-t.C:
-			s := eng.Status()
-			line := "tunnel " + s.State
-			if s.Reason != "" {
-				line += ": " + s.Reason
-			}
-			if line != last {
-				_, _ = daemon.SdNotify(false, "STATUS="+line)
-				last = line
-			}
+			notifyStatus()
 			// The watchdog is fed only while the engine answers: a wedged
 			// engine (its lock held forever) gets vcped restarted.
 			if watchdog > 0 {
