@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/device"
 
 	"github.com/openvcpe/vcpe/provision/api"
@@ -311,13 +312,14 @@ func (e *Engine) readProbes(c net.PacketConn) {
 	}
 }
 
-// watchNetlink subscribes to address, route and link changes in the
-// engine's namespace (ignoring the TUN's own) and signals updates,
-// debounced.
+// watchNetlink subscribes to IPv4 address and route changes in the
+// engine's namespace (ignoring the TUN's own and vcpe's routes) and signals
+// updates, debounced. A link going down or up shows up as its connected
+// routes going and coming; a new interface without addresses does not
+// disturb the tunnel.
 func (e *Engine) watchNetlink(ctx context.Context, w *wgIface, updates chan<- struct{}) error {
 	addrs := make(chan netlink.AddrUpdate, 16)
 	routes := make(chan netlink.RouteUpdate, 16)
-	links := make(chan netlink.LinkUpdate, 16)
 	done := make(chan struct{})
 	ns := w.ns
 	fail := func(err error) error { close(done); return fmt.Errorf("watch network changes: %w", err) }
@@ -325,9 +327,6 @@ func (e *Engine) watchNetlink(ctx context.Context, w *wgIface, updates chan<- st
 		return fail(err)
 	}
 	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{Namespace: &ns}); err != nil {
-		return fail(err)
-	}
-	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{Namespace: &ns}); err != nil {
 		return fail(err)
 	}
 	idx := w.link.Attrs().Index
@@ -341,8 +340,6 @@ func (e *Engine) watchNetlink(ctx context.Context, w *wgIface, updates chan<- st
 			}
 			for range routes {
 			}
-			for range links {
-			}
 		}()
 		var debounce <-chan time.Time
 		for {
@@ -351,11 +348,10 @@ func (e *Engine) watchNetlink(ctx context.Context, w *wgIface, updates chan<- st
 			case <-ctx.Done():
 				return
 			case u, ok := <-addrs:
-				changed = ok && u.LinkIndex != idx
+				changed = ok && u.LinkIndex != idx && u.LinkAddress.IP.To4() != nil
 			case u, ok := <-routes:
-				changed = ok && u.LinkIndex != idx && u.Protocol != RouteProtocol
-			case u, ok := <-links:
-				changed = ok && u.Attrs().Index != idx
+				changed = ok && u.LinkIndex != idx && u.Protocol != RouteProtocol &&
+					u.Family == netlink.FAMILY_V4 && (u.Table == 0 || u.Table == unix.RT_TABLE_MAIN)
 			case <-debounce:
 				debounce = nil
 				select {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -124,30 +125,25 @@ func TestEngineStartCloseCycles(t *testing.T) {
 	t.Logf("after 100 cycles: %d goroutines (baseline %d), %d fds (baseline %d)", g, baseG, fd, baseFD)
 }
 
-// TestStartFailureUndoes makes Start fail after the TUN exists (the UAPI
-// socket is taken) and checks nothing is left behind.
+// TestStartFailureUndoes makes Start fail after the TUN exists (UDP 4500
+// is taken) and checks nothing is left behind.
 func TestStartFailureUndoes(t *testing.T) {
 	ns := netnstest.New(t)
 	enter(t, ns)
 	uapi := t.TempDir()
-	first, err := dataplane.New(dataplane.EdgeOptions{PrivateKey: mustKey(t), UAPIDir: uapi, TUN: "vcpa0"})
+	busy, err := net.ListenPacket("udp4", ":4500")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Start(staticConfig(mustKey(t).PublicKey())); err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
-	// Same UAPI socket name (vcpa0) from a second engine on another TUN name
-	// is impossible; instead, take the port: the second engine's bind fails.
-	second, err := dataplane.New(dataplane.EdgeOptions{PrivateKey: mustKey(t), UAPIDir: uapi, TUN: "vcpb0"})
+	defer busy.Close()
+	e, err := dataplane.New(dataplane.EdgeOptions{PrivateKey: mustKey(t), UAPIDir: uapi, TUN: "vcpb0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = second.Start(staticConfig(mustKey(t).PublicKey()))
+	err = e.Start(staticConfig(mustKey(t).PublicKey()))
 	if err == nil {
-		second.Close()
-		t.Fatal("second engine on the same UDP port started; want an error")
+		e.Close()
+		t.Fatal("engine started on a UDP port in use; want an error")
 	}
 	if !strings.Contains(err.Error(), "4500") {
 		t.Errorf("error does not name the port: %v", err)
@@ -157,6 +153,9 @@ func TestStartFailureUndoes(t *testing.T) {
 	}
 	if _, serr := os.Stat(filepath.Join(uapi, "vcpb0.sock")); serr == nil {
 		t.Errorf("failed Start left its UAPI socket behind")
+	}
+	if st := e.Status(); st.State != dataplane.StateStopped {
+		t.Errorf("state after failed Start = %q; want %q", st.State, dataplane.StateStopped)
 	}
 }
 
