@@ -38,6 +38,14 @@ type Engine struct {
 	probe   net.PacketConn
 	lastRx  atomic.Int64 // unix nanos of the last probe answer
 	lastFix atomic.Int64 // unix nanos of the last forced handshake
+	// target is what the background goroutines need of the config; they
+	// never take mu, so Close (which holds mu) can wait for them.
+	target atomic.Pointer[probeTarget]
+}
+
+type probeTarget struct {
+	hubKey     api.Key
+	hubOverlay netip.Addr
 }
 
 // New validates the options. It changes nothing on the host.
@@ -83,6 +91,7 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 	defer func() {
 		if err != nil {
 			e.stopLocked(w)
+			e.state = StateStopped
 		}
 	}()
 	if err = w.setAddr(cfg.OverlayAddr, netip.Prefix{}); err != nil {
@@ -108,6 +117,7 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.w, e.cfg, e.state, e.reason = w, cfg, StateConnecting, ""
+	e.target.Store(&probeTarget{hubKey: cfg.HubPublicKey, hubOverlay: cfg.HubOverlayAddr})
 	now := e.c.now().UnixNano()
 	e.lastRx.Store(now)
 	e.lastFix.Store(now)
@@ -157,6 +167,7 @@ func (e *Engine) Apply(cfg api.DeviceConfig) error {
 		}
 	}
 	e.cfg = cfg
+	e.target.Store(&probeTarget{hubKey: cfg.HubPublicKey, hubOverlay: cfg.HubOverlayAddr})
 	return nil
 }
 
@@ -263,17 +274,14 @@ func (e *Engine) liveness(ctx context.Context, w *wgIface, updates <-chan struct
 		case <-ctx.Done():
 			return
 		case <-updates:
-			e.mu.Lock()
-			hub := e.cfg.HubPublicKey
-			e.mu.Unlock()
+			hub := e.target.Load().hubKey
 			if err := w.inNS(w.dev.BindUpdate); err != nil {
 				e.c.log.Warn("rebind after network change", "err", err)
 			}
 			e.forceHandshake(w, hub, "network change")
 		case <-t.C:
-			e.mu.Lock()
-			hub, dst := e.cfg.HubPublicKey, e.cfg.HubOverlayAddr
-			e.mu.Unlock()
+			tg := e.target.Load()
+			hub, dst := tg.hubKey, tg.hubOverlay
 			seq++
 			msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq & 0xffff, Data: []byte("vcpe-liveness")}}
 			if b, err := msg.Marshal(nil); err == nil {
@@ -300,9 +308,7 @@ func (e *Engine) readProbes(c net.PacketConn) {
 			continue
 		}
 		if echo, ok := m.Body.(*icmp.Echo); ok && echo.ID == id {
-			e.mu.Lock()
-			hub := e.cfg.HubOverlayAddr
-			e.mu.Unlock()
+			hub := e.target.Load().hubOverlay
 			if ip, ok := from.(*net.IPAddr); ok {
 				if a, ok := netip.AddrFromSlice(ip.IP); ok && a.Unmap() == hub {
 					e.lastRx.Store(e.c.now().UnixNano())

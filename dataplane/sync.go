@@ -90,49 +90,60 @@ func (s *Syncer) Once(ctx context.Context) bool {
 	cctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	cfg, err := s.Source.DeviceConfig(cctx)
 	cancel()
+	at := now()
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.status.LastAttempt = now()
-	if err != nil {
-		var ae *api.Error
-		if errors.As(err, &ae) && (ae.Code == api.CodeRevoked || ae.Code == api.CodeKeyReset) {
-			state, why := StateRevoked, "the controller revoked this device"
-			if ae.Code == api.CodeKeyReset {
-				state, why = "key reset", "the device key was reset on the controller; register again (vcpe register)"
-			}
-			if ae.Message != "" {
-				why += ": " + ae.Message
-			}
-			s.status.State, s.status.LastError, s.done = state, ae.Error(), true
-			log.Warn("tunnel torn down", "reason", why)
-			s.Engine.Revoke(why)
-			return false
+	// The engine is called without s.mu held: Engine.Status reads the
+	// sync status while holding its own lock.
+	var ae *api.Error
+	if errors.As(err, &ae) && (ae.Code == api.CodeRevoked || ae.Code == api.CodeKeyReset) {
+		state, why := StateRevoked, "the controller revoked this device"
+		if ae.Code == api.CodeKeyReset {
+			state, why = "key reset", "the device key was reset on the controller; register again (vcpe register)"
 		}
+		if ae.Message != "" {
+			why += ": " + ae.Message
+		}
+		log.Warn("tunnel torn down", "reason", why)
+		s.Engine.Revoke(why)
+		s.mu.Lock()
+		s.status.LastAttempt, s.status.State, s.status.LastError, s.done = at, state, ae.Error(), true
+		s.mu.Unlock()
+		return false
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return false
 		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		if s.status.State != "controller unreachable" {
 			log.Warn("controller sync failed; keeping the last known configuration", "err", err)
 		}
-		s.status.State, s.status.LastError = "controller unreachable", err.Error()
+		s.status.LastAttempt, s.status.State, s.status.LastError = at, "controller unreachable", err.Error()
 		return true
 	}
-	if cfg.Generation != s.gen {
+	s.mu.Lock()
+	gen := s.gen
+	s.mu.Unlock()
+	if cfg.Generation != gen {
 		if err := s.Engine.Apply(cfg); err != nil {
-			s.status.State, s.status.LastError = "apply failed", err.Error()
 			log.Error("apply device config", "generation", cfg.Generation, "err", err)
+			s.mu.Lock()
+			s.status.LastAttempt, s.status.State, s.status.LastError = at, "apply failed", err.Error()
+			s.mu.Unlock()
 			return true
 		}
 		log.Info("applied device config", "generation", cfg.Generation, "routes", len(cfg.Routes))
-		s.gen = cfg.Generation
 		if s.Save != nil {
 			if err := s.Save(cfg); err != nil {
 				log.Error("save device config", "err", err)
 			}
 		}
 	}
-	s.status.State, s.status.LastError = "ok", ""
-	s.status.LastSuccess, s.status.Generation = s.status.LastAttempt, s.gen
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gen = cfg.Generation
+	s.status.LastAttempt, s.status.State, s.status.LastError = at, "ok", ""
+	s.status.LastSuccess, s.status.Generation = at, s.gen
 	return true
 }

@@ -72,7 +72,7 @@ func openWG(c common) (w *wgIface, err error) {
 		tdev.Close()
 		return w, fmt.Errorf("tun %s name: %w", c.tun, err)
 	}
-	w.dev = device.NewDevice(tdev, conn.NewDefaultBind(), w.logger())
+	w.dev = device.NewDevice(newEngineTUN(tdev), conn.NewDefaultBind(), w.logger())
 	if err = w.ipcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", hexKey(c.key), c.listenPort)); err != nil {
 		return w, fmt.Errorf("configure %s: %w", w.name, err)
 	}
@@ -263,3 +263,29 @@ func ipNet(p netip.Prefix) *net.IPNet {
 }
 
 var errClosed = errors.New("engine is closed")
+
+// engineTUN hides the TUN's link up/down events from wireguard-go. On those
+// events wireguard-go brings the device up or down from its own goroutine,
+// which opens the UDP sockets in whatever namespace that goroutine's thread
+// is in; the engine instead keeps the device up from Start to Close, in its
+// own namespace. MTU updates pass through.
+type engineTUN struct {
+	tun.Device
+	events chan tun.Event
+}
+
+func newEngineTUN(d tun.Device) *engineTUN {
+	t := &engineTUN{Device: d, events: make(chan tun.Event, 4)}
+	go func() {
+		defer close(t.events)
+		for ev := range d.Events() {
+			if ev &^= tun.EventUp | tun.EventDown; ev != 0 {
+				t.events <- ev
+			}
+		}
+	}()
+	return t
+}
+
+// Events returns the TUN's events without EventUp and EventDown.
+func (t *engineTUN) Events() <-chan tun.Event { return t.events }
