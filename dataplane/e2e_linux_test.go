@@ -28,7 +28,7 @@ var (
 	cloudNet = netip.MustParsePrefix("198.19.100.0/24")
 )
 
-func mustKey(t *testing.T) api.Key {
+func mustKey(t testing.TB) api.Key {
 	t.Helper()
 	k, err := api.GeneratePrivateKey()
 	if err != nil {
