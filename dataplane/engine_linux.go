@@ -254,7 +254,7 @@ func (e *Engine) forceHandshake(w *wgIface, hub api.Key, why string) {
 		return
 	}
 	e.lastFix.Store(e.c.now().UnixNano())
-	e.c.log.Info("forcing a new handshake with the hub", "reason", why)
+	e.c.log.Debug("forcing a new handshake with the hub", "reason", why)
 	p.ExpireCurrentKeypairs()
 	_ = p.SendHandshakeInitiation(false)
 }
@@ -269,12 +269,14 @@ func (e *Engine) liveness(ctx context.Context, w *wgIface, updates <-chan struct
 	defer t.Stop()
 	id := os.Getpid() & 0xffff
 	var seq int
+	var deadSince time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-updates:
 			hub := e.target.Load().hubKey
+			e.c.log.Info("network changed: rebinding and starting a new handshake")
 			if err := w.inNS(w.dev.BindUpdate); err != nil {
 				e.c.log.Warn("rebind after network change", "err", err)
 			}
@@ -288,7 +290,17 @@ func (e *Engine) liveness(ctx context.Context, w *wgIface, updates <-chan struct
 				_, _ = e.probe.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()})
 			}
 			now := e.c.now().UnixNano()
-			if now-e.lastRx.Load() > int64(e.deadAfter) && now-e.lastFix.Load() > int64(e.deadAfter) {
+			dead := now-e.lastRx.Load() > int64(e.deadAfter)
+			switch {
+			case dead && deadSince.IsZero():
+				deadSince = time.Unix(0, e.lastRx.Load())
+				e.c.log.Warn("hub not answering through the tunnel; forcing new handshakes until it does",
+					"hub", dst, "every", e.deadAfter)
+			case !dead && !deadSince.IsZero():
+				e.c.log.Info("hub answering again", "hub", dst, "after", time.Duration(now-deadSince.UnixNano()).Round(100*time.Millisecond))
+				deadSince = time.Time{}
+			}
+			if dead && now-e.lastFix.Load() > int64(e.deadAfter) {
 				e.forceHandshake(w, hub, "hub not answering probes")
 			}
 		}

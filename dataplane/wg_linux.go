@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -37,6 +38,9 @@ type wgIface struct {
 	// closing quiets wireguard-go's complaints about the TUN vanishing
 	// while the device is being closed.
 	closing atomic.Bool
+
+	errMu   sync.Mutex
+	errLast map[string]time.Time // per wireguard-go error format: last logged
 
 	uapi     net.Listener
 	uapiPath string
@@ -72,7 +76,7 @@ func openWG(c common) (w *wgIface, err error) {
 		tdev.Close()
 		return w, fmt.Errorf("tun %s name: %w", c.tun, err)
 	}
-	w.dev = device.NewDevice(newEngineTUN(tdev), conn.NewDefaultBind(), w.logger())
+	w.dev = device.NewDevice(newEngineTUN(tdev, w.inNS), conn.NewDefaultBind(), w.logger())
 	if err = w.ipcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", hexKey(c.key), c.listenPort)); err != nil {
 		return w, fmt.Errorf("configure %s: %w", w.name, err)
 	}
@@ -161,13 +165,31 @@ func (w *wgIface) logger() *device.Logger {
 			}
 		},
 		Errorf: func(format string, args ...any) {
-			if w.closing.Load() {
+			// While the path is down wireguard-go reports every failed send;
+			// journald gets each kind of error once per errorEvery.
+			if w.closing.Load() || !w.errorDue(format) {
 				log.Debug(fmt.Sprintf(format, args...), "source", "wireguard")
 				return
 			}
 			log.Warn(fmt.Sprintf(format, args...), "source", "wireguard")
 		},
 	}
+}
+
+const errorEvery = 30 * time.Second
+
+func (w *wgIface) errorDue(format string) bool {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	now := w.c.now()
+	if t, ok := w.errLast[format]; ok && now.Sub(t) < errorEvery {
+		return false
+	}
+	if w.errLast == nil {
+		w.errLast = map[string]time.Time{}
+	}
+	w.errLast[format] = now
+	return true
 }
 
 // listenUAPI opens the standard WireGuard UAPI socket DIR/NAME.sock so wg(8)
@@ -268,14 +290,16 @@ var errClosed = errors.New("engine is closed")
 // events wireguard-go brings the device up or down from its own goroutine,
 // which opens the UDP sockets in whatever namespace that goroutine's thread
 // is in; the engine instead keeps the device up from Start to Close, in its
-// own namespace. MTU updates pass through.
+// own namespace. MTU updates pass through, and the MTU is read inside the
+// engine's namespace (wireguard-go asks by interface name).
 type engineTUN struct {
 	tun.Device
 	events chan tun.Event
+	inNS   func(func() error) error
 }
 
-func newEngineTUN(d tun.Device) *engineTUN {
-	t := &engineTUN{Device: d, events: make(chan tun.Event, 4)}
+func newEngineTUN(d tun.Device, inNS func(func() error) error) *engineTUN {
+	t := &engineTUN{Device: d, events: make(chan tun.Event, 4), inNS: inNS}
 	go func() {
 		defer close(t.events)
 		for ev := range d.Events() {
@@ -289,3 +313,14 @@ func newEngineTUN(d tun.Device) *engineTUN {
 
 // Events returns the TUN's events without EventUp and EventDown.
 func (t *engineTUN) Events() <-chan tun.Event { return t.events }
+
+// MTU reads the TUN's MTU from inside the engine's namespace.
+func (t *engineTUN) MTU() (int, error) {
+	var mtu int
+	err := t.inNS(func() error {
+		var err error
+		mtu, err = t.Device.MTU()
+		return err
+	})
+	return mtu, err
+}
