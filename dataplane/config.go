@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/openvcpe/vcpe/provision/api"
@@ -180,4 +181,22 @@ func keepaliveOf(c api.DeviceConfig) int {
 // overlay plus every learned route, masked and deduplicated.
 func edgeAllowedIPs(c api.DeviceConfig) []netip.Prefix {
 	return normalize(append([]netip.Prefix{c.OverlayAddr.Masked()}, c.Routes...))
+}
+
+// cloneDeviceConfig copies c so the engine's view cannot change under it
+// when the caller reuses its slices.
+func cloneDeviceConfig(c api.DeviceConfig) api.DeviceConfig {
+	c.Routes = slices.Clone(c.Routes)
+	c.Advertised = slices.Clone(c.Advertised)
+	return c
+}
+
+// cloneHubConfig copies c, peers and prefixes included.
+func cloneHubConfig(c api.HubConfig) api.HubConfig {
+	c.CloudPrefixes = slices.Clone(c.CloudPrefixes)
+	c.Peers = slices.Clone(c.Peers)
+	for i := range c.Peers {
+		c.Peers[i].AllowedIPs = slices.Clone(c.Peers[i].AllowedIPs)
+	}
+	return c
 }

@@ -116,7 +116,7 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
-	e.w, e.cfg, e.state, e.reason = w, cfg, StateConnecting, ""
+	e.w, e.cfg, e.state, e.reason = w, cloneDeviceConfig(cfg), StateConnecting, ""
 	e.target.Store(&probeTarget{hubKey: cfg.HubPublicKey, hubOverlay: cfg.HubOverlayAddr})
 	now := e.c.now().UnixNano()
 	e.lastRx.Store(now)
@@ -166,7 +166,7 @@ func (e *Engine) Apply(cfg api.DeviceConfig) error {
 			return fmt.Errorf("update hub peer: %w", err)
 		}
 	}
-	e.cfg = cfg
+	e.cfg = cloneDeviceConfig(cfg)
 	e.target.Store(&probeTarget{hubKey: cfg.HubPublicKey, hubOverlay: cfg.HubOverlayAddr})
 	return nil
 }
@@ -353,11 +353,18 @@ func (e *Engine) watchNetlink(ctx context.Context, w *wgIface, updates chan<- st
 		defer e.bg.Done()
 		defer func() {
 			close(done)
-			// drain so the subscription goroutines can exit
-			for range addrs {
-			}
-			for range routes {
-			}
+			// The subscription goroutines sit in a blocking netlink read
+			// that closing the socket does not interrupt: they return at
+			// the next event (the TUN's own removal at Close makes one).
+			// Drain in the background so neither blocks on a full channel.
+			go func() {
+				for range addrs {
+				}
+			}()
+			go func() {
+				for range routes {
+				}
+			}()
 		}()
 		var debounce <-chan time.Time
 		for {

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -157,10 +159,11 @@ func httpGetMain(args []string) int {
 	return 0
 }
 
-// notifySock is a stand-in for systemd's notification socket.
+// notifySock is a stand-in for systemd's notification socket. Like
+// systemd it reads all the time: a full socket would block the daemon.
 type notifySock struct {
 	path string
-	conn *net.UnixConn
+	mu   sync.Mutex
 	got  []string
 }
 
@@ -171,32 +174,42 @@ func listenNotify(t *testing.T) *notifySock {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return &notifySock{path: path, conn: c}
+	n := &notifySock{path: path}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			k, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.got = append(n.got, strings.Split(string(buf[:k]), "\n")...)
+			n.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return n
 }
 
-// wait reads notifications until one starts with want (10 s at most).
+// wait waits up to 10 s for a notification that starts with want.
 func (n *notifySock) wait(t *testing.T, want string) {
 	t.Helper()
-	for _, g := range n.got {
-		if strings.HasPrefix(g, want) {
-			return
-		}
-	}
 	deadline := time.Now().Add(10 * time.Second)
-	buf := make([]byte, 4096)
-	for time.Now().Before(deadline) {
-		_ = n.conn.SetReadDeadline(deadline)
-		k, err := n.conn.Read(buf)
-		if err != nil {
-			break
-		}
-		for _, line := range strings.Split(string(buf[:k]), "\n") {
-			n.got = append(n.got, line)
-			if strings.HasPrefix(line, want) {
+	for {
+		n.mu.Lock()
+		got := slices.Clone(n.got)
+		n.mu.Unlock()
+		for _, g := range got {
+			if strings.HasPrefix(g, want) {
 				return
 			}
 		}
+		if time.Now().After(deadline) {
+			t.Errorf("no %q from vcped on NOTIFY_SOCKET; got %q", want, got)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	t.Errorf("no %q from vcped on NOTIFY_SOCKET; got %q", want, n.got)
 }

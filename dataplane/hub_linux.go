@@ -74,7 +74,7 @@ func (h *Hub) Start(cfg api.HubConfig) (err error) {
 	if err = h.applyPeers(w, nil, cfg); err != nil {
 		return err
 	}
-	h.w, h.nft, h.cfg = w, nft, cfg
+	h.w, h.nft, h.cfg = w, nft, cloneHubConfig(cfg)
 	h.c.log.Info("hub started", "interface", w.name, "listen_port", h.c.listenPort, "peers", len(cfg.Peers))
 	return nil
 }
@@ -104,7 +104,7 @@ func (h *Hub) Apply(cfg api.HubConfig) error {
 	if err := h.applyPeers(h.w, h.cfg.Peers, cfg); err != nil {
 		return err
 	}
-	h.cfg = cfg
+	h.cfg = cloneHubConfig(cfg)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -301,5 +302,26 @@ func TestSitesThroughHub(t *testing.T) {
 			return ping(a.lan, "198.19.2.10") && ping(b.lan, "198.19.1.10")
 		})
 		t.Logf("traffic back %v after the hub was killed", time.Since(start).Round(100*time.Millisecond))
+	})
+
+	t.Run("clean shutdown removes what vcped created", func(t *testing.T) {
+		if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "vcped exit", func() bool {
+			return syscall.Kill(b.cmd.Process.Pid, 0) != nil || isDead(b.cmd.Process.Pid)
+		})
+		if out, err := b.ns.Try("ip", "link", "show", "vcpe0"); err == nil {
+			t.Errorf("vcpe0 still exists after SIGTERM:\n%s", out)
+		}
+		if got := vcpeRoutes(t, b.ns); len(got) != 0 {
+			t.Errorf("vcpe routes left after SIGTERM: %v", got)
+		}
+		if out := b.ns.Run("ip", "route", "show", "198.19.2.0/24"); !strings.Contains(out, "dev lan") {
+			t.Errorf("the LAN route was touched:\n%s", out)
+		}
+		if _, err := os.Stat(filepath.Join(b.dir, dataplane.ControlSocket)); err == nil {
+			t.Errorf("control socket left after SIGTERM")
+		}
 	})
 }
