@@ -17,6 +17,10 @@
 // export it to Prometheus, and the standard WireGuard UAPI socket makes
 // wg(8) work.
 //
+// One engine (edge or hub) runs per network namespace: routes marked with
+// RouteProtocol that do not go through the engine's own TUN are treated as
+// leftovers of a crash and deleted.
+//
 // The package must not talk to the controller (it takes configuration
 // through Apply and a ConfigSource defined here), must not change anything
 // outside the namespace it was started in, and must not touch routes,

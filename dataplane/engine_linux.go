@@ -126,10 +126,11 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 		e.w = nil
 		return err
 	}
+	probe := e.probe
 	e.bg.Add(3)
-	go func() { defer e.bg.Done(); e.readProbes(e.probe) }()
-	go func() { defer e.bg.Done(); e.liveness(ctx, w, updates) }()
-	go func() { defer e.bg.Done(); <-ctx.Done(); e.probe.Close() }()
+	go func() { defer e.bg.Done(); e.readProbes(probe) }()
+	go func() { defer e.bg.Done(); e.liveness(ctx, w, probe, updates) }()
+	go func() { defer e.bg.Done(); <-ctx.Done(); probe.Close() }()
 	e.c.log.Info("tunnel started", "interface", w.name, "listen_port", e.c.listenPort,
 		"overlay", cfg.OverlayAddr, "hub", cfg.HubEndpoint, "routes", len(cfg.Routes))
 	return nil
@@ -264,7 +265,7 @@ func (e *Engine) forceHandshake(w *wgIface, hub api.Key, why string) {
 // again every deadAfter while the path stays dead). A change of the
 // host's addresses, routes or links (roaming, WAN back up) rebinds the UDP
 // socket and forces a handshake at once.
-func (e *Engine) liveness(ctx context.Context, w *wgIface, updates <-chan struct{}) {
+func (e *Engine) liveness(ctx context.Context, w *wgIface, probe net.PacketConn, updates <-chan struct{}) {
 	t := time.NewTicker(e.probeInterval)
 	defer t.Stop()
 	id := os.Getpid() & 0xffff
@@ -287,7 +288,7 @@ func (e *Engine) liveness(ctx context.Context, w *wgIface, updates <-chan struct
 			seq++
 			msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq & 0xffff, Data: []byte("vcpe-liveness")}}
 			if b, err := msg.Marshal(nil); err == nil {
-				_, _ = e.probe.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()})
+				_, _ = probe.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()})
 			}
 			now := e.c.now().UnixNano()
 			dead := now-e.lastRx.Load() > int64(e.deadAfter)
