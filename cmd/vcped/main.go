@@ -26,15 +26,12 @@ import (
 
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/provision"
 	"github.com/openvcpe/vcpe/provision/api"
 )
 
 var version = "dev"
-
-// newConfigSource builds the controller client for a registered device.
-// It is nil until provision.Client is wired in; vcped then runs static.
-var newConfigSource func(st *provision.State) (dataplane.ConfigSource, error)
 
 type options struct {
 	stateDir      string
@@ -44,6 +41,7 @@ type options struct {
 	metricsListen string
 	logLevel      string
 	syncInterval  time.Duration
+	reflector     string
 }
 
 func main() {
@@ -66,6 +64,7 @@ func main() {
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9586)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.syncInterval, "sync-interval", 5*time.Second, "how often to poll the controller for configuration")
+	f.StringVar(&o.reflector, "reflector", ":12345", "UDP address of the probe reflector (vcpe probe udp); empty disables it")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	os.Exit(cli.Report(os.Stderr, "vcped", cmd.ExecuteContext(ctx)))
@@ -115,11 +114,8 @@ func run(ctx context.Context, o options) error {
 	switch {
 	case st.Controller == "":
 		log.Info("no controller in the state file: running static on the saved configuration")
-	case newConfigSource == nil:
-		static.LastError = "controller sync is not built into this vcped; running on the saved configuration"
-		log.Warn(static.LastError, "controller", st.Controller)
 	default:
-		src, err := newConfigSource(st)
+		src, err := provision.NewClientFromState(st, provision.ClientOptions{Timeout: 10 * time.Second})
 		if err != nil {
 			return fmt.Errorf("controller client: %w", err)
 		}
@@ -168,6 +164,21 @@ func run(ctx context.Context, o options) error {
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go syncer.Run(sctx)
+	}
+
+	if o.reflector != "" {
+		pc, err := net.ListenPacket("udp4", o.reflector)
+		if err != nil {
+			return fmt.Errorf("probe reflector on %s: %w (pass another --reflector address, or --reflector= to disable it)", o.reflector, err)
+		}
+		defer pc.Close()
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			if err := (&diag.Reflector{}).Serve(rctx, pc); err != nil && rctx.Err() == nil {
+				log.Error("probe reflector stopped", "err", err)
+			}
+		}()
 	}
 
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
