@@ -61,15 +61,32 @@ func (l *Lab) DaemonPID(node, name string) (int, bool) {
 	if err != nil || pid <= 1 {
 		return 0, false
 	}
-	if syscall.Kill(pid, 0) != nil {
-		return 0, false
-	}
-	// A zombie is not running.
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil || strings.Contains(string(stat), ") Z ") {
+	if syscall.Kill(pid, 0) != nil || gone(pid) {
 		return 0, false
 	}
 	return pid, true
+}
+
+// gone reports whether a process that still has a pid has finished: a
+// zombie with no thread left, whose sockets and devices are closed. (The
+// main thread of a killed process turns zombie while its other threads
+// are still closing its files.)
+func gone(pid int) bool {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return true
+	}
+	var state string
+	threads := -1
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "State:"); ok {
+			state = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			threads, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return strings.HasPrefix(state, "Z") && threads <= 1
 }
 
 // StopDaemon sends sig to a daemon the lab started and waits up to timeout
