@@ -64,8 +64,13 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
 	done
 
 .PHONY: demo
-demo: deps build ## Run the most complete flow there is (today: the live precheck of this host)
-	$(BIN)/vcpe precheck; rc=$$?; [ $$rc -le 1 ] || exit $$rc
+demo: deps build ## The whole system in network namespaces: hub, cloud, two sites, tunnels, probes
+	@$(BIN)/vcpe-lab down >/dev/null 2>&1 || true
+	$(BIN)/vcpe-lab up
+
+.PHONY: demo-down
+demo-down: build ## Remove every trace of the demo lab
+	$(BIN)/vcpe-lab down
 
 .PHONY: clean-netns
 clean-netns: ## Remove namespaces left by a killed test run (only vcpe's own, vcpet-*)
