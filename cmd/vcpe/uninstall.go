@@ -94,4 +94,3 @@ func confirm(in io.Reader, out io.Writer, question string) bool {
 	line = strings.ToLower(strings.TrimSpace(line))
 	return line == "y" || line == "yes"
 }
-

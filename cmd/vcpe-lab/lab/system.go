@@ -179,29 +179,32 @@ func (p Plan) advertiseOf(node string) []netip.Prefix {
 	return nil
 }
 
-// RegisterAndStart registers a device with vcpe register and starts vcped
-// on it.
-func (l *Lab) RegisterAndStart(ctx context.Context, b Binaries, fingerprint string, d Issued, advertise []netip.Prefix) error {
+// Install installs a device with vcpe install --yes, as an operator's
+// script would: precheck, registration, plan, forwarding, the daemon (a
+// detached process: the lab has no systemd), the tunnel and the probes.
+// It returns install's --json summary.
+func (l *Lab) Install(ctx context.Context, b Binaries, fingerprint string, d Issued, advertise []netip.Prefix, extra ...string) (string, error) {
 	var adv []string
 	for _, p := range advertise {
 		adv = append(adv, p.String())
 	}
-	if _, err := l.Run(ctx, d.Node, b.Vcpe, "register", "--controller", ControllerURL(),
-		"--controller-fingerprint", fingerprint, "--sn", d.SN, "--advertise", strings.Join(adv, ","),
-		"--key-file", d.KeyFile, "--state-dir", l.DeviceState(d.Node)); err != nil {
-		return err
-	}
-	return l.StartVcped(b, d.Node)
-}
-
-// StartVcped starts the device daemon on node from its state dir.
-func (l *Lab) StartVcped(b Binaries, node string) error {
-	uapi := l.Path(node, "uapi")
+	uapi := l.Path(d.Node, "uapi")
 	if err := os.MkdirAll(uapi, 0o700); err != nil {
-		return err
+		return "", err
 	}
-	_, err := l.StartDaemon(node, "vcped", []string{b.Vcped, "--state-dir", l.DeviceState(node), "--uapi-dir", uapi, "--sync-interval", "1s"}, nil)
-	return err
+	argv := []string{b.Vcpe, "install", "--yes", "--json", "--controller", ControllerURL(),
+		"--controller-fingerprint", fingerprint, "--sn", d.SN, "--advertise", strings.Join(adv, ","),
+		"--key-file", d.KeyFile, "--state-dir", l.DeviceState(d.Node), "--uapi-dir", uapi,
+		"--service", "process", "--vcped", b.Vcped}
+	argv = append(argv, extra...)
+	cmd := l.Command(ctx, d.Node, argv...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: vcpe install --yes: %w\n%s", d.Node, err, stderr.String())
+	}
+	return string(out), nil
 }
 
 // WaitTunnel waits until node's tunnel is up (vcpe status exits 0).
@@ -233,7 +236,7 @@ func (l *Lab) StartSystem(ctx context.Context, b Binaries, p Plan) error {
 		return err
 	}
 	for _, d := range issued {
-		if err := l.RegisterAndStart(ctx, b, fp, d, p.advertiseOf(d.Node)); err != nil {
+		if _, err := l.Install(ctx, b, fp, d, p.advertiseOf(d.Node)); err != nil {
 			return err
 		}
 	}
