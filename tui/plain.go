@@ -230,10 +230,7 @@ func (l *LinePrompter) Registration(ctx context.Context, s provision.Suggestions
 		ds = append(ds, p.String())
 	}
 	adv, err := l.ask(ctx, "LAN prefixes to advertise", strings.Join(ds, ", "), false, func(v string) error {
-		ps, err := provision.ParseAdvertise([]string{v})
-		if err == nil && len(ps) == 0 {
-			return &provision.InputError{Field: "--advertise", Msg: "give at least one LAN prefix, e.g. 198.19.1.0/24"}
-		}
+		_, err := provision.ParseAdvertise([]string{v})
 		return err
 	})
 	if err != nil {

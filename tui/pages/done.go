@@ -86,4 +86,3 @@ func (d *Done) View(f Frame) string {
 func (d *Done) Help(f Frame) []key.Binding {
 	return append([]key.Binding{key.NewBinding(key.WithKeys("enter", "q"), key.WithHelp("enter/q", "exit"))}, scrollKeys(f)...)
 }
-

@@ -2,6 +2,7 @@ package pages
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -54,6 +55,11 @@ func (p *Precheck) Running() {
 // SetResult shows one check's result.
 func (p *Precheck) SetResult(r precheck.Result) {
 	title := r.Title
+	for _, it := range p.List.Items {
+		if it.ID == r.ID && title == "" {
+			title = it.Title
+		}
+	}
 	if title == "" {
 		title = r.ID
 	}
@@ -128,10 +134,29 @@ func (p *Precheck) View(f Frame) string {
 		}
 	}
 	head = append(head, "")
-	body := p.List.Lines(f.Styles, f.Spin, f.Width)
+	list := p.List
+	if p.Report != nil {
+		// Problems first: they are what the operator must read.
+		list.Items = slices.Clone(list.Items)
+		slices.SortStableFunc(list.Items, func(a, b components.CheckItem) int { return rank(a.State) - rank(b.State) })
+	}
+	body := list.Lines(f.Styles, f.Spin, f.Width)
 	sub := f
 	sub.Height = f.Height - len(head)
 	return strings.Join(head, "\n") + "\n" + p.scroll.clip(body, sub)
+}
+
+// rank orders states for the finished report: fail, warn, skip, ok.
+func rank(s components.State) int {
+	switch s {
+	case components.Fail:
+		return 0
+	case components.Warn:
+		return 1
+	case components.Skipped:
+		return 2
+	}
+	return 3
 }
 
 func (p *Precheck) Help(f Frame) []key.Binding {

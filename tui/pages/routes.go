@@ -48,10 +48,7 @@ func NewRoutes(s provision.Suggestions, colour bool) *Routes {
 			Description("comma separated, e.g. 198.19.1.0/24, 198.19.3.0/24").
 			Value(&r.Value).
 			Validate(func(v string) error {
-				ps, err := provision.ParseAdvertise([]string{v})
-				if err == nil && len(ps) == 0 {
-					return &provision.InputError{Field: "--advertise", Msg: "give at least one LAN prefix, e.g. 198.19.1.0/24"}
-				}
+				_, err := provision.ParseAdvertise([]string{v})
 				return err
 			}),
 	)).WithShowHelp(false).WithShowErrors(true).WithTheme(theme)
