@@ -177,4 +177,3 @@ func checkFrame(t *testing.T, f string, w, h int) {
 		}
 	}
 }
-

@@ -31,10 +31,10 @@ var StepTitles = map[provision.StepID]string{
 	provision.StepRollback:     "Undo the changes",
 }
 
-// NewApply lists the steps that change the host as pending.
+// NewApply lists the steps after the precheck as pending.
 func NewApply() *Apply {
 	a := &Apply{}
-	for _, id := range []provision.StepID{provision.StepApply, provision.StepStart, provision.StepTunnel, provision.StepConnectivity} {
+	for _, id := range []provision.StepID{provision.StepRegister, provision.StepPlan, provision.StepReview, provision.StepApply, provision.StepStart, provision.StepTunnel, provision.StepConnectivity} {
 		a.Steps.Set(components.StepItem{ID: string(id), Title: StepTitles[id]})
 	}
 	return a

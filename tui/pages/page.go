@@ -105,3 +105,6 @@ func clipLines(lines []string, height int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// formQuit is the quit key on pages where letters are typed.
+var formQuit = key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit"))

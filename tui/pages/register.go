@@ -102,6 +102,6 @@ func (r *Register) Help(f Frame) []key.Binding {
 	return []key.Binding{
 		key.NewBinding(key.WithKeys("enter", "tab"), key.WithHelp("enter/tab", "next field")),
 		key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous")),
-		f.Keys.Quit,
+		formQuit,
 	}
 }

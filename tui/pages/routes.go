@@ -103,5 +103,5 @@ func (r *Routes) View(f Frame) string {
 }
 
 func (r *Routes) Help(f Frame) []key.Binding {
-	return []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "accept")), f.Keys.Quit}
+	return []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "accept")), formQuit}
 }
