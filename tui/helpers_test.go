@@ -1,7 +1,9 @@
 package tui
 
 import (
+	"bufio"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -177,3 +179,15 @@ func checkFrame(t *testing.T, f string, w, h int) {
 		}
 	}
 }
+
+func ioPipe(t *testing.T) (*os.File, *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
+}
+
+func newReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }

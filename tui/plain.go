@@ -53,7 +53,11 @@ func (p *Plain) Emit(ev provision.Event) {
 }
 
 func (p *Plain) result(r precheck.Result) {
-	fmt.Fprintf(p.W, "  %-4s %s: %s\n", r.Status, r.ID, r.Title)
+	if r.Title != "" {
+		fmt.Fprintf(p.W, "  %-4s %s: %s\n", r.Status, r.ID, r.Title)
+	} else {
+		fmt.Fprintf(p.W, "  %-4s %s\n", r.Status, r.ID)
+	}
 	if r.Status != precheck.Pass && r.Detail != "" {
 		fmt.Fprintf(p.W, "       %s\n", r.Detail)
 	}

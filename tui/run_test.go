@@ -40,4 +40,3 @@ func TestRunWithoutTTYFailsAtOnce(t *testing.T) {
 		t.Error("the engine was built without a terminal")
 	}
 }
-
