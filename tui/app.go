@@ -304,7 +304,8 @@ func isNil(p pages.Page) bool {
 func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	if m.askQuit {
 		switch {
-		case key.Matches(k, m.keys.Yes):
+		case key.Matches(k, m.keys.Yes), k.String() == "ctrl+c":
+			// A second ctrl+c confirms, as in most terminal programs.
 			m.askQuit = false
 			return m.requestQuit(true)
 		case key.Matches(k, m.keys.No), key.Matches(k, m.keys.Quit):
@@ -417,6 +418,8 @@ func (m *Model) View() tea.View {
 	return v
 }
 
+var confirmQuit = key.NewBinding(key.WithKeys("y", "ctrl+c"), key.WithHelp("y/ctrl+c", "quit"))
+
 // minWidth and minHeight are the smallest usable terminal.
 const minWidth, minHeight = 50, 14
 
@@ -444,10 +447,10 @@ func (m *Model) render() string {
 	switch {
 	case m.askQuit && m.applying:
 		status = s.Warn.Render("Quit now? The install stops and every change made so far is undone. (y/n)")
-		binds = []key.Binding{m.keys.Yes, m.keys.No}
+		binds = []key.Binding{confirmQuit, m.keys.No}
 	case m.askQuit:
 		status = s.Warn.Render("Quit now? The install stops; nothing has been changed yet. (y/n)")
-		binds = []key.Binding{m.keys.Yes, m.keys.No}
+		binds = []key.Binding{confirmQuit, m.keys.No}
 	case m.quitting:
 		status = s.Running.Render(m.spinner.View() + " Stopping: undoing the changes made so far…")
 		binds = nil

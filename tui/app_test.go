@@ -427,7 +427,7 @@ func TestQuitBeforeChangesSaysNothingChanged(t *testing.T) {
 	if f := d.frame(); !strings.Contains(f, "nothing has been changed yet") {
 		t.Errorf("question before apply:\n%s", f)
 	}
-	d.keys("y")
+	d.keys("ctrl+c") // a second ctrl+c confirms
 	if !d.cancelled {
 		t.Error("engine not cancelled")
 	}
