@@ -34,7 +34,9 @@ func overlay(t *testing.T, name string, files map[string]string) *Snapshot {
 const gone = "\x00"
 
 func TestOSRelease(t *testing.T) {
-	osr := func(id, ver string) string { return "ID=\"" + id + "\"\nVERSION_ID=\"" + ver + "\"\nPRETTY_NAME=\"" + id + " " + ver + "\"\n" }
+	osr := func(id, ver string) string {
+		return "ID=\"" + id + "\"\nVERSION_ID=\"" + ver + "\"\nPRETTY_NAME=\"" + id + " " + ver + "\"\n"
+	}
 	tests := []struct {
 		name  string
 		files map[string]string
@@ -260,9 +262,9 @@ type fakeUDP struct {
 	reply   bool
 }
 
-func (c *fakeUDP) Write(b []byte) (int, error)        { return len(b), nil }
-func (c *fakeUDP) SetDeadline(time.Time) error        { return nil }
-func (c *fakeUDP) Close() error                       { return nil }
+func (c *fakeUDP) Write(b []byte) (int, error) { return len(b), nil }
+func (c *fakeUDP) SetDeadline(time.Time) error { return nil }
+func (c *fakeUDP) Close() error                { return nil }
 func (c *fakeUDP) Read(b []byte) (int, error) {
 	if c.reply {
 		return copy(b, "ok"), nil
@@ -300,6 +302,68 @@ func TestWANInternet(t *testing.T) {
 			r := checkWANInternet(context.Background(), tt.snap, tt.o)
 			if r.Status != tt.want || !strings.Contains(r.Detail+r.Fix, tt.say) {
 				t.Fatalf("got %s %q; want %s mentioning %q", r.Status, r.Detail, tt.want, tt.say)
+			}
+		})
+	}
+}
+
+// TestBranches covers the remaining branches, each by one edit of a fixture.
+func TestBranches(t *testing.T) {
+	ipt := func(rules ...string) string {
+		return "*filter\n:INPUT ACCEPT [0:0]\n" + strings.Join(rules, "\n") + "\nCOMMIT\n"
+	}
+	nft := func(expr string) string {
+		return `{"nftables":[{"table":{"family":"inet","name":"t"}},` +
+			`{"chain":{"family":"inet","table":"t","name":"c","type":"filter","hook":"input","prio":0,"policy":"accept"}},` +
+			`{"rule":{"family":"inet","table":"t","chain":"c","handle":7,"expr":` + expr + `}}]}`
+	}
+	tests := []struct {
+		name  string
+		files map[string]string
+		o     Options
+		id    string
+		want  Status
+		say   string
+	}{
+		{"wan interface not under sys/class/net", map[string]string{"sys/class/net/eth0/operstate": gone, "sys/class/net/eth0/type": gone,
+			"sys/class/net/eth0/mtu": gone, "sys/class/net/eth0/address": gone, "sys/class/net/eth0/uevent": gone, "sys/class/net/eth0/device": gone},
+			Options{}, "nic.wan", Fail, "not under sys/class/net"},
+		{"--wan-if another NIC", map[string]string{"sys/class/net/eth1/device": "x", "sys/class/net/eth1/operstate": "up\n",
+			fileAddresses: `{"eth0":["198.18.0.11/24"],"eth1":["198.18.1.11/24"]}`}, Options{WANInterface: "eth1"}, "nic.wan", Warn, "leaves via eth0"},
+		{"operstate unknown counts as up", map[string]string{"sys/class/net/eth0/operstate": "unknown\n"}, Options{}, "nic.wan", Pass, "state unknown"},
+		{"no addresses file", map[string]string{fileAddresses: gone}, Options{}, "nic.wan", Skip, fileAddresses},
+		{"no route file", map[string]string{fileRoute: gone}, Options{}, "nic.wan", Skip, fileRoute},
+		{"iptables limit on icmp", map[string]string{fileIptables: ipt("-A INPUT -p icmp -m limit --limit 1/sec -j ACCEPT")}, Options{}, "flood.icmp", Warn, "-m limit"},
+		{"iptables limit on icmp is not udp", map[string]string{fileIptables: ipt("-A INPUT -p icmp -m limit --limit 1/sec -j ACCEPT")}, Options{}, "flood.udp", Pass, "no rate limit"},
+		{"ip6tables limit on icmpv6", map[string]string{fileIp6tables: "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p ipv6-icmp -m limit --limit 1/sec -j ACCEPT\nCOMMIT\n"}, Options{}, "flood.icmp", Warn, "ip6tables -t filter -D INPUT"},
+		{"iptables connlimit on all protocols", map[string]string{fileIptables: ipt("-A INPUT -m connlimit --connlimit-above 100 -j DROP")}, Options{}, "flood.udp", Warn, "connlimit"},
+		{"iptables recent on udp", map[string]string{fileIptables: ipt("-A INPUT -p udp -m recent --update --seconds 1 --hitcount 20 -j DROP")}, Options{}, "flood.udp", Warn, "recent"},
+		{"tcp syn limit is not udp", map[string]string{fileIptables: ipt("-A INPUT -p tcp --syn -m limit --limit 10/sec -j ACCEPT")}, Options{}, "flood.udp", Pass, ""},
+		{"nft quota on udp", map[string]string{fileNft: nft(`[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"udp"}},{"quota":{"val":100,"val_unit":"mbytes"}},{"accept":null}]`)}, Options{}, "flood.udp", Warn, "quota"},
+		{"nft meter on icmp", map[string]string{fileNft: nft(`[{"match":{"op":"==","left":{"payload":{"protocol":"icmp","field":"type"}},"right":"echo-request"}},{"meter":{"name":"m","key":{"payload":{"protocol":"ip","field":"saddr"}},"stmt":{"limit":{"rate":5,"per":"second"}}}},{"accept":null}]`)}, Options{}, "flood.icmp", Warn, "meter"},
+		{"nft dynamic set with limit", map[string]string{fileNft: nft(`[{"match":{"op":"==","left":{"payload":{"protocol":"udp","field":"dport"}},"right":4500}},{"set":{"op":"update","elem":{"payload":{"protocol":"ip","field":"saddr"}},"set":"@flood","stmt":[{"limit":{"rate":10,"per":"second","inv":true}}]}},{"drop":null}]`)}, Options{}, "flood.udp", Warn, "set"},
+		{"nft goto chain that drops", map[string]string{fileNft: `{"nftables":[` +
+			`{"chain":{"family":"ip","table":"t","name":"in","type":"filter","hook":"input","prio":0,"policy":"accept"}},` +
+			`{"chain":{"family":"ip","table":"t","name":"udpin"}},` +
+			`{"rule":{"family":"ip","table":"t","chain":"in","handle":2,"expr":[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"udp"}},{"goto":{"target":"udpin"}}]}},` +
+			`{"rule":{"family":"ip","table":"t","chain":"udpin","handle":3,"expr":[{"match":{"op":"!=","left":{"payload":{"protocol":"udp","field":"dport"}},"right":{"set":[53,123]}}},{"drop":null}]}}]}`},
+			Options{}, "ports.udp", Fail, "nft delete rule ip t udpin handle 3"},
+		{"nft drop on another interface only", map[string]string{fileNft: nft(`[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"eth1"}},{"drop":null}]`)}, Options{}, "ports.udp", Pass, ""},
+		{"nft table of a container runtime", map[string]string{fileNft: `{"nftables":[{"table":{"family":"ip","name":"netavark"}}]}`}, Options{}, "host.services", Warn, "Podman"},
+		{"no tc data", map[string]string{fileTC: gone}, Options{}, "throttle.tc", Skip, fileTC},
+		{"ip_forward garbage", map[string]string{fileIPForward: "yes\n"}, Options{}, "ip.forward", Skip, "integer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := overlay(t, "centos79-clean", tt.files)
+			var r Result
+			for _, c := range Catalogue() {
+				if c.ID == tt.id {
+					r = c.Run(context.Background(), s, tt.o)
+				}
+			}
+			if r.Status != tt.want || !strings.Contains(r.Detail+"\n"+r.Fix, tt.say) {
+				t.Fatalf("%s: got %s %q (fix %q); want %s mentioning %q", tt.id, r.Status, r.Detail, r.Fix, tt.want, tt.say)
 			}
 		})
 	}

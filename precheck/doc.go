@@ -26,6 +26,8 @@
 //
 //	vcpe/addresses.json   {"IF": ["198.18.0.11/24", ...]}: addresses per
 //	                      interface (netlink)
+//	vcpe/links.json       {"IF": "veth"}: the link kind netlink reports
+//	                      (device, veth, bridge, tun, wireguard, ...)
 //	vcpe/tc.json          [{"dev","kind","parent","handle"}]: qdiscs per
 //	                      interface, and "police" entries for tc filters
 //	                      with a police action (netlink)
@@ -39,7 +41,11 @@
 // and nftables input hooks of the ip and inet families) for a new packet
 // arriving on the WAN interface from an arbitrary source; rules whose
 // conditions cannot be decided statically (source addresses, sets, rate
-// limits) are assumed not to match. Sockets bound to loopback do not take a
+// limits, verdict maps) are assumed not to match. The flood checks look at
+// the rules of every table and chain (a limit in FORWARD throttles the
+// traffic a vCPE routes as well). nft tables that iptables-save already
+// shows (iptables-nft keeps its rules in ip/ip6 tables of the same names)
+// are judged once, from iptables-save. Sockets bound to loopback do not take a
 // reserved port from the outside and are not counted, except for the ports
 // vcpe binds itself (UDP 4500, 12345, TCP 8443, 10000-10100).
 //

@@ -3,6 +3,7 @@ package precheck
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -65,7 +66,13 @@ type firewall struct {
 	missing   []string        // why a view is absent
 }
 
+// loadFirewall parses the firewall views of the snapshot, once.
 func loadFirewall(s *Snapshot) firewall {
+	s.fwOnce.Do(func() { s.fw = parseFirewall(s) })
+	return s.fw
+}
+
+func parseFirewall(s *Snapshot) firewall {
 	var fw firewall
 	var err error
 	if fw.ipt, err = iptables(s, fileIptables); err != nil {
@@ -206,10 +213,12 @@ func checkPorts(s *Snapshot, o Options, proto string, own, reserved []uint16) Re
 		notChecked = append(notChecked, "firewall: "+fw.missingV4())
 	} else {
 		wan, _, _ := wanIface(s, o)
-		for p := range uint16(65535) {
-			if !required[p] {
-				continue
-			}
+		ports := make([]uint16, 0, len(required))
+		for p := range required {
+			ports = append(ports, p)
+		}
+		slices.Sort(ports)
+		for _, p := range ports {
 			v := fw.evalInput(Packet{Proto: proto, DPort: p, InIface: wan})
 			if !v.Blocked {
 				continue
@@ -269,6 +278,7 @@ func portText(f Finding) string {
 
 func describePorts(own, reserved []uint16) string {
 	all := append(append([]uint16{}, own...), reserved...)
+	slices.Sort(all)
 	var parts []string
 	for i := 0; i < len(all); {
 		j := i

@@ -13,11 +13,15 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	gnet "github.com/shirou/gopsutil/v4/net"
 	"github.com/shirou/gopsutil/v4/process"
 	"github.com/vishvananda/netlink"
 )
+
+// commandTimeout bounds each firewall command.
+const commandTimeout = 10 * time.Second
 
 // Gather reads a snapshot of this host. Each area is gathered concurrently;
 // what cannot be read is left out with the reason, so the checks that need
@@ -53,10 +57,16 @@ func Gather(ctx context.Context, o GatherOptions) (*Snapshot, error) {
 	for _, c := range snapshotCommands {
 		wg.Go(func() {
 			if _, err := exec.LookPath(c.name); err != nil {
-				miss(c.file, c.name+" not found in PATH (install it, or the firewall is not checked)")
+				why := c.name + " not found in PATH (install it, or the firewall is not checked)"
+				if os.Geteuid() != 0 {
+					why = c.name + " not found in PATH (it is usually in /usr/sbin; run as root)"
+				}
+				miss(c.file, why)
 				return
 			}
-			out, err := o.Runner.Output(ctx, c.name, c.args...)
+			cctx, cancel := context.WithTimeout(ctx, commandTimeout)
+			defer cancel()
+			out, err := o.Runner.Output(cctx, c.name, c.args...)
 			if err != nil {
 				why := fmt.Sprintf("%s: %v", c.name, err)
 				if os.Geteuid() != 0 {
@@ -77,13 +87,15 @@ func Gather(ctx context.Context, o GatherOptions) (*Snapshot, error) {
 		put(fileSockets, b)
 	})
 	wg.Go(func() {
-		addrs, tc, err := gatherNetlink()
+		addrs, links, tc, err := gatherNetlink()
 		if err != nil {
-			miss(fileAddresses, err.Error())
-			miss(fileTC, err.Error())
+			for _, f := range []string{fileAddresses, fileLinks, fileTC} {
+				miss(f, err.Error())
+			}
 			return
 		}
 		put(fileAddresses, addrs)
+		put(fileLinks, links)
 		put(fileTC, tc)
 	})
 	wg.Wait()
@@ -162,19 +174,22 @@ func gatherSockets(ctx context.Context) ([]byte, error) {
 	return append(b, '\n'), err
 }
 
-// gatherNetlink lists addresses per interface, and qdiscs and policers.
-func gatherNetlink() (addrs, tc []byte, err error) {
+// gatherNetlink lists addresses and link kinds per interface, and qdiscs
+// and policers.
+func gatherNetlink() (addrs, kinds, tc []byte, err error) {
 	links, err := netlink.LinkList()
 	if err != nil {
-		return nil, nil, fmt.Errorf("list links: %w", err)
+		return nil, nil, nil, fmt.Errorf("list links: %w", err)
 	}
 	am := map[string][]string{}
+	km := map[string]string{}
 	var entries []TCEntry
 	for _, l := range links {
 		name := l.Attrs().Name
+		km[name] = l.Type()
 		as, err := netlink.AddrList(l, netlink.FAMILY_ALL)
 		if err != nil {
-			return nil, nil, fmt.Errorf("list addresses of %s: %w", name, err)
+			return nil, nil, nil, fmt.Errorf("list addresses of %s: %w", name, err)
 		}
 		list := []string{}
 		for _, a := range as {
@@ -186,7 +201,7 @@ func gatherNetlink() (addrs, tc []byte, err error) {
 		am[name] = list
 		qs, err := netlink.QdiscList(l)
 		if err != nil {
-			return nil, nil, fmt.Errorf("list qdiscs of %s: %w", name, err)
+			return nil, nil, nil, fmt.Errorf("list qdiscs of %s: %w", name, err)
 		}
 		parents := []uint32{}
 		for _, q := range qs {
@@ -209,16 +224,19 @@ func gatherNetlink() (addrs, tc []byte, err error) {
 			}
 		}
 	}
-	if addrs, err = json.MarshalIndent(am, "", "  "); err != nil {
-		return nil, nil, err
-	}
 	if entries == nil {
 		entries = []TCEntry{}
 	}
-	if tc, err = json.MarshalIndent(entries, "", "  "); err != nil {
-		return nil, nil, err
+	if addrs, err = json.MarshalIndent(am, "", "  "); err != nil {
+		return nil, nil, nil, err
 	}
-	return append(addrs, '\n'), append(tc, '\n'), nil
+	if kinds, err = json.MarshalIndent(km, "", "  "); err != nil {
+		return nil, nil, nil, err
+	}
+	if tc, err = json.MarshalIndent(entries, "", "  "); err != nil {
+		return nil, nil, nil, err
+	}
+	return append(addrs, '\n'), append(kinds, '\n'), append(tc, '\n'), nil
 }
 
 func hasPolice(f netlink.Filter) bool {

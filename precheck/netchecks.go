@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -202,6 +201,12 @@ var vpnProcesses = map[string]string{
 	"pluto": "Libreswan", "openvpn": "OpenVPN", "wg-quick": "WireGuard", "wireguard-go": "WireGuard",
 }
 
+// containerTables maps nftables table name prefixes to the runtime owning them.
+var containerTables = []struct{ prefix, runtime string }{
+	{"docker", "Docker"}, {"kube-proxy", "Kubernetes (kube-proxy)"}, {"cni", "CNI (Kubernetes/Podman)"},
+	{"netavark", "Podman (netavark)"}, {"cilium", "Cilium"}, {"calico", "Calico"},
+}
+
 // containerChains maps iptables chain prefixes to the runtime owning them.
 var containerChains = []struct{ prefix, runtime string }{
 	{"DOCKER", "Docker"}, {"KUBE-", "Kubernetes (kube-proxy)"}, {"CNI-", "CNI (Kubernetes/Podman)"},
@@ -272,6 +277,18 @@ func checkHostServices(_ context.Context, s *Snapshot, _ Options) Result {
 							Fix:    "run vcpe on a host without a container runtime, or make sure its chains do not drop vcpe's ports"})
 						break
 					}
+				}
+			}
+		}
+	}
+	if rs, err := nftables(s); err == nil {
+		for _, tb := range rs.Tables {
+			for _, ct := range containerTables {
+				if strings.HasPrefix(strings.ToLower(tb.Name), ct.prefix) {
+					add(Finding{Service: ct.runtime, Rule: fmt.Sprintf("nft table %s %s", tb.Family, tb.Name),
+						Reason: "container runtime owns firewall chains",
+						Fix:    "run vcpe on a host without a container runtime, or make sure its chains do not drop vcpe's ports"})
+					break
 				}
 			}
 		}
@@ -398,5 +415,3 @@ func checkThrottle(_ context.Context, s *Snapshot, o Options) Result {
 		Detail: "traffic on the WAN interface is shaped: " + strings.Join(d, "; "),
 		Fix:    strings.Join(uniq(fixes), "; ")}
 }
-
-var _ = netip.Addr{}

@@ -150,6 +150,10 @@ func wanIface(s *Snapshot, o Options) (string, *Route, error) {
 // ifaceKind names what kind of virtual interface a device is, from its
 // uevent DEVTYPE or its name.
 func ifaceKind(s *Snapshot, name string) string {
+	var kinds map[string]string
+	if readJSON(s, fileLinks, &kinds) == nil && kinds[name] != "" && kinds[name] != "device" {
+		return kinds[name]
+	}
 	if b, err := s.Read(ifPath(name, "uevent")); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if v, ok := strings.CutPrefix(line, "DEVTYPE="); ok && v != "" {

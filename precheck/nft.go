@@ -102,15 +102,12 @@ func (rs *NftRuleset) chain(family, table, name string) *NftChain {
 func (rs *NftRuleset) rulesOf(c *NftChain) []*NftRule {
 	var out []*NftRule
 	for _, r := range rs.Rules {
-		if r.Family == c.Family && r.Table == c.Table && r.Chain == c.Chain() {
+		if r.Family == c.Family && r.Table == c.Table && r.Chain == c.Name {
 			out = append(out, r)
 		}
 	}
 	return out
 }
-
-// Chain returns the chain's name (helper for rulesOf).
-func (c *NftChain) Chain() string { return c.Name }
 
 // nftMatch is a "match" expression.
 type nftMatch struct {

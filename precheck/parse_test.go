@@ -18,9 +18,9 @@ func TestParseOSRelease(t *testing.T) {
 
 func TestParseReleaseFile(t *testing.T) {
 	for in, want := range map[string]string{
-		"CentOS Linux release 7.6.1810 (Core)\n":       "7.6.1810",
+		"CentOS Linux release 7.6.1810 (Core)\n":              "7.6.1810",
 		"Red Hat Enterprise Linux Server release 7.5 (Maipo)": "7.5",
-		"Anolis OS release 8.8":                         "8.8",
+		"Anolis OS release 8.8":                               "8.8",
 	} {
 		v, ok := ParseReleaseFile([]byte(in))
 		if !ok || verString(v, "") != want {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Paths of the snapshot files (relative, slash-separated, as on a live host).
@@ -36,6 +37,7 @@ const (
 	fileAddresses     = "vcpe/addresses.json"
 	fileTC            = "vcpe/tc.json"
 	fileSockets       = "vcpe/sockets.json"
+	fileLinks         = "vcpe/links.json"
 	fileMissing       = "vcpe/missing.json"
 	dirSysClassNet    = "sys/class/net"
 )
@@ -56,6 +58,9 @@ var ifFiles = []string{"operstate", "type", "mtu", "address", "uevent"}
 type Snapshot struct {
 	files   map[string][]byte
 	missing map[string]string // path → why it was not gathered
+	fwOnce  sync.Once
+	fw      firewall // parsed once, shared by the checks
+
 	// Live is true when the snapshot was gathered from this host just now;
 	// only then do live-only checks (wan.internet) run.
 	Live bool

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -80,38 +79,6 @@ func LoadInstallConfig(path string) (InstallInput, error) {
 
 var unknownKey = regexp.MustCompile(`line (\d+): field (\S+) not found`)
 
-var fingerprintRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-
-// ValidateController checks the controller URL: https, a host, no path.
-func ValidateController(s string) (*url.URL, error) {
-	if s == "" {
-		return nil, &InputError{Field: "--controller", Msg: "missing; pass the controller's URL, e.g. https://198.18.0.1:8443"}
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return nil, &InputError{Field: "--controller", Msg: fmt.Sprintf("%q is not a URL; pass e.g. https://198.18.0.1:8443", s)}
-	}
-	if u.Scheme != "https" {
-		return nil, &InputError{Field: "--controller", Msg: fmt.Sprintf("%q must use https:// (the controller only speaks TLS)", s)}
-	}
-	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
-		return nil, &InputError{Field: "--controller", Msg: fmt.Sprintf("%q must be just https://HOST[:PORT]", s)}
-	}
-	return u, nil
-}
-
-// ValidateFingerprint checks a pinned CA fingerprint: sha256: and 64 lower
-// hex digits, as `vcpe-hub serve` prints it. Colons and upper case are
-// accepted and normalised.
-func ValidateFingerprint(s string) (string, error) {
-	n := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
-	n = strings.Replace(n, "sha256", "sha256:", 1)
-	if !fingerprintRe.MatchString(n) {
-		return "", &InputError{Field: "--controller-fingerprint", Msg: fmt.Sprintf("%q is not a SHA-256 fingerprint; copy the sha256:… line vcpe-hub serve printed", s)}
-	}
-	return n, nil
-}
-
 // ValidateSN checks a serial number's shape (the controller decides
 // whether it exists).
 func ValidateSN(s string) error {
@@ -130,7 +97,8 @@ const MaxAdvertise = 50
 
 // ParseAdvertise parses LAN prefixes given as a list, each item possibly
 // comma separated: IPv4, masks /8 to /32, written as the network address,
-// not overlapping each other.
+// not overlapping each other. No prefixes at all is not an error here;
+// callers that need one say so.
 func ParseAdvertise(items []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, item := range items {
@@ -159,9 +127,6 @@ func ParseAdvertise(items []string) ([]netip.Prefix, error) {
 			}
 			out = append(out, p)
 		}
-	}
-	if len(out) == 0 {
-		return nil, &InputError{Field: "--advertise", Msg: "missing; pass the LAN prefixes behind this device, e.g. --advertise 198.19.1.0/24"}
 	}
 	if len(out) > MaxAdvertise {
 		return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%d prefixes; at most %d may be advertised", len(out), MaxAdvertise)}

@@ -164,11 +164,12 @@ func TestRegisterValidationErrors(t *testing.T) {
 		fields []string // values typed, in field order; the last one is refused
 		want   string
 	}{
-		{"controller missing", []string{""}, "--controller: missing; pass the controller's URL"},
-		{"controller http", []string{"http://198.18.0.1:8443"}, "must use https://"},
-		{"controller path", []string{"https://198.18.0.1:8443/api"}, "must be just https://HOST[:PORT]"},
-		{"controller not a URL", []string{"198.18.0.1"}, "is not a URL"},
-		{"fingerprint short", []string{testController, "sha256:abcd"}, "--controller-fingerprint: \"sha256:abcd\" is not a SHA-256 fingerprint"},
+		{"controller missing", []string{""}, "--controller: missing; enter the controller's URL"},
+		{"controller http", []string{"http://198.18.0.1:8443"}, `--controller: "http://198.18.0.1:8443": want https://HOST:PORT`},
+		{"controller path", []string{"https://198.18.0.1:8443/api"}, `"https://198.18.0.1:8443/api": want https://HOST:PORT`},
+		{"controller not a URL", []string{"198.18.0.1"}, `"198.18.0.1": want https://HOST:PORT`},
+		{"fingerprint missing", []string{testController, ""}, "--controller-fingerprint: missing"},
+		{"fingerprint short", []string{testController, "sha256:abcd"}, `--controller-fingerprint: "sha256:abcd": want sha256: followed by 64 hex digits`},
 		{"sn missing", []string{testController, testFingerprint, ""}, "--sn: missing"},
 		{"sn with space", []string{testController, testFingerprint, "SN 1"}, "is not a serial number"},
 		{"key missing", []string{testController, testFingerprint, "SN-A-0001", ""}, "key: missing; paste the key"},
@@ -244,7 +245,6 @@ func TestRegisterPrefilledFromGiven(t *testing.T) {
 
 func TestRoutesValidationErrors(t *testing.T) {
 	for _, tc := range []struct{ value, want string }{
-		{"", "--advertise: missing; pass the LAN prefixes"},
 		{"198.19.1.0/24, 198.19.1.128/25", "overlap"},
 		{"198.19.1.0/4", "the mask must be between /8 and /32"},
 		{"198.19.1.0", "is not a prefix"},

@@ -196,20 +196,14 @@ func (l *LinePrompter) ask(ctx context.Context, prompt, def string, secret bool,
 func (l *LinePrompter) Registration(ctx context.Context, s provision.Suggestions) (provision.Registration, error) {
 	reg := s.Given
 	var err error
-	if reg.Controller, err = l.ask(ctx, "Controller URL", s.Given.Controller, false, func(v string) error {
-		_, err := provision.ValidateController(v)
-		return err
-	}); err != nil {
+	if reg.Controller, err = l.ask(ctx, "Controller URL", s.Given.Controller, false, pages.CheckController); err != nil {
 		return reg, err
 	}
-	fp, err := l.ask(ctx, "Controller CA fingerprint (sha256:…)", s.Given.Fingerprint, false, func(v string) error {
-		_, err := provision.ValidateFingerprint(v)
-		return err
-	})
+	fp, err := l.ask(ctx, "Controller CA fingerprint (sha256:…)", s.Given.Fingerprint, false, pages.CheckFingerprint)
 	if err != nil {
 		return reg, err
 	}
-	reg.Fingerprint, _ = provision.ValidateFingerprint(fp)
+	reg.Fingerprint, _ = provision.ParseFingerprint(fp)
 	if reg.SN, err = l.ask(ctx, "Serial number (SN)", s.Given.SN, false, provision.ValidateSN); err != nil {
 		return reg, err
 	}

@@ -62,8 +62,8 @@ func TestPlainPromptsValidateAndReask(t *testing.T) {
 	}
 	o := out.String()
 	for _, want := range []string{
-		"--controller: \"http://198.18.0.1:8443\" must use https://",
-		"--controller-fingerprint: \"sha256:abcd\" is not a SHA-256 fingerprint",
+		`--controller: "http://198.18.0.1:8443": want https://HOST:PORT`,
+		`--controller-fingerprint: "sha256:abcd": want sha256: followed by 64 hex digits`,
 		"--sn: \"SN 1\" is not a serial number",
 		"key: missing; paste the key issued with the SN",
 		"--advertise: 198.19.1.128/25 overlaps 198.19.1.0/24",

@@ -125,7 +125,7 @@ func (ns *NS) Start(name string, args ...string) *exec.Cmd {
 	var buf syncBuffer
 	cmd := ns.Command(context.Background(), name, args...)
 	cmd.Stdout, cmd.Stderr = &buf, &buf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		ns.tb.Fatalf("in %s: start %s: %v", ns.Name, name, err)
 	}

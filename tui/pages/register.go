@@ -41,11 +41,11 @@ func NewRegister(given provision.Registration, colour bool) *Register {
 		huh.NewInput().Key("controller").Title("Controller URL").
 			Description("https://HOST:PORT, as `vcpe-hub serve` printed it").
 			Placeholder("https://198.18.0.1:8443").Value(&r.Controller).
-			Validate(func(s string) error { _, err := provision.ValidateController(strings.TrimSpace(s)); return err }),
+			Validate(checkController),
 		huh.NewInput().Key("fingerprint").Title("Controller CA fingerprint").
 			Description("the sha256:… line `vcpe-hub serve` printed").
 			Placeholder("sha256:…").Value(&r.Fingerprint).
-			Validate(func(s string) error { _, err := provision.ValidateFingerprint(s); return err }),
+			Validate(checkFingerprint),
 		huh.NewInput().Key("sn").Title("Serial number (SN)").
 			Description("from `vcpe-hub instance create`").Value(&r.SN).
 			Validate(func(s string) error { return provision.ValidateSN(strings.TrimSpace(s)) }),
@@ -78,7 +78,7 @@ func (r *Register) Update(msg tea.Msg, f Frame) tea.Cmd {
 	r.form = m.(*huh.Form)
 	if r.form.State == huh.StateCompleted {
 		r.done = true
-		fp, _ := provision.ValidateFingerprint(r.Fingerprint)
+		fp, _ := provision.ParseFingerprint(r.Fingerprint)
 		reg := r.given
 		reg.Controller = strings.TrimSpace(r.Controller)
 		reg.Fingerprint = fp
@@ -105,3 +105,30 @@ func (r *Register) Help(f Frame) []key.Binding {
 		formQuit,
 	}
 }
+
+// checkController is the controller field's validation: required, then
+// provision.ParseControllerURL, as for --controller.
+func checkController(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return &provision.InputError{Field: "--controller", Msg: "missing; enter the controller's URL, e.g. https://198.18.0.1:8443"}
+	}
+	_, err := provision.ParseControllerURL(strings.TrimSpace(s))
+	return err
+}
+
+// checkFingerprint is the fingerprint field's validation: required, then
+// provision.ParseFingerprint, as for --controller-fingerprint.
+func checkFingerprint(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return &provision.InputError{Field: "--controller-fingerprint", Msg: "missing; copy the sha256:… line vcpe-hub serve printed"}
+	}
+	_, err := provision.ParseFingerprint(s)
+	return err
+}
+
+// CheckController and CheckFingerprint are the form's validators, for the
+// plain mode's prompts.
+var (
+	CheckController  = checkController
+	CheckFingerprint = checkFingerprint
+)

@@ -45,7 +45,7 @@ func NewRoutes(s provision.Suggestions, colour bool) *Routes {
 	}
 	r.form = huh.NewForm(huh.NewGroup(
 		huh.NewInput().Key("advertise").Title("LAN prefixes to advertise").
-			Description("comma separated, e.g. 198.19.1.0/24, 198.19.3.0/24").
+			Description("comma separated, e.g. 198.19.1.0/24, 198.19.3.0/24; empty advertises none").
 			Value(&r.Value).
 			Validate(func(v string) error {
 				_, err := provision.ParseAdvertise([]string{v})

@@ -16,6 +16,9 @@ import (
 // unless told otherwise.
 const DefaultPrefix = "vcpelab"
 
+// ErrAlreadyUp means namespaces of this lab exist already.
+var ErrAlreadyUp = errors.New("lab is already up")
+
 // Lab is one sandbox on this machine.
 type Lab struct {
 	Prefix string   // namespace names are Prefix-Node

@@ -18,9 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrAlreadyUp means namespaces of this lab exist already.
-var ErrAlreadyUp = errors.New("lab is already up")
-
 // UpNetwork creates the namespaces, links, addresses and routes of the
 // topology. On any error it removes everything it made.
 func (l *Lab) UpNetwork(ctx context.Context) (err error) {
