@@ -194,10 +194,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 		m.help.SetWidth(msg.Width)
 		var cmds []tea.Cmd
-		for _, p := range []pages.Page{m.register, m.routes} {
-			if p != nil && !isNil(p) {
-				cmds = append(cmds, p.Update(msg, m.frame()))
-			}
+		if m.register != nil {
+			cmds = append(cmds, m.register.Update(msg, m.frame()))
+		}
+		if m.routes != nil {
+			cmds = append(cmds, m.routes.Update(msg, m.frame()))
 		}
 		return m, tea.Batch(cmds...)
 	case spinner.TickMsg:
@@ -289,16 +290,6 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	// Everything else (the forms' own messages, cursor blinks) goes to the
 	// page shown.
 	return m, m.current().Update(msg, m.frame())
-}
-
-func isNil(p pages.Page) bool {
-	switch p := p.(type) {
-	case *pages.Register:
-		return p == nil
-	case *pages.Routes:
-		return p == nil
-	}
-	return false
 }
 
 func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
@@ -414,7 +405,6 @@ func (m *Model) engineFinished(msg engineDoneMsg) tea.Cmd {
 func (m *Model) View() tea.View {
 	v := tea.NewView(m.render())
 	v.AltScreen = true
-	v.WindowTitle = "vcpe install"
 	return v
 }
 

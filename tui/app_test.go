@@ -483,3 +483,21 @@ func TestBackgroundColourRestyles(t *testing.T) {
 	d.send(tea.BackgroundColorMsg{Color: components.NewStyles(false, false).Title.GetForeground()})
 	_ = d.frame()
 }
+
+func TestResizeKeepsEveryFrameInside(t *testing.T) {
+	d, _ := atRegister(t, suggestions())
+	d.fill("http://wrong")
+	for _, sz := range [][2]int{{120, 40}, {80, 24}, {60, 16}, {100, 30}} {
+		d.send(tea.WindowSizeMsg{Width: sz[0], Height: sz[1]})
+		f := d.frame()
+		checkFrame(t, f, sz[0], sz[1])
+		if !strings.Contains(f, "Controller URL") || !strings.Contains(f, "ctrl+c quit") {
+			t.Errorf("at %dx%d the form or its help is cut off:\n%s", sz[0], sz[1], f)
+		}
+	}
+	d2, _ := atReview(t)
+	for _, sz := range [][2]int{{120, 40}, {50, 14}, {80, 24}} {
+		d2.send(tea.WindowSizeMsg{Width: sz[0], Height: sz[1]})
+		checkFrame(t, d2.frame(), sz[0], sz[1])
+	}
+}

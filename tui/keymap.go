@@ -18,7 +18,6 @@ func DefaultKeyMap() components.KeyMap {
 		Abort:    b([]string{"a", "esc"}, "a", "abort"),
 		Accept:   b([]string{"y", "enter"}, "y/enter", "accept"),
 		Decline:  b([]string{"n", "esc"}, "n", "decline"),
-		Back:     b([]string{"esc"}, "esc", "back"),
 		Up:       b([]string{"up", "k"}, "↑/k", "up"),
 		Down:     b([]string{"down", "j"}, "↓/j", "down"),
 		PageUp:   b([]string{"pgup"}, "pgup", "page up"),
@@ -26,6 +25,5 @@ func DefaultKeyMap() components.KeyMap {
 		Quit:     b([]string{"ctrl+c", "q"}, "q/ctrl+c", "quit"),
 		Yes:      b([]string{"y"}, "y", "yes"),
 		No:       b([]string{"n", "esc"}, "n/esc", "no"),
-		Help:     b([]string{"?"}, "?", "help"),
 	}
 }

@@ -10,7 +10,6 @@ type KeyMap struct {
 	Abort    key.Binding
 	Accept   key.Binding
 	Decline  key.Binding
-	Back     key.Binding
 	Up       key.Binding
 	Down     key.Binding
 	PageUp   key.Binding
@@ -18,5 +17,4 @@ type KeyMap struct {
 	Quit     key.Binding
 	Yes      key.Binding
 	No       key.Binding
-	Help     key.Binding
 }
