@@ -501,3 +501,39 @@ func TestResizeKeepsEveryFrameInside(t *testing.T) {
 		checkFrame(t, d2.frame(), sz[0], sz[1])
 	}
 }
+
+// TestFormKeysRightAfterEnterGoToTheNextField: keys that arrive before any
+// command ran (typed fast, pasted) land in the next field, never in the one
+// just accepted; keys after the last field never reach the device key.
+func TestFormKeysRightAfterEnterGoToTheNextField(t *testing.T) {
+	d, reply := atRegister(t, suggestions())
+	var held []tea.Cmd
+	raw := func(ks ...string) { // Update only: commands are held back
+		for _, k := range ks {
+			_, cmd := d.m.Update(keyMsg(k))
+			held = append(held, cmd)
+		}
+	}
+	d.paste(testController)
+	raw("enter", "s")
+	if d.m.register.Controller != testController || d.m.register.Fingerprint != "s" {
+		t.Fatalf("controller %q fingerprint %q; want the s in the fingerprint", d.m.register.Controller, d.m.register.Fingerprint)
+	}
+	d.fill(testFingerprint)
+	d.fill("SN-A-0001")
+	d.paste("device-key")
+	raw("enter", "x", "y")
+	if d.m.register.Key != "device-key" && d.m.register.Key != "" {
+		t.Fatalf("keys after the last field reached the device key: %q", d.m.register.Key)
+	}
+	for _, c := range held[len(held)-3:] {
+		d.run(c)
+	}
+	if d.m.page != pageRoutes {
+		t.Fatalf("page %d; want routes", d.m.page)
+	}
+	d.keys("enter")
+	if r := <-reply; r.Key.Reveal() != "device-key" {
+		t.Errorf("key %q; want device-key", r.Key.Reveal())
+	}
+}

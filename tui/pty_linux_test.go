@@ -67,8 +67,9 @@ func TestDetectModes(t *testing.T) {
 
 // screen collects what the wizard writes to the terminal.
 type screen struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	seen int // output before this offset was matched already
 }
 
 func (s *screen) text() string {
@@ -77,10 +78,21 @@ func (s *screen) text() string {
 	return ansi.Strip(s.buf.String())
 }
 
+// waitFor waits until text written since the last match shows what.
 func (s *screen) waitFor(t *testing.T, what string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(s.text(), what) {
+	for {
+		s.mu.Lock()
+		b := s.buf.Bytes()
+		i := strings.Index(ansi.Strip(string(b[s.seen:])), what)
+		if i >= 0 {
+			s.seen = len(b)
+		}
+		s.mu.Unlock()
+		if i >= 0 {
+			return
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the terminal never showed %q; it shows:\n%s", what, s.text())
 		}
@@ -130,13 +142,7 @@ func typeKeys(t *testing.T, ptm *os.File, s string) {
 	if _, err := ptm.WriteString(s); err != nil {
 		t.Fatal(err)
 	}
-	// One key sequence per read; after enter, give the form time to move
-	// to the next field (huh does that in a command, asynchronously).
-	if strings.HasSuffix(s, "\r") {
-		time.Sleep(300 * time.Millisecond)
-	} else {
-		time.Sleep(50 * time.Millisecond)
-	}
+	time.Sleep(30 * time.Millisecond) // keys typed quickly, one sequence per read
 }
 
 // TestRunOnARealTerminal drives the full-screen wizard through a
@@ -153,7 +159,7 @@ func TestRunOnARealTerminal(t *testing.T) {
 		typeKeys(t, ptm, v)
 		typeKeys(t, ptm, "\r")
 	}
-	scr.waitFor(t, "LAN prefixes to advertise")
+	scr.waitFor(t, "Found on this host's LAN interfaces")
 	typeKeys(t, ptm, "\r")
 	scr.waitFor(t, "Changes to this host")
 	typeKeys(t, ptm, "y")
@@ -190,7 +196,7 @@ func TestRunOnARealTerminalQuitHalfWay(t *testing.T) {
 		typeKeys(t, ptm, v)
 		typeKeys(t, ptm, "\r")
 	}
-	scr.waitFor(t, "LAN prefixes to advertise")
+	scr.waitFor(t, "Found on this host's LAN interfaces")
 	typeKeys(t, ptm, "\r")
 	scr.waitFor(t, "Changes to this host")
 	typeKeys(t, ptm, "y")
@@ -226,11 +232,14 @@ func TestRunPlainOnADumbTerminal(t *testing.T) {
 	if err != nil || !sum.OK {
 		t.Fatalf("Run = %+v, %v; want OK; terminal:\n%s", sum, err, scr.text())
 	}
-	out := scr.text()
-	if strings.Contains(out, "\x1b[?1049h") || strings.Contains(out, "device-key") {
-		t.Errorf("plain mode used the alternate screen or echoed the key:\n%s", out)
-	}
-	if !strings.Contains(out, "[connectivity] warn: 1 of 3 targets unreachable") {
+	scr.waitFor(t, "✓ Installed.") // the last lines
+	if out := scr.text(); !strings.Contains(out, "[connectivity] warn: 1 of 3 targets unreachable") {
 		t.Errorf("plain output lacks the connectivity result:\n%s", out)
+	}
+	scr.mu.Lock()
+	raw := scr.buf.String()
+	scr.mu.Unlock()
+	if strings.Contains(raw, "\x1b[?1049h") || strings.Contains(raw, "device-key") {
+		t.Errorf("plain mode used the alternate screen or echoed the key:\n%q", raw)
 	}
 }

@@ -20,7 +20,7 @@ type RegisterDoneMsg struct{ Reg provision.Registration }
 type Register struct {
 	Controller, Fingerprint, SN, Key string
 
-	form  *huh.Form
+	form  syncForm
 	given provision.Registration
 	theme huh.Theme
 	done  bool
@@ -37,7 +37,7 @@ func NewRegister(given provision.Registration, colour bool) *Register {
 	if colour {
 		r.theme = huh.ThemeFunc(huh.ThemeCharm)
 	}
-	r.form = huh.NewForm(huh.NewGroup(
+	r.form.form = huh.NewForm(huh.NewGroup(
 		huh.NewInput().Key("controller").Title("Controller URL").
 			Description("https://HOST:PORT, as `vcpe-hub serve` printed it").
 			Placeholder("https://198.18.0.1:8443").Value(&r.Controller).
@@ -63,7 +63,7 @@ func NewRegister(given provision.Registration, colour bool) *Register {
 }
 
 // Init starts the form (focus, cursor).
-func (r *Register) Init() tea.Cmd { return r.form.Init() }
+func (r *Register) Init() tea.Cmd { return r.form.form.Init() }
 
 func (*Register) Title() string { return "Registration" }
 
@@ -72,11 +72,10 @@ func (r *Register) Update(msg tea.Msg, f Frame) tea.Cmd {
 		return nil
 	}
 	if ws, ok := msg.(tea.WindowSizeMsg); ok {
-		r.form = r.form.WithWidth(min(ws.Width, 100))
+		r.form.form = r.form.form.WithWidth(min(ws.Width, 100))
 	}
-	m, cmd := r.form.Update(msg)
-	r.form = m.(*huh.Form)
-	if r.form.State == huh.StateCompleted {
+	cmd := r.form.update(msg)
+	if r.form.form.State == huh.StateCompleted {
 		r.done = true
 		fp, _ := provision.ParseFingerprint(r.Fingerprint)
 		reg := r.given
@@ -91,11 +90,11 @@ func (r *Register) Update(msg tea.Msg, f Frame) tea.Cmd {
 }
 
 // Errors are the validation errors shown now.
-func (r *Register) Errors() []error { return r.form.Errors() }
+func (r *Register) Errors() []error { return r.form.form.Errors() }
 
 func (r *Register) View(f Frame) string {
 	intro := wrap("Enter what the controller issued for this device. Values given as flags or VCPE_* variables are filled in.", f.Width)
-	return clipLines(append(intro, strings.Split(r.form.View(), "\n")...), f.Height)
+	return clipLines(append(intro, strings.Split(r.form.form.View(), "\n")...), f.Height)
 }
 
 func (r *Register) Help(f Frame) []key.Binding {

@@ -22,7 +22,7 @@ type Routes struct {
 	Value       string
 	Suggestions provision.Suggestions
 
-	form *huh.Form
+	form syncForm
 	done bool
 }
 
@@ -43,7 +43,7 @@ func NewRoutes(s provision.Suggestions, colour bool) *Routes {
 	if colour {
 		theme = huh.ThemeFunc(huh.ThemeCharm)
 	}
-	r.form = huh.NewForm(huh.NewGroup(
+	r.form.form = huh.NewForm(huh.NewGroup(
 		huh.NewInput().Key("advertise").Title("LAN prefixes to advertise").
 			Description("comma separated, e.g. 198.19.1.0/24, 198.19.3.0/24; empty advertises none").
 			Value(&r.Value).
@@ -56,7 +56,7 @@ func NewRoutes(s provision.Suggestions, colour bool) *Routes {
 }
 
 // Init starts the form.
-func (r *Routes) Init() tea.Cmd { return r.form.Init() }
+func (r *Routes) Init() tea.Cmd { return r.form.form.Init() }
 
 func (*Routes) Title() string { return "Routes" }
 
@@ -65,11 +65,10 @@ func (r *Routes) Update(msg tea.Msg, f Frame) tea.Cmd {
 		return nil
 	}
 	if ws, ok := msg.(tea.WindowSizeMsg); ok {
-		r.form = r.form.WithWidth(min(ws.Width, 100))
+		r.form.form = r.form.form.WithWidth(min(ws.Width, 100))
 	}
-	m, cmd := r.form.Update(msg)
-	r.form = m.(*huh.Form)
-	if r.form.State == huh.StateCompleted {
+	cmd := r.form.update(msg)
+	if r.form.form.State == huh.StateCompleted {
 		r.done = true
 		ps, _ := provision.ParseAdvertise([]string{r.Value})
 		return tea.Batch(cmd, msgCmd(RoutesDoneMsg{ps}))
@@ -78,7 +77,7 @@ func (r *Routes) Update(msg tea.Msg, f Frame) tea.Cmd {
 }
 
 // Errors are the validation errors shown now.
-func (r *Routes) Errors() []error { return r.form.Errors() }
+func (r *Routes) Errors() []error { return r.form.form.Errors() }
 
 func (r *Routes) View(f Frame) string {
 	var lines []string
@@ -98,7 +97,7 @@ func (r *Routes) View(f Frame) string {
 		lines = append(lines, wrap("No LAN prefixes found on this host's non-WAN interfaces: type them.", f.Width)...)
 	}
 	lines = append(lines, "")
-	lines = append(lines, strings.Split(r.form.View(), "\n")...)
+	lines = append(lines, strings.Split(r.form.form.View(), "\n")...)
 	return clipLines(lines, f.Height)
 }
 
