@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"image/color"
 	"strings"
 
 	"charm.land/bubbles/v2/help"
@@ -194,11 +195,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 		m.help.SetWidth(msg.Width)
 		var cmds []tea.Cmd
-		if m.register != nil {
-			cmds = append(cmds, m.register.Update(msg, m.frame()))
-		}
-		if m.routes != nil {
-			cmds = append(cmds, m.routes.Update(msg, m.frame()))
+		for _, p := range m.forms() {
+			cmds = append(cmds, p.Update(msg, m.frame()))
 		}
 		return m, tea.Batch(cmds...)
 	case spinner.TickMsg:
@@ -211,7 +209,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.BackgroundColorMsg:
 		m.isDark = msg.IsDark()
 		m.restyle()
-		return m, m.current().Update(msg, m.frame())
+		var cmds []tea.Cmd
+		for _, p := range m.forms() {
+			cmds = append(cmds, p.Update(msg, m.frame()))
+		}
+		return m, tea.Batch(cmds...)
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	case quitRequestMsg:
@@ -231,9 +233,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.routes = pages.NewRoutes(msg.Suggestions, colour)
 		m.regReply = msg.reply
 		m.page = pageRegister
-		size := tea.WindowSizeMsg{Width: m.width, Height: m.height}
-		m.register.Update(size, m.frame())
-		m.routes.Update(size, m.frame())
+		// The forms learn the size and the background (light or dark) now;
+		// the terminal told the root model before they existed.
+		for _, p := range m.forms() {
+			p.Update(tea.WindowSizeMsg{Width: m.width, Height: m.height}, m.frame())
+			p.Update(m.background(), m.frame())
+		}
 		return m, m.register.Init()
 	case confirmPromptMsg:
 		m.plan = &msg.Plan
@@ -290,6 +295,27 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	// Everything else (the forms' own messages, cursor blinks) goes to the
 	// page shown.
 	return m, m.current().Update(msg, m.frame())
+}
+
+// forms are the pages built around huh forms, once they exist: they need
+// every size and background message, shown or not.
+func (m *Model) forms() []pages.Page {
+	var out []pages.Page
+	if m.register != nil {
+		out = append(out, m.register)
+	}
+	if m.routes != nil {
+		out = append(out, m.routes)
+	}
+	return out
+}
+
+// background is the terminal background as a message for late-built forms.
+func (m *Model) background() tea.BackgroundColorMsg {
+	if m.isDark {
+		return tea.BackgroundColorMsg{Color: color.Black}
+	}
+	return tea.BackgroundColorMsg{Color: color.White}
 }
 
 func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {

@@ -3,15 +3,17 @@ package tui
 import (
 	"errors"
 	"fmt"
+	"image/color"
 	"net/netip"
 	"strings"
 	"testing"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/tui/components"
 )
 
 func TestWelcomeEnterStartsTheEngine(t *testing.T) {
@@ -477,11 +479,28 @@ func TestTooSmallTerminal(t *testing.T) {
 	}
 }
 
-func TestBackgroundColourRestyles(t *testing.T) {
-	d := newDriver(t, 80, 24)
-	d.m.profile = 5 // TrueColor
-	d.send(tea.BackgroundColorMsg{Color: components.NewStyles(false, false).Title.GetForeground()})
-	_ = d.frame()
+func TestLightAndDarkBackgroundsSameWords(t *testing.T) {
+	render := func(bg color.Color) (string, *Model) {
+		d, _ := atPrecheck(t, report(failPorts, warnICMP))
+		d.m.profile = colorprofile.TrueColor
+		d.send(tea.BackgroundColorMsg{Color: bg})
+		return d.m.render(), d.m
+	}
+	dark, md := render(color.Black)
+	light, ml := render(color.White)
+	if !md.isDark || ml.isDark {
+		t.Fatalf("isDark: black %v, white %v", md.isDark, ml.isDark)
+	}
+	if dark == light {
+		t.Error("the same colours on a light and a dark background")
+	}
+	if ansi.Strip(dark) != ansi.Strip(light) {
+		t.Error("the words differ between light and dark backgrounds")
+	}
+	noColour, _ := atPrecheck(t, report(failPorts, warnICMP))
+	if f := noColour.m.render(); strings.Contains(f, "38;") || strings.Contains(f, "48;") {
+		t.Errorf("colour codes without a colour profile: %q", f)
+	}
 }
 
 func TestResizeKeepsEveryFrameInside(t *testing.T) {
