@@ -1,10 +1,14 @@
 package tui
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
 )
 
@@ -96,4 +100,26 @@ func TestGoldenFrames(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestGoldenPrecheckFromSnapshot renders the precheck page for a real
+// report: the rocky9-firewalled fixture snapshot, judged by the precheck
+// catalogue, scrolled to show every problem and fix.
+func TestGoldenPrecheckFromSnapshot(t *testing.T) {
+	snap, err := precheck.Load(filepath.Join("..", "testdata", "snapshots", "rocky9-firewalled"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := precheck.Run(context.Background(), snap, precheck.Options{})
+	d := newDriver(t, 80, 24)
+	d.keys("enter")
+	d.send(precheckPromptMsg{Report: rep, reply: make(chan provision.PrecheckDecision, 1)})
+	var frames []string
+	for range 3 {
+		f := d.frame()
+		checkFrame(t, f, 80, 24)
+		frames = append(frames, f)
+		d.keys("pgdown")
+	}
+	golden(t, "precheck-rocky9-firewalled_80x24", strings.Join(frames, "\n\n---- pgdown ----\n\n"))
 }

@@ -44,7 +44,10 @@ type (
 func msgCmd(m tea.Msg) tea.Cmd { return func() tea.Msg { return m } }
 
 // scroller keeps a scroll offset for a body taller than the page.
-type scroller struct{ off int }
+type scroller struct {
+	off  int
+	page int // lines shown by the last clip: a page up or down moves by this
+}
 
 func (s *scroller) update(msg tea.Msg, f Frame) {
 	k, ok := msg.(tea.KeyPressMsg)
@@ -57,9 +60,9 @@ func (s *scroller) update(msg tea.Msg, f Frame) {
 	case key.Matches(k, f.Keys.Down):
 		s.off++
 	case key.Matches(k, f.Keys.PageUp):
-		s.off -= max(f.Height-1, 1)
+		s.off -= max(s.page, 1)
 	case key.Matches(k, f.Keys.PageDown):
-		s.off += max(f.Height-1, 1)
+		s.off += max(s.page, 1)
 	}
 	if s.off < 0 {
 		s.off = 0
@@ -71,9 +74,10 @@ func (s *scroller) update(msg tea.Msg, f Frame) {
 func (s *scroller) clip(lines []string, f Frame) string {
 	h := f.Height
 	if h <= 0 || len(lines) <= h {
-		s.off = 0
+		s.off, s.page = 0, max(h, 1)
 		return strings.Join(lines, "\n")
 	}
+	s.page = h - 1
 	maxOff := len(lines) - (h - 1)
 	s.off = min(s.off, maxOff)
 	vis := lines[s.off : s.off+h-1]
