@@ -243,3 +243,59 @@ func TestRunPlainOnADumbTerminal(t *testing.T) {
 		t.Errorf("plain mode used the alternate screen or echoed the key:\n%q", raw)
 	}
 }
+
+// TestRunPlainInterruptRollsBack: in plain mode ctrl+c is a SIGINT; it
+// cancels the install, which rolls back, and the terminal keeps its echo.
+func TestRunPlainInterruptRollsBack(t *testing.T) {
+	f := newFakeFlow(t)
+	f.block = provision.StepTunnel
+	before := tree(t, f.root)
+	ptm, scr, result := runOnPTY(t, f, []string{"TERM=dumb"})
+	scr.waitFor(t, "[c]ontinue, [r]e-run the checks, or [a]bort: ")
+	for _, line := range []string{"c", testController, testFingerprint, "SN-A-0001", "device-key", "", "y"} {
+		typeKeys(t, ptm, line+"\n")
+	}
+	scr.waitFor(t, "waiting for the first handshake")
+	if err := unix.Kill(os.Getpid(), unix.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := result()
+	if !errors.Is(err, context.Canceled) || !sum.RolledBack {
+		t.Fatalf("Run = %+v, %v; want cancelled and rolled back", sum, err)
+	}
+	after := tree(t, f.root)
+	if len(after) != len(before) {
+		t.Errorf("files before %v, after %v", before, after)
+	}
+	for p, v := range before {
+		if after[p] != v {
+			t.Errorf("%s changed: %q → %q", p, v, after[p])
+		}
+	}
+}
+
+// TestRunPlainRestoresEchoAfterAnInterruptedKeyPrompt: cut short while
+// reading the key (echo off), the terminal gets its echo back.
+func TestRunPlainRestoresEchoAfterAnInterruptedKeyPrompt(t *testing.T) {
+	f := newFakeFlow(t)
+	ptm, scr, result := runOnPTY(t, f, []string{"TERM=dumb"})
+	scr.waitFor(t, "[c]ontinue, [r]e-run the checks, or [a]bort: ")
+	for _, line := range []string{"c", testController, testFingerprint, "SN-A-0001"} {
+		typeKeys(t, ptm, line+"\n")
+	}
+	scr.waitFor(t, "Device key (not shown): ")
+	time.Sleep(100 * time.Millisecond) // echo is off now
+	if err := unix.Kill(os.Getpid(), unix.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := result(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run error %v; want cancelled", err)
+	}
+	tio, err := unix.IoctlGetTermios(int(ptm.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tio.Lflag&unix.ECHO == 0 {
+		t.Error("the terminal was left without echo")
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
@@ -97,6 +99,14 @@ func Run(ctx context.Context, newEngine NewEngine, o Options) (provision.Summary
 		return provision.Summary{}, err
 	}
 	if mode == ModePlain {
+		// The terminal stays in cooked mode: ctrl+c is a SIGINT. Turn it
+		// (and SIGTERM) into a cancel so the Engine rolls back, and put
+		// the terminal back (echo on) even if a key prompt was cut short.
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if st, err := term.GetState(int(o.In.Fd())); err == nil {
+			defer term.Restore(int(o.In.Fd()), st)
+		}
 		return RunPlain(ctx, newEngine, o.Out, o.In, secretReader(o.In))
 	}
 	return runTUI(ctx, newEngine, o, profile)
