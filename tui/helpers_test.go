@@ -24,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 // Commands that do not return at once (cursor blinks) are dropped after a
 // short wait; no test depends on them.
 type driver struct {
-	t         *testing.T
+	t         testing.TB
 	m         *Model
 	starts    int
 	cancelled bool
@@ -33,7 +33,7 @@ type driver struct {
 	quit   bool
 }
 
-func newDriver(t *testing.T, w, h int) *driver {
+func newDriver(t testing.TB, w, h int) *driver {
 	t.Helper()
 	d := &driver{t: t}
 	d.m = newModel(colorprofile.ASCII, func() { d.starts++ }, func() { d.cancelled = true })
