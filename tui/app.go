@@ -263,6 +263,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.precheckReply <- msg.Decision
 			m.precheckReply = nil
 		}
+		if msg.Decision == provision.PrecheckRerun {
+			m.precheck.Running() // the checks run again now
+		}
 		return m, nil
 	case pages.RegisterDoneMsg:
 		m.reg = msg.Reg

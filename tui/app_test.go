@@ -90,7 +90,7 @@ func TestPrecheckDecisions(t *testing.T) {
 				t.Errorf("blocked continue is not explained:\n%s", d.frame())
 			}
 			if tc.want == provision.PrecheckRerun {
-				if f := d.frame(); !strings.Contains(f, "Checking the host") {
+				if f := d.frame(); !strings.Contains(f, "Checking the host") || !strings.Contains(f, "run  Kernel version") {
 					t.Errorf("re-run does not reset the list:\n%s", f)
 				}
 				// The next report arrives and is answered on the same page.
