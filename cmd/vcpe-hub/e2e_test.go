@@ -40,7 +40,7 @@ func TestEndToEnd(t *testing.T) {
 	hub := netnstest.Binary(t, "cmd/vcpe-hub")
 	vcpe := netnstest.Binary(t, "cmd/vcpe")
 	state := filepath.Join(t.TempDir(), "hub")
-	serveArgs := []string{"serve", "--state", state, "--listen", "127.0.0.1:8443", "--hub-endpoint", "198.18.0.1:4500", "--cloud-prefix", "198.19.100.0/24"}
+	serveArgs := []string{"serve", "--state", state, "--listen", "127.0.0.1:8443", "--hub-endpoint", "198.18.0.1:4500", "--cloud-prefix", "198.19.100.0/24", "--uapi-dir", t.TempDir()}
 	srv, srvOut := startServe(t, ns, hub, serveArgs)
 	waitReady(t, ns, hub, state)
 

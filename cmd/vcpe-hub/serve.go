@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/provision/controller"
 )
 
@@ -28,6 +29,13 @@ type serveOptions struct {
 	cloud       []string
 	routeQuota  int
 	names       []string
+	hub         hubOptions
+}
+
+// endpoint is the hub endpoint devices dial.
+func (o serveOptions) endpoint() (netip.AddrPort, error) {
+	opts, err := o.controllerOptions()
+	return opts.HubEndpoint, err
 }
 
 // controllerOptions turns flags into controller options, deriving the hub
@@ -86,7 +94,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	o := serveOptions{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the controller: the device API over HTTPS and the admin socket",
+		Short: "Run the controller (device API over HTTPS, admin socket) and the hub's tunnel end",
 		Long: `Run the controller. The first start creates the state directory (0700), the
 store, a CA and a server certificate, and the hub's WireGuard key; every start
 prints the CA's SHA-256 fingerprint, which devices pin with
@@ -102,6 +110,11 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 				return err
 			}
 			defer srv.Close()
+			stopHub, err := startHub(ctx, srv, o, log)
+			if err != nil {
+				return err
+			}
+			defer stopHub()
 			if g.json {
 				if err := printJSON(cmd.OutOrStdout(), map[string]string{"fingerprint": srv.Fingerprint(), "listen": o.listen, "hub_public_key": srv.HubPublicKey().String()}); err != nil {
 					return err
@@ -120,6 +133,10 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	f.StringSliceVar(&o.cloud, "cloud-prefix", nil, "cloud-side prefix behind the hub, learnt by CCN members (repeatable)")
 	f.IntVar(&o.routeQuota, "route-quota", controller.DefaultRouteQuota, "default number of prefixes a device may advertise (up to 50)")
 	f.StringSliceVar(&o.names, "name", nil, "extra DNS name or IP address for the server certificate (repeatable)")
+	f.BoolVar(&o.hub.disabled, "no-dataplane", false, "run the controller only: no tunnel endpoint, no reflector")
+	f.StringVar(&o.hub.tun, "tun", "vcpe-hub", "name of the hub's TUN interface")
+	f.StringVar(&o.hub.uapiDir, "uapi-dir", dataplane.DefaultUAPIDir, "directory of the WireGuard UAPI socket (wg show)")
+	f.StringVar(&o.hub.reflector, "reflector", ":12345", "UDP address of the probe reflector; empty disables it")
 	return cmd
 }
 

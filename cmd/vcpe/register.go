@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -151,9 +150,7 @@ func readDeviceKey(cmd *cobra.Command, keyFile string) (string, error) {
 }
 
 func printRegisterJSON(cmd *cobra.Command, v any) error {
-	enc := json.NewEncoder(cmd.OutOrStdout())
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
+	if err := writeJSON(cmd.OutOrStdout(), v); err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}
 	return nil

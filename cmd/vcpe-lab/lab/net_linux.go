@@ -125,8 +125,10 @@ func (l *Lab) UpNetwork(ctx context.Context) (err error) {
 	return os.MkdirAll(l.RunDir, 0o700)
 }
 
-// waitCarrier waits until both ends of every link have carrier, so the lab
-// is usable the moment Up returns.
+// waitCarrier waits until both ends of every link have carrier and their
+// real qdisc, so the lab is usable the moment Up returns: until the
+// kernel's link watcher runs (up to a second after "up") a link keeps the
+// noop qdisc, which drops every packet.
 func waitCarrier(ctx context.Context, handles map[string]*netlink.Handle, links []Link) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for _, k := range links {
@@ -136,7 +138,7 @@ func waitCarrier(ctx context.Context, handles map[string]*netlink.Handle, links 
 				if err != nil {
 					return fmt.Errorf("%s: find %s: %w", end[0], end[1], err)
 				}
-				if link.Attrs().RawFlags&unix.IFF_LOWER_UP != 0 {
+				if link.Attrs().RawFlags&unix.IFF_LOWER_UP != 0 && hasQdisc(handles[end[0]], link) {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -254,4 +256,17 @@ func addAddr(h *netlink.Handle, name string, p netip.Prefix) error {
 		return fmt.Errorf("add %s to %s: %w", p, name, err)
 	}
 	return nil
+}
+
+func hasQdisc(h *netlink.Handle, link netlink.Link) bool {
+	qs, err := h.QdiscList(link)
+	if err != nil {
+		return false
+	}
+	for _, q := range qs {
+		if q.Type() != "noop" {
+			return true
+		}
+	}
+	return false
 }
