@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/colorprofile"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
 	"github.com/openvcpe/vcpe/tui/components"
@@ -408,8 +409,20 @@ func probesOf(data any) []components.Probe {
 		return []components.Probe{*d}
 	case []components.Probe:
 		return d
+	case diag.Result:
+		return []components.Probe{bareProbe(d)}
+	case *diag.Result:
+		return []components.Probe{bareProbe(*d)}
 	}
 	return nil
+}
+
+// bareProbe names a diag.Result sent without a name by its target; a
+// result with a summary is a finished series.
+func bareProbe(r diag.Result) components.Probe {
+	p := components.Probe{Result: r, Done: r.Stats.Sent > 0}
+	p.Name = p.Target()
+	return p
 }
 
 func (m *Model) engineFinished(msg engineDoneMsg) tea.Cmd {

@@ -556,3 +556,18 @@ func TestFormKeysRightAfterEnterGoToTheNextField(t *testing.T) {
 		t.Errorf("key %q; want device-key", r.Key.Reveal())
 	}
 }
+
+func TestConnectivityAcceptsBareDiagResults(t *testing.T) {
+	d, reply := atReview(t)
+	d.keys("y")
+	<-reply
+	r := testProbes()[1].Result
+	d.send(engineEventMsg{provision.Event{Step: provision.StepConnectivity, Kind: provision.EventProgress, Data: r}})
+	d.send(engineEventMsg{provision.Event{Step: provision.StepConnectivity, Kind: provision.EventProgress, Data: &r}})
+	if d.m.page != pageConnectivity || len(d.m.conn.Probes) != 1 {
+		t.Fatalf("page %d, %d probes; want connectivity with one series (the same target twice)", d.m.page, len(d.m.conn.Probes))
+	}
+	if f := d.frame(); !strings.Contains(f, "! warn 198.19.100.10:12345 udp") || !strings.Contains(f, "loss 1/10 (10%)") {
+		t.Errorf("a bare diag.Result is not shown:\n%s", f)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
 	"github.com/openvcpe/vcpe/tui/components"
@@ -73,21 +74,28 @@ func testPlan() provision.Plan {
 }
 
 func probe(name, target string, rtts ...int) components.Probe {
-	p := components.Probe{Name: name, Target: target, Done: true}
-	for i, ms := range rtts {
-		if ms < 0 {
-			p.Samples = append(p.Samples, components.ProbeSample{Seq: i, Lost: true})
-			continue
-		}
-		p.Samples = append(p.Samples, components.ProbeSample{Seq: i, RTT: time.Duration(ms) * 100 * time.Microsecond})
+	ap := netip.MustParseAddrPort(target)
+	r := diag.Result{Protocol: "icmp", Target: ap.Addr(), Port: ap.Port(), Size: 84}
+	if ap.Port() != 0 {
+		r.Protocol = "udp"
 	}
-	return p
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for i, v := range rtts {
+		s := diag.Sample{Seq: i, Sent: t0.Add(time.Duration(i) * time.Second), Size: 84}
+		if v >= 0 {
+			s.RTT = time.Duration(v) * 100 * time.Microsecond
+			s.Received = s.Sent.Add(s.RTT)
+		}
+		r.Samples = append(r.Samples, s)
+	}
+	r.Stats = diag.Summarize(r.Samples)
+	return components.Probe{Name: name, Result: r, Done: true}
 }
 
 func testProbes() []components.Probe {
 	return []components.Probe{
-		probe("hub", "198.18.64.1 (icmp)", 12, 11, 13, 12, 15, 12, 11, 12, 14, 12),
-		probe("cloud", "198.19.100.10 (udp 12345)", 21, 22, -1, 20, 25, 21, 22, 30, 21, 22),
-		probe("site-b LAN", "198.19.2.1 (icmp)", -1, -1, -1, -1),
+		probe("hub", "198.18.64.1:0", 12, 11, 13, 12, 15, 12, 11, 12, 14, 12),
+		probe("cloud", "198.19.100.10:12345", 21, 22, -1, 20, 25, 21, 22, 30, 21, 22),
+		probe("site-b LAN", "198.19.2.1:0", -1, -1, -1, -1),
 	}
 }

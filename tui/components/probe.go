@@ -7,106 +7,77 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/openvcpe/vcpe/diag"
 )
 
-// ProbeSample is one probe: its round-trip time, or lost.
-type ProbeSample struct {
-	Seq  int
-	RTT  time.Duration
-	Lost bool
-}
-
-// Probe is a series of probes to one target, as the install's connectivity
-// step and `vcpe diag` report them (Event.Data of a connectivity progress
-// event carries a Probe or a []Probe).
+// Probe is one named series of probes, as the install's connectivity step
+// and `vcpe diag` report them: a diag.Result (growing while the series
+// runs) with a name, and optionally the path MTU found. Event.Data of a
+// connectivity progress event carries a Probe, a []Probe or a bare
+// diag.Result.
 type Probe struct {
-	Name    string        `json:"name"`   // "hub", "cloud", "site-b LAN"
-	Target  string        `json:"target"` // "198.18.64.1 (icmp)"
-	Samples []ProbeSample `json:"samples"`
+	Name   string      `json:"name"` // "hub", "cloud", "site-b LAN"
+	Result diag.Result `json:"result"`
 	// Done is set when the series is complete.
 	Done bool `json:"done"`
-	// MTU is the path MTU found, 0 when not measured.
-	MTU int `json:"mtu,omitempty"`
+	// MTU is the path-MTU search's result, nil when not measured.
+	MTU *diag.MTUResult `json:"mtu,omitempty"`
 	// Err is why the series could not run at all.
 	Err string `json:"error,omitempty"`
 }
 
-// ProbeStats summarise a Probe.
-type ProbeStats struct {
-	Sent, Received int
-	Loss           float64 // 0..1
-	Min, Avg, Max  time.Duration
-	// Jitter is the mean absolute difference between consecutive
-	// received RTTs (RFC 3550's idea, unsmoothed).
-	Jitter time.Duration
-}
+// Stats summarises the samples so far with diag.Summarize.
+func (p Probe) Stats() diag.Stats { return diag.Summarize(p.Result.Samples) }
 
-// Stats computes a Probe's summary. It is pure.
-func (p Probe) Stats() ProbeStats {
-	var st ProbeStats
-	var sum, jsum time.Duration
-	var prev time.Duration
-	havePrev, jn := false, 0
-	for _, s := range p.Samples {
-		st.Sent++
-		if s.Lost {
-			continue
-		}
-		st.Received++
-		sum += s.RTT
-		if st.Received == 1 || s.RTT < st.Min {
-			st.Min = s.RTT
-		}
-		if s.RTT > st.Max {
-			st.Max = s.RTT
-		}
-		if havePrev {
-			d := s.RTT - prev
-			if d < 0 {
-				d = -d
-			}
-			jsum += d
-			jn++
-		}
-		prev, havePrev = s.RTT, true
+// Target names where the probes go: "198.18.64.1 icmp",
+// "198.19.100.10:12345 udp".
+func (p Probe) Target() string {
+	r := p.Result
+	if !r.Target.IsValid() {
+		return r.Protocol
 	}
-	if st.Received > 0 {
-		st.Avg = sum / time.Duration(st.Received)
+	t := r.Target.String()
+	if r.Port != 0 {
+		t = fmt.Sprintf("%s:%d", t, r.Port)
 	}
-	if jn > 0 {
-		st.Jitter = jsum / time.Duration(jn)
+	if r.Protocol != "" {
+		t += " " + r.Protocol
 	}
-	if st.Sent > 0 {
-		st.Loss = float64(st.Sent-st.Received) / float64(st.Sent)
-	}
-	return st
+	return t
 }
 
 var sparkBlocks = []rune("▁▂▃▄▅▆▇█")
 
-// LostMark is the sparkline cell of a lost probe.
+// LostMark is the sparkline cell of a probe without an echo reply (lost,
+// or answered by an ICMP error).
 const LostMark = '×'
 
-// Sparkline renders the last width samples as block characters scaled
-// between the lowest and the highest RTT shown; a lost probe is LostMark,
-// so loss reads without colour.
-func Sparkline(samples []ProbeSample, width int) string {
+// Sparkline renders the last width probes (duplicates left out) as block
+// characters scaled between the lowest and the highest RTT shown; a probe
+// without a reply is LostMark, so loss reads without colour.
+func Sparkline(samples []diag.Sample, width int) string {
 	if width <= 0 {
 		return ""
 	}
-	if len(samples) > width {
-		samples = samples[len(samples)-width:]
+	var ss []diag.Sample
+	for _, s := range samples {
+		if !s.Duplicate {
+			ss = append(ss, s)
+		}
+	}
+	if len(ss) > width {
+		ss = ss[len(ss)-width:]
 	}
 	lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
-	for _, s := range samples {
-		if s.Lost {
-			continue
+	for _, s := range ss {
+		if s.Replied() {
+			lo, hi = min(lo, s.RTT), max(hi, s.RTT)
 		}
-		lo, hi = min(lo, s.RTT), max(hi, s.RTT)
 	}
 	var b strings.Builder
-	for _, s := range samples {
-		if s.Lost {
+	for _, s := range ss {
+		if !s.Replied() {
 			b.WriteRune(LostMark)
 			continue
 		}
@@ -119,8 +90,9 @@ func Sparkline(samples []ProbeSample, width int) string {
 	return b.String()
 }
 
-// State is how the probe series looks: Fail when everything was lost or it
-// could not run, Warn on partial loss, OK otherwise, Running until Done.
+// State is how the series looks: Fail when nothing came back or it could
+// not run, Warn on partial loss or a black-holing path, OK otherwise,
+// Running until Done.
 func (p Probe) State() State {
 	st := p.Stats()
 	switch {
@@ -130,7 +102,7 @@ func (p Probe) State() State {
 		return Running
 	case st.Sent == 0 || st.Received == 0:
 		return Fail
-	case st.Received < st.Sent:
+	case st.Received < st.Sent || p.MTU != nil && p.MTU.Verdict == diag.MTUBlackHole:
 		return Warn
 	}
 	return OK
@@ -141,41 +113,48 @@ func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
 }
 
-// ProbeView renders one probe in three lines: name and state, the sparkline,
-// and loss / RTT / jitter figures.
+func figures(st diag.Stats) string {
+	s := fmt.Sprintf("loss %d/%d (%.0f%%)", st.Sent-st.Received, st.Sent, st.LossPct)
+	if st.Received > 0 {
+		s += fmt.Sprintf("  rtt min/avg/max %s/%s/%s  jitter %s", fmtDur(st.Min), fmtDur(st.Avg), fmtDur(st.Max), fmtDur(st.Jitter))
+	}
+	return s
+}
+
+// ProbeView renders one series in three lines or more: name, target and
+// state; the sparkline; loss, RTT and jitter (and the path MTU).
 func ProbeView(s Styles, p Probe, spin string, width int) string {
-	st := p.Stats()
-	head := s.Badge(p.State(), spin) + " " + s.Bold.Render(p.Name) + "  " + s.Subtle.Render(p.Target)
+	head := s.Badge(p.State(), spin) + " " + s.Bold.Render(p.Name) + "  " + s.Subtle.Render(p.Target())
 	lines := []string{ansi.Truncate(head, width, "…")}
 	if p.Err != "" {
 		lines = append(lines, wrapIndent(p.Err, "         ", width)...)
 		return strings.Join(lines, "\n")
 	}
-	lines = append(lines, "         "+Sparkline(p.Samples, max(width-9, 1)))
-	fig := fmt.Sprintf("loss %d/%d (%.0f%%)", st.Sent-st.Received, st.Sent, st.Loss*100)
-	if st.Received > 0 {
-		fig += fmt.Sprintf("  rtt min/avg/max %s/%s/%s  jitter %s", fmtDur(st.Min), fmtDur(st.Avg), fmtDur(st.Max), fmtDur(st.Jitter))
-	}
-	if p.MTU > 0 {
-		fig += fmt.Sprintf("  mtu %d", p.MTU)
+	lines = append(lines, "         "+Sparkline(p.Result.Samples, max(width-9, 1)))
+	fig := figures(p.Stats())
+	if p.MTU != nil && p.MTU.MTU > 0 {
+		fig += fmt.Sprintf("  path mtu %d", p.MTU.MTU)
 	}
 	lines = append(lines, wrapIndent(fig, "         ", width)...)
+	if p.MTU != nil && p.MTU.Verdict == diag.MTUBlackHole && p.MTU.Detail != "" {
+		lines = append(lines, wrapIndent(p.MTU.Detail, "         ", width)...)
+	}
 	return strings.Join(lines, "\n")
 }
 
-// Summary is a one-line summary of a probe for plain output and the done
+// Summary is a one-line summary of a series for plain output and the done
 // page.
 func (p Probe) Summary() string {
 	if p.Err != "" {
-		return fmt.Sprintf("%s %s: %s", p.Name, p.Target, p.Err)
+		return fmt.Sprintf("%s %s: %s", p.Name, p.Target(), p.Err)
 	}
 	st := p.Stats()
-	s := fmt.Sprintf("%s %s: loss %d/%d (%.0f%%)", p.Name, p.Target, st.Sent-st.Received, st.Sent, st.Loss*100)
+	s := fmt.Sprintf("%s %s: loss %d/%d (%.0f%%)", p.Name, p.Target(), st.Sent-st.Received, st.Sent, st.LossPct)
 	if st.Received > 0 {
 		s += fmt.Sprintf(", rtt avg %s, jitter %s", fmtDur(st.Avg), fmtDur(st.Jitter))
 	}
-	if p.MTU > 0 {
-		s += fmt.Sprintf(", mtu %d", p.MTU)
+	if p.MTU != nil && p.MTU.MTU > 0 {
+		s += fmt.Sprintf(", path mtu %d", p.MTU.MTU)
 	}
 	return s
 }

@@ -1,81 +1,93 @@
 package components
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/openvcpe/vcpe/diag"
 )
 
 func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
 
-func samples(rtts ...float64) []ProbeSample {
-	var out []ProbeSample
+// samples builds diag samples: an RTT in ms, or -1 for a lost probe.
+func samples(rtts ...float64) []diag.Sample {
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	var out []diag.Sample
 	for i, r := range rtts {
-		if r < 0 {
-			out = append(out, ProbeSample{Seq: i, Lost: true})
-		} else {
-			out = append(out, ProbeSample{Seq: i, RTT: ms(r)})
+		s := diag.Sample{Seq: i, Sent: t0.Add(time.Duration(i) * time.Second)}
+		if r >= 0 {
+			s.RTT = ms(r)
+			s.Received = s.Sent.Add(s.RTT)
 		}
+		out = append(out, s)
 	}
 	return out
 }
 
-func TestProbeStats(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		in   []ProbeSample
-		want ProbeStats
-	}{
-		{"none", nil, ProbeStats{}},
-		{"all lost", samples(-1, -1), ProbeStats{Sent: 2, Loss: 1}},
-		{"steady", samples(10, 10, 10), ProbeStats{Sent: 3, Received: 3, Min: ms(10), Avg: ms(10), Max: ms(10)}},
-		// jitter: |12-10| and |11-12| (the lost probe is skipped) → 1.5ms
-		{"loss and jitter", samples(10, 12, -1, 11), ProbeStats{Sent: 4, Received: 3, Loss: 0.25, Min: ms(10), Avg: ms(11), Max: ms(12), Jitter: ms(1.5)}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, Probe{Samples: tc.in}.Stats()); diff != "" {
-				t.Errorf("Stats (-want +got):\n%s", diff)
-			}
-		})
+func TestProbeStatsAreDiagSummarize(t *testing.T) {
+	p := Probe{Result: diag.Result{Samples: samples(10, 12, -1, 11)}}
+	if diff := cmp.Diff(diag.Summarize(p.Result.Samples), p.Stats()); diff != "" {
+		t.Errorf("Stats (-want +got):\n%s", diff)
+	}
+	if st := p.Stats(); st.Sent != 4 || st.Received != 3 {
+		t.Errorf("stats %+v; want 3 of 4", st)
 	}
 }
 
 func TestSparkline(t *testing.T) {
+	dup := samples(5, 5)
+	dup[1].Seq, dup[1].Duplicate = 0, true
+	icmpErr := samples(1, 8, 1)
+	icmpErr[1].ICMP = &diag.ICMPError{}
 	for _, tc := range []struct {
-		in    []ProbeSample
+		name  string
+		in    []diag.Sample
 		width int
 		want  string
 	}{
-		{samples(1, 2, 3, 4, 5, 6, 7, 8), 8, "▁▂▃▄▅▆▇█"},
-		{samples(5, 5, 5), 8, "▁▁▁"},
-		{samples(1, -1, 8), 8, "▁×█"},
-		{samples(1, 2, 3, 4), 2, "▁█"}, // the last width samples, rescaled
-		{samples(1), 0, ""},
+		{"scaled", samples(1, 2, 3, 4, 5, 6, 7, 8), 8, "▁▂▃▄▅▆▇█"},
+		{"flat", samples(5, 5, 5), 8, "▁▁▁"},
+		{"lost", samples(1, -1, 8), 8, "▁×█"},
+		{"last width, rescaled", samples(1, 2, 3, 4), 2, "▁█"},
+		{"duplicates left out", dup, 8, "▁"},
+		{"icmp error is no reply", icmpErr, 8, "▁×▁"},
+		{"no width", samples(1), 0, ""},
 	} {
 		if got := Sparkline(tc.in, tc.width); got != tc.want {
-			t.Errorf("Sparkline(%v, %d) = %q; want %q", tc.in, tc.width, got, tc.want)
+			t.Errorf("%s: Sparkline = %q; want %q", tc.name, got, tc.want)
 		}
 	}
 }
 
 func TestProbeStateNeverByColourAlone(t *testing.T) {
 	s := NewStyles(false, true)
+	res := func(rtts ...float64) diag.Result {
+		return diag.Result{Protocol: "icmp", Target: netip.MustParseAddr("198.18.64.1"), Samples: samples(rtts...)}
+	}
 	for _, tc := range []struct {
 		p    Probe
 		want string
 	}{
-		{Probe{Name: "hub", Samples: samples(1, 2), Done: true}, "✓ ok"},
-		{Probe{Name: "hub", Samples: samples(1, -1), Done: true}, "! warn"},
-		{Probe{Name: "hub", Samples: samples(-1), Done: true}, "✗ FAIL"},
-		{Probe{Name: "hub", Samples: samples(1)}, "* run"},
+		{Probe{Name: "hub", Result: res(1, 2), Done: true}, "✓ ok"},
+		{Probe{Name: "hub", Result: res(1, -1), Done: true}, "! warn"},
+		{Probe{Name: "hub", Result: res(-1), Done: true}, "✗ FAIL"},
+		{Probe{Name: "hub", Result: res(1)}, "* run"},
 		{Probe{Name: "hub", Err: "no route to 198.19.2.1"}, "✗ FAIL"},
+		{Probe{Name: "hub", Result: res(1), Done: true, MTU: &diag.MTUResult{MTU: 1400, Verdict: diag.MTUBlackHole, Detail: "packets over 1400 bytes vanish"}}, "! warn"},
 	} {
 		v := ProbeView(s, tc.p, "*", 80)
-		if !strings.Contains(v, tc.want) {
+		if !strings.Contains(v, tc.want) || !strings.Contains(v, "hub") {
 			t.Errorf("%+v renders\n%s\nwithout %q", tc.p, v, tc.want)
 		}
+	}
+	p := Probe{Name: "cloud", Result: diag.Result{Protocol: "udp", Target: netip.MustParseAddr("198.19.100.10"), Port: 12345, Samples: samples(2, -1)}, Done: true,
+		MTU: &diag.MTUResult{MTU: 1420, Verdict: diag.MTUFull}}
+	if got, want := p.Summary(), "cloud 198.19.100.10:12345 udp: loss 1/2 (50%), rtt avg 2.0ms, jitter 0.0ms, path mtu 1420"; got != want {
+		t.Errorf("Summary = %q; want %q", got, want)
 	}
 }
 
