@@ -174,6 +174,7 @@ func TestRegisterValidationErrors(t *testing.T) {
 		{"fingerprint short", []string{testController, "sha256:abcd"}, `--controller-fingerprint: "sha256:abcd": want sha256: followed by 64 hex digits`},
 		{"sn missing", []string{testController, testFingerprint, ""}, "--sn: missing"},
 		{"sn with space", []string{testController, testFingerprint, "SN 1"}, "is not a serial number"},
+		{"sn too long", []string{testController, testFingerprint, strings.Repeat("S", 65)}, "at most 64 characters"},
 		{"key missing", []string{testController, testFingerprint, "SN-A-0001", ""}, "key: missing; paste the key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,6 +252,8 @@ func TestRoutesValidationErrors(t *testing.T) {
 		{"198.19.1.0/4", "the mask must be between /8 and /32"},
 		{"198.19.1.0", "is not a prefix"},
 		{"2001:db8::/64", "only IPv4"},
+		{"198.19.1.1/24", "198.19.1.1/24 has host bits set; did you mean 198.19.1.0/24?"},
+		{manyPrefixes(51), "51 prefixes; at most 50 may be advertised"},
 	} {
 		t.Run(tc.value, func(t *testing.T) {
 			d, reply := atRegister(t, suggestions())
@@ -570,4 +573,12 @@ func TestConnectivityAcceptsBareDiagResults(t *testing.T) {
 	if f := d.frame(); !strings.Contains(f, "! warn 198.19.100.10:12345 udp") || !strings.Contains(f, "loss 1/10 (10%)") {
 		t.Errorf("a bare diag.Result is not shown:\n%s", f)
 	}
+}
+
+func manyPrefixes(n int) string {
+	var ps []string
+	for i := range n {
+		ps = append(ps, fmt.Sprintf("198.19.%d.0/24", i))
+	}
+	return strings.Join(ps, ",")
 }
