@@ -178,6 +178,7 @@ func TestRegisterValidationErrors(t *testing.T) {
 		{"key missing", []string{testController, testFingerprint, "SN-A-0001", ""}, "key: missing; paste the key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			d, reply := atRegister(t, suggestions())
 			for _, v := range tc.fields {
 				d.fill(v)
@@ -256,6 +257,7 @@ func TestRoutesValidationErrors(t *testing.T) {
 		{manyPrefixes(51), "51 prefixes; at most 50 may be advertised"},
 	} {
 		t.Run(tc.value, func(t *testing.T) {
+			t.Parallel()
 			d, reply := atRegister(t, suggestions())
 			for _, v := range []string{testController, testFingerprint, "SN-A-0001", "key"} {
 				d.fill(v)
