@@ -59,8 +59,10 @@ func (d *driver) run(cmd tea.Cmd) {
 	var msg tea.Msg
 	select {
 	case msg = <-ch:
-	case <-time.After(50 * time.Millisecond):
-		return // a timer (cursor blink): not needed by the tests
+	case <-time.After(100 * time.Millisecond):
+		// A timer (cursor blink, 530ms): not needed by the tests. Real
+		// commands return at once; 100ms leaves room for a loaded machine.
+		return
 	}
 	switch msg := msg.(type) {
 	case nil:
