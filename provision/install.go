@@ -51,6 +51,9 @@ type InstallOptions struct {
 	ProbeCount int
 
 	Prompter Prompter
+	// Given is what flags, environment or config file already say: the
+	// wizard shows it prefilled, precheck reaches its controller.
+	Given Registration
 	// Gather takes the host snapshot precheck judges; precheck.Gather when nil.
 	Gather func(ctx context.Context) (*precheck.Snapshot, error)
 	Sysctl Sysctl // ProcSysctl{} when nil
@@ -157,13 +160,8 @@ func NewInstall(o InstallOptions) (*Engine, error) {
 }
 
 func (in *install) stepPrecheck(ctx context.Context, r *Run) (Status, string, error) {
-	if in.reg.Controller == "" {
-		if g, ok := in.o.Prompter.(interface{ Given() Registration }); ok {
-			in.reg.Controller = g.Given().Controller
-		}
-	}
 	in.precheck = precheck.Options{WANInterface: in.o.WANInterface}
-	if u, err := url.Parse(in.reg.Controller); err == nil && u.Host != "" {
+	if u, err := url.Parse(in.o.Given.Controller); err == nil && u.Host != "" {
 		in.precheck.Controller = u
 	}
 	for {
@@ -197,10 +195,7 @@ func (in *install) stepPrecheck(ctx context.Context, r *Run) (Status, string, er
 
 // suggestions offers the LAN prefixes of the host's non-WAN interfaces.
 func (in *install) suggestions() Suggestions {
-	s := Suggestions{WANInterface: in.snap.WANInterface(in.o.WANInterface)}
-	if g, ok := in.o.Prompter.(interface{ Given() Registration }); ok {
-		s.Given = g.Given()
-	}
+	s := Suggestions{WANInterface: in.snap.WANInterface(in.o.WANInterface), Given: in.o.Given}
 	addrs, _ := in.snap.Addresses()
 	names := make([]string, 0, len(addrs))
 	for n := range addrs {

@@ -99,10 +99,6 @@ type Prompter interface {
 // failure refused (warnings accepted), naming the failed checks.
 type AutoPrompter struct{ Reg Registration }
 
-// Given implements the optional interface the Engine uses to learn the
-// controller before asking (precheck reaches it).
-func (a AutoPrompter) Given() Registration { return a.Reg }
-
 // AfterPrecheck implements Prompter.
 func (a AutoPrompter) AfterPrecheck(_ context.Context, rep precheck.Report) (PrecheckDecision, error) {
 	if rep.OK {

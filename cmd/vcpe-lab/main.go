@@ -101,9 +101,10 @@ func newRootCmd(started *bool) *cobra.Command {
 			lab.WriteConnectivity(out, rs)
 			self := os.Args[0]
 			fmt.Fprintf(out, "\nStep inside:   sudo %s exec lan-a -- ping 198.19.2.10\n", self)
-			fmt.Fprintf(out, "               sudo %s exec site-a -- vcpe status --state-dir %s\n", self, l.DeviceState("site-a"))
+			fmt.Fprintf(out, "               sudo %s exec site-a -- vcpe status\n", self)
 			fmt.Fprintf(out, "               sudo %s exec hub -- vcpe-hub routes list --state %s\n", self, l.HubState())
 			fmt.Fprintf(out, "               sudo %s exec site-a            (a shell on the device)\n", self)
+			fmt.Fprintf(out, "The wizard:    sudo %s exec site-a2 -- vcpe uninstall --yes && sudo %s exec site-a2 -- vcpe install\n", self, self)
 			fmt.Fprintf(out, "Probe again:   sudo %s check\n", self)
 			fmt.Fprintf(out, "Remove it all: sudo %s down\n", self)
 			for _, r := range rs {
@@ -214,10 +215,14 @@ func newRootCmd(started *bool) *cobra.Command {
 			}
 			c := l.Command(cmd.Context(), args[0], argv...)
 			c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
-			// vcpe, vcped and vcpe-hub sit next to vcpe-lab: put them on the PATH.
+			// vcpe, vcped and vcpe-hub sit next to vcpe-lab: put them on the
+			// PATH; on a device, point vcpe at the node's state and the lab's
+			// controller, so `vcpe status` and `vcpe install` need no flags.
+			c.Env = os.Environ()
 			if self, err := os.Executable(); err == nil {
-				c.Env = append(os.Environ(), "PATH="+filepath.Dir(self)+":"+os.Getenv("PATH"))
+				c.Env = append(c.Env, "PATH="+filepath.Dir(self)+":"+os.Getenv("PATH"))
 			}
+			c.Env = append(c.Env, l.NodeEnv(args[0])...)
 			err := c.Run()
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
+	"github.com/openvcpe/vcpe/tui"
 )
 
 func init() { subcommands = append(subcommands, newInstallCmd) }
@@ -78,7 +80,7 @@ Exit 0 installed or unchanged, 1 a step failed (the host is as it was), 2 bad in
 	fl.StringVar(&f.keyFile, "key-file", "", "file holding the device key")
 	fl.BoolVar(&f.force, "force", false, "accept routes that would capture the SSH client or the controller")
 	fl.StringVar(&f.vcped, "vcped", "", "path of the vcped binary (default: next to vcpe, else on PATH)")
-	fl.StringVar(&f.uapiDir, "uapi-dir", "", "directory for vcped's WireGuard UAPI socket (default /var/run/wireguard)")
+	fl.StringVar(&f.uapiDir, "uapi-dir", os.Getenv("VCPE_UAPI_DIR"), "directory for vcped's WireGuard UAPI socket ($VCPE_UAPI_DIR; default /var/run/wireguard)")
 	fl.StringVar(&f.service, "service", provision.ServiceAuto, "how to run vcped: auto, systemd or process")
 	fl.DurationVar(&f.tunnelTimeout, "tunnel-timeout", 30*time.Second, "how long to wait for the first handshake")
 	return cmd
@@ -118,51 +120,49 @@ func runInstall(cmd *cobra.Command, f *installFlags) error {
 	if err != nil {
 		return &cli.UsageError{Err: err}
 	}
-	if !f.yes {
-		// The wizard is the TUI's; until it is wired in, say what works.
-		return cli.Usagef("interactive install needs the wizard, which this build does not include: run vcpe install --yes with --controller, --controller-fingerprint, --sn, --advertise and --key-file (or VCPE_* variables)")
-	}
 	adv, err := provision.ParseAdvertise(in.Advertise)
 	if err != nil {
 		return &cli.UsageError{Err: err}
-	}
-	key, err := installKey(cmd, in.KeyFile)
-	if err != nil {
-		return err
 	}
 	vcped, err := findVcped(f.vcped)
 	if err != nil {
 		return err
 	}
-	reg := provision.Registration{
+	given := provision.Registration{
 		Controller: in.Controller, Fingerprint: in.ControllerFingerprint, SN: strings.TrimSpace(in.SN),
-		Key: provision.NewSecret(key), Advertise: adv, Force: in.Force,
+		Advertise: adv, Force: in.Force,
 	}
-	res := installResult{Steps: []provision.StepResult{}}
-	progress := cmd.ErrOrStderr()
-	eng, err := provision.NewInstall(provision.InstallOptions{
+	opts := provision.InstallOptions{
 		StateDir: in.StateDir, Vcped: vcped, UAPIDir: f.uapiDir, Service: f.service,
 		LANInterface: in.LANInterface, WANInterface: in.WANInterface,
 		SSHConnection: os.Getenv("SSH_CONNECTION"), TunnelTimeout: f.tunnelTimeout,
-		Prompter: provision.AutoPrompter{Reg: reg},
-	})
-	if err != nil {
-		var ie *provision.InputError
-		if errors.As(err, &ie) {
-			return &cli.UsageError{Err: err}
+	}
+	if !f.yes {
+		if in.KeyFile != "" || os.Getenv("VCPE_KEY") != "" {
+			key, err := readDeviceKey(cmd, in.KeyFile)
+			if err != nil {
+				return err
+			}
+			given.Key = provision.NewSecret(key)
 		}
+		opts.Given = given
+		return runWizard(cmd, opts)
+	}
+	key, err := installKey(cmd, in.KeyFile)
+	if err != nil {
 		return err
 	}
+	given.Key = provision.NewSecret(key)
+	opts.Given, opts.Prompter = given, provision.AutoPrompter{Reg: given}
+	res := installResult{Steps: []provision.StepResult{}}
+	eng, err := provision.NewInstall(opts)
+	if err != nil {
+		return installInputError(err)
+	}
+	progress := cmd.ErrOrStderr()
 	eng.Emit = func(ev provision.Event) {
 		writeEvent(progress, ev)
-		switch d := ev.Data.(type) {
-		case provision.Plan:
-			res.Plan = &d
-		case diag.Result:
-			res.Connectivity = append(res.Connectivity, d)
-		case precheck.Result:
-			res.Precheck = append(res.Precheck, d)
-		}
+		res.collect(ev)
 	}
 	// Ctrl-C or SIGTERM cancels the run; the Engine rolls back by itself.
 	sum, runErr := eng.Run(cmd.Context())
@@ -184,19 +184,78 @@ func runInstall(cmd *cobra.Command, f *installFlags) error {
 		writeInstallSummary(out, res)
 	}
 	if runErr != nil {
+		err := runErr
+		if f.json {
+			err = cli.Failed(runErr) // already in the document
+		}
 		var ie *provision.InputError
 		if errors.As(runErr, &ie) {
-			if f.json {
-				return &cli.UsageError{Err: cli.Failed(runErr)}
-			}
-			return &cli.UsageError{Err: runErr}
+			return &cli.UsageError{Err: err}
 		}
-		if f.json {
-			return cli.Failed(runErr)
-		}
-		return runErr
+		return err
 	}
 	return nil
+}
+
+// runWizard runs the same install Engine behind the TUI wizard, which asks
+// for what flags, environment and config file did not give.
+func runWizard(cmd *cobra.Command, opts provision.InstallOptions) error {
+	// Check the options once before the wizard starts, so bad flags fail
+	// at once with exit 2 instead of inside the wizard.
+	if _, err := provision.NewInstall(withPrompter(opts, provision.AutoPrompter{})); err != nil {
+		return installInputError(err)
+	}
+	newEngine := func(p provision.Prompter, emit func(provision.Event)) tui.Runner {
+		eng, err := provision.NewInstall(withPrompter(opts, p))
+		if err != nil { // checked above; only a vanished state dir gets here
+			return failedRunner{err}
+		}
+		eng.Emit = emit
+		return eng
+	}
+	sum, err := tui.Run(cmd.Context(), newEngine, tui.Options{})
+	switch {
+	case errors.Is(err, tui.ErrNoTTY):
+		return &cli.UsageError{Err: err}
+	case errors.Is(err, tui.ErrQuit):
+		return cli.Failed(err)
+	case err != nil:
+		return err
+	}
+	res := installResult{OK: sum.OK, Changed: sum.Changed, Steps: sum.Steps}
+	writeInstallSummary(cmd.OutOrStdout(), res)
+	return nil
+}
+
+func withPrompter(o provision.InstallOptions, p provision.Prompter) provision.InstallOptions {
+	o.Prompter = p
+	return o
+}
+
+type failedRunner struct{ err error }
+
+func (f failedRunner) Run(context.Context) (provision.Summary, error) {
+	return provision.Summary{Error: f.err.Error()}, f.err
+}
+
+func installInputError(err error) error {
+	var ie *provision.InputError
+	if errors.As(err, &ie) {
+		return &cli.UsageError{Err: err}
+	}
+	return err
+}
+
+// collect keeps the result documents the Engine's events carry.
+func (res *installResult) collect(ev provision.Event) {
+	switch d := ev.Data.(type) {
+	case provision.Plan:
+		res.Plan = &d
+	case diag.Result:
+		res.Connectivity = append(res.Connectivity, d)
+	case precheck.Result:
+		res.Precheck = append(res.Precheck, d)
+	}
 }
 
 // writeEvent prints one Engine event as a progress line: steps as they

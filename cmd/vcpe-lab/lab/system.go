@@ -98,6 +98,24 @@ func (l *Lab) StartHub(ctx context.Context, b Binaries) (string, error) {
 	return strings.TrimSpace(out), nil
 }
 
+// NodeEnv is the environment vcpe-lab exec gives a node: on a device, its
+// state dir, its UAPI dir and the lab's controller (with the fingerprint
+// when the hub has run), so vcpe commands need no flags there.
+func (l *Lab) NodeEnv(node string) []string {
+	n, ok := l.Node(node)
+	if !ok || n.Kind != KindDevice {
+		return nil
+	}
+	env := []string{"VCPE_STATE_DIR=" + l.DeviceState(node), "VCPE_UAPI_DIR=" + l.Path(node, "uapi"), "VCPE_CONTROLLER=" + ControllerURL()}
+	if fp, err := controller.ReadFingerprint(l.HubState()); err == nil {
+		env = append(env, "VCPE_CONTROLLER_FINGERPRINT="+fp)
+	}
+	if b, err := os.ReadFile(l.Path(node, "device.env")); err == nil {
+		env = append(env, strings.Fields(string(b))...)
+	}
+	return env
+}
+
 // Hub runs a vcpe-hub admin command and decodes its --json answer into
 // out (when not nil).
 func (l *Lab) Hub(ctx context.Context, b Binaries, out any, args ...string) error {
@@ -148,6 +166,14 @@ func (l *Lab) CreateInstances(ctx context.Context, b Binaries, p Plan) ([]Issued
 			}
 			if err := os.WriteFile(kf, []byte(created.Devices[i].Key+"\n"), 0o600); err != nil {
 				return nil, fmt.Errorf("write key of %s: %w", node, err)
+			}
+			// What the operator of this device was handed, for vcpe-lab exec.
+			var adv []string
+			for _, p := range in.Advertise {
+				adv = append(adv, p.String())
+			}
+			if err := os.WriteFile(l.Path(node, "device.env"), []byte("VCPE_SN="+created.Devices[i].SN+"\nVCPE_ADVERTISE="+strings.Join(adv, ",")+"\nVCPE_KEY_FILE="+kf+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("write device env of %s: %w", node, err)
 			}
 			issued = append(issued, Issued{Node: node, SN: created.Devices[i].SN, KeyFile: kf})
 		}
