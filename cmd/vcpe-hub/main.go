@@ -6,7 +6,7 @@
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -27,26 +27,18 @@ type globals struct {
 	json  bool
 }
 
-// newRootCmd builds the command tree. *started is set once a command's own
-// code begins to run, so an error before that (unknown command, wrong
-// arguments) is a usage error.
-func newRootCmd(started *bool) *cobra.Command {
+// newRootCmd builds the command tree.
+func newRootCmd() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
-		Use:              "vcpe-hub",
-		Short:            "The vcpe controller and hub: registration, instances, CCNs and routes",
-		Version:          version,
-		SilenceUsage:     true,
-		SilenceErrors:    true,
-		Args:             cobra.NoArgs,
-		RunE:             func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-		PersistentPreRun: func(*cobra.Command, []string) { *started = true },
+		Use:     "vcpe-hub",
+		Short:   "The vcpe controller and hub: registration, instances, CCNs and routes",
+		Version: version,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.PersistentFlags().StringVar(&g.state, "state", DefaultStateDir, "controller state directory")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print a JSON document on stdout")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &cli.UsageError{Err: err}
-	})
 	for _, add := range subcommands {
 		root.AddCommand(add(g))
 	}
@@ -62,13 +54,5 @@ func main() {
 }
 
 func run(args []string) int {
-	cobra.EnableTraverseRunHooks = true
-	var started bool
-	root := newRootCmd(&started)
-	root.SetArgs(args)
-	err := root.Execute()
-	if err != nil && !started {
-		err = &cli.UsageError{Err: fmt.Errorf("%w (see 'vcpe-hub --help')", err)}
-	}
-	return cli.Report(os.Stderr, "vcpe-hub", err)
+	return cli.Execute(context.Background(), newRootCmd(), args, os.Stderr)
 }

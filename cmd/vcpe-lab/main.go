@@ -37,7 +37,7 @@ func (o *options) lab() *lab.Lab {
 	return lab.New(o.prefix, dir, log)
 }
 
-func newRootCmd(started *bool) *cobra.Command {
+func newRootCmd() *cobra.Command {
 	o := &options{}
 	root := &cobra.Command{
 		Use:   "vcpe-lab",
@@ -45,14 +45,10 @@ func newRootCmd(started *bool) *cobra.Command {
 		Long: "vcpe-lab builds DESIGN.md's topology (hub, cloud, site-a, site-a2, site-b, lan-a, lan-b,\n" +
 			"joined by an \"internet\" segment) in network namespaces named PREFIX-NODE.\n" +
 			"Every address is inside 198.18.0.0/15; the root namespace is never touched.",
-		Version:          version,
-		SilenceUsage:     true,
-		SilenceErrors:    true,
-		Args:             cobra.NoArgs,
-		RunE:             func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-		PersistentPreRun: func(*cobra.Command, []string) { *started = true },
+		Version: version,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cli.UsageError{Err: err} })
 	root.PersistentFlags().StringVar(&o.prefix, "prefix", lab.DefaultPrefix, "namespace name prefix (namespaces are PREFIX-NODE)")
 	root.PersistentFlags().StringVar(&o.runDir, "run-dir", "", "lab state, logs and pid files (default /run/vcpe-lab/PREFIX)")
 
@@ -237,12 +233,7 @@ func newRootCmd(started *bool) *cobra.Command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cobra.EnableTraverseRunHooks = true
-	var started bool
-	root := newRootCmd(&started)
-	err := root.ExecuteContext(ctx)
-	if err != nil && !started {
-		err = &cli.UsageError{Err: fmt.Errorf("%w (see 'vcpe-lab --help')", err)}
-	}
-	os.Exit(cli.Report(os.Stderr, "vcpe-lab", err))
+	code := cli.Execute(ctx, newRootCmd(), os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
 }

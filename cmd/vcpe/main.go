@@ -5,8 +5,10 @@
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -16,23 +18,15 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// newRootCmd builds the command tree. *started is set once a command's own
-// code begins to run, so an error before that (unknown command, wrong
-// arguments) is a usage error.
-func newRootCmd(started *bool) *cobra.Command {
+// newRootCmd builds the command tree.
+func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
-		Use:              "vcpe",
-		Short:            "Turn this Linux host into a virtual CPE joined to a cloud network",
-		Version:          version,
-		SilenceUsage:     true,
-		SilenceErrors:    true,
-		Args:             cobra.NoArgs,
-		RunE:             func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-		PersistentPreRun: func(*cobra.Command, []string) { *started = true },
+		Use:     "vcpe",
+		Short:   "Turn this Linux host into a virtual CPE joined to a cloud network",
+		Version: version,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &cli.UsageError{Err: err}
-	})
 	for _, add := range subcommands {
 		root.AddCommand(add())
 	}
@@ -48,13 +42,7 @@ func main() {
 }
 
 func run(args []string) int {
-	cobra.EnableTraverseRunHooks = true
-	var started bool
-	root := newRootCmd(&started)
-	root.SetArgs(args)
-	err := root.Execute()
-	if err != nil && !started {
-		err = &cli.UsageError{Err: fmt.Errorf("%w (see 'vcpe --help')", err)}
-	}
-	return cli.Report(os.Stderr, "vcpe", err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return cli.Execute(ctx, newRootCmd(), args, os.Stderr)
 }

@@ -2,8 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,17 +14,11 @@ import (
 
 // runCaptured runs vcpe like run does, capturing stdout and stderr.
 func runCaptured(args ...string) (code int, stdout, stderr string) {
-	var started bool
-	root := newRootCmd(&started)
+	root := newRootCmd()
 	var out, errb bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errb)
-	root.SetArgs(args)
-	err := root.Execute()
-	if err != nil && !started {
-		err = &cli.UsageError{Err: fmt.Errorf("%w (see 'vcpe --help')", err)}
-	}
-	code = cli.Report(&errb, "vcpe", err)
+	code = cli.Execute(context.Background(), root, args, &errb)
 	return code, out.String(), errb.String()
 }
 

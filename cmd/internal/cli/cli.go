@@ -4,9 +4,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
 )
 
 // Exit codes, as DESIGN.md promises them to scripts.
@@ -65,4 +68,23 @@ func Report(w io.Writer, prog string, err error) int {
 		fmt.Fprintf(w, "%s: %v\n", prog, err)
 	}
 	return ExitCode(err)
+}
+
+// Execute runs a command tree under the exit-code contract and returns the
+// process exit code: bad flags, an unknown command or wrong arguments
+// (anything that fails before a command's own code starts) exit 2 with a
+// pointer to --help; a command's errors exit as ExitCode says. It sets the
+// root's PersistentPreRun and silences cobra's own error printing.
+func Execute(ctx context.Context, root *cobra.Command, args []string, stderr io.Writer) int {
+	cobra.EnableTraverseRunHooks = true
+	started := false
+	root.PersistentPreRun = func(*cobra.Command, []string) { started = true }
+	root.SilenceUsage, root.SilenceErrors = true, true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err != nil && !started {
+		err = &UsageError{Err: fmt.Errorf("%w (see '%s --help')", err, root.Name())}
+	}
+	return Report(stderr, root.Name(), err)
 }

@@ -20,7 +20,7 @@ func hostState(t *testing.T, l *Lab, node string) map[string]string {
 	ctx := context.Background()
 	st := map[string]string{}
 	for name, argv := range map[string][]string{
-		"links":   {"ip", "-o", "link", "show"},
+		"links":   {"ip", "-br", "link", "show"},
 		"addrs":   {"ip", "-o", "addr", "show"},
 		"routes":  {"ip", "route", "show", "table", "all"},
 		"forward": {"sysctl", "-n", "net.ipv4.ip_forward"},
@@ -30,14 +30,15 @@ func hostState(t *testing.T, l *Lab, node string) map[string]string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Link counters and states of the WAN change with traffic; keep the
-		// link names and flags only.
+		// Keep each link's name (without the @peer part, which names the
+		// peer's index) and flags.
 		if name == "links" {
 			var names []string
 			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 				f := strings.Fields(line)
-				if len(f) > 2 {
-					names = append(names, f[1]+f[2])
+				if len(f) > 1 {
+					n, _, _ := strings.Cut(f[0], "@")
+					names = append(names, n+f[len(f)-1])
 				}
 			}
 			out = strings.Join(names, " ")

@@ -18,6 +18,11 @@ import (
 type tmuxWizard struct {
 	t       *testing.T
 	session string
+	socket  string // a tmux server of the test's own (tmux -L), never the operator's
+}
+
+func (w *tmuxWizard) tmux(args ...string) *exec.Cmd {
+	return exec.Command("tmux", append([]string{"-L", w.socket}, args...)...)
 }
 
 func startWizard(t *testing.T, l *Lab, b Binaries, node string, args ...string) *tmuxWizard {
@@ -27,28 +32,29 @@ func startWizard(t *testing.T, l *Lab, b Binaries, node string, args ...string) 
 	}
 	var r [4]byte
 	_, _ = rand.Read(r[:])
-	w := &tmuxWizard{t: t, session: netnstest.Prefix + "tui-" + hex.EncodeToString(r[:])}
+	name := netnstest.Prefix + "tui-" + hex.EncodeToString(r[:])
+	w := &tmuxWizard{t: t, session: name, socket: name}
 	os.MkdirAll(l.Path(node, "uapi"), 0o700)
 	argv := append([]string{"ip", "netns", "exec", l.NS(node), b.Vcpe, "install",
 		"--state-dir", l.DeviceState(node), "--uapi-dir", l.Path(node, "uapi"), "--service", "process", "--vcped", b.Vcped}, args...)
 	// The shell stays after vcpe exits so the test can read the exit code.
 	script := strings.Join(argv, " ") + "; echo VCPE-EXIT=$?; sleep 300"
-	out, err := exec.Command("tmux", "new-session", "-d", "-s", w.session, "-x", "100", "-y", "30", "-e", "TERM=xterm-256color", "bash", "-c", script).CombinedOutput()
+	out, err := w.tmux("-f", "/dev/null", "new-session", "-d", "-s", w.session, "-x", "100", "-y", "30", "-e", "TERM=xterm-256color", "bash", "-c", script).CombinedOutput()
 	if err != nil {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { _ = exec.Command("tmux", "kill-session", "-t", w.session).Run() })
+	t.Cleanup(func() { _ = w.tmux("kill-server").Run() })
 	return w
 }
 
 func (w *tmuxWizard) screen() string {
-	out, _ := exec.Command("tmux", "capture-pane", "-p", "-t", w.session).Output()
+	out, _ := w.tmux("capture-pane", "-p", "-t", w.session).Output()
 	return string(out)
 }
 
 func (w *tmuxWizard) keys(keys ...string) {
 	w.t.Helper()
-	if out, err := exec.Command("tmux", append([]string{"send-keys", "-t", w.session}, keys...)...).CombinedOutput(); err != nil {
+	if out, err := w.tmux(append([]string{"send-keys", "-t", w.session}, keys...)...).CombinedOutput(); err != nil {
 		w.t.Fatalf("tmux send-keys %v: %v\n%s", keys, err, out)
 	}
 }
