@@ -63,6 +63,12 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
 		done; \
 	done
 
+.PHONY: bench
+bench: deps ## Encrypted throughput side by side: raw veth, upstream wireguard-go, vcped (root; BENCH_QUICK=1 short pass; BENCH_FLAGS=-pin …)
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/vcpe-bench ./dataplane/bench/cmd/vcpe-bench
+	BENCH_QUICK=$(BENCH_QUICK) $(BIN)/vcpe-bench -out bench-results $(BENCH_FLAGS)
+
 .PHONY: demo
 demo: deps build ## Run the most complete flow there is (today: the live precheck of this host)
 	$(BIN)/vcpe precheck; rc=$$?; [ $$rc -le 1 ] || exit $$rc

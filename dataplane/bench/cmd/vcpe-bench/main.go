@@ -1,0 +1,156 @@
+// Command vcpe-bench is what make bench runs: it builds upstream
+// wireguard-go and vcped, measures raw veth, upstream wireguard-go and vcpe
+// side by side in throw-away network namespaces, prints the Markdown table
+// and writes it, with the JSON report, to the output directory. It needs
+// root. The work lives in package bench.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/openvcpe/vcpe/dataplane/bench"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	quickDefault := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
+	var (
+		out       = flag.String("out", "bench-results", "directory for the JSON and Markdown reports")
+		quick     = flag.Bool("quick", quickDefault, "short smoke pass: 1 run of 2 s per cell, 3 UDP probes (also BENCH_QUICK=1)")
+		variants  = flag.String("variants", "raw,upstream,vcpe", "comma-separated variants to measure")
+		runs      = flag.Int("runs", 0, "runs per cell (default 3, quick 1)")
+		seconds   = flag.Int("seconds", 0, "seconds per measured run (default 5, quick 2)")
+		daemonEnv = flag.String("daemon-env", "", "space-separated VAR=value added to both tunnel daemons of every variant, e.g. GOMAXPROCS=1")
+		pin       = flag.Bool("pin", false, "pin tunnel end A to CPU 0 and end B to CPU 1")
+	)
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "vcpe-bench: unexpected argument %q (see -help)\n", flag.Arg(0))
+		return 2
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "vcpe-bench: needs root for network namespaces: run sudo make bench")
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	began := time.Now()
+
+	o := bench.Options{Log: log, Pin: *pin}
+	if *quick {
+		o.Apply(bench.QuickSettings)
+	} else {
+		o.Apply(bench.FullSettings)
+	}
+	if *runs > 0 {
+		o.Runs = *runs
+	}
+	if *seconds > 0 {
+		o.Seconds = *seconds
+	}
+	o.Variants = strings.Split(*variants, ",")
+	if *daemonEnv != "" {
+		o.DaemonEnv = strings.Fields(*daemonEnv)
+		for _, kv := range o.DaemonEnv {
+			if !strings.Contains(kv, "=") {
+				fmt.Fprintf(os.Stderr, "vcpe-bench: -daemon-env %q is not VAR=value\n", kv)
+				return 2
+			}
+		}
+	}
+
+	tmp, err := os.MkdirTemp("", "vcpe-bench-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vcpe-bench: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	o.TempDir = tmp
+	root, err := bench.ModuleRoot(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vcpe-bench: %v\n", err)
+		return 1
+	}
+	log.Info("building wireguard-go and vcped")
+	if o.Bins, err = bench.Build(ctx, root, tmp); err != nil {
+		fmt.Fprintf(os.Stderr, "vcpe-bench: %v\n", err)
+		return 1
+	}
+	var ns bench.Namespaces
+	defer func() {
+		if err := ns.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "vcpe-bench: %v (make clean-netns removes leftovers)\n", err)
+		}
+	}()
+	o.NewNamespace = ns.New
+
+	rep, runErr := bench.Run(ctx, o)
+	if rep == nil {
+		fmt.Fprintf(os.Stderr, "vcpe-bench: %v\n", runErr)
+		return 1
+	}
+	if err := write(rep, *out); err != nil {
+		fmt.Fprintf(os.Stderr, "vcpe-bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "vcpe-bench: total time %s\n", time.Since(began).Round(time.Second))
+	if runErr != nil {
+		fmt.Fprintf(os.Stderr, "vcpe-bench: stopped early: %v\n", runErr)
+		return 1
+	}
+	code := 0
+	for _, v := range rep.Variants {
+		if v.Error == "" {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "vcpe-bench: %s: %s\n", v.Name, firstLine(v.Error))
+		// A vcped that is not in the tree yet is reported, not a failure.
+		if !(v.Name == bench.VariantVcpe && o.Bins.Vcped == "") {
+			code = 1
+		}
+	}
+	return code
+}
+
+// write saves the report as bench-<time>.json and .md in dir and prints
+// the Markdown to stdout.
+func write(rep *bench.Report, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	base := filepath.Join(dir, "bench-"+rep.Started.UTC().Format("20060102T150405Z"))
+	j, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	if err := os.WriteFile(base+".json", append(j, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	var md strings.Builder
+	if err := rep.WriteMarkdown(&md); err != nil {
+		return fmt.Errorf("render report: %w", err)
+	}
+	if err := os.WriteFile(base+".md", []byte(md.String()), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	fmt.Print(md.String())
+	fmt.Fprintf(os.Stderr, "vcpe-bench: wrote %s.json and %s.md\n", base, base)
+	return nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}

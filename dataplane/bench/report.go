@@ -1,0 +1,324 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Variant names, in the order the report shows them.
+const (
+	VariantRaw      = "raw"      // veth, no tunnel: the baseline
+	VariantUpstream = "upstream" // wireguard-go's own main package
+	VariantVcpe     = "vcpe"     // two vcped daemons, each the other's hub
+)
+
+// SpecTarget is the lossless 1,024-byte UDP rate the spec promises for a
+// 2-vCPU vCPE, in bit/s.
+const SpecTarget = 350e6
+
+// Report is the whole result of one bench run; it is written as JSON and
+// rendered as Markdown.
+type Report struct {
+	Started  time.Time     `json:"started"`
+	Seconds  float64       `json:"total_seconds"`
+	Host     Host          `json:"host"`
+	Settings Settings      `json:"settings"`
+	Variants []VariantInfo `json:"variants"`
+	Rows     []Row         `json:"rows"`
+	Notes    []string      `json:"notes,omitempty"`
+}
+
+// Host describes the machine and the software measured.
+type Host struct {
+	CPUs            int    `json:"cpus"`
+	Kernel          string `json:"kernel"`
+	GoVersion       string `json:"go_version"`
+	WireGuardModule string `json:"wireguard_module"`
+	Iperf3          string `json:"iperf3"`
+	GOMAXPROCS      string `json:"gomaxprocs_env,omitempty"`
+}
+
+// Settings are the knobs of the run.
+type Settings struct {
+	Runs         int    `json:"runs"`
+	Seconds      int    `json:"seconds"`
+	Omit         int    `json:"omit_seconds"`
+	ProbeSeconds int    `json:"probe_seconds"`
+	Search       Search `json:"udp_search"`
+	Quick        bool   `json:"quick"`
+}
+
+// VariantInfo is one way of carrying the traffic, and why it has no
+// numbers when it has none.
+type VariantInfo struct {
+	Name   string       `json:"name"`
+	Title  string       `json:"title"`
+	Error  string       `json:"error,omitempty"`
+	Memory []ProcMemory `json:"memory,omitempty"`
+	Notes  []string     `json:"notes,omitempty"`
+}
+
+// ProcMemory is the resident memory of one tunnel daemon, in KiB.
+type ProcMemory struct {
+	Role    string `json:"role"`
+	IdleKiB int64  `json:"idle_rss_kib"`
+	LoadKiB int64  `json:"load_rss_kib"` // highest VmRSS sampled during the runs
+	PeakKiB int64  `json:"peak_rss_kib"` // VmHWM at the end
+}
+
+// Row is one case measured on every variant.
+type Row struct {
+	Case    Case     `json:"case"`
+	Name    string   `json:"name"`
+	Results []Result `json:"results"`
+	// Ratios of the medians; nil when either side has no number.
+	UpstreamOverRaw  *float64 `json:"upstream_over_raw"`
+	VcpeOverRaw      *float64 `json:"vcpe_over_raw"`
+	VcpeOverUpstream *float64 `json:"vcpe_over_upstream"`
+}
+
+// Result is one case on one variant: its runs and their medians.
+type Result struct {
+	Variant string `json:"variant"`
+	Error   string `json:"error,omitempty"`
+
+	BitsPerSecond float64 `json:"median_bits_per_second"`
+	LostPercent   float64 `json:"median_lost_percent,omitempty"`
+	// CPU is the median of each process's CPU use, in percent of one core.
+	CPU        []ProcCPU `json:"median_cpu,omitempty"`
+	HostCPU    float64   `json:"median_host_cpu_percent"`
+	MeetsSpec  *bool     `json:"meets_spec_target,omitempty"` // UDP rows of tunnel variants
+	OfferedBPS float64   `json:"offered_bits_per_second,omitempty"`
+
+	Search *SearchResult `json:"udp_search,omitempty"`
+	Runs   []Sample       `json:"runs"`
+}
+
+// Sample is one iperf3 run.
+type Sample struct {
+	Measurement
+	CPU []ProcCPU `json:"cpu"`
+	// HostCPU is the busy time of all CPUs, in percent of one core (so up
+	// to 100 times the number of CPUs), softirq included.
+	HostCPU float64 `json:"host_cpu_percent"`
+	Seconds float64 `json:"seconds"`
+}
+
+// ProcCPU is the CPU one process used during a run, in percent of one core.
+type ProcCPU struct {
+	Role    string  `json:"role"`
+	Percent float64 `json:"percent"`
+}
+
+// Median returns the median of xs (the mean of the middle two for an even
+// count); 0 for none.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Summarize fills in every result's medians and every row's ratios from
+// the runs.
+func (r *Report) Summarize() {
+	for i := range r.Rows {
+		row := &r.Rows[i]
+		row.Name = row.Case.String()
+		for j := range row.Results {
+			summarize(row.Case, &row.Results[j])
+		}
+		row.UpstreamOverRaw = ratio(row.result(VariantUpstream), row.result(VariantRaw))
+		row.VcpeOverRaw = ratio(row.result(VariantVcpe), row.result(VariantRaw))
+		row.VcpeOverUpstream = ratio(row.result(VariantVcpe), row.result(VariantUpstream))
+	}
+}
+
+func summarize(c Case, res *Result) {
+	if res.Error != "" || len(res.Runs) == 0 {
+		return
+	}
+	var bps, lost, host []float64
+	cpu := map[string][]float64{}
+	var roles []string
+	for _, run := range res.Runs {
+		bps = append(bps, run.BitsPerSecond)
+		lost = append(lost, run.LostPercent)
+		host = append(host, run.HostCPU)
+		for _, p := range run.CPU {
+			if _, ok := cpu[p.Role]; !ok {
+				roles = append(roles, p.Role)
+			}
+			cpu[p.Role] = append(cpu[p.Role], p.Percent)
+		}
+	}
+	res.BitsPerSecond = Median(bps)
+	res.LostPercent = Median(lost)
+	res.HostCPU = Median(host)
+	res.CPU = nil
+	for _, role := range roles {
+		res.CPU = append(res.CPU, ProcCPU{Role: role, Percent: Median(cpu[role])})
+	}
+	if c.Proto == "udp" && res.Variant != VariantRaw {
+		ok := res.BitsPerSecond >= SpecTarget
+		res.MeetsSpec = &ok
+	}
+}
+
+func (row *Row) result(variant string) *Result {
+	for i := range row.Results {
+		if row.Results[i].Variant == variant {
+			return &row.Results[i]
+		}
+	}
+	return nil
+}
+
+func ratio(num, den *Result) *float64 {
+	if num == nil || den == nil || num.Error != "" || den.Error != "" || len(num.Runs) == 0 || len(den.Runs) == 0 || den.BitsPerSecond <= 0 {
+		return nil
+	}
+	v := num.BitsPerSecond / den.BitsPerSecond
+	return &v
+}
+
+// WriteMarkdown renders the report as Markdown tables.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# vcpe bench, %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	p("Host: %d CPUs, kernel %s, %s, wireguard-go %s, %s", r.Host.CPUs, r.Host.Kernel, r.Host.GoVersion, r.Host.WireGuardModule, r.Host.Iperf3)
+	if r.Host.GOMAXPROCS != "" {
+		p(", GOMAXPROCS=%s", r.Host.GOMAXPROCS)
+	}
+	p(". Both ends of every variant share this machine's CPUs.\n\n")
+	s := r.Settings
+	p("Each cell: median of %d run(s) of %d s (TCP after %d s warm-up). UDP: highest offered rate with < %g%% loss, found by a search of at most %d probes of %d s, then measured %d time(s) at that rate. Total time %s.",
+		s.Runs, s.Seconds, s.Omit, s.Search.MaxLoss, s.Search.MaxProbes, s.ProbeSeconds, s.Runs, (time.Duration(r.Seconds) * time.Second).String())
+	if s.Quick {
+		p(" **Quick smoke pass (BENCH_QUICK): not a measurement to quote.**")
+	}
+	p("\n\n## Throughput (receiver goodput, Mbit/s)\n\n")
+	p("| case | raw veth | upstream wireguard-go | vcpe | upstream/raw | vcpe/raw | vcpe/upstream (target ≥ 1.00) |\n")
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, row := range r.Rows {
+		p("| %s | %s | %s | %s | %s | %s | %s |\n", row.Name,
+			cell(row.Case, row.result(VariantRaw)), cell(row.Case, row.result(VariantUpstream)), cell(row.Case, row.result(VariantVcpe)),
+			fmtRatio(row.UpstreamOverRaw, false), fmtRatio(row.VcpeOverRaw, false), fmtRatio(row.VcpeOverUpstream, true))
+	}
+	p("\nSpec target: lossless 1,024-byte UDP ≥ %.0f Mbit/s on 2 vCPUs; UDP cells of the tunnels say ✓ meets / ✗ misses. A vcpe/upstream ratio under 1.00 is marked ✗.\n", SpecTarget/1e6)
+
+	p("\n## CPU (median %% of one core; host = all CPUs busy incl. softirq, max %d%%)\n\n", 100*max(1, r.Host.CPUs))
+	p("| case | variant | end A (client side) | end B (server side) | iperf3 client | iperf3 server | host |\n")
+	p("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, row := range r.Rows {
+		for _, res := range row.Results {
+			if res.Error != "" || len(res.Runs) == 0 {
+				continue
+			}
+			p("| %s | %s | %s | %s | %s | %s | %.0f |\n", row.Name, res.Variant,
+				cpuOf(res, "a"), cpuOf(res, "b"), cpuOf(res, "iperf3-client"), cpuOf(res, "iperf3-server"), res.HostCPU)
+		}
+	}
+
+	p("\n## Memory of the tunnel daemons (RSS, MiB)\n\n")
+	p("| variant | end | idle | under load (highest sample) | peak (VmHWM) |\n")
+	p("| --- | --- | ---: | ---: | ---: |\n")
+	for _, v := range r.Variants {
+		for _, m := range v.Memory {
+			p("| %s | %s | %.1f | %.1f | %.1f |\n", v.Name, m.Role, mib(m.IdleKiB), mib(m.LoadKiB), mib(m.PeakKiB))
+		}
+	}
+	p("\nvcpe aims under 40 MiB idle.\n")
+
+	var errs, notes []string
+	for _, v := range r.Variants {
+		if v.Error != "" {
+			errs = append(errs, fmt.Sprintf("- %s, %s: %s", v.Name, v.Title, v.Error))
+		}
+		for _, n := range v.Notes {
+			notes = append(notes, fmt.Sprintf("- %s: %s", v.Name, n))
+		}
+	}
+	for _, row := range r.Rows {
+		for _, res := range row.Results {
+			if res.Error != "" && r.variant(res.Variant).Error == "" {
+				errs = append(errs, fmt.Sprintf("- %s on %s: %s", row.Name, res.Variant, res.Error))
+			}
+		}
+	}
+	for _, n := range r.Notes {
+		notes = append(notes, "- "+n)
+	}
+	if len(errs) > 0 {
+		p("\n## Errors\n\n%s\n", strings.Join(errs, "\n"))
+	}
+	if len(notes) > 0 {
+		p("\n## Notes\n\n%s\n", strings.Join(notes, "\n"))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (r *Report) variant(name string) VariantInfo {
+	for _, v := range r.Variants {
+		if v.Name == name {
+			return v
+		}
+	}
+	return VariantInfo{}
+}
+
+func cell(c Case, res *Result) string {
+	switch {
+	case res == nil:
+		return "—"
+	case res.Error != "":
+		return "error"
+	case len(res.Runs) == 0:
+		return "—"
+	}
+	s := fmt.Sprintf("%.0f", res.BitsPerSecond/1e6)
+	if c.Proto == "udp" {
+		s += fmt.Sprintf(" (loss %.2f%%)", res.LostPercent)
+	}
+	if res.MeetsSpec != nil {
+		if *res.MeetsSpec {
+			s += " ✓"
+		} else {
+			s += " ✗"
+		}
+	}
+	return s
+}
+
+func fmtRatio(v *float64, target bool) string {
+	if v == nil {
+		return "n/a"
+	}
+	s := fmt.Sprintf("%.2f", *v)
+	if target && *v < 1 {
+		s += " ✗"
+	}
+	return s
+}
+
+func cpuOf(res Result, role string) string {
+	for _, c := range res.CPU {
+		if c.Role == role {
+			return fmt.Sprintf("%.0f", c.Percent)
+		}
+	}
+	return "—"
+}
+
+func mib(kib int64) float64 { return float64(kib) / 1024 }

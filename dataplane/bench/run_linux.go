@@ -1,0 +1,252 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Run sets up every variant, measures every case on each, interleaving the
+// variants run by run so that load from elsewhere on the machine hits them
+// alike, and returns the summarized report. A variant that cannot be set
+// up, or a case that fails on it, becomes an error row, never a number.
+// On cancellation it returns what it has so far with the context's error.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	start := o.Now()
+	rep := &Report{
+		Started: start,
+		Host:    hostInfo(ctx, o.Bins),
+		Settings: Settings{Runs: o.Runs, Seconds: o.Seconds, Omit: o.Omit, ProbeSeconds: o.ProbeSeconds,
+			Search: o.Search, Quick: o.Quick},
+	}
+	if len(o.DaemonEnv) > 0 {
+		rep.Notes = append(rep.Notes, "tunnel daemons ran with "+strings.Join(o.DaemonEnv, " "))
+	}
+	if o.Pin {
+		rep.Notes = append(rep.Notes, "tunnel end A pinned to CPU 0, end B to CPU 1 (taskset)")
+	}
+	finish := func(err error) (*Report, error) {
+		rep.Seconds = o.Now().Sub(start).Seconds()
+		rep.Summarize()
+		return rep, err
+	}
+
+	topos := map[string]*topo{}
+	defer func() {
+		for _, t := range topos {
+			t.close()
+		}
+	}()
+	var live []string
+	for _, v := range o.Variants {
+		info := VariantInfo{Name: v, Title: variantTitles[v]}
+		if v == VariantVcpe && o.Bins.Vcped == "" {
+			info.Error = o.Bins.VcpedErr
+			if info.Error == "" {
+				info.Error = "not available: vcped was not built"
+			}
+			o.Log.Warn("variant not available", "variant", v, "err", info.Error)
+			rep.Variants = append(rep.Variants, info)
+			continue
+		}
+		o.Log.Info("setting up", "variant", v)
+		t, err := setup(ctx, &o, v)
+		if err != nil {
+			if ctx.Err() != nil {
+				return finish(ctx.Err())
+			}
+			info.Error = err.Error()
+			o.Log.Warn("variant not available", "variant", v, "err", err)
+		} else {
+			topos[v] = t
+			live = append(live, v)
+			info.Notes = t.notes(ctx)
+		}
+		rep.Variants = append(rep.Variants, info)
+	}
+	o.Log.Info("measuring", "variants", strings.Join(live, ","), "cases", len(o.Cases), "estimate", (time.Duration(o.EstimateSeconds()) * time.Second).String())
+
+	for _, c := range o.Cases {
+		row := Row{Case: c, Name: c.String()}
+		for _, info := range rep.Variants {
+			row.Results = append(row.Results, Result{Variant: info.Name, Error: info.Error})
+		}
+		res := func(v string) *Result { return row.result(v) }
+		if c.Proto == "udp" {
+			for _, v := range live {
+				r := res(v)
+				s, err := o.Search.Run(ctx, func(ctx context.Context, rate float64) (Measurement, error) {
+					run, err := topos[v].iperf(ctx, c, o.ProbeSeconds, 0, rate)
+					return run.Measurement, err
+				})
+				r.Search = &s
+				switch {
+				case ctx.Err() != nil:
+					rep.Rows = append(rep.Rows, row)
+					return finish(ctx.Err())
+				case err != nil:
+					r.Error = err.Error()
+				default:
+					r.OfferedBPS = s.Rate
+				}
+				o.Log.Info("udp search", "variant", v, "case", c.String(), "offered_mbps", fmt.Sprintf("%.0f", s.Rate/1e6), "sender_bound", s.SenderBound, "probes", len(s.Steps), "err", err)
+			}
+		}
+		for i := range o.Runs {
+			for k := range live {
+				// Rotate who goes first, so no variant always follows
+				// another.
+				v := live[(k+i)%len(live)]
+				r := res(v)
+				if r.Error != "" {
+					continue
+				}
+				t := topos[v]
+				omit := o.Omit
+				if c.Proto == "udp" {
+					omit = 0
+				}
+				run, err := t.iperf(ctx, c, o.Seconds, omit, r.OfferedBPS)
+				if ctx.Err() != nil {
+					rep.Rows = append(rep.Rows, row)
+					return finish(ctx.Err())
+				}
+				if err != nil {
+					o.Log.Warn("run failed", "variant", v, "case", c.String(), "err", err)
+					if len(r.Runs) == 0 && i == o.Runs-1 {
+						r.Error = err.Error()
+					}
+					continue
+				}
+				r.Runs = append(r.Runs, run)
+				o.Log.Info("run", "variant", v, "case", c.String(), "n", i+1, "mbps", fmt.Sprintf("%.0f", run.BitsPerSecond/1e6), "loss", run.LostPercent)
+			}
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	for i := range rep.Variants {
+		if t := topos[rep.Variants[i].Name]; t != nil {
+			rep.Variants[i].Memory = t.memory()
+		}
+	}
+	return finish(nil)
+}
+
+// iperf runs one iperf3 client in A against the server in B and measures
+// the CPU every process used meanwhile.
+func (t *topo) iperf(ctx context.Context, c Case, seconds, omit int, rate float64) (Sample, error) {
+	for _, d := range t.daemons {
+		if !d.alive() {
+			return Sample{}, fmt.Errorf("%s end %s exited: %s", d.name, d.role, lastLine(d.output()))
+		}
+	}
+	if !t.server.alive() {
+		if err := t.restartServer(); err != nil {
+			return Sample{}, err
+		}
+	}
+	watched := append([]*proc{t.server}, t.daemons...)
+	before := make([]uint64, len(watched))
+	for i, p := range watched {
+		n, err := procTicks(p.pid())
+		if err != nil {
+			return Sample{}, err
+		}
+		before[i] = n
+	}
+	hostBusy0, hostTotal0, err := hostTicks()
+	if err != nil {
+		return Sample{}, err
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+omit+20)*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(cctx, "ip", append([]string{"netns", "exec", t.a, "iperf3"}, IperfArgs(c, t.target, seconds, omit, rate)...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-tick.C:
+				t.sampleRSS()
+			}
+		}
+	}()
+	began := time.Now()
+	runErr := cmd.Run()
+	wall := time.Since(began)
+	close(stopSampling)
+	<-sampled
+
+	m, perr := ParseIperf(stdout.Bytes())
+	if perr != nil {
+		if runErr != nil && stdout.Len() == 0 {
+			perr = fmt.Errorf("iperf3 %s: %w: %s", c, runErr, strings.TrimSpace(stderr.String()))
+		}
+		// A failed run can leave the server stuck on its old test.
+		if err := t.restartServer(); err != nil {
+			return Sample{}, errors.Join(perr, err)
+		}
+		return Sample{}, perr
+	}
+
+	run := Sample{Measurement: m, Seconds: wall.Seconds()}
+	pct := func(ticks uint64) float64 { return 100 * float64(ticks) / ClockTicks / wall.Seconds() }
+	for i, p := range watched {
+		n, err := procTicks(p.pid())
+		if err != nil {
+			return Sample{}, err
+		}
+		run.CPU = append(run.CPU, ProcCPU{Role: p.role, Percent: pct(n - before[i])})
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		run.CPU = append(run.CPU, ProcCPU{Role: "iperf3-client", Percent: 100 * used.Seconds() / wall.Seconds()})
+	}
+	hostBusy1, hostTotal1, err := hostTicks()
+	if err != nil {
+		return Sample{}, err
+	}
+	if dt := hostTotal1 - hostTotal0; dt > 0 {
+		run.HostCPU = 100 * float64(runtime.NumCPU()) * float64(hostBusy1-hostBusy0) / float64(dt)
+	}
+	return run, nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func hostInfo(ctx context.Context, bins Binaries) Host {
+	h := Host{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), WireGuardModule: bins.WireGuardVersion, GOMAXPROCS: os.Getenv("GOMAXPROCS")}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		h.Kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.CommandContext(ctx, "iperf3", "--version").Output(); err == nil {
+		h.Iperf3, _, _ = strings.Cut(strings.TrimSpace(string(out)), " (")
+	}
+	return h
+}
