@@ -94,7 +94,7 @@ type Result struct {
 	OfferedBPS float64   `json:"offered_bits_per_second,omitempty"`
 
 	Search *SearchResult `json:"udp_search,omitempty"`
-	Runs   []Sample       `json:"runs"`
+	Runs   []Sample      `json:"runs"`
 }
 
 // Sample is one iperf3 run.
