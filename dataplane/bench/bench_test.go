@@ -174,6 +174,41 @@ func TestSearch(t *testing.T) {
 	}
 }
 
+// TestSearcherNoise: a probe the sender could not push to the offered rate
+// counts at the rate it reached, and a loss below a passed rate ends the
+// search at that pass instead of bisecting forever.
+func TestSearcherNoise(t *testing.T) {
+	sr := DefaultSearch.Start()
+	feed := []Measurement{
+		{BitsPerSecond: 900e6, SentBitsPerSecond: 1000e6, LostPercent: 10}, // unlimited: too much
+		{BitsPerSecond: 500e6, SentBitsPerSecond: 500e6, LostPercent: 0},   // offered 882, reached 500: pass at 500
+		{BitsPerSecond: 650e6, SentBitsPerSecond: 700e6, LostPercent: 7},   // 750 offered, 700 reached: fail
+		{BitsPerSecond: 400e6, SentBitsPerSecond: 420e6, LostPercent: 5},   // 600 offered, only 420 reached and lost: noise
+	}
+	var rates []float64
+	for _, m := range feed {
+		rate, more := sr.Next()
+		if !more {
+			t.Fatalf("search ended after %v; want %d probes", rates, len(feed))
+		}
+		rates = append(rates, rate)
+		sr.Observe(rate, m)
+	}
+	if _, more := sr.Next(); more {
+		t.Errorf("search goes on after a loss below a passed rate (probes %v)", rates)
+	}
+	want := []float64{0, 882e6, 750e6, 600e6}
+	for i := range want {
+		if math.Abs(rates[i]-want[i]) > 1e6 {
+			t.Errorf("probe %d at %.0f Mbit/s; want %.0f (all: %v)", i, rates[i]/1e6, want[i]/1e6, rates)
+		}
+	}
+	res, err := sr.Result()
+	if err != nil || res.Rate != 500e6 {
+		t.Errorf("Result = %.0f Mbit/s, %v; want 500 (what the passing probe reached)", res.Rate/1e6, err)
+	}
+}
+
 func TestSearchProbeError(t *testing.T) {
 	boom := errors.New("server busy")
 	_, err := DefaultSearch.Run(context.Background(), func(context.Context, float64) (Measurement, error) { return Measurement{}, boom })

@@ -83,23 +83,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		res := func(v string) *Result { return row.result(v) }
 		if c.Proto == "udp" {
-			for _, v := range live {
-				r := res(v)
-				s, err := o.Search.Run(ctx, func(ctx context.Context, rate float64) (Measurement, error) {
-					run, err := topos[v].iperf(ctx, c, o.ProbeSeconds, 0, rate)
-					return run.Measurement, err
-				})
-				r.Search = &s
-				switch {
-				case ctx.Err() != nil:
-					rep.Rows = append(rep.Rows, row)
-					return finish(ctx.Err())
-				case err != nil:
-					r.Error = err.Error()
-				default:
-					r.OfferedBPS = s.Rate
-				}
-				o.Log.Info("udp search", "variant", v, "case", c.String(), "offered_mbps", fmt.Sprintf("%.0f", s.Rate/1e6), "sender_bound", s.SenderBound, "probes", len(s.Steps), "err", err)
+			if err := searchUDP(ctx, &o, c, live, topos, res); err != nil {
+				rep.Rows = append(rep.Rows, row)
+				return finish(err)
 			}
 		}
 		for i := range o.Runs {
@@ -140,6 +126,64 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	return finish(nil)
+}
+
+// searchUDP runs the UDP rate search of every live variant, the variants
+// taking turns probe by probe, and leaves each result's offered rate (or
+// its error). It returns only the context's error.
+func searchUDP(ctx context.Context, o *Options, c Case, live []string, topos map[string]*topo, res func(string) *Result) error {
+	searchers := map[string]*Searcher{}
+	for _, v := range live {
+		if res(v).Error == "" {
+			searchers[v] = o.Search.Start()
+		}
+	}
+	for step := 0; ; step++ {
+		probed := false
+		for k := range live {
+			v := live[(k+step)%len(live)]
+			sr := searchers[v]
+			if sr == nil {
+				continue
+			}
+			rate, more := sr.Next()
+			if !more {
+				continue
+			}
+			probed = true
+			run, err := topos[v].iperf(ctx, c, o.ProbeSeconds, 0, rate)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				s, _ := sr.Result()
+				res(v).Search = &s
+				res(v).Error = fmt.Sprintf("udp search: probe at %.0f Mbit/s: %v", rate/1e6, err)
+				delete(searchers, v)
+				continue
+			}
+			sr.Observe(rate, run.Measurement)
+		}
+		if !probed {
+			break
+		}
+	}
+	for _, v := range live {
+		sr := searchers[v]
+		if sr == nil {
+			continue
+		}
+		s, err := sr.Result()
+		r := res(v)
+		r.Search = &s
+		if err != nil {
+			r.Error = "udp search: " + err.Error()
+		} else {
+			r.OfferedBPS = s.Rate
+		}
+		o.Log.Info("udp search", "variant", v, "case", c.String(), "offered_mbps", fmt.Sprintf("%.0f", s.Rate/1e6), "sender_bound", s.SenderBound, "probes", len(s.Steps), "err", err)
+	}
+	return nil
 }
 
 // iperf runs one iperf3 client in A against the server in B and measures

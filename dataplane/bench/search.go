@@ -41,56 +41,97 @@ type SearchResult struct {
 // ErrNoLosslessRate means no probe stayed under the loss limit.
 var ErrNoLosslessRate = errors.New("no offered rate stayed under the loss limit")
 
-// Run finds the highest offered rate with loss under s.MaxLoss. It first
-// sends as fast as it can; if that loses too much, it starts just under
-// the rate the receiver got, steps down by 20% until a probe passes, then
-// bisects between the best pass and the lowest failure.
+// Run finds the highest offered rate with loss under s.MaxLoss, probing
+// one rate after another (see Searcher).
 func (s Search) Run(ctx context.Context, probe Probe) (SearchResult, error) {
-	var res SearchResult
-	if s.MaxProbes < 1 {
-		return res, fmt.Errorf("udp search: MaxProbes is %d; want at least 1", s.MaxProbes)
-	}
-	try := func(rate float64) (bool, Measurement, error) {
+	sr := s.Start()
+	for {
+		rate, more := sr.Next()
+		if !more {
+			return sr.Result()
+		}
 		m, err := probe(ctx, rate)
 		if err != nil {
-			return false, m, fmt.Errorf("udp search: probe at %.0f Mbit/s: %w", rate/1e6, err)
+			return sr.res, fmt.Errorf("udp search: probe at %.0f Mbit/s: %w", rate/1e6, err)
 		}
-		pass := m.LostPercent < s.MaxLoss
-		res.Steps = append(res.Steps, Step{Rate: rate, Got: m, Pass: pass})
-		return pass, m, nil
+		sr.Observe(rate, m)
 	}
-	pass, first, err := try(0)
-	if err != nil {
-		return res, err
+}
+
+// Searcher is one search in progress, driven step by step so that the
+// searches of several variants can take turns probing.
+//
+// It first sends as fast as it can; if that loses too much, it starts just
+// under the rate the receiver got, steps down by 20% until a probe passes,
+// then bisects between the best pass and the lowest failure. A rate the
+// sender did not reach counts as the rate it did reach.
+type Searcher struct {
+	s      Search
+	res    SearchResult
+	lo, hi float64
+	next   float64
+	done   bool
+}
+
+// Start begins a search.
+func (s Search) Start() *Searcher { return &Searcher{s: s} }
+
+// Next returns the rate to probe next, or false when the search is over.
+func (sr *Searcher) Next() (float64, bool) {
+	if sr.done || sr.s.MaxProbes < 1 || len(sr.res.Steps) >= sr.s.MaxProbes || (len(sr.res.Steps) > 0 && sr.next <= 0) {
+		return 0, false
 	}
-	if pass {
-		res.SenderBound = true
-		return res, nil
+	return sr.next, true
+}
+
+// Observe records the measurement of a probe at rate.
+func (sr *Searcher) Observe(rate float64, m Measurement) {
+	pass := m.LostPercent < sr.s.MaxLoss
+	sr.res.Steps = append(sr.res.Steps, Step{Rate: rate, Got: m, Pass: pass})
+	tried := rate
+	if rate == 0 || (m.SentBitsPerSecond > 0 && m.SentBitsPerSecond < rate) {
+		tried = m.SentBitsPerSecond
 	}
-	lo, hi := 0.0, first.SentBitsPerSecond
-	guess := 0.98 * first.BitsPerSecond
-	for len(res.Steps) < s.MaxProbes && guess > 0 {
-		pass, _, err := try(guess)
-		if err != nil {
-			return res, err
-		}
+	if rate == 0 && len(sr.res.Steps) == 1 {
 		if pass {
-			lo = guess
-		} else {
-			hi = guess
+			sr.res.SenderBound, sr.done = true, true
+			return
 		}
-		if lo > 0 && (hi-lo) <= s.Tolerance*hi {
-			break
-		}
-		if lo == 0 {
-			guess *= 0.8
-		} else {
-			guess = (lo + hi) / 2
-		}
+		sr.hi, sr.next = tried, 0.98*m.BitsPerSecond
+		return
 	}
-	if lo == 0 {
-		return res, ErrNoLosslessRate
+	switch {
+	case pass:
+		sr.lo = max(sr.lo, tried)
+	case tried <= sr.lo:
+		// Lost more below a rate that passed: noise; the bracket is gone.
+		sr.done = true
+		return
+	default:
+		sr.hi = min(sr.hi, tried)
 	}
-	res.Rate = lo
-	return res, nil
+	if sr.lo > 0 && sr.hi-sr.lo <= sr.s.Tolerance*sr.hi {
+		sr.done = true
+		return
+	}
+	if sr.lo == 0 {
+		sr.next = 0.8 * tried
+	} else {
+		sr.next = (sr.lo + sr.hi) / 2
+	}
+}
+
+// Result is the outcome once Next has returned false.
+func (sr *Searcher) Result() (SearchResult, error) {
+	if sr.s.MaxProbes < 1 {
+		return sr.res, fmt.Errorf("udp search: MaxProbes is %d; want at least 1", sr.s.MaxProbes)
+	}
+	if sr.res.SenderBound {
+		return sr.res, nil
+	}
+	if sr.lo == 0 {
+		return sr.res, ErrNoLosslessRate
+	}
+	sr.res.Rate = sr.lo
+	return sr.res, nil
 }
