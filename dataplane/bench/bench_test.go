@@ -305,7 +305,12 @@ func sampleReport() *Report {
 			}},
 			{Case: Case{Proto: "udp", Len: 1024, Streams: 1}, Results: []Result{
 				{Variant: VariantRaw, Runs: runs(0, 900e6, 950e6, 1000e6), Search: &SearchResult{SenderBound: true}},
-				{Variant: VariantUpstream, Runs: runs(50, 300e6, 320e6, 310e6), OfferedBPS: 320e6},
+				{Variant: VariantUpstream, Runs: func() []Sample {
+					s := runs(50, 300e6, 320e6, 310e6)
+					s[0].Drops = Counters{"B udp RcvbufErrors": 40, "A qdisc tun drops": 2}
+					s[2].Drops = Counters{"B udp RcvbufErrors": 2}
+					return s
+				}(), OfferedBPS: 320e6},
 				{Variant: VariantVcpe, Error: missing},
 			}},
 		},

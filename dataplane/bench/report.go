@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -105,6 +106,8 @@ type Sample struct {
 	// to 100 times the number of CPUs), softirq included.
 	HostCPU float64 `json:"host_cpu_percent"`
 	Seconds float64 `json:"seconds"`
+	// Drops are the kernel drop counters that grew during a UDP run.
+	Drops Counters `json:"drops,omitempty"`
 }
 
 // ProcCPU is the CPU one process used during a run, in percent of one core.
@@ -228,6 +231,31 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			p("| %s | %s | %s | %s | %s | %s | %.0f |\n", row.Name, res.Variant,
 				cpuOf(res, "a"), cpuOf(res, "b"), cpuOf(res, "iperf3-client"), cpuOf(res, "iperf3-server"), res.HostCPU)
 		}
+	}
+
+	var lossLines []string
+	for _, row := range r.Rows {
+		for _, res := range row.Results {
+			sum := Counters{}
+			for _, run := range res.Runs {
+				for k, v := range run.Drops {
+					sum[k] += v
+				}
+			}
+			if len(sum) == 0 {
+				continue
+			}
+			keys := slices.Sorted(maps.Keys(sum))
+			var parts []string
+			for _, k := range keys {
+				parts = append(parts, fmt.Sprintf("%s %d", k, sum[k]))
+			}
+			lossLines = append(lossLines, fmt.Sprintf("| %s | %s | %s |", row.Name, res.Variant, strings.Join(parts, ", ")))
+		}
+	}
+	if len(lossLines) > 0 {
+		p("\n## Where UDP packets were dropped (kernel counters, summed over the measured runs; A = client side, B = server side)\n\n")
+		p("| case | variant | counters that grew |\n| --- | --- | --- |\n%s\n", strings.Join(lossLines, "\n"))
 	}
 
 	p("\n## Memory of the tunnel daemons (RSS, MiB)\n\n")

@@ -212,6 +212,12 @@ func (t *topo) iperf(ctx context.Context, c Case, seconds, omit int, rate float6
 	if err != nil {
 		return Sample{}, err
 	}
+	var drops0 Counters
+	if c.Proto == "udp" {
+		if drops0, err = t.counters(ctx); err != nil {
+			return Sample{}, err
+		}
+	}
 
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+omit+20)*time.Second)
 	defer cancel()
@@ -272,6 +278,13 @@ func (t *topo) iperf(ctx context.Context, c Case, seconds, omit int, rate float6
 	}
 	if dt := hostTotal1 - hostTotal0; dt > 0 {
 		run.HostCPU = 100 * float64(runtime.NumCPU()) * float64(hostBusy1-hostBusy0) / float64(dt)
+	}
+	if drops0 != nil {
+		drops1, err := t.counters(ctx)
+		if err != nil {
+			return Sample{}, err
+		}
+		run.Drops = drops1.Delta(drops0)
 	}
 	return run, nil
 }

@@ -43,6 +43,7 @@ type topo struct {
 	a, b    string     // namespace names
 	target  netip.Addr // what the iperf3 client in A dials
 	tunA    string     // tunnel interface in A ("" for raw)
+	tunB    string     // tunnel interface in B ("" for raw)
 	daemons []*proc    // roles "a" and "b"
 	server  *proc
 	env     []string
@@ -180,7 +181,7 @@ func (t *topo) startUpstream(ctx context.Context, bins Binaries) error {
 			return err
 		}
 	}
-	t.tunA = ends[0].ifname
+	t.tunA, t.tunB = ends[0].ifname, ends[1].ifname
 	t.target = overlayB.Addr()
 	return nil
 }
@@ -240,7 +241,7 @@ func (t *topo) startVcpe(ctx context.Context, bins Binaries, tmp string) error {
 			return err
 		}
 	}
-	t.tunA = ends[0].tun
+	t.tunA, t.tunB = ends[0].tun, ends[1].tun
 	t.target = overlayB.Addr()
 	return nil
 }
@@ -399,6 +400,48 @@ func (t *topo) notes(ctx context.Context) []string {
 		notes = append(notes, fmt.Sprintf("end A %s offloads on: %s", t.tunA, strings.Join(on, ", ")))
 	}
 	return notes
+}
+
+// counters reads the drop counters of both namespaces, named "A …" and
+// "B …" (the tunnel interface as "tun"), and the host's backlog drops.
+func (t *topo) counters(ctx context.Context) (Counters, error) {
+	c := Counters{}
+	for _, s := range []struct{ tag, ns, tun string }{{"A", t.a, t.tunA}, {"B", t.b, t.tunB}} {
+		one := Counters{}
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", s.ns, "cat", "/proc/net/snmp").Output()
+		if err == nil {
+			err = ParseSNMP(out, one)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("udp counters of %s: %w", s.ns, err)
+		}
+		if out, err = exec.CommandContext(ctx, "ip", "-n", s.ns, "-s", "-j", "link", "show").Output(); err == nil {
+			err = ParseLinkStats(out, one)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("link counters of %s: %w", s.ns, err)
+		}
+		if out, err = exec.CommandContext(ctx, "tc", "-n", s.ns, "-s", "-j", "qdisc", "show").Output(); err == nil {
+			err = ParseQdiscStats(out, one)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("qdisc counters of %s: %w", s.ns, err)
+		}
+		for k, v := range one {
+			if s.tun != "" {
+				k = strings.ReplaceAll(k, s.tun, "tun")
+			}
+			c[s.tag+" "+k] = v
+		}
+	}
+	b, err := os.ReadFile("/proc/net/softnet_stat")
+	if err == nil {
+		err = ParseSoftnet(b, c)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("host backlog counters: %w", err)
+	}
+	return c, nil
 }
 
 // proc is a process the harness started in a namespace.
