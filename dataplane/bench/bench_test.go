@@ -293,9 +293,9 @@ func sampleReport() *Report {
 		Host:     Host{CPUs: 2, Kernel: "6.18", GoVersion: "go1.26", WireGuardModule: "v0.0.0-x", Iperf3: "iperf 3.12"},
 		Settings: FullSettings,
 		Variants: []VariantInfo{
-			{Name: VariantRaw, Title: variantTitles[VariantRaw]},
-			{Name: VariantUpstream, Title: variantTitles[VariantUpstream], Memory: []ProcMemory{{"a", 5632, 262144, 262200}, {"b", 5700, 400000, 410000}}},
-			{Name: VariantVcpe, Title: variantTitles[VariantVcpe], Error: missing},
+			{Name: VariantRaw, Title: "raw veth, no tunnel"},
+			{Name: VariantUpstream, Title: "upstream wireguard-go", Memory: []ProcMemory{{"a", 5632, 262144, 262200}, {"b", 5700, 400000, 410000}}},
+			{Name: VariantVcpe, Title: "two vcped daemons, each the other's hub", Error: missing},
 		},
 		Rows: []Row{
 			{Case: Case{Proto: "tcp", Streams: 1}, Results: []Result{
@@ -325,11 +325,18 @@ func TestSummarize(t *testing.T) {
 	if up.BitsPerSecond != 2.1e9 {
 		t.Errorf("upstream TCP median = %v; want 2.1e9", up.BitsPerSecond)
 	}
-	if got := *r.Rows[0].UpstreamOverRaw; got != 2.1/15 {
+	if got := r.Rows[0].Ratio(VariantUpstream, VariantRaw); got == nil || *got != 2.1/15 {
 		t.Errorf("upstream/raw = %v; want %v", got, 2.1/15)
 	}
-	if r.Rows[0].VcpeOverUpstream != nil || r.Rows[0].VcpeOverRaw != nil {
+	if r.Rows[0].Ratio(VariantVcpe, VariantUpstream) != nil || r.Rows[0].Ratio(VariantVcpe, VariantRaw) != nil {
 		t.Error("ratios against a missing vcpe are set; want nil")
+	}
+	var names []string
+	for _, rt := range r.Rows[0].Ratios {
+		names = append(names, rt.Name())
+	}
+	if diff := cmp.Diff([]string{"upstream/raw", "vcpe/raw", "vcpe/upstream"}, names); diff != "" {
+		t.Errorf("ratio columns (-want +got):\n%s", diff)
 	}
 	udp := r.Rows[1].result(VariantUpstream)
 	if udp.MeetsSpec == nil || *udp.MeetsSpec {
@@ -357,6 +364,41 @@ func TestMarkdownGolden(t *testing.T) {
 	}
 	if diff := cmp.Diff(string(want), b.String()); diff != "" {
 		t.Errorf("Markdown differs from %s (-want +got):\n%s", golden, diff)
+	}
+}
+
+func TestParseSpec(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Spec
+		wantErr string
+	}{
+		{in: "vcpe", want: Spec{Name: "vcpe", Base: "vcpe"}},
+		{in: "upstream+pin+GOMAXPROCS=1+txqlen=5000", want: Spec{Name: "upstream+pin+GOMAXPROCS=1+txqlen=5000", Base: "upstream", Tuning: "pin+GOMAXPROCS=1+txqlen=5000", Env: []string{"GOMAXPROCS=1"}, Pin: true, TxQLen: 5000}},
+		{in: "kernel", wantErr: `unknown base "kernel"`},
+		{in: "raw+pin", wantErr: "raw has no tunnel to tune"},
+		{in: "vcpe+txqlen=lots", wantErr: "txqlen=lots is not a queue length"},
+		{in: "vcpe+fast", wantErr: `unknown tuning "fast"`},
+		{in: "vcpe+gomaxprocs=1", wantErr: `unknown tuning "gomaxprocs=1"`},
+	}
+	for _, tt := range tests {
+		got, err := ParseSpec(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseSpec(%q) error = %v; want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseSpec(%q): %v", tt.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("ParseSpec(%q) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+	if got := (Spec{Base: VariantVcpe, Tuning: "pin"}).counterpart(); got != "upstream+pin" {
+		t.Errorf("counterpart of vcpe+pin = %q; want upstream+pin", got)
 	}
 }
 
@@ -423,7 +465,7 @@ func TestOptionsCheck(t *testing.T) {
 	o := Options{NewNamespace: func() (string, error) { return "", nil }}
 	o.Apply(QuickSettings)
 	o.Variants = []string{"kernel"}
-	if err := o.check(); err == nil || !strings.Contains(err.Error(), `unknown variant "kernel"`) {
+	if err := o.check(); err == nil || !strings.Contains(err.Error(), `unknown base "kernel"`) {
 		t.Errorf("check error = %v; want one naming the variant", err)
 	}
 	o = Options{NewNamespace: func() (string, error) { return "", nil }}

@@ -16,7 +16,7 @@ type Options struct {
 	// TempDir holds the vcped state directories.
 	TempDir string
 
-	Variants []string // default: raw, upstream, vcpe
+	Variants []string // specs (see ParseSpec); default: raw, upstream, vcpe
 	Cases    []Case   // default: DefaultCases
 
 	Runs         int // runs per cell; the median is reported
@@ -25,12 +25,6 @@ type Options struct {
 	ProbeSeconds int // length of a UDP search probe
 	Search       Search
 	Quick        bool
-
-	// DaemonEnv is added to both tunnel daemons' environment (for example
-	// GOMAXPROCS=1), the same for every variant.
-	DaemonEnv []string
-	// Pin puts tunnel end A on CPU 0 and end B on CPU 1 (taskset).
-	Pin bool
 
 	Log *slog.Logger
 	Now func() time.Time
@@ -57,10 +51,15 @@ func (o *Options) check() error {
 	if len(o.Variants) == 0 {
 		o.Variants = []string{VariantRaw, VariantUpstream, VariantVcpe}
 	}
+	seen := map[string]bool{}
 	for _, v := range o.Variants {
-		if _, ok := variantTitles[v]; !ok {
-			return fmt.Errorf("bench: unknown variant %q; want %s, %s or %s", v, VariantRaw, VariantUpstream, VariantVcpe)
+		if _, err := ParseSpec(v); err != nil {
+			return fmt.Errorf("bench: %w", err)
 		}
+		if seen[v] {
+			return fmt.Errorf("bench: variant %q given twice", v)
+		}
+		seen[v] = true
 	}
 	if len(o.Cases) == 0 {
 		o.Cases = DefaultCases()
@@ -72,12 +71,6 @@ func (o *Options) check() error {
 		o.Now = time.Now
 	}
 	return nil
-}
-
-var variantTitles = map[string]string{
-	VariantRaw:      "raw veth, no tunnel",
-	VariantUpstream: "upstream wireguard-go",
-	VariantVcpe:     "two vcped daemons, each the other's hub",
 }
 
 // EstimateSeconds is a rough upper bound of how long a run with these

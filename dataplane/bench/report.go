@@ -75,11 +75,24 @@ type Row struct {
 	Case    Case     `json:"case"`
 	Name    string   `json:"name"`
 	Results []Result `json:"results"`
-	// Ratios of the medians; nil when either side has no number.
-	UpstreamOverRaw  *float64 `json:"upstream_over_raw"`
-	VcpeOverRaw      *float64 `json:"vcpe_over_raw"`
-	VcpeOverUpstream *float64 `json:"vcpe_over_upstream"`
+	// Ratios of the medians: every tunnel over raw, and every vcpe
+	// variant over its upstream counterpart.
+	Ratios []Ratio `json:"ratios"`
 }
+
+// Ratio is Num's median over Den's; Value is nil when either has no
+// number.
+type Ratio struct {
+	Num   string   `json:"num"`
+	Den   string   `json:"den"`
+	Value *float64 `json:"value"`
+	// Target is set on vcpe-over-upstream ratios, which issue 4 wants at
+	// 1.00 or more.
+	Target float64 `json:"target,omitempty"`
+}
+
+// Name is "num/den".
+func (r Ratio) Name() string { return r.Num + "/" + r.Den }
 
 // Result is one case on one variant: its runs and their medians.
 type Result struct {
@@ -140,10 +153,35 @@ func (r *Report) Summarize() {
 		for j := range row.Results {
 			summarize(row.Case, &row.Results[j])
 		}
-		row.UpstreamOverRaw = ratio(row.result(VariantUpstream), row.result(VariantRaw))
-		row.VcpeOverRaw = ratio(row.result(VariantVcpe), row.result(VariantRaw))
-		row.VcpeOverUpstream = ratio(row.result(VariantVcpe), row.result(VariantUpstream))
+		row.Ratios = nil
+		for _, v := range r.Variants {
+			if v.Name == VariantRaw {
+				continue
+			}
+			if row.result(VariantRaw) != nil {
+				row.Ratios = append(row.Ratios, Ratio{Num: v.Name, Den: VariantRaw, Value: ratio(row.result(v.Name), row.result(VariantRaw))})
+			}
+		}
+		for _, v := range r.Variants {
+			spec, err := ParseSpec(v.Name)
+			if err != nil || spec.Base != VariantVcpe {
+				continue
+			}
+			if den := spec.counterpart(); row.result(den) != nil {
+				row.Ratios = append(row.Ratios, Ratio{Num: v.Name, Den: den, Value: ratio(row.result(v.Name), row.result(den)), Target: 1})
+			}
+		}
 	}
+}
+
+// Ratio returns the ratio num/den of the row, or nil.
+func (row *Row) Ratio(num, den string) *float64 {
+	for _, r := range row.Ratios {
+		if r.Num == num && r.Den == den {
+			return r.Value
+		}
+	}
+	return nil
 }
 
 func summarize(c Case, res *Result) {
@@ -171,7 +209,7 @@ func summarize(c Case, res *Result) {
 	for _, role := range roles {
 		res.CPU = append(res.CPU, ProcCPU{Role: role, Percent: Median(cpu[role])})
 	}
-	if c.Proto == "udp" && res.Variant != VariantRaw {
+	if c.Proto == "udp" && !strings.HasPrefix(res.Variant, VariantRaw) {
 		ok := res.BitsPerSecond >= SpecTarget
 		res.MeetsSpec = &ok
 	}
@@ -211,14 +249,41 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p(" **Quick smoke pass (BENCH_QUICK): not a measurement to quote.**")
 	}
 	p("\n\n## Throughput (receiver goodput, Mbit/s)\n\n")
-	p("| case | raw veth | upstream wireguard-go | vcpe | upstream/raw | vcpe/raw | vcpe/upstream (target ≥ 1.00) |\n")
-	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, row := range r.Rows {
-		p("| %s | %s | %s | %s | %s | %s | %s |\n", row.Name,
-			cell(row.Case, row.result(VariantRaw)), cell(row.Case, row.result(VariantUpstream)), cell(row.Case, row.result(VariantVcpe)),
-			fmtRatio(row.UpstreamOverRaw, false), fmtRatio(row.VcpeOverRaw, false), fmtRatio(row.VcpeOverUpstream, true))
+	p("| case |")
+	for _, v := range r.Variants {
+		p(" %s |", v.Name)
 	}
-	p("\nSpec target: lossless 1,024-byte UDP ≥ %.0f Mbit/s on 2 vCPUs; UDP cells of the tunnels say ✓ meets / ✗ misses. A vcpe/upstream ratio under 1.00 is marked ✗.\n", SpecTarget/1e6)
+	var ratioNames []string
+	if len(r.Rows) > 0 {
+		for _, rt := range r.Rows[0].Ratios {
+			name := rt.Name()
+			if rt.Target > 0 {
+				name += fmt.Sprintf(" (target ≥ %.2f)", rt.Target)
+			}
+			ratioNames = append(ratioNames, name)
+			p(" %s |", name)
+		}
+	}
+	p("\n| --- |%s%s\n", strings.Repeat(" ---: |", len(r.Variants)), strings.Repeat(" ---: |", len(ratioNames)))
+	for _, row := range r.Rows {
+		p("| %s |", row.Name)
+		for _, v := range r.Variants {
+			p(" %s |", cell(row.Case, row.result(v.Name)))
+		}
+		for _, rt := range row.Ratios {
+			p(" %s |", fmtRatio(rt.Value, rt.Target))
+		}
+		p("\n")
+	}
+	p("\nVariants: ")
+	for i, v := range r.Variants {
+		if i > 0 {
+			p("; ")
+		}
+		p("%s = %s", v.Name, v.Title)
+	}
+	p(".\n")
+	p("\nSpec target: lossless 1,024-byte UDP ≥ %.0f Mbit/s on 2 vCPUs; UDP cells of the tunnels say ✓ meets / ✗ misses. A vcpe/upstream ratio under its target is marked ✗.\n", SpecTarget/1e6)
 
 	p("\n## CPU (median %% of one core; host = all CPUs busy incl. softirq, max %d%%)\n\n", 100*max(1, r.Host.CPUs))
 	p("| case | variant | end A (client side) | end B (server side) | iperf3 client | iperf3 server | host |\n")
@@ -329,12 +394,12 @@ func cell(c Case, res *Result) string {
 	return s
 }
 
-func fmtRatio(v *float64, target bool) string {
+func fmtRatio(v *float64, target float64) string {
 	if v == nil {
 		return "n/a"
 	}
 	s := fmt.Sprintf("%.2f", *v)
-	if target && *v < 1 {
+	if target > 0 && *v < target {
 		s += " ✗"
 	}
 	return s

@@ -29,12 +29,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Settings: Settings{Runs: o.Runs, Seconds: o.Seconds, Omit: o.Omit, ProbeSeconds: o.ProbeSeconds,
 			Search: o.Search, Quick: o.Quick},
 	}
-	if len(o.DaemonEnv) > 0 {
-		rep.Notes = append(rep.Notes, "tunnel daemons ran with "+strings.Join(o.DaemonEnv, " "))
-	}
-	if o.Pin {
-		rep.Notes = append(rep.Notes, "tunnel end A pinned to CPU 0, end B to CPU 1 (taskset)")
-	}
 	finish := func(err error) (*Report, error) {
 		rep.Seconds = o.Now().Sub(start).Seconds()
 		rep.Summarize()
@@ -49,8 +43,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}()
 	var live []string
 	for _, v := range o.Variants {
-		info := VariantInfo{Name: v, Title: variantTitles[v]}
-		if v == VariantVcpe && o.Bins.Vcped == "" {
+		spec, _ := ParseSpec(v) // checked by o.check
+		info := VariantInfo{Name: v, Title: spec.Title()}
+		if spec.Base == VariantVcpe && o.Bins.Vcped == "" {
 			info.Error = o.Bins.VcpedErr
 			if info.Error == "" {
 				info.Error = "not available: vcped was not built"
@@ -60,7 +55,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			continue
 		}
 		o.Log.Info("setting up", "variant", v)
-		t, err := setup(ctx, &o, v)
+		t, err := setup(ctx, &o, spec)
 		if err != nil {
 			if ctx.Err() != nil {
 				return finish(ctx.Err())

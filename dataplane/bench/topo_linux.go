@@ -55,7 +55,7 @@ type topo struct {
 }
 
 // setup builds the variant in two fresh namespaces.
-func setup(ctx context.Context, o *Options, variant string) (*topo, error) {
+func setup(ctx context.Context, o *Options, spec Spec) (*topo, error) {
 	a, err := o.NewNamespace()
 	if err != nil {
 		return nil, fmt.Errorf("create namespace A: %w", err)
@@ -64,7 +64,7 @@ func setup(ctx context.Context, o *Options, variant string) (*topo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create namespace B: %w", err)
 	}
-	t := &topo{variant: variant, a: a, b: b, env: o.DaemonEnv, pin: o.Pin, log: o.Log, mem: map[string]*ProcMemory{}}
+	t := &topo{variant: spec.Name, a: a, b: b, env: spec.Env, pin: spec.Pin, log: o.Log, mem: map[string]*ProcMemory{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -85,7 +85,7 @@ func setup(ctx context.Context, o *Options, variant string) (*topo, error) {
 			return nil, err
 		}
 	}
-	switch variant {
+	switch spec.Base {
 	case VariantRaw:
 		t.target = wanB.Addr()
 	case VariantUpstream:
@@ -93,13 +93,20 @@ func setup(ctx context.Context, o *Options, variant string) (*topo, error) {
 	case VariantVcpe:
 		err = t.startVcpe(ctx, o.Bins, o.TempDir)
 	default:
-		err = fmt.Errorf("unknown variant %q (want %s, %s or %s)", variant, VariantRaw, VariantUpstream, VariantVcpe)
+		err = fmt.Errorf("unknown variant %q (want %s, %s or %s)", spec.Base, VariantRaw, VariantUpstream, VariantVcpe)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if err := t.waitReachable(ctx); err != nil {
 		return nil, err
+	}
+	if spec.TxQLen > 0 {
+		for _, e := range []struct{ ns, tun string }{{a, t.tunA}, {b, t.tunB}} {
+			if err := ipRun(ctx, "-n", e.ns, "link", "set", e.tun, "txqueuelen", strconv.Itoa(spec.TxQLen)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if t.server, err = t.startServer(); err != nil {
 		return nil, err

@@ -26,13 +26,11 @@ func main() { os.Exit(run()) }
 func run() int {
 	quickDefault := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
 	var (
-		out       = flag.String("out", "bench-results", "directory for the JSON and Markdown reports")
-		quick     = flag.Bool("quick", quickDefault, "short smoke pass: 1 run of 2 s per cell, 3 UDP probes (also BENCH_QUICK=1)")
-		variants  = flag.String("variants", "raw,upstream,vcpe", "comma-separated variants to measure")
-		runs      = flag.Int("runs", 0, "runs per cell (default 3, quick 1)")
-		seconds   = flag.Int("seconds", 0, "seconds per measured run (default 5, quick 2)")
-		daemonEnv = flag.String("daemon-env", "", "space-separated VAR=value added to both tunnel daemons of every variant, e.g. GOMAXPROCS=1")
-		pin       = flag.Bool("pin", false, "pin tunnel end A to CPU 0 and end B to CPU 1")
+		out      = flag.String("out", "bench-results", "directory for the JSON and Markdown reports")
+		quick    = flag.Bool("quick", quickDefault, "short smoke pass: 1 run of 2 s per cell, 3 UDP probes (also BENCH_QUICK=1)")
+		variants = flag.String("variants", "raw,upstream,vcpe", "comma-separated variants to measure; tune one with +: vcpe+pin, upstream+GOMAXPROCS=1, vcpe+txqlen=5000")
+		runs     = flag.Int("runs", 0, "runs per cell (default 3, quick 1)")
+		seconds  = flag.Int("seconds", 0, "seconds per measured run (default 5, quick 2)")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -48,7 +46,7 @@ func run() int {
 	defer stop()
 	began := time.Now()
 
-	o := bench.Options{Log: log, Pin: *pin}
+	o := bench.Options{Log: log}
 	if *quick {
 		o.Apply(bench.QuickSettings)
 	} else {
@@ -61,13 +59,10 @@ func run() int {
 		o.Seconds = *seconds
 	}
 	o.Variants = strings.Split(*variants, ",")
-	if *daemonEnv != "" {
-		o.DaemonEnv = strings.Fields(*daemonEnv)
-		for _, kv := range o.DaemonEnv {
-			if !strings.Contains(kv, "=") {
-				fmt.Fprintf(os.Stderr, "vcpe-bench: -daemon-env %q is not VAR=value\n", kv)
-				return 2
-			}
+	for _, v := range o.Variants {
+		if _, err := bench.ParseSpec(v); err != nil {
+			fmt.Fprintf(os.Stderr, "vcpe-bench: -variants: %v\n", err)
+			return 2
 		}
 	}
 
@@ -117,7 +112,7 @@ func run() int {
 		}
 		fmt.Fprintf(os.Stderr, "vcpe-bench: %s: %s\n", v.Name, firstLine(v.Error))
 		// A vcped that is not in the tree yet is reported, not a failure.
-		if !(v.Name == bench.VariantVcpe && o.Bins.Vcped == "") {
+		if spec, _ := bench.ParseSpec(v.Name); !(spec.Base == bench.VariantVcpe && o.Bins.Vcped == "") {
 			code = 1
 		}
 	}
