@@ -66,7 +66,7 @@ func run() int {
 		}
 	}
 
-	tmp, err := os.MkdirTemp("", "vcpe-bench-")
+	tmp, err := os.MkdirTemp("", "vcpe-benchrun-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vcpe-bench: %v\n", err)
 		return 1
