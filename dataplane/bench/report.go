@@ -109,6 +109,8 @@ type Result struct {
 
 	Search *SearchResult `json:"udp_search,omitempty"`
 	Runs   []Sample      `json:"runs"`
+	// Failures are the errors of runs that produced no sample.
+	Failures []string `json:"failures,omitempty"`
 }
 
 // Sample is one iperf3 run.
@@ -346,6 +348,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		for _, res := range row.Results {
 			if res.Error != "" && r.variant(res.Variant).Error == "" {
 				errs = append(errs, fmt.Sprintf("- %s on %s: %s", row.Name, res.Variant, res.Error))
+			}
+			if len(res.Failures) > 0 && len(res.Runs) > 0 {
+				errs = append(errs, fmt.Sprintf("- %s on %s: %d run(s) failed, the median is of the other %d: %s",
+					row.Name, res.Variant, len(res.Failures), len(res.Runs), res.Failures[len(res.Failures)-1]))
 			}
 		}
 	}

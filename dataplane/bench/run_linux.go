@@ -104,6 +104,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				}
 				if err != nil {
 					o.Log.Warn("run failed", "variant", v, "case", c.String(), "err", err)
+					r.Failures = append(r.Failures, err.Error())
 					if len(r.Runs) == 0 && i == o.Runs-1 {
 						r.Error = err.Error()
 					}
