@@ -160,6 +160,12 @@ func TestSearch(t *testing.T) {
 			if len(res.Steps) != len(calls) {
 				t.Errorf("recorded %d steps for %d probes", len(res.Steps), len(calls))
 			}
+			if err == nil && (res.Best < 0 || res.Best >= len(res.Steps) || !res.Steps[res.Best].Pass) {
+				t.Errorf("Best = %d; want the index of a passing step in %+v", res.Best, res.Steps)
+			}
+			if err != nil && res.Best != -1 {
+				t.Errorf("Best = %d after a failed search; want -1", res.Best)
+			}
 			if res.SenderBound != tt.wantSenderBound {
 				t.Errorf("SenderBound = %v; want %v", res.SenderBound, tt.wantSenderBound)
 			}
@@ -182,7 +188,7 @@ func TestSearcherNoise(t *testing.T) {
 	feed := []Measurement{
 		{BitsPerSecond: 900e6, SentBitsPerSecond: 1000e6, LostPercent: 10}, // unlimited: too much
 		{BitsPerSecond: 500e6, SentBitsPerSecond: 500e6, LostPercent: 0},   // offered 882, reached 500: pass at 500
-		{BitsPerSecond: 650e6, SentBitsPerSecond: 700e6, LostPercent: 7},   // 750 offered, 700 reached: fail
+		{BitsPerSecond: 650e6, SentBitsPerSecond: 690e6, LostPercent: 7},   // 700 offered (between 500 and the 900 received first), 690 reached: fail
 		{BitsPerSecond: 400e6, SentBitsPerSecond: 420e6, LostPercent: 5},   // 600 offered, only 420 reached and lost: noise
 	}
 	var rates []float64
@@ -197,15 +203,15 @@ func TestSearcherNoise(t *testing.T) {
 	if _, more := sr.Next(); more {
 		t.Errorf("search goes on after a loss below a passed rate (probes %v)", rates)
 	}
-	want := []float64{0, 882e6, 750e6, 600e6}
+	want := []float64{0, 882e6, 700e6, 595e6}
 	for i := range want {
 		if math.Abs(rates[i]-want[i]) > 1e6 {
 			t.Errorf("probe %d at %.0f Mbit/s; want %.0f (all: %v)", i, rates[i]/1e6, want[i]/1e6, rates)
 		}
 	}
 	res, err := sr.Result()
-	if err != nil || res.Rate != 500e6 {
-		t.Errorf("Result = %.0f Mbit/s, %v; want 500 (what the passing probe reached)", res.Rate/1e6, err)
+	if err != nil || res.Rate != 500e6 || res.Best != 1 {
+		t.Errorf("Result = %.0f Mbit/s (best step %d), %v; want 500 from step 1 (what the passing probe reached)", res.Rate/1e6, res.Best, err)
 	}
 }
 
@@ -304,13 +310,13 @@ func sampleReport() *Report {
 				{Variant: VariantVcpe, Error: missing},
 			}},
 			{Case: Case{Proto: "udp", Len: 1024, Streams: 1}, Results: []Result{
-				{Variant: VariantRaw, Runs: runs(0, 900e6, 950e6, 1000e6), Search: &SearchResult{SenderBound: true}},
+				{Variant: VariantRaw, Runs: runs(0, 900e6, 950e6, 1000e6)},
 				{Variant: VariantUpstream, Runs: func() []Sample {
 					s := runs(50, 300e6, 320e6, 310e6)
 					s[0].Drops = Counters{"B udp RcvbufErrors": 40, "A qdisc tun drops": 2}
 					s[2].Drops = Counters{"B udp RcvbufErrors": 2}
 					return s
-				}(), OfferedBPS: 320e6},
+				}()},
 				{Variant: VariantVcpe, Error: missing},
 			}},
 		},

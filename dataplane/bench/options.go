@@ -32,8 +32,8 @@ type Options struct {
 
 // Full and Quick are the settings of make bench and BENCH_QUICK=1.
 var (
-	FullSettings  = Settings{Runs: 3, Seconds: 5, Omit: 1, ProbeSeconds: 3, Search: DefaultSearch}
-	QuickSettings = Settings{Runs: 1, Seconds: 2, Omit: 0, ProbeSeconds: 1, Search: Search{MaxProbes: 3, MaxLoss: 1, Tolerance: 0.1}, Quick: true}
+	FullSettings  = Settings{Runs: 3, Seconds: 4, Omit: 1, ProbeSeconds: 2, Search: DefaultSearch}
+	QuickSettings = Settings{Runs: 1, Seconds: 2, Omit: 0, ProbeSeconds: 1, Search: Search{MaxProbes: 4, MaxLoss: 1, Tolerance: 0.1}, Quick: true}
 )
 
 // Apply copies the run-length settings into o.
@@ -86,9 +86,10 @@ func (o *Options) EstimateSeconds() int {
 	}
 	total := 0
 	for _, c := range cases {
-		total += n * o.Runs * (o.Seconds + o.Omit + 1)
 		if c.Proto == "udp" {
-			total += n * o.Search.MaxProbes * (o.ProbeSeconds + 1)
+			total += n * o.Runs * o.Search.MaxProbes * (o.ProbeSeconds + 1)
+		} else {
+			total += n * o.Runs * (o.Seconds + o.Omit + 1)
 		}
 	}
 	return total + 5*n

@@ -102,13 +102,14 @@ type Result struct {
 	BitsPerSecond float64 `json:"median_bits_per_second"`
 	LostPercent   float64 `json:"median_lost_percent,omitempty"`
 	// CPU is the median of each process's CPU use, in percent of one core.
-	CPU        []ProcCPU `json:"median_cpu,omitempty"`
-	HostCPU    float64   `json:"median_host_cpu_percent"`
-	MeetsSpec  *bool     `json:"meets_spec_target,omitempty"` // UDP rows of tunnel variants
-	OfferedBPS float64   `json:"offered_bits_per_second,omitempty"`
+	CPU       []ProcCPU `json:"median_cpu,omitempty"`
+	HostCPU   float64   `json:"median_host_cpu_percent"`
+	MeetsSpec *bool     `json:"meets_spec_target,omitempty"` // UDP rows of tunnel variants
 
-	Search *SearchResult `json:"udp_search,omitempty"`
-	Runs   []Sample      `json:"runs"`
+	// Searches are the UDP rate searches, one per run; the best passing
+	// probe of each is in Runs.
+	Searches []SearchResult `json:"udp_searches,omitempty"`
+	Runs     []Sample       `json:"runs"`
 	// Failures are the errors of runs that produced no sample.
 	Failures []string `json:"failures,omitempty"`
 }
@@ -116,7 +117,9 @@ type Result struct {
 // Sample is one iperf3 run.
 type Sample struct {
 	Measurement
-	CPU []ProcCPU `json:"cpu"`
+	// Offered is the UDP rate asked of iperf3 (0: unlimited).
+	Offered float64   `json:"offered_bits_per_second,omitempty"`
+	CPU     []ProcCPU `json:"cpu"`
 	// HostCPU is the busy time of all CPUs, in percent of one core (so up
 	// to 100 times the number of CPUs), softirq included.
 	HostCPU float64 `json:"host_cpu_percent"`
@@ -245,8 +248,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	p(". Both ends of every variant share this machine's CPUs.\n\n")
 	s := r.Settings
-	p("Each cell: median of %d run(s) of %d s (TCP after %d s warm-up). UDP: highest offered rate with < %g%% loss, found by a search of at most %d probes of %d s, then measured %d time(s) at that rate. Total time %s.",
-		s.Runs, s.Seconds, s.Omit, s.Search.MaxLoss, s.Search.MaxProbes, s.ProbeSeconds, s.Runs, (time.Duration(r.Seconds) * time.Second).String())
+	p("Each cell: median of %d runs, the variants interleaved. TCP: %d s after %d s warm-up. UDP: each run is a search (at most %d probes of %d s) for the highest offered rate with < %g%% loss; its sample is the goodput of the best passing probe. Total time %s.",
+		s.Runs, s.Seconds, s.Omit, s.Search.MaxProbes, s.ProbeSeconds, s.Search.MaxLoss, (time.Duration(r.Seconds) * time.Second).String())
 	if s.Quick {
 		p(" **Quick smoke pass (BENCH_QUICK): not a measurement to quote.**")
 	}

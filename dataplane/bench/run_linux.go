@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -77,41 +78,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			row.Results = append(row.Results, Result{Variant: info.Name, Error: info.Error})
 		}
 		res := func(v string) *Result { return row.result(v) }
-		if c.Proto == "udp" {
-			if err := searchUDP(ctx, &o, c, live, topos, res); err != nil {
+		for i := range o.Runs {
+			// Rotate who goes first, so no variant always follows another.
+			order := append(slices.Clone(live[i%max(1, len(live)):]), live[:i%max(1, len(live))]...)
+			var err error
+			if c.Proto == "udp" {
+				err = searchUDP(ctx, &o, c, order, topos, res, i == o.Runs-1)
+			} else {
+				err = measureTCP(ctx, &o, c, order, topos, res, i == o.Runs-1)
+			}
+			if err != nil {
 				rep.Rows = append(rep.Rows, row)
 				return finish(err)
-			}
-		}
-		for i := range o.Runs {
-			for k := range live {
-				// Rotate who goes first, so no variant always follows
-				// another.
-				v := live[(k+i)%len(live)]
-				r := res(v)
-				if r.Error != "" {
-					continue
-				}
-				t := topos[v]
-				omit := o.Omit
-				if c.Proto == "udp" {
-					omit = 0
-				}
-				run, err := t.iperf(ctx, c, o.Seconds, omit, r.OfferedBPS)
-				if ctx.Err() != nil {
-					rep.Rows = append(rep.Rows, row)
-					return finish(ctx.Err())
-				}
-				if err != nil {
-					o.Log.Warn("run failed", "variant", v, "case", c.String(), "err", err)
-					r.Failures = append(r.Failures, err.Error())
-					if len(r.Runs) == 0 && i == o.Runs-1 {
-						r.Error = err.Error()
-					}
-					continue
-				}
-				r.Runs = append(r.Runs, run)
-				o.Log.Info("run", "variant", v, "case", c.String(), "n", i+1, "mbps", fmt.Sprintf("%.0f", run.BitsPerSecond/1e6), "loss", run.LostPercent)
 			}
 		}
 		rep.Rows = append(rep.Rows, row)
@@ -124,20 +102,44 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return finish(nil)
 }
 
-// searchUDP runs the UDP rate search of every live variant, the variants
-// taking turns probe by probe, and leaves each result's offered rate (or
-// its error). It returns only the context's error.
-func searchUDP(ctx context.Context, o *Options, c Case, live []string, topos map[string]*topo, res func(string) *Result) error {
+// measureTCP runs one TCP measurement on every variant in order. A failed
+// run is recorded on its result; only the context's error is returned.
+func measureTCP(ctx context.Context, o *Options, c Case, order []string, topos map[string]*topo, res func(string) *Result, last bool) error {
+	for _, v := range order {
+		r := res(v)
+		if r.Error != "" {
+			continue
+		}
+		run, err := topos[v].iperf(ctx, c, o.Seconds, o.Omit, 0)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			r.fail(o, c, err, last)
+			continue
+		}
+		r.Runs = append(r.Runs, run)
+		o.Log.Info("run", "variant", v, "case", c.String(), "n", len(r.Runs), "mbps", fmt.Sprintf("%.0f", run.BitsPerSecond/1e6))
+	}
+	return nil
+}
+
+// searchUDP runs one search for the highest lossless UDP rate on every
+// variant, the variants taking turns probe by probe. The best passing
+// probe of each search is that variant's sample for this run. A search
+// that fails is recorded on its result; only the context's error is
+// returned.
+func searchUDP(ctx context.Context, o *Options, c Case, order []string, topos map[string]*topo, res func(string) *Result, last bool) error {
 	searchers := map[string]*Searcher{}
-	for _, v := range live {
+	samples := map[string][]Sample{}
+	for _, v := range order {
 		if res(v).Error == "" {
 			searchers[v] = o.Search.Start()
 		}
 	}
-	for step := 0; ; step++ {
+	for {
 		probed := false
-		for k := range live {
-			v := live[(k+step)%len(live)]
+		for _, v := range order {
 			sr := searchers[v]
 			if sr == nil {
 				continue
@@ -153,33 +155,46 @@ func searchUDP(ctx context.Context, o *Options, c Case, live []string, topos map
 			}
 			if err != nil {
 				s, _ := sr.Result()
-				res(v).Search = &s
-				res(v).Error = fmt.Sprintf("udp search: probe at %.0f Mbit/s: %v", rate/1e6, err)
+				res(v).Searches = append(res(v).Searches, s)
+				res(v).fail(o, c, fmt.Errorf("udp search: probe at %.0f Mbit/s: %w", rate/1e6, err), last)
 				delete(searchers, v)
 				continue
 			}
+			run.Offered = rate
+			samples[v] = append(samples[v], run)
 			sr.Observe(rate, run.Measurement)
 		}
 		if !probed {
 			break
 		}
 	}
-	for _, v := range live {
+	for _, v := range order {
 		sr := searchers[v]
 		if sr == nil {
 			continue
 		}
 		s, err := sr.Result()
 		r := res(v)
-		r.Search = &s
+		r.Searches = append(r.Searches, s)
 		if err != nil {
-			r.Error = "udp search: " + err.Error()
-		} else {
-			r.OfferedBPS = s.Rate
+			r.fail(o, c, fmt.Errorf("udp search: %w", err), last)
+			continue
 		}
-		o.Log.Info("udp search", "variant", v, "case", c.String(), "offered_mbps", fmt.Sprintf("%.0f", s.Rate/1e6), "sender_bound", s.SenderBound, "probes", len(s.Steps), "err", err)
+		best := samples[v][s.Best]
+		r.Runs = append(r.Runs, best)
+		o.Log.Info("udp search", "variant", v, "case", c.String(), "n", len(r.Runs), "mbps", fmt.Sprintf("%.0f", best.BitsPerSecond/1e6), "loss", fmt.Sprintf("%.2f", best.LostPercent), "sender_bound", s.SenderBound, "probes", len(s.Steps))
 	}
 	return nil
+}
+
+// fail records a failed run; after the last run, a result without any
+// sample becomes an error row.
+func (r *Result) fail(o *Options, c Case, err error, last bool) {
+	o.Log.Warn("run failed", "variant", r.Variant, "case", c.String(), "err", err)
+	r.Failures = append(r.Failures, err.Error())
+	if last && len(r.Runs) == 0 {
+		r.Error = err.Error()
+	}
 }
 
 // iperf runs one iperf3 client in A against the server in B and measures

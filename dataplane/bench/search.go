@@ -18,8 +18,8 @@ type Search struct {
 }
 
 // DefaultSearch is the search make bench runs: under 1% loss, within 5%,
-// at most 7 probes.
-var DefaultSearch = Search{MaxProbes: 7, MaxLoss: 1, Tolerance: 0.05}
+// at most 6 probes.
+var DefaultSearch = Search{MaxProbes: 6, MaxLoss: 1, Tolerance: 0.05}
 
 // Step is one probe of a search.
 type Step struct {
@@ -35,7 +35,10 @@ type SearchResult struct {
 	// limit, so the sender, not the path, is the bottleneck.
 	Rate        float64 `json:"offered_bits_per_second"`
 	SenderBound bool    `json:"sender_bound"`
-	Steps       []Step  `json:"steps"`
+	// Best is the index in Steps of the probe that found Rate (or that
+	// was sender-bound); -1 when none passed.
+	Best  int    `json:"best_step"`
+	Steps []Step `json:"steps"`
 }
 
 // ErrNoLosslessRate means no probe stayed under the loss limit.
@@ -62,7 +65,7 @@ func (s Search) Run(ctx context.Context, probe Probe) (SearchResult, error) {
 // searches of several variants can take turns probing.
 //
 // It first sends as fast as it can; if that loses too much, it starts just
-// under the rate the receiver got, steps down by 20% until a probe passes,
+// under the rate the receiver got, steps down by 25% until a probe passes,
 // then bisects between the best pass and the lowest failure. A rate the
 // sender did not reach counts as the rate it did reach.
 type Searcher struct {
@@ -74,7 +77,7 @@ type Searcher struct {
 }
 
 // Start begins a search.
-func (s Search) Start() *Searcher { return &Searcher{s: s} }
+func (s Search) Start() *Searcher { return &Searcher{s: s, res: SearchResult{Best: -1}} }
 
 // Next returns the rate to probe next, or false when the search is over.
 func (sr *Searcher) Next() (float64, bool) {
@@ -94,15 +97,18 @@ func (sr *Searcher) Observe(rate float64, m Measurement) {
 	}
 	if rate == 0 && len(sr.res.Steps) == 1 {
 		if pass {
-			sr.res.SenderBound, sr.done = true, true
+			sr.res.SenderBound, sr.done, sr.res.Best = true, true, 0
 			return
 		}
-		sr.hi, sr.next = tried, 0.98*m.BitsPerSecond
+		// What got through under overload bounds what the path carries.
+		sr.hi, sr.next = min(tried, m.BitsPerSecond), 0.98*m.BitsPerSecond
 		return
 	}
 	switch {
 	case pass:
-		sr.lo = max(sr.lo, tried)
+		if tried > sr.lo {
+			sr.lo, sr.res.Best = tried, len(sr.res.Steps)-1
+		}
 	case tried <= sr.lo:
 		// Lost more below a rate that passed: noise; the bracket is gone.
 		sr.done = true
@@ -115,7 +121,7 @@ func (sr *Searcher) Observe(rate float64, m Measurement) {
 		return
 	}
 	if sr.lo == 0 {
-		sr.next = 0.8 * tried
+		sr.next = 0.75 * tried
 	} else {
 		sr.next = (sr.lo + sr.hi) / 2
 	}
