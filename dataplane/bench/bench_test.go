@@ -311,12 +311,10 @@ func sampleReport() *Report {
 			}},
 			{Case: Case{Proto: "udp", Len: 1024, Streams: 1}, Results: []Result{
 				{Variant: VariantRaw, Runs: runs(0, 900e6, 950e6, 1000e6)},
-				{Variant: VariantUpstream, Runs: func() []Sample {
-					s := runs(50, 300e6, 320e6, 310e6)
-					s[0].Drops = Counters{"B udp RcvbufErrors": 40, "A qdisc tun drops": 2}
-					s[2].Drops = Counters{"B udp RcvbufErrors": 2}
-					return s
-				}()},
+				{Variant: VariantUpstream, Runs: runs(50, 300e6, 320e6, 310e6), Searches: []SearchResult{
+					{Best: 1, Rate: 300e6, Steps: []Step{{Drops: Counters{"B udp RcvbufErrors": 40, "A tun tx_dropped": 2}}, {Pass: true}}},
+					{Best: 0, Rate: 320e6, Steps: []Step{{Pass: true, Drops: Counters{"A tun tx_dropped": 3}}}},
+				}},
 				{Variant: VariantVcpe, Error: missing},
 			}},
 		},

@@ -307,9 +307,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for _, row := range r.Rows {
 		for _, res := range row.Results {
 			sum := Counters{}
-			for _, run := range res.Runs {
-				for k, v := range run.Drops {
-					sum[k] += v
+			for _, s := range res.Searches {
+				for _, step := range s.Steps {
+					for k, v := range step.Drops {
+						sum[k] += v
+					}
 				}
 			}
 			if len(sum) == 0 {
@@ -324,7 +326,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	if len(lossLines) > 0 {
-		p("\n## Where UDP packets were dropped (kernel counters, summed over the measured runs; A = client side, B = server side)\n\n")
+		p("\n## Where UDP packets were dropped (kernel counters summed over every search probe, overloaded ones included; A = client side, B = server side)\n\n")
 		p("| case | variant | counters that grew |\n| --- | --- | --- |\n%s\n", strings.Join(lossLines, "\n"))
 	}
 

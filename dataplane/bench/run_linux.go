@@ -163,6 +163,7 @@ func searchUDP(ctx context.Context, o *Options, c Case, order []string, topos ma
 			run.Offered = rate
 			samples[v] = append(samples[v], run)
 			sr.Observe(rate, run.Measurement)
+			sr.AnnotateDrops(run.Drops)
 		}
 		if !probed {
 			break

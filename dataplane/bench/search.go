@@ -26,6 +26,8 @@ type Step struct {
 	Rate float64     `json:"offered_bits_per_second"` // 0: unlimited
 	Got  Measurement `json:"got"`
 	Pass bool        `json:"pass"`
+	// Drops are the kernel drop counters that grew during the probe.
+	Drops Counters `json:"drops,omitempty"`
 }
 
 // SearchResult is the outcome of a search.
@@ -124,6 +126,13 @@ func (sr *Searcher) Observe(rate float64, m Measurement) {
 		sr.next = 0.75 * tried
 	} else {
 		sr.next = (sr.lo + sr.hi) / 2
+	}
+}
+
+// AnnotateDrops attaches drop counters to the last observed probe.
+func (sr *Searcher) AnnotateDrops(d Counters) {
+	if n := len(sr.res.Steps); n > 0 {
+		sr.res.Steps[n-1].Drops = d
 	}
 }
 
