@@ -46,8 +46,9 @@ func ModuleRoot(ctx context.Context) (string, error) {
 
 // Build builds upstream wireguard-go and, when the module has it, vcped
 // into dir, statically. A missing cmd/vcped is not an error: VcpedErr says
-// so and the vcpe variant reports it.
-func Build(ctx context.Context, root, dir string) (Binaries, error) {
+// so and the vcpe variant reports it. A non-empty vcped is a vcped binary
+// to use instead of building one.
+func Build(ctx context.Context, root, dir, vcped string) (Binaries, error) {
 	b := Binaries{
 		WireGuardGo: filepath.Join(dir, "wireguard-go"),
 		UAPIDir:     filepath.Join(dir, "wg-uapi"),
@@ -67,6 +68,15 @@ func Build(ctx context.Context, root, dir string) (Binaries, error) {
 		"-ldflags", "-X "+WireGuardModule+"/ipc.socketDirectory="+b.UAPIDir,
 		"-o", b.WireGuardGo, WireGuardModule); err != nil {
 		return b, fmt.Errorf("build wireguard-go: %w", err)
+	}
+	if vcped != "" {
+		if _, err := exec.LookPath(vcped); err != nil {
+			return b, fmt.Errorf("vcped binary %s: %w", vcped, err)
+		}
+		if b.Vcped, err = filepath.Abs(vcped); err != nil {
+			return b, fmt.Errorf("vcped binary %s: %w", vcped, err)
+		}
+		return b, nil
 	}
 	if _, err := os.Stat(filepath.Join(root, "cmd", "vcped")); errors.Is(err, os.ErrNotExist) {
 		b.Vcped, b.VcpedErr = "", "not available: cmd/vcped not present"

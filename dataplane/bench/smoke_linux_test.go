@@ -53,7 +53,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bins, err := Build(ctx, root, t.TempDir())
+	bins, err := Build(ctx, root, t.TempDir(), "")
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}

@@ -27,10 +27,11 @@ func run() int {
 	quickDefault := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
 	var (
 		out      = flag.String("out", "bench-results", "directory for the JSON and Markdown reports")
-		quick    = flag.Bool("quick", quickDefault, "short smoke pass: 1 run of 2 s per cell, 3 UDP probes (also BENCH_QUICK=1)")
+		quick    = flag.Bool("quick", quickDefault, "short smoke pass: 1 run of 2 s per cell, at most 4 UDP probes of 1 s (also BENCH_QUICK=1)")
 		variants = flag.String("variants", "raw,upstream,vcpe", "comma-separated variants to measure; tune one with +: vcpe+pin, upstream+GOMAXPROCS=1, vcpe+txqlen=5000")
 		runs     = flag.Int("runs", 0, "runs per cell (default 3, quick 1)")
-		seconds  = flag.Int("seconds", 0, "seconds per measured run (default 5, quick 2)")
+		seconds  = flag.Int("seconds", 0, "seconds per measured TCP run (default 4, quick 2)")
+		vcped    = flag.String("vcped", "", "use this vcped binary instead of building ./cmd/vcped")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -79,7 +80,7 @@ func run() int {
 		return 1
 	}
 	log.Info("building wireguard-go and vcped")
-	if o.Bins, err = bench.Build(ctx, root, tmp); err != nil {
+	if o.Bins, err = bench.Build(ctx, root, tmp, *vcped); err != nil {
 		fmt.Fprintf(os.Stderr, "vcpe-bench: %v\n", err)
 		return 1
 	}
