@@ -30,13 +30,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Settings: Settings{Runs: o.Runs, Seconds: o.Seconds, Omit: o.Omit, ProbeSeconds: o.ProbeSeconds,
 			Search: o.Search, Quick: o.Quick},
 	}
+	topos := map[string]*topo{}
 	finish := func(err error) (*Report, error) {
+		for i := range rep.Variants {
+			if t := topos[rep.Variants[i].Name]; t != nil {
+				rep.Variants[i].Memory = t.memory()
+			}
+		}
 		rep.Seconds = o.Now().Sub(start).Seconds()
 		rep.Summarize()
 		return rep, err
 	}
-
-	topos := map[string]*topo{}
 	defer func() {
 		for _, t := range topos {
 			t.close()
@@ -93,11 +97,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 		}
 		rep.Rows = append(rep.Rows, row)
-	}
-	for i := range rep.Variants {
-		if t := topos[rep.Variants[i].Name]; t != nil {
-			rep.Variants[i].Memory = t.memory()
-		}
 	}
 	return finish(nil)
 }
