@@ -125,7 +125,7 @@ func (ns *NS) Start(name string, args ...string) *exec.Cmd {
 	var buf syncBuffer
 	cmd := ns.Command(context.Background(), name, args...)
 	cmd.Stdout, cmd.Stderr = &buf, &buf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		ns.tb.Fatalf("in %s: start %s: %v", ns.Name, name, err)
 	}
@@ -158,6 +158,26 @@ func Veth(tb testing.TB, a *NS, aIf, aAddr string, b *NS, bIf, bAddr string) {
 	}
 	a.Run("ip", "link", "set", aIf, "up")
 	b.Run("ip", "link", "set", bIf, "up")
+	a.WaitOperational(aIf)
+	b.WaitOperational(bIf)
+}
+
+// WaitOperational waits until dev is up with carrier and the kernel has
+// given it its real qdisc: until then (up to a second after "ip link set
+// up", the link watcher's delay) packets sent on it are dropped.
+func (ns *NS) WaitOperational(dev string) {
+	ns.tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, _ := ns.Try("ip", "-o", "link", "show", "dev", dev)
+		if strings.Contains(out, "LOWER_UP") && strings.Contains(out, "state UP") && !strings.Contains(out, "qdisc noop") {
+			return
+		}
+		if time.Now().After(deadline) {
+			ns.tb.Fatalf("%s in %s not operational after 5s: %s", dev, ns.Name, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 type syncBuffer struct {

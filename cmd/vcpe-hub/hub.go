@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/provision/controller"
+)
+
+// HubSocket is the hub dataplane's status socket inside the state dir.
+const HubSocket = "hub.sock"
+
+// hubOptions are serve's dataplane flags.
+type hubOptions struct {
+	disabled  bool
+	tun       string
+	uapiDir   string
+	reflector string
+}
+
+// startHub runs the hub's tunnel end next to the controller: the
+// WireGuard endpoint all devices peer with, configured from the
+// controller's HubConfig and updated live on every change, the status
+// socket, and the probe reflector. stop undoes all of it.
+func startHub(ctx context.Context, srv *controller.Server, o serveOptions, log *slog.Logger) (stop func(), err error) {
+	if o.hub.disabled {
+		log.Warn("hub dataplane disabled (--no-dataplane): devices register but no tunnel ends here")
+		return func() {}, nil
+	}
+	cfg := srv.HubConfig()
+	ep, err := o.endpoint()
+	if err != nil {
+		return nil, err
+	}
+	h, err := dataplane.NewHub(dataplane.HubOptions{
+		PrivateKey: srv.HubPrivateKey(),
+		TUN:        o.hub.tun,
+		ListenPort: ep.Port(),
+		UAPIDir:    o.hub.uapiDir,
+		Logger:     log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hub dataplane: %w", err)
+	}
+	if err := h.Start(cfg); err != nil {
+		return nil, fmt.Errorf("start hub dataplane: %w", err)
+	}
+	ctl, err := dataplane.ListenControl(filepath.Join(o.state, HubSocket), h.Status, log)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	// Subscribe's cancel stops deliveries but does not close the channel:
+	// quit ends the loop.
+	updates, unsubscribe := srv.Subscribe()
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case c := <-updates:
+				if err := h.Apply(c); err != nil {
+					log.Error("apply hub config", "generation", c.Generation, "err", err)
+					continue
+				}
+				log.Info("hub config applied", "generation", c.Generation, "peers", len(c.Peers))
+			}
+		}
+	}()
+	stopUpdates := func() {
+		unsubscribe()
+		close(quit)
+		<-done
+	}
+	rctx, cancelReflector := context.WithCancel(ctx)
+	var pc net.PacketConn
+	if o.hub.reflector != "" {
+		if pc, err = net.ListenPacket("udp4", o.hub.reflector); err != nil {
+			cancelReflector()
+			stopUpdates()
+			ctl.Close()
+			h.Close()
+			return nil, fmt.Errorf("probe reflector on %s: %w (choose another --reflector address, or empty to disable)", o.hub.reflector, err)
+		}
+		go func() {
+			if err := (&diag.Reflector{}).Serve(rctx, pc); err != nil && rctx.Err() == nil {
+				log.Error("probe reflector stopped", "err", err)
+			}
+		}()
+	}
+	return func() {
+		cancelReflector()
+		if pc != nil {
+			pc.Close()
+		}
+		stopUpdates()
+		ctl.Close()
+		if err := h.Close(); err != nil {
+			log.Error("stop hub dataplane", "err", err)
+		}
+	}, nil
+}

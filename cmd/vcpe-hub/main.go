@@ -1,0 +1,74 @@
+// Command vcpe-hub is the cloud side of vcpe: the controller API (device
+// registration, instances, CCNs, routes) and its admin commands, which talk
+// to the running server over the unix socket in its state directory. It
+// only parses flags and wires packages together; the work lives in
+// provision/controller.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// DefaultStateDir is where the controller keeps its state unless --state
+// says otherwise.
+const DefaultStateDir = "/var/lib/vcpe-hub"
+
+// globals are the flags every command takes.
+type globals struct {
+	state string
+	json  bool
+}
+
+// newRootCmd builds the command tree. *started is set once a command's own
+// code begins to run, so an error before that (unknown command, wrong
+// arguments) is a usage error.
+func newRootCmd(started *bool) *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:              "vcpe-hub",
+		Short:            "The vcpe controller and hub: registration, instances, CCNs and routes",
+		Version:          version,
+		SilenceUsage:     true,
+		SilenceErrors:    true,
+		Args:             cobra.NoArgs,
+		RunE:             func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		PersistentPreRun: func(*cobra.Command, []string) { *started = true },
+	}
+	root.PersistentFlags().StringVar(&g.state, "state", DefaultStateDir, "controller state directory")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print a JSON document on stdout")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &cli.UsageError{Err: err}
+	})
+	for _, add := range subcommands {
+		root.AddCommand(add(g))
+	}
+	return root
+}
+
+// subcommands is filled by the init functions of the files that define them,
+// so each command lives in its own file.
+var subcommands []func(*globals) *cobra.Command
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cobra.EnableTraverseRunHooks = true
+	var started bool
+	root := newRootCmd(&started)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err != nil && !started {
+		err = &cli.UsageError{Err: fmt.Errorf("%w (see 'vcpe-hub --help')", err)}
+	}
+	return cli.Report(os.Stderr, "vcpe-hub", err)
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "hub")
+	for _, args := range [][]string{
+		{"no-such-command"},
+		{"--no-such-flag"},
+		{"instance", "create"},
+		{"serve", "--state", state, "--listen", ":8443"},            // no hub endpoint
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1"}, // no port
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--overlay", "x"},      // bad overlay
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--route-quota", "51"}, // over the cap
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--cloud-prefix", "198.18.64.0/24"},
+	} {
+		if code := run(args); code != 2 {
+			t.Errorf("vcpe-hub %v: exit %d; want 2", args, code)
+		}
+	}
+	if code := run([]string{"--version"}); code != 0 {
+		t.Errorf("vcpe-hub --version: exit %d; want 0", code)
+	}
+	// Admin commands without a running server fail (1) and say how to fix it.
+	if code := run([]string{"instance", "list", "--state", state}); code != 1 {
+		t.Errorf("instance list without a server: exit %d; want 1", code)
+	}
+}

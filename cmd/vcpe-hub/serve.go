@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/provision/controller"
+)
+
+func init() { subcommands = append(subcommands, newServeCmd) }
+
+// serveOptions are serve's flags.
+type serveOptions struct {
+	state       string
+	listen      string
+	hubEndpoint string
+	overlay     string
+	cloud       []string
+	routeQuota  int
+	names       []string
+	hub         hubOptions
+}
+
+// endpoint is the hub endpoint devices dial.
+func (o serveOptions) endpoint() (netip.AddrPort, error) {
+	opts, err := o.controllerOptions()
+	return opts.HubEndpoint, err
+}
+
+// controllerOptions turns flags into controller options, deriving the hub
+// endpoint from a specific --listen address when it is not given.
+func (o serveOptions) controllerOptions() (controller.Options, error) {
+	opts := controller.Options{StateDir: o.state, RouteQuota: o.routeQuota, Names: o.names}
+	host, _, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return opts, cli.Usagef("--listen %q: want ADDR:PORT or :PORT (for example :8443)", o.listen)
+	}
+	switch {
+	case o.hubEndpoint != "":
+		if opts.HubEndpoint, err = netip.ParseAddrPort(o.hubEndpoint); err != nil {
+			return opts, cli.Usagef("--hub-endpoint %q: want ADDR:PORT, the address devices dial (for example 198.18.0.1:4500)", o.hubEndpoint)
+		}
+	default:
+		a, err := netip.ParseAddr(host)
+		if err != nil || a.IsUnspecified() || a.IsLoopback() {
+			return opts, cli.Usagef("--hub-endpoint is required when --listen (%s) names no public address: pass the address devices dial, for example --hub-endpoint 198.18.0.1:4500", o.listen)
+		}
+		opts.HubEndpoint = netip.AddrPortFrom(a, 4500)
+	}
+	if opts.Overlay, err = netip.ParsePrefix(o.overlay); err != nil {
+		return opts, cli.Usagef("--overlay %q: want a prefix (default 198.18.64.0/18)", o.overlay)
+	}
+	for _, c := range o.cloud {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return opts, cli.Usagef("--cloud-prefix %q: want a prefix such as 198.19.100.0/24", c)
+		}
+		opts.CloudPrefixes = append(opts.CloudPrefixes, p)
+	}
+	return opts, nil
+}
+
+// newServer builds the controller from serve's options; the hub dataplane
+// is wired to it with Server.Subscribe.
+func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*controller.Server, error) {
+	opts, err := o.controllerOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger = log
+	srv, err := controller.New(ctx, opts)
+	var oe *controller.OptionError
+	if errors.As(err, &oe) {
+		return nil, &cli.UsageError{Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	o := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the controller (device API over HTTPS, admin socket) and the hub's tunnel end",
+		Long: `Run the controller. The first start creates the state directory (0700), the
+store, a CA and a server certificate, and the hub's WireGuard key; every start
+prints the CA's SHA-256 fingerprint, which devices pin with
+vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.state = g.state
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			srv, err := newServer(ctx, o, log)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			stopHub, err := startHub(ctx, srv, o, log)
+			if err != nil {
+				return err
+			}
+			defer stopHub()
+			if g.json {
+				if err := printJSON(cmd.OutOrStdout(), map[string]string{"fingerprint": srv.Fingerprint(), "listen": o.listen, "hub_public_key": srv.HubPublicKey().String()}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "controller CA fingerprint: %s\n", srv.Fingerprint())
+				fmt.Fprintf(cmd.OutOrStdout(), "devices register with: vcpe register --controller %s --controller-fingerprint %s --sn SN --advertise PREFIX\n", controllerURL(o.listen), srv.Fingerprint())
+			}
+			return srv.ListenAndServe(ctx, o.listen)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", ":8443", "HTTPS address of the device API")
+	f.StringVar(&o.hubEndpoint, "hub-endpoint", "", "WireGuard endpoint devices dial, ADDR:PORT (default: the --listen address, port 4500)")
+	f.StringVar(&o.overlay, "overlay", controller.DefaultOverlay.String(), "overlay address pool; the hub takes the first address")
+	f.StringSliceVar(&o.cloud, "cloud-prefix", nil, "cloud-side prefix behind the hub, learnt by CCN members (repeatable)")
+	f.IntVar(&o.routeQuota, "route-quota", controller.DefaultRouteQuota, "default number of prefixes a device may advertise (up to 50)")
+	f.StringSliceVar(&o.names, "name", nil, "extra DNS name or IP address for the server certificate (repeatable)")
+	f.BoolVar(&o.hub.disabled, "no-dataplane", false, "run the controller only: no tunnel endpoint, no reflector")
+	f.StringVar(&o.hub.tun, "tun", "vcpe-hub", "name of the hub's TUN interface")
+	f.StringVar(&o.hub.uapiDir, "uapi-dir", dataplane.DefaultUAPIDir, "directory of the WireGuard UAPI socket (wg show)")
+	f.StringVar(&o.hub.reflector, "reflector", ":12345", "UDP address of the probe reflector; empty disables it")
+	return cmd
+}
+
+// controllerURL is the URL devices use for a --listen address, with HOST
+// standing for an unspecified one.
+func controllerURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "https://HOST"
+	}
+	if a, err := netip.ParseAddr(host); host == "" || (err == nil && a.IsUnspecified()) {
+		host = "HOST"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+func init() { subcommands = append(subcommands, newFingerprintCmd) }
+
+func newFingerprintCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "fingerprint",
+		Short: "Print the controller CA's SHA-256 fingerprint (devices pin it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fp, err := controller.ReadFingerprint(g.state)
+			if err != nil {
+				return fmt.Errorf("%w (has vcpe-hub serve --state %s run once?)", err, g.state)
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), map[string]string{"fingerprint": fp})
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), fp)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,248 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/provision/controller"
+)
+
+// Binaries are the paths of the project's binaries the lab runs.
+type Binaries struct {
+	Vcpe, Vcped, Hub string
+}
+
+// FindBinaries looks for vcpe, vcped and vcpe-hub next to the running
+// executable (make build puts them all in bin/).
+func FindBinaries() (Binaries, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return Binaries{}, fmt.Errorf("find binaries: %w", err)
+	}
+	dir := filepath.Dir(self)
+	b := Binaries{Vcpe: filepath.Join(dir, "vcpe"), Vcped: filepath.Join(dir, "vcped"), Hub: filepath.Join(dir, "vcpe-hub")}
+	for _, p := range []string{b.Vcpe, b.Vcped, b.Hub} {
+		if _, err := os.Stat(p); err != nil {
+			return b, fmt.Errorf("%s not found next to vcpe-lab: run make build first", filepath.Base(p))
+		}
+	}
+	return b, nil
+}
+
+// Instance is one vCPE instance of the lab's plan: its devices (nodes, in
+// slot order: the first becomes active) and what they advertise.
+type Instance struct {
+	Name      string         `json:"name"`
+	CCN       string         `json:"ccn"` // empty: attached to no CCN
+	Devices   []string       `json:"devices"`
+	Advertise []netip.Prefix `json:"advertise"`
+}
+
+// Plan is what the lab sets up on its network: the instances and CCNs.
+type Plan struct {
+	Instances []Instance `json:"instances"`
+}
+
+// DefaultPlan is DESIGN.md's: site A (an active and a standby device) and
+// site B in one CCN.
+func DefaultPlan() Plan {
+	return Plan{Instances: []Instance{
+		{Name: "site-a", CCN: "corp", Devices: []string{"site-a", "site-a2"}, Advertise: []netip.Prefix{LANA}},
+		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
+	}}
+}
+
+// Controller is where the lab's hub listens.
+var (
+	ControllerAddr = netip.AddrPortFrom(HubWAN, 8443)
+	HubEndpoint    = netip.AddrPortFrom(HubWAN, 4500)
+)
+
+// ControllerURL is the controller's URL as devices use it.
+func ControllerURL() string { return "https://" + ControllerAddr.String() }
+
+// HubState is the hub's state dir.
+func (l *Lab) HubState() string { return l.Path("hub", "state") }
+
+// DeviceState is a device node's state dir.
+func (l *Lab) DeviceState(node string) string { return l.Path(node, "state") }
+
+// StartHub starts vcpe-hub serve on the hub node and waits until it
+// answers; it returns the controller's CA fingerprint.
+func (l *Lab) StartHub(ctx context.Context, b Binaries) (string, error) {
+	argv := []string{b.Hub, "serve", "--state", l.HubState(),
+		"--listen", ControllerAddr.String(), "--hub-endpoint", HubEndpoint.String(),
+		"--cloud-prefix", CloudPrefix.String(), "--uapi-dir", l.Path("hub", "uapi")}
+	if err := os.MkdirAll(l.Path("hub", "uapi"), 0o700); err != nil {
+		return "", err
+	}
+	if _, err := l.StartDaemon("hub", "vcpe-hub", argv, nil); err != nil {
+		return "", err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := l.WaitTCP(wctx, "site-a", ControllerAddr.String()); err != nil {
+		return "", fmt.Errorf("%w\nvcpe-hub log:\n%s", err, l.DaemonLog("hub", "vcpe-hub"))
+	}
+	out, err := l.Run(ctx, "hub", b.Hub, "fingerprint", "--state", l.HubState())
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(out), nil
+}
+
+// Hub runs a vcpe-hub admin command and decodes its --json answer into
+// out (when not nil).
+func (l *Lab) Hub(ctx context.Context, b Binaries, out any, args ...string) error {
+	argv := append([]string{b.Hub}, args...)
+	argv = append(argv, "--state", l.HubState(), "--json")
+	s, err := l.Run(ctx, "hub", argv...)
+	if err != nil {
+		return err
+	}
+	if out != nil {
+		if err := json.Unmarshal([]byte(s), out); err != nil {
+			return fmt.Errorf("vcpe-hub %s --json: %w", strings.Join(args, " "), err)
+		}
+	}
+	return nil
+}
+
+// Issued is a device's serial number and key as the controller issued
+// them, with the node it goes to. The key is written to a 0600 file; it
+// never appears in an argv.
+type Issued struct {
+	Node    string
+	SN      string
+	KeyFile string
+}
+
+// CreateInstances creates the plan's instances and CCNs on the running
+// hub and returns the issued credentials per device node.
+func (l *Lab) CreateInstances(ctx context.Context, b Binaries, p Plan) ([]Issued, error) {
+	var issued []Issued
+	ccns := map[string]bool{}
+	for _, in := range p.Instances {
+		var created controller.CreatedInstance
+		args := []string{"instance", "create", in.Name}
+		if n := len(in.Devices); n > 2 {
+			args = append(args, "--slots", fmt.Sprint(n))
+		}
+		if err := l.Hub(ctx, b, &created, args...); err != nil {
+			return nil, err
+		}
+		if len(created.Devices) < len(in.Devices) {
+			return nil, fmt.Errorf("instance %s: %d slots for %d devices", in.Name, len(created.Devices), len(in.Devices))
+		}
+		for i, node := range in.Devices {
+			kf := l.Path(node, "device.key")
+			if err := os.MkdirAll(filepath.Dir(kf), 0o700); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(kf, []byte(created.Devices[i].Key+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("write key of %s: %w", node, err)
+			}
+			issued = append(issued, Issued{Node: node, SN: created.Devices[i].SN, KeyFile: kf})
+		}
+		if in.CCN == "" {
+			continue
+		}
+		if !ccns[in.CCN] {
+			if err := l.Hub(ctx, b, nil, "ccn", "create", in.CCN); err != nil {
+				return nil, err
+			}
+			ccns[in.CCN] = true
+		}
+		if err := l.Hub(ctx, b, nil, "ccn", "attach", in.CCN, in.Name); err != nil {
+			return nil, err
+		}
+	}
+	return issued, nil
+}
+
+// advertiseOf returns what the instance holding node advertises.
+func (p Plan) advertiseOf(node string) []netip.Prefix {
+	for _, in := range p.Instances {
+		for _, d := range in.Devices {
+			if d == node {
+				return in.Advertise
+			}
+		}
+	}
+	return nil
+}
+
+// RegisterAndStart registers a device with vcpe register and starts vcped
+// on it.
+func (l *Lab) RegisterAndStart(ctx context.Context, b Binaries, fingerprint string, d Issued, advertise []netip.Prefix) error {
+	var adv []string
+	for _, p := range advertise {
+		adv = append(adv, p.String())
+	}
+	if _, err := l.Run(ctx, d.Node, b.Vcpe, "register", "--controller", ControllerURL(),
+		"--controller-fingerprint", fingerprint, "--sn", d.SN, "--advertise", strings.Join(adv, ","),
+		"--key-file", d.KeyFile, "--state-dir", l.DeviceState(d.Node)); err != nil {
+		return err
+	}
+	return l.StartVcped(b, d.Node)
+}
+
+// StartVcped starts the device daemon on node from its state dir.
+func (l *Lab) StartVcped(b Binaries, node string) error {
+	uapi := l.Path(node, "uapi")
+	if err := os.MkdirAll(uapi, 0o700); err != nil {
+		return err
+	}
+	_, err := l.StartDaemon(node, "vcped", []string{b.Vcped, "--state-dir", l.DeviceState(node), "--uapi-dir", uapi, "--sync-interval", "1s"}, nil)
+	return err
+}
+
+// WaitTunnel waits until node's tunnel is up (vcpe status exits 0).
+func (l *Lab) WaitTunnel(ctx context.Context, b Binaries, node string) (dataplane.Status, error) {
+	var st dataplane.Status
+	for {
+		out, err := l.Command(ctx, node, b.Vcpe, "status", "--json", "--state-dir", l.DeviceState(node)).Output()
+		_ = json.Unmarshal(out, &st)
+		if err == nil && st.State == dataplane.StateUp {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("%s: tunnel not up (state %q, %s): %w\nvcped log:\n%s", node, st.State, st.Reason, ctx.Err(), l.DaemonLog(node, "vcped"))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// StartSystem runs the whole system on the lab's network: the hub, the
+// plan's instances and CCNs, and every device registered and tunnelled.
+func (l *Lab) StartSystem(ctx context.Context, b Binaries, p Plan) error {
+	fp, err := l.StartHub(ctx, b)
+	if err != nil {
+		return err
+	}
+	issued, err := l.CreateInstances(ctx, b, p)
+	if err != nil {
+		return err
+	}
+	for _, d := range issued {
+		if err := l.RegisterAndStart(ctx, b, fp, d, p.advertiseOf(d.Node)); err != nil {
+			return err
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, d := range issued {
+		if _, err := l.WaitTunnel(wctx, b, d.Node); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+// Command vcpe-lab runs the whole vcpe system on one machine, in network
+// namespaces: `vcpe-lab up`, `status`, `exec NODE -- CMD`, `down`. It only
+// parses flags; the sandbox lives in package lab.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/cmd/vcpe-lab/lab"
+)
+
+var version = "dev"
+
+type options struct {
+	prefix string
+	runDir string
+}
+
+func (o *options) lab() *lab.Lab {
+	dir := o.runDir
+	if dir == "" {
+		dir = filepath.Join("/run/vcpe-lab", o.prefix)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return lab.New(o.prefix, dir, log)
+}
+
+func newRootCmd(started *bool) *cobra.Command {
+	o := &options{}
+	root := &cobra.Command{
+		Use:   "vcpe-lab",
+		Short: "Run the whole vcpe system in network namespaces on this machine",
+		Long: "vcpe-lab builds DESIGN.md's topology (hub, cloud, site-a, site-a2, site-b, lan-a, lan-b,\n" +
+			"joined by an \"internet\" segment) in network namespaces named PREFIX-NODE.\n" +
+			"Every address is inside 198.18.0.0/15; the root namespace is never touched.",
+		Version:          version,
+		SilenceUsage:     true,
+		SilenceErrors:    true,
+		Args:             cobra.NoArgs,
+		RunE:             func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		PersistentPreRun: func(*cobra.Command, []string) { *started = true },
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cli.UsageError{Err: err} })
+	root.PersistentFlags().StringVar(&o.prefix, "prefix", lab.DefaultPrefix, "namespace name prefix (namespaces are PREFIX-NODE)")
+	root.PersistentFlags().StringVar(&o.runDir, "run-dir", "", "lab state, logs and pid files (default /run/vcpe-lab/PREFIX)")
+
+	root.AddCommand(&cobra.Command{
+		Use:   "up",
+		Short: "Build the lab's namespaces and links",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if os.Geteuid() != 0 {
+				return cli.Usagef("vcpe-lab up needs root to create network namespaces: run it with sudo")
+			}
+			l := o.lab()
+			if err := l.UpNetwork(cmd.Context()); err != nil {
+				if errors.Is(err, lab.ErrAlreadyUp) {
+					return cli.Usagef("%v", err)
+				}
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "lab %s is up: %d nodes. Step inside with: vcpe-lab exec site-a -- ip addr\n", o.prefix, len(l.Topo.Nodes))
+			return nil
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "down",
+		Short: "Stop every process in the lab and remove its namespaces and state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l := o.lab()
+			names, _ := l.Namespaces()
+			if err := l.Down(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "lab %s is down: removed %d namespaces\n", o.prefix, len(names))
+			return nil
+		},
+	})
+	var asJSON bool
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show which of the lab's namespaces exist",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l := o.lab()
+			names, err := l.Namespaces()
+			if err != nil {
+				return err
+			}
+			exists := map[string]bool{}
+			for _, n := range names {
+				exists[n] = true
+			}
+			type nodeStatus struct {
+				Node      string `json:"node"`
+				Kind      string `json:"kind"`
+				Namespace string `json:"namespace"`
+				Up        bool   `json:"up"`
+			}
+			var st []nodeStatus
+			up := 0
+			for _, n := range l.Topo.Nodes {
+				s := nodeStatus{n.Name, n.Kind, l.NS(n.Name), exists[l.NS(n.Name)]}
+				if s.Up {
+					up++
+				}
+				st = append(st, s)
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"prefix": o.prefix, "up": up == len(st), "nodes": st})
+			}
+			for _, s := range st {
+				word := "down"
+				if s.Up {
+					word = "up"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%-9s %-7s %-5s %s\n", s.Node, s.Kind, word, s.Namespace)
+			}
+			if up != len(st) {
+				return cli.Failed(fmt.Errorf("%d of %d nodes up", up, len(st)))
+			}
+			return nil
+		},
+	}
+	status.Flags().BoolVar(&asJSON, "json", false, "print a JSON document")
+	root.AddCommand(status)
+	root.AddCommand(&cobra.Command{
+		Use:   "exec NODE -- CMD [ARG...]",
+		Short: "Run a command inside a node (a shell when no command is given)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l := o.lab()
+			if _, ok := l.Node(args[0]); !ok {
+				return cli.Usagef("unknown node %q: see 'vcpe-lab status' for the nodes", args[0])
+			}
+			argv := args[1:]
+			if len(argv) == 0 {
+				argv = []string{"/bin/bash"}
+			}
+			c := l.Command(cmd.Context(), args[0], argv...)
+			c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+			err := c.Run()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return cli.Failed(fmt.Errorf("%s exited %d", argv[0], ee.ExitCode()))
+			}
+			return err
+		},
+	})
+	return root
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cobra.EnableTraverseRunHooks = true
+	var started bool
+	root := newRootCmd(&started)
+	err := root.ExecuteContext(ctx)
+	if err != nil && !started {
+		err = &cli.UsageError{Err: fmt.Errorf("%w (see 'vcpe-lab --help')", err)}
+	}
+	os.Exit(cli.Report(os.Stderr, "vcpe-lab", err))
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/provision"
+)
+
+func init() { subcommands = append(subcommands, newStatusCmd) }
+
+func newStatusCmd() *cobra.Command {
+	var stateDir string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the tunnel: state, last handshake, bytes, routes, controller sync",
+		Long: `Show the dataplane's status, read from vcped's control socket (STATE-DIR/vcped.sock).
+When vcped is not running, the last known configuration is read from the state file and
+the output says so. Exit code 0 when the tunnel is up, 1 otherwise.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := readStatus(stateDir)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(st); err != nil {
+					return err
+				}
+			} else {
+				dataplane.WriteText(out, st, time.Now())
+			}
+			if st.State != dataplane.StateUp {
+				return cli.Failed(fmt.Errorf("tunnel is %s", st.State))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", provision.DefaultStateDir, "device state directory")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as a JSON document")
+	return cmd
+}
+
+// readStatus asks vcped, or falls back to the state file.
+func readStatus(dir string) (dataplane.Status, error) {
+	sock := filepath.Join(dir, dataplane.ControlSocket)
+	st, sockErr := dataplane.ReadStatus(sock)
+	if sockErr == nil {
+		return st, nil
+	}
+	s, err := provision.LoadState(dir)
+	if err != nil {
+		if errors.Is(err, provision.ErrNoState) {
+			return dataplane.Status{}, cli.Usagef("--state-dir %s holds no device state: %v", dir, err)
+		}
+		return dataplane.Status{}, err
+	}
+	c := s.Config
+	st = dataplane.Status{
+		Role: "edge", State: dataplane.StateStopped,
+		Reason:    fmt.Sprintf("vcped is not running (%v); showing the last known configuration from the state file", sockErr),
+		Interface: dataplane.DefaultTUN, ListenPort: dataplane.DefaultListenPort,
+		PublicKey: s.PrivateKey.PublicKey(), OverlayAddr: c.OverlayAddr, Generation: c.Generation,
+		Routes: c.Routes, Peers: []dataplane.PeerStatus{}, Source: "state file", Time: time.Now(),
+	}
+	if st.Routes == nil {
+		st.Routes = []netip.Prefix{}
+	}
+	if !c.HubPublicKey.IsZero() {
+		st.Peers = append(st.Peers, dataplane.PeerStatus{Name: "hub", PublicKey: c.HubPublicKey, Endpoint: c.HubEndpoint.String()})
+	}
+	return st, nil
+}

@@ -1,0 +1,220 @@
+// Command vcped is the headless dataplane daemon on a vCPE device. It runs
+// in the foreground on the state that registration wrote (--state-dir),
+// brings the tunnel up with the dataplane package, keeps the configuration
+// in sync with the controller (or runs static on the saved configuration
+// when the state names no controller), and serves status on
+// STATE-DIR/vcped.sock. It only parses flags and wires packages together.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/provision"
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+var version = "dev"
+
+type options struct {
+	stateDir      string
+	tun           string
+	listenPort    uint16
+	uapiDir       string
+	metricsListen string
+	logLevel      string
+	syncInterval  time.Duration
+	reflector     string
+}
+
+func main() {
+	var o options
+	cmd := &cobra.Command{
+		Use:           "vcped --state-dir DIR",
+		Short:         "vcpe dataplane daemon: the device's WireGuard tunnel to the hub",
+		Version:       version,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), o) },
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cli.UsageError{Err: err} })
+	f := cmd.Flags()
+	f.StringVar(&o.stateDir, "state-dir", provision.DefaultStateDir, "device state directory (written by registration)")
+	f.StringVar(&o.tun, "tun", dataplane.DefaultTUN, "TUN interface name")
+	f.Uint16Var(&o.listenPort, "listen-port", dataplane.DefaultListenPort, "WireGuard UDP port")
+	f.StringVar(&o.uapiDir, "uapi-dir", dataplane.DefaultUAPIDir, "directory of the WireGuard UAPI socket (wg show reads "+dataplane.DefaultUAPIDir+")")
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9586)")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.DurationVar(&o.syncInterval, "sync-interval", 5*time.Second, "how often to poll the controller for configuration")
+	f.StringVar(&o.reflector, "reflector", ":12345", "UDP address of the probe reflector (vcpe probe udp); empty disables it")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(cli.Report(os.Stderr, "vcped", cmd.ExecuteContext(ctx)))
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, cli.Usagef("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if os.Getenv("JOURNAL_STREAM") != "" { // journald stamps lines itself
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+}
+
+func run(ctx context.Context, o options) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	var metricsAddr netip.AddrPort
+	if o.metricsListen != "" {
+		if metricsAddr, err = netip.ParseAddrPort(o.metricsListen); err != nil || !metricsAddr.Addr().IsLoopback() {
+			return cli.Usagef("--metrics-listen %q must be a loopback address and port, e.g. 127.0.0.1:9586", o.metricsListen)
+		}
+	}
+	st, err := provision.LoadState(o.stateDir)
+	if err != nil {
+		return err
+	}
+	eng, err := dataplane.New(dataplane.EdgeOptions{
+		PrivateKey: st.PrivateKey, TUN: o.tun, ListenPort: o.listenPort, UAPIDir: o.uapiDir, Logger: log,
+	})
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+
+	var syncer *dataplane.Syncer
+	static := dataplane.SyncStatus{Mode: "static", State: "static", Generation: st.Config.Generation}
+	switch {
+	case st.Controller == "":
+		log.Info("no controller in the state file: running static on the saved configuration")
+	default:
+		src, err := provision.NewClientFromState(st, provision.ClientOptions{Timeout: 10 * time.Second})
+		if err != nil {
+			return fmt.Errorf("controller client: %w", err)
+		}
+		syncer = dataplane.NewSyncer(src, eng, st.Config.Generation)
+		syncer.Interval, syncer.Logger = o.syncInterval, log
+		syncer.Save = func(cfg api.DeviceConfig) error {
+			cur, err := provision.LoadState(o.stateDir)
+			if err != nil {
+				return err
+			}
+			cur.Config = cfg
+			return provision.SaveState(o.stateDir, cur)
+		}
+	}
+	if syncer != nil {
+		eng.SetSyncStatus(syncer.Status)
+	} else {
+		eng.SetSyncStatus(func() dataplane.SyncStatus { return static })
+	}
+
+	if err := eng.Start(st.Config); err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	ctl, err := dataplane.ListenControl(filepath.Join(o.stateDir, dataplane.ControlSocket), eng.Status, log)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+
+	if metricsAddr.IsValid() {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(dataplane.NewCollector(eng.Status))
+		ln, err := net.Listen("tcp", metricsAddr.String())
+		if err != nil {
+			return fmt.Errorf("metrics listener %s: %w", metricsAddr, err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		log.Info("serving metrics", "addr", metricsAddr)
+	}
+
+	if syncer != nil {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go syncer.Run(sctx)
+	}
+
+	if o.reflector != "" {
+		pc, err := net.ListenPacket("udp4", o.reflector)
+		if err != nil {
+			return fmt.Errorf("probe reflector on %s: %w (pass another --reflector address, or --reflector= to disable it)", o.reflector, err)
+		}
+		defer pc.Close()
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			if err := (&diag.Reflector{}).Serve(rctx, pc); err != nil && rctx.Err() == nil {
+				log.Error("probe reflector stopped", "err", err)
+			}
+		}()
+	}
+
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+	watchdog, _ := daemon.SdWatchdogEnabled(false)
+	tick := 5 * time.Second
+	if watchdog > 0 && watchdog/2 < tick {
+		tick = watchdog / 2
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	last := ""
+	notifyStatus := func() {
+		s := eng.Status()
+		line := "tunnel " + s.State
+		if s.Reason != "" {
+			line += ": " + s.Reason
+		}
+		if line != last {
+			_, _ = daemon.SdNotify(false, "STATUS="+line)
+			last = line
+		}
+	}
+	notifyStatus()
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+			return nil
+		case <-t.C:
+			notifyStatus()
+			// The watchdog is fed only while the engine answers: a wedged
+			// engine (its lock held forever) gets vcped restarted.
+			if watchdog > 0 {
+				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			}
+		}
+	}
+}

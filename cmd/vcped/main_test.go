@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
+)
+
+func TestBadFlagsAreUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		o     options
+		field string
+	}{
+		{options{stateDir: t.TempDir(), logLevel: "info", metricsListen: "0.0.0.0:9586"}, "--metrics-listen"},
+		{options{stateDir: t.TempDir(), logLevel: "info", metricsListen: "localhost"}, "--metrics-listen"},
+		{options{stateDir: t.TempDir(), logLevel: "loud"}, "--log-level"},
+	} {
+		err := run(context.Background(), tc.o)
+		var ue *cli.UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%+v: err = %v; want a usage error naming %s", tc.o, err, tc.field)
+		}
+	}
+}
+
+func TestMissingStateNamesRegistration(t *testing.T) {
+	err := run(context.Background(), options{stateDir: t.TempDir(), logLevel: "info"})
+	if err == nil || !strings.Contains(err.Error(), "register") {
+		t.Errorf("err = %v; want it to say to register first", err)
+	}
+}

@@ -1,0 +1,202 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// Defaults shared by edge and hub.
+const (
+	DefaultTUN        = "vcpe0"
+	DefaultListenPort = 4500
+	DefaultUAPIDir    = "/var/run/wireguard"
+	DefaultMTU        = 1420
+
+	// RouteProtocol is the rtnetlink protocol number vcpe marks its routes
+	// with ("proto 118" in ip route), so it can find exactly its own routes
+	// again after a crash and never touch anyone else's.
+	RouteProtocol = 118
+
+	// DefaultKeepalive is the persistent keepalive (seconds) an edge uses
+	// when the controller leaves it to the device.
+	DefaultKeepalive = 15
+
+	// DefaultProbeInterval is how often the edge pings the hub's overlay
+	// address through the tunnel.
+	DefaultProbeInterval = time.Second
+	// DefaultDeadAfter is how long without a probe answer before the edge
+	// forces a new handshake.
+	DefaultDeadAfter = 3 * time.Second
+
+	// handshakeGrace is how long a handshake may stay unanswered before
+	// status reports "handshake not completing" (WireGuard's RekeyTimeout).
+	handshakeGrace = 5 * time.Second
+)
+
+// ErrUnsupported is returned on systems where the dataplane cannot run.
+var ErrUnsupported = errors.New("the vcpe dataplane runs on Linux only")
+
+// EdgeOptions configure the device's engine. The zero value of every field
+// but PrivateKey means "the default".
+type EdgeOptions struct {
+	PrivateKey api.Key
+	TUN        string // DefaultTUN
+	ListenPort uint16 // DefaultListenPort
+	UAPIDir    string // DefaultUAPIDir
+	MTU        int    // DefaultMTU
+
+	ProbeInterval time.Duration // DefaultProbeInterval
+	DeadAfter     time.Duration // DefaultDeadAfter
+
+	Logger *slog.Logger     // slog.Default()
+	Now    func() time.Time // time.Now
+}
+
+// HubOptions configure the hub's engine.
+type HubOptions struct {
+	PrivateKey api.Key
+	TUN        string // DefaultTUN
+	ListenPort uint16 // DefaultListenPort
+	UAPIDir    string // DefaultUAPIDir
+	MTU        int    // DefaultMTU
+	// TableName is the nftables table (family inet) holding the CCN
+	// isolation rules; "vcpe" by default. It is removed on Close.
+	TableName string
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+type common struct {
+	key        api.Key
+	tun        string
+	listenPort uint16
+	uapiDir    string
+	mtu        int
+	log        *slog.Logger
+	now        func() time.Time
+}
+
+func newCommon(key api.Key, tun string, port uint16, uapiDir string, mtu int, log *slog.Logger, now func() time.Time) (common, error) {
+	c := common{key: key, tun: tun, listenPort: port, uapiDir: uapiDir, mtu: mtu, log: log, now: now}
+	if key.IsZero() {
+		return c, errors.New("private key is empty: register the device (or give the hub its key) first")
+	}
+	if c.tun == "" {
+		c.tun = DefaultTUN
+	}
+	if len(c.tun) > 15 {
+		return c, fmt.Errorf("tun name %q is longer than 15 characters: pick a shorter --tun", c.tun)
+	}
+	if c.listenPort == 0 {
+		c.listenPort = DefaultListenPort
+	}
+	if c.uapiDir == "" {
+		c.uapiDir = DefaultUAPIDir
+	}
+	if c.mtu == 0 {
+		c.mtu = DefaultMTU
+	}
+	if c.mtu < 1280 || c.mtu > 9000 {
+		return c, fmt.Errorf("mtu %d out of range: use 1280..9000", c.mtu)
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+// ValidateDeviceConfig checks what the edge needs from a DeviceConfig and
+// names the field that is wrong.
+func ValidateDeviceConfig(c api.DeviceConfig) error {
+	switch {
+	case !c.OverlayAddr.IsValid() || !c.OverlayAddr.Addr().Is4():
+		return errors.New("config.overlay_addr is missing or not IPv4: sync the device config from the controller again")
+	case !c.HubOverlayAddr.IsValid():
+		return errors.New("config.hub_overlay_addr is missing: sync the device config again")
+	case c.HubPublicKey.IsZero():
+		return errors.New("config.hub_public_key is missing: sync the device config again")
+	case !c.HubEndpoint.IsValid() || c.HubEndpoint.Port() == 0:
+		return errors.New("config.hub_endpoint is missing or has no port: sync the device config again")
+	case c.PersistentKeepalive < 0 || c.PersistentKeepalive > 65535:
+		return fmt.Errorf("config.persistent_keepalive %d out of range: use 0..65535", c.PersistentKeepalive)
+	}
+	for i, p := range c.Routes {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return fmt.Errorf("config.routes[%d] %v is not an IPv4 prefix", i, p)
+		}
+	}
+	return nil
+}
+
+// ValidateHubConfig checks a HubConfig and names the field that is wrong.
+func ValidateHubConfig(c api.HubConfig) error {
+	if !c.Overlay.IsValid() || !c.Overlay.Addr().Is4() {
+		return errors.New("hub config overlay is missing or not IPv4")
+	}
+	if !c.HubOverlayAddr.IsValid() || !c.Overlay.Contains(c.HubOverlayAddr) {
+		return fmt.Errorf("hub config hub_overlay_addr %v is not inside overlay %v", c.HubOverlayAddr, c.Overlay)
+	}
+	for i, p := range c.CloudPrefixes {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return fmt.Errorf("hub config cloud_prefixes[%d] %v is not an IPv4 prefix", i, p)
+		}
+	}
+	seen := map[api.Key]bool{}
+	for i, p := range c.Peers {
+		if p.PublicKey.IsZero() {
+			return fmt.Errorf("hub config peers[%d] (%s) public_key is empty", i, p.SN)
+		}
+		if seen[p.PublicKey] {
+			return fmt.Errorf("hub config peers[%d] (%s) public_key is used by another peer", i, p.SN)
+		}
+		seen[p.PublicKey] = true
+		for j, a := range p.AllowedIPs {
+			if !a.IsValid() || !a.Addr().Is4() {
+				return fmt.Errorf("hub config peers[%d] (%s) allowed_ips[%d] %v is not an IPv4 prefix", i, p.SN, j, a)
+			}
+		}
+	}
+	return nil
+}
+
+// hubDefault returns keepalive seconds for an edge config.
+func keepaliveOf(c api.DeviceConfig) int {
+	if c.PersistentKeepalive > 0 {
+		return c.PersistentKeepalive
+	}
+	return DefaultKeepalive
+}
+
+// edgeAllowedIPs is what the edge accepts from (and sends to) the hub: the
+// overlay plus every learned route, masked and deduplicated.
+func edgeAllowedIPs(c api.DeviceConfig) []netip.Prefix {
+	return normalize(append([]netip.Prefix{c.OverlayAddr.Masked()}, c.Routes...))
+}
+
+// cloneDeviceConfig copies c so the engine's view cannot change under it
+// when the caller reuses its slices.
+func cloneDeviceConfig(c api.DeviceConfig) api.DeviceConfig {
+	c.Routes = slices.Clone(c.Routes)
+	c.Advertised = slices.Clone(c.Advertised)
+	return c
+}
+
+// cloneHubConfig copies c, peers and prefixes included.
+func cloneHubConfig(c api.HubConfig) api.HubConfig {
+	c.CloudPrefixes = slices.Clone(c.CloudPrefixes)
+	c.Peers = slices.Clone(c.Peers)
+	for i := range c.Peers {
+		c.Peers[i].AllowedIPs = slices.Clone(c.Peers[i].AllowedIPs)
+	}
+	return c
+}

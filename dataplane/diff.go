@@ -1,0 +1,138 @@
+package dataplane
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// normalize masks, sorts and deduplicates prefixes.
+func normalize(ps []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(ps))
+	for _, p := range ps {
+		if p.IsValid() {
+			out = append(out, p.Masked())
+		}
+	}
+	slices.SortFunc(out, comparePrefix)
+	return slices.Compact(out)
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// DiffPrefixes returns what must be added to have to reach want, and what
+// must be removed. Both inputs may be unsorted and hold duplicates.
+func DiffPrefixes(have, want []netip.Prefix) (add, del []netip.Prefix) {
+	h, w := normalize(have), normalize(want)
+	for _, p := range w {
+		if _, found := slices.BinarySearchFunc(h, p, comparePrefix); !found {
+			add = append(add, p)
+		}
+	}
+	for _, p := range h {
+		if _, found := slices.BinarySearchFunc(w, p, comparePrefix); !found {
+			del = append(del, p)
+		}
+	}
+	return add, del
+}
+
+// routedPrefixes are the prefixes that need a kernel route into the TUN:
+// everything not already covered by the on-link overlay.
+func routedPrefixes(overlay netip.Prefix, ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range normalize(ps) {
+		if overlay.IsValid() && overlay.Bits() <= p.Bits() && overlay.Contains(p.Addr()) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// PeerChange is one step of a HubPeerDiff.
+type PeerChange struct {
+	Op   string // "add", "remove", "update"
+	Peer api.HubPeer
+}
+
+// HubPeerDiff compares the peers the hub runs with the peers it should run,
+// matched by public key. A peer whose AllowedIPs, CCN or role changed is an
+// "update" (applied in place: its session is kept).
+func HubPeerDiff(have, want []api.HubPeer) []PeerChange {
+	hm := map[api.Key]api.HubPeer{}
+	for _, p := range have {
+		hm[p.PublicKey] = p
+	}
+	wm := map[api.Key]bool{}
+	var out []PeerChange
+	for _, p := range want {
+		wm[p.PublicKey] = true
+		old, ok := hm[p.PublicKey]
+		switch {
+		case !ok:
+			out = append(out, PeerChange{Op: "add", Peer: p})
+		case !samePeer(old, p):
+			out = append(out, PeerChange{Op: "update", Peer: p})
+		}
+	}
+	for _, p := range have {
+		if !wm[p.PublicKey] {
+			out = append(out, PeerChange{Op: "remove", Peer: p})
+		}
+	}
+	return out
+}
+
+func samePeer(a, b api.HubPeer) bool {
+	return a.SN == b.SN && a.InstanceID == b.InstanceID && a.CCN == b.CCN && a.OverlayAddr == b.OverlayAddr &&
+		a.Active == b.Active && slices.Equal(normalize(a.AllowedIPs), normalize(b.AllowedIPs))
+}
+
+func hexKey(k api.Key) string { return hex.EncodeToString(k[:]) }
+
+// hubPeerUAPI renders the UAPI set operations for a list of peer changes.
+func hubPeerUAPI(changes []PeerChange) string {
+	var b strings.Builder
+	for _, c := range changes {
+		fmt.Fprintf(&b, "public_key=%s\n", hexKey(c.Peer.PublicKey))
+		switch c.Op {
+		case "remove":
+			b.WriteString("remove=true\n")
+			continue
+		case "update":
+			b.WriteString("update_only=true\n")
+		}
+		b.WriteString("replace_allowed_ips=true\n")
+		for _, p := range normalize(c.Peer.AllowedIPs) {
+			fmt.Fprintf(&b, "allowed_ip=%s\n", p)
+		}
+	}
+	return b.String()
+}
+
+// edgePeerUAPI renders the hub peer of an edge, replacing everything about
+// it. When old is non-nil and has another hub key, the old peer is removed.
+func edgePeerUAPI(old *api.DeviceConfig, c api.DeviceConfig) string {
+	var b strings.Builder
+	if old != nil && old.HubPublicKey != c.HubPublicKey {
+		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", hexKey(old.HubPublicKey))
+	}
+	fmt.Fprintf(&b, "public_key=%s\n", hexKey(c.HubPublicKey))
+	fmt.Fprintf(&b, "endpoint=%s\n", c.HubEndpoint)
+	fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", keepaliveOf(c))
+	b.WriteString("replace_allowed_ips=true\n")
+	for _, p := range edgeAllowedIPs(c) {
+		fmt.Fprintf(&b, "allowed_ip=%s\n", p)
+	}
+	return b.String()
+}

@@ -1,0 +1,394 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/device"
+
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// Engine is the edge (device) dataplane: one WireGuard peer, the hub.
+type Engine struct {
+	c             common
+	probeInterval time.Duration
+	deadAfter     time.Duration
+
+	mu      sync.Mutex
+	w       *wgIface
+	cfg     api.DeviceConfig
+	state   string // StateStopped before Start and after Close, StateRevoked after Revoke
+	reason  string
+	syncFn  func() SyncStatus
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup
+	probe   net.PacketConn
+	lastRx  atomic.Int64 // unix nanos of the last probe answer
+	lastFix atomic.Int64 // unix nanos of the last forced handshake
+	// target is what the background goroutines need of the config; they
+	// never take mu, so Close (which holds mu) can wait for them.
+	target atomic.Pointer[probeTarget]
+}
+
+type probeTarget struct {
+	hubKey     api.Key
+	hubOverlay netip.Addr
+}
+
+// New validates the options. It changes nothing on the host.
+func New(opts EdgeOptions) (*Engine, error) {
+	c, err := newCommon(opts.PrivateKey, opts.TUN, opts.ListenPort, opts.UAPIDir, opts.MTU, opts.Logger, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{c: c, probeInterval: opts.ProbeInterval, deadAfter: opts.DeadAfter, state: StateStopped}
+	if e.probeInterval <= 0 {
+		e.probeInterval = DefaultProbeInterval
+	}
+	if e.deadAfter <= 0 {
+		e.deadAfter = DefaultDeadAfter
+	}
+	return e, nil
+}
+
+// SetSyncStatus makes Status include the controller sync state.
+func (e *Engine) SetSyncStatus(f func() SyncStatus) {
+	e.mu.Lock()
+	e.syncFn = f
+	e.mu.Unlock()
+}
+
+// Start brings the tunnel up with cfg: TUN, overlay address, routes
+// (reconciled with what a previous run left), IPv4 forwarding, the hub peer,
+// the liveness prober and the roaming watcher. A failed Start undoes what
+// it did.
+func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
+	if err := ValidateDeviceConfig(cfg); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.w != nil {
+		return errors.New("engine already started")
+	}
+	w, err := openWG(e.c)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			e.stopLocked(w)
+			e.state = StateStopped
+		}
+	}()
+	if err = w.setAddr(cfg.OverlayAddr, netip.Prefix{}); err != nil {
+		return err
+	}
+	if err = w.reconcileRoutes(routedPrefixes(cfg.OverlayAddr.Masked(), cfg.Routes)); err != nil {
+		return err
+	}
+	if err = w.enableForwarding(); err != nil {
+		return err
+	}
+	if err = w.ipcSet(edgePeerUAPI(nil, cfg)); err != nil {
+		return fmt.Errorf("configure hub peer: %w", err)
+	}
+	err = w.inNS(func() error {
+		var e2 error
+		e.probe, e2 = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		return e2
+	})
+	if err != nil {
+		return fmt.Errorf("open liveness probe socket: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.w, e.cfg, e.state, e.reason = w, cloneDeviceConfig(cfg), StateConnecting, ""
+	e.target.Store(&probeTarget{hubKey: cfg.HubPublicKey, hubOverlay: cfg.HubOverlayAddr})
+	now := e.c.now().UnixNano()
+	e.lastRx.Store(now)
+	e.lastFix.Store(now)
+	updates := make(chan struct{}, 1)
+	if err = e.watchNetlink(ctx, w, updates); err != nil {
+		e.w = nil
+		return err
+	}
+	probe := e.probe
+	e.bg.Add(3)
+	go func() { defer e.bg.Done(); e.readProbes(probe) }()
+	go func() { defer e.bg.Done(); e.liveness(ctx, w, probe, updates) }()
+	go func() { defer e.bg.Done(); <-ctx.Done(); probe.Close() }()
+	e.c.log.Info("tunnel started", "interface", w.name, "listen_port", e.c.listenPort,
+		"overlay", cfg.OverlayAddr, "hub", cfg.HubEndpoint, "routes", len(cfg.Routes))
+	return nil
+}
+
+// Apply changes the running tunnel to cfg, touching only what differs.
+func (e *Engine) Apply(cfg api.DeviceConfig) error {
+	if err := ValidateDeviceConfig(cfg); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := e.w
+	if w == nil {
+		return errClosed
+	}
+	old := e.cfg
+	if old.OverlayAddr != cfg.OverlayAddr {
+		if err := w.setAddr(cfg.OverlayAddr, old.OverlayAddr); err != nil {
+			return err
+		}
+	}
+	oldRoutes := routedPrefixes(old.OverlayAddr.Masked(), old.Routes)
+	newRoutes := routedPrefixes(cfg.OverlayAddr.Masked(), cfg.Routes)
+	if add, del := DiffPrefixes(oldRoutes, newRoutes); len(add)+len(del) > 0 || old.OverlayAddr != cfg.OverlayAddr {
+		if err := w.reconcileRoutes(newRoutes); err != nil {
+			return err
+		}
+		e.c.log.Info("routes changed", "added", add, "removed", del)
+	}
+	if old.HubPublicKey != cfg.HubPublicKey || old.HubEndpoint != cfg.HubEndpoint ||
+		keepaliveOf(old) != keepaliveOf(cfg) || !slices.Equal(edgeAllowedIPs(old), edgeAllowedIPs(cfg)) {
+		if err := w.ipcSet(edgePeerUAPI(&old, cfg)); err != nil {
+			return fmt.Errorf("update hub peer: %w", err)
+		}
+	}
+	e.cfg = cloneDeviceConfig(cfg)
+	e.target.Store(&probeTarget{hubKey: cfg.HubPublicKey, hubOverlay: cfg.HubOverlayAddr})
+	return nil
+}
+
+// Revoke tears the tunnel down for good and keeps reason for Status.
+func (e *Engine) Revoke(reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.w != nil {
+		e.stopLocked(e.w)
+	}
+	e.state, e.reason = StateRevoked, reason
+}
+
+// Close removes the routes and the interface the engine created. It is
+// idempotent.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.w != nil {
+		e.stopLocked(e.w)
+		e.c.log.Info("tunnel stopped")
+	}
+	if e.state != StateRevoked {
+		e.state = StateStopped
+	}
+	return nil
+}
+
+func (e *Engine) stopLocked(w *wgIface) {
+	if e.cancel != nil {
+		e.cancel()
+		e.cancel = nil
+	}
+	e.bg.Wait()
+	if e.probe != nil {
+		e.probe.Close()
+		e.probe = nil
+	}
+	if w.nl != nil && w.link != nil {
+		w.removeRoutes()
+	}
+	w.close()
+	e.w = nil
+}
+
+// Status reports the tunnel as data.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.c.now()
+	st := Status{Role: "edge", State: e.state, Reason: e.reason, Interface: e.c.tun, ListenPort: e.c.listenPort,
+		PublicKey: e.c.key.PublicKey(), OverlayAddr: e.cfg.OverlayAddr, Generation: e.cfg.Generation,
+		Routes: routedPrefixes(e.cfg.OverlayAddr.Masked(), e.cfg.Routes), Peers: []PeerStatus{}, Source: "daemon", Time: now}
+	if e.syncFn != nil {
+		s := e.syncFn()
+		st.Sync = &s
+	}
+	if e.w == nil {
+		st.Routes = []netip.Prefix{}
+		return st
+	}
+	peers, err := e.w.peers()
+	if err != nil {
+		st.Reason = err.Error()
+		return st
+	}
+	for _, p := range peers {
+		if p.PublicKey != e.cfg.HubPublicKey {
+			continue
+		}
+		first, last := e.w.att.get(p.PublicKey, p.LastHandshake)
+		ps := peerStatus(now, "hub", p, first, last)
+		st.Peers = append(st.Peers, ps)
+		st.State, st.Reason = edgeState(now, ps)
+	}
+	return st
+}
+
+// ForceHandshake drops the current session with the hub and starts a new
+// handshake now, instead of waiting for WireGuard's timers.
+func (e *Engine) forceHandshake(w *wgIface, hub api.Key, why string) {
+	p := w.dev.LookupPeer(device.NoisePublicKey(hub))
+	if p == nil {
+		return
+	}
+	e.lastFix.Store(e.c.now().UnixNano())
+	e.c.log.Debug("forcing a new handshake with the hub", "reason", why)
+	p.ExpireCurrentKeypairs()
+	_ = p.SendHandshakeInitiation(false)
+}
+
+// liveness pings the hub's overlay address through the tunnel every probe
+// interval; after deadAfter without an answer it forces a handshake (and
+// again every deadAfter while the path stays dead). A change of the
+// host's addresses, routes or links (roaming, WAN back up) rebinds the UDP
+// socket and forces a handshake at once.
+func (e *Engine) liveness(ctx context.Context, w *wgIface, probe net.PacketConn, updates <-chan struct{}) {
+	t := time.NewTicker(e.probeInterval)
+	defer t.Stop()
+	id := os.Getpid() & 0xffff
+	var seq int
+	var deadSince time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-updates:
+			hub := e.target.Load().hubKey
+			e.c.log.Info("network changed: rebinding and starting a new handshake")
+			if err := w.inNS(w.dev.BindUpdate); err != nil {
+				e.c.log.Warn("rebind after network change", "err", err)
+			}
+			e.forceHandshake(w, hub, "network change")
+		case <-t.C:
+			tg := e.target.Load()
+			hub, dst := tg.hubKey, tg.hubOverlay
+			seq++
+			msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq & 0xffff, Data: []byte("vcpe-liveness")}}
+			if b, err := msg.Marshal(nil); err == nil {
+				_, _ = probe.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()})
+			}
+			now := e.c.now().UnixNano()
+			dead := now-e.lastRx.Load() > int64(e.deadAfter)
+			switch {
+			case dead && deadSince.IsZero():
+				deadSince = time.Unix(0, e.lastRx.Load())
+				e.c.log.Warn("hub not answering through the tunnel; forcing new handshakes until it does",
+					"hub", dst, "every", e.deadAfter)
+			case !dead && !deadSince.IsZero():
+				e.c.log.Info("hub answering again", "hub", dst, "after", time.Duration(now-deadSince.UnixNano()).Round(100*time.Millisecond))
+				deadSince = time.Time{}
+			}
+			if dead && now-e.lastFix.Load() > int64(e.deadAfter) {
+				e.forceHandshake(w, hub, "hub not answering probes")
+			}
+		}
+	}
+}
+
+func (e *Engine) readProbes(c net.PacketConn) {
+	buf := make([]byte, 1500)
+	id := os.Getpid() & 0xffff
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		m, err := icmp.ParseMessage(1, buf[:n])
+		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
+			continue
+		}
+		if echo, ok := m.Body.(*icmp.Echo); ok && echo.ID == id {
+			hub := e.target.Load().hubOverlay
+			if ip, ok := from.(*net.IPAddr); ok {
+				if a, ok := netip.AddrFromSlice(ip.IP); ok && a.Unmap() == hub {
+					e.lastRx.Store(e.c.now().UnixNano())
+				}
+			}
+		}
+	}
+}
+
+// watchNetlink subscribes to IPv4 address and route changes in the
+// engine's namespace (ignoring the TUN's own and vcpe's routes) and signals
+// updates, debounced. A link going down or up shows up as its connected
+// routes going and coming; a new interface without addresses does not
+// disturb the tunnel.
+func (e *Engine) watchNetlink(ctx context.Context, w *wgIface, updates chan<- struct{}) error {
+	addrs := make(chan netlink.AddrUpdate, 16)
+	routes := make(chan netlink.RouteUpdate, 16)
+	done := make(chan struct{})
+	ns := w.ns
+	fail := func(err error) error { close(done); return fmt.Errorf("watch network changes: %w", err) }
+	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{Namespace: &ns}); err != nil {
+		return fail(err)
+	}
+	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{Namespace: &ns}); err != nil {
+		return fail(err)
+	}
+	idx := w.link.Attrs().Index
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		defer func() {
+			close(done)
+			// The subscription goroutines sit in a blocking netlink read
+			// that closing the socket does not interrupt: they return at
+			// the next event (the TUN's own removal at Close makes one).
+			// Drain in the background so neither blocks on a full channel.
+			go func() {
+				for range addrs {
+				}
+			}()
+			go func() {
+				for range routes {
+				}
+			}()
+		}()
+		var debounce <-chan time.Time
+		for {
+			changed := false
+			select {
+			case <-ctx.Done():
+				return
+			case u, ok := <-addrs:
+				changed = ok && u.LinkIndex != idx && u.LinkAddress.IP.To4() != nil
+			case u, ok := <-routes:
+				changed = ok && u.LinkIndex != idx && u.Protocol != RouteProtocol &&
+					u.Family == netlink.FAMILY_V4 && (u.Table == 0 || u.Table == unix.RT_TABLE_MAIN)
+			case <-debounce:
+				debounce = nil
+				select {
+				case updates <- struct{}{}:
+				default:
+				}
+			}
+			if changed && debounce == nil {
+				debounce = time.After(200 * time.Millisecond)
+			}
+		}
+	}()
+	return nil
+}

@@ -1,0 +1,76 @@
+package dataplane
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// WriteText renders a Status for people (vcpe status without --json).
+func WriteText(w io.Writer, st Status, now time.Time) {
+	src := "live from vcped"
+	if st.Source != "daemon" {
+		src = "from the " + st.Source + " (vcped is not running)"
+	}
+	fmt.Fprintf(w, "%-10s %s (%s)\n", "state:", st.State, src)
+	if st.Reason != "" {
+		fmt.Fprintf(w, "%-10s %s\n", "reason:", st.Reason)
+	}
+	fmt.Fprintf(w, "%-10s %s, UDP %d, public key %s\n", "interface:", st.Interface, st.ListenPort, st.PublicKey)
+	if st.OverlayAddr.IsValid() {
+		fmt.Fprintf(w, "%-10s %s (config generation %d)\n", "overlay:", st.OverlayAddr, st.Generation)
+	}
+	for _, p := range st.Peers {
+		name := p.Name
+		if name == "" {
+			name = "peer"
+		}
+		fmt.Fprintf(w, "%-10s %s at %s", name+":", p.PublicKey, orNone(p.Endpoint))
+		if p.CCN != "" {
+			fmt.Fprintf(w, ", ccn %s", p.CCN)
+		}
+		if p.Active {
+			fmt.Fprint(w, ", active")
+		}
+		fmt.Fprintln(w)
+		hs := "none yet"
+		if !p.LastHandshake.IsZero() {
+			hs = ago(now, p.LastHandshake) + " ago"
+		}
+		fmt.Fprintf(w, "  last handshake %s, transfer %d B received, %d B sent\n", hs, p.RxBytes, p.TxBytes)
+		if p.Problem != "" {
+			fmt.Fprintf(w, "  problem: %s\n", p.Problem)
+		}
+	}
+	fmt.Fprintf(w, "%-10s %s\n", "routes:", joinPrefixes(st.Routes))
+	if s := st.Sync; s != nil {
+		line := s.Mode + ", " + s.State
+		if !s.LastSuccess.IsZero() {
+			line += fmt.Sprintf(", last success %s ago", ago(now, s.LastSuccess))
+		}
+		if s.LastError != "" {
+			line += ", last error: " + s.LastError
+		}
+		fmt.Fprintf(w, "%-10s %s\n", "sync:", line)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no endpoint)"
+	}
+	return s
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "(none)"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}

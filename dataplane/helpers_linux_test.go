@@ -1,0 +1,215 @@
+package dataplane_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/dataplane/netnstest"
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// helperEnv selects a helper main in the test binary: the test re-executes
+// itself inside a namespace (ip netns exec) to run a real hub process or a
+// small network tool.
+const helperEnv = "VCPE_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(helperEnv) {
+	case "":
+		netnstest.Main(m)
+	case "hub":
+		os.Exit(hubMain(os.Args[1:]))
+	case "udpecho":
+		os.Exit(udpEchoMain(os.Args[1:]))
+	case "udpsend":
+		os.Exit(udpSendMain(os.Args[1:]))
+	case "httpget":
+		os.Exit(httpGetMain(os.Args[1:]))
+	default:
+		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(helperEnv))
+		os.Exit(2)
+	}
+}
+
+// hubKeyConfig is the file the hub helper reads.
+type hubFile struct {
+	PrivateKey api.Key       `json:"private_key"`
+	UAPIDir    string        `json:"uapi_dir"`
+	Control    string        `json:"control"`
+	Config     api.HubConfig `json:"config"`
+}
+
+// hubMain runs the hub dataplane the way vcpe-hub serve would: from a
+// config file, reloading it on SIGHUP, closing on SIGTERM.
+func hubMain(args []string) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	read := func() (hubFile, error) {
+		var f hubFile
+		b, err := os.ReadFile(args[0])
+		if err != nil {
+			return f, err
+		}
+		return f, json.Unmarshal(b, &f)
+	}
+	f, err := read()
+	if err != nil {
+		log.Error("read hub file", "err", err)
+		return 1
+	}
+	h, err := dataplane.NewHub(dataplane.HubOptions{PrivateKey: f.PrivateKey, UAPIDir: f.UAPIDir, Logger: log})
+	if err != nil {
+		log.Error("new hub", "err", err)
+		return 1
+	}
+	if err := h.Start(f.Config); err != nil {
+		log.Error("start hub", "err", err)
+		return 1
+	}
+	defer h.Close()
+	ctl, err := dataplane.ListenControl(f.Control, h.Status, log)
+	if err != nil {
+		log.Error("control", "err", err)
+		return 1
+	}
+	defer ctl.Close()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for s := range sig {
+		if s != syscall.SIGHUP {
+			return 0
+		}
+		f, err := read()
+		if err == nil {
+			err = h.Apply(f.Config)
+		}
+		if err != nil {
+			log.Error("reload", "err", err)
+		} else {
+			log.Info("reloaded", "generation", f.Config.Generation)
+		}
+	}
+	return 0
+}
+
+func udpEchoMain(args []string) int {
+	pc, err := net.ListenPacket("udp4", args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return 1
+		}
+		_, _ = pc.WriteTo(buf[:n], from)
+	}
+}
+
+// udpSendMain sends a datagram to args[0] and waits for the echo; it tries
+// three times, one second each.
+func udpSendMain(args []string) int {
+	c, err := net.Dial("udp4", args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer c.Close()
+	buf := make([]byte, 2048)
+	for i := range 3 {
+		msg := fmt.Sprintf("vcpe-udp-%d", i)
+		_, _ = c.Write([]byte(msg))
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := c.Read(buf)
+		if err == nil && string(buf[:n]) == msg {
+			return 0
+		}
+	}
+	fmt.Fprintln(os.Stderr, "no echo from", args[0])
+	return 1
+}
+
+func httpGetMain(args []string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(os.Stdout, resp.Body)
+	return 0
+}
+
+// notifySock is a stand-in for systemd's notification socket. Like
+// systemd it reads all the time: a full socket would block the daemon.
+type notifySock struct {
+	path string
+	mu   sync.Mutex
+	got  []string
+}
+
+func listenNotify(t *testing.T) *notifySock {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &notifySock{path: path}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			k, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.got = append(n.got, strings.Split(string(buf[:k]), "\n")...)
+			n.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return n
+}
+
+// wait waits up to 10 s for a notification that starts with want.
+func (n *notifySock) wait(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n.mu.Lock()
+		got := slices.Clone(n.got)
+		n.mu.Unlock()
+		for _, g := range got {
+			if strings.HasPrefix(g, want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("no %q from vcped on NOTIFY_SOCKET; got %q", want, got)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

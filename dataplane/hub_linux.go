@@ -1,0 +1,181 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+
+	"github.com/google/nftables"
+
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// Hub is the cloud side's tunnel end: one UDP endpoint for every device.
+type Hub struct {
+	c     common
+	table string
+
+	mu  sync.Mutex
+	w   *wgIface
+	nft *nftables.Conn
+	cfg api.HubConfig
+}
+
+// NewHub validates the options. It changes nothing on the host.
+func NewHub(opts HubOptions) (*Hub, error) {
+	c, err := newCommon(opts.PrivateKey, opts.TUN, opts.ListenPort, opts.UAPIDir, opts.MTU, opts.Logger, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{c: c, table: opts.TableName}
+	if h.table == "" {
+		h.table = "vcpe"
+	}
+	return h, nil
+}
+
+// Start brings the hub up with cfg. A failed Start undoes what it did.
+func (h *Hub) Start(cfg api.HubConfig) (err error) {
+	if err := ValidateHubConfig(cfg); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.w != nil {
+		return errors.New("hub already started")
+	}
+	w, err := openWG(h.c)
+	if err != nil {
+		return err
+	}
+	nft, err := nftables.New(nftables.WithNetNSFd(int(w.ns)))
+	if err != nil {
+		w.close()
+		return fmt.Errorf("nftables: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = deleteIsolation(nft, h.table)
+			w.close()
+		}
+	}()
+	if err = w.setAddr(netip.PrefixFrom(cfg.HubOverlayAddr, cfg.Overlay.Bits()), netip.Prefix{}); err != nil {
+		return err
+	}
+	if err = w.enableForwarding(); err != nil {
+		return err
+	}
+	// Isolation first: no packet may cross before the rules are in place.
+	if err = writeIsolation(nft, h.table, w.name, cfg); err != nil {
+		return err
+	}
+	if err = h.applyPeers(w, nil, cfg); err != nil {
+		return err
+	}
+	h.w, h.nft, h.cfg = w, nft, cloneHubConfig(cfg)
+	h.c.log.Info("hub started", "interface", w.name, "listen_port", h.c.listenPort, "peers", len(cfg.Peers))
+	return nil
+}
+
+// Apply changes the hub to cfg: peers added, removed and updated in place
+// (other tunnels undisturbed), routes and isolation rules replaced.
+func (h *Hub) Apply(cfg api.HubConfig) error {
+	if err := ValidateHubConfig(cfg); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.w == nil {
+		return errClosed
+	}
+	if cfg.HubOverlayAddr != h.cfg.HubOverlayAddr || cfg.Overlay != h.cfg.Overlay {
+		if err := h.w.setAddr(netip.PrefixFrom(cfg.HubOverlayAddr, cfg.Overlay.Bits()),
+			netip.PrefixFrom(h.cfg.HubOverlayAddr, h.cfg.Overlay.Bits())); err != nil {
+			return err
+		}
+	}
+	// Tighten first when peers go away, loosen last when they arrive: the
+	// rules are written before the peers change and after.
+	if err := writeIsolation(h.nft, h.table, h.w.name, cfg); err != nil {
+		return err
+	}
+	if err := h.applyPeers(h.w, h.cfg.Peers, cfg); err != nil {
+		return err
+	}
+	h.cfg = cloneHubConfig(cfg)
+	return nil
+}
+
+func (h *Hub) applyPeers(w *wgIface, have []api.HubPeer, cfg api.HubConfig) error {
+	changes := HubPeerDiff(have, cfg.Peers)
+	if len(changes) > 0 {
+		if err := w.ipcSet(hubPeerUAPI(changes)); err != nil {
+			return fmt.Errorf("configure hub peers: %w", err)
+		}
+		for _, c := range changes {
+			h.c.log.Info("hub peer "+c.Op, "sn", c.Peer.SN, "ccn", c.Peer.CCN, "active", c.Peer.Active, "allowed_ips", c.Peer.AllowedIPs)
+		}
+	}
+	return w.reconcileRoutes(hubRoutes(cfg))
+}
+
+// hubRoutes are the peers' prefixes outside the overlay.
+func hubRoutes(cfg api.HubConfig) []netip.Prefix {
+	var all []netip.Prefix
+	for _, p := range cfg.Peers {
+		all = append(all, p.AllowedIPs...)
+	}
+	return routedPrefixes(cfg.Overlay, all)
+}
+
+// Close removes the isolation table, the routes and the interface. It is
+// idempotent.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.w == nil {
+		return nil
+	}
+	err := deleteIsolation(h.nft, h.table)
+	h.w.removeRoutes()
+	h.w.close()
+	h.w = nil
+	h.c.log.Info("hub stopped")
+	return err
+}
+
+// Status reports the hub and every peer.
+func (h *Hub) Status() Status {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.c.now()
+	st := Status{Role: "hub", State: StateStopped, Interface: h.c.tun, ListenPort: h.c.listenPort,
+		PublicKey: h.c.key.PublicKey(), Generation: h.cfg.Generation, Routes: []netip.Prefix{}, Peers: []PeerStatus{},
+		Source: "daemon", Time: now}
+	if h.w == nil {
+		return st
+	}
+	st.State = StateUp
+	st.OverlayAddr = netip.PrefixFrom(h.cfg.HubOverlayAddr, h.cfg.Overlay.Bits())
+	st.Routes = hubRoutes(h.cfg)
+	peers, err := h.w.peers()
+	if err != nil {
+		st.Reason = err.Error()
+		return st
+	}
+	byKey := map[api.Key]api.HubPeer{}
+	for _, p := range h.cfg.Peers {
+		byKey[p.PublicKey] = p
+	}
+	for _, p := range peers {
+		hp := byKey[p.PublicKey]
+		first, last := h.w.att.get(p.PublicKey, p.LastHandshake)
+		ps := peerStatus(now, hp.SN, p, first, last)
+		ps.CCN, ps.Active = hp.CCN, hp.Active
+		st.Peers = append(st.Peers, ps)
+	}
+	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Name < st.Peers[j].Name })
+	return st
+}

@@ -1,0 +1,61 @@
+package dataplane
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Collector exports a Status to Prometheus. It reads status() on every
+// scrape, so metrics are never staler than the scrape.
+type Collector struct {
+	status func() Status
+
+	up, handshake, rx, tx, routes, syncOK *prometheus.Desc
+}
+
+// NewCollector returns a Collector over status.
+func NewCollector(status func() Status) *Collector {
+	return &Collector{
+		status:    status,
+		up:        prometheus.NewDesc("vcpe_tunnel_up", "1 when the tunnel is up (a fresh handshake with the hub), else 0.", []string{"role", "interface", "state"}, nil),
+		handshake: prometheus.NewDesc("vcpe_peer_last_handshake_seconds", "Unix time of the last completed handshake with the peer (0: never).", []string{"peer", "public_key"}, nil),
+		rx:        prometheus.NewDesc("vcpe_peer_receive_bytes_total", "Bytes received from the peer through the tunnel.", []string{"peer", "public_key"}, nil),
+		tx:        prometheus.NewDesc("vcpe_peer_transmit_bytes_total", "Bytes sent to the peer through the tunnel.", []string{"peer", "public_key"}, nil),
+		routes:    prometheus.NewDesc("vcpe_routes", "Routes vcpe installed into the tunnel.", nil, nil),
+		syncOK:    prometheus.NewDesc("vcpe_controller_sync_ok", "1 when the last controller sync succeeded (static mode: 1).", []string{"state"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.handshake, c.rx, c.tx, c.routes, c.syncOK} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.status()
+	up := 0.0
+	if st.State == StateUp {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, st.Role, st.Interface, st.State)
+	for _, p := range st.Peers {
+		k := p.PublicKey.String()
+		hs := 0.0
+		if !p.LastHandshake.IsZero() {
+			hs = float64(p.LastHandshake.UnixNano()) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(c.handshake, prometheus.GaugeValue, hs, p.Name, k)
+		ch <- prometheus.MustNewConstMetric(c.rx, prometheus.CounterValue, float64(p.RxBytes), p.Name, k)
+		ch <- prometheus.MustNewConstMetric(c.tx, prometheus.CounterValue, float64(p.TxBytes), p.Name, k)
+	}
+	ch <- prometheus.MustNewConstMetric(c.routes, prometheus.GaugeValue, float64(len(st.Routes)))
+	if st.Sync != nil {
+		ok := 0.0
+		if st.Sync.State == "ok" || st.Sync.State == "static" {
+			ok = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.syncOK, prometheus.GaugeValue, ok, st.Sync.State)
+	}
+}

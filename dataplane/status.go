@@ -1,0 +1,163 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// Tunnel states in Status.State.
+const (
+	StateUp                     = "up"
+	StateConnecting             = "connecting"
+	StateHandshakeNotCompleting = "handshake not completing"
+	StateRevoked                = "revoked"
+	StateStopped                = "stopped"
+)
+
+// Status is what the engine reports: the control socket serves it as JSON
+// and vcpe status prints it.
+type Status struct {
+	Role        string         `json:"role"` // "edge" or "hub"
+	State       string         `json:"state"`
+	Reason      string         `json:"reason,omitempty"`
+	Interface   string         `json:"interface"`
+	ListenPort  uint16         `json:"listen_port"`
+	PublicKey   api.Key        `json:"public_key"`
+	OverlayAddr netip.Prefix   `json:"overlay_addr,omitzero"`
+	Generation  uint64         `json:"generation"`
+	Routes      []netip.Prefix `json:"routes"`
+	Peers       []PeerStatus   `json:"peers"`
+	Sync        *SyncStatus    `json:"sync,omitempty"`
+	// Source says where this status came from: "daemon" (live) or
+	// "state file" (the daemon is not running).
+	Source string    `json:"source"`
+	Time   time.Time `json:"time"`
+}
+
+// PeerStatus is one WireGuard peer.
+type PeerStatus struct {
+	Name          string         `json:"name"` // "hub" on an edge; the SN on the hub
+	PublicKey     api.Key        `json:"public_key"`
+	Endpoint      string         `json:"endpoint,omitempty"`
+	AllowedIPs    []netip.Prefix `json:"allowed_ips"`
+	LastHandshake time.Time      `json:"last_handshake,omitzero"`
+	LastAttempt   time.Time      `json:"last_handshake_attempt,omitzero"`
+	RxBytes       uint64         `json:"rx_bytes"`
+	TxBytes       uint64         `json:"tx_bytes"`
+	CCN           string         `json:"ccn,omitempty"`
+	Active        bool           `json:"active,omitempty"`
+	// Problem is set when the handshake with this peer is not completing:
+	// "handshake not completing with peer KEY (ENDPOINT): last attempt 2s
+	// ago, no handshake yet".
+	Problem string `json:"problem,omitempty"`
+}
+
+// SyncStatus is the controller sync as the edge sees it.
+type SyncStatus struct {
+	Mode        string    `json:"mode"`  // "controller" or "static"
+	State       string    `json:"state"` // "ok", "controller unreachable", "revoked", "key reset", "static"
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	Generation  uint64    `json:"generation"`
+}
+
+// attempts records handshake initiations per peer, fed by wireguard-go's
+// log (the only place it reports them).
+type attempts struct {
+	mu    sync.Mutex
+	now   func() time.Time
+	first map[string]time.Time // first attempt since the last completed handshake
+	last  map[string]time.Time
+}
+
+func newAttempts(now func() time.Time) *attempts {
+	return &attempts{now: now, first: map[string]time.Time{}, last: map[string]time.Time{}}
+}
+
+// record notes an initiation to the peer named by wireguard-go's short form.
+func (a *attempts) record(short string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t := a.now()
+	if _, ok := a.first[short]; !ok {
+		a.first[short] = t
+	}
+	a.last[short] = t
+}
+
+// get returns the attempts for a peer, forgetting those a completed
+// handshake has answered.
+func (a *attempts) get(k api.Key, lastHandshake time.Time) (first, last time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := shortKey(k)
+	first, last = a.first[s], a.last[s]
+	if !first.IsZero() && !lastHandshake.IsZero() && !lastHandshake.Before(first) {
+		delete(a.first, s)
+		first = time.Time{}
+	}
+	return first, last
+}
+
+// shortKey is how wireguard-go's Peer.String names a peer: peer(abcd…wxyz).
+func shortKey(k api.Key) string {
+	s := k.String()
+	return "peer(" + s[:4] + "…" + s[39:43] + ")"
+}
+
+// peerStatus builds a PeerStatus from what UAPI reports and the recorded
+// attempts. It is a pure function of its inputs.
+func peerStatus(now time.Time, name string, p uapiPeer, firstPending, lastAttempt time.Time) PeerStatus {
+	ps := PeerStatus{
+		Name: name, PublicKey: p.PublicKey, Endpoint: p.Endpoint, AllowedIPs: normalize(p.AllowedIPs),
+		LastHandshake: p.LastHandshake, LastAttempt: lastAttempt, RxBytes: p.RxBytes, TxBytes: p.TxBytes,
+	}
+	if !firstPending.IsZero() && now.Sub(firstPending) > handshakeGrace {
+		hs := "no handshake yet"
+		if !p.LastHandshake.IsZero() {
+			hs = fmt.Sprintf("last handshake %s ago", ago(now, p.LastHandshake))
+		}
+		ep := p.Endpoint
+		if ep == "" {
+			ep = "no endpoint"
+		}
+		ps.Problem = fmt.Sprintf("%s with peer %s (%s): last attempt %s ago, %s",
+			StateHandshakeNotCompleting, p.PublicKey, ep, ago(now, lastAttempt), hs)
+	}
+	return ps
+}
+
+// sessionFresh is how long after a handshake a session is still usable
+// (WireGuard's RejectAfterTime).
+const sessionFresh = 180 * time.Second
+
+// edgeState derives the edge's tunnel state from its hub peer.
+func edgeState(now time.Time, hub PeerStatus) (state, reason string) {
+	switch {
+	case hub.Problem != "":
+		return StateHandshakeNotCompleting, hub.Problem
+	case !hub.LastHandshake.IsZero() && now.Sub(hub.LastHandshake) < sessionFresh:
+		return StateUp, ""
+	default:
+		return StateConnecting, "waiting for the first handshake with the hub"
+	}
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	if d < 0 {
+		d = 0
+	}
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}

@@ -1,0 +1,274 @@
+package diag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+)
+
+// MTUOptions control a path-MTU search. Zero values take the defaults.
+type MTUOptions struct {
+	Source  netip.Addr
+	Timeout time.Duration // wait for each probe's answer (default 1s)
+	Tries   int           // probes per size before it counts as silently dropped (default 2)
+	// Max is where the search starts (default: the MTU of the interface
+	// of the route to the target); Min the smallest size tried (68).
+	Max, Min int
+	ICMPMode ICMPMode
+	// UDP probes a reflector on Port (default ReflectorPort) instead of
+	// ICMP echo: for paths that filter ICMP echo. The reflector answers
+	// packets up to 1,500 bytes, so the search starts there at most.
+	UDP    bool
+	Port   uint16
+	OnStep func(MTUStep)
+	Now    func() time.Time
+}
+
+// MTUStep is one size tried during the search.
+type MTUStep struct {
+	Size    int        `json:"size"`
+	Outcome string     `json:"outcome"` // "reply", "frag-needed", "silent", "local-too-big", "icmp-error"
+	From    netip.Addr `json:"from,omitzero"`
+	MTU     int        `json:"mtu,omitempty"` // next-hop MTU a router reported
+}
+
+// Path-MTU verdicts.
+const (
+	MTUFull       = "full"        // the route's own MTU gets through
+	MTUFragNeeded = "frag-needed" // a router said where the limit is
+	MTUBlackHole  = "black-hole"  // larger packets vanish without "fragmentation needed"
+	MTULocal      = "local"       // this host's own path-MTU knowledge limited the search
+	MTUICMPError  = "icmp-error"  // larger probes got another ICMP error
+)
+
+// MTUResult is the outcome of a path-MTU search.
+type MTUResult struct {
+	Protocol string     `json:"protocol"` // "icmp" or "udp"
+	Target   netip.Addr `json:"target"`
+	Port     uint16     `json:"port,omitempty"`
+	// MTU is the largest packet (IP header included) that got a reply.
+	MTU int `json:"mtu"`
+	// RouteMTU is the MTU the search started from (the route's interface,
+	// or MTUOptions.Max).
+	RouteMTU int    `json:"route_mtu"`
+	Verdict  string `json:"verdict"`
+	// Reporter is the router that sent "fragmentation needed", if any.
+	Reporter netip.Addr `json:"reporter,omitzero"`
+	Detail   string     `json:"detail"`
+	Steps    []MTUStep  `json:"steps"`
+}
+
+// PathMTU finds the largest packet that reaches target and comes back,
+// with DF set, by ICMP echo (or UDP to a reflector, MTUOptions.UDP). It honours "fragmentation needed" (jumping to
+// the next-hop MTU a router reports) and otherwise binary-searches. When
+// large probes vanish without any "fragmentation needed", the result says
+// the path black-holes them. The target can be across the WAN or through
+// the tunnel: it is just an address.
+func PathMTU(ctx context.Context, target netip.Addr, o MTUOptions) (MTUResult, error) {
+	if !target.Unmap().Is4() {
+		return MTUResult{}, fmt.Errorf("target %s: only IPv4 is supported", target)
+	}
+	target = target.Unmap()
+	if o.Max == 0 {
+		m, err := ifaceMTU(target, o.Source)
+		if err != nil {
+			return MTUResult{}, err
+		}
+		o.Max = m
+		if o.UDP {
+			o.Max = min(m, udpIPHeaders+defaultMaxPayload)
+		}
+	}
+	// IP_PMTUDISC_PROBE: DF set, but the kernel's cached path MTU is
+	// ignored, so every size really goes on the wire.
+	po := Options{Source: o.Source, ICMPMode: o.ICMPMode, Now: o.Now}.nowDefault()
+	var c echoConn
+	if o.UDP {
+		if o.Port == 0 {
+			o.Port = ReflectorPort
+		}
+		if o.Min == 0 {
+			o.Min = 68
+		}
+		if o.Min < MinUDPProbeSize {
+			return MTUResult{}, fmt.Errorf("path MTU search over UDP from %d bytes: a UDP probe is at least %d", o.Min, MinUDPProbeSize)
+		}
+		uc, err := openUDP(ctx, netip.AddrPortFrom(target, o.Port), po, pmtuProbe)
+		if err != nil {
+			return MTUResult{}, err
+		}
+		c = uc
+	} else {
+		ic, err := openICMP(ctx, target, po, pmtuProbe)
+		if err != nil {
+			return MTUResult{}, err
+		}
+		c = ic
+	}
+	defer c.close()
+	res, err := searchMTU(ctx, c, target, o)
+	res.Protocol = "icmp"
+	if o.UDP {
+		res.Protocol, res.Port = "udp", o.Port
+	}
+	return res, err
+}
+
+func (o Options) nowDefault() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+func searchMTU(ctx context.Context, c echoConn, target netip.Addr, o MTUOptions) (MTUResult, error) {
+	if o.Timeout == 0 {
+		o.Timeout = time.Second
+	}
+	if o.Tries == 0 {
+		o.Tries = 2
+	}
+	if o.Min == 0 {
+		o.Min = 68
+	}
+	if o.Max < o.Min || o.Min < icmpIPHeaders {
+		return MTUResult{}, fmt.Errorf("path MTU search between %d and %d bytes: max must be at least min, min at least %d", o.Min, o.Max, icmpIPHeaders)
+	}
+	res := MTUResult{Target: target, RouteMTU: o.Max}
+	seq := 0
+	try := func(size int) (MTUStep, error) {
+		st := MTUStep{Size: size, Outcome: "silent"}
+		for range o.Tries {
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
+			ev, outcome, err := exchange(c, seq, size, o.Timeout)
+			seq++
+			if err != nil {
+				return st, err
+			}
+			if outcome == "silent" {
+				continue
+			}
+			st.Outcome, st.From = outcome, ev.from
+			if ev.icmp != nil {
+				st.MTU = ev.icmp.MTU
+			}
+			break
+		}
+		res.Steps = append(res.Steps, st)
+		if o.OnStep != nil {
+			o.OnStep(st)
+		}
+		return st, nil
+	}
+
+	st, err := try(o.Min)
+	if err != nil {
+		return res, err
+	}
+	if st.Outcome != "reply" {
+		return res, fmt.Errorf("path MTU to %s: a %d-byte probe got no reply (%s): the target is unreachable or does not answer %s", target, o.Min, st.Outcome, answerer(o))
+	}
+	good, bad := o.Min, o.Max+1 // good answered; bad and above do not
+	var limit MTUStep           // the step that set bad
+	hint := o.Max
+	for bad-good > 1 {
+		size := (good + bad) / 2
+		if hint > good && hint < bad {
+			size = hint
+		}
+		hint = 0
+		st, err := try(size)
+		if err != nil {
+			return res, err
+		}
+		switch st.Outcome {
+		case "reply":
+			good = size
+			continue
+		case "frag-needed", "local-too-big":
+			if st.MTU > 0 && st.MTU < size {
+				// Sizes above the reported MTU cannot pass that hop.
+				hint = st.MTU
+				if st.MTU+1 < bad {
+					bad, limit = st.MTU+1, st
+				}
+				continue
+			}
+		}
+		if size < bad {
+			bad, limit = size, st
+		}
+	}
+	res.MTU = good
+	switch {
+	case good == o.Max:
+		res.Verdict = MTUFull
+		res.Detail = fmt.Sprintf("path MTU %d: packets of the route's full MTU reach %s", good, target)
+	case limit.Outcome == "frag-needed":
+		res.Verdict, res.Reporter = MTUFragNeeded, limit.From
+		res.Detail = fmt.Sprintf("path MTU %d: router %s reports fragmentation needed above %d bytes", good, limit.From, limit.MTU)
+		if limit.MTU == 0 {
+			res.Detail = fmt.Sprintf("path MTU %d: router %s reports fragmentation needed for %d bytes (without a next-hop MTU)", good, limit.From, limit.Size)
+		}
+	case limit.Outcome == "icmp-error":
+		res.Verdict, res.Reporter = MTUICMPError, limit.From
+		res.Detail = fmt.Sprintf("path MTU %d: %d-byte probes got an ICMP error from %s instead of a reply", good, limit.Size, limit.From)
+	case limit.Outcome == "local-too-big":
+		res.Verdict = MTULocal
+		res.Detail = fmt.Sprintf("path MTU %d: this host refuses larger packets with DF set", good)
+	default:
+		res.Verdict = MTUBlackHole
+		res.Detail = fmt.Sprintf("path MTU %d, and the path black-holes larger packets: %d-byte probes vanish without an ICMP \"fragmentation needed\" "+
+			"(a firewall drops that ICMP, or a link drops big packets silently); large TCP segments and tunnel packets will stall. "+
+			"Fix: allow ICMP type 3 code 4 along the path, or set the MTU (and TCP MSS) to %d", good, limit.Size, good)
+	}
+	return res, nil
+}
+
+// exchange sends one probe and waits for its answer. outcome is "reply",
+// "frag-needed", "icmp-error", "local-too-big" (the send itself failed with
+// EMSGSIZE) or "silent".
+func exchange(c echoConn, seq, size int, timeout time.Duration) (event, string, error) {
+	if err := c.send(seq, size); err != nil {
+		if isMsgSize(err) || (isMsgSizeHook != nil && isMsgSizeHook(err)) {
+			return event{icmp: &ICMPError{Name: "message too long", MTU: localMTUOf(err)}}, "local-too-big", nil
+		}
+		return event{}, "", fmt.Errorf("send %d-byte probe: %w", size, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		ev, err := c.recv(deadline)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return event{}, "silent", nil
+		}
+		if err != nil {
+			return event{}, "", fmt.Errorf("receive: %w", err)
+		}
+		if ev.seq != seq&0xffff {
+			continue // a late answer to an earlier probe
+		}
+		switch {
+		case ev.icmp == nil:
+			return ev, "reply", nil
+		case ev.icmp.FragNeeded():
+			return ev, "frag-needed", nil
+		default:
+			return ev, "icmp-error", nil
+		}
+	}
+}
+
+// isMsgSizeHook lets tests' fake sockets report EMSGSIZE.
+var isMsgSizeHook func(error) bool
+
+func answerer(o MTUOptions) string {
+	if o.UDP {
+		return fmt.Sprintf("probes (is a reflector running on UDP %d?)", o.Port)
+	}
+	return "ICMP echo (try a reflector: --udp)"
+}

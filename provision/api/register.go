@@ -1,0 +1,88 @@
+package api
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"net/netip"
+	"strings"
+)
+
+// Registration is a challenge-response exchange; the device key never
+// crosses the wire:
+//
+//	POST /v1/register/challenge  ChallengeRequest  → Challenge
+//	POST /v1/register            RegisterRequest   → RegisterResponse
+//
+// The nonce is single-use and expires after Challenge.ExpiresIn seconds.
+// Proof is RegistrationProof over the nonce, the SN, the device's WireGuard
+// public key and its advertised prefixes, keyed with DeviceKeySecret(key).
+
+// ChallengeRequest asks for a registration nonce.
+type ChallengeRequest struct {
+	SN string `json:"sn"`
+}
+
+// Challenge is the controller's single-use nonce.
+type Challenge struct {
+	Nonce     string `json:"nonce"`
+	ExpiresIn int    `json:"expires_in"` // seconds
+}
+
+// RegisterRequest proves knowledge of the device key for SN.
+type RegisterRequest struct {
+	SN        string         `json:"sn"`
+	Nonce     string         `json:"nonce"`
+	PublicKey Key            `json:"public_key"`
+	Advertise []netip.Prefix `json:"advertise"`
+	Proof     []byte         `json:"proof"` // base64 in JSON
+}
+
+// RegisterResponse carries the device credential (bearer token for
+// /v1/device/*) and the device's configuration.
+type RegisterResponse struct {
+	Credential string       `json:"credential"`
+	Config     DeviceConfig `json:"config"`
+}
+
+// AdvertiseRequest is the body of POST /v1/device/routes.
+type AdvertiseRequest struct {
+	Advertise []netip.Prefix `json:"advertise"`
+}
+
+// DeviceKeySecret derives the HMAC key from a device key as the operator
+// received it (surrounding white space ignored). The controller stores only
+// this value, never the key as printed.
+func DeviceKeySecret(key string) []byte {
+	h := sha256.New()
+	h.Write([]byte("vcpe device key v1\x00"))
+	h.Write([]byte(strings.TrimSpace(key)))
+	return h.Sum(nil)
+}
+
+// RegistrationProof is HMAC-SHA256, keyed with secret (DeviceKeySecret),
+// over the nonce, the SN, the WireGuard public key and the advertised
+// prefixes in the order given. Each field is length-prefixed so no two
+// inputs encode alike.
+func RegistrationProof(secret []byte, nonce, sn string, pub Key, advertise []netip.Prefix) []byte {
+	m := hmac.New(sha256.New, secret)
+	field := func(s string) {
+		var n [4]byte
+		l := len(s)
+		n[0], n[1], n[2], n[3] = byte(l>>24), byte(l>>16), byte(l>>8), byte(l)
+		m.Write(n[:])
+		m.Write([]byte(s))
+	}
+	field("vcpe-register-v1")
+	field(nonce)
+	field(sn)
+	field(pub.String())
+	for _, p := range advertise {
+		field(p.String())
+	}
+	return m.Sum(nil)
+}
+
+// CheckProof reports, in constant time, whether proof is the right one.
+func CheckProof(secret []byte, nonce, sn string, pub Key, advertise []netip.Prefix, proof []byte) bool {
+	return hmac.Equal(RegistrationProof(secret, nonce, sn, pub, advertise), proof)
+}

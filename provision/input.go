@@ -1,0 +1,135 @@
+package provision
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// InputError is bad operator input: it names the field (as the flag is
+// spelled), where the value came from, and the fix.
+type InputError struct {
+	Field  string // "--advertise"
+	Source string // "flag", "VCPE_ADVERTISE", "config file x.yaml"
+	Msg    string
+}
+
+func (e *InputError) Error() string {
+	src := ""
+	if e.Source != "" && e.Source != "flag" {
+		src = " (from " + e.Source + ")"
+	}
+	return e.Field + src + ": " + e.Msg
+}
+
+// InstallInput is everything `vcpe install` needs from the operator, from
+// flags, VCPE_* environment variables or a YAML config file, in that order
+// of precedence. The device key is deliberately not a field: it comes from
+// --key-file, VCPE_KEY or standard input only.
+type InstallInput struct {
+	Controller            string   `yaml:"controller"`
+	ControllerFingerprint string   `yaml:"controller_fingerprint"`
+	SN                    string   `yaml:"sn"`
+	Advertise             []string `yaml:"advertise"`
+	LANInterface          string   `yaml:"lan_if"`
+	WANInterface          string   `yaml:"wan_if"`
+	StateDir              string   `yaml:"state_dir"`
+	KeyFile               string   `yaml:"key_file"`
+	Force                 bool     `yaml:"force"`
+}
+
+// EnvVars maps each InstallInput field to its environment variable.
+var EnvVars = map[string]string{
+	"--controller":             "VCPE_CONTROLLER",
+	"--controller-fingerprint": "VCPE_CONTROLLER_FINGERPRINT",
+	"--sn":                     "VCPE_SN",
+	"--advertise":              "VCPE_ADVERTISE",
+	"--lan-if":                 "VCPE_LAN_IF",
+	"--wan-if":                 "VCPE_WAN_IF",
+	"--state-dir":              "VCPE_STATE_DIR",
+	"--key-file":               "VCPE_KEY_FILE",
+}
+
+// LoadInstallConfig reads a YAML config file. Unknown keys are refused
+// with their name, so a typo never silently falls back to a default.
+func LoadInstallConfig(path string) (InstallInput, error) {
+	var in InstallInput
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return in, &InputError{Field: "--config", Msg: fmt.Sprintf("read %s: %v", path, errors.Unwrap(err))}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&in); err != nil && !errors.Is(err, io.EOF) {
+		msg := err.Error()
+		if m := unknownKey.FindStringSubmatch(msg); m != nil {
+			msg = fmt.Sprintf("unknown key %q on line %s; the keys are controller, controller_fingerprint, sn, advertise, lan_if, wan_if, state_dir, key_file, force", m[2], m[1])
+		}
+		return in, &InputError{Field: "--config", Source: "config file " + path, Msg: msg}
+	}
+	return in, nil
+}
+
+var unknownKey = regexp.MustCompile(`line (\d+): field (\S+) not found`)
+
+// ValidateSN checks a serial number's shape (the controller decides
+// whether it exists).
+func ValidateSN(s string) error {
+	if s == "" {
+		return &InputError{Field: "--sn", Msg: "missing; pass the device's serial number from 'vcpe-hub instance create'"}
+	}
+	if len(s) > 64 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return &InputError{Field: "--sn", Msg: fmt.Sprintf("%q is not a serial number (printable ASCII, at most 64 characters)", s)}
+	}
+	return nil
+}
+
+// MaxAdvertise is the most prefixes a device may advertise (the
+// controller's quota is 5 by default, configurable up to this).
+const MaxAdvertise = 50
+
+// ParseAdvertise parses LAN prefixes given as a list, each item possibly
+// comma separated: IPv4, masks /8 to /32, written as the network address,
+// not overlapping each other. No prefixes at all is not an error here;
+// callers that need one say so.
+func ParseAdvertise(items []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range items {
+		for _, s := range strings.Split(item, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%q is not a prefix; write it as ADDRESS/LENGTH, e.g. 198.19.1.0/24", s)}
+			}
+			if !p.Addr().Is4() {
+				return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%s: only IPv4 prefixes are supported", s)}
+			}
+			if p.Bits() < 8 || p.Bits() > 32 {
+				return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%s: the mask must be between /8 and /32", s)}
+			}
+			if p.Masked() != p {
+				return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%s has host bits set; did you mean %s?", s, p.Masked())}
+			}
+			for _, q := range out {
+				if q.Overlaps(p) {
+					return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%s overlaps %s; advertise each LAN once", p, q)}
+				}
+			}
+			out = append(out, p)
+		}
+	}
+	if len(out) > MaxAdvertise {
+		return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%d prefixes; at most %d may be advertised", len(out), MaxAdvertise)}
+	}
+	return out, nil
+}

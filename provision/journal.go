@@ -1,0 +1,298 @@
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// JournalFile is the name of the change journal inside the state dir.
+const JournalFile = "journal.json"
+
+// Change kinds.
+const (
+	ChangeSysctl = "sysctl" // Target: a sysctl key such as net.ipv4.ip_forward
+	ChangeFile   = "file"   // Target: an absolute path
+	ChangeDir    = "dir"    // Target: an absolute path
+)
+
+// Change is one change to the host, written to the journal before it is
+// made, with what is needed to undo it.
+type Change struct {
+	Kind   string `json:"kind"`
+	Target string `json:"target"`
+	// Existed tells whether a file or directory was there before.
+	Existed bool `json:"existed"`
+	// Before is the previous value (sysctl) or content (file).
+	Before []byte `json:"before,omitempty"`
+	// Mode is the previous file mode when Existed.
+	Mode fs.FileMode `json:"mode,omitempty"`
+	// After is the value the change sets (sysctl), for the plan.
+	After string    `json:"after,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+// Describe is a one-line human description of the change.
+func (c Change) Describe() string {
+	switch c.Kind {
+	case ChangeSysctl:
+		return fmt.Sprintf("set %s %s → %s", c.Target, strings.TrimSpace(string(c.Before)), c.After)
+	case ChangeFile:
+		if c.Existed {
+			return "rewrite " + c.Target
+		}
+		return "create " + c.Target
+	case ChangeDir:
+		return "create directory " + c.Target
+	case ChangeUnit:
+		return "install and start systemd unit " + filepath.Base(c.Target)
+	case ChangeProcess:
+		return "start " + filepath.Base(c.After) + " (pid file " + c.Target + ")"
+	}
+	return c.Kind + " " + c.Target
+}
+
+// Sysctl reads and writes kernel parameters. The real one uses
+// /proc/sys; tests pass a fake or point Root at a directory.
+type Sysctl interface {
+	Get(key string) (string, error)
+	Set(key, value string) error
+}
+
+// ProcSysctl is the Sysctl of the running kernel (of the caller's network
+// namespace for net.* keys). Root defaults to /proc/sys.
+type ProcSysctl struct{ Root string }
+
+func (p ProcSysctl) path(key string) string {
+	root := p.Root
+	if root == "" {
+		root = "/proc/sys"
+	}
+	return filepath.Join(root, strings.ReplaceAll(key, ".", "/"))
+}
+
+// Get implements Sysctl.
+func (p ProcSysctl) Get(key string) (string, error) {
+	b, err := os.ReadFile(p.path(key))
+	if err != nil {
+		return "", fmt.Errorf("read sysctl %s: %w", key, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Set implements Sysctl.
+func (p ProcSysctl) Set(key, value string) error {
+	if err := os.WriteFile(p.path(key), []byte(value+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write sysctl %s=%s: %w", key, value, err)
+	}
+	return nil
+}
+
+// Journal records every change vcpe makes to the host before making it, so
+// a failed install and `vcpe uninstall` can undo exactly what was done and
+// nothing else. It is kept in the state dir (0600, written atomically after
+// every entry), so an undo works across processes and after a crash.
+type Journal struct {
+	path   string
+	sysctl Sysctl
+	now    func() time.Time
+	// Run runs systemctl for unit changes; nil means ExecRunner.
+	Run     Runner   `json:"-"`
+	Changes []Change `json:"changes"`
+}
+
+// OpenJournal loads the journal in dir, or starts an empty one. dir is
+// created (0700) when the first change is recorded.
+func OpenJournal(dir string, sysctl Sysctl, now func() time.Time) (*Journal, error) {
+	if now == nil {
+		now = time.Now
+	}
+	j := &Journal{path: filepath.Join(dir, JournalFile), sysctl: sysctl, now: now}
+	b, err := os.ReadFile(j.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return j, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	if err := json.Unmarshal(b, j); err != nil {
+		return nil, fmt.Errorf("journal %s is corrupt (%v): undo by hand what it lists, then remove it", j.path, err)
+	}
+	return j, nil
+}
+
+func (j *Journal) runner() Runner {
+	if j.Run != nil {
+		return j.Run
+	}
+	return ExecRunner
+}
+
+// Len is the number of recorded changes.
+func (j *Journal) Len() int { return len(j.Changes) }
+
+func (j *Journal) record(c Change) error {
+	c.At = j.now().UTC()
+	j.Changes = append(j.Changes, c)
+	if err := j.save(); err != nil {
+		j.Changes = j.Changes[:len(j.Changes)-1]
+		return err
+	}
+	return nil
+}
+
+func (j *Journal) save() error {
+	if len(j.Changes) == 0 {
+		err := os.Remove(j.path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode journal: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	return WriteFileAtomic(j.path, b, 0o600)
+}
+
+// SetSysctl sets a kernel parameter, recording the old value first. When
+// the value is already set it records nothing and reports changed=false.
+func (j *Journal) SetSysctl(key, value string) (changed bool, err error) {
+	old, err := j.sysctl.Get(key)
+	if err != nil {
+		return false, err
+	}
+	if old == value {
+		return false, nil
+	}
+	if err := j.record(Change{Kind: ChangeSysctl, Target: key, Before: []byte(old), After: value}); err != nil {
+		return false, err
+	}
+	return true, j.sysctl.Set(key, value)
+}
+
+// WriteFile writes a file atomically, recording its previous content (or
+// its absence) first. Identical content records nothing and reports
+// changed=false.
+func (j *Journal) WriteFile(path string, data []byte, perm fs.FileMode) (changed bool, err error) {
+	c := Change{Kind: ChangeFile, Target: path}
+	old, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		fi, err := os.Stat(path)
+		if err != nil {
+			return false, fmt.Errorf("stat %s: %w", path, err)
+		}
+		if string(old) == string(data) && fi.Mode().Perm() == perm {
+			return false, nil
+		}
+		c.Existed, c.Before, c.Mode = true, old, fi.Mode().Perm()
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		return false, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := j.record(c); err != nil {
+		return false, err
+	}
+	return true, WriteFileAtomic(path, data, perm)
+}
+
+// MkdirAll creates a directory (and its missing parents), recording each
+// directory it creates.
+func (j *Journal) MkdirAll(path string, perm fs.FileMode) (changed bool, err error) {
+	var missing []string
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("stat %s: %w", p, err)
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := j.record(Change{Kind: ChangeDir, Target: missing[i]}); err != nil {
+			return true, err
+		}
+		if err := os.Mkdir(missing[i], perm); err != nil && !errors.Is(err, os.ErrExist) {
+			return true, fmt.Errorf("create %s: %w", missing[i], err)
+		}
+	}
+	return len(missing) > 0, nil
+}
+
+// Undo reverts every recorded change, newest first, and empties the
+// journal. It goes on past a failing entry, keeps the entries it could not
+// undo in the journal, and returns their errors together.
+func (j *Journal) Undo(ctx context.Context) error { return j.UndoSince(ctx, 0) }
+
+// UndoSince reverts the changes recorded after the first n, newest first,
+// leaving the first n in place.
+func (j *Journal) UndoSince(ctx context.Context, n int) error {
+	var errs []error
+	var kept []Change
+	for i := len(j.Changes) - 1; i >= n; i-- {
+		if err := ctx.Err(); err != nil {
+			kept = append(append([]Change{}, j.Changes[n:i+1]...), kept...)
+			errs = append(errs, err)
+			break
+		}
+		c := j.Changes[i]
+		if err := j.undo(c); err != nil {
+			errs = append(errs, fmt.Errorf("undo %q: %w", c.Describe(), err))
+			kept = append([]Change{c}, kept...)
+		}
+	}
+	j.Changes = append(j.Changes[:n:n], kept...)
+	kept = j.Changes
+	// The journal may live in a directory the undo just removed: only
+	// write it back when something is left to undo.
+	if len(kept) > 0 {
+		if err := j.save(); err != nil {
+			errs = append(errs, err)
+		}
+	} else if err := os.Remove(j.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("remove journal: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (j *Journal) undo(c Change) error {
+	switch c.Kind {
+	case ChangeSysctl:
+		return j.sysctl.Set(c.Target, string(c.Before))
+	case ChangeFile:
+		if c.Existed {
+			return WriteFileAtomic(c.Target, c.Before, c.Mode)
+		}
+		if err := os.Remove(c.Target); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	case ChangeUnit:
+		return j.undoUnit(c)
+	case ChangeProcess:
+		return j.undoProcess(c)
+	case ChangeDir:
+		// The journal itself lives here; anything else left inside was not
+		// made by vcpe and keeps the directory.
+		_ = os.Remove(filepath.Join(c.Target, JournalFile))
+		if err := os.Remove(c.Target); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", c.Target, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown change kind %q", c.Kind)
+}

@@ -1,0 +1,261 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+// Change kinds for the daemon hand-off.
+const (
+	ChangeUnit    = "unit"    // Target: unit file path; installed, enabled and started
+	ChangeProcess = "process" // Target: pid file of a detached supervised daemon
+)
+
+// Runner runs a command and returns its combined output. Tests pass a
+// fake; the real one is ExecRunner.
+type Runner func(ctx context.Context, name string, args ...string) ([]byte, error)
+
+// ExecRunner runs commands with os/exec.
+func ExecRunner(ctx context.Context, name string, args ...string) ([]byte, error) {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return out, nil
+}
+
+// SystemdRunning reports whether systemd is PID 1 on this host (the test
+// sd_booted(3) uses).
+func SystemdRunning() bool {
+	fi, err := os.Stat("/run/systemd/system")
+	return err == nil && fi.IsDir()
+}
+
+// UnitName is the systemd unit of the device daemon.
+const UnitName = "vcped.service"
+
+// UnitOptions fill the unit template.
+type UnitOptions struct {
+	Vcped    string // absolute path of the vcped binary
+	StateDir string
+	UAPIDir  string // /run/wireguard unless set
+}
+
+var unitTemplate = template.Must(template.New("unit").Parse(`# Installed by vcpe install; removed by vcpe uninstall.
+[Unit]
+Description=vcpe dataplane daemon (userspace WireGuard to the hub)
+Documentation=https://github.com/openvcpe/vcpe
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart={{.Vcped}} --state-dir {{.StateDir}} --uapi-dir {{.UAPIDir}}
+Restart=always
+RestartSec=1s
+WatchdogSec=30s
+# Least privilege: the daemon needs only to configure its TUN, addresses
+# and routes (CAP_NET_ADMIN) and to send probes (CAP_NET_RAW).
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW
+AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+ReadWritePaths={{.StateDir}} {{.UAPIDir}} /proc/sys/net/ipv4
+RuntimeDirectory=wireguard
+RuntimeDirectoryPreserve=yes
+DevicePolicy=closed
+DeviceAllow=/dev/net/tun rw
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET
+UMask=0077
+
+[Install]
+WantedBy=multi-user.target
+`))
+
+// Unit renders the systemd unit of the device daemon.
+func Unit(o UnitOptions) ([]byte, error) {
+	if o.UAPIDir == "" {
+		o.UAPIDir = "/run/wireguard"
+	}
+	for name, v := range map[string]string{"vcped path": o.Vcped, "state dir": o.StateDir, "UAPI dir": o.UAPIDir} {
+		if !filepath.IsAbs(v) || strings.ContainsAny(v, " \t\n\"'\\%$") {
+			return nil, fmt.Errorf("unit: %s %q must be an absolute path without spaces, quotes or %%", name, v)
+		}
+	}
+	var b bytes.Buffer
+	if err := unitTemplate.Execute(&b, o); err != nil {
+		return nil, fmt.Errorf("render unit: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// InstallUnit writes a unit file, reloads systemd and enables and starts
+// the unit, recording it first. An identical unit that is already active
+// is left alone (changed=false).
+func (j *Journal) InstallUnit(ctx context.Context, path string, content []byte) (changed bool, err error) {
+	run := j.runner()
+	name := filepath.Base(path)
+	old, rerr := os.ReadFile(path)
+	if rerr == nil && bytes.Equal(old, content) {
+		if _, err := run(ctx, "systemctl", "is-active", "--quiet", name); err == nil {
+			return false, nil
+		}
+	}
+	c := Change{Kind: ChangeUnit, Target: path, Existed: rerr == nil, Before: old, Mode: 0o644}
+	if err := j.record(c); err != nil {
+		return false, err
+	}
+	if err := WriteFileAtomic(path, content, 0o644); err != nil {
+		return true, err
+	}
+	for _, args := range [][]string{{"daemon-reload"}, {"enable", name}, {"restart", name}} {
+		if _, err := run(ctx, "systemctl", args...); err != nil {
+			return true, fmt.Errorf("start %s: %w", name, err)
+		}
+	}
+	return true, nil
+}
+
+func (j *Journal) undoUnit(c Change) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := filepath.Base(c.Target)
+	var errs []error
+	if c.Existed {
+		if err := WriteFileAtomic(c.Target, c.Before, c.Mode); err != nil {
+			errs = append(errs, err)
+		}
+		_, _ = j.runner()(ctx, "systemctl", "daemon-reload")
+		if _, err := j.runner()(ctx, "systemctl", "restart", name); err != nil {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
+	if _, err := j.runner()(ctx, "systemctl", "disable", "--now", name); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.Remove(c.Target); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if _, err := j.runner()(ctx, "systemctl", "daemon-reload"); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ProcessSpec is a daemon started as a detached process where systemd is
+// not PID 1 (containers, the lab).
+type ProcessSpec struct {
+	Argv    []string // Argv[0] is an absolute path
+	PIDFile string
+	LogFile string
+	// Env is added to the daemon's environment. Never put a secret in
+	// Argv: it shows in ps.
+	Env []string
+}
+
+// StartProcess starts a detached daemon (its own session, stdin from
+// /dev/null, output to LogFile) and writes its pid file, recording it
+// first. A daemon already running from the same pid file and binary is
+// left alone (changed=false).
+func (j *Journal) StartProcess(spec ProcessSpec) (changed bool, err error) {
+	if len(spec.Argv) == 0 || !filepath.IsAbs(spec.Argv[0]) {
+		return false, fmt.Errorf("start daemon: program %v must be an absolute path", spec.Argv)
+	}
+	if pid, ok := RunningPID(spec.PIDFile, spec.Argv[0]); ok {
+		_ = pid
+		return false, nil
+	}
+	if err := j.record(Change{Kind: ChangeProcess, Target: spec.PIDFile, After: spec.Argv[0]}); err != nil {
+		return false, err
+	}
+	logf, err := os.OpenFile(spec.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return true, fmt.Errorf("open daemon log: %w", err)
+	}
+	defer logf.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return true, err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(spec.Argv[0], spec.Argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.Env = append(os.Environ(), spec.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return true, fmt.Errorf("start %s: %w", spec.Argv[0], err)
+	}
+	pid := cmd.Process.Pid
+	// The daemon outlives us: release it so it is not reaped by us.
+	_ = cmd.Process.Release()
+	if err := WriteFileAtomic(spec.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		return true, err
+	}
+	return true, nil
+}
+
+// RunningPID returns the pid in pidFile when that process is alive and
+// runs exe.
+func RunningPID(pidFile, exe string) (int, bool) {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0, false
+	}
+	link, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return 0, false
+	}
+	if strings.TrimSuffix(link, " (deleted)") != exe {
+		return 0, false
+	}
+	return pid, true
+}
+
+func (j *Journal) undoProcess(c Change) error {
+	if pid, ok := RunningPID(c.Target, c.After); ok {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, ok := RunningPID(c.Target, c.After); !ok {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if _, ok := RunningPID(c.Target, c.After); ok {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if err := os.Remove(c.Target); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
