@@ -40,10 +40,10 @@ func TestRunReportsMissingVcped(t *testing.T) {
 	}
 }
 
-// TestSmoke keeps the harness from rotting: one short TCP run over raw veth
-// and over upstream wireguard-go, in real namespaces with real processes,
-// must parse to a non-zero rate, with CPU and memory readings for the
-// daemons. It asserts nothing about speed.
+// TestSmoke keeps the harness from rotting: one short TCP run over raw
+// veth, upstream wireguard-go and two vcped, in real namespaces with real
+// processes, must parse to a non-zero rate, with CPU and memory readings
+// for the daemons. It asserts nothing about speed.
 func TestSmoke(t *testing.T) {
 	netnstest.RequireRoot(t)
 	newNS := func() (string, error) { return netnstest.New(t).Name, nil }
@@ -57,11 +57,14 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}
+	if bins.Vcped == "" {
+		t.Fatalf("Build: vcped %s", bins.VcpedErr)
+	}
 	o := Options{
 		Bins:         bins,
 		NewNamespace: newNS,
 		TempDir:      t.TempDir(),
-		Variants:     []string{VariantRaw, VariantUpstream},
+		Variants:     []string{VariantRaw, VariantUpstream, VariantVcpe},
 		Cases:        []Case{{Proto: "tcp", Streams: 1}},
 		Runs:         1, Seconds: 1, ProbeSeconds: 1,
 		Search: QuickSettings.Search,
@@ -76,7 +79,7 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	row := rep.Rows[0]
-	for _, v := range []string{VariantRaw, VariantUpstream} {
+	for _, v := range []string{VariantRaw, VariantUpstream, VariantVcpe} {
 		r := row.result(v)
 		if r == nil || r.Error != "" || len(r.Runs) != 1 {
 			t.Fatalf("%s: result %+v; want one run", v, r)
@@ -88,15 +91,18 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: CPU %+v; want iperf3 client and server readings", v, r.CPU)
 		}
 	}
-	if up := row.result(VariantUpstream); cpuOf(*up, "a") == "—" || cpuOf(*up, "b") == "—" {
-		t.Errorf("upstream: CPU %+v; want readings for both wireguard-go ends", up.CPU)
+	for _, v := range []string{VariantUpstream, VariantVcpe} {
+		if r := row.result(v); cpuOf(*r, "a") == "—" || cpuOf(*r, "b") == "—" {
+			t.Errorf("%s: CPU %+v; want readings for both tunnel ends", v, r.CPU)
+		}
+		if mem := rep.variant(v).Memory; len(mem) != 2 || mem[0].IdleKiB <= 0 || mem[1].PeakKiB <= 0 {
+			t.Errorf("%s memory = %+v; want idle and peak RSS of both ends", v, mem)
+		}
 	}
-	if v := row.Ratio(VariantUpstream, VariantRaw); v == nil || *v <= 0 {
-		t.Errorf("upstream/raw ratio = %v; want a positive number", v)
-	}
-	mem := rep.variant(VariantUpstream).Memory
-	if len(mem) != 2 || mem[0].IdleKiB <= 0 || mem[1].PeakKiB <= 0 {
-		t.Errorf("upstream memory = %+v; want idle and peak RSS of both ends", mem)
+	for _, pair := range [][2]string{{VariantUpstream, VariantRaw}, {VariantVcpe, VariantRaw}, {VariantVcpe, VariantUpstream}} {
+		if v := row.Ratio(pair[0], pair[1]); v == nil || *v <= 0 {
+			t.Errorf("%s/%s ratio = %v; want a positive number", pair[0], pair[1], v)
+		}
 	}
 	var md strings.Builder
 	if err := rep.WriteMarkdown(&md); err != nil || !strings.Contains(md.String(), "| TCP, -P 1 |") {
