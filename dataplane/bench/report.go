@@ -100,7 +100,10 @@ type Result struct {
 	Error   string `json:"error,omitempty"`
 
 	BitsPerSecond float64 `json:"median_bits_per_second"`
-	LostPercent   float64 `json:"median_lost_percent,omitempty"`
+	// Spread is half the range of the runs' rates, in percent of the
+	// median: how much the machine's other load moved them.
+	Spread      float64 `json:"spread_percent"`
+	LostPercent float64 `json:"median_lost_percent,omitempty"`
 	// CPU is the median of each process's CPU use, in percent of one core.
 	CPU       []ProcCPU `json:"median_cpu,omitempty"`
 	HostCPU   float64   `json:"median_host_cpu_percent"`
@@ -208,6 +211,9 @@ func summarize(c Case, res *Result) {
 		}
 	}
 	res.BitsPerSecond = Median(bps)
+	if res.BitsPerSecond > 0 {
+		res.Spread = 100 * (slices.Max(bps) - slices.Min(bps)) / 2 / res.BitsPerSecond
+	}
 	res.LostPercent = Median(lost)
 	res.HostCPU = Median(host)
 	res.CPU = nil
@@ -288,7 +294,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("%s = %s", v.Name, v.Title)
 	}
 	p(".\n")
-	p("\nSpec target: lossless 1,024-byte UDP ≥ %.0f Mbit/s on 2 vCPUs; UDP cells of the tunnels say ✓ meets / ✗ misses. A vcpe/upstream ratio under its target is marked ✗.\n", SpecTarget/1e6)
+	p("\n±: half the range of the runs, in percent of the median (the noise of this machine in this run); a ratio whose gap from 1.00 is within the two cells' ± is not a difference. ")
+	p("Spec target: lossless 1,024-byte UDP ≥ %.0f Mbit/s on 2 vCPUs; UDP cells of the tunnels say ✓ meets / ✗ misses. A vcpe/upstream ratio under its target is marked ✗.\n", SpecTarget/1e6)
 
 	p("\n## CPU (median %% of one core; host = all CPUs busy incl. softirq, max %d%%)\n\n", 100*max(1, r.Host.CPUs))
 	p("| case | variant | end A (client side) | end B (server side) | iperf3 client | iperf3 server | host |\n")
@@ -392,8 +399,8 @@ func cell(c Case, res *Result) string {
 		return "—"
 	}
 	s := fmt.Sprintf("%.0f", res.BitsPerSecond/1e6)
-	if c.Proto == "udp" {
-		s += fmt.Sprintf(" (loss %.2f%%)", res.LostPercent)
+	if len(res.Runs) > 1 {
+		s += fmt.Sprintf(" ±%.0f%%", res.Spread)
 	}
 	if res.MeetsSpec != nil {
 		if *res.MeetsSpec {
