@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -48,7 +47,6 @@ type topo struct {
 	server  *proc
 	env     []string
 	pin     bool
-	log     *slog.Logger
 
 	mu  sync.Mutex
 	mem map[string]*ProcMemory
@@ -64,7 +62,7 @@ func setup(ctx context.Context, o *Options, spec Spec) (*topo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create namespace B: %w", err)
 	}
-	t := &topo{variant: spec.Name, a: a, b: b, env: spec.Env, pin: spec.Pin, log: o.Log, mem: map[string]*ProcMemory{}}
+	t := &topo{variant: spec.Name, a: a, b: b, env: spec.Env, pin: spec.Pin, mem: map[string]*ProcMemory{}}
 	ok := false
 	defer func() {
 		if !ok {
