@@ -70,8 +70,13 @@ bench: deps ## Encrypted throughput side by side: raw veth, upstream wireguard-g
 	BENCH_QUICK=$(BENCH_QUICK) $(BIN)/vcpe-bench -out bench-results $(BENCH_FLAGS)
 
 .PHONY: demo
-demo: deps build ## Run the most complete flow there is (today: the live precheck of this host)
-	$(BIN)/vcpe precheck; rc=$$?; [ $$rc -le 1 ] || exit $$rc
+demo: deps build ## The whole system in network namespaces: hub, cloud, two sites, tunnels, probes
+	@$(BIN)/vcpe-lab down >/dev/null 2>&1 || true
+	$(BIN)/vcpe-lab up
+
+.PHONY: demo-down
+demo-down: build ## Remove every trace of the demo lab
+	$(BIN)/vcpe-lab down
 
 .PHONY: clean-netns
 clean-netns: ## Remove namespaces left by a killed test run (only vcpe's own, vcpet-*)

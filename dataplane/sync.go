@@ -95,10 +95,13 @@ func (s *Syncer) Once(ctx context.Context) bool {
 	// The engine is called without s.mu held: Engine.Status reads the
 	// sync status while holding its own lock.
 	var ae *api.Error
-	if errors.As(err, &ae) && (ae.Code == api.CodeRevoked || ae.Code == api.CodeKeyReset) {
+	if errors.As(err, &ae) && (ae.Code == api.CodeRevoked || ae.Code == api.CodeKeyReset || ae.Code == api.CodeReleased) {
 		state, why := StateRevoked, "the controller revoked this device"
-		if ae.Code == api.CodeKeyReset {
+		switch ae.Code {
+		case api.CodeKeyReset:
 			state, why = "key reset", "the device key was reset on the controller; register again (vcpe register)"
+		case api.CodeReleased:
+			state, why = "released", "this device gave its registration back (vcpe uninstall); install again to rejoin"
 		}
 		if ae.Message != "" {
 			why += ": " + ae.Message

@@ -171,3 +171,13 @@ func ifaceKind(s *Snapshot, name string) string {
 	}
 	return "virtual"
 }
+
+// Addresses returns the addresses of every interface in the snapshot.
+func (s *Snapshot) Addresses() (map[string][]netip.Prefix, error) { return addresses(s) }
+
+// WANInterface returns the Internet-facing interface: override when set,
+// otherwise the interface of the IPv4 default route ("" when there is none).
+func (s *Snapshot) WANInterface(override string) string {
+	name, _, _ := wanIface(s, Options{WANInterface: override})
+	return name
+}

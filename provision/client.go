@@ -193,6 +193,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		}
 		return fmt.Errorf("controller answered %s to %s %s", resp.Status, method, path)
 	}
+	if out == nil {
+		return nil
+	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("decode controller answer to %s: %w", path, err)
 	}
@@ -232,6 +235,12 @@ func (c *Client) Register(ctx context.Context, r RegisterRequest) (api.RegisterR
 func (c *Client) DeviceConfig(ctx context.Context) (api.DeviceConfig, error) {
 	var cfg api.DeviceConfig
 	return cfg, c.do(ctx, http.MethodGet, "/v1/device/config", nil, &cfg)
+}
+
+// Release gives this device's registration back, so the same SN and key
+// can register again (from a new WireGuard key).
+func (c *Client) Release(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/device/release", struct{}{}, nil)
 }
 
 // AdvertiseRoutes replaces the LAN prefixes the device's instance

@@ -88,6 +88,9 @@ type StepResult struct {
 	Step    StepID `json:"step"`
 	Status  Status `json:"status"`
 	Message string `json:"message"`
+	// Started is when the step began; DurationMS how long it took.
+	Started    time.Time `json:"started"`
+	DurationMS float64   `json:"duration_ms"`
 }
 
 // Summary is the result of an install run: the --json document's core.
@@ -135,6 +138,7 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 	var sum Summary
 	for _, s := range e.Steps {
 		r.step = s.ID
+		started := now()
 		emit(Event{Step: s.ID, Kind: EventStarted, Message: s.Title})
 		var (
 			st  Status
@@ -148,7 +152,8 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 			st, msg = StatusFailed, err.Error()
 		}
 		emit(Event{Step: s.ID, Kind: EventFinished, Status: st, Message: msg})
-		sum.Steps = append(sum.Steps, StepResult{Step: s.ID, Status: st, Message: msg})
+		sum.Steps = append(sum.Steps, StepResult{Step: s.ID, Status: st, Message: msg,
+			Started: started, DurationMS: float64(now().Sub(started).Microseconds()) / 1000})
 		if err != nil {
 			log.Warn("install step failed; rolling back", "step", s.ID, "err", err)
 			sum.Error = fmt.Sprintf("%s: %v", s.ID, err)

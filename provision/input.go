@@ -133,3 +133,50 @@ func ParseAdvertise(items []string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// InstallInputFromEnv reads the VCPE_* variables (getenv is os.Getenv in
+// production). VCPE_ADVERTISE is comma separated; VCPE_FORCE is a boolean.
+func InstallInputFromEnv(getenv func(string) string) (InstallInput, error) {
+	in := InstallInput{
+		Controller:            getenv("VCPE_CONTROLLER"),
+		ControllerFingerprint: getenv("VCPE_CONTROLLER_FINGERPRINT"),
+		SN:                    getenv("VCPE_SN"),
+		LANInterface:          getenv("VCPE_LAN_IF"),
+		WANInterface:          getenv("VCPE_WAN_IF"),
+		StateDir:              getenv("VCPE_STATE_DIR"),
+		KeyFile:               getenv("VCPE_KEY_FILE"),
+	}
+	if v := getenv("VCPE_ADVERTISE"); v != "" {
+		in.Advertise = []string{v}
+	}
+	switch strings.ToLower(getenv("VCPE_FORCE")) {
+	case "", "0", "false", "no":
+	case "1", "true", "yes":
+		in.Force = true
+	default:
+		return in, &InputError{Field: "--force", Source: "VCPE_FORCE", Msg: fmt.Sprintf("%q is not a boolean; use true or false", getenv("VCPE_FORCE"))}
+	}
+	return in, nil
+}
+
+// Merge returns in with every field that over sets replacing it (over
+// wins: flags over environment over config file).
+func (in InstallInput) Merge(over InstallInput) InstallInput {
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&in.Controller, over.Controller)
+	set(&in.ControllerFingerprint, over.ControllerFingerprint)
+	set(&in.SN, over.SN)
+	set(&in.LANInterface, over.LANInterface)
+	set(&in.WANInterface, over.WANInterface)
+	set(&in.StateDir, over.StateDir)
+	set(&in.KeyFile, over.KeyFile)
+	if len(over.Advertise) > 0 {
+		in.Advertise = over.Advertise
+	}
+	in.Force = in.Force || over.Force
+	return in
+}

@@ -95,3 +95,29 @@ func FuzzParseAdvertise(f *testing.F) {
 		}
 	})
 }
+
+func TestInstallInputPrecedence(t *testing.T) {
+	file := InstallInput{Controller: "https://198.18.0.1:8443", SN: "FROM-FILE", Advertise: []string{"198.19.1.0/24"}, StateDir: "/var/lib/a"}
+	env, err := InstallInputFromEnv(func(k string) string {
+		return map[string]string{"VCPE_SN": "FROM-ENV", "VCPE_ADVERTISE": "198.19.2.0/24,198.19.3.0/24", "VCPE_FORCE": "true"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := InstallInput{SN: "FROM-FLAG"}
+	got := file.Merge(env).Merge(flags)
+	if got.SN != "FROM-FLAG" || got.Controller != "https://198.18.0.1:8443" || got.StateDir != "/var/lib/a" || !got.Force {
+		t.Errorf("merged %+v", got)
+	}
+	if len(got.Advertise) != 1 || got.Advertise[0] != "198.19.2.0/24,198.19.3.0/24" {
+		t.Errorf("advertise %v; want the environment's", got.Advertise)
+	}
+	if _, err := InstallInputFromEnv(func(k string) string {
+		if k == "VCPE_FORCE" {
+			return "maybe"
+		}
+		return ""
+	}); err == nil || !strings.Contains(err.Error(), "VCPE_FORCE") {
+		t.Errorf("VCPE_FORCE=maybe: %v; want an error naming it", err)
+	}
+}

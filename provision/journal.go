@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/openvcpe/vcpe/provision/api"
 )
 
 // JournalFile is the name of the change journal inside the state dir.
@@ -20,6 +22,10 @@ const (
 	ChangeSysctl = "sysctl" // Target: a sysctl key such as net.ipv4.ip_forward
 	ChangeFile   = "file"   // Target: an absolute path
 	ChangeDir    = "dir"    // Target: an absolute path
+	// ChangeRegistration is a registration at the controller. Target is
+	// the state dir whose state file holds the credential; undo gives the
+	// registration back (POST /v1/device/release).
+	ChangeRegistration = "registration"
 )
 
 // Change is one change to the host, written to the journal before it is
@@ -50,6 +56,8 @@ func (c Change) Describe() string {
 		return "create " + c.Target
 	case ChangeDir:
 		return "create directory " + c.Target
+	case ChangeRegistration:
+		return "register with the controller (state in " + c.Target + ")"
 	case ChangeUnit:
 		return "install and start systemd unit " + filepath.Base(c.Target)
 	case ChangeProcess:
@@ -207,6 +215,52 @@ func (j *Journal) WriteFile(path string, data []byte, perm fs.FileMode) (changed
 	return true, WriteFileAtomic(path, data, perm)
 }
 
+// RecordFile records the current content (or absence) of a file that
+// other code is about to write, so an undo restores it.
+func (j *Journal) RecordFile(path string) error {
+	c := Change{Kind: ChangeFile, Target: path}
+	old, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		fi, err := os.Stat(path)
+		if err != nil {
+			return fmt.Errorf("stat %s: %w", path, err)
+		}
+		c.Existed, c.Before, c.Mode = true, old, fi.Mode().Perm()
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return j.record(c)
+}
+
+// undoRegistration gives the registration recorded in the state dir back
+// to the controller. A credential the controller no longer accepts (the
+// device was already released, reset or revoked) leaves nothing to undo.
+func (j *Journal) undoRegistration(c Change) error {
+	st, err := LoadState(c.Target)
+	if errors.Is(err, ErrNoState) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cl, err := NewClientFromState(st, ClientOptions{Timeout: 10 * time.Second})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err = cl.Release(ctx)
+	var ae *api.Error
+	if errors.As(err, &ae) && (ae.Code == api.CodeReleased || ae.Code == api.CodeUnauthorized || ae.Code == api.CodeRevoked || ae.Code == api.CodeKeyReset) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("give registration %s back to %s: %w (the slot stays bound until 'vcpe-hub device reset-key %s')", st.SN, st.Controller, err, st.SN)
+	}
+	return nil
+}
+
 // MkdirAll creates a directory (and its missing parents), recording each
 // directory it creates.
 func (j *Journal) MkdirAll(path string, perm fs.FileMode) (changed bool, err error) {
@@ -281,6 +335,8 @@ func (j *Journal) undo(c Change) error {
 			return err
 		}
 		return nil
+	case ChangeRegistration:
+		return j.undoRegistration(c)
 	case ChangeUnit:
 		return j.undoUnit(c)
 	case ChangeProcess:

@@ -2,7 +2,9 @@ package provision
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/openvcpe/vcpe/precheck"
 )
@@ -91,3 +93,30 @@ type Prompter interface {
 	// ErrDeclined stops the run with nothing changed.
 	Confirm(ctx context.Context, p Plan) error
 }
+
+// AutoPrompter answers for --yes: the registration given by flags,
+// environment or config file, the plan accepted, and a precheck with any
+// failure refused (warnings accepted), naming the failed checks.
+type AutoPrompter struct{ Reg Registration }
+
+// AfterPrecheck implements Prompter.
+func (a AutoPrompter) AfterPrecheck(_ context.Context, rep precheck.Report) (PrecheckDecision, error) {
+	if rep.OK {
+		return PrecheckContinue, nil
+	}
+	var failed []string
+	for _, r := range rep.Checks {
+		if r.Status == precheck.Fail {
+			failed = append(failed, r.ID)
+		}
+	}
+	return PrecheckAbort, fmt.Errorf("precheck failed: %s; run 'vcpe precheck' for the fixes; nothing was changed", strings.Join(failed, ", "))
+}
+
+// Registration implements Prompter.
+func (a AutoPrompter) Registration(context.Context, Suggestions) (Registration, error) {
+	return a.Reg, nil
+}
+
+// Confirm implements Prompter.
+func (a AutoPrompter) Confirm(context.Context, Plan) error { return nil }

@@ -52,7 +52,7 @@ func Register(ctx context.Context, p RegisterParams) (*State, error) {
 		// reaches it) may register again; anything else is another device.
 		return nil, fmt.Errorf("%w: %s holds device %s of the controller %s (%s); use another --state-dir, or vcpe uninstall first", ErrStateMismatch, p.StateDir, st.SN, st.Controller, st.ControllerFingerprint)
 	}
-	pending := filepath.Join(p.StateDir, pendingKeyFile)
+	pending := filepath.Join(p.StateDir, PendingKeyFile)
 	if st.PrivateKey.IsZero() {
 		if st.PrivateKey, err = pendingKey(pending); err != nil {
 			return nil, err
@@ -75,11 +75,11 @@ func Register(ctx context.Context, p RegisterParams) (*State, error) {
 	return st, nil
 }
 
-// pendingKeyFile holds the WireGuard private key of a first registration
+// PendingKeyFile (in the state dir) holds the WireGuard private key of a first registration
 // until the state file is written, so that a registration whose answer
 // was lost can be repeated with the same key (the controller has bound
 // the SN to it).
-const pendingKeyFile = ".pending-wireguard.key"
+const PendingKeyFile = ".pending-wireguard.key"
 
 func pendingKey(path string) (api.Key, error) {
 	if b, err := os.ReadFile(path); err == nil {

@@ -189,6 +189,9 @@ func (j *Journal) StartProcess(spec ProcessSpec) (changed bool, err error) {
 		_ = pid
 		return false, nil
 	}
+	if err := j.RecordFile(spec.LogFile); err != nil {
+		return false, err
+	}
 	if err := j.record(Change{Kind: ChangeProcess, Target: spec.PIDFile, After: spec.Argv[0]}); err != nil {
 		return false, err
 	}

@@ -56,22 +56,83 @@ func newRootCmd(started *bool) *cobra.Command {
 	root.PersistentFlags().StringVar(&o.prefix, "prefix", lab.DefaultPrefix, "namespace name prefix (namespaces are PREFIX-NODE)")
 	root.PersistentFlags().StringVar(&o.runDir, "run-dir", "", "lab state, logs and pid files (default /run/vcpe-lab/PREFIX)")
 
-	root.AddCommand(&cobra.Command{
+	var networkOnly bool
+	up := &cobra.Command{
 		Use:   "up",
-		Short: "Build the lab's namespaces and links",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Short: "Build the lab and run the whole system in it",
+		Long: "up builds the namespaces and links, starts vcpe-hub serve on the hub, creates an\n" +
+			"instance per site and the CCN \"corp\", registers every device and starts vcped on it,\n" +
+			"then probes LAN to LAN and LAN to cloud. A failure removes everything it made.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if os.Geteuid() != 0 {
 				return cli.Usagef("vcpe-lab up needs root to create network namespaces: run it with sudo")
 			}
 			l := o.lab()
-			if err := l.UpNetwork(cmd.Context()); err != nil {
+			var b lab.Binaries
+			if !networkOnly {
+				if b, err = lab.FindBinaries(); err != nil {
+					return cli.Usagef("%v", err)
+				}
+			}
+			ctx := cmd.Context()
+			if err := l.UpNetwork(ctx); err != nil {
 				if errors.Is(err, lab.ErrAlreadyUp) {
 					return cli.Usagef("%v", err)
 				}
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "lab %s is up: %d nodes. Step inside with: vcpe-lab exec site-a -- ip addr\n", o.prefix, len(l.Topo.Nodes))
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "lab %s: %d nodes up\n", o.prefix, len(l.Topo.Nodes))
+			if networkOnly {
+				return nil
+			}
+			defer func() {
+				if err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "vcpe-lab: starting the system failed; removing the lab")
+					_ = l.Down()
+				}
+			}()
+			if err := l.StartSystem(ctx, b, lab.DefaultPlan()); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "hub: vcpe-hub serve on %s; devices site-a (active), site-a2 (standby), site-b: tunnels up\n\n", lab.ControllerAddr)
+			rs := l.Connectivity(ctx, b, lab.DefaultProbes(), 5)
+			lab.WriteConnectivity(out, rs)
+			self := os.Args[0]
+			fmt.Fprintf(out, "\nStep inside:   sudo %s exec lan-a -- ping 198.19.2.10\n", self)
+			fmt.Fprintf(out, "               sudo %s exec site-a -- vcpe status\n", self)
+			fmt.Fprintf(out, "               sudo %s exec hub -- vcpe-hub routes list --state %s\n", self, l.HubState())
+			fmt.Fprintf(out, "               sudo %s exec site-a            (a shell on the device)\n", self)
+			fmt.Fprintf(out, "The wizard:    sudo %s exec site-a2 -- vcpe uninstall --yes && sudo %s exec site-a2 -- vcpe install\n", self, self)
+			fmt.Fprintf(out, "Probe again:   sudo %s check\n", self)
+			fmt.Fprintf(out, "Remove it all: sudo %s down\n", self)
+			for _, r := range rs {
+				if !r.OK {
+					return cli.Failed(fmt.Errorf("connectivity check failed: %s", r.What))
+				}
+			}
+			return nil
+		},
+	}
+	up.Flags().BoolVar(&networkOnly, "network-only", false, "build the namespaces and links only; start nothing")
+	root.AddCommand(up)
+	root.AddCommand(&cobra.Command{
+		Use:   "check",
+		Short: "Probe LAN to LAN and LAN to cloud through the running lab",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := lab.FindBinaries()
+			if err != nil {
+				return cli.Usagef("%v", err)
+			}
+			rs := o.lab().Connectivity(cmd.Context(), b, lab.DefaultProbes(), 5)
+			lab.WriteConnectivity(cmd.OutOrStdout(), rs)
+			for _, r := range rs {
+				if !r.OK {
+					return cli.Failed(fmt.Errorf("connectivity check failed: %s", r.What))
+				}
+			}
 			return nil
 		},
 	})
@@ -154,6 +215,14 @@ func newRootCmd(started *bool) *cobra.Command {
 			}
 			c := l.Command(cmd.Context(), args[0], argv...)
 			c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+			// vcpe, vcped and vcpe-hub sit next to vcpe-lab: put them on the
+			// PATH; on a device, point vcpe at the node's state and the lab's
+			// controller, so `vcpe status` and `vcpe install` need no flags.
+			c.Env = os.Environ()
+			if self, err := os.Executable(); err == nil {
+				c.Env = append(c.Env, "PATH="+filepath.Dir(self)+":"+os.Getenv("PATH"))
+			}
+			c.Env = append(c.Env, l.NodeEnv(args[0])...)
 			err := c.Run()
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {

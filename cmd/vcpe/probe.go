@@ -212,7 +212,6 @@ func printSummary(w io.Writer, r diag.Result) {
 
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 3, 64) }
 
-
 // resolveTarget parses an IPv4 address or resolves a host name to one.
 func resolveTarget(ctx context.Context, s string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(s); err == nil {

@@ -50,7 +50,7 @@ and configuration go to STATE-DIR/device.json (0600).`,
 	fl.StringVar(&f.sn, "sn", "", "the device's serial number")
 	fl.StringSliceVar(&f.advertise, "advertise", nil, "LAN prefixes to advertise, comma-separated or repeated (for example 198.19.1.0/24)")
 	fl.StringVar(&f.keyFile, "key-file", "", "file holding the device key")
-	fl.StringVar(&f.stateDir, "state-dir", provision.DefaultStateDir, "device state directory")
+	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "device state directory ($VCPE_STATE_DIR)")
 	fl.BoolVar(&f.json, "json", false, "print a JSON document on stdout")
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up on the controller after this long")
 	return cmd

@@ -48,7 +48,7 @@ the output says so. Exit code 0 when the tunnel is up, 1 otherwise.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", provision.DefaultStateDir, "device state directory")
+	cmd.Flags().StringVar(&stateDir, "state-dir", defaultStateDir(), "device state directory ($VCPE_STATE_DIR)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as a JSON document")
 	return cmd
 }

@@ -84,7 +84,7 @@ func newUninstallCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON document on stdout")
-	cmd.Flags().StringVar(&stateDir, "state-dir", provision.DefaultStateDir, "device state directory")
+	cmd.Flags().StringVar(&stateDir, "state-dir", defaultStateDir(), "device state directory ($VCPE_STATE_DIR)")
 	return cmd
 }
 
@@ -94,4 +94,3 @@ func confirm(in io.Reader, out io.Writer, question string) bool {
 	line = strings.ToLower(strings.TrimSpace(line))
 	return line == "y" || line == "yes"
 }
-

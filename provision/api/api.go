@@ -8,6 +8,7 @@
 //
 //	GET  /v1/device/config   Authorization: Bearer CRED  → DeviceConfig
 //	POST /v1/device/routes   Authorization: Bearer CRED  {"advertise": [...]} → DeviceConfig
+//	POST /v1/device/release  Authorization: Bearer CRED  → {} (the slot is free again)
 //
 // A credential that is no longer valid (device revoked, key reset) answers
 // 401 with an Error whose Code says which (CodeRevoked, CodeKeyReset,
@@ -154,6 +155,7 @@ const (
 	CodeUnauthorized   = "unauthorized"    // 401: wrong SN/key or credential
 	CodeRevoked        = "revoked"         // 401: the device was revoked
 	CodeKeyReset       = "key_reset"       // 401: the device key was reset; register again
+	CodeReleased       = "released"        // 401: the device gave its registration back; register again
 	CodeRateLimited    = "rate_limited"    // 429: back off for RetryAfter seconds
 	CodeSlotTaken      = "slot_taken"      // 409: the SN is bound to another WireGuard key, or no slot is free
 	CodePrefixConflict = "prefix_conflict" // 409: overlap with another prefix; Field names it

@@ -740,3 +740,39 @@ func inNS(t *testing.T, name string, f func()) {
 		t.Fatalf("in namespace %s: %v", name, err)
 	}
 }
+
+func TestReleaseFreesTheSlotForTheSameKey(t *testing.T) {
+	h := controllertest.Serve(t)
+	inst := newInstance(t, h, "shop1")
+	d := inst.Devices[0]
+	res, err := register(t, h, site1, d.SN, d.Key, wgKey(t).PublicKey(), lan1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Before the release, another WireGuard key is refused for this SN.
+	if _, err := register(t, h, site1, d.SN, d.Key, wgKey(t).PublicKey(), lan1); apiCode(err) != api.CodeSlotTaken {
+		t.Fatalf("second WireGuard key before release: %v; want slot_taken", err)
+	}
+	c, _ := provision.NewClientFromState(&provision.State{Controller: controllertest.URL, ControllerFingerprint: h.Fingerprint, Credential: res.Credential}, h.ClientOptions(site1))
+	if err := c.Release(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeviceConfig(ctx(t)); apiCode(err) != api.CodeReleased {
+		t.Errorf("credential after release: %v; want released", err)
+	}
+	if len(h.HubConfig().Peers) != 0 {
+		t.Errorf("hub still peers with the released device: %+v", h.HubConfig().Peers)
+	}
+	if err := c.Release(ctx(t)); apiCode(err) != api.CodeReleased {
+		t.Errorf("second release: %v; want released", err)
+	}
+	// The same SN and key register again, from a new WireGuard key, and
+	// keep the overlay address.
+	res2, err := register(t, h, site1, d.SN, d.Key, wgKey(t).PublicKey(), lan1)
+	if err != nil {
+		t.Fatalf("register after release: %v", err)
+	}
+	if res2.Config.OverlayAddr != res.Config.OverlayAddr {
+		t.Errorf("overlay after release %v; want %v", res2.Config.OverlayAddr, res.Config.OverlayAddr)
+	}
+}

@@ -22,7 +22,7 @@ func FuzzDeviceAPI(f *testing.F) {
 	f.Add(0, []byte(`{"advertise":"nope","proof":123}`), "")
 	handler := h.DeviceHandler()
 	paths := []struct{ method, path string }{
-		{"POST", "/v1/register"}, {"POST", "/v1/register/challenge"}, {"POST", "/v1/device/routes"}, {"GET", "/v1/device/config"},
+		{"POST", "/v1/register"}, {"POST", "/v1/register/challenge"}, {"POST", "/v1/device/routes"}, {"GET", "/v1/device/config"}, {"POST", "/v1/device/release"},
 	}
 	f.Fuzz(func(t *testing.T, which int, body []byte, cred string) {
 		p := paths[uint(which)%uint(len(paths))]

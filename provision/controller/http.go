@@ -137,6 +137,13 @@ func (s *Server) DeviceHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, cfg)
 	})
+	mux.HandleFunc("POST /v1/device/release", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Release(r.Context(), remoteAddr(r), bearer(r)); err != nil {
+			s.writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no API at %s %s", r.Method, r.URL.Path)})
 	})

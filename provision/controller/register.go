@@ -234,8 +234,43 @@ func (s *Server) authLocked(credential string) (*store.Device, *api.Error) {
 		return nil, &api.Error{Code: api.CodeRevoked, Message: fmt.Sprintf("device %s is revoked", c.SN), Fix: "ask the operator; a revoked device needs a key reset and a new registration"}
 	case store.CredKeyReset:
 		return nil, &api.Error{Code: api.CodeKeyReset, Message: fmt.Sprintf("the key of device %s was reset", c.SN), Fix: "register again with the new key (vcpe register)"}
+	case store.CredReleased:
+		return nil, &api.Error{Code: api.CodeReleased, Message: fmt.Sprintf("device %s gave its registration back", c.SN), Fix: "register again (vcpe install or vcpe register)"}
 	}
 	return s.devices[c.SN], nil
+}
+
+// Release gives a device's slot back at the device's own request (vcpe
+// uninstall, or the rollback of a failed install): its registration,
+// WireGuard key binding and credential are dropped, it leaves the hub's
+// peers, and the same SN and key can register again, from any WireGuard
+// key. Releasing is not revoking: nothing stops the next registration.
+func (s *Server) Release(ctx context.Context, from netip.Addr, credential string) error {
+	s.mu.Lock()
+	d, e := s.authLocked(credential)
+	if e != nil {
+		s.mu.Unlock()
+		return e
+	}
+	sn := d.SN
+	nd := *d
+	nd.PublicKey = api.Key{}
+	nd.Status = store.StatusUnregistered
+	nd.RegisteredSeq = 0
+	nd.RegisteredAt = time.Time{}
+	err := s.store.UpdateDevice(ctx, nd, store.CredReleased)
+	if err == nil {
+		delete(s.byPubKey, d.PublicKey)
+		*d = nd
+		s.dropCredsLocked(sn, store.CredReleased)
+		s.changedLocked(ctx)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		err = internal(err)
+	}
+	s.auditResult(ctx, "device@"+from.String(), "device.release", sn, err)
+	return err
 }
 
 // DeviceConfig returns the configuration of the device holding credential

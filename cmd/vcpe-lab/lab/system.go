@@ -98,6 +98,24 @@ func (l *Lab) StartHub(ctx context.Context, b Binaries) (string, error) {
 	return strings.TrimSpace(out), nil
 }
 
+// NodeEnv is the environment vcpe-lab exec gives a node: on a device, its
+// state dir, its UAPI dir and the lab's controller (with the fingerprint
+// when the hub has run), so vcpe commands need no flags there.
+func (l *Lab) NodeEnv(node string) []string {
+	n, ok := l.Node(node)
+	if !ok || n.Kind != KindDevice {
+		return nil
+	}
+	env := []string{"VCPE_STATE_DIR=" + l.DeviceState(node), "VCPE_UAPI_DIR=" + l.Path(node, "uapi"), "VCPE_CONTROLLER=" + ControllerURL()}
+	if fp, err := controller.ReadFingerprint(l.HubState()); err == nil {
+		env = append(env, "VCPE_CONTROLLER_FINGERPRINT="+fp)
+	}
+	if b, err := os.ReadFile(l.Path(node, "device.env")); err == nil {
+		env = append(env, strings.Fields(string(b))...)
+	}
+	return env
+}
+
 // Hub runs a vcpe-hub admin command and decodes its --json answer into
 // out (when not nil).
 func (l *Lab) Hub(ctx context.Context, b Binaries, out any, args ...string) error {
@@ -149,6 +167,14 @@ func (l *Lab) CreateInstances(ctx context.Context, b Binaries, p Plan) ([]Issued
 			if err := os.WriteFile(kf, []byte(created.Devices[i].Key+"\n"), 0o600); err != nil {
 				return nil, fmt.Errorf("write key of %s: %w", node, err)
 			}
+			// What the operator of this device was handed, for vcpe-lab exec.
+			var adv []string
+			for _, p := range in.Advertise {
+				adv = append(adv, p.String())
+			}
+			if err := os.WriteFile(l.Path(node, "device.env"), []byte("VCPE_SN="+created.Devices[i].SN+"\nVCPE_ADVERTISE="+strings.Join(adv, ",")+"\nVCPE_KEY_FILE="+kf+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("write device env of %s: %w", node, err)
+			}
 			issued = append(issued, Issued{Node: node, SN: created.Devices[i].SN, KeyFile: kf})
 		}
 		if in.CCN == "" {
@@ -179,29 +205,32 @@ func (p Plan) advertiseOf(node string) []netip.Prefix {
 	return nil
 }
 
-// RegisterAndStart registers a device with vcpe register and starts vcped
-// on it.
-func (l *Lab) RegisterAndStart(ctx context.Context, b Binaries, fingerprint string, d Issued, advertise []netip.Prefix) error {
+// Install installs a device with vcpe install --yes, as an operator's
+// script would: precheck, registration, plan, forwarding, the daemon (a
+// detached process: the lab has no systemd), the tunnel and the probes.
+// It returns install's --json summary.
+func (l *Lab) Install(ctx context.Context, b Binaries, fingerprint string, d Issued, advertise []netip.Prefix, extra ...string) (string, error) {
 	var adv []string
 	for _, p := range advertise {
 		adv = append(adv, p.String())
 	}
-	if _, err := l.Run(ctx, d.Node, b.Vcpe, "register", "--controller", ControllerURL(),
-		"--controller-fingerprint", fingerprint, "--sn", d.SN, "--advertise", strings.Join(adv, ","),
-		"--key-file", d.KeyFile, "--state-dir", l.DeviceState(d.Node)); err != nil {
-		return err
-	}
-	return l.StartVcped(b, d.Node)
-}
-
-// StartVcped starts the device daemon on node from its state dir.
-func (l *Lab) StartVcped(b Binaries, node string) error {
-	uapi := l.Path(node, "uapi")
+	uapi := l.Path(d.Node, "uapi")
 	if err := os.MkdirAll(uapi, 0o700); err != nil {
-		return err
+		return "", err
 	}
-	_, err := l.StartDaemon(node, "vcped", []string{b.Vcped, "--state-dir", l.DeviceState(node), "--uapi-dir", uapi, "--sync-interval", "1s"}, nil)
-	return err
+	argv := []string{b.Vcpe, "install", "--yes", "--json", "--controller", ControllerURL(),
+		"--controller-fingerprint", fingerprint, "--sn", d.SN, "--advertise", strings.Join(adv, ","),
+		"--key-file", d.KeyFile, "--state-dir", l.DeviceState(d.Node), "--uapi-dir", uapi,
+		"--service", "process", "--vcped", b.Vcped}
+	argv = append(argv, extra...)
+	cmd := l.Command(ctx, d.Node, argv...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: vcpe install --yes: %w\n%s", d.Node, err, stderr.String())
+	}
+	return string(out), nil
 }
 
 // WaitTunnel waits until node's tunnel is up (vcpe status exits 0).
@@ -233,7 +262,7 @@ func (l *Lab) StartSystem(ctx context.Context, b Binaries, p Plan) error {
 		return err
 	}
 	for _, d := range issued {
-		if err := l.RegisterAndStart(ctx, b, fp, d, p.advertiseOf(d.Node)); err != nil {
+		if _, err := l.Install(ctx, b, fp, d, p.advertiseOf(d.Node)); err != nil {
 			return err
 		}
 	}

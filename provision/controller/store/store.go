@@ -30,6 +30,7 @@ const (
 	CredValid    = "valid"
 	CredRevoked  = "revoked"
 	CredKeyReset = "key_reset"
+	CredReleased = "released"
 )
 
 // ErrConflict is returned by BindDevice when the SN is bound to another

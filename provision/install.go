@@ -1,0 +1,515 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/precheck"
+)
+
+// Service modes of the daemon hand-off.
+const (
+	ServiceAuto    = "auto"    // systemd when it is PID 1, a detached process otherwise
+	ServiceSystemd = "systemd" // a unit in UnitDir
+	ServiceProcess = "process" // a detached process with a pid file in the state dir
+)
+
+// Files the install keeps in the state dir besides the state itself.
+const (
+	PIDFile = "vcped.pid"
+	LogFile = "vcped.log"
+)
+
+// InstallOptions configure an install run. Zero values take the defaults
+// named on each field.
+type InstallOptions struct {
+	StateDir     string // DefaultStateDir
+	Vcped        string // absolute path of the vcped binary
+	UAPIDir      string // passed to vcped; empty: vcped's default
+	Service      string // ServiceAuto
+	UnitDir      string // /etc/systemd/system
+	LANInterface string // the LAN-facing interface; guessed from the advertised prefixes when empty
+	WANInterface string // the WAN interface; the default route's when empty
+	// SSHConnection is the value of SSH_CONNECTION: the plan refuses routes
+	// that would capture the SSH client.
+	SSHConnection string
+	// TunnelTimeout bounds the wait for the first handshake (30 s).
+	TunnelTimeout time.Duration
+	// ProbeCount is how many probes the connectivity test sends per
+	// target (5).
+	ProbeCount int
+
+	Prompter Prompter
+	// Given is what flags, environment or config file already say: the
+	// wizard shows it prefilled, precheck reaches its controller.
+	Given Registration
+	// Gather takes the host snapshot precheck judges; precheck.Gather when nil.
+	Gather func(ctx context.Context) (*precheck.Snapshot, error)
+	Sysctl Sysctl // ProcSysctl{} when nil
+	Runner Runner // ExecRunner when nil
+	Client ClientOptions
+	Log    *slog.Logger
+	Now    func() time.Time
+}
+
+func (o *InstallOptions) defaults() {
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir
+	}
+	if o.Service == "" {
+		o.Service = ServiceAuto
+	}
+	if o.UnitDir == "" {
+		o.UnitDir = "/etc/systemd/system"
+	}
+	if o.TunnelTimeout == 0 {
+		o.TunnelTimeout = 30 * time.Second
+	}
+	if o.ProbeCount == 0 {
+		o.ProbeCount = 5
+	}
+	if o.Gather == nil {
+		o.Gather = func(ctx context.Context) (*precheck.Snapshot, error) {
+			return precheck.Gather(ctx, precheck.GatherOptions{})
+		}
+	}
+	if o.Sysctl == nil {
+		o.Sysctl = ProcSysctl{}
+	}
+	if o.Runner == nil {
+		o.Runner = ExecRunner
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// install is one install run's shared state, filled step by step.
+type install struct {
+	o        InstallOptions
+	j        *Journal
+	snap     *precheck.Snapshot
+	report   precheck.Report
+	reg      Registration
+	state    *State
+	plan     Plan
+	service  string
+	forward  bool // ip_forward must be turned on
+	protect  []Protected
+	lanGW    netip.Addr
+	results  []diag.Result
+	precheck precheck.Options
+}
+
+// NewInstall returns the install Engine: precheck → register → plan →
+// review → apply → start → tunnel → connectivity, every host change
+// journalled in the state dir.
+func NewInstall(o InstallOptions) (*Engine, error) {
+	o.defaults()
+	if o.Prompter == nil {
+		return nil, errors.New("install: no Prompter")
+	}
+	if !filepath.IsAbs(o.Vcped) {
+		return nil, &InputError{Field: "--vcped", Msg: fmt.Sprintf("%q must be the absolute path of the vcped binary", o.Vcped)}
+	}
+	switch o.Service {
+	case ServiceAuto:
+		o.Service = ServiceProcess
+		if SystemdRunning() {
+			o.Service = ServiceSystemd
+		}
+	case ServiceSystemd, ServiceProcess:
+	default:
+		return nil, &InputError{Field: "--service", Msg: fmt.Sprintf("%q: use auto, systemd or process", o.Service)}
+	}
+	j, err := OpenJournal(o.StateDir, o.Sysctl, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	j.Run = o.Runner
+	in := &install{o: o, j: j, service: o.Service}
+	return &Engine{
+		Journal: j,
+		Now:     o.Now,
+		Log:     o.Log,
+		Steps: []Step{
+			{ID: StepPrecheck, Title: "Check the host", Run: in.stepPrecheck},
+			{ID: StepRegister, Title: "Register with the controller", Run: in.stepRegister},
+			{ID: StepPlan, Title: "Plan the changes", Run: in.stepPlan},
+			{ID: StepReview, Title: "Review the plan", Run: in.stepReview},
+			{ID: StepApply, Title: "Enable forwarding", Run: in.stepApply},
+			{ID: StepStart, Title: "Start the dataplane daemon", Run: in.stepStart},
+			{ID: StepTunnel, Title: "Wait for the tunnel", Run: in.stepTunnel},
+			{ID: StepConnectivity, Title: "Test connectivity", Run: in.stepConnectivity},
+		},
+	}, nil
+}
+
+func (in *install) stepPrecheck(ctx context.Context, r *Run) (Status, string, error) {
+	in.precheck = precheck.Options{WANInterface: in.o.WANInterface}
+	if u, err := url.Parse(in.o.Given.Controller); err == nil && u.Host != "" {
+		in.precheck.Controller = u
+	}
+	for {
+		snap, err := in.o.Gather(ctx)
+		if err != nil {
+			return StatusFailed, "", fmt.Errorf("gather host snapshot: %w", err)
+		}
+		rep := precheck.Run(ctx, snap, in.precheck)
+		for _, res := range rep.Checks {
+			r.Progress(fmt.Sprintf("%s %s: %s", res.Status, res.ID, res.Detail), res)
+		}
+		in.snap, in.report = snap, rep
+		dec, err := in.o.Prompter.AfterPrecheck(ctx, rep)
+		if err != nil {
+			return StatusFailed, "", err
+		}
+		switch dec {
+		case PrecheckRerun:
+			continue
+		case PrecheckAbort:
+			return StatusFailed, "", errors.New("stopped after precheck; nothing was changed")
+		}
+		c := rep.Counts()
+		msg := fmt.Sprintf("%d pass, %d warn, %d fail, %d skip", c[precheck.Pass], c[precheck.Warn], c[precheck.Fail], c[precheck.Skip])
+		if c[precheck.Warn] > 0 || c[precheck.Fail] > 0 {
+			return StatusWarn, msg, nil
+		}
+		return StatusUnchanged, msg, nil
+	}
+}
+
+// suggestions offers the LAN prefixes of the host's non-WAN interfaces.
+func (in *install) suggestions() Suggestions {
+	s := Suggestions{WANInterface: in.snap.WANInterface(in.o.WANInterface), Given: in.o.Given}
+	addrs, _ := in.snap.Addresses()
+	names := make([]string, 0, len(addrs))
+	for n := range addrs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if n == s.WANInterface || n == "lo" || strings.HasPrefix(n, "vcpe") {
+			continue
+		}
+		for _, p := range addrs[n] {
+			if p.Addr().Is4() && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() && !slices.Contains(s.LANPrefixes, p.Masked()) {
+				s.LANPrefixes = append(s.LANPrefixes, p.Masked())
+			}
+		}
+	}
+	return s
+}
+
+func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, error) {
+	reg, err := in.o.Prompter.Registration(ctx, in.suggestions())
+	if err != nil {
+		return StatusFailed, "", err
+	}
+	if err := validateRegistration(&reg); err != nil {
+		return StatusFailed, "", err
+	}
+	in.reg = reg
+	if st, err := LoadState(in.o.StateDir); err == nil && st.SN == reg.SN && st.Controller == reg.Controller &&
+		st.ControllerFingerprint == reg.Fingerprint && slices.Equal(st.Advertise, reg.Advertise) && st.Credential != "" {
+		in.state = st
+		return StatusUnchanged, fmt.Sprintf("already registered as %s (overlay %s)", st.SN, st.Config.OverlayAddr), nil
+	} else if err != nil && !errors.Is(err, ErrNoState) {
+		return StatusFailed, "", err
+	}
+	if _, err := in.j.MkdirAll(in.o.StateDir, 0o700); err != nil {
+		return StatusFailed, "", err
+	}
+	for _, f := range []string{StateFile, PendingKeyFile} {
+		if err := in.j.RecordFile(filepath.Join(in.o.StateDir, f)); err != nil {
+			return StatusFailed, "", err
+		}
+	}
+	r.Progress("registering "+reg.SN+" with "+reg.Controller, nil)
+	st, err := Register(ctx, RegisterParams{
+		StateDir: in.o.StateDir, Controller: reg.Controller, Fingerprint: reg.Fingerprint,
+		SN: reg.SN, Key: reg.Key.Reveal(), Advertise: reg.Advertise, Client: in.o.Client,
+	})
+	if err != nil {
+		return StatusFailed, "", err
+	}
+	// The controller now binds the SN to this device's WireGuard key: an
+	// undo gives the registration back so the same SN and key can install
+	// again.
+	if err := in.j.record(Change{Kind: ChangeRegistration, Target: in.o.StateDir}); err != nil {
+		return StatusFailed, "", err
+	}
+	in.state = st
+	return StatusOK, fmt.Sprintf("registered %s: overlay %s, hub %s, role %s", st.SN, st.Config.OverlayAddr, st.Config.HubEndpoint, st.Config.Role), nil
+}
+
+// validateRegistration checks the operator's answers and normalises the
+// fingerprint.
+func validateRegistration(reg *Registration) error {
+	if _, err := ParseControllerURL(reg.Controller); err != nil {
+		return err
+	}
+	fp, err := ParseFingerprint(reg.Fingerprint)
+	if err != nil {
+		return err
+	}
+	reg.Fingerprint = fp
+	if err := ValidateSN(reg.SN); err != nil {
+		return err
+	}
+	if reg.Key.IsZero() {
+		return &InputError{Field: "key", Msg: "missing; pass --key-file FILE, set VCPE_KEY, or pipe the key on standard input"}
+	}
+	if len(reg.Advertise) == 0 {
+		return &InputError{Field: "--advertise", Msg: "missing; pass the LAN prefixes behind this device, e.g. --advertise 198.19.1.0/24"}
+	}
+	return nil
+}
+
+func (in *install) stepPlan(ctx context.Context, r *Run) (Status, string, error) {
+	cfg := in.state.Config
+	p := Plan{
+		StateDir: in.o.StateDir, SN: in.state.SN, OverlayAddr: cfg.OverlayAddr, HubEndpoint: cfg.HubEndpoint,
+		Role: cfg.Role, Advertised: cfg.Advertised, Routes: cfg.Routes,
+	}
+	// Never cut off the operator or the path to the controller and hub.
+	if a, ok := SSHClient(in.o.SSHConnection); ok {
+		in.protect = append(in.protect, Protected{a, "the SSH client (SSH_CONNECTION)"})
+	}
+	if a, err := hostAddr(ctx, in.reg.Controller); err == nil {
+		in.protect = append(in.protect, Protected{a, "the controller"})
+	}
+	if cfg.HubEndpoint.IsValid() {
+		in.protect = append(in.protect, Protected{cfg.HubEndpoint.Addr(), "the hub endpoint"})
+	}
+	tunnel := append(slices.Clone(cfg.Routes), cfg.OverlayAddr.Masked())
+	if err := CheckLockout(tunnel, in.protect); err != nil {
+		if !in.reg.Force {
+			return StatusFailed, "", err
+		}
+		p.Warnings = append(p.Warnings, "forced: "+err.Error())
+	}
+	if v, err := in.o.Sysctl.Get("net.ipv4.ip_forward"); err != nil || v != "1" {
+		in.forward = true
+		p.Changes = append(p.Changes, fmt.Sprintf("set net.ipv4.ip_forward %s → 1", orUnknown(v)))
+	}
+	if pid, ok := RunningPID(filepath.Join(in.o.StateDir, PIDFile), in.o.Vcped); ok && in.service == ServiceProcess {
+		p.Changes = append(p.Changes, fmt.Sprintf("vcped already running (pid %d): leave it", pid))
+	} else if in.service == ServiceSystemd {
+		p.Changes = append(p.Changes, "install, enable and start systemd unit "+filepath.Join(in.o.UnitDir, UnitName))
+	} else {
+		p.Changes = append(p.Changes, "start "+in.o.Vcped+" as a detached daemon (pid file "+filepath.Join(in.o.StateDir, PIDFile)+")")
+	}
+	in.lanGW = in.lanGateway(cfg.Advertised)
+	if in.lanGW.IsValid() {
+		p.LANCommands = LANCommands(cfg.Routes, in.lanGW)
+	} else if len(cfg.Routes) > 0 {
+		p.Warnings = append(p.Warnings, "no LAN interface found with an address in "+joinPrefixes(cfg.Advertised)+": pass --lan-if to get the LAN-side route commands")
+	}
+	for _, res := range in.report.Checks {
+		if res.Status == precheck.Warn {
+			p.Warnings = append(p.Warnings, res.ID+": "+res.Detail)
+		}
+	}
+	in.plan = p
+	r.Progress("plan ready", p)
+	if len(p.Changes) == 0 {
+		return StatusUnchanged, "nothing to change", nil
+	}
+	return StatusOK, strings.Join(p.Changes, "; "), nil
+}
+
+// lanGateway is this device's address on the LAN: on --lan-if, or on the
+// interface with an address inside an advertised prefix.
+func (in *install) lanGateway(advertised []netip.Prefix) netip.Addr {
+	addrs, _ := in.snap.Addresses()
+	if in.o.LANInterface != "" {
+		for _, p := range addrs[in.o.LANInterface] {
+			if p.Addr().Is4() {
+				return p.Addr()
+			}
+		}
+		return netip.Addr{}
+	}
+	for _, ps := range addrs {
+		for _, p := range ps {
+			for _, adv := range advertised {
+				if adv.Contains(p.Addr()) {
+					return p.Addr()
+				}
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+func (in *install) stepReview(ctx context.Context, r *Run) (Status, string, error) {
+	if err := in.o.Prompter.Confirm(ctx, in.plan); err != nil {
+		return StatusFailed, "", err
+	}
+	return StatusOK, "plan accepted", nil
+}
+
+func (in *install) stepApply(ctx context.Context, r *Run) (Status, string, error) {
+	changed, err := in.j.SetSysctl("net.ipv4.ip_forward", "1")
+	if err != nil {
+		return StatusFailed, "", err
+	}
+	if !changed {
+		return StatusUnchanged, "IPv4 forwarding already on", nil
+	}
+	return StatusOK, "IPv4 forwarding on", nil
+}
+
+func (in *install) vcpedArgs() []string {
+	args := []string{in.o.Vcped, "--state-dir", in.o.StateDir}
+	if in.o.UAPIDir != "" {
+		args = append(args, "--uapi-dir", in.o.UAPIDir)
+	}
+	return args
+}
+
+func (in *install) stepStart(ctx context.Context, r *Run) (Status, string, error) {
+	var (
+		changed bool
+		err     error
+		what    string
+	)
+	switch in.service {
+	case ServiceSystemd:
+		var unit []byte
+		if unit, err = Unit(UnitOptions{Vcped: in.o.Vcped, StateDir: in.o.StateDir, UAPIDir: in.o.UAPIDir}); err != nil {
+			return StatusFailed, "", err
+		}
+		path := filepath.Join(in.o.UnitDir, UnitName)
+		changed, err = in.j.InstallUnit(ctx, path, unit)
+		what = "systemd unit " + UnitName
+	default:
+		changed, err = in.j.StartProcess(ProcessSpec{
+			Argv:    in.vcpedArgs(),
+			PIDFile: filepath.Join(in.o.StateDir, PIDFile),
+			LogFile: filepath.Join(in.o.StateDir, LogFile),
+		})
+		what = "vcped (pid file " + filepath.Join(in.o.StateDir, PIDFile) + ")"
+	}
+	if err != nil {
+		return StatusFailed, "", err
+	}
+	if !changed {
+		return StatusUnchanged, what + " already running", nil
+	}
+	return StatusOK, "started " + what, nil
+}
+
+func (in *install) stepTunnel(ctx context.Context, r *Run) (Status, string, error) {
+	sock := filepath.Join(in.o.StateDir, dataplane.ControlSocket)
+	ctx, cancel := context.WithTimeout(ctx, in.o.TunnelTimeout)
+	defer cancel()
+	var last dataplane.Status
+	var lastErr error
+	for {
+		st, err := dataplane.ReadStatus(sock)
+		if err == nil {
+			last = st
+			if st.State == dataplane.StateUp {
+				r.Progress("tunnel up", st)
+				return StatusOK, fmt.Sprintf("tunnel up: %s to hub %s", st.OverlayAddr, in.state.Config.HubEndpoint), nil
+			}
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				why := last.State
+				if last.Reason != "" {
+					why += ": " + last.Reason
+				}
+				if why == "" && lastErr != nil {
+					why = "vcped does not answer on " + sock + " (see " + filepath.Join(in.o.StateDir, LogFile) + "): " + lastErr.Error()
+				}
+				return StatusFailed, "", fmt.Errorf("tunnel not up after %v (%s); check that UDP %d reaches the hub (vcpe precheck --controller …)",
+					in.o.TunnelTimeout, why, in.state.Config.HubEndpoint.Port())
+			}
+			return StatusFailed, "", ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (in *install) stepConnectivity(ctx context.Context, r *Run) (Status, string, error) {
+	hub := in.state.Config.HubOverlayAddr
+	if !hub.IsValid() {
+		return StatusSkipped, "no hub overlay address to probe", nil
+	}
+	o := diag.Options{Count: in.o.ProbeCount, Interval: 200 * time.Millisecond, Timeout: time.Second}
+	var lines []string
+	worst := StatusOK
+	for _, probe := range []struct {
+		name string
+		run  func() (diag.Result, error)
+	}{
+		{"ICMP to the hub " + hub.String(), func() (diag.Result, error) { return diag.PingICMP(ctx, hub, o) }},
+		{"UDP to the hub's reflector " + hub.String() + ":12345", func() (diag.Result, error) {
+			return diag.PingUDP(ctx, netip.AddrPortFrom(hub, 12345), o)
+		}},
+	} {
+		res, err := probe.run()
+		if err != nil {
+			worst = StatusWarn
+			lines = append(lines, probe.name+": "+err.Error())
+			continue
+		}
+		in.results = append(in.results, res)
+		r.Progress(probe.name, res)
+		st := res.Stats
+		lines = append(lines, fmt.Sprintf("%s: %d/%d answered, avg %v", probe.name, st.Received, st.Sent, st.Avg.Round(10*time.Microsecond)))
+		if st.Received < st.Sent {
+			worst = StatusWarn
+		}
+	}
+	return worst, strings.Join(lines, "; "), nil
+}
+
+func hostAddr(ctx context.Context, controller string) (netip.Addr, error) {
+	u, err := url.Parse(controller)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+		return a.Unmap(), nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", u.Hostname())
+	if err != nil || len(ips) == 0 {
+		return netip.Addr{}, fmt.Errorf("resolve %s: %w", u.Hostname(), err)
+	}
+	return ips[0].Unmap(), nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
