@@ -1,0 +1,38 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestBadInputExitsTwo(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-variants", "raw,kernel"}, `unknown base "kernel"`},
+		{[]string{"-variants", "vcpe+turbo"}, `unknown tuning "turbo"`},
+		{[]string{"-runs", "-1"}, "-runs -1"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"-nope"}, "flag provided but not defined: -nope"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(tt.args, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("run(%q) = %d, stderr %q; want 2 and %q", tt.args, code, stderr.String(), tt.want)
+		}
+	}
+}
+
+func TestOptionsDefaultsAndQuick(t *testing.T) {
+	t.Setenv("BENCH_QUICK", "")
+	o, out, vcped, err := options(nil, &bytes.Buffer{})
+	if err != nil || o.Runs != 3 || o.Quick || out != "bench-results" || vcped != "" || strings.Join(o.Variants, ",") != "raw,upstream,vcpe" {
+		t.Errorf("defaults: %+v %q %q %v", o, out, vcped, err)
+	}
+	t.Setenv("BENCH_QUICK", "1")
+	o, _, _, err = options([]string{"-runs", "2"}, &bytes.Buffer{})
+	if err != nil || !o.Quick || o.Runs != 2 || o.Seconds != 2 {
+		t.Errorf("BENCH_QUICK=1 -runs 2: runs %d, seconds %d, quick %v, %v; want 2, 2, true", o.Runs, o.Seconds, o.Quick, err)
+	}
+}
