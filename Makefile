@@ -11,7 +11,7 @@ export CGO_ENABLED = 0
 # System commands the tests, the lab and the benchmarks run, and the Debian
 # packages that provide them.
 SYSTEM_DEPS := ip:iproute2 iptables:iptables nft:nftables tc:iproute2 ping:iputils-ping \
-               iperf3:iperf3 tmux:tmux ss:iproute2 tcpdump:tcpdump systemd-analyze:systemd
+               iperf3:iperf3 tmux:tmux ss:iproute2 tcpdump:tcpdump systemd-analyze:systemd ethtool:ethtool
 
 .DEFAULT_GOAL := help
 

@@ -26,6 +26,7 @@ type benchDevice struct {
 
 type benchFixture struct {
 	srv  *controller.Server
+	dir  string
 	devs []benchDevice
 }
 
@@ -49,7 +50,7 @@ func fixture(b *testing.B, n int) *benchFixture {
 	if err != nil {
 		b.Fatal(err)
 	}
-	f := &benchFixture{srv: srv}
+	f := &benchFixture{srv: srv, dir: dir}
 	for i := range n / 2 {
 		res, err := srv.CreateInstance(context.Background(), "bench", controller.CreateInstanceRequest{Name: fmt.Sprintf("site%05d", i)})
 		if err != nil {
@@ -66,8 +67,11 @@ func fixture(b *testing.B, n int) *benchFixture {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	// The fixtures outlive one benchmark function (b.N grows over several
+	// calls), so they are removed here, with the store and CA key in them.
 	for _, f := range benchFixtures {
 		f.srv.Close()
+		os.RemoveAll(f.dir)
 	}
 	os.Exit(code)
 }
