@@ -42,7 +42,7 @@ type Options struct {
 	Now         func() time.Time
 	Gather      func(ctx context.Context) (*precheck.Snapshot, error)
 	ReadStatus  func(path string) (dataplane.Status, error)
-	FetchConfig func(ctx context.Context, st *provision.State) (api.DeviceConfig, error)
+	FetchConfig func(ctx context.Context, st *provision.State, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (api.DeviceConfig, error)
 	Dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	ReadHost    func(tun string) (*Host, error)
 	PingICMP    func(ctx context.Context, target netip.Addr, o diag.Options) (diag.Result, error)
@@ -81,8 +81,8 @@ func (o *Options) defaults() {
 		o.Dial = (&net.Dialer{}).DialContext
 	}
 	if o.FetchConfig == nil {
-		o.FetchConfig = func(ctx context.Context, st *provision.State) (api.DeviceConfig, error) {
-			c, err := provision.NewClientFromState(st, provision.ClientOptions{Timeout: 4 * time.Second, Dial: o.Dial})
+		o.FetchConfig = func(ctx context.Context, st *provision.State, dial func(context.Context, string, string) (net.Conn, error)) (api.DeviceConfig, error) {
+			c, err := provision.NewClientFromState(st, provision.ClientOptions{Timeout: 4 * time.Second, Dial: dial})
 			if err != nil {
 				return api.DeviceConfig{}, err
 			}
@@ -158,14 +158,33 @@ func Collect(ctx context.Context, o Options) *Evidence {
 		mu.Unlock()
 	})
 	if st != nil {
+		// The TCP connect to the controller is the config fetch's own
+		// (no extra connection for the hub to log); a separate connect only
+		// when the fetch made none.
+		ctlAddr, ctlErr := controllerAddr(st.Controller)
+		var dialed *Dial
+		recordDial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := o.Dial(ctx, network, addr)
+			if ctlErr == nil && addr == ctlAddr.String() {
+				d := Dial{Addr: ctlAddr, OK: err == nil}
+				if err != nil {
+					d.Error, d.Refused = err.Error(), errors.Is(err, syscall.ECONNREFUSED)
+				}
+				mu.Lock()
+				if dialed == nil {
+					dialed = &d
+				}
+				mu.Unlock()
+			}
+			return c, err
+		}
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, min(budget, 5*time.Second))
 			defer cancel()
-			cfg, err := o.FetchConfig(cctx, st)
+			cfg, err := o.FetchConfig(cctx, st, recordDial)
 			mu.Lock()
-			defer mu.Unlock()
-			var ae *api.Error
-			switch {
+			d := dialed
+			switch ae := (*api.Error)(nil); {
 			case errors.As(err, &ae):
 				e.ConfigError = ae
 			case err != nil:
@@ -173,19 +192,15 @@ func Collect(ctx context.Context, o Options) *Evidence {
 			default:
 				e.Config = &cfg
 			}
-		})
-		if u, err := url.Parse(st.Controller); err == nil {
-			if ap, err := resolveAddrPort(u); err == nil {
-				wg.Go(func() {
-					dctx, cancel := context.WithTimeout(ctx, min(budget, 3*time.Second))
-					defer cancel()
-					d := dialTCP(dctx, o.Dial, ap)
-					mu.Lock()
-					e.Controller = &d
-					mu.Unlock()
-				})
+			mu.Unlock()
+			if d == nil && ctlErr == nil {
+				dd := dialTCP(cctx, o.Dial, ctlAddr)
+				d = &dd
 			}
-		}
+			mu.Lock()
+			e.Controller = d
+			mu.Unlock()
+		})
 		hubWAN, hubOverlay := st.Config.HubEndpoint.Addr(), st.Config.HubOverlayAddr
 		po := diag.Options{Count: o.Count, Interval: o.Interval, Timeout: time.Second}
 		series := func(name string, run func(context.Context, diag.Options) (diag.Result, error)) {
@@ -236,6 +251,15 @@ func Collect(ctx context.Context, o Options) *Evidence {
 	}
 	wg.Wait()
 	return e
+}
+
+// controllerAddr is the TCP address of the controller URL in the state.
+func controllerAddr(raw string) (netip.AddrPort, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("controller URL %q: %w", raw, err)
+	}
+	return resolveAddrPort(u)
 }
 
 func resolveAddrPort(u *url.URL) (netip.AddrPort, error) {
