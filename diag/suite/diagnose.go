@@ -112,6 +112,7 @@ func (d *diagnosis) run() {
 	// Service link.
 	d.wanReachable()
 	d.hubDown()
+	d.hubICMP()
 	d.controller()
 	d.handshake()
 	d.tunnelHub()
@@ -305,7 +306,7 @@ func (d *diagnosis) hubUDP4500() {
 			f.Evidence = append(f.Evidence, "no answer through the tunnel from the hub's reflector")
 		}
 		f.Fix = fmt.Sprintf("allow UDP 4500 both ways between this host and %s on every firewall on the path (cloud security group, upstream firewall, the hub's own nftables input)", wan)
-	case local == false && tunOK:
+	case tunOK:
 		f.Severity = SevOK
 		f.Evidence = []string{"the tunnel carries traffic to the hub"}
 	default:
@@ -487,6 +488,22 @@ func (d *diagnosis) wanReachable() {
 		return
 	}
 	d.add(f)
+}
+
+// hubICMP: the hub answers UDP but not ICMP echo; probes and tools that
+// use ping will mislead.
+func (d *diagnosis) hubICMP() {
+	ranI, okI := d.answered(ProbeWANICMP)
+	_, okR := d.answered(ProbeWANReflector)
+	if !ranI || okI || !okR {
+		return
+	}
+	wan, _ := d.hub()
+	d.add(Finding{ID: "hub.icmp", Category: CatLink, Severity: SevWarning,
+		Title:    fmt.Sprintf("ICMP echo to the hub %s is filtered while UDP gets through", wan),
+		Evidence: d.probeEvidence(ProbeWANICMP, ProbeWANReflector),
+		Fix:      fmt.Sprintf("allow ICMP echo to and from %s (this host: precheck's icmp.echo; then the path's firewalls); use vcpe probe udp %s meanwhile", wan, wan),
+		CausedBy: []string{"precheck.icmp.echo"}})
 }
 
 func (d *diagnosis) probeEvidence(names ...string) []string {

@@ -204,6 +204,9 @@ func TestRules(t *testing.T) {
 			e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 65)...)
 			e.Controller = &Dial{Addr: e.Controller.Addr, Error: "i/o timeout"}
 		}, "wan.loss", SevError, "mtr -n 198.18.0.1", []string{"tunnel.hub", "controller.reachable"}},
+		{"hub filters ICMP", func(e *Evidence) {
+			e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 100)...)
+		}, "hub.icmp", SevWarning, "allow ICMP echo", nil},
 		{"wan light loss", func(e *Evidence) {
 			e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 5)...)
 			e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 5)...)

@@ -203,7 +203,22 @@ func TestDiagPlantedFaults(t *testing.T) {
 			"registration.valid", "vcpe-hub device reset-key "+sn)
 	})
 
-	sort.Slice(healthy, func(i, j int) bool { return healthy[i] < healthy[j] })
-	t.Logf("wall time of a default vcpe diag run on a healthy device: median %v of %d runs (min %v, max %v)",
-		healthy[len(healthy)/2].Round(time.Millisecond), len(healthy), healthy[0].Round(time.Millisecond), healthy[len(healthy)-1].Round(time.Millisecond))
+	// Baseline: one probe series of the same shape as diag's (20 every
+	// 50 ms) to the hub, alone.
+	var probe []time.Duration
+	for range 3 {
+		start := time.Now()
+		if _, err := l.Run(ctx, node, b.Vcpe, "probe", "icmp", "198.18.0.1", "-c", "20", "-i", "50ms"); err != nil {
+			t.Fatal(err)
+		}
+		probe = append(probe, time.Since(start))
+	}
+	med := func(d []time.Duration) time.Duration {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	t.Logf("wall time of a default vcpe diag run on a healthy device: median %v of %d runs (min %v, max %v); "+
+		"one bare probe series (vcpe probe icmp -c 20 -i 50ms): median %v; ratio %.2f",
+		med(healthy).Round(time.Millisecond), len(healthy), healthy[0].Round(time.Millisecond), healthy[len(healthy)-1].Round(time.Millisecond),
+		med(probe).Round(time.Millisecond), float64(med(healthy))/float64(med(probe)))
 }
