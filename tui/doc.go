@@ -15,6 +15,10 @@
 //   - every step's started, progress and finished messages make the
 //     progress list; a rollback event shows the undo.
 //
+// RunDiag is the live dashboard of `vcpe diag --tui` (diag.go): it draws
+// the samples and findings of rounds of the diagnosis suite that the
+// caller runs (a DiagRound); it never probes or judges anything itself.
+//
 // The package must not contain install logic: no step, no host change, no
 // network I/O. It renders what the Engine emits and hands back what the
 // operator decided, so the wizard and `vcpe install --yes` cannot drift

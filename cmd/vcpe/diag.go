@@ -1,6 +1,17 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/diag/suite"
+)
 
 func init() { subcommands = append(subcommands, newDiagCmd) }
 
@@ -9,12 +20,88 @@ func init() { subcommands = append(subcommands, newDiagCmd) }
 var diagSubcommands []func() *cobra.Command
 
 func newDiagCmd() *cobra.Command {
+	var (
+		jsonOut, tuiOut bool
+		stateDir        string
+		targets         []string
+		timeout         time.Duration
+		fromBundle      string
+	)
 	cmd := &cobra.Command{
 		Use:   "diag",
 		Short: "Diagnose this device: what is broken, where, the evidence and the fix",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Long: `Run the read-only diagnosis suite: configuration (daemon, TUN, routes against
+the controller, forwarding, firewall, registration, CCN, prefix overlaps), the
+service link (controller, hub over ICMP / UDP 4500 / the reflector, handshake)
+and Internet quality (WAN and tunnel loss, latency, jitter; path MTU).
+Findings come root cause first, each with its evidence and the exact fix.
+Exit 0 when no finding is an error (warnings allowed), 1 otherwise.
+
+--from-bundle FILE.tar.gz judges the evidence a support bundle holds instead
+of this host; --tui shows a live dashboard (needs a terminal).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var addrs []netip.Addr
+			for _, t := range targets {
+				a, err := netip.ParseAddr(t)
+				if err != nil || !a.Is4() {
+					return cli.Usagef("--target %q: want an IPv4 address behind the tunnel, for example 198.19.2.10", t)
+				}
+				addrs = append(addrs, a)
+			}
+			if timeout < time.Second || timeout > 5*time.Minute {
+				return cli.Usagef("--timeout %s: want between 1s and 5m", timeout)
+			}
+			if fromBundle != "" && tuiOut {
+				return cli.Usagef("--tui and --from-bundle: a bundle is not live; drop --tui")
+			}
+			if fromBundle != "" && len(addrs) > 0 {
+				return cli.Usagef("--target and --from-bundle: a bundle holds the probes it was made with; drop --target")
+			}
+			opts := suite.Options{StateDir: stateDir, Targets: addrs, Timeout: timeout}
+			if tuiOut {
+				return runDiagTUI(cmd, opts)
+			}
+			start := time.Now()
+			var ev *suite.Evidence
+			source := "live"
+			if fromBundle != "" {
+				var err error
+				if ev, err = suite.LoadBundle(fromBundle); err != nil {
+					if errors.Is(err, os.ErrNotExist) {
+						return cli.Usagef("--from-bundle %s: no such file; give a bundle written by 'vcpe diag bundle FILE.tar.gz'", fromBundle)
+					}
+					return cli.Usagef("--from-bundle %s: %v", fromBundle, err)
+				}
+				source = fromBundle
+			} else {
+				ev = suite.Collect(cmd.Context(), opts)
+			}
+			fs := suite.Diagnose(*ev)
+			rep := suite.NewReport(fs, ev.Time, time.Since(start), source)
+			out := cmd.OutOrStdout()
+			var err error
+			if jsonOut {
+				err = rep.WriteJSON(out)
+			} else {
+				err = rep.WriteText(out, useColor(out))
+			}
+			if err != nil {
+				return fmt.Errorf("write diagnosis: %w", err)
+			}
+			if !rep.OK {
+				return cli.Failed(errors.New("diag: a finding is an error"))
+			}
+			return nil
+		},
 	}
+	f := cmd.Flags()
+	f.BoolVar(&jsonOut, "json", false, "print the findings as a JSON document on stdout")
+	f.BoolVar(&tuiOut, "tui", false, "live dashboard: per-target RTT, loss and jitter, and the findings (needs a terminal)")
+	f.StringVar(&stateDir, "state-dir", defaultStateDir(), "device state directory ($VCPE_STATE_DIR)")
+	f.StringSliceVar(&targets, "target", nil, "also probe `ADDR` through the tunnel (repeatable); learned prefixes have no target by default")
+	f.DurationVar(&timeout, "timeout", 10*time.Second, "bound of the whole run")
+	f.StringVar(&fromBundle, "from-bundle", "", "judge the evidence in support bundle `FILE.tar.gz` instead of this host")
 	for _, add := range diagSubcommands {
 		cmd.AddCommand(add())
 	}

@@ -1,0 +1,292 @@
+package suite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/precheck"
+	"github.com/openvcpe/vcpe/provision"
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// Options tune Collect. The zero value (with StateDir) is the default run.
+type Options struct {
+	StateDir string
+	// Targets are extra addresses to probe (ICMP echo) through the tunnel,
+	// one series each.
+	Targets []netip.Addr
+	// Timeout bounds the whole collection (default 10 s); each probe
+	// series is bounded well inside it.
+	Timeout time.Duration
+	// Count and Interval of each probe series (default 20 every 50 ms).
+	Count    int
+	Interval time.Duration
+	// OnSample, when set, sees every probe sample as it arrives, by probe
+	// name (the live dashboard).
+	OnSample func(name string, s diag.Sample)
+	Log      *slog.Logger
+
+	// Replaceable parts (tests).
+	Now         func() time.Time
+	Gather      func(ctx context.Context) (*precheck.Snapshot, error)
+	ReadStatus  func(path string) (dataplane.Status, error)
+	FetchConfig func(ctx context.Context, st *provision.State, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (api.DeviceConfig, error)
+	Dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	ReadHost    func(tun string) (*Host, error)
+	PingICMP    func(ctx context.Context, target netip.Addr, o diag.Options) (diag.Result, error)
+	PingUDP     func(ctx context.Context, target netip.AddrPort, o diag.Options) (diag.Result, error)
+	PathMTU     func(ctx context.Context, target netip.Addr, o diag.MTUOptions) (diag.MTUResult, error)
+}
+
+func (o *Options) defaults() {
+	if o.StateDir == "" {
+		o.StateDir = provision.DefaultStateDir
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Count <= 0 {
+		o.Count = 20
+	}
+	if o.Interval <= 0 {
+		o.Interval = 50 * time.Millisecond
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Gather == nil {
+		o.Gather = func(ctx context.Context) (*precheck.Snapshot, error) {
+			return precheck.Gather(ctx, precheck.GatherOptions{})
+		}
+	}
+	if o.ReadStatus == nil {
+		o.ReadStatus = dataplane.ReadStatus
+	}
+	if o.Dial == nil {
+		o.Dial = (&net.Dialer{}).DialContext
+	}
+	if o.FetchConfig == nil {
+		o.FetchConfig = func(ctx context.Context, st *provision.State, dial func(context.Context, string, string) (net.Conn, error)) (api.DeviceConfig, error) {
+			c, err := provision.NewClientFromState(st, provision.ClientOptions{Timeout: 4 * time.Second, Dial: dial})
+			if err != nil {
+				return api.DeviceConfig{}, err
+			}
+			return c.DeviceConfig(ctx)
+		}
+	}
+	if o.ReadHost == nil {
+		o.ReadHost = readHost
+	}
+	if o.PingICMP == nil {
+		o.PingICMP = diag.PingICMP
+	}
+	if o.PingUDP == nil {
+		o.PingUDP = diag.PingUDP
+	}
+	if o.PathMTU == nil {
+		o.PathMTU = diag.PathMTU
+	}
+}
+
+// Collect gathers the Evidence: the device state first (it names the hub
+// and the controller), then everything else concurrently, each part
+// bounded so the whole run ends within Options.Timeout. It changes
+// nothing on the host. What cannot be gathered is recorded as such.
+func Collect(ctx context.Context, o Options) *Evidence {
+	o.defaults()
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	e := &Evidence{Time: o.Now(), StateDir: o.StateDir, Probes: map[string]diag.Result{}, ProbeErrors: map[string]string{}}
+	st, err := provision.LoadState(o.StateDir)
+	if err != nil {
+		e.StateError = err.Error()
+	} else {
+		e.State = st
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	// Leave a margin for the slowest part to report before the deadline.
+	budget := o.Timeout * 8 / 10
+
+	wg.Go(func() {
+		pctx, cancel := context.WithTimeout(ctx, budget)
+		defer cancel()
+		snap, err := o.Gather(pctx)
+		if err != nil {
+			o.Log.Warn("gather host snapshot", "err", err)
+			return
+		}
+		rep := precheck.Run(pctx, snap, precheck.Options{})
+		mu.Lock()
+		e.Snapshot, e.Precheck = snap, &rep
+		mu.Unlock()
+	})
+	wg.Go(func() {
+		s, err := o.ReadStatus(filepath.Join(o.StateDir, dataplane.ControlSocket))
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			e.StatusError = err.Error()
+			return
+		}
+		e.Status = &s
+	})
+	wg.Go(func() {
+		tun := dataplane.DefaultTUN
+		h, err := o.ReadHost(tun)
+		if err != nil {
+			o.Log.Warn("read host routes", "err", err)
+			return
+		}
+		mu.Lock()
+		e.Host = h
+		mu.Unlock()
+	})
+	if st != nil {
+		// The TCP connect to the controller is the config fetch's own
+		// (no extra connection for the hub to log); a separate connect only
+		// when the fetch made none.
+		ctlAddr, ctlErr := controllerAddr(st.Controller)
+		var dialed *Dial
+		recordDial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := o.Dial(ctx, network, addr)
+			if ctlErr == nil && addr == ctlAddr.String() {
+				d := Dial{Addr: ctlAddr, OK: err == nil}
+				if err != nil {
+					d.Error, d.Refused = err.Error(), errors.Is(err, syscall.ECONNREFUSED)
+				}
+				mu.Lock()
+				if dialed == nil {
+					dialed = &d
+				}
+				mu.Unlock()
+			}
+			return c, err
+		}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, min(budget, 5*time.Second))
+			defer cancel()
+			cfg, err := o.FetchConfig(cctx, st, recordDial)
+			mu.Lock()
+			d := dialed
+			switch ae := (*api.Error)(nil); {
+			case errors.As(err, &ae):
+				e.ConfigError = ae
+			case err != nil:
+				e.ControllerError = err.Error()
+			default:
+				e.Config = &cfg
+			}
+			mu.Unlock()
+			if d == nil && ctlErr == nil {
+				dd := dialTCP(cctx, o.Dial, ctlAddr)
+				d = &dd
+			}
+			mu.Lock()
+			e.Controller = d
+			mu.Unlock()
+		})
+		hubWAN, hubOverlay := st.Config.HubEndpoint.Addr(), st.Config.HubOverlayAddr
+		po := diag.Options{Count: o.Count, Interval: o.Interval, Timeout: time.Second}
+		series := func(name string, run func(context.Context, diag.Options) (diag.Result, error)) {
+			wg.Go(func() {
+				sctx, cancel := context.WithTimeout(ctx, budget)
+				defer cancel()
+				opt := po
+				if o.OnSample != nil {
+					opt.OnSample = func(s diag.Sample) { o.OnSample(name, s) }
+				}
+				r, err := run(sctx, opt)
+				mu.Lock()
+				defer mu.Unlock()
+				if len(r.Samples) > 0 {
+					e.Probes[name] = r
+				}
+				if err != nil {
+					e.ProbeErrors[name] = err.Error()
+				}
+			})
+		}
+		if hubWAN.IsValid() {
+			series(ProbeWANICMP, func(c context.Context, op diag.Options) (diag.Result, error) { return o.PingICMP(c, hubWAN, op) })
+			series(ProbeWANReflector, func(c context.Context, op diag.Options) (diag.Result, error) {
+				return o.PingUDP(c, netip.AddrPortFrom(hubWAN, diag.ReflectorPort), op)
+			})
+		}
+		if hubOverlay.IsValid() {
+			series(ProbeTunnelHub, func(c context.Context, op diag.Options) (diag.Result, error) {
+				return o.PingUDP(c, netip.AddrPortFrom(hubOverlay, diag.ReflectorPort), op)
+			})
+			wg.Go(func() {
+				mctx, cancel := context.WithTimeout(ctx, budget)
+				defer cancel()
+				m, err := o.PathMTU(mctx, hubOverlay, diag.MTUOptions{UDP: true, Timeout: 300 * time.Millisecond, Tries: 2})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					e.MTUError = err.Error()
+					return
+				}
+				e.MTU = &m
+			})
+		}
+		for _, t := range o.Targets {
+			series(ProbeTargetPrefix+t.String(), func(c context.Context, op diag.Options) (diag.Result, error) { return o.PingICMP(c, t, op) })
+		}
+	}
+	wg.Wait()
+	return e
+}
+
+// controllerAddr is the TCP address of the controller URL in the state.
+func controllerAddr(raw string) (netip.AddrPort, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("controller URL %q: %w", raw, err)
+	}
+	return resolveAddrPort(u)
+}
+
+func resolveAddrPort(u *url.URL) (netip.AddrPort, error) {
+	port := 443
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("controller port %q: %w", p, err)
+		}
+		port = n
+	}
+	a, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("controller host %q is not an address: %w", u.Hostname(), err)
+	}
+	return netip.AddrPortFrom(a, uint16(port)), nil
+}
+
+func dialTCP(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), ap netip.AddrPort) Dial {
+	d := Dial{Addr: ap}
+	c, err := dial(ctx, "tcp", ap.String())
+	if err != nil {
+		d.Error = err.Error()
+		d.Refused = errors.Is(err, syscall.ECONNREFUSED)
+		return d
+	}
+	c.Close()
+	d.OK = true
+	return d
+}

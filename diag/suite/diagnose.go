@@ -1,0 +1,805 @@
+package suite
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/precheck"
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// Thresholds of the quality rules.
+const (
+	LossError      = 20.0 // percent
+	LossWarning    = 2.0  // percent
+	LatencyWarning = 150 * time.Millisecond
+	JitterWarning  = 30 * time.Millisecond
+	// HandshakeStale is how old the last handshake may be: WireGuard
+	// re-keys every 2 minutes while traffic flows, keepalives included.
+	HandshakeStale = 180 * time.Second
+	// MinTunnelMTU is the smallest path MTU through the tunnel that
+	// carries a full IPv6 minimum packet.
+	MinTunnelMTU = 1280
+)
+
+// precheckRules are the precheck results the suite repeats, as
+// configuration findings "precheck.<id>".
+var precheckRules = []string{"ports.udp", "ports.tcp", "icmp.echo", "flood.udp", "flood.icmp", "throttle.tc"}
+
+// Diagnose judges the evidence. It is pure: the same Evidence gives the
+// same findings, live or from a bundle. Findings come ordered: errors
+// first, root causes before the symptoms they cause (CausedBy).
+func Diagnose(e Evidence) []Finding {
+	d := &diagnosis{e: e}
+	d.run()
+	return settle(d.out)
+}
+
+type diagnosis struct {
+	e   Evidence
+	out []Finding
+}
+
+func (d *diagnosis) add(f Finding) { d.out = append(d.out, f) }
+
+func (d *diagnosis) stateDir() string {
+	if d.e.StateDir == "" {
+		return "/var/lib/vcpe"
+	}
+	return d.e.StateDir
+}
+
+func (d *diagnosis) tun() string {
+	if d.e.Status != nil && d.e.Status.Interface != "" {
+		return d.e.Status.Interface
+	}
+	if d.e.Host != nil && d.e.Host.TUN != "" {
+		return d.e.Host.TUN
+	}
+	return dataplane.DefaultTUN
+}
+
+// config is the controller's current answer, else the last one the device
+// stored.
+func (d *diagnosis) config() (api.DeviceConfig, string, bool) {
+	if d.e.Config != nil {
+		return *d.e.Config, "controller", true
+	}
+	if d.e.State != nil && d.e.State.Config.SN != "" {
+		return d.e.State.Config, "state file (the controller did not answer)", true
+	}
+	return api.DeviceConfig{}, "", false
+}
+
+func (d *diagnosis) hub() (wan, overlay netip.Addr) {
+	if c, _, ok := d.config(); ok {
+		return c.HubEndpoint.Addr(), c.HubOverlayAddr
+	}
+	return
+}
+
+func (d *diagnosis) probe(name string) (diag.Result, diag.Stats, bool) {
+	r, ok := d.e.Probes[name]
+	if !ok || len(r.Samples) == 0 {
+		return r, diag.Stats{}, false
+	}
+	return r, diag.Summarize(r.Samples), true
+}
+
+// answered: the probe ran and at least one reply came back.
+func (d *diagnosis) answered(name string) (ran, ok bool) {
+	_, st, ran := d.probe(name)
+	return ran, ran && st.Received > 0
+}
+
+func (d *diagnosis) run() {
+	// Configuration: the device's own state, first.
+	d.deviceState()
+	d.registration()
+	d.daemon()
+	d.tunPresent()
+	d.forwarding()
+	d.hubUDP4500() // before the precheck findings: it names the port and the rule
+	d.precheck()
+	d.routesMatch()
+	d.ccn()
+	d.overlaps()
+	// Service link.
+	d.wanReachable()
+	d.hubDown()
+	d.hubICMP()
+	d.controller()
+	d.handshake()
+	d.tunnelHub()
+	d.tunnelRoutes()
+	// Internet quality.
+	d.wanQuality()
+	d.targets()
+	d.mtu()
+}
+
+func (d *diagnosis) deviceState() {
+	f := Finding{ID: "device.state", Category: CatConfig, Title: "Device registered"}
+	switch {
+	case d.e.StateError != "":
+		f.Severity, f.Title = SevError, "Device not registered: no usable device state"
+		f.Evidence = []string{d.e.StateError}
+		f.Fix = fmt.Sprintf("register and install the device: vcpe install --state-dir %s", d.stateDir())
+	case d.e.State != nil:
+		f.Severity = SevOK
+		f.Evidence = []string{fmt.Sprintf("SN %s, controller %s", d.e.State.SN, d.e.State.Controller)}
+	default:
+		return
+	}
+	d.add(f)
+}
+
+func (d *diagnosis) registration() {
+	code := ""
+	var ev []string
+	if ae := d.e.ConfigError; ae != nil {
+		code = ae.Code
+		ev = append(ev, fmt.Sprintf("GET /v1/device/config: %s (%s)", ae.Code, ae.Message))
+	}
+	if s := d.e.Status; s != nil && s.Sync != nil && (s.Sync.State == "revoked" || s.Sync.State == "key reset") {
+		if code == "" {
+			code = map[string]string{"revoked": api.CodeRevoked, "key reset": api.CodeKeyReset}[s.Sync.State]
+		}
+		ev = append(ev, fmt.Sprintf("vcped's controller sync: %s (%s)", s.Sync.State, s.Sync.LastError))
+	}
+	f := Finding{ID: "registration.valid", Category: CatConfig, Title: "Registration valid", Evidence: ev}
+	sn := "SN"
+	if d.e.State != nil {
+		sn = d.e.State.SN
+	}
+	reinstall := fmt.Sprintf("vcpe uninstall --state-dir %[1]s && vcpe install --state-dir %[1]s", d.stateDir())
+	switch code {
+	case api.CodeRevoked:
+		f.Severity, f.Title = SevError, "Device revoked by the operator: the controller refuses its credential"
+		f.Fix = fmt.Sprintf("if the revocation was a mistake: on the hub, vcpe-hub device reset-key %s, then on this device with the new key: %s", sn, reinstall)
+	case api.CodeKeyReset:
+		f.Severity, f.Title = SevError, "Device key was reset: this registration is no longer valid"
+		f.Fix = "register again with the new device key: " + reinstall
+	case api.CodeReleased:
+		f.Severity, f.Title = SevError, "Device registration was released"
+		f.Fix = "register again: " + reinstall
+	case api.CodeUnauthorized:
+		f.Severity, f.Title = SevError, "The controller does not accept this device's credential"
+		f.Fix = "register again: " + reinstall
+	case "":
+		if d.e.Config == nil {
+			return // not known: the controller did not answer
+		}
+		f.Severity = SevOK
+		f.Evidence = []string{fmt.Sprintf("the controller answered: instance %s, generation %d", d.e.Config.InstanceName, d.e.Config.Generation)}
+	default:
+		return // another API error says nothing about the registration
+	}
+	d.add(f)
+}
+
+func (d *diagnosis) daemonDown() bool { return d.e.StatusError != "" && d.e.State != nil }
+
+func (d *diagnosis) daemon() {
+	if d.e.State == nil {
+		return
+	}
+	f := Finding{ID: "daemon.running", Category: CatConfig, Title: "Dataplane daemon vcped running", CausedBy: []string{"device.state"}}
+	if d.daemonDown() {
+		f.Severity, f.Title = SevError, "Dataplane daemon vcped is not running"
+		f.Evidence = []string{d.e.StatusError}
+		f.Fix = fmt.Sprintf("start it: systemctl start vcped (without systemd: vcped --state-dir %s &); its log: %s/vcped.log or journalctl -u vcped", d.stateDir(), d.stateDir())
+	} else if d.e.Status != nil {
+		f.Severity = SevOK
+		f.Evidence = []string{fmt.Sprintf("state %s, interface %s", d.e.Status.State, d.e.Status.Interface)}
+	} else {
+		return
+	}
+	d.add(f)
+}
+
+func (d *diagnosis) tunPresent() {
+	h := d.e.Host
+	if h == nil || d.daemonDown() || d.e.Status == nil {
+		return
+	}
+	f := Finding{ID: "tun.present", Category: CatConfig, Title: "Tunnel interface " + h.TUN + " present and up", CausedBy: []string{"daemon.running"}}
+	switch {
+	case !h.TUNPresent:
+		f.Severity, f.Title = SevError, "Tunnel interface "+h.TUN+" is missing while vcped runs"
+		f.Evidence = []string{"no link named " + h.TUN}
+		f.Fix = "restart the daemon so it recreates the interface: systemctl restart vcped"
+	case !h.TUNUp:
+		f.Severity, f.Title = SevError, "Tunnel interface "+h.TUN+" is down"
+		f.Evidence = []string{h.TUN + " is administratively down"}
+		f.Fix = "ip link set " + h.TUN + " up"
+	default:
+		f.Severity = SevOK
+		f.Evidence = []string{fmt.Sprintf("%s up, mtu %d", h.TUN, h.TUNMTU)}
+	}
+	d.add(f)
+}
+
+func (d *diagnosis) precheckResult(id string) (precheck.Result, bool) {
+	if d.e.Precheck == nil {
+		return precheck.Result{}, false
+	}
+	for _, r := range d.e.Precheck.Checks {
+		if r.ID == id {
+			return r, true
+		}
+	}
+	return precheck.Result{}, false
+}
+
+func (d *diagnosis) forwarding() {
+	r, ok := d.precheckResult("ip.forward")
+	if !ok || r.Status == precheck.Skip {
+		return
+	}
+	f := Finding{ID: "ip.forward", Category: CatConfig, Title: "IPv4 forwarding on", Evidence: []string{r.Detail}}
+	if r.Status == precheck.Pass {
+		f.Severity = SevOK
+	} else {
+		f.Severity, f.Title = SevError, "IPv4 forwarding is off: LAN hosts cannot reach the tunnel through this device"
+		f.Evidence = append(f.Evidence, "net.ipv4.ip_forward = 0")
+		f.Fix = "sysctl -w net.ipv4.ip_forward=1 (and set net.ipv4.ip_forward=1 in /etc/sysctl.d/ to keep it)"
+	}
+	d.add(f)
+}
+
+// udp4500Rule is precheck's finding about a firewall rule on UDP 4500.
+func (d *diagnosis) udp4500Rule() (precheck.Finding, bool) {
+	r, ok := d.precheckResult("ports.udp")
+	if !ok {
+		return precheck.Finding{}, false
+	}
+	for _, f := range r.Findings {
+		hi := max(f.PortEnd, f.Port)
+		if f.Port <= 4500 && 4500 <= hi && f.Rule != "" {
+			return f, true
+		}
+	}
+	return precheck.Finding{}, false
+}
+
+// hubUDP4500: the WireGuard port is blocked while the hub answers on
+// other ports, or a local rule drops it.
+func (d *diagnosis) hubUDP4500() {
+	wan, _ := d.hub()
+	rule, local := d.udp4500Rule()
+	_, wanOK := d.answered(ProbeWANReflector)
+	_, icmpOK := d.answered(ProbeWANICMP)
+	tcpOK := d.e.Controller != nil && d.e.Controller.OK
+	ran, tunOK := d.answered(ProbeTunnelHub)
+	stale := d.handshakeProblem() != ""
+	tunnelBroken := (ran && !tunOK) || stale
+	f := Finding{ID: "hub.udp4500", Category: CatLink, Title: "UDP 4500 to the hub open"}
+	switch {
+	case local:
+		f.Severity, f.Title = SevError, "UDP 4500 (WireGuard) is blocked by this host's firewall"
+		f.Evidence = []string{fmt.Sprintf("rule %q: %s", rule.Rule, rule.Reason)}
+		f.Fix = rule.Fix
+		if f.Fix == "" {
+			f.Fix = "delete the rule that drops UDP 4500 (nft -a list ruleset | grep 4500; then nft delete rule FAMILY TABLE CHAIN handle N)"
+		}
+	case tunnelBroken && (wanOK || (icmpOK && tcpOK)) && !d.daemonDown() && d.e.ConfigError == nil:
+		f.Severity, f.Title = SevError, fmt.Sprintf("UDP 4500 to the hub %s is blocked on the path: the tunnel is down while the hub answers on other ports", wan)
+		if wanOK {
+			f.Evidence = append(f.Evidence, fmt.Sprintf("UDP 12345 to %s answers", wan))
+		}
+		if icmpOK {
+			f.Evidence = append(f.Evidence, fmt.Sprintf("ICMP to %s answers", wan))
+		}
+		if tcpOK {
+			f.Evidence = append(f.Evidence, fmt.Sprintf("TCP to the controller %s connects", d.e.Controller.Addr))
+		}
+		if p := d.handshakeProblem(); p != "" {
+			f.Evidence = append(f.Evidence, p)
+		}
+		if ran && !tunOK {
+			f.Evidence = append(f.Evidence, "no answer through the tunnel from the hub's reflector")
+		}
+		f.Fix = fmt.Sprintf("allow UDP 4500 both ways between this host and %s on every firewall on the path (cloud security group, upstream firewall, the hub's own nftables input)", wan)
+	case tunOK:
+		f.Severity = SevOK
+		f.Evidence = []string{"the tunnel carries traffic to the hub"}
+	default:
+		return
+	}
+	d.add(f)
+}
+
+func (d *diagnosis) precheck() {
+	for _, id := range precheckRules {
+		r, ok := d.precheckResult(id)
+		if !ok || r.Status == precheck.Skip {
+			continue
+		}
+		f := Finding{ID: "precheck." + id, Category: CatConfig, Title: r.Title, Fix: r.Fix}
+		if r.Detail != "" {
+			f.Evidence = []string{r.Detail}
+		}
+		switch r.Status {
+		case precheck.Fail:
+			f.Severity = SevError
+		case precheck.Warn:
+			f.Severity = SevWarning
+		default:
+			f.Severity, f.Fix = SevOK, ""
+		}
+		if id == "ports.udp" {
+			if _, ok := d.udp4500Rule(); ok {
+				f.CausedBy = []string{"hub.udp4500"} // the same rule, told once with its port
+			}
+		}
+		d.add(f)
+	}
+}
+
+func (d *diagnosis) routesMatch() {
+	c, src, ok := d.config()
+	h := d.e.Host
+	if !ok || h == nil || h.RoutesError != "" || d.daemonDown() {
+		return
+	}
+	if d.e.Status != nil && d.e.Status.State == dataplane.StateRevoked {
+		return
+	}
+	kernel := map[netip.Prefix]bool{}
+	for _, p := range h.Routes {
+		kernel[p.Masked()] = true
+	}
+	want := map[netip.Prefix]bool{}
+	var missing, extra []string
+	for _, p := range c.Routes {
+		p = p.Masked()
+		want[p] = true
+		if !kernel[p] && !p.Contains(c.OverlayAddr.Addr()) {
+			missing = append(missing, p.String())
+		}
+	}
+	for p := range kernel {
+		if !want[p] && !p.Contains(c.OverlayAddr.Addr()) {
+			extra = append(extra, p.String())
+		}
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	f := Finding{ID: "routes.match", Category: CatConfig, Title: "Routes equal to what the controller says",
+		CausedBy: []string{"daemon.running", "tun.present", "registration.valid"}}
+	f.Evidence = []string{fmt.Sprintf("learned from the %s: %s", src, joinPrefixes(c.Routes)),
+		fmt.Sprintf("in the kernel (ip route show proto %d): %s", dataplane.RouteProtocol, joinPrefixes(h.Routes))}
+	tun := d.tun()
+	switch {
+	case len(missing) > 0:
+		f.Severity, f.Title = SevError, "Learned routes missing from the kernel: "+strings.Join(missing, ", ")
+		var cmds []string
+		for _, p := range missing {
+			cmds = append(cmds, fmt.Sprintf("ip route replace %s dev %s proto %d", p, tun, dataplane.RouteProtocol))
+		}
+		f.Fix = strings.Join(cmds, "; ") + " (or restart vcped: systemctl restart vcped)"
+	case len(extra) > 0:
+		f.Severity, f.Title = SevWarning, "Routes in the kernel the controller no longer gives: "+strings.Join(extra, ", ")
+		var cmds []string
+		for _, p := range extra {
+			cmds = append(cmds, fmt.Sprintf("ip route del %s proto %d", p, dataplane.RouteProtocol))
+		}
+		f.Fix = strings.Join(cmds, "; ")
+	default:
+		f.Severity = SevOK
+	}
+	d.add(f)
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func (d *diagnosis) ccn() {
+	c := d.e.Config
+	if c == nil {
+		return
+	}
+	f := Finding{ID: "ccn.attached", Category: CatConfig, Title: "Instance attached to a CCN"}
+	if c.CCN == "" {
+		f.Severity, f.Title = SevWarning, fmt.Sprintf("Instance %s is in no CCN: the device learns no routes", c.InstanceName)
+		f.Evidence = []string{fmt.Sprintf("the controller's config has no ccn; routes learned: %s", joinPrefixes(c.Routes))}
+		f.Fix = fmt.Sprintf("on the hub: vcpe-hub ccn attach CCN %s", c.InstanceName)
+	} else {
+		f.Severity = SevOK
+		f.Evidence = []string{fmt.Sprintf("CCN %s, %d routes learned", c.CCN, len(c.Routes))}
+	}
+	d.add(f)
+}
+
+func (d *diagnosis) overlaps() {
+	c, _, ok := d.config()
+	if !ok || d.e.Host == nil {
+		return
+	}
+	var ev []string
+	for _, r := range c.Routes {
+		for _, a := range c.Advertised {
+			if r.Overlaps(a) {
+				ev = append(ev, fmt.Sprintf("learned %s overlaps advertised %s", r, a))
+			}
+		}
+		for _, ia := range d.e.Host.Addresses {
+			if ia.Interface == d.tun() || ia.Prefix.Addr().IsLoopback() {
+				continue
+			}
+			if r.Overlaps(ia.Prefix.Masked()) {
+				ev = append(ev, fmt.Sprintf("learned %s overlaps %s on %s", r, ia.Prefix, ia.Interface))
+			}
+		}
+	}
+	f := Finding{ID: "prefix.overlap", Category: CatConfig, Title: "No prefix overlaps"}
+	if len(ev) > 0 {
+		f.Severity, f.Title, f.Evidence = SevError, "Learned prefixes overlap local networks: traffic to them goes the wrong way", ev
+		f.Fix = "renumber one side, or withdraw the overlapping prefix: vcpe-hub routes list, then change the advertising device's --advertise"
+	} else {
+		f.Severity = SevOK
+	}
+	d.add(f)
+}
+
+// wanDown: nothing reaches the hub's WAN address.
+func (d *diagnosis) wanDown() bool {
+	ran1, ok1 := d.answered(ProbeWANICMP)
+	ran2, ok2 := d.answered(ProbeWANReflector)
+	if !ran1 && !ran2 {
+		return false
+	}
+	tcpDown := d.e.Controller == nil || (!d.e.Controller.OK && !d.e.Controller.Refused)
+	return !ok1 && !ok2 && tcpDown
+}
+
+func (d *diagnosis) wanReachable() {
+	wan, _ := d.hub()
+	if !wan.IsValid() {
+		return
+	}
+	f := Finding{ID: "wan.reachable", Category: CatLink, Title: fmt.Sprintf("Hub %s reachable over the WAN", wan),
+		CausedBy: []string{"precheck.icmp.echo"}}
+	if d.wanDown() {
+		f.Severity, f.Title = SevError, fmt.Sprintf("The hub %s is unreachable over the WAN: nothing answers, ICMP, UDP or TCP", wan)
+		f.Evidence = d.probeEvidence(ProbeWANICMP, ProbeWANReflector)
+		if d.e.Controller != nil {
+			f.Evidence = append(f.Evidence, fmt.Sprintf("TCP %s: %s", d.e.Controller.Addr, d.e.Controller.Error))
+		}
+		f.Fix = fmt.Sprintf("check the WAN link and the route to %s: ip route get %s; ping %s; then the upstream router and firewall", wan, wan, wan)
+	} else if ran, ok := d.answered(ProbeWANICMP); ran || ok {
+		f.Severity = SevOK
+		f.Evidence = d.probeEvidence(ProbeWANICMP, ProbeWANReflector)
+	} else {
+		return
+	}
+	d.add(f)
+}
+
+// hubICMP: the hub answers UDP but not ICMP echo; probes and tools that
+// use ping will mislead.
+func (d *diagnosis) hubICMP() {
+	ranI, okI := d.answered(ProbeWANICMP)
+	_, okR := d.answered(ProbeWANReflector)
+	if !ranI || okI || !okR {
+		return
+	}
+	wan, _ := d.hub()
+	d.add(Finding{ID: "hub.icmp", Category: CatLink, Severity: SevWarning,
+		Title:    fmt.Sprintf("ICMP echo to the hub %s is filtered while UDP gets through", wan),
+		Evidence: d.probeEvidence(ProbeWANICMP, ProbeWANReflector),
+		Fix:      fmt.Sprintf("allow ICMP echo to and from %s (this host: precheck's icmp.echo; then the path's firewalls); use vcpe probe udp %s meanwhile", wan, wan),
+		CausedBy: []string{"precheck.icmp.echo"}})
+}
+
+func (d *diagnosis) probeEvidence(names ...string) []string {
+	var ev []string
+	for _, n := range names {
+		r, st, ok := d.probe(n)
+		if !ok {
+			if why := d.e.ProbeErrors[n]; why != "" {
+				ev = append(ev, fmt.Sprintf("%s: not run: %s", n, why))
+			}
+			continue
+		}
+		t := r.Target.String()
+		if r.Port != 0 {
+			t = netip.AddrPortFrom(r.Target, r.Port).String()
+		}
+		s := fmt.Sprintf("%s %s %s: %d/%d lost (%.0f%%)", n, r.Protocol, t, st.Sent-st.Received, st.Sent, st.LossPct)
+		if st.Received > 0 {
+			s += fmt.Sprintf(", rtt avg %s p95 %s, jitter %s", dur(st.Avg), dur(st.P95), dur(st.Jitter))
+		}
+		ev = append(ev, s)
+	}
+	return ev
+}
+
+func dur(d time.Duration) string {
+	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}
+
+// hubServicesDown: the hub host answers ICMP, but the controller refuses
+// TCP and the reflector is silent: vcpe-hub is not running.
+func (d *diagnosis) hubServicesDown() bool {
+	_, icmpOK := d.answered(ProbeWANICMP)
+	ranR, reflOK := d.answered(ProbeWANReflector)
+	c := d.e.Controller
+	return icmpOK && c != nil && !c.OK && c.Refused && (!ranR || !reflOK)
+}
+
+func (d *diagnosis) hubDown() {
+	wan, _ := d.hub()
+	if !d.hubServicesDown() {
+		return
+	}
+	f := Finding{ID: "hub.down", Category: CatLink, Severity: SevError,
+		Title: fmt.Sprintf("vcpe-hub is not running on the hub %s: the host answers, its services do not", wan)}
+	f.Evidence = d.probeEvidence(ProbeWANICMP, ProbeWANReflector)
+	f.Evidence = append(f.Evidence, fmt.Sprintf("TCP %s: %s", d.e.Controller.Addr, d.e.Controller.Error))
+	f.Fix = fmt.Sprintf("on the hub %s: systemctl start vcpe-hub (or run vcpe-hub serve); check its log: journalctl -u vcpe-hub", wan)
+	d.add(f)
+}
+
+func (d *diagnosis) controller() {
+	c := d.e.Controller
+	if c == nil {
+		return
+	}
+	f := Finding{ID: "controller.reachable", Category: CatLink, Title: "Controller " + c.Addr.String() + " reachable over TCP",
+		CausedBy: []string{"wan.reachable", "hub.down", "wan.loss", "precheck.ports.tcp"}}
+	if c.OK {
+		f.Severity = SevOK
+		if d.e.ControllerError != "" {
+			f.Severity, f.Title = SevError, "Controller connects over TCP but its HTTPS API fails"
+			f.Evidence = []string{d.e.ControllerError}
+			f.Fix = "check the controller fingerprint in the device state against vcpe-hub fingerprint, and the controller's log"
+		}
+	} else {
+		f.Severity, f.Title = SevError, "Controller "+c.Addr.String()+" unreachable over TCP"
+		f.Evidence = []string{c.Error}
+		if d.e.ControllerError != "" {
+			f.Evidence = append(f.Evidence, d.e.ControllerError)
+		}
+		f.Fix = fmt.Sprintf("check that vcpe-hub serve runs and TCP %d is open from this host: nc -vz %s %d", c.Addr.Port(), c.Addr.Addr(), c.Addr.Port())
+	}
+	d.add(f)
+}
+
+// handshakeProblem says why the handshake with the hub is not current, or
+// "" when it is (or not known).
+func (d *diagnosis) handshakeProblem() string {
+	s := d.e.Status
+	if s == nil || d.e.StatusError != "" {
+		return ""
+	}
+	var hub *dataplane.PeerStatus
+	for i := range s.Peers {
+		if s.Peers[i].Name == "hub" {
+			hub = &s.Peers[i]
+		}
+	}
+	if hub == nil {
+		return fmt.Sprintf("vcped has no hub peer (state %s: %s)", s.State, s.Reason)
+	}
+	if hub.Problem != "" {
+		return hub.Problem
+	}
+	if hub.LastHandshake.IsZero() {
+		return "no handshake with the hub yet"
+	}
+	if age := d.e.Time.Sub(hub.LastHandshake); age > HandshakeStale {
+		return fmt.Sprintf("last handshake with the hub %s ago (older than %s)", age.Round(time.Second), HandshakeStale)
+	}
+	return ""
+}
+
+func (d *diagnosis) handshake() {
+	s := d.e.Status
+	if s == nil || d.e.StatusError != "" {
+		return
+	}
+	f := Finding{ID: "tunnel.handshake", Category: CatLink, Title: "WireGuard handshake with the hub current",
+		CausedBy: []string{"device.state", "registration.valid", "daemon.running", "tun.present", "wan.reachable", "hub.down", "hub.udp4500", "precheck.ports.udp", "wan.loss"}}
+	if p := d.handshakeProblem(); p != "" {
+		f.Severity, f.Title = SevError, "Tunnel down: the WireGuard handshake with the hub is not current"
+		f.Evidence = []string{p, fmt.Sprintf("vcped state: %s %s", s.State, s.Reason)}
+		f.Fix = "fix the cause below; if none is listed, allow UDP 4500 to the hub and restart vcped: systemctl restart vcped"
+	} else {
+		f.Severity = SevOK
+		for _, p := range s.Peers {
+			if p.Name == "hub" {
+				f.Evidence = []string{fmt.Sprintf("last handshake %s ago with %s", d.e.Time.Sub(p.LastHandshake).Round(time.Second), p.Endpoint)}
+			}
+		}
+	}
+	d.add(f)
+}
+
+var tunnelCauses = []string{"device.state", "registration.valid", "daemon.running", "tun.present", "wan.reachable", "hub.down", "hub.udp4500", "wan.loss", "tunnel.handshake"}
+
+func (d *diagnosis) lossFinding(f Finding, name, what string) (Finding, bool) {
+	_, st, ok := d.probe(name)
+	if !ok {
+		return f, false
+	}
+	f.Evidence = d.probeEvidence(name)
+	switch {
+	case st.Received == 0:
+		f.Severity, f.Title = SevError, what+": no answer"
+	case st.LossPct >= LossError:
+		f.Severity, f.Title = SevError, fmt.Sprintf("%s: heavy loss (%.0f%%)", what, st.LossPct)
+	case st.LossPct >= LossWarning:
+		f.Severity, f.Title = SevWarning, fmt.Sprintf("%s: loss %.0f%%", what, st.LossPct)
+	default:
+		f.Severity = SevOK
+	}
+	return f, true
+}
+
+func (d *diagnosis) tunnelHub() {
+	_, overlay := d.hub()
+	f := Finding{ID: "tunnel.hub", Category: CatLink, Title: fmt.Sprintf("Hub reflector %s reachable through the tunnel", overlay),
+		CausedBy: tunnelCauses}
+	f, ok := d.lossFinding(f, ProbeTunnelHub, fmt.Sprintf("Through the tunnel to the hub's reflector %s:%d", overlay, diag.ReflectorPort))
+	if !ok {
+		return
+	}
+	if f.Severity != SevOK {
+		f.Fix = fmt.Sprintf("fix the cause below; then check: vcpe probe udp %s", overlay)
+	}
+	d.add(f)
+}
+
+func (d *diagnosis) tunnelRoutes() {
+	c, _, ok := d.config()
+	if !ok || len(c.Routes) == 0 {
+		return
+	}
+	ran, tunOK := d.answered(ProbeTunnelHub)
+	broken := (ran && !tunOK) || d.handshakeProblem() != "" || d.daemonDown() ||
+		(d.e.Status != nil && d.e.Status.State == dataplane.StateRevoked)
+	if !broken {
+		return
+	}
+	f := Finding{ID: "tunnel.routes", Category: CatLink, Severity: SevError,
+		Title:    "Learned routes unreachable: " + joinPrefixes(c.Routes),
+		Evidence: []string{"the tunnel to the hub carries no traffic, so nothing behind it answers"},
+		Fix:      "fix the cause: the tunnel to the hub",
+		CausedBy: append(slices.Clone(tunnelCauses), "tunnel.hub")}
+	d.add(f)
+}
+
+func (d *diagnosis) wanQuality() {
+	if d.wanDown() {
+		return
+	}
+	wan, _ := d.hub()
+	// The better of the two WAN series: a path may filter ICMP only.
+	name := ProbeWANICMP
+	_, sI, okI := d.probe(ProbeWANICMP)
+	_, sR, okR := d.probe(ProbeWANReflector)
+	if !okI && !okR {
+		return
+	}
+	if !okI || (okR && sR.LossPct < sI.LossPct) {
+		name = ProbeWANReflector
+	}
+	f := Finding{ID: "wan.loss", Category: CatQuality, Title: fmt.Sprintf("WAN to the hub %s: no loss", wan),
+		CausedBy: []string{"precheck.flood.icmp", "precheck.flood.udp", "precheck.throttle.tc"}}
+	f, _ = d.lossFinding(f, name, fmt.Sprintf("WAN to the hub %s", wan))
+	if f.Severity == SevOK && okI && okR {
+		f.Evidence = d.probeEvidence(ProbeWANICMP, ProbeWANReflector)
+	}
+	if f.Severity != SevOK {
+		if f.Title == fmt.Sprintf("WAN to the hub %s: no answer", wan) {
+			return // hub.down or wan.reachable tell it
+		}
+		f.Fix = fmt.Sprintf("the loss is on the WAN path: check the WAN interface's errors (ip -s link), then the upstream link with the provider (mtr -n %s)", wan)
+	}
+	d.add(f)
+	_, st, _ := d.probe(name)
+	if st.Received == 0 {
+		return
+	}
+	lat := Finding{ID: "wan.latency", Category: CatQuality, Severity: SevOK, Title: fmt.Sprintf("WAN latency to the hub %s (avg %s)", wan, dur(st.Avg)), Evidence: d.probeEvidence(name)}
+	if st.Avg > LatencyWarning {
+		lat.Severity, lat.Title = SevWarning, fmt.Sprintf("WAN latency to the hub %s is high: avg %s", wan, dur(st.Avg))
+		lat.Fix = fmt.Sprintf("check the WAN route (mtr -n %s) and the uplink's load", wan)
+	}
+	d.add(lat)
+	jit := Finding{ID: "wan.jitter", Category: CatQuality, Severity: SevOK, Title: fmt.Sprintf("WAN jitter to the hub %s (%s)", wan, dur(st.Jitter)), Evidence: d.probeEvidence(name)}
+	if st.Jitter > JitterWarning {
+		jit.Severity, jit.Title = SevWarning, fmt.Sprintf("WAN jitter to the hub %s is high: %s", wan, dur(st.Jitter))
+		jit.Fix = "check the uplink for congestion and bufferbloat (shaping on the WAN: tc -s qdisc show)"
+		jit.CausedBy = []string{"wan.loss"}
+	}
+	d.add(jit)
+}
+
+func (d *diagnosis) targets() {
+	c, _, _ := d.config()
+	names := make([]string, 0)
+	for n := range d.e.Probes {
+		if strings.HasPrefix(n, ProbeTargetPrefix) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	covered := map[netip.Prefix]bool{}
+	for _, n := range names {
+		r := d.e.Probes[n]
+		var route netip.Prefix
+		for _, p := range c.Routes {
+			if p.Contains(r.Target) {
+				route, covered[p] = p, true
+			}
+		}
+		what := "Target " + r.Target.String()
+		if route.IsValid() {
+			what += " (learned " + route.String() + ")"
+		}
+		f := Finding{ID: n, Category: CatQuality, Title: what + ": no loss",
+			CausedBy: append(slices.Clone(tunnelCauses), "tunnel.hub", "tunnel.routes", "routes.match", "ip.forward")}
+		f, ok := d.lossFinding(f, n, what)
+		if !ok {
+			continue
+		}
+		if f.Severity != SevOK {
+			f.Fix = fmt.Sprintf("if the tunnel is fine, check the far side: that %s exists and its device forwards (vcpe diag there); trace: ip route get %s", r.Target, r.Target)
+		}
+		d.add(f)
+	}
+	// Learned prefixes without a target are not probed: their first host
+	// need not exist. Say so, once.
+	var unprobed []string
+	for _, p := range c.Routes {
+		if !covered[p] && !p.Contains(c.HubOverlayAddr) {
+			unprobed = append(unprobed, p.String())
+		}
+	}
+	if len(unprobed) > 0 && d.e.Probes != nil {
+		d.add(Finding{ID: "targets.unprobed", Category: CatQuality, Severity: SevOK,
+			Title:    "Learned prefixes without a probe target: " + strings.Join(unprobed, ", "),
+			Evidence: []string{"no host in them is known to answer; the hub's reflector stands for the tunnel"},
+			Fix:      "probe a host you know: vcpe diag --target ADDR (repeatable)"})
+	}
+}
+
+func (d *diagnosis) mtu() {
+	m := d.e.MTU
+	if m == nil {
+		return
+	}
+	if _, ok := d.answered(ProbeTunnelHub); !ok {
+		return // nothing gets through: no size to judge
+	}
+	f := Finding{ID: "tunnel.mtu", Category: CatQuality, Title: fmt.Sprintf("Path MTU through the tunnel %d", m.MTU),
+		Evidence: []string{fmt.Sprintf("to %s (%s): mtu %d of %d, %s: %s", m.Target, m.Protocol, m.MTU, m.RouteMTU, m.Verdict, m.Detail)},
+		CausedBy: []string{"wan.loss", "tunnel.hub"}}
+	switch {
+	case m.Verdict == diag.MTUBlackHole:
+		f.Severity, f.Title = SevError, fmt.Sprintf("Packets above %d bytes vanish in the tunnel (MTU black hole)", m.MTU)
+		f.Fix = fmt.Sprintf("lower the tunnel MTU to %d (ip link set %s mtu %d) and clamp TCP MSS on the LAN side; or allow ICMP 'fragmentation needed' on the WAN path", m.MTU, d.tun(), m.MTU)
+	case m.MTU > 0 && m.MTU < MinTunnelMTU:
+		f.Severity, f.Title = SevWarning, fmt.Sprintf("Path MTU through the tunnel is only %d", m.MTU)
+		f.Fix = "raise the WAN MTU, or clamp TCP MSS on the LAN side: nft add rule inet filter forward tcp flags syn tcp option maxseg size set rt mtu"
+	default:
+		f.Severity = SevOK
+	}
+	d.add(f)
+}
