@@ -56,10 +56,12 @@ credential before it is written. 'vcpe diag --from-bundle FILE' analyses it offl
 			defer cancelT()
 			host, _ := os.Hostname()
 			b, secrets, err := bundle.Collect(ctx, bundle.Sources{
-				StateDir:  stateDir,
-				Host:      host,
-				Now:       time.Now,
-				Gather:    func(ctx context.Context) (*precheck.Snapshot, error) { return precheck.Gather(ctx, precheck.GatherOptions{}) },
+				StateDir: stateDir,
+				Host:     host,
+				Now:      time.Now,
+				Gather: func(ctx context.Context) (*precheck.Snapshot, error) {
+					return precheck.Gather(ctx, precheck.GatherOptions{})
+				},
 				Status:    readStatus,
 				Config:    bundleConfig,
 				Probes:    bundleProbes,
@@ -150,4 +152,3 @@ func bundleLogs(ctx context.Context, stateDir string) ([]byte, error) {
 	}
 	return out, nil
 }
-

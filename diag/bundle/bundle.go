@@ -78,7 +78,9 @@ func (b *Bundle) AddJSON(name string, v any) error {
 }
 
 // Note records what could not be collected.
-func (b *Bundle) Note(format string, args ...any) { b.notes = append(b.notes, fmt.Sprintf(format, args...)) }
+func (b *Bundle) Note(format string, args ...any) {
+	b.notes = append(b.notes, fmt.Sprintf(format, args...))
+}
 
 // Files lists the bundle's files, sorted.
 func (b *Bundle) Files() []string {
@@ -235,4 +237,3 @@ func (b *Bundle) WriteFile(path string, secrets []string) error {
 	}
 	return nil
 }
-
