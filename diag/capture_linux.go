@@ -27,8 +27,11 @@ type Capture struct {
 
 // ipProtoFilter keeps IPv4 packets whose protocol is UDP or TCP; the rest
 // is dropped in the kernel. With SOCK_DGRAM the filter sees the packet from
-// its IP header.
+// its IP header. (The socket is bound to ETH_P_ALL, not ETH_P_IP: only
+// ETH_P_ALL sockets see outgoing packets.)
 var ipProtoFilter = []bpf.Instruction{
+	bpf.LoadExtension{Num: bpf.ExtProto},
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_IP, SkipFalse: 4},
 	bpf.LoadAbsolute{Off: 9, Size: 1},
 	bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.IPPROTO_UDP, SkipTrue: 1},
 	bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.IPPROTO_TCP, SkipFalse: 1},
@@ -60,7 +63,7 @@ func OpenCapture(iface string) (*Capture, error) {
 	tp, err := afpacket.NewTPacket(
 		afpacket.OptInterface(iface),
 		afpacket.SocketDgram,
-		afpacket.OptProtocol(unix.ETH_P_IP),
+		afpacket.OptProtocol(unix.ETH_P_ALL),
 		afpacket.OptFrameSize(4096),
 		afpacket.OptBlockSize(4096*32),
 		afpacket.OptNumBlocks(8),
