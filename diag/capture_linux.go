@@ -83,7 +83,8 @@ func OpenCapture(iface string) (*Capture, error) {
 	return &Capture{iface: iface, tp: tp, local: local}, nil
 }
 
-// Close stops the capture.
+// Close stops the capture. It must not be called while Run runs (Run
+// reads the ring Close unmaps): cancel Run's context and wait first.
 func (c *Capture) Close() error { c.tp.Close(); return nil }
 
 // Run calls fn for every captured packet until ctx ends (nil error) or fn

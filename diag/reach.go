@@ -119,12 +119,16 @@ func OutsideIn(ctx context.Context, client ReachClient, o ReachOptions) (ReachRe
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var closers []io.Closer
+	var capture *Capture
 	defer func() {
 		stop()
 		for _, c := range closers {
-			c.Close()
+			c.Close() // unblocks the listeners' reads
 		}
-		wg.Wait()
+		wg.Wait() // the capture's Run returns within its poll timeout
+		if capture != nil {
+			capture.Close() // only once Run has returned: it unmaps the ring
+		}
 	}()
 
 	held := map[api.ReachPort]string{} // port → why it is not listened on
@@ -143,7 +147,7 @@ func OutsideIn(ctx context.Context, client ReachClient, o ReachOptions) (ReachRe
 		} else if c, err := OpenCapture(o.WANInterface); err != nil {
 			capErr = err
 		} else {
-			closers = append(closers, c)
+			capture = c
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
