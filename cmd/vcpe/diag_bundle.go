@@ -37,7 +37,7 @@ func newDiagBundleCmd() *cobra.Command {
 status, the device state and the controller's configuration with every secret
 redacted, a few probes to the hub, the tail of vcped's log and the diagnosis
 findings, with a manifest (manifest.json: files and their SHA-256). Every file is
-scrubbed of the device key (VCPE_KEY), the WireGuard private key and the device
+scrubbed of the device key (VCPE_KEY or VCPE_KEY_FILE), the WireGuard private key and the device
 credential before it is written. 'vcpe diag --from-bundle FILE' analyses it offline.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -67,7 +67,7 @@ credential before it is written. 'vcpe diag --from-bundle FILE' analyses it offl
 				Probes:    bundleProbes,
 				Logs:      bundleLogs,
 				Suite:     runSuite,
-				DeviceKey: strings.TrimSpace(os.Getenv("VCPE_KEY")),
+				DeviceKey: deviceKeyFromEnv(),
 			})
 			if err != nil {
 				return err
@@ -81,6 +81,21 @@ credential before it is written. 'vcpe diag --from-bundle FILE' analyses it offl
 	}
 	cmd.Flags().StringVar(&stateDir, "state-dir", defaultStateDir(), "device state directory ($VCPE_STATE_DIR)")
 	return cmd
+}
+
+// deviceKeyFromEnv is the device key as the operator's environment holds
+// it (VCPE_KEY, or the file VCPE_KEY_FILE names), so the bundle can be
+// scrubbed of it; empty when neither is set.
+func deviceKeyFromEnv() string {
+	if k := strings.TrimSpace(os.Getenv("VCPE_KEY")); k != "" {
+		return k
+	}
+	if f := os.Getenv("VCPE_KEY_FILE"); f != "" {
+		if b, err := os.ReadFile(f); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return ""
 }
 
 func bundleConfig(ctx context.Context, st *provision.State) (api.DeviceConfig, error) {
