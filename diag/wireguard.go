@@ -19,8 +19,8 @@ const (
 )
 
 // WireGuard message sizes (whitepaper §5.4): fixed for the handshake
-// messages; a transport message is a 16-byte header and an AEAD-sealed,
-// 16-byte padded payload with a 16-byte tag.
+// messages; a transport message is a 16-byte header and an AEAD-sealed
+// payload with a 16-byte tag.
 const (
 	wgInitiationLen  = 148
 	wgResponseLen    = 92
@@ -58,11 +58,10 @@ func (t WGType) MarshalText() ([]byte, error) {
 }
 
 // ParseWireGuard decodes the header of a WireGuard message from a UDP
-// payload: its type and the sender (initiation, response, cookie reply)
-// or receiver (response, transport) index. It accepts only what
+// payload: its type and the sender (initiation, response) and receiver
+// (response, cookie reply, transport) indexes. It accepts only what
 // wireguard-go itself would: a known type, three zero reserved bytes and the
-// exact length of the type (a transport message: at least 32 bytes, a
-// multiple of 16 after its 16-byte header).
+// exact length of the type (a transport message: at least 32 bytes).
 func ParseWireGuard(b []byte) (WGHeader, error) {
 	if len(b) < 4 {
 		return WGHeader{}, fmt.Errorf("wireguard: %d bytes, shorter than a header", len(b))
@@ -80,7 +79,10 @@ func ParseWireGuard(b []byte) (WGHeader, error) {
 	case WGCookieReply:
 		want = wgCookieReplyLen
 	case WGTransport:
-		if len(b) < wgTransportMin || (len(b)-16)%16 != 0 {
+		// The payload is padded to 16 bytes only up to the MTU, so a
+		// full-size packet may be any length: check the minimum only, as
+		// wireguard-go does.
+		if len(b) < wgTransportMin {
 			return WGHeader{}, fmt.Errorf("wireguard: transport message of %d bytes", len(b))
 		}
 		h.Receiver = binary.LittleEndian.Uint32(b[4:8])
@@ -91,9 +93,14 @@ func ParseWireGuard(b []byte) (WGHeader, error) {
 	if len(b) != want {
 		return WGHeader{}, fmt.Errorf("wireguard: %s of %d bytes, want %d", h.Type, len(b), want)
 	}
-	h.Sender = binary.LittleEndian.Uint32(b[4:8])
-	if h.Type != WGInitiation {
+	switch h.Type {
+	case WGInitiation: // type, sender, ephemeral, static, timestamp, macs
+		h.Sender = binary.LittleEndian.Uint32(b[4:8])
+	case WGResponse: // type, sender, receiver, ephemeral, empty, macs
+		h.Sender = binary.LittleEndian.Uint32(b[4:8])
 		h.Receiver = binary.LittleEndian.Uint32(b[8:12])
+	case WGCookieReply: // type, receiver, nonce, cookie
+		h.Receiver = binary.LittleEndian.Uint32(b[4:8])
 	}
 	return h, nil
 }

@@ -12,13 +12,13 @@ func wgMsg(t WGType, n int, sender, receiver uint32) []byte {
 	b := make([]byte, n)
 	b[0] = byte(t)
 	switch t {
-	case WGTransport:
+	case WGTransport, WGCookieReply:
 		binary.LittleEndian.PutUint32(b[4:], receiver)
-	default:
+	case WGInitiation:
 		binary.LittleEndian.PutUint32(b[4:], sender)
-		if t != WGInitiation {
-			binary.LittleEndian.PutUint32(b[8:], receiver)
-		}
+	case WGResponse:
+		binary.LittleEndian.PutUint32(b[4:], sender)
+		binary.LittleEndian.PutUint32(b[8:], receiver)
 	}
 	return b
 }
@@ -33,10 +33,12 @@ func TestParseWireGuard(t *testing.T) {
 		{"initiation", wgMsg(WGInitiation, 148, 7, 0), WGHeader{Type: WGInitiation, Sender: 7, Length: 148}, ""},
 		{"response", wgMsg(WGResponse, 92, 8, 7), WGHeader{Type: WGResponse, Sender: 8, Receiver: 7, Length: 92}, ""},
 		{"cookie", wgMsg(WGCookieReply, 64, 0, 7), WGHeader{Type: WGCookieReply, Receiver: 7, Length: 64}, ""},
+		{"cookie receiver first", []byte{3, 0, 0, 0, 9, 0, 0, 0, 5, 0, 0, 0, 60: 0, 63: 0}, WGHeader{Type: WGCookieReply, Receiver: 9, Length: 64}, ""},
 		{"keepalive", wgMsg(WGTransport, 32, 0, 9), WGHeader{Type: WGTransport, Receiver: 9, Length: 32}, ""},
 		{"data", wgMsg(WGTransport, 32+128, 0, 9), WGHeader{Type: WGTransport, Receiver: 9, Length: 160}, ""},
 		{"short initiation", wgMsg(WGInitiation, 147, 7, 0), WGHeader{}, "want 148"},
-		{"transport unpadded", wgMsg(WGTransport, 33, 0, 9), WGHeader{}, "transport message of 33"},
+		{"transport at the MTU", wgMsg(WGTransport, 1420+32, 0, 9), WGHeader{Type: WGTransport, Receiver: 9, Length: 1452}, ""},
+		{"transport too short", wgMsg(WGTransport, 31, 0, 9), WGHeader{}, "transport message of 31"},
 		{"unknown type", wgMsg(5, 148, 0, 0), WGHeader{}, "unknown message type 5"},
 		{"reserved set", append([]byte{1, 0, 1, 0}, make([]byte, 144)...), WGHeader{}, "reserved"},
 		{"empty", nil, WGHeader{}, "shorter than a header"},
