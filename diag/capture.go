@@ -24,12 +24,18 @@ func CaptureWireGuard(ctx context.Context, iface string, port uint16, d time.Dur
 		return CaptureReport{}, err
 	}
 	defer c.Close()
+	return c.WireGuard(ctx, port, d)
+}
+
+// WireGuard reads the capture for d (or until ctx ends), keeps the
+// WireGuard messages on UDP port and summarizes them.
+func (c *Capture) WireGuard(ctx context.Context, port uint16, d time.Duration) (CaptureReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	start := time.Now()
 	var pkts []WGPacket
 	other := 0
-	err = c.Run(ctx, func(p Packet) bool {
+	err := c.Run(ctx, func(p Packet) bool {
 		if p.Proto != "udp" || (p.Src.Port() != port && p.Dst.Port() != port) {
 			return true
 		}
@@ -44,5 +50,5 @@ func CaptureWireGuard(ctx context.Context, iface string, port uint16, d time.Dur
 	if err != nil {
 		return CaptureReport{}, err
 	}
-	return SummarizeCapture(iface, port, start, time.Since(start), pkts, other), nil
+	return SummarizeCapture(c.Interface(), port, start, time.Since(start), pkts, other), nil
 }

@@ -83,6 +83,9 @@ func OpenCapture(iface string) (*Capture, error) {
 	return &Capture{iface: iface, tp: tp, local: local}, nil
 }
 
+// Interface is the captured interface.
+func (c *Capture) Interface() string { return c.iface }
+
 // Close stops the capture. It must not be called while Run runs (Run
 // reads the ring Close unmaps): cancel Run's context and wait first.
 func (c *Capture) Close() error { c.tp.Close(); return nil }

@@ -13,6 +13,9 @@ type Capture struct{}
 // OpenCapture is unsupported off Linux.
 func OpenCapture(string) (*Capture, error) { return nil, errUnsupported }
 
+// Interface is empty off Linux.
+func (*Capture) Interface() string { return "" }
+
 // Close does nothing.
 func (*Capture) Close() error { return nil }
 

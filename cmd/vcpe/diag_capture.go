@@ -48,8 +48,13 @@ Exit code 1 when initiations leave and no response comes back.`,
 			}
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
+			c, err := diag.OpenCapture(wanIf)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
 			fmt.Fprintf(cmd.ErrOrStderr(), "capturing WireGuard on %s UDP %d for %ds...\n", wanIf, port, seconds)
-			r, err := diag.CaptureWireGuard(ctx, wanIf, port, time.Duration(seconds)*time.Second)
+			r, err := c.WireGuard(ctx, port, time.Duration(seconds)*time.Second)
 			if err != nil {
 				return err
 			}

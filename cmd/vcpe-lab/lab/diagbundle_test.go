@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -60,6 +61,23 @@ func restartVcped(t *testing.T, l *Lab, node string, n int) {
 	}
 }
 
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
 type captureJSON struct {
 	Sent              map[string]int `json:"sent"`
 	Received          map[string]int `json:"received"`
@@ -73,12 +91,18 @@ type captureJSON struct {
 func captureAcrossRestart(t *testing.T, ctx context.Context, l *Lab, b Binaries, node string, n int) (captureJSON, error) {
 	t.Helper()
 	cmd := l.Command(ctx, node, b.Vcpe, "diag", "capture", "--seconds", "4", "--json", "--state-dir", l.DeviceState(node))
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
+	var out bytes.Buffer
+	stderr := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = &out, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(700 * time.Millisecond) // the capture socket is open
+	// "capturing ..." is printed once the capture socket is open.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "capturing"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("vcpe diag capture did not start: %s", stderr.String())
+		}
+	}
 	restartVcped(t, l, node, n)
 	err := cmd.Wait()
 	var c captureJSON
