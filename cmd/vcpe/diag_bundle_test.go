@@ -10,6 +10,8 @@ import (
 )
 
 func TestDiagUsageErrors(t *testing.T) {
+	t.Setenv("VCPE_CONTROLLER", "")
+	t.Setenv("VCPE_CONTROLLER_FINGERPRINT", "")
 	empty := t.TempDir()
 	for _, args := range [][]string{
 		{"diag", "bundle"},
@@ -18,12 +20,13 @@ func TestDiagUsageErrors(t *testing.T) {
 		{"diag", "capture", "--seconds", "0"},
 		{"diag", "capture", "--seconds", "601", "--wan-if", "lo"},
 		{"diag", "capture", "--state-dir", empty},
-		{"probe", "reach"},
-		{"probe", "reach", "--controller", "https://198.18.0.1:8443"},
+		{"probe", "reach", "--state-dir", empty},
+		{"probe", "reach", "--state-dir", empty, "--controller", "https://198.18.0.1:8443"},
 		{"probe", "reach", "--controller", "http://198.18.0.1:8443", "--controller-fingerprint", "sha256:" + strings.Repeat("ab", 32)},
 		{"probe", "reach", "--controller", "https://198.18.0.1:8443", "--controller-fingerprint", "sha256:xyz"},
 		{"precheck", "--controller-fingerprint", "sha256:" + strings.Repeat("ab", 32)},
 		{"precheck", "--controller", "https://198.18.0.1:8443", "--controller-fingerprint", "nope"},
+		{"precheck", "--controller", "http://198.18.0.1:8443", "--controller-fingerprint", "sha256:" + strings.Repeat("ab", 32)},
 	} {
 		if code := run(args); code != 2 {
 			t.Errorf("vcpe %s: exit %d; want 2", strings.Join(args, " "), code)

@@ -42,6 +42,9 @@ saved (or hand-edited) snapshot instead of this host.`,
 					return cli.Usagef("--controller %q: want the controller URL, for example https://198.18.0.1:8443", controller)
 				}
 				opts.Controller = u
+				if fingerprint != "" && u.Scheme != "https" {
+					return cli.Usagef("--controller %q: the outside-in check (--controller-fingerprint) needs the https:// URL", controller)
+				}
 				if fingerprint != "" && root == "" {
 					if _, err := provision.ParseFingerprint(fingerprint); err != nil {
 						return cli.Usagef("%v", err)

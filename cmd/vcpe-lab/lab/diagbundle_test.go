@@ -270,7 +270,8 @@ func TestDiagReachCaptureBundle(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Run(ctx, "site-b", "nft", "delete table inet reachtest")
-		out, err = l.Run(ctx, "site-b", reachArgs...)
+		// A registered device needs no controller flags: its state names it.
+		out, err = l.Run(ctx, "site-b", b.Vcpe, "probe", "reach", "--json", "--state-dir", l.DeviceState("site-b"))
 		r = reachJSON{}
 		decodeFirst(out, &r)
 		if err == nil || r.OK || r.status("udp/10050") != "not_arrived via " || r.status("udp/10000") != "arrived via listener" {
