@@ -6,6 +6,14 @@
 // tells a black-holing path apart from one that answers "fragmentation
 // needed".
 //
+// It also reads WireGuard traffic off the WAN interface (Capture,
+// CaptureWireGuard: an AF_PACKET socket through gopacket, no cgo, a kernel
+// BPF filter from x/net/bpf; ParseWireGuard decodes message types) and runs
+// the outside-in reach check (OutsideIn): it asks the controller to probe
+// this host's public address on api.ReachPorts and watches which probes
+// arrive, on listeners for free ports and by capture for ports already in
+// use. Captures only read: nothing is injected.
+//
 // Results are data (Sample, Stats, Result, MTUResult); Summarize is pure.
 // Sockets and clocks are injectable so the later diagnosis suite, support
 // bundle and TUI build on the same values.

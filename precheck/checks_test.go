@@ -296,6 +296,10 @@ func TestWANInternet(t *testing.T) {
 		{"udp silence", live, Options{Controller: u, Dialer: fakeDialer{readErr: timeoutErr{}}}, Warn, "unconfirmed"},
 		{"udp answer", live, Options{Controller: u, Dialer: fakeDialer{reply: true}}, Pass, "answered"},
 		{"udp other error", live, Options{Controller: u, Dialer: fakeDialer{readErr: errors.New("boom")}}, Fail, "boom"},
+		{"outside-in arrived", live, Options{Controller: u, Dialer: fakeDialer{readErr: timeoutErr{}}, OutsideIn: outsideInFake(OutsideInAnswer{Checked: true, Arrived: true, Detail: "probe from 198.18.0.1 arrived"}, nil)}, Pass, "confirmed"},
+		{"outside-in blocked", live, Options{Controller: u, Dialer: fakeDialer{readErr: timeoutErr{}}, OutsideIn: outsideInFake(OutsideInAnswer{Checked: true, Detail: "never arrived", Fix: "allow inbound UDP 4500 in the security group"}, nil)}, Fail, "security group"},
+		{"outside-in unchecked", live, Options{Controller: u, Dialer: fakeDialer{readErr: timeoutErr{}}, OutsideIn: outsideInFake(OutsideInAnswer{Detail: "in use; not root"}, nil)}, Warn, "not checked"},
+		{"outside-in error", live, Options{Controller: u, Dialer: fakeDialer{readErr: timeoutErr{}}, OutsideIn: outsideInFake(OutsideInAnswer{}, errors.New("rate limited"))}, Warn, "rate limited"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,6 +309,10 @@ func TestWANInternet(t *testing.T) {
 			}
 		})
 	}
+}
+
+func outsideInFake(a OutsideInAnswer, err error) func(context.Context) (OutsideInAnswer, error) {
+	return func(context.Context) (OutsideInAnswer, error) { return a, err }
 }
 
 // TestBranches covers the remaining branches, each by one edit of a fixture.

@@ -51,5 +51,8 @@
 //
 // The package must not change the host: gathering is read-only, and the only
 // packets it sends are wan.internet's probes to the controller named by the
-// caller.
+// caller. With Options.OutsideIn (vcpe precheck --controller-fingerprint),
+// wan.internet also asks the controller to probe this host's public address
+// on UDP 4500 and reports whether that arrives; the hook is the caller's,
+// so precheck itself opens nothing else.
 package precheck

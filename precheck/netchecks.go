@@ -117,8 +117,29 @@ func checkWANInternet(ctx context.Context, s *Snapshot, o Options) Result {
 		return Result{Status: Fail, Detail: fmt.Sprintf("controller TCP %s: %v", tcpAddr, tcpErr),
 			Fix: fmt.Sprintf("allow outbound TCP to %s in the firewall and security group, and check --controller", tcpAddr)}
 	}
+	if o.OutsideIn != nil && udpRes.Status != Fail {
+		udpRes = outsideIn(ctx, o, udpRes)
+	}
 	udpRes.Detail = fmt.Sprintf("controller TCP %s reachable; %s", tcpAddr, udpRes.Detail)
 	return udpRes
+}
+
+// outsideIn replaces the outbound UDP 4500 probe's verdict by the
+// controller's outside-in answer; when the check itself cannot run, the
+// probe's verdict stands with the reason added.
+func outsideIn(ctx context.Context, o Options, probe Result) Result {
+	a, err := o.OutsideIn(ctx)
+	switch {
+	case err != nil:
+		probe.Detail += fmt.Sprintf("; outside-in check not done: %v", err)
+		return probe
+	case !a.Checked:
+		probe.Detail += fmt.Sprintf("; outside-in check: UDP 4500 not checked: %s", a.Detail)
+		return probe
+	case a.Arrived:
+		return Result{Status: Pass, Detail: "UDP 4500 from outside confirmed: " + a.Detail}
+	}
+	return Result{Status: Fail, Detail: "UDP 4500 does not arrive from outside: " + a.Detail, Fix: a.Fix}
 }
 
 // probeUDP sends one datagram on a connected UDP socket: an ICMP port

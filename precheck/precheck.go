@@ -79,6 +79,19 @@ type Options struct {
 	Dialer Dialer
 	// Timeout bounds each wan.internet probe; 0 means 2s.
 	Timeout time.Duration
+	// OutsideIn, when set, asks the controller to probe this host's
+	// public address (its outside-in reach check); wan.internet then
+	// reports whether UDP 4500 arrives from outside instead of calling an
+	// unanswered probe unconfirmed. Live runs only.
+	OutsideIn func(ctx context.Context) (OutsideInAnswer, error)
+}
+
+// OutsideInAnswer is the outside-in check's verdict on UDP 4500.
+type OutsideInAnswer struct {
+	Checked bool   // false: the port could not be watched (Detail says why)
+	Arrived bool   // the controller's probe to UDP 4500 arrived
+	Detail  string // what was seen
+	Fix     string // when it did not arrive: what blocks it
 }
 
 // Check is one entry of the catalogue.

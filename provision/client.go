@@ -252,3 +252,12 @@ func (c *Client) AdvertiseRoutes(ctx context.Context, ps []netip.Prefix) (api.De
 	}
 	return cfg, c.do(ctx, http.MethodPost, "/v1/device/routes", api.AdvertiseRequest{Advertise: ps}, &cfg)
 }
+
+// Reach asks the controller to probe the address this request comes from
+// on api.ReachPorts with req's nonce (POST /v1/reach; no credential is
+// needed, so it works before registration).
+func (c *Client) Reach(ctx context.Context, req api.ReachRequest) (api.ReachResponse, error) {
+	var res api.ReachResponse
+	err := c.do(ctx, http.MethodPost, "/v1/reach", req, &res)
+	return res, err
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/precheck"
+	"github.com/openvcpe/vcpe/provision"
 )
 
 func init() { subcommands = append(subcommands, newPrecheckCmd) }
@@ -22,6 +23,7 @@ func newPrecheckCmd() *cobra.Command {
 		jsonOut           bool
 		save, root, wanIf string
 		controller        string
+		fingerprint       string
 	)
 	cmd := &cobra.Command{
 		Use:   "precheck",
@@ -40,6 +42,17 @@ saved (or hand-edited) snapshot instead of this host.`,
 					return cli.Usagef("--controller %q: want the controller URL, for example https://198.18.0.1:8443", controller)
 				}
 				opts.Controller = u
+				if fingerprint != "" && u.Scheme != "https" {
+					return cli.Usagef("--controller %q: the outside-in check (--controller-fingerprint) needs the https:// URL", controller)
+				}
+				if fingerprint != "" && root == "" {
+					if _, err := provision.ParseFingerprint(fingerprint); err != nil {
+						return cli.Usagef("%v", err)
+					}
+					opts.OutsideIn = outsideInHook(controller, fingerprint, wanIf)
+				}
+			} else if fingerprint != "" {
+				return cli.Usagef("--controller-fingerprint needs --controller URL")
 			}
 			ctx := cmd.Context()
 			var snap *precheck.Snapshot
@@ -86,6 +99,7 @@ saved (or hand-edited) snapshot instead of this host.`,
 	f.StringVar(&root, "root", "", "judge the snapshot in `DIR` instead of this host")
 	f.StringVar(&wanIf, "wan-if", "", "the Internet-facing interface `IF` (default: the one of the IPv4 default route)")
 	f.StringVar(&controller, "controller", "", "controller `URL` to reach over TCP and UDP 4500 (live only)")
+	f.StringVar(&fingerprint, "controller-fingerprint", "", "with --controller: the controller's CA fingerprint; wan.internet then asks the controller to probe UDP 4500 from outside")
 	return cmd
 }
 

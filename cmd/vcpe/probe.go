@@ -35,7 +35,7 @@ router that sent them. --size is the whole IP packet, headers included.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newProbeEchoCmd("icmp"), newProbeEchoCmd("udp"), newProbeMTUCmd(), newProbeReflectCmd())
+	cmd.AddCommand(newProbeEchoCmd("icmp"), newProbeEchoCmd("udp"), newProbeMTUCmd(), newProbeReflectCmd(), newProbeReachCmd())
 	return cmd
 }
 

@@ -144,6 +144,7 @@ func (s *Server) DeviceHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, struct{}{})
 	})
+	mux.HandleFunc("POST /v1/reach", s.handleReach)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no API at %s %s", r.Method, r.URL.Path)})
 	})

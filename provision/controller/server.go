@@ -93,6 +93,9 @@ type Server struct {
 	regSN   *backoff // failed registration proofs per SN
 	nonces  *nonces
 
+	reachOnce sync.Once
+	reachLim  *reachLimiter // outside-in reach requests per source address
+
 	mu          sync.RWMutex
 	gen         uint64
 	seq         uint64
