@@ -100,15 +100,18 @@ type Server struct {
 	instByName  map[string]string
 	devices     map[string]*store.Device // by SN
 	instDevices map[string][]string      // instance ID → SNs by slot
-	ccns        map[string]*store.CCN    // by ID
-	ccnByName   map[string]string
-	members     map[string]map[string]bool // CCN ID → instance IDs
-	creds       map[[32]byte]*store.Credential
-	validCred   map[string][32]byte // SN → hash of its valid credential
-	byPubKey    map[api.Key]string  // WireGuard public key → SN
-	overlayUsed map[netip.Addr]bool
-	overlayHint netip.Addr
-	lastSeen    map[string]time.Time
+	// activeOverride is the hub arbiter's choice of active device per
+	// instance (SetActive).
+	activeOverride map[string]string
+	ccns           map[string]*store.CCN // by ID
+	ccnByName      map[string]string
+	members        map[string]map[string]bool // CCN ID → instance IDs
+	creds          map[[32]byte]*store.Credential
+	validCred      map[string][32]byte // SN → hash of its valid credential
+	byPubKey       map[api.Key]string  // WireGuard public key → SN
+	overlayUsed    map[netip.Addr]bool
+	overlayHint    netip.Addr
+	lastSeen       map[string]time.Time
 
 	pub publisher
 }
