@@ -55,11 +55,11 @@ func (h HealthCheck) deadAfter() time.Duration {
 }
 
 // withdrawAfter is how long a device waits without a claim reply before it
-// withdraws its claim. It is shorter than deadAfter, so the device that
+// withdraws its claim: an interval less than deadAfter, so the device that
 // lost the hub has dropped its gateway address before the hub hands the
-// role to the other one.
+// role to the other one (the device checks every Interval/5).
 func (h HealthCheck) withdrawAfter() time.Duration {
-	return time.Duration(h.Failures) * h.Interval
+	return time.Duration(h.Failures)*h.Interval - h.Interval/2
 }
 
 // Claim is what a device sends the hub through the tunnel every interval.

@@ -136,6 +136,10 @@ func (r *haRun) loop(ctx context.Context) {
 	chk := e.ha.Check
 	t := time.NewTicker(chk.Interval)
 	defer t.Stop()
+	// The withdrawal is checked more often than claims go out, so it
+	// happens within Interval/5 of withdrawAfter.
+	w := time.NewTicker(chk.Interval / 5)
+	defer w.Stop()
 	trackers := make([]*healthTracker, len(e.ha.LANTargets))
 	for i := range trackers {
 		trackers[i] = newHealthTracker(chk)
@@ -149,6 +153,11 @@ func (r *haRun) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-w.C:
+			e.haMu.Lock()
+			r.evalLocked(e.c.now())
+			e.haMu.Unlock()
+			continue
 		case <-t.C:
 		}
 		seq++
