@@ -46,7 +46,7 @@ func TestValidateRejects(t *testing.T) {
 
 // testLab builds the default topology's network under a unique vcpet-
 // prefix and removes it when the test ends.
-func testLab(t *testing.T) *Lab {
+func testLab(t testing.TB) *Lab {
 	t.Helper()
 	netnstest.RequireRoot(t)
 	var b [3]byte

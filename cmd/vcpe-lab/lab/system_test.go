@@ -15,7 +15,7 @@ import (
 
 func TestMain(m *testing.M) { netnstest.Main(m) }
 
-func testBinaries(t *testing.T) Binaries {
+func testBinaries(t testing.TB) Binaries {
 	return Binaries{
 		Vcpe:  netnstest.Binary(t, "cmd/vcpe"),
 		Vcped: netnstest.Binary(t, "cmd/vcped"),
