@@ -141,7 +141,6 @@ func (a *Arbiter) SetMembers(now time.Time, inst string, sns []string, controlle
 		in = &arbInstance{members: map[string]*arbMember{}}
 		a.insts[inst] = in
 	}
-	in.preferred = controllerActive
 	keep := map[string]bool{}
 	for _, sn := range sns {
 		keep[sn] = true
@@ -152,6 +151,14 @@ func (a *Arbiter) SetMembers(now time.Time, inst string, sns []string, controlle
 	for sn := range in.members {
 		if !keep[sn] {
 			delete(in.members, sn)
+		}
+	}
+	// The preferred device (for Preempt) is the controller's first choice
+	// this hub saw; later configs carry the arbiter's own switches back.
+	if in.members[in.preferred] == nil {
+		in.preferred = ""
+		if in.members[controllerActive] != nil {
+			in.preferred = controllerActive
 		}
 	}
 	if in.members[in.active] == nil {
@@ -229,7 +236,7 @@ func (a *Arbiter) decideLocked(now time.Time, inst string, in *arbInstance) []Ro
 	var reason string
 	switch {
 	case in.active == "":
-		reason = "no active device"
+		return nil // the controller named none: nothing to take over
 	case !a.fresh(now, cur):
 		reason = "claims stopped"
 	case !cur.healthy && !cur.lanOK:

@@ -212,3 +212,26 @@ func TestHealthTracker(t *testing.T) {
 	}
 	tr.answered(99, clk.now()) // unknown sequence: ignored
 }
+
+func TestArbiterPreferredSurvivesReportedSwitch(t *testing.T) {
+	a, clk := newTestArbiter(true)
+	clk.add(time.Second)
+	claim(t, a, clk, "B", healthy)
+	a.Tick(clk.now())
+	// The controller learns the switch and now names B active.
+	a.SetMembers(clk.now(), "i1", []string{"A", "B"}, "B")
+	clk.add(100 * time.Millisecond)
+	claim(t, a, clk, "B", healthy)
+	if _, ev := claim(t, a, clk, "A", healthy); len(ev) == 0 {
+		t.Errorf("preempt: A (the first choice) did not get the role back")
+	}
+}
+
+func TestArbiterNoControllerChoiceNoTakeover(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	a := &Arbiter{DeadAfter: time.Second}
+	a.SetMembers(clk.now(), "i1", []string{"A"}, "")
+	if r, ev := a.Claim(clk.now(), "i1", "A", healthy); r != api.RoleStandby || len(ev) != 0 {
+		t.Errorf("controller named no active: A %s %+v; want standby", r, ev)
+	}
+}

@@ -16,40 +16,57 @@ import (
 )
 
 // effectiveLocked is the controller's HubConfig with the arbiter's roles:
-// each instance's prefixes (what the controller gave its active peer) go
-// to the peer the arbiter holds active.
+// where the arbiter holds another device active than the controller, the
+// instance's prefixes (what the controller gave its active peer) move to
+// that device's peer. Where they agree the config is used as given.
 func (h *Hub) effectiveLocked(desired api.HubConfig) api.HubConfig {
 	eff := cloneHubConfig(desired)
 	now := h.c.now()
-	prefixes := map[string][]netip.Prefix{}
 	members := map[string][]string{}
-	ctrlActive := map[string]string{}
-	for _, p := range eff.Peers {
-		members[p.InstanceID] = append(members[p.InstanceID], p.SN)
+	ctrlActive := map[string]int{}
+	for i, p := range eff.Peers {
+		id := instanceKey(p)
+		members[id] = append(members[id], p.SN)
 		if p.Active {
-			ctrlActive[p.InstanceID] = p.SN
-		}
-		for _, a := range p.AllowedIPs {
-			if a != netip.PrefixFrom(p.OverlayAddr, 32) {
-				prefixes[p.InstanceID] = append(prefixes[p.InstanceID], a)
-			}
+			ctrlActive[id] = i
 		}
 	}
 	keep := map[string]bool{}
 	for id, sns := range members {
 		keep[id] = true
-		h.arb.SetMembers(now, id, sns, ctrlActive[id])
+		ctrl := ""
+		if i, ok := ctrlActive[id]; ok {
+			ctrl = eff.Peers[i].SN
+		}
+		h.arb.SetMembers(now, id, sns, ctrl)
 	}
 	h.arb.Forget(keep)
-	for i := range eff.Peers {
-		p := &eff.Peers[i]
-		p.Active = h.arb.Active(p.InstanceID) == p.SN
-		p.AllowedIPs = []netip.Prefix{netip.PrefixFrom(p.OverlayAddr, 32)}
-		if p.Active {
-			p.AllowedIPs = append(p.AllowedIPs, normalize(prefixes[p.InstanceID])...)
+	for id, ci := range ctrlActive {
+		act := h.arb.Active(id)
+		from := &eff.Peers[ci]
+		if act == "" || act == from.SN {
+			continue
+		}
+		own := netip.PrefixFrom(from.OverlayAddr, 32)
+		moved := slices.DeleteFunc(slices.Clone(from.AllowedIPs), func(p netip.Prefix) bool { return p == own })
+		from.Active, from.AllowedIPs = false, []netip.Prefix{own}
+		for i := range eff.Peers {
+			p := &eff.Peers[i]
+			if instanceKey(*p) == id && p.SN == act {
+				p.Active = true
+				p.AllowedIPs = normalize(append([]netip.Prefix{netip.PrefixFrom(p.OverlayAddr, 32)}, moved...))
+			}
 		}
 	}
 	return eff
+}
+
+// instanceKey groups peers by instance; a peer without one is alone.
+func instanceKey(p api.HubPeer) string {
+	if p.InstanceID != "" {
+		return p.InstanceID
+	}
+	return "peer:" + p.SN
 }
 
 // switchLocked applies the arbiter's new roles to the peers (UAPI:
@@ -152,7 +169,8 @@ func (h *Hub) claim(src netip.Addr, c Claim) (ClaimReply, bool) {
 		return ClaimReply{}, false
 	}
 	p := h.desired.Peers[i]
-	role, events := h.arb.Claim(h.c.now(), p.InstanceID, p.SN, c)
+	id := instanceKey(p)
+	role, events := h.arb.Claim(h.c.now(), id, p.SN, c)
 	h.switchLocked(events)
-	return ClaimReply{Seq: c.Seq, Role: role, Active: h.arb.Active(p.InstanceID)}, true
+	return ClaimReply{Seq: c.Seq, Role: role, Active: h.arb.Active(id)}, true
 }
