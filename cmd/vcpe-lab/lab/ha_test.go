@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -410,6 +411,18 @@ func TestHAFailover(t *testing.T) {
 		}
 		if err := l.Hub(ctx, b, &devs, "device", "list"); err != nil {
 			t.Fatal(err)
+		}
+		out, err := l.Run(ctx, "site-a2", b.Vcpe, "diag", "ha", "--json", "--state-dir", l.DeviceState("site-a2"))
+		var rep struct {
+			OK   bool   `json:"ok"`
+			Role string `json:"role"`
+			HA   struct {
+				Events []dataplane.RoleEvent `json:"events"`
+			} `json:"ha"`
+		}
+		_ = json.Unmarshal([]byte(out), &rep)
+		if err != nil || !rep.OK || rep.Role != api.RoleActive || countActive(rep.HA.Events) != 1 {
+			t.Errorf("vcpe diag ha on site-a2: %v; want ok, active, one switch to active\n%s", err, out)
 		}
 		for _, d := range devs {
 			if d.SN == h.dev["site-a2"].SN && d.Role != api.RoleActive {
