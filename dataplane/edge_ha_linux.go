@@ -147,8 +147,6 @@ func (r *haRun) loop(ctx context.Context) {
 	e.lanTrackers = trackers
 	id := (os.Getpid() + 1) & 0xffff
 	var seq uint64
-	hub := e.target.Load().hubOverlay
-	dst := &net.UDPAddr{IP: hub.AsSlice(), Port: int(e.ha.ClaimPort)}
 	for {
 		select {
 		case <-ctx.Done():
@@ -185,6 +183,7 @@ func (r *haRun) loop(ctx context.Context) {
 		}
 		e.haMu.Unlock()
 		b, _ := json.Marshal(Claim{SN: e.sn(), Healthy: lanOK, LANOK: lanOK, Seq: seq})
+		dst := &net.UDPAddr{IP: e.target.Load().hubOverlay.AsSlice(), Port: int(e.ha.ClaimPort)}
 		_, _ = r.claim.WriteTo(b, dst)
 	}
 }

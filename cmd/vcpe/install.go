@@ -72,7 +72,7 @@ Exit 0 installed or unchanged, 1 a step failed (the host is as it was), 2 bad in
 	fl := cmd.Flags()
 	fl.BoolVarP(&f.yes, "yes", "y", false, "no prompts: take every value from flags, environment or --config")
 	fl.BoolVar(&f.json, "json", false, "print a JSON summary on stdout (progress goes to stderr)")
-	fl.StringVar(&f.config, "config", "", "YAML file with the install values (keys: controller, controller_fingerprint, sn, advertise, lan_if, wan_if, state_dir, key_file, force)")
+	fl.StringVar(&f.config, "config", "", "YAML file with the install values (keys: controller, controller_fingerprint, sn, advertise, lan_if, wan_if, state_dir, key_file, force, lan_gateway, lan_targets)")
 	fl.StringVar(&f.controller, "controller", "", "controller URL, https://HOST:PORT")
 	fl.StringVar(&f.fingerprint, "controller-fingerprint", "", "the controller CA's sha256:… fingerprint, as vcpe-hub serve prints it")
 	fl.StringVar(&f.sn, "sn", "", "the device's serial number")
@@ -112,6 +112,7 @@ func (f *installFlags) inputs(cmd *cobra.Command) (provision.InstallInput, error
 	flags := provision.InstallInput{
 		Controller: f.controller, ControllerFingerprint: f.fingerprint, SN: f.sn, Advertise: f.advertise,
 		LANInterface: f.lanIf, WANInterface: f.wanIf, StateDir: f.stateDir, KeyFile: f.keyFile, Force: f.force,
+		LANGateway: f.lanGateway, LANTargets: f.lanTargets,
 	}
 	in := file.Merge(env).Merge(flags)
 	if in.StateDir == "" {
@@ -142,7 +143,7 @@ func runInstall(cmd *cobra.Command, f *installFlags) error {
 		LANInterface: in.LANInterface, WANInterface: in.WANInterface,
 		SSHConnection: os.Getenv("SSH_CONNECTION"), TunnelTimeout: f.tunnelTimeout,
 	}
-	if opts.LANGateway, opts.LANTargets, err = parseHAFlags(f.lanGateway, f.lanTargets); err != nil {
+	if opts.LANGateway, opts.LANTargets, err = parseHAFlags(in.LANGateway, in.LANTargets); err != nil {
 		return err
 	}
 	if !f.yes {
