@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -423,6 +424,9 @@ func TestHAFailover(t *testing.T) {
 		_ = json.Unmarshal([]byte(out), &rep)
 		if err != nil || !rep.OK || rep.Role != api.RoleActive || countActive(rep.HA.Events) != 1 {
 			t.Errorf("vcpe diag ha on site-a2: %v; want ok, active, one switch to active\n%s", err, out)
+		}
+		if out, err := l.Run(ctx, "hub", b.Hub, "status", "--state", l.HubState()); err != nil || !strings.Contains(out, "became active") {
+			t.Errorf("vcpe-hub status shows no role switch: %v\n%s", err, out)
 		}
 		for _, d := range devs {
 			if d.SN == h.dev["site-a2"].SN && d.Role != api.RoleActive {
