@@ -48,6 +48,10 @@ func TestSetActiveFollowsTheHub(t *testing.T) {
 	if sn != b || gen2 <= gen {
 		t.Fatalf("after the hub's report: active %s generation %d; want %s and a new generation", sn, gen2, b)
 	}
+	h.Restart()
+	if sn, _ := active(); sn != b {
+		t.Fatalf("after a restart: active %s; want %s still", sn, b)
+	}
 	devs, err := h.Admin().ListDevices(ctx(t))
 	if err != nil {
 		t.Fatal(err)

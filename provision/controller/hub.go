@@ -55,8 +55,8 @@ func (s *Server) hubConfigUnsorted() api.HubConfig {
 // device of instance instID (a failover). The controller keeps membership;
 // the hub decides roles live from the data path and reports them here, so
 // DeviceConfig.Role, routes list and instance show agree with the hub.
-// The choice lives in memory: after a restart the first-registered device
-// is the default again until the arbiter says otherwise.
+// The choice is stored, so a restart of vcpe-hub does not move the role
+// back.
 func (s *Server) SetActive(ctx context.Context, instID, sn, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -68,9 +68,15 @@ func (s *Server) SetActive(ctx context.Context, instID, sn, reason string) {
 		s.activeOverride = map[string]string{}
 	}
 	s.activeOverride[instID] = sn
+	if err := s.store.SetMeta(ctx, activeMetaPrefix+instID, sn); err != nil {
+		s.log.Error("store active device", "instance", instID, "err", err)
+	}
 	s.log.Info("active device switched by the hub", "instance", instID, "sn", sn, "reason", reason)
 	s.changedLocked(ctx)
 }
+
+// activeMetaPrefix keys the stored active device of an instance.
+const activeMetaPrefix = "active/"
 
 // activeLocked returns the SN of the instance's active device: the one the
 // hub last reported (SetActive) while it is registered, else the

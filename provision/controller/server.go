@@ -254,6 +254,14 @@ func (s *Server) load(ctx context.Context) error {
 	if g, ok := snap.Meta["generation"]; ok {
 		s.gen, _ = strconv.ParseUint(g, 10, 64)
 	}
+	for k, v := range snap.Meta {
+		if id, ok := strings.CutPrefix(k, activeMetaPrefix); ok {
+			if s.activeOverride == nil {
+				s.activeOverride = map[string]string{}
+			}
+			s.activeOverride[id] = v
+		}
+	}
 	for i := range snap.CCNs {
 		c := snap.CCNs[i]
 		s.ccns[c.ID] = &c
