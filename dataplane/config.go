@@ -54,8 +54,25 @@ type EdgeOptions struct {
 	ProbeInterval time.Duration // DefaultProbeInterval
 	DeadAfter     time.Duration // DefaultDeadAfter
 
+	HA EdgeHA
+
 	Logger *slog.Logger     // slog.Default()
 	Now    func() time.Time // time.Now
+}
+
+// EdgeHA configures the device's side of multi-attach. Every device sends
+// claims (and so learns its role); LAN targets and the LAN gateway are
+// optional.
+type EdgeHA struct {
+	Check HealthCheck // DefaultHAInterval, DefaultHAFailures
+	// LANTargets are probed over the LAN every interval; the device is
+	// unhealthy when none of them answers (gray failure).
+	LANTargets []netip.Addr
+	// LANGateway is the address LAN hosts use as their gateway (with the
+	// LAN's prefix length): the active device holds it on LANInterface.
+	LANGateway   netip.Prefix
+	LANInterface string // default: the interface with an address in LANGateway's prefix
+	ClaimPort    uint16 // DefaultClaimPort
 }
 
 // HubOptions configure the hub's engine.
@@ -68,6 +85,18 @@ type HubOptions struct {
 	// TableName is the nftables table (family inet) holding the CCN
 	// isolation rules; "vcpe" by default. It is removed on Close.
 	TableName string
+
+	// ClaimPort is the UDP port taking devices' claims on the hub's
+	// overlay address (DefaultClaimPort); Check the health-check model
+	// whose Interval and Failures decide when a device is down.
+	ClaimPort uint16
+	Check     HealthCheck
+	// Preempt gives the role back to the controller's preferred device
+	// when it recovers (off by default: a recovered device stays standby).
+	Preempt bool
+	// OnSwitch is called (with the hub's lock held: do not call back into
+	// the Hub) after every role switch, with the device that became active.
+	OnSwitch func(RoleEvent)
 
 	Logger *slog.Logger
 	Now    func() time.Time

@@ -13,6 +13,39 @@
 //     peers added, removed and updated live, kernel routes for the peers'
 //     prefixes, and CCN isolation in an nftables table of vcpe's own.
 //
+// Multi-attach (two devices per instance) is decided on the data path, not
+// by controller heartbeats. Every device sends a small claim {sn, healthy,
+// lan_ok, seq} through its tunnel to the hub's overlay address (UDP
+// DefaultClaimPort) every HealthCheck.Interval (100 ms); healthy means one
+// of its LAN targets answers ICMP within the health-check model (timeout,
+// failures before down, RTT threshold). The hub answers each claim with
+// the device's role. The hub's Arbiter (pure, fake-clock tested) keeps the
+// active device while its claims are fresh and healthy; when they stop for
+// Failures intervals and a half (kill -9, host down, WAN cut) or say the
+// LAN is unreachable (gray failure), it moves the instance's prefixes to a
+// fresh, healthy standby by rewriting the two peers' AllowedIPs over UAPI
+// (immediate, no kernel route change), records the switch (device,
+// reason, time) in Status.HA.Events and the log, and reports it to the
+// controller through HubOptions.OnSwitch so DeviceConfig.Role and the
+// admin commands agree. A recovered device comes back as standby
+// (HubOptions.Preempt gives the role back to the controller's first
+// choice); with both down, the first to claim healthy again wins. The
+// controller stays the source of membership; the hub never invents a
+// member. A device that gets no claim reply for half an interval less
+// than the hub's detection time withdraws: it turns standby and drops the
+// LAN gateway address, so two devices are never active for longer than a
+// claim in flight.
+//
+// The LAN gateway (EdgeHA.LANGateway) is a virtual address the active
+// device adds to its LAN interface and announces with gratuitous ARP
+// (gopacket layers on an AF_PACKET socket); the standby removes it.
+// keepalived/VRRP is not used: VRRP elects on the LAN segment, which
+// cannot see the tunnel or the hub, and would be a second, disagreeing
+// arbiter; the hub already sees both devices' claims. Known limit: after a
+// kill -9 the dead daemon's gateway address stays on its LAN interface
+// until vcped starts again (it starts as standby and removes it); LAN
+// hosts follow the gratuitous ARP of the new active device meanwhile.
+//
 // Status is data (Status); the control socket serves it as JSON, metrics
 // export it to Prometheus, and the standard WireGuard UAPI socket makes
 // wg(8) work.

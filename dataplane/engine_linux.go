@@ -41,6 +41,17 @@ type Engine struct {
 	// target is what the background goroutines need of the config; they
 	// never take mu, so Close (which holds mu) can wait for them.
 	target atomic.Pointer[probeTarget]
+
+	// Multi-attach: the HA goroutines hold haMu, never mu.
+	ha          EdgeHA
+	snv         atomic.Pointer[string]
+	haMu        sync.Mutex
+	role        string // api.RoleActive or api.RoleStandby as applied
+	hubRole     string // the hub's last answer
+	lastReply   time.Time
+	lanOK       bool
+	lanTrackers []*healthTracker
+	haEvents    []RoleEvent
 }
 
 type probeTarget struct {
@@ -54,7 +65,15 @@ func New(opts EdgeOptions) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{c: c, probeInterval: opts.ProbeInterval, deadAfter: opts.DeadAfter, state: StateStopped}
+	e := &Engine{c: c, probeInterval: opts.ProbeInterval, deadAfter: opts.DeadAfter, state: StateStopped,
+		ha: opts.HA, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true}
+	e.ha.Check = e.ha.Check.WithDefaults()
+	if e.ha.ClaimPort == 0 {
+		e.ha.ClaimPort = DefaultClaimPort
+	}
+	if gw := e.ha.LANGateway; gw.IsValid() && (!gw.Addr().Is4() || gw.Bits() >= 32) {
+		return nil, fmt.Errorf("lan gateway %s: want an IPv4 address with its LAN prefix length, e.g. 198.19.1.254/24", gw)
+	}
 	if e.probeInterval <= 0 {
 		e.probeInterval = DefaultProbeInterval
 	}
@@ -126,6 +145,14 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 		e.w = nil
 		return err
 	}
+	sn := cfg.SN
+	e.snv.Store(&sn)
+	if err = e.startHA(ctx, w); err != nil {
+		cancel()
+		e.bg.Wait()
+		e.w = nil
+		return err
+	}
 	probe := e.probe
 	e.bg.Add(3)
 	go func() { defer e.bg.Done(); e.readProbes(probe) }()
@@ -168,6 +195,8 @@ func (e *Engine) Apply(cfg api.DeviceConfig) error {
 		}
 	}
 	e.cfg = cloneDeviceConfig(cfg)
+	sn := cfg.SN
+	e.snv.Store(&sn)
 	e.target.Store(&probeTarget{hubKey: cfg.HubPublicKey, hubOverlay: cfg.HubOverlayAddr})
 	return nil
 }
@@ -219,7 +248,7 @@ func (e *Engine) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.c.now()
-	st := Status{Role: "edge", State: e.state, Reason: e.reason, Interface: e.c.tun, ListenPort: e.c.listenPort,
+	st := Status{Role: e.haRole(), HA: e.haStatus(), State: e.state, Reason: e.reason, Interface: e.c.tun, ListenPort: e.c.listenPort,
 		PublicKey: e.c.key.PublicKey(), OverlayAddr: e.cfg.OverlayAddr, Generation: e.cfg.Generation,
 		Routes: routedPrefixes(e.cfg.OverlayAddr.Masked(), e.cfg.Routes), Peers: []PeerStatus{}, Source: "daemon", Time: now}
 	if e.syncFn != nil {
@@ -391,4 +420,31 @@ func (e *Engine) watchNetlink(ctx context.Context, w *wgIface, updates chan<- st
 		}
 	}()
 	return nil
+}
+
+func (e *Engine) sn() string {
+	if p := e.snv.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (e *Engine) haRole() string {
+	e.haMu.Lock()
+	defer e.haMu.Unlock()
+	return e.role
+}
+
+func (e *Engine) haStatus() *HAStatus {
+	e.haMu.Lock()
+	defer e.haMu.Unlock()
+	st := &HAStatus{Check: e.ha.Check, LANGateway: e.ha.LANGateway, LastReply: e.lastReply, Events: slices.Clone(e.haEvents)}
+	if st.Events == nil {
+		st.Events = []RoleEvent{}
+	}
+	if len(e.ha.LANTargets) > 0 {
+		ok := e.lanOK
+		st.LANOK = &ok
+	}
+	return st
 }

@@ -27,7 +27,7 @@ func (e *Engine) Close() error { return nil }
 
 // Status reports a stopped engine outside Linux.
 func (e *Engine) Status() Status {
-	return Status{Role: "edge", State: StateStopped, Reason: ErrUnsupported.Error()}
+	return Status{Role: api.RoleStandby, State: StateStopped, Reason: ErrUnsupported.Error()}
 }
 
 // Hub is the hub dataplane; it runs on Linux only.

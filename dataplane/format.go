@@ -18,6 +18,9 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 	if st.Reason != "" {
 		fmt.Fprintf(w, "%-10s %s\n", "reason:", st.Reason)
 	}
+	if st.Role == "active" || st.Role == "standby" {
+		fmt.Fprintf(w, "%-10s %s\n", "role:", st.Role)
+	}
 	fmt.Fprintf(w, "%-10s %s, UDP %d, public key %s\n", "interface:", st.Interface, st.ListenPort, st.PublicKey)
 	if st.OverlayAddr.IsValid() {
 		fmt.Fprintf(w, "%-10s %s (config generation %d)\n", "overlay:", st.OverlayAddr, st.Generation)
@@ -54,6 +57,23 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 			line += ", last error: " + s.LastError
 		}
 		fmt.Fprintf(w, "%-10s %s\n", "sync:", line)
+	}
+	if ha := st.HA; ha != nil {
+		line := fmt.Sprintf("claims every %v, down after %d", ha.Check.Interval, ha.Check.Failures)
+		if ha.LANGateway.IsValid() {
+			line += ", LAN gateway " + ha.LANGateway.String()
+		}
+		if ha.LANOK != nil {
+			line += fmt.Sprintf(", LAN targets ok: %t", *ha.LANOK)
+		}
+		fmt.Fprintf(w, "%-10s %s\n", "ha:", line)
+		for _, ev := range ha.Events {
+			who := ev.SN
+			if ev.Instance != "" {
+				who = ev.Instance + "/" + ev.SN
+			}
+			fmt.Fprintf(w, "  %s %s became %s: %s\n", ev.Time.Format(time.RFC3339Nano), who, ev.Role, ev.Reason)
+		}
 	}
 }
 

@@ -1,9 +1,11 @@
 package dataplane
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 
@@ -17,10 +19,19 @@ type Hub struct {
 	c     common
 	table string
 
-	mu  sync.Mutex
-	w   *wgIface
-	nft *nftables.Conn
-	cfg api.HubConfig
+	claimPort uint16
+	check     HealthCheck
+	onSwitch  func(RoleEvent)
+	arb       *Arbiter
+
+	mu      sync.Mutex
+	w       *wgIface
+	nft     *nftables.Conn
+	cfg     api.HubConfig // what the peers are: desired with the arbiter's roles
+	desired api.HubConfig // what the controller last said
+	events  []RoleEvent
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup
 }
 
 // NewHub validates the options. It changes nothing on the host.
@@ -29,7 +40,11 @@ func NewHub(opts HubOptions) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{c: c, table: opts.TableName}
+	h := &Hub{c: c, table: opts.TableName, claimPort: opts.ClaimPort, check: opts.Check.WithDefaults(), onSwitch: opts.OnSwitch}
+	if h.claimPort == 0 {
+		h.claimPort = DefaultClaimPort
+	}
+	h.arb = &Arbiter{DeadAfter: h.check.deadAfter(), Preempt: opts.Preempt}
 	if h.table == "" {
 		h.table = "vcpe"
 	}
@@ -71,10 +86,17 @@ func (h *Hub) Start(cfg api.HubConfig) (err error) {
 	if err = writeIsolation(nft, h.table, w.name, cfg); err != nil {
 		return err
 	}
-	if err = h.applyPeers(w, nil, cfg); err != nil {
+	desired := cloneHubConfig(cfg)
+	eff := h.effectiveLocked(desired)
+	if err = h.applyPeers(w, nil, eff); err != nil {
 		return err
 	}
-	h.w, h.nft, h.cfg = w, nft, cloneHubConfig(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err = h.serveClaims(ctx, w); err != nil {
+		cancel()
+		return err
+	}
+	h.w, h.nft, h.cfg, h.desired, h.cancel = w, nft, eff, desired, cancel
 	h.c.log.Info("hub started", "interface", w.name, "listen_port", h.c.listenPort, "peers", len(cfg.Peers))
 	return nil
 }
@@ -101,10 +123,12 @@ func (h *Hub) Apply(cfg api.HubConfig) error {
 	if err := writeIsolation(h.nft, h.table, h.w.name, cfg); err != nil {
 		return err
 	}
-	if err := h.applyPeers(h.w, h.cfg.Peers, cfg); err != nil {
+	desired := cloneHubConfig(cfg)
+	eff := h.effectiveLocked(desired)
+	if err := h.applyPeers(h.w, h.cfg.Peers, eff); err != nil {
 		return err
 	}
-	h.cfg = cloneHubConfig(cfg)
+	h.cfg, h.desired = eff, desired
 	return nil
 }
 
@@ -138,6 +162,16 @@ func (h *Hub) Close() error {
 	if h.w == nil {
 		return nil
 	}
+	if h.cancel != nil {
+		h.cancel()
+		h.cancel = nil
+	}
+	h.mu.Unlock()
+	h.bg.Wait() // the claim goroutines take mu
+	h.mu.Lock()
+	if h.w == nil {
+		return nil
+	}
 	err := deleteIsolation(h.nft, h.table)
 	h.w.removeRoutes()
 	h.w.close()
@@ -158,6 +192,10 @@ func (h *Hub) Status() Status {
 		return st
 	}
 	st.State = StateUp
+	st.HA = &HAStatus{Check: h.check, Events: slices.Clone(h.events)}
+	if st.HA.Events == nil {
+		st.HA.Events = []RoleEvent{}
+	}
 	st.OverlayAddr = netip.PrefixFrom(h.cfg.HubOverlayAddr, h.cfg.Overlay.Bits())
 	st.Routes = hubRoutes(h.cfg)
 	peers, err := h.w.peers()

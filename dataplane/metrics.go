@@ -39,7 +39,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if st.State == StateUp {
 		up = 1
 	}
-	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, st.Role, st.Interface, st.State)
+	// The label keeps "edge" on a device: a failover must not start a new
+	// series.
+	role := st.Role
+	if role != "hub" {
+		role = "edge"
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, role, st.Interface, st.State)
 	for _, p := range st.Peers {
 		k := p.PublicKey.String()
 		hs := 0.0

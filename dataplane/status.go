@@ -21,7 +21,10 @@ const (
 // Status is what the engine reports: the control socket serves it as JSON
 // and vcpe status prints it.
 type Status struct {
-	Role        string         `json:"role"` // "edge" or "hub"
+	// Role is "hub" on the hub; on a device "active" or "standby" (its
+	// multi-attach role as the hub last told it; "standby" when it has no
+	// fresh word from the hub).
+	Role        string         `json:"role"`
 	State       string         `json:"state"`
 	Reason      string         `json:"reason,omitempty"`
 	Interface   string         `json:"interface"`
@@ -32,6 +35,7 @@ type Status struct {
 	Routes      []netip.Prefix `json:"routes"`
 	Peers       []PeerStatus   `json:"peers"`
 	Sync        *SyncStatus    `json:"sync,omitempty"`
+	HA          *HAStatus      `json:"ha,omitempty"`
 	// Source says where this status came from: "daemon" (live) or
 	// "state file" (the daemon is not running).
 	Source string    `json:"source"`

@@ -43,6 +43,10 @@ type InstallInput struct {
 	StateDir              string   `yaml:"state_dir"`
 	KeyFile               string   `yaml:"key_file"`
 	Force                 bool     `yaml:"force"`
+	// Multi-attach: the LAN hosts' gateway ADDR/LEN the active device
+	// holds, and LAN hosts to probe for the device's LAN health.
+	LANGateway string   `yaml:"lan_gateway"`
+	LANTargets []string `yaml:"lan_targets"`
 }
 
 // EnvVars maps each InstallInput field to its environment variable.
@@ -55,6 +59,8 @@ var EnvVars = map[string]string{
 	"--wan-if":                 "VCPE_WAN_IF",
 	"--state-dir":              "VCPE_STATE_DIR",
 	"--key-file":               "VCPE_KEY_FILE",
+	"--lan-gateway":            "VCPE_LAN_GATEWAY",
+	"--lan-target":             "VCPE_LAN_TARGETS",
 }
 
 // LoadInstallConfig reads a YAML config file. Unknown keys are refused
@@ -145,6 +151,10 @@ func InstallInputFromEnv(getenv func(string) string) (InstallInput, error) {
 		WANInterface:          getenv("VCPE_WAN_IF"),
 		StateDir:              getenv("VCPE_STATE_DIR"),
 		KeyFile:               getenv("VCPE_KEY_FILE"),
+		LANGateway:            getenv("VCPE_LAN_GATEWAY"),
+	}
+	if v := getenv("VCPE_LAN_TARGETS"); v != "" {
+		in.LANTargets = strings.Split(v, ",")
 	}
 	if v := getenv("VCPE_ADVERTISE"); v != "" {
 		in.Advertise = []string{v}
@@ -174,6 +184,10 @@ func (in InstallInput) Merge(over InstallInput) InstallInput {
 	set(&in.WANInterface, over.WANInterface)
 	set(&in.StateDir, over.StateDir)
 	set(&in.KeyFile, over.KeyFile)
+	set(&in.LANGateway, over.LANGateway)
+	if len(over.LANTargets) > 0 {
+		in.LANTargets = over.LANTargets
+	}
 	if len(over.Advertise) > 0 {
 		in.Advertise = over.Advertise
 	}

@@ -41,6 +41,11 @@ type InstallOptions struct {
 	UnitDir      string // /etc/systemd/system
 	LANInterface string // the LAN-facing interface; guessed from the advertised prefixes when empty
 	WANInterface string // the WAN interface; the default route's when empty
+	// LANGateway (multi-attach) is the gateway address LAN hosts use, with
+	// the LAN's prefix length; the active device of the pair holds it.
+	// LANTargets are LAN hosts vcped probes to detect a broken LAN side.
+	LANGateway netip.Prefix
+	LANTargets []netip.Addr
 	// SSHConnection is the value of SSH_CONNECTION: the plan refuses routes
 	// that would capture the SSH client.
 	SSHConnection string
@@ -379,6 +384,15 @@ func (in *install) vcpedArgs() []string {
 	args := []string{in.o.Vcped, "--state-dir", in.o.StateDir}
 	if in.o.UAPIDir != "" {
 		args = append(args, "--uapi-dir", in.o.UAPIDir)
+	}
+	if in.o.LANGateway.IsValid() {
+		args = append(args, "--lan-gateway", in.o.LANGateway.String())
+		if in.o.LANInterface != "" {
+			args = append(args, "--lan-if", in.o.LANInterface)
+		}
+	}
+	for _, t := range in.o.LANTargets {
+		args = append(args, "--lan-target", t.String())
 	}
 	return args
 }

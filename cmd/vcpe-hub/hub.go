@@ -21,6 +21,8 @@ type hubOptions struct {
 	tun       string
 	uapiDir   string
 	reflector string
+	check     dataplane.HealthCheck
+	preempt   bool
 }
 
 // startHub runs the hub's tunnel end next to the controller: the
@@ -33,6 +35,12 @@ func startHub(ctx context.Context, srv *controller.Server, o serveOptions, log *
 		return func() {}, nil
 	}
 	cfg := srv.HubConfig()
+	switches := make(chan dataplane.RoleEvent, 64)
+	go func() {
+		for ev := range switches {
+			srv.SetActive(context.Background(), ev.Instance, ev.SN, ev.Reason)
+		}
+	}()
 	ep, err := o.endpoint()
 	if err != nil {
 		return nil, err
@@ -42,7 +50,17 @@ func startHub(ctx context.Context, srv *controller.Server, o serveOptions, log *
 		TUN:        o.hub.tun,
 		ListenPort: ep.Port(),
 		UAPIDir:    o.hub.uapiDir,
+		Check:      o.hub.check,
+		Preempt:    o.hub.preempt,
 		Logger:     log,
+		// Switches go to the controller in order, off the hub's lock.
+		OnSwitch: func(ev dataplane.RoleEvent) {
+			select {
+			case switches <- ev:
+			default:
+				log.Warn("role switch not reported to the controller: queue full", "instance", ev.Instance, "sn", ev.SN)
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hub dataplane: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,8 @@ type installFlags struct {
 	lanIf, wanIf, stateDir, keyFile, vcped string
 	uapiDir, service                       string
 	tunnelTimeout                          time.Duration
+	lanGateway                             string
+	lanTargets                             []string
 }
 
 // installResult is the --json document of vcpe install.
@@ -69,7 +72,7 @@ Exit 0 installed or unchanged, 1 a step failed (the host is as it was), 2 bad in
 	fl := cmd.Flags()
 	fl.BoolVarP(&f.yes, "yes", "y", false, "no prompts: take every value from flags, environment or --config")
 	fl.BoolVar(&f.json, "json", false, "print a JSON summary on stdout (progress goes to stderr)")
-	fl.StringVar(&f.config, "config", "", "YAML file with the install values (keys: controller, controller_fingerprint, sn, advertise, lan_if, wan_if, state_dir, key_file, force)")
+	fl.StringVar(&f.config, "config", "", "YAML file with the install values (keys: controller, controller_fingerprint, sn, advertise, lan_if, wan_if, state_dir, key_file, force, lan_gateway, lan_targets)")
 	fl.StringVar(&f.controller, "controller", "", "controller URL, https://HOST:PORT")
 	fl.StringVar(&f.fingerprint, "controller-fingerprint", "", "the controller CA's sha256:… fingerprint, as vcpe-hub serve prints it")
 	fl.StringVar(&f.sn, "sn", "", "the device's serial number")
@@ -82,6 +85,8 @@ Exit 0 installed or unchanged, 1 a step failed (the host is as it was), 2 bad in
 	fl.StringVar(&f.vcped, "vcped", "", "path of the vcped binary (default: next to vcpe, else on PATH)")
 	fl.StringVar(&f.uapiDir, "uapi-dir", os.Getenv("VCPE_UAPI_DIR"), "directory for vcped's WireGuard UAPI socket ($VCPE_UAPI_DIR; default /var/run/wireguard)")
 	fl.StringVar(&f.service, "service", provision.ServiceAuto, "how to run vcped: auto, systemd or process")
+	fl.StringVar(&f.lanGateway, "lan-gateway", "", "multi-attach: the LAN hosts' gateway ADDR/LEN, held by whichever device of the pair is active (e.g. 198.19.1.254/24)")
+	fl.StringSliceVar(&f.lanTargets, "lan-target", nil, "multi-attach: LAN hosts to probe; when none answers the device gives up the active role")
 	fl.DurationVar(&f.tunnelTimeout, "tunnel-timeout", 30*time.Second, "how long to wait for the first handshake")
 	return cmd
 }
@@ -107,6 +112,7 @@ func (f *installFlags) inputs(cmd *cobra.Command) (provision.InstallInput, error
 	flags := provision.InstallInput{
 		Controller: f.controller, ControllerFingerprint: f.fingerprint, SN: f.sn, Advertise: f.advertise,
 		LANInterface: f.lanIf, WANInterface: f.wanIf, StateDir: f.stateDir, KeyFile: f.keyFile, Force: f.force,
+		LANGateway: f.lanGateway, LANTargets: f.lanTargets,
 	}
 	in := file.Merge(env).Merge(flags)
 	if in.StateDir == "" {
@@ -136,6 +142,9 @@ func runInstall(cmd *cobra.Command, f *installFlags) error {
 		StateDir: in.StateDir, Vcped: vcped, UAPIDir: f.uapiDir, Service: f.service,
 		LANInterface: in.LANInterface, WANInterface: in.WANInterface,
 		SSHConnection: os.Getenv("SSH_CONNECTION"), TunnelTimeout: f.tunnelTimeout,
+	}
+	if opts.LANGateway, opts.LANTargets, err = parseHAFlags(in.LANGateway, in.LANTargets); err != nil {
+		return err
 	}
 	if !f.yes {
 		if in.KeyFile != "" || os.Getenv("VCPE_KEY") != "" {
@@ -346,4 +355,24 @@ func findVcped(flag string) (string, error) {
 		}
 	}
 	return "", cli.Usagef("vcped not found next to vcpe or on PATH: install it (make build puts it in bin/) or pass --vcped PATH")
+}
+
+// parseHAFlags parses --lan-gateway and --lan-target.
+func parseHAFlags(gw string, targets []string) (netip.Prefix, []netip.Addr, error) {
+	var p netip.Prefix
+	if gw != "" {
+		var err error
+		if p, err = netip.ParsePrefix(gw); err != nil || !p.Addr().Is4() || p.Bits() >= 32 {
+			return p, nil, cli.Usagef("--lan-gateway %q: want the gateway address with the LAN's prefix length, e.g. 198.19.1.254/24", gw)
+		}
+	}
+	var out []netip.Addr
+	for _, t := range targets {
+		a, err := netip.ParseAddr(strings.TrimSpace(t))
+		if err != nil || !a.Is4() {
+			return p, nil, cli.Usagef("--lan-target %q: want an IPv4 address of a LAN host, e.g. 198.19.1.10", t)
+		}
+		out = append(out, a)
+	}
+	return p, out, nil
 }

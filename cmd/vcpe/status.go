@@ -13,6 +13,7 @@ import (
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/provision"
+	"github.com/openvcpe/vcpe/provision/api"
 )
 
 func init() { subcommands = append(subcommands, newStatusCmd) }
@@ -69,7 +70,7 @@ func readStatus(dir string) (dataplane.Status, error) {
 	}
 	c := s.Config
 	st = dataplane.Status{
-		Role: "edge", State: dataplane.StateStopped,
+		Role: api.RoleStandby, State: dataplane.StateStopped,
 		Reason:    fmt.Sprintf("vcped is not running (%v); showing the last known configuration from the state file", sockErr),
 		Interface: dataplane.DefaultTUN, ListenPort: dataplane.DefaultListenPort,
 		PublicKey: s.PrivateKey.PublicKey(), OverlayAddr: c.OverlayAddr, Generation: c.Generation,

@@ -42,6 +42,10 @@ type options struct {
 	logLevel      string
 	syncInterval  time.Duration
 	reflector     string
+	lanGateway    string
+	lanIf         string
+	lanTargets    []string
+	check         dataplane.HealthCheck
 }
 
 func main() {
@@ -65,6 +69,13 @@ func main() {
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.syncInterval, "sync-interval", 5*time.Second, "how often to poll the controller for configuration")
 	f.StringVar(&o.reflector, "reflector", ":12345", "UDP address of the probe reflector (vcpe probe udp); empty disables it")
+	f.StringVar(&o.lanGateway, "lan-gateway", "", "multi-attach: LAN gateway ADDR/LEN the active device holds (e.g. 198.19.1.254/24)")
+	f.StringVar(&o.lanIf, "lan-if", "", "multi-attach: interface for --lan-gateway (default: the one with an address in its prefix)")
+	f.StringSliceVar(&o.lanTargets, "lan-target", nil, "multi-attach: LAN host to probe; none answering makes the device unhealthy")
+	f.DurationVar(&o.check.Interval, "ha-interval", dataplane.DefaultHAInterval, "multi-attach: probe and claim interval")
+	f.DurationVar(&o.check.Timeout, "ha-timeout", 0, "multi-attach: LAN probe timeout (default: the interval)")
+	f.IntVar(&o.check.Failures, "ha-failures", dataplane.DefaultHAFailures, "multi-attach: failed probes (or missed hub replies) before down")
+	f.DurationVar(&o.check.RTTThreshold, "ha-rtt-threshold", 0, "multi-attach: a LAN probe slower than this counts as failed (0: no threshold)")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	os.Exit(cli.Report(os.Stderr, "vcped", cmd.ExecuteContext(ctx)))
@@ -98,12 +109,25 @@ func run(ctx context.Context, o options) error {
 			return cli.Usagef("--metrics-listen %q must be a loopback address and port, e.g. 127.0.0.1:9586", o.metricsListen)
 		}
 	}
+	ha := dataplane.EdgeHA{Check: o.check, LANInterface: o.lanIf}
+	if o.lanGateway != "" {
+		if ha.LANGateway, err = netip.ParsePrefix(o.lanGateway); err != nil {
+			return cli.Usagef("--lan-gateway %q: want ADDR/LEN, e.g. 198.19.1.254/24", o.lanGateway)
+		}
+	}
+	for _, t := range o.lanTargets {
+		a, err := netip.ParseAddr(t)
+		if err != nil || !a.Is4() {
+			return cli.Usagef("--lan-target %q: want an IPv4 address of a LAN host", t)
+		}
+		ha.LANTargets = append(ha.LANTargets, a)
+	}
 	st, err := provision.LoadState(o.stateDir)
 	if err != nil {
 		return err
 	}
 	eng, err := dataplane.New(dataplane.EdgeOptions{
-		PrivateKey: st.PrivateKey, TUN: o.tun, ListenPort: o.listenPort, UAPIDir: o.uapiDir, Logger: log,
+		PrivateKey: st.PrivateKey, TUN: o.tun, ListenPort: o.listenPort, UAPIDir: o.uapiDir, Logger: log, HA: ha,
 	})
 	if err != nil {
 		return cli.Usagef("%v", err)

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"sync"
@@ -50,9 +51,42 @@ func (s *Server) hubConfigUnsorted() api.HubConfig {
 	return hc
 }
 
-// activeLocked returns the SN of the instance's active device: the
+// SetActive records the hub's arbiter's decision that sn is now the active
+// device of instance instID (a failover). The controller keeps membership;
+// the hub decides roles live from the data path and reports them here, so
+// DeviceConfig.Role, routes list and instance show agree with the hub.
+// The choice is stored, so a restart of vcpe-hub does not move the role
+// back.
+func (s *Server) SetActive(ctx context.Context, instID, sn, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.devices[sn]
+	if d == nil || d.InstanceID != instID || d.Status != store.StatusRegistered || s.activeLocked(instID) == sn {
+		return
+	}
+	if s.activeOverride == nil {
+		s.activeOverride = map[string]string{}
+	}
+	s.activeOverride[instID] = sn
+	if err := s.store.SetMeta(ctx, activeMetaPrefix+instID, sn); err != nil {
+		s.log.Error("store active device", "instance", instID, "err", err)
+	}
+	s.log.Info("active device switched by the hub", "instance", instID, "sn", sn, "reason", reason)
+	s.changedLocked(ctx)
+}
+
+// activeMetaPrefix keys the stored active device of an instance.
+const activeMetaPrefix = "active/"
+
+// activeLocked returns the SN of the instance's active device: the one the
+// hub last reported (SetActive) while it is registered, else the
 // registered device that registered first. Empty when none is registered.
 func (s *Server) activeLocked(instID string) string {
+	if sn, ok := s.activeOverride[instID]; ok {
+		if d := s.devices[sn]; d != nil && d.InstanceID == instID && d.Status == store.StatusRegistered {
+			return sn
+		}
+	}
 	var best *store.Device
 	for _, sn := range s.instDevices[instID] {
 		d := s.devices[sn]

@@ -103,15 +103,18 @@ type Server struct {
 	instByName  map[string]string
 	devices     map[string]*store.Device // by SN
 	instDevices map[string][]string      // instance ID → SNs by slot
-	ccns        map[string]*store.CCN    // by ID
-	ccnByName   map[string]string
-	members     map[string]map[string]bool // CCN ID → instance IDs
-	creds       map[[32]byte]*store.Credential
-	validCred   map[string][32]byte // SN → hash of its valid credential
-	byPubKey    map[api.Key]string  // WireGuard public key → SN
-	overlayUsed map[netip.Addr]bool
-	overlayHint netip.Addr
-	lastSeen    map[string]time.Time
+	// activeOverride is the hub arbiter's choice of active device per
+	// instance (SetActive).
+	activeOverride map[string]string
+	ccns           map[string]*store.CCN // by ID
+	ccnByName      map[string]string
+	members        map[string]map[string]bool // CCN ID → instance IDs
+	creds          map[[32]byte]*store.Credential
+	validCred      map[string][32]byte // SN → hash of its valid credential
+	byPubKey       map[api.Key]string  // WireGuard public key → SN
+	overlayUsed    map[netip.Addr]bool
+	overlayHint    netip.Addr
+	lastSeen       map[string]time.Time
 
 	pub publisher
 }
@@ -253,6 +256,14 @@ func (s *Server) load(ctx context.Context) error {
 	}
 	if g, ok := snap.Meta["generation"]; ok {
 		s.gen, _ = strconv.ParseUint(g, 10, 64)
+	}
+	for k, v := range snap.Meta {
+		if id, ok := strings.CutPrefix(k, activeMetaPrefix); ok {
+			if s.activeOverride == nil {
+				s.activeOverride = map[string]string{}
+			}
+			s.activeOverride[id] = v
+		}
 	}
 	for i := range snap.CCNs {
 		c := snap.CCNs[i]

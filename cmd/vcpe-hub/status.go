@@ -1,0 +1,38 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openvcpe/vcpe/dataplane"
+)
+
+func init() { subcommands = append(subcommands, newStatusCmd) }
+
+func newStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the hub dataplane: peers, which device of each instance is active, role switches",
+		Long: `Reads the running hub's status socket (STATE/hub.sock): every peer with its CCN and
+whether it is the active device of its instance, and the multi-attach role switches
+(device, reason, time) the hub's arbiter made. Exit 1 when the hub is not running.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := dataplane.ReadStatus(filepath.Join(g.state, HubSocket))
+			if err != nil {
+				return fmt.Errorf("read hub status (is vcpe-hub serve running with --state %s?): %w", g.state, err)
+			}
+			if g.json {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			dataplane.WriteText(cmd.OutOrStdout(), st, time.Now())
+			return nil
+		},
+	}
+}

@@ -1,0 +1,287 @@
+package dataplane
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// HA defaults: the health-check model of multi-attach failover.
+const (
+	// DefaultHAInterval is how often a device probes its LAN targets and
+	// sends a claim to the hub.
+	DefaultHAInterval = 100 * time.Millisecond
+	// DefaultHAFailures is how many intervals without an answer (or with a
+	// failed probe) make a target, a device or the hub count as down.
+	DefaultHAFailures = 3
+	// DefaultClaimPort is the UDP port on the hub's overlay address that
+	// takes claims, reached only through the tunnel.
+	DefaultClaimPort = 12346
+	// maxEvents is how many role changes Status keeps.
+	maxEvents = 20
+)
+
+// HealthCheck is the health-check model: a probe every Interval, answered
+// within Timeout and, when RTTThreshold is set, faster than it; Failures
+// failed probes in a row make the target down, one success makes it up.
+type HealthCheck struct {
+	Interval     time.Duration `json:"interval"`
+	Timeout      time.Duration `json:"timeout"`
+	Failures     int           `json:"failures"`
+	RTTThreshold time.Duration `json:"rtt_threshold,omitempty"`
+}
+
+// WithDefaults fills unset fields.
+func (h HealthCheck) WithDefaults() HealthCheck {
+	if h.Interval <= 0 {
+		h.Interval = DefaultHAInterval
+	}
+	if h.Timeout <= 0 {
+		h.Timeout = h.Interval
+	}
+	if h.Failures <= 0 {
+		h.Failures = DefaultHAFailures
+	}
+	return h
+}
+
+// deadAfter is how long the hub waits without a claim before it counts a
+// device as down: Failures intervals and half an interval of slack.
+func (h HealthCheck) deadAfter() time.Duration {
+	return time.Duration(h.Failures)*h.Interval + h.Interval/2
+}
+
+// withdrawAfter is how long a device waits without a claim reply before it
+// withdraws its claim: an interval less than deadAfter, so the device that
+// lost the hub has dropped its gateway address before the hub hands the
+// role to the other one (the device checks every Interval/5).
+func (h HealthCheck) withdrawAfter() time.Duration {
+	return time.Duration(h.Failures)*h.Interval - h.Interval/2
+}
+
+// Claim is what a device sends the hub through the tunnel every interval.
+type Claim struct {
+	SN      string `json:"sn"`
+	Healthy bool   `json:"healthy"`
+	LANOK   bool   `json:"lan_ok"`
+	Seq     uint64 `json:"seq"`
+}
+
+// ClaimReply is the hub's answer: the device's role now.
+type ClaimReply struct {
+	Seq    uint64 `json:"seq"`
+	Role   string `json:"role"` // api.RoleActive or api.RoleStandby
+	Active string `json:"active,omitempty"`
+}
+
+// RoleEvent is one role switch: which device became what, why and when.
+type RoleEvent struct {
+	Time     time.Time `json:"time"`
+	Instance string    `json:"instance,omitempty"`
+	SN       string    `json:"sn"`
+	Role     string    `json:"role"`
+	Previous string    `json:"previous,omitempty"` // the SN that held the role before (hub side)
+	Reason   string    `json:"reason"`
+}
+
+// HAStatus is the multi-attach part of Status.
+type HAStatus struct {
+	Check      HealthCheck  `json:"check"`
+	LANOK      *bool        `json:"lan_ok,omitempty"`
+	LANGateway netip.Prefix `json:"lan_gateway,omitzero"`
+	LastReply  time.Time    `json:"last_reply,omitzero"`
+	Events     []RoleEvent  `json:"events"`
+}
+
+// Arbiter decides, per instance, which device is active from the claims
+// the devices send through their tunnels. It is pure: time comes in as
+// arguments, so every transition is testable with a fake clock.
+//
+// Rules: the active device keeps the role while its claims are fresh
+// and healthy. When they stop (deadAfter) or say unhealthy, the role goes
+// to a member whose claims are fresh and healthy; with none, the active
+// keeps it (nothing better exists). A recovered device comes back as
+// standby unless Preempt is set and it is the preferred device (the
+// controller's choice). A member the arbiter has just learned counts as
+// fresh for deadAfter, so a hub restart switches nothing.
+type Arbiter struct {
+	DeadAfter time.Duration
+	Preempt   bool
+
+	mu    sync.Mutex
+	insts map[string]*arbInstance
+}
+
+type arbInstance struct {
+	active    string
+	preferred string
+	members   map[string]*arbMember
+}
+
+type arbMember struct {
+	last    time.Time
+	healthy bool
+	lanOK   bool
+}
+
+// SetMembers tells the arbiter an instance's devices (from the controller)
+// and the controller's active one. The arbiter's own choice stands while
+// it is still a member.
+func (a *Arbiter) SetMembers(now time.Time, inst string, sns []string, controllerActive string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.insts == nil {
+		a.insts = map[string]*arbInstance{}
+	}
+	in := a.insts[inst]
+	if in == nil {
+		in = &arbInstance{members: map[string]*arbMember{}}
+		a.insts[inst] = in
+	}
+	keep := map[string]bool{}
+	for _, sn := range sns {
+		keep[sn] = true
+		if in.members[sn] == nil {
+			in.members[sn] = &arbMember{last: now, healthy: true, lanOK: true}
+		}
+	}
+	for sn := range in.members {
+		if !keep[sn] {
+			delete(in.members, sn)
+		}
+	}
+	// The preferred device (for Preempt) is the controller's first choice
+	// this hub saw; later configs carry the arbiter's own switches back.
+	if in.members[in.preferred] == nil {
+		in.preferred = ""
+		if in.members[controllerActive] != nil {
+			in.preferred = controllerActive
+		}
+	}
+	if in.members[in.active] == nil {
+		in.active = ""
+		if in.members[controllerActive] != nil {
+			in.active = controllerActive
+		}
+	}
+}
+
+// Forget drops instances not in keep.
+func (a *Arbiter) Forget(keep map[string]bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id := range a.insts {
+		if !keep[id] {
+			delete(a.insts, id)
+		}
+	}
+}
+
+// Claim records a device's claim and returns its role after deciding.
+func (a *Arbiter) Claim(now time.Time, inst, sn string, c Claim) (role string, events []RoleEvent) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	in := a.insts[inst]
+	if in == nil || in.members[sn] == nil {
+		return api.RoleStandby, nil
+	}
+	m := in.members[sn]
+	m.last, m.healthy, m.lanOK = now, c.Healthy, c.LANOK
+	events = a.decideLocked(now, inst, in)
+	if in.active == sn {
+		return api.RoleActive, events
+	}
+	return api.RoleStandby, events
+}
+
+// Tick re-decides every instance; call it every interval.
+func (a *Arbiter) Tick(now time.Time) []RoleEvent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []RoleEvent
+	ids := make([]string, 0, len(a.insts))
+	for id := range a.insts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		out = append(out, a.decideLocked(now, id, a.insts[id])...)
+	}
+	return out
+}
+
+// Active returns the instance's active SN ("" when none).
+func (a *Arbiter) Active(inst string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if in := a.insts[inst]; in != nil {
+		return in.active
+	}
+	return ""
+}
+
+func (a *Arbiter) fresh(now time.Time, m *arbMember) bool {
+	return m != nil && now.Sub(m.last) <= a.DeadAfter
+}
+
+func (a *Arbiter) ok(now time.Time, m *arbMember) bool {
+	return a.fresh(now, m) && m.healthy
+}
+
+func (a *Arbiter) decideLocked(now time.Time, inst string, in *arbInstance) []RoleEvent {
+	cur := in.members[in.active]
+	var reason string
+	switch {
+	case in.active == "":
+		return nil // the controller named none: nothing to take over
+	case !a.fresh(now, cur):
+		reason = "claims stopped"
+	case !cur.healthy && !cur.lanOK:
+		reason = "LAN targets unreachable"
+	case !cur.healthy:
+		reason = "reported unhealthy"
+	case a.Preempt && in.preferred != "" && in.preferred != in.active && a.ok(now, in.members[in.preferred]):
+		reason = "preemption"
+	default:
+		return nil
+	}
+	next := ""
+	if reason == "preemption" {
+		next = in.preferred
+	} else {
+		sns := make([]string, 0, len(in.members))
+		for sn := range in.members {
+			sns = append(sns, sn)
+		}
+		slices.Sort(sns)
+		for _, sn := range sns {
+			if sn != in.active && a.ok(now, in.members[sn]) {
+				next = sn
+				break
+			}
+		}
+	}
+	if next == "" {
+		return nil // nobody better: the active keeps the role
+	}
+	prev := in.active
+	in.active = next
+	var ev []RoleEvent
+	if prev != "" {
+		ev = append(ev, RoleEvent{Time: now, Instance: inst, SN: prev, Role: api.RoleStandby, Reason: reason})
+	}
+	ev = append(ev, RoleEvent{Time: now, Instance: inst, SN: next, Role: api.RoleActive, Previous: prev, Reason: reason})
+	return ev
+}
+
+// appendEvents keeps the last maxEvents.
+func appendEvents(have []RoleEvent, add ...RoleEvent) []RoleEvent {
+	have = append(have, add...)
+	if len(have) > maxEvents {
+		have = slices.Clone(have[len(have)-maxEvents:])
+	}
+	return have
+}

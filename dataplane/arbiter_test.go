@@ -1,0 +1,237 @@
+package dataplane
+
+import (
+	"testing"
+	"time"
+
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// fakeClock is advanced by the test; nothing sleeps.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time                { return c.t }
+func (c *fakeClock) add(d time.Duration) time.Time { c.t = c.t.Add(d); return c.t }
+
+var healthy = Claim{Healthy: true, LANOK: true}
+
+func newTestArbiter(preempt bool) (*Arbiter, *fakeClock) {
+	clk := &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	a := &Arbiter{DeadAfter: HealthCheck{}.WithDefaults().deadAfter(), Preempt: preempt}
+	a.SetMembers(clk.now(), "i1", []string{"A", "B"}, "A")
+	return a, clk
+}
+
+// claim has sn claim c now and returns its role and the switches.
+func claim(t *testing.T, a *Arbiter, clk *fakeClock, sn string, c Claim) (string, []RoleEvent) {
+	t.Helper()
+	return a.Claim(clk.now(), "i1", sn, c)
+}
+
+func wantSwitch(t *testing.T, ev []RoleEvent, to, reason string) {
+	t.Helper()
+	if len(ev) == 0 || ev[len(ev)-1].SN != to || ev[len(ev)-1].Role != api.RoleActive || ev[len(ev)-1].Reason != reason {
+		t.Fatalf("events %+v; want a switch to %s (%s)", ev, to, reason)
+	}
+}
+
+func TestArbiterKeepsControllerChoiceAtStart(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	// Only B has claimed yet (a hub restart): A is still within its grace.
+	clk.add(50 * time.Millisecond)
+	if r, ev := claim(t, a, clk, "B", healthy); r != api.RoleStandby || len(ev) != 0 {
+		t.Fatalf("B: role %s, events %+v; want standby and no switch", r, ev)
+	}
+	if r, _ := claim(t, a, clk, "A", healthy); r != api.RoleActive {
+		t.Fatalf("A: role %s; want active", r)
+	}
+}
+
+func TestArbiterClaimsStop(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	claim(t, a, clk, "A", healthy)
+	claim(t, a, clk, "B", healthy)
+	// B keeps claiming every 100 ms; A stops.
+	for i := 0; i < 3; i++ {
+		clk.add(100 * time.Millisecond)
+		claim(t, a, clk, "B", healthy)
+		if ev := a.Tick(clk.now()); len(ev) != 0 {
+			t.Fatalf("switched after %d missed claims (< %v): %+v", i+1, a.DeadAfter, ev)
+		}
+	}
+	clk.add(60 * time.Millisecond) // 360 ms since A's last claim > 350 ms
+	ev := a.Tick(clk.now())
+	wantSwitch(t, ev, "B", "claims stopped")
+	if ev[0].SN != "A" || ev[0].Role != api.RoleStandby {
+		t.Errorf("first event %+v; want A → standby", ev[0])
+	}
+	if got := a.Active("i1"); got != "B" {
+		t.Errorf("active %q; want B", got)
+	}
+	if r, _ := claim(t, a, clk, "B", healthy); r != api.RoleActive {
+		t.Errorf("B told %s; want active", r)
+	}
+}
+
+func TestArbiterGrayFailure(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	claim(t, a, clk, "B", healthy)
+	r, ev := claim(t, a, clk, "A", Claim{Healthy: false, LANOK: false})
+	if r != api.RoleStandby {
+		t.Errorf("A with a broken LAN told %s; want standby", r)
+	}
+	wantSwitch(t, ev, "B", "LAN targets unreachable")
+}
+
+func TestArbiterNoBetterCandidateKeepsActive(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	claim(t, a, clk, "B", Claim{})
+	if r, ev := claim(t, a, clk, "A", Claim{}); r != api.RoleActive || len(ev) != 0 {
+		t.Fatalf("both unhealthy: A %s, events %+v; want A to keep the role", r, ev)
+	}
+	// A single device whose claims stop keeps the role: nobody is better.
+	clk.add(time.Second)
+	if ev := a.Tick(clk.now()); len(ev) != 0 || a.Active("i1") != "A" {
+		t.Fatalf("both silent: events %+v, active %s; want A kept", ev, a.Active("i1"))
+	}
+}
+
+func TestArbiterRecoveredComesBackStandby(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	claim(t, a, clk, "A", healthy)
+	clk.add(time.Second)
+	claim(t, a, clk, "B", healthy)
+	a.Tick(clk.now())
+	if a.Active("i1") != "B" {
+		t.Fatalf("active %s; want B", a.Active("i1"))
+	}
+	for i := 0; i < 10; i++ {
+		clk.add(100 * time.Millisecond)
+		if r, ev := claim(t, a, clk, "A", healthy); r != api.RoleStandby || len(ev) != 0 {
+			t.Fatalf("recovered A: role %s, events %+v; want standby, no switch", r, ev)
+		}
+		claim(t, a, clk, "B", healthy)
+		if ev := a.Tick(clk.now()); len(ev) != 0 {
+			t.Fatalf("flap: %+v", ev)
+		}
+	}
+}
+
+func TestArbiterBothDownFirstBackWins(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	claim(t, a, clk, "A", healthy)
+	claim(t, a, clk, "B", healthy)
+	clk.add(2 * time.Second)
+	if ev := a.Tick(clk.now()); len(ev) != 0 {
+		t.Fatalf("both down: %+v; want no switch (nobody to switch to)", ev)
+	}
+	r, ev := claim(t, a, clk, "B", healthy)
+	if r != api.RoleActive {
+		t.Fatalf("B back first: %s; want active", r)
+	}
+	wantSwitch(t, ev, "B", "claims stopped")
+	// A is still down: nothing moves back to it.
+	clk.add(100 * time.Millisecond)
+	claim(t, a, clk, "B", healthy)
+	if ev := a.Tick(clk.now()); len(ev) != 0 || a.Active("i1") != "B" {
+		t.Fatalf("events %+v, active %s; want B kept", ev, a.Active("i1"))
+	}
+}
+
+func TestArbiterBothDownNeverPicksOneStillDown(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	claim(t, a, clk, "A", healthy)
+	claim(t, a, clk, "B", healthy)
+	clk.add(2 * time.Second)
+	// B is back but unhealthy: it does not get the role.
+	if r, ev := claim(t, a, clk, "B", Claim{}); r != api.RoleStandby || len(ev) != 0 {
+		t.Fatalf("unhealthy B: %s %+v; want standby, no switch", r, ev)
+	}
+}
+
+func TestArbiterPreemption(t *testing.T) {
+	for _, preempt := range []bool{false, true} {
+		a, clk := newTestArbiter(preempt)
+		clk.add(time.Second)
+		claim(t, a, clk, "B", healthy)
+		a.Tick(clk.now())
+		clk.add(100 * time.Millisecond)
+		claim(t, a, clk, "B", healthy)
+		r, ev := claim(t, a, clk, "A", healthy)
+		if preempt {
+			if r != api.RoleActive {
+				t.Errorf("preempt: A told %s; want active", r)
+			}
+			wantSwitch(t, ev, "A", "preemption")
+		} else if r != api.RoleStandby || len(ev) != 0 {
+			t.Errorf("no preempt: A %s, events %+v; want standby", r, ev)
+		}
+	}
+}
+
+func TestArbiterMembership(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	if r, ev := a.Claim(clk.now(), "i1", "X", healthy); r != api.RoleStandby || len(ev) != 0 {
+		t.Errorf("non-member: %s %+v", r, ev)
+	}
+	if r, _ := a.Claim(clk.now(), "nope", "A", healthy); r != api.RoleStandby {
+		t.Errorf("unknown instance: %s", r)
+	}
+	// The active device leaves (revoked): the controller's new choice.
+	a.SetMembers(clk.now(), "i1", []string{"B"}, "B")
+	if a.Active("i1") != "B" {
+		t.Errorf("active %s after A left; want B", a.Active("i1"))
+	}
+	a.Forget(map[string]bool{})
+	if a.Active("i1") != "" {
+		t.Errorf("forgotten instance still has an active device")
+	}
+}
+
+func TestHealthTracker(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	tr := newHealthTracker(HealthCheck{RTTThreshold: 50 * time.Millisecond})
+	for seq := uint64(1); seq <= 2; seq++ {
+		tr.sent(seq, clk.now())
+		clk.add(200 * time.Millisecond)
+		if !tr.expire(clk.now()) {
+			t.Fatalf("down after %d failures; want %d", seq, DefaultHAFailures)
+		}
+	}
+	tr.sent(3, clk.now())
+	clk.add(80 * time.Millisecond)
+	tr.answered(3, clk.now()) // over the RTT threshold: a failure
+	if tr.expire(clk.now()) {
+		t.Fatal("up after 3 failures (the last over the RTT threshold)")
+	}
+	tr.sent(4, clk.now())
+	clk.add(10 * time.Millisecond)
+	tr.answered(4, clk.now())
+	if !tr.expire(clk.now()) {
+		t.Fatal("still down after a good answer")
+	}
+	tr.answered(99, clk.now()) // unknown sequence: ignored
+}
+
+func TestArbiterPreferredSurvivesReportedSwitch(t *testing.T) {
+	a, clk := newTestArbiter(true)
+	clk.add(time.Second)
+	claim(t, a, clk, "B", healthy)
+	a.Tick(clk.now())
+	// The controller learns the switch and now names B active.
+	a.SetMembers(clk.now(), "i1", []string{"A", "B"}, "B")
+	clk.add(100 * time.Millisecond)
+	claim(t, a, clk, "B", healthy)
+	if _, ev := claim(t, a, clk, "A", healthy); len(ev) == 0 {
+		t.Errorf("preempt: A (the first choice) did not get the role back")
+	}
+}
+
+func TestArbiterNoControllerChoiceNoTakeover(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	a := &Arbiter{DeadAfter: time.Second}
+	a.SetMembers(clk.now(), "i1", []string{"A"}, "")
+	if r, ev := a.Claim(clk.now(), "i1", "A", healthy); r != api.RoleStandby || len(ev) != 0 {
+		t.Errorf("controller named no active: A %s %+v; want standby", r, ev)
+	}
+}

@@ -1,0 +1,314 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// haRun is the device side of multi-attach: LAN health probes, a claim to
+// the hub every interval, and the LAN gateway address that follows the
+// role the hub answers with.
+type haRun struct {
+	e     *Engine
+	w     *wgIface
+	claim net.PacketConn
+	lan   net.PacketConn // nil without LAN targets
+	arp   int            // AF_PACKET socket, -1 without a LAN gateway
+	link  netlink.Link   // the LAN interface, nil without a LAN gateway
+	mac   net.HardwareAddr
+	garps int // gratuitous ARPs still to send
+}
+
+// startHA opens the sockets and starts the HA goroutines. The device starts
+// as standby (dropping a gateway address a killed predecessor left).
+func (e *Engine) startHA(ctx context.Context, w *wgIface) (err error) {
+	r := &haRun{e: e, w: w, arp: -1}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	err = w.inNS(func() error {
+		var e2 error
+		if r.claim, e2 = net.ListenPacket("udp4", ":0"); e2 != nil {
+			return fmt.Errorf("claim socket: %w", e2)
+		}
+		if len(e.ha.LANTargets) > 0 {
+			if r.lan, e2 = icmp.ListenPacket("ip4:icmp", "0.0.0.0"); e2 != nil {
+				return fmt.Errorf("LAN probe socket: %w", e2)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if gw := e.ha.LANGateway; gw.IsValid() {
+		if r.link, err = lanLink(w.nl, e.ha.LANInterface, gw); err != nil {
+			return err
+		}
+		r.mac = r.link.Attrs().HardwareAddr
+		err = w.inNS(func() error {
+			fd, e2 := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
+			if e2 != nil {
+				return fmt.Errorf("gratuitous ARP socket: %w", e2)
+			}
+			r.arp = fd
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		r.dropVIP()
+	}
+	e.bg.Add(3)
+	go func() { defer e.bg.Done(); <-ctx.Done(); r.close() }()
+	go func() { defer e.bg.Done(); r.readReplies() }()
+	go func() { defer e.bg.Done(); r.loop(ctx) }()
+	if r.lan != nil {
+		e.bg.Add(1)
+		go func() { defer e.bg.Done(); r.readLAN() }()
+	}
+	return nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// lanLink finds the LAN interface: the one named, or the one with an
+// address inside the gateway's prefix.
+func lanLink(nl *netlink.Handle, name string, gw netip.Prefix) (netlink.Link, error) {
+	if name != "" {
+		l, err := nl.LinkByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("LAN interface %s for lan gateway %s: %w (check --lan-if)", name, gw, err)
+		}
+		return l, nil
+	}
+	addrs, err := nl.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if ok && gw.Masked().Contains(ip.Unmap()) && ip.Unmap() != gw.Addr() {
+			return nl.LinkByIndex(a.LinkIndex)
+		}
+	}
+	return nil, fmt.Errorf("lan gateway %s: no interface has an address in %s; pass --lan-if", gw, gw.Masked())
+}
+
+func (r *haRun) close() {
+	if r.claim != nil {
+		r.claim.Close()
+	}
+	if r.lan != nil {
+		r.lan.Close()
+	}
+	r.e.haMu.Lock()
+	defer r.e.haMu.Unlock()
+	if r.arp >= 0 {
+		if r.e.role == api.RoleActive {
+			r.dropVIP()
+			r.e.role = api.RoleStandby
+		}
+		unix.Close(r.arp)
+		r.arp = -1
+	}
+}
+
+func (r *haRun) loop(ctx context.Context) {
+	e := r.e
+	chk := e.ha.Check
+	t := time.NewTicker(chk.Interval)
+	defer t.Stop()
+	// The withdrawal is checked more often than claims go out, so it
+	// happens within Interval/5 of withdrawAfter.
+	w := time.NewTicker(chk.Interval / 5)
+	defer w.Stop()
+	trackers := make([]*healthTracker, len(e.ha.LANTargets))
+	for i := range trackers {
+		trackers[i] = newHealthTracker(chk)
+	}
+	e.lanTrackers = trackers
+	id := (os.Getpid() + 1) & 0xffff
+	var seq uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.C:
+			e.haMu.Lock()
+			r.evalLocked(e.c.now())
+			e.haMu.Unlock()
+			continue
+		case <-t.C:
+		}
+		seq++
+		now := e.c.now()
+		e.haMu.Lock()
+		lanOK := len(trackers) == 0
+		for i, tr := range trackers {
+			if tr.expire(now) {
+				lanOK = true
+			}
+			tr.sent(seq&0xffff, now)
+			msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: int(seq & 0xffff), Data: []byte("vcpe-lan-health")}}
+			if b, err := msg.Marshal(nil); err == nil {
+				_, _ = r.lan.WriteTo(b, &net.IPAddr{IP: e.ha.LANTargets[i].AsSlice()})
+			}
+		}
+		if lanOK != e.lanOK {
+			e.c.log.Warn("LAN health changed", "lan_ok", lanOK, "targets", e.ha.LANTargets)
+		}
+		e.lanOK = lanOK
+		r.evalLocked(now)
+		if r.garps > 0 {
+			r.garps--
+			r.sendGARP()
+		}
+		e.haMu.Unlock()
+		b, _ := json.Marshal(Claim{SN: e.sn(), Healthy: lanOK, LANOK: lanOK, Seq: seq})
+		dst := &net.UDPAddr{IP: e.target.Load().hubOverlay.AsSlice(), Port: int(e.ha.ClaimPort)}
+		_, _ = r.claim.WriteTo(b, dst)
+	}
+}
+
+func (r *haRun) readReplies() {
+	e := r.e
+	buf := make([]byte, 512)
+	for {
+		n, from, err := r.claim.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		ua, ok := from.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		a, _ := netip.AddrFromSlice(ua.IP)
+		if a.Unmap() != e.target.Load().hubOverlay {
+			continue
+		}
+		var rep ClaimReply
+		if json.Unmarshal(buf[:n], &rep) != nil || (rep.Role != api.RoleActive && rep.Role != api.RoleStandby) {
+			continue
+		}
+		now := e.c.now()
+		e.haMu.Lock()
+		e.lastReply, e.hubRole = now, rep.Role
+		r.evalLocked(now)
+		e.haMu.Unlock()
+	}
+}
+
+func (r *haRun) readLAN() {
+	e := r.e
+	buf := make([]byte, 1500)
+	id := (os.Getpid() + 1) & 0xffff
+	for {
+		n, from, err := r.lan.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		m, err := icmp.ParseMessage(1, buf[:n])
+		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
+			continue
+		}
+		echo, ok := m.Body.(*icmp.Echo)
+		ip, ok2 := from.(*net.IPAddr)
+		if !ok || !ok2 || echo.ID != id {
+			continue
+		}
+		a, _ := netip.AddrFromSlice(ip.IP)
+		i := slices.Index(e.ha.LANTargets, a.Unmap())
+		if i < 0 {
+			continue
+		}
+		now := e.c.now()
+		e.haMu.Lock()
+		if i < len(e.lanTrackers) {
+			e.lanTrackers[i].answered(uint64(echo.Seq), now)
+		}
+		e.haMu.Unlock()
+	}
+}
+
+// evalLocked derives the role: the hub's answer while it is fresh,
+// standby (claim withdrawn) after withdrawAfter without one.
+func (r *haRun) evalLocked(now time.Time) {
+	e := r.e
+	role, reason := e.hubRole, "hub's decision"
+	if now.Sub(e.lastReply) > e.ha.Check.withdrawAfter() {
+		role, reason = api.RoleStandby, "no claim reply from the hub: claim withdrawn"
+	}
+	if role == e.role {
+		return
+	}
+	if role == api.RoleStandby && !e.lanOK && e.role == api.RoleActive && reason == "hub's decision" {
+		reason = "LAN targets unreachable"
+	}
+	prev := e.role
+	e.role = role
+	ev := RoleEvent{Time: now, SN: e.sn(), Role: role, Reason: reason}
+	e.haEvents = appendEvents(e.haEvents, ev)
+	e.c.log.Warn("role switch", "sn", ev.SN, "role", role, "previous", prev, "reason", reason)
+	if r.link == nil {
+		return
+	}
+	if role == api.RoleActive {
+		if err := r.w.nl.AddrReplace(r.link, &netlink.Addr{IPNet: ipNet(e.ha.LANGateway)}); err != nil {
+			e.c.log.Error("add LAN gateway address", "addr", e.ha.LANGateway, "interface", r.link.Attrs().Name, "err", err)
+			return
+		}
+		r.sendGARP()
+		r.garps = 3
+		return
+	}
+	r.dropVIP()
+	r.garps = 0
+}
+
+func (r *haRun) dropVIP() {
+	err := r.w.nl.AddrDel(r.link, &netlink.Addr{IPNet: ipNet(r.e.ha.LANGateway)})
+	if err != nil && !os.IsNotExist(err) && err != unix.EADDRNOTAVAIL {
+		r.e.c.log.Debug("remove LAN gateway address", "addr", r.e.ha.LANGateway, "err", err)
+	}
+}
+
+// sendGARP announces the gateway address with this interface's MAC (an
+// ARP request for itself), so LAN hosts move their neighbour entry at once.
+func (r *haRun) sendGARP() {
+	if r.arp < 0 || len(r.mac) != 6 {
+		return
+	}
+	vip := r.e.ha.LANGateway.Addr().AsSlice()
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	eth := &layers.Ethernet{SrcMAC: r.mac, DstMAC: bcast, EthernetType: layers.EthernetTypeARP}
+	arp := &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+		Operation: layers.ARPRequest, SourceHwAddress: r.mac, SourceProtAddress: vip,
+		DstHwAddress: make([]byte, 6), DstProtAddress: vip}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, eth, arp); err != nil {
+		return
+	}
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: r.link.Attrs().Index, Halen: 6}
+	copy(sa.Addr[:], bcast)
+	if err := unix.Sendto(r.arp, buf.Bytes(), 0, sa); err != nil {
+		r.e.c.log.Debug("gratuitous ARP", "err", err)
+	}
+}

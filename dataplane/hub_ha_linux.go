@@ -1,0 +1,176 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/openvcpe/vcpe/provision/api"
+)
+
+// effectiveLocked is the controller's HubConfig with the arbiter's roles:
+// where the arbiter holds another device active than the controller, the
+// instance's prefixes (what the controller gave its active peer) move to
+// that device's peer. Where they agree the config is used as given.
+func (h *Hub) effectiveLocked(desired api.HubConfig) api.HubConfig {
+	eff := cloneHubConfig(desired)
+	now := h.c.now()
+	members := map[string][]string{}
+	ctrlActive := map[string]int{}
+	for i, p := range eff.Peers {
+		id := instanceKey(p)
+		members[id] = append(members[id], p.SN)
+		if p.Active {
+			ctrlActive[id] = i
+		}
+	}
+	keep := map[string]bool{}
+	for id, sns := range members {
+		keep[id] = true
+		ctrl := ""
+		if i, ok := ctrlActive[id]; ok {
+			ctrl = eff.Peers[i].SN
+		}
+		h.arb.SetMembers(now, id, sns, ctrl)
+	}
+	h.arb.Forget(keep)
+	for id, ci := range ctrlActive {
+		act := h.arb.Active(id)
+		from := &eff.Peers[ci]
+		if act == "" || act == from.SN {
+			continue
+		}
+		own := netip.PrefixFrom(from.OverlayAddr, 32)
+		moved := slices.DeleteFunc(slices.Clone(from.AllowedIPs), func(p netip.Prefix) bool { return p == own })
+		from.Active, from.AllowedIPs = false, []netip.Prefix{own}
+		for i := range eff.Peers {
+			p := &eff.Peers[i]
+			if instanceKey(*p) == id && p.SN == act {
+				p.Active = true
+				p.AllowedIPs = normalize(append([]netip.Prefix{netip.PrefixFrom(p.OverlayAddr, 32)}, moved...))
+			}
+		}
+	}
+	return eff
+}
+
+// instanceKey groups peers by instance; a peer without one is alone.
+func instanceKey(p api.HubPeer) string {
+	if p.InstanceID != "" {
+		return p.InstanceID
+	}
+	return "peer:" + p.SN
+}
+
+// switchLocked applies the arbiter's new roles to the peers (UAPI:
+// immediate) and records and reports the events.
+func (h *Hub) switchLocked(events []RoleEvent) {
+	if len(events) == 0 || h.w == nil {
+		return
+	}
+	eff := h.effectiveLocked(h.desired)
+	if err := h.applyPeers(h.w, h.cfg.Peers, eff); err != nil {
+		h.c.log.Error("move instance prefixes", "err", err)
+	} else {
+		h.cfg = eff
+	}
+	h.events = appendEvents(h.events, events...)
+	for _, ev := range events {
+		if ev.Role == api.RoleActive {
+			h.c.log.Warn("role switch", "instance", ev.Instance, "active", ev.SN, "previous", ev.Previous, "reason", ev.Reason)
+			if h.onSwitch != nil {
+				h.onSwitch(ev)
+			}
+		}
+	}
+}
+
+// serveClaims answers devices' claims on the hub's overlay address. The
+// socket is bound to the TUN, so only packets that came through a tunnel
+// (WireGuard checked that their source belongs to the sending peer) reach
+// it; a claim is taken for the peer that owns its source address.
+func (h *Hub) serveClaims(ctx context.Context, w *wgIface) error {
+	var pc net.PacketConn
+	err := w.inNS(func() error {
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, w.name)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}}
+		var e error
+		pc, e = lc.ListenPacket(ctx, "udp4", fmt.Sprintf(":%d", h.claimPort))
+		return e
+	})
+	if err != nil {
+		return fmt.Errorf("claim listener on UDP %d: %w", h.claimPort, err)
+	}
+	h.bg.Add(2)
+	go func() { defer h.bg.Done(); <-ctx.Done(); pc.Close() }()
+	go func() {
+		defer h.bg.Done()
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			ua, ok := from.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			src, _ := netip.AddrFromSlice(ua.IP)
+			var c Claim
+			if json.Unmarshal(buf[:n], &c) != nil {
+				continue
+			}
+			reply, ok := h.claim(src.Unmap(), c)
+			if !ok {
+				continue
+			}
+			b, _ := json.Marshal(reply)
+			_, _ = pc.WriteTo(b, from)
+		}
+	}()
+	h.bg.Add(1)
+	go func() {
+		defer h.bg.Done()
+		t := time.NewTicker(h.check.Interval / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				h.mu.Lock()
+				h.switchLocked(h.arb.Tick(h.c.now()))
+				h.mu.Unlock()
+			}
+		}
+	}()
+	return nil
+}
+
+func (h *Hub) claim(src netip.Addr, c Claim) (ClaimReply, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := slices.IndexFunc(h.desired.Peers, func(p api.HubPeer) bool { return p.OverlayAddr == src })
+	if i < 0 {
+		return ClaimReply{}, false
+	}
+	p := h.desired.Peers[i]
+	id := instanceKey(p)
+	role, events := h.arb.Claim(h.c.now(), id, p.SN, c)
+	h.switchLocked(events)
+	return ClaimReply{Seq: c.Seq, Role: role, Active: h.arb.Active(id)}, true
+}
