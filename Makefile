@@ -43,9 +43,19 @@ deps: ## Install the system packages tests and the lab need (as root), or name t
 		fi; \
 	fi
 
+# The end-to-end tier (the namespace lab, real binaries, failover budgets)
+# runs after the rest, alone, so other packages' tests do not load the
+# machine under it.
+E2E_PKGS := ./cmd/vcpe-lab/...
+
 .PHONY: test
 test: deps ## Run every test; privileged ones need root (sudo make test)
-	VCPE_REQUIRE_PRIVILEGED=$$( [ "$$(id -u)" = 0 ] && echo 1 ) $(GO) test $(TEST_FLAGS) ./...
+	@export VCPE_REQUIRE_PRIVILEGED=$$( [ "$$(id -u)" = 0 ] && echo 1 ); rc=0; \
+	echo "go test $(TEST_FLAGS) (unit and privileged tiers)"; \
+	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v '/cmd/vcpe-lab') || rc=1; \
+	echo "go test $(TEST_FLAGS) -p 1 $(E2E_PKGS) (end-to-end tier)"; \
+	$(GO) test $(TEST_FLAGS) -p 1 $(E2E_PKGS) || rc=1; \
+	exit $$rc
 
 .PHONY: vet
 vet: ## go vet, and the build for a non-Linux target
