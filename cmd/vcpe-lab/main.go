@@ -83,16 +83,13 @@ func newRootCmd() *cobra.Command {
 			if networkOnly {
 				return nil
 			}
-			defer func() {
-				if err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "vcpe-lab: starting the system failed; removing the lab")
-					_ = l.Down()
-				}
-			}()
 			if err := l.StartSystem(ctx, b, lab.DefaultPlan()); err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "vcpe-lab: starting the system failed; removing the lab")
+				_ = l.Down()
 				return err
 			}
-			fmt.Fprintf(out, "hub: vcpe-hub serve on %s; devices site-a (active), site-a2 (standby), site-b: tunnels up\n\n", lab.ControllerAddr)
+			fmt.Fprintf(out, "hub: vcpe-hub serve on %s; devices site-a (active), site-a2 (standby), site-b: tunnels up\n", lab.ControllerAddr)
+			fmt.Fprintf(out, "LAN A's gateway %s moves to the standby in under a second if the active fails\n\n", lab.LANAGateway.Addr())
 			rs := l.Connectivity(ctx, b, lab.DefaultProbes(), 5)
 			lab.WriteConnectivity(out, rs)
 			self := os.Args[0]
@@ -101,6 +98,7 @@ func newRootCmd() *cobra.Command {
 			fmt.Fprintf(out, "               sudo %s exec hub -- vcpe-hub routes list --state %s\n", self, l.HubState())
 			fmt.Fprintf(out, "               sudo %s exec site-a            (a shell on the device)\n", self)
 			fmt.Fprintf(out, "The wizard:    sudo %s exec site-a2 -- vcpe uninstall --yes && sudo %s exec site-a2 -- vcpe install\n", self, self)
+			fmt.Fprintf(out, "Fail over:     sudo %s exec site-a -- ip link set wan0 down   (then: vcpe-hub status on the hub)\n", self)
 			fmt.Fprintf(out, "Probe again:   sudo %s check\n", self)
 			fmt.Fprintf(out, "Remove it all: sudo %s down\n", self)
 			for _, r := range rs {

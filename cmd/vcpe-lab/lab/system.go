@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,11 @@ type Instance struct {
 	CCN       string         `json:"ccn"` // empty: attached to no CCN
 	Devices   []string       `json:"devices"`
 	Advertise []netip.Prefix `json:"advertise"`
+	// LANGateway, when set, is the address LAN hosts use whichever device
+	// is active (--lan-gateway); LANTargets are the LAN hosts the devices
+	// watch (--lan-target).
+	LANGateway netip.Prefix `json:"lan_gateway,omitzero"`
+	LANTargets []netip.Addr `json:"lan_targets,omitempty"`
 }
 
 // Plan is what the lab sets up on its network: the instances and CCNs.
@@ -50,11 +56,16 @@ type Plan struct {
 	Instances []Instance `json:"instances"`
 }
 
-// DefaultPlan is DESIGN.md's: site A (an active and a standby device) and
-// site B in one CCN.
+// LANAGateway is site A's gateway address, held by whichever of its two
+// devices is active.
+var LANAGateway = netip.MustParsePrefix("198.19.1.254/24")
+
+// DefaultPlan is DESIGN.md's: site A (an active and a standby device
+// sharing the LAN gateway address) and site B in one CCN.
 func DefaultPlan() Plan {
 	return Plan{Instances: []Instance{
-		{Name: "site-a", CCN: "corp", Devices: []string{"site-a", "site-a2"}, Advertise: []netip.Prefix{LANA}},
+		{Name: "site-a", CCN: "corp", Devices: []string{"site-a", "site-a2"}, Advertise: []netip.Prefix{LANA},
+			LANGateway: LANAGateway, LANTargets: []netip.Addr{LANAHost}},
 		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
 	}}
 }
@@ -193,16 +204,61 @@ func (l *Lab) CreateInstances(ctx context.Context, b Binaries, p Plan) ([]Issued
 	return issued, nil
 }
 
-// advertiseOf returns what the instance holding node advertises.
-func (p Plan) advertiseOf(node string) []netip.Prefix {
+// instanceOf returns the instance holding device node.
+func (p Plan) instanceOf(node string) Instance {
 	for _, in := range p.Instances {
 		for _, d := range in.Devices {
 			if d == node {
-				return in.Advertise
+				return in
 			}
 		}
 	}
-	return nil
+	return Instance{}
+}
+
+// learnedBy returns the prefixes device node must learn: those of the
+// other instances in its CCN.
+func (p Plan) learnedBy(node string) []netip.Prefix {
+	own := p.instanceOf(node)
+	var out []netip.Prefix
+	for _, in := range p.Instances {
+		if in.Name != own.Name && in.CCN != "" && in.CCN == own.CCN {
+			out = append(out, in.Advertise...)
+		}
+	}
+	return out
+}
+
+// waitRoutes waits until node's daemon routes every prefix in want.
+func (l *Lab) waitRoutes(ctx context.Context, b Binaries, node string, want []netip.Prefix) error {
+	for {
+		st, err := l.WaitTunnel(ctx, b, node)
+		if err != nil {
+			return err
+		}
+		missing := slices.DeleteFunc(slices.Clone(want), func(p netip.Prefix) bool { return slices.Contains(st.Routes, p) })
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s has not learned %v from the controller: %w", node, missing, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// haArgs are the install flags for a device of an instance with a shared
+// LAN gateway.
+func (in Instance) haArgs() []string {
+	if !in.LANGateway.IsValid() {
+		return nil
+	}
+	args := []string{"--lan-gateway", in.LANGateway.String()}
+	for _, a := range in.LANTargets {
+		args = append(args, "--lan-target", a.String())
+	}
+	return args
 }
 
 // Install installs a device with vcpe install --yes, as an operator's
@@ -262,7 +318,8 @@ func (l *Lab) StartSystem(ctx context.Context, b Binaries, p Plan) error {
 		return err
 	}
 	for _, d := range issued {
-		if _, err := l.Install(ctx, b, fp, d, p.advertiseOf(d.Node)); err != nil {
+		in := p.instanceOf(d.Node)
+		if _, err := l.Install(ctx, b, fp, d, in.Advertise, in.haArgs()...); err != nil {
 			return err
 		}
 	}
@@ -271,6 +328,38 @@ func (l *Lab) StartSystem(ctx context.Context, b Binaries, p Plan) error {
 	for _, d := range issued {
 		if _, err := l.WaitTunnel(wctx, b, d.Node); err != nil {
 			return err
+		}
+	}
+	// Devices installed before the last one learn its prefixes at their
+	// next sync with the controller: wait until every device routes every
+	// other CCN member's prefixes.
+	for _, d := range issued {
+		if err := l.waitRoutes(wctx, b, d.Node, p.learnedBy(d.Node)); err != nil {
+			return err
+		}
+	}
+	// LAN hosts of a site with a shared gateway route through it.
+	for _, in := range p.Instances {
+		if !in.LANGateway.IsValid() {
+			continue
+		}
+		for _, n := range l.Topo.Nodes {
+			if n.Kind == KindHost && n.Gateway.IsValid() && in.LANGateway.Masked().Contains(n.Gateway) {
+				if _, err := l.Run(ctx, n.Name, "ip", "route", "replace", "default", "via", in.LANGateway.Addr().String()); err != nil {
+					return err
+				}
+				// The active device takes the address once the hub has told
+				// it its role: wait until it answers.
+				gw := in.LANGateway.Addr().String()
+				for {
+					if _, err := l.Run(ctx, n.Name, "ping", "-c", "1", "-W", "1", gw); err == nil {
+						break
+					}
+					if wctx.Err() != nil {
+						return fmt.Errorf("%s: gateway %s not answering: %w", n.Name, gw, wctx.Err())
+					}
+				}
+			}
 		}
 	}
 	return nil
