@@ -117,6 +117,7 @@ func (d *diagnosis) run() {
 	d.handshake()
 	d.tunnelHub()
 	d.tunnelRoutes()
+	d.multiAttach()
 	// Internet quality.
 	d.wanQuality()
 	d.targets()
@@ -800,6 +801,38 @@ func (d *diagnosis) mtu() {
 		f.Fix = "raise the WAN MTU, or clamp TCP MSS on the LAN side: nft add rule inet filter forward tcp flags syn tcp option maxseg size set rt mtu"
 	default:
 		f.Severity = SevOK
+	}
+	d.add(f)
+}
+
+// multiAttach reports the device's multi-attach role, whether the hub
+// answers its health claims, its LAN targets' health and the recent role
+// switches (device, reason, time).
+func (d *diagnosis) multiAttach() {
+	s := d.e.Status
+	if s == nil || d.e.StatusError != "" || s.HA == nil {
+		return
+	}
+	ha := s.HA
+	f := Finding{ID: "ha.role", Category: CatLink, Severity: SevOK, Title: "Multi-attach role: " + s.Role,
+		CausedBy: []string{"daemon.running", "tunnel.handshake", "wan.reachable", "hub.down"}}
+	deadAfter := ha.Check.Interval * time.Duration(3*max(ha.Check.Failures, 1))
+	switch {
+	case ha.LastReply.IsZero() || (deadAfter > 0 && d.e.Time.Sub(ha.LastReply) > deadAfter):
+		f.Severity, f.Title = SevWarning, "Multi-attach: the hub does not answer this device's health claims, so it stays standby"
+		f.Fix = "check the tunnel (vcpe status) and the WAN path to the hub"
+	case ha.LANOK != nil && !*ha.LANOK:
+		f.ID, f.Severity, f.Title = "ha.lan", SevWarning, "Multi-attach: no LAN target answers, so the hub will not make this device active"
+		f.Fix = "check the LAN interface and the --lan-target hosts (ip link; ping each target)"
+	}
+	if ha.LANGateway.IsValid() {
+		f.Evidence = append(f.Evidence, "LAN gateway address "+ha.LANGateway.String())
+	}
+	if len(ha.Events) == 0 {
+		f.Evidence = append(f.Evidence, "no role switch since vcped started")
+	}
+	for _, ev := range ha.Events[max(0, len(ha.Events)-5):] {
+		f.Evidence = append(f.Evidence, fmt.Sprintf("%s %s became %s: %s", ev.Time.Format(time.RFC3339), ev.SN, ev.Role, ev.Reason))
 	}
 	d.add(f)
 }

@@ -328,3 +328,36 @@ func TestNoStateStillJudgesTheHost(t *testing.T) {
 		t.Errorf("precheck findings missing without state: %s", ids(fs))
 	}
 }
+
+func TestMultiAttachFinding(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	no := false
+	for _, c := range []struct {
+		name   string
+		ha     dataplane.HAStatus
+		wantID string
+		sev    string
+	}{
+		{"answered", dataplane.HAStatus{Check: dataplane.HealthCheck{Interval: 100 * time.Millisecond, Failures: 3}, LastReply: now.Add(-50 * time.Millisecond),
+			Events: []dataplane.RoleEvent{{Time: now.Add(-time.Minute), SN: "SN-A2", Role: "active", Reason: "claims stopped"}}}, "ha.role", SevOK},
+		{"hub silent", dataplane.HAStatus{Check: dataplane.HealthCheck{Interval: 100 * time.Millisecond, Failures: 3}, LastReply: now.Add(-5 * time.Second)}, "ha.role", SevWarning},
+		{"LAN down", dataplane.HAStatus{Check: dataplane.HealthCheck{Interval: 100 * time.Millisecond, Failures: 3}, LastReply: now, LANOK: &no}, "ha.lan", SevWarning},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ha := c.ha
+			fs := Diagnose(Evidence{Time: now, Status: &dataplane.Status{Role: "active", Source: "daemon", HA: &ha}})
+			var got *Finding
+			for i := range fs {
+				if strings.HasPrefix(fs[i].ID, "ha.") {
+					got = &fs[i]
+				}
+			}
+			if got == nil || got.ID != c.wantID || got.Severity != c.sev {
+				t.Fatalf("multi-attach finding %+v; want %s %s", got, c.wantID, c.sev)
+			}
+			if c.name == "answered" && !strings.Contains(strings.Join(got.Evidence, "\n"), "SN-A2 became active: claims stopped") {
+				t.Errorf("evidence lacks the role switch: %q", got.Evidence)
+			}
+		})
+	}
+}
