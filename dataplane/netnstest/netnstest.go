@@ -122,7 +122,7 @@ func (ns *NS) Try(name string, args ...string) (string, error) {
 // running.
 func (ns *NS) Start(name string, args ...string) *exec.Cmd {
 	ns.tb.Helper()
-	var buf syncBuffer
+	var buf Buffer
 	cmd := ns.Command(context.Background(), name, args...)
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	dieWithParent(cmd)
@@ -180,18 +180,22 @@ func (ns *NS) WaitOperational(dev string) {
 	}
 }
 
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe for one writer goroutine (a process's
+// output) and readers in the test.
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write implements io.Writer.
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns what was written so far.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

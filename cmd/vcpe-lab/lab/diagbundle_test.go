@@ -13,11 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/dataplane/netnstest"
 	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/diag/bundle"
 	"github.com/openvcpe/vcpe/diag/suite"
@@ -62,23 +62,6 @@ func restartVcped(t *testing.T, l *Lab, node string, n int) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 type captureJSON struct {
 	Sent              map[string]int `json:"sent"`
 	Received          map[string]int `json:"received"`
@@ -93,7 +76,7 @@ func captureAcrossRestart(t *testing.T, ctx context.Context, l *Lab, b Binaries,
 	t.Helper()
 	cmd := l.Command(ctx, node, b.Vcpe, "diag", "capture", "--seconds", "4", "--json", "--state-dir", l.DeviceState(node))
 	var out bytes.Buffer
-	stderr := &lockedBuffer{}
+	stderr := &netnstest.Buffer{}
 	cmd.Stdout, cmd.Stderr = &out, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

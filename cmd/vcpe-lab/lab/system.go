@@ -261,6 +261,21 @@ func (in Instance) haArgs() []string {
 	return args
 }
 
+// RegisteredSN returns the SN of a device of the instance that is
+// registered now (the first one, in slot order).
+func (l *Lab) RegisteredSN(ctx context.Context, b Binaries, instance string) (string, error) {
+	var devs []controller.DeviceInfo
+	if err := l.Hub(ctx, b, &devs, "device", "list"); err != nil {
+		return "", err
+	}
+	for _, d := range devs {
+		if d.InstanceName == instance && d.Status == "registered" {
+			return d.SN, nil
+		}
+	}
+	return "", fmt.Errorf("no registered device in instance %s (vcpe-hub device list: %d devices)", instance, len(devs))
+}
+
 // Install installs a device with vcpe install --yes, as an operator's
 // script would: precheck, registration, plan, forwarding, the daemon (a
 // detached process: the lab has no systemd), the tunnel and the probes.
