@@ -62,6 +62,9 @@ of this host; --tui shows a live dashboard (needs a terminal).`,
 			if tuiOut {
 				return runDiagTUI(cmd, opts)
 			}
+			// The one-shot run also asks the controller to probe this host
+			// from outside (the dashboard, which repeats, does not).
+			opts.Reach = outsideInFromState
 			start := time.Now()
 			var ev *suite.Evidence
 			source := "live"

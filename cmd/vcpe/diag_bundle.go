@@ -54,7 +54,7 @@ credential before it is written. 'vcpe diag --from-bundle FILE' analyses it offl
 			// The diagnosis suite gathers the evidence once: the bundle holds
 			// exactly what the findings in it were judged on.
 			start := time.Now()
-			ev := suite.Collect(ctx, suite.Options{StateDir: stateDir})
+			ev := suite.Collect(ctx, suite.Options{StateDir: stateDir, Reach: outsideInFromState})
 			report := suite.NewReport(suite.Diagnose(*ev), ev.Time, time.Since(start), "live")
 			b, secrets, err := bundle.Collect(ctx, evidenceSources(ev, report, stateDir, host))
 			if err != nil {

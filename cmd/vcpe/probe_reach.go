@@ -113,6 +113,11 @@ func runOutsideIn(ctx context.Context, controller, fingerprint, wanIf string) (d
 	return diag.OutsideIn(ctx, c, diag.ReachOptions{WANInterface: wanIf})
 }
 
+// outsideInFromState runs the outside-in check as the registered device.
+func outsideInFromState(ctx context.Context, st *provision.State) (diag.ReachReport, error) {
+	return runOutsideIn(ctx, st.Controller, st.ControllerFingerprint, "")
+}
+
 // outsideInHook is precheck's view of the outside-in check: the verdict
 // on UDP 4500.
 func outsideInHook(controller, fingerprint, wanIf string) func(context.Context) (precheck.OutsideInAnswer, error) {

@@ -48,6 +48,9 @@ type Options struct {
 	PingICMP    func(ctx context.Context, target netip.Addr, o diag.Options) (diag.Result, error)
 	PingUDP     func(ctx context.Context, target netip.AddrPort, o diag.Options) (diag.Result, error)
 	PathMTU     func(ctx context.Context, target netip.Addr, o diag.MTUOptions) (diag.MTUResult, error)
+	// Reach runs the outside-in check (the controller probes this host's
+	// public address); nil leaves it out.
+	Reach func(ctx context.Context, st *provision.State) (diag.ReachReport, error)
 }
 
 func (o *Options) defaults() {
@@ -123,7 +126,11 @@ func Collect(ctx context.Context, o Options) *Evidence {
 	// Leave a margin for the slowest part to report before the deadline.
 	budget := o.Timeout * 8 / 10
 
+	// The outside-in check listens on required ports: it starts only once
+	// the host snapshot is taken, so precheck never sees its own sockets.
+	gathered := make(chan struct{})
 	wg.Go(func() {
+		defer close(gathered)
 		pctx, cancel := context.WithTimeout(ctx, budget)
 		defer cancel()
 		snap, err := o.Gather(pctx)
@@ -157,6 +164,25 @@ func Collect(ctx context.Context, o Options) *Evidence {
 		e.Host = h
 		mu.Unlock()
 	})
+	if st != nil && o.Reach != nil {
+		wg.Go(func() {
+			rctx, cancel := context.WithTimeout(ctx, budget)
+			defer cancel()
+			select {
+			case <-gathered:
+			case <-rctx.Done():
+				return
+			}
+			r, err := o.Reach(rctx, st)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				e.ReachError = err.Error()
+				return
+			}
+			e.Reach = &r
+		})
+	}
 	if st != nil {
 		// The TCP connect to the controller is the config fetch's own
 		// (no extra connection for the hub to log); a separate connect only

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -118,6 +119,7 @@ func (d *diagnosis) run() {
 	d.tunnelHub()
 	d.tunnelRoutes()
 	d.multiAttach()
+	d.outsideIn()
 	// Internet quality.
 	d.wanQuality()
 	d.targets()
@@ -615,7 +617,7 @@ func (d *diagnosis) handshake() {
 		return
 	}
 	f := Finding{ID: "tunnel.handshake", Category: CatLink, Title: "WireGuard handshake with the hub current",
-		CausedBy: []string{"device.state", "registration.valid", "daemon.running", "tun.present", "wan.reachable", "hub.down", "hub.udp4500", "precheck.ports.udp", "wan.loss"}}
+		CausedBy: []string{"device.state", "registration.valid", "daemon.running", "tun.present", "wan.reachable", "hub.down", "hub.udp4500", "precheck.ports.udp", "wan.loss", "wan.outside_in"}}
 	if p := d.handshakeProblem(); p != "" {
 		f.Severity, f.Title = SevError, "Tunnel down: the WireGuard handshake with the hub is not current"
 		f.Evidence = []string{p, fmt.Sprintf("vcped state: %s %s", s.State, s.Reason)}
@@ -833,6 +835,51 @@ func (d *diagnosis) multiAttach() {
 	}
 	for _, ev := range ha.Events[max(0, len(ha.Events)-5):] {
 		f.Evidence = append(f.Evidence, fmt.Sprintf("%s %s became %s: %s", ev.Time.Format(time.RFC3339), ev.SN, ev.Role, ev.Reason))
+	}
+	d.add(f)
+}
+
+// outsideIn judges the outside-in check: UDP 4500 not arriving from the
+// outside breaks the tunnel wherever the hub is; other required ports not
+// arriving are a warning. A check that could not run says why.
+func (d *diagnosis) outsideIn() {
+	if d.e.Reach == nil && d.e.ReachError == "" {
+		return
+	}
+	f := Finding{ID: "wan.outside_in", Category: CatLink, Severity: SevOK, Title: "Required ports reach this host from outside",
+		CausedBy: []string{"wan.reachable", "wan.loss", "hub.down", "controller.reachable"}}
+	if d.e.Reach == nil {
+		f.Title = "Outside-in check not run"
+		f.Evidence = []string{d.e.ReachError}
+		d.add(f)
+		return
+	}
+	r := d.e.Reach
+	f.Evidence = append(f.Evidence, "the controller probed "+r.Target.String()+": "+r.Summary)
+	var missing []string
+	fix := ""
+	for _, p := range r.Ports {
+		if p.Status != diag.ReachNotArrived {
+			continue
+		}
+		missing = append(missing, p.Proto+" "+strconv.Itoa(int(p.Port)))
+		f.Evidence = append(f.Evidence, p.Proto+" "+strconv.Itoa(int(p.Port))+": "+p.Detail)
+		if fix == "" {
+			fix = p.Fix
+		}
+		if p.Proto == "udp" && p.Port == 4500 {
+			f.Severity = SevError
+		}
+	}
+	if len(missing) > 0 {
+		if f.Severity != SevError {
+			f.Severity = SevWarning
+		}
+		f.Title = "Required ports do not reach this host from outside: " + strings.Join(missing, ", ")
+		f.Fix = fix
+		if f.Fix == "" {
+			f.Fix = "allow them in the cloud security group and on every firewall in front of this host"
+		}
 	}
 	d.add(f)
 }

@@ -361,3 +361,36 @@ func TestMultiAttachFinding(t *testing.T) {
 		})
 	}
 }
+
+func TestOutsideInFinding(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	port := func(proto string, p uint16, status string) diag.PortReach {
+		return diag.PortReach{ReachPort: api.ReachPort{Proto: proto, Port: p}, Status: status, Detail: proto + " detail", Fix: "allow " + proto}
+	}
+	for _, c := range []struct {
+		name string
+		ev   Evidence
+		sev  string
+	}{
+		{"all arrived", Evidence{Reach: &diag.ReachReport{Ports: []diag.PortReach{port("udp", 4500, diag.ReachArrived), port("tcp", 10050, diag.ReachArrived)}}}, SevOK},
+		{"UDP 4500 blocked", Evidence{Reach: &diag.ReachReport{Ports: []diag.PortReach{port("udp", 4500, diag.ReachNotArrived), port("tcp", 10050, diag.ReachArrived)}}}, SevError},
+		{"a sample port blocked", Evidence{Reach: &diag.ReachReport{Ports: []diag.PortReach{port("udp", 4500, diag.ReachArrived), port("tcp", 10050, diag.ReachNotArrived)}}}, SevWarning},
+		{"not run", Evidence{ReachError: "rate_limited: try again in 20 s"}, SevOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.ev.Time = now
+			var got *Finding
+			for _, f := range Diagnose(c.ev) {
+				if f.ID == "wan.outside_in" {
+					got = &f
+				}
+			}
+			if got == nil || got.Severity != c.sev {
+				t.Fatalf("wan.outside_in = %+v; want severity %s", got, c.sev)
+			}
+			if c.sev != SevOK && !strings.HasPrefix(got.Fix, "allow") {
+				t.Errorf("fix %q; want the port's own fix", got.Fix)
+			}
+		})
+	}
+}

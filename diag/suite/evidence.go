@@ -67,6 +67,12 @@ type Evidence struct {
 	Probes      map[string]diag.Result `json:"-"`
 	ProbeErrors map[string]string      `json:"probe_errors,omitempty"`
 
+	// Reach is the outside-in check: which required ports arrive from the
+	// controller at this host's public address; ReachError why it did not
+	// run (rate-limited, controller unreachable).
+	Reach      *diag.ReachReport `json:"reach,omitempty"`
+	ReachError string            `json:"reach_error,omitempty"`
+
 	// MTU is the path-MTU search through the tunnel to the hub's overlay
 	// address.
 	MTU      *diag.MTUResult `json:"mtu,omitempty"`
