@@ -66,6 +66,15 @@ func startHA(t testing.TB, ctx context.Context, l *Lab, b Binaries) *haLab {
 			t.Fatal(err)
 		}
 	}
+	// Devices installed before site-b learn its prefix at their next sync
+	// with the controller; a standby that took over before that would have
+	// no route to LAN B, and the gap would measure the sync, not the
+	// failover.
+	for _, d := range issued {
+		if err := l.waitRoutes(wctx, b, d.Node, plan.learnedBy(d.Node)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if out, err := l.Run(ctx, "lan-a", "ip", "route", "replace", "default", "via", haVIP.Addr().String()); err != nil {
 		t.Fatalf("lan-a default route: %v\n%s", err, out)
 	}
