@@ -96,6 +96,13 @@ type HAStatus struct {
 	Events     []RoleEvent  `json:"events"`
 }
 
+// ClaimsAnswered reports whether the hub answered this device's claims
+// within three detection times: a device the hub does not answer has
+// withdrawn its claim and stays standby.
+func (h *HAStatus) ClaimsAnswered(now time.Time) bool {
+	return !h.LastReply.IsZero() && now.Sub(h.LastReply) <= 3*h.Check.Interval*time.Duration(max(h.Check.Failures, 1))
+}
+
 // Arbiter decides, per instance, which device is active from the claims
 // the devices send through their tunnels. It is pure: time comes in as
 // arguments, so every transition is testable with a fake clock.

@@ -130,6 +130,35 @@ func (f *fakeFlow) newEngine(t *testing.T) NewEngine {
 	}
 }
 
+// fillToReview answers the registration form (and accepts the suggested
+// LAN prefix) up to the plan review.
+func fillToReview(d *driver) {
+	d.t.Helper()
+	d.pump("the registration form", func(m *Model) bool { return m.page == pageRegister })
+	for _, v := range []string{testController, testFingerprint, "SN-A-0001", "device-key"} {
+		d.fill(v)
+	}
+	d.keys("enter") // the suggested LAN prefix
+	d.pump("the plan", func(m *Model) bool { return m.page == pageReview })
+}
+
+// assertTreeUnchanged fails the test for every file under root that
+// differs from before or was not there.
+func assertTreeUnchanged(t *testing.T, before map[string]string, root string) {
+	t.Helper()
+	after := tree(t, root)
+	for p, v := range before {
+		if after[p] != v {
+			t.Errorf("%s changed: %q → %q", p, v, after[p])
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			t.Errorf("%s left behind", p)
+		}
+	}
+}
+
 // tree lists the files under root with their contents.
 func tree(t *testing.T, root string) map[string]string {
 	t.Helper()
@@ -205,12 +234,7 @@ func TestFlowToDoneWithFakeEngine(t *testing.T) {
 	d.keys("r")
 	d.pump("the second precheck report", func(m *Model) bool { return m.precheckReply != nil })
 	d.keys("c")
-	d.pump("the registration form", func(m *Model) bool { return m.page == pageRegister })
-	for _, v := range []string{testController, testFingerprint, "SN-A-0001", "device-key"} {
-		d.fill(v)
-	}
-	d.keys("enter") // the suggested LAN prefix
-	d.pump("the plan", func(m *Model) bool { return m.page == pageReview })
+	fillToReview(d)
 	d.keys("y")
 	d.pump("the end of the install", func(m *Model) bool { return m.engineDone })
 	sum, err := wait()
@@ -244,12 +268,7 @@ func TestFlowQuitHalfWayLeavesHostUnchanged(t *testing.T) {
 	d.keys("enter")
 	d.pump("the precheck report", func(m *Model) bool { return m.precheckReply != nil })
 	d.keys("enter")
-	d.pump("the registration form", func(m *Model) bool { return m.page == pageRegister })
-	for _, v := range []string{testController, testFingerprint, "SN-A-0001", "device-key"} {
-		d.fill(v)
-	}
-	d.keys("enter") // the suggested LAN prefix
-	d.pump("the plan", func(m *Model) bool { return m.page == pageReview })
+	fillToReview(d)
 	d.keys("y")
 	d.pump("the tunnel step", func(m *Model) bool {
 		s, _ := m.apply.Steps.Get(string(provision.StepTunnel))
@@ -264,17 +283,7 @@ func TestFlowQuitHalfWayLeavesHostUnchanged(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !sum.RolledBack {
 		t.Fatalf("install after quit: %+v, %v; want cancelled and rolled back", sum, err)
 	}
-	after := tree(t, f.root)
-	for p, v := range before {
-		if after[p] != v {
-			t.Errorf("%s changed: %q → %q", p, v, after[p])
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s left behind", p)
-		}
-	}
+	assertTreeUnchanged(t, before, f.root)
 	if s, _ := d.m.apply.Steps.Get(string(provision.StepRollback)); s.State != components.OK {
 		t.Errorf("rollback step %+v; want ok", s)
 	}
@@ -287,12 +296,7 @@ func TestFlowDeclineChangesNothing(t *testing.T) {
 	d.keys("enter")
 	d.pump("the precheck report", func(m *Model) bool { return m.precheckReply != nil })
 	d.keys("enter")
-	d.pump("the registration form", func(m *Model) bool { return m.page == pageRegister })
-	for _, v := range []string{testController, testFingerprint, "SN-A-0001", "device-key"} {
-		d.fill(v)
-	}
-	d.keys("enter") // the suggested LAN prefix
-	d.pump("the plan", func(m *Model) bool { return m.page == pageReview })
+	fillToReview(d)
 	d.keys("n")
 	d.pump("the end", func(m *Model) bool { return m.engineDone })
 	if _, err := wait(); !errors.Is(err, provision.ErrDeclined) {

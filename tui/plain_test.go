@@ -88,9 +88,7 @@ func TestPlainInputEndsBeforeAnswer(t *testing.T) {
 	if !errors.Is(err, errEOF) {
 		t.Fatalf("err %v; want the input-ended error", err)
 	}
-	if after := tree(t, f.root); len(after) != len(before) {
-		t.Errorf("host changed: %v", after)
-	}
+	assertTreeUnchanged(t, before, f.root)
 }
 
 func TestPlainPromptUnblocksOnCancel(t *testing.T) {

@@ -208,15 +208,7 @@ func TestRunOnARealTerminalQuitHalfWay(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !sum.RolledBack {
 		t.Fatalf("Run = %+v, %v; want cancelled and rolled back", sum, err)
 	}
-	after := tree(t, f.root)
-	if len(after) != len(before) {
-		t.Errorf("files before %v, after %v", before, after)
-	}
-	for p, v := range before {
-		if after[p] != v {
-			t.Errorf("%s changed: %q → %q", p, v, after[p])
-		}
-	}
+	assertTreeUnchanged(t, before, f.root)
 }
 
 // TestRunPlainOnADumbTerminal: TERM=dumb gets the line-by-line mode on
@@ -263,15 +255,7 @@ func TestRunPlainInterruptRollsBack(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !sum.RolledBack {
 		t.Fatalf("Run = %+v, %v; want cancelled and rolled back", sum, err)
 	}
-	after := tree(t, f.root)
-	if len(after) != len(before) {
-		t.Errorf("files before %v, after %v", before, after)
-	}
-	for p, v := range before {
-		if after[p] != v {
-			t.Errorf("%s changed: %q → %q", p, v, after[p])
-		}
-	}
+	assertTreeUnchanged(t, before, f.root)
 }
 
 // TestRunPlainRestoresEchoAfterAnInterruptedKeyPrompt: cut short while

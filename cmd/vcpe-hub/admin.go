@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/provision/controller"
 )
 
@@ -38,7 +39,7 @@ func newInstanceCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), res)
+					return cli.WriteJSON(cmd.OutOrStdout(), res)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "instance %s (%s), %d slots, up to %d prefixes per device\n", res.Instance.Name, res.Instance.ID, res.Instance.Slots, res.Instance.RouteQuota)
 				var rows [][]string
@@ -62,7 +63,7 @@ func newInstanceCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), l)
+					return cli.WriteJSON(cmd.OutOrStdout(), l)
 				}
 				var rows [][]string
 				for _, in := range l {
@@ -88,7 +89,7 @@ func newInstanceCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), in)
+					return cli.WriteJSON(cmd.OutOrStdout(), in)
 				}
 				w := cmd.OutOrStdout()
 				fmt.Fprintf(w, "instance:    %s (%s)\nccn:         %s\nadvertised:  %s\nroute quota: %d per device\nactive:      %s\n\n",
@@ -106,7 +107,7 @@ func newInstanceCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), map[string]string{"deleted": args[0]})
+					return cli.WriteJSON(cmd.OutOrStdout(), map[string]string{"deleted": args[0]})
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted instance %s\n", args[0])
 				return nil
@@ -141,7 +142,7 @@ func newDeviceCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), l)
+					return cli.WriteJSON(cmd.OutOrStdout(), l)
 				}
 				printDevices(cmd, l)
 				return nil
@@ -157,7 +158,7 @@ func newDeviceCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), res)
+					return cli.WriteJSON(cmd.OutOrStdout(), res)
 				}
 				table(cmd.OutOrStdout(), "SN\tKEY", [][]string{{res.SN, res.Key}})
 				fmt.Fprintln(cmd.ErrOrStderr(), "the key is shown only now; the device must register again with it")
@@ -173,7 +174,7 @@ func newDeviceCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), map[string]string{"revoked": args[0]})
+					return cli.WriteJSON(cmd.OutOrStdout(), map[string]string{"revoked": args[0]})
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "revoked device %s\n", args[0])
 				return nil
@@ -189,7 +190,7 @@ func newCCNCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
 	printCCN := func(cmd *cobra.Command, c controller.CCNInfo) error {
 		if g.json {
-			return printJSON(cmd.OutOrStdout(), c)
+			return cli.WriteJSON(cmd.OutOrStdout(), c)
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "ccn %s (%s): %s\n", c.Name, c.ID, orDash(strings.Join(c.Instances, ", ")))
 		return nil
@@ -239,7 +240,7 @@ func newCCNCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), l)
+					return cli.WriteJSON(cmd.OutOrStdout(), l)
 				}
 				var rows [][]string
 				for _, c := range l {
@@ -267,7 +268,7 @@ func newRoutesCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), rep)
+					return cli.WriteJSON(cmd.OutOrStdout(), rep)
 				}
 				rows := [][]string{{"(cloud)", "-", "hub", prefixes(rep.Cloud), orDash(strings.Join(rep.CloudLearnedBy, ","))}}
 				for _, e := range rep.Instances {
@@ -294,7 +295,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), l)
+					return cli.WriteJSON(cmd.OutOrStdout(), l)
 				}
 				var rows [][]string
 				for _, e := range l {

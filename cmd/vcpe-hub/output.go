@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,15 +11,6 @@ import (
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/provision/api"
 )
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("write JSON: %w", err)
-	}
-	return nil
-}
 
 // apiErr maps an API refusal to the exit-code contract: bad input exits 2,
 // everything else 1.

@@ -116,7 +116,7 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 			}
 			defer stopHub()
 			if g.json {
-				if err := printJSON(cmd.OutOrStdout(), map[string]string{"fingerprint": srv.Fingerprint(), "listen": o.listen, "hub_public_key": srv.HubPublicKey().String()}); err != nil {
+				if err := cli.WriteJSON(cmd.OutOrStdout(), map[string]string{"fingerprint": srv.Fingerprint(), "listen": o.listen, "hub_public_key": srv.HubPublicKey().String()}); err != nil {
 					return err
 				}
 			} else {
@@ -169,7 +169,7 @@ func newFingerprintCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("%w (has vcpe-hub serve --state %s run once?)", err, g.state)
 			}
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), map[string]string{"fingerprint": fp})
+				return cli.WriteJSON(cmd.OutOrStdout(), map[string]string{"fingerprint": fp})
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), fp)
 			return nil

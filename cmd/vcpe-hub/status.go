@@ -1,13 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/dataplane"
 )
 
@@ -27,9 +27,7 @@ whether it is the active device of its instance, and the multi-attach role switc
 				return fmt.Errorf("read hub status (is vcpe-hub serve running with --state %s?): %w", g.state, err)
 			}
 			if g.json {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return cli.WriteJSON(cmd.OutOrStdout(), st)
 			}
 			dataplane.WriteText(cmd.OutOrStdout(), st, time.Now())
 			return nil

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -175,9 +174,7 @@ func newRootCmd() *cobra.Command {
 				st = append(st, s)
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"prefix": o.prefix, "up": up == len(st), "nodes": st})
+				return cli.WriteJSON(cmd.OutOrStdout(), map[string]any{"prefix": o.prefix, "up": up == len(st), "nodes": st})
 			}
 			for _, s := range st {
 				word := "down"

@@ -59,7 +59,7 @@ Exit code 1 when initiations leave and no response comes back.`,
 				return err
 			}
 			if asJSON {
-				if err := writeJSON(cmd.OutOrStdout(), r); err != nil {
+				if err := cli.WriteJSON(cmd.OutOrStdout(), r); err != nil {
 					return err
 				}
 			} else {

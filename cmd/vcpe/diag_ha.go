@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -41,9 +40,7 @@ Exit 0 when the hub answers the claims, 1 otherwise.`,
 			rep := judgeHA(st, time.Now())
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
+				if err := cli.WriteJSON(out, rep); err != nil {
 					return err
 				}
 			} else {
@@ -67,7 +64,7 @@ func judgeHA(st dataplane.Status, now time.Time) haReport {
 	case st.Source != "daemon" || st.HA == nil:
 		rep.Detail = "vcped is not running: this device holds no role"
 		rep.Fix = "start it again (vcpe install with the same inputs); it comes back as standby"
-	case st.HA.LastReply.IsZero() || now.Sub(st.HA.LastReply) > 3*st.HA.Check.Interval*time.Duration(st.HA.Check.Failures):
+	case !st.HA.ClaimsAnswered(now):
 		rep.Detail = "the hub does not answer this device's claims: the claim is withdrawn (standby)"
 		rep.Fix = "check the tunnel (vcpe status) and the WAN path to the hub"
 	case st.HA.LANOK != nil && !*st.HA.LANOK:

@@ -186,7 +186,7 @@ func runInstall(cmd *cobra.Command, f *installFlags) error {
 	}
 	out := cmd.OutOrStdout()
 	if f.json {
-		if err := writeJSON(out, res); err != nil {
+		if err := cli.WriteJSON(out, res); err != nil {
 			return err
 		}
 	} else if runErr == nil {

@@ -135,7 +135,7 @@ func runProbeEcho(ctx context.Context, out io.Writer, proto, target string, f ec
 		return fmt.Errorf("probe %s %s: %w", proto, target, err)
 	}
 	if f.json {
-		if werr := writeJSON(out, res); werr != nil {
+		if werr := cli.WriteJSON(out, res); werr != nil {
 			return werr
 		}
 	} else {
@@ -312,7 +312,7 @@ bytes.`,
 				return fmt.Errorf("probe mtu %s: %w", args[0], err)
 			}
 			if asJSON {
-				return writeJSON(out, res)
+				return cli.WriteJSON(out, res)
 			}
 			fmt.Fprintf(out, "path MTU to %s: %d (%s)\n%s\n", res.Target, res.MTU, res.Verdict, res.Detail)
 			return nil

@@ -48,7 +48,7 @@ device state of a registered device. Exit 1 when a probed port does not arrive.`
 				return err
 			}
 			if asJSON {
-				if err := writeJSON(cmd.OutOrStdout(), r); err != nil {
+				if err := cli.WriteJSON(cmd.OutOrStdout(), r); err != nil {
 					return err
 				}
 			} else {

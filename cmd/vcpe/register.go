@@ -95,7 +95,7 @@ func runRegister(cmd *cobra.Command, f registerFlags) error {
 	path := filepath.Join(f.stateDir, provision.StateFile)
 	cfg := st.Config
 	if f.json {
-		return printRegisterJSON(cmd, map[string]any{"state_file": path, "config": cfg})
+		return cli.WriteJSON(cmd.OutOrStdout(), map[string]any{"state_file": path, "config": cfg})
 	}
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "registered %s: instance %s, %s\n", cfg.SN, cfg.InstanceName, cfg.Role)
@@ -147,11 +147,4 @@ func readDeviceKey(cmd *cobra.Command, keyFile string) (string, error) {
 		return k, nil
 	}
 	return "", cli.Usagef("the device key is empty")
-}
-
-func printRegisterJSON(cmd *cobra.Command, v any) error {
-	if err := writeJSON(cmd.OutOrStdout(), v); err != nil {
-		return fmt.Errorf("write JSON: %w", err)
-	}
-	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -35,9 +34,7 @@ the output says so. Exit code 0 when the tunnel is up, 1 otherwise.`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(st); err != nil {
+				if err := cli.WriteJSON(out, st); err != nil {
 					return err
 				}
 			} else {

@@ -50,7 +50,7 @@ func newUninstallCmd() *cobra.Command {
 			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if len(res.Undone) == 0 {
 				if asJSON {
-					return writeJSON(out, res)
+					return cli.WriteJSON(out, res)
 				}
 				fmt.Fprintf(out, "nothing to uninstall: %s records no changes\n", stateDir)
 				return nil
@@ -69,14 +69,14 @@ func newUninstallCmd() *cobra.Command {
 			if err := j.Undo(context.WithoutCancel(cmd.Context())); err != nil {
 				res.OK, res.Error = false, err.Error()
 				if asJSON {
-					_ = writeJSON(out, res)
+					_ = cli.WriteJSON(out, res)
 					return cli.Failed(err)
 				}
 				return fmt.Errorf("uninstall left changes it could not undo (still listed in %s/%s): %w", stateDir, provision.JournalFile, err)
 			}
 			res.Changed = true
 			if asJSON {
-				return writeJSON(out, res)
+				return cli.WriteJSON(out, res)
 			}
 			fmt.Fprintf(out, "uninstalled: undid %d change(s); the host is as it was before vcpe install\n", len(res.Undone))
 			return nil

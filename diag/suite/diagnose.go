@@ -818,9 +818,8 @@ func (d *diagnosis) multiAttach() {
 	ha := s.HA
 	f := Finding{ID: "ha.role", Category: CatLink, Severity: SevOK, Title: "Multi-attach role: " + s.Role,
 		CausedBy: []string{"daemon.running", "tunnel.handshake", "wan.reachable", "hub.down"}}
-	deadAfter := ha.Check.Interval * time.Duration(3*max(ha.Check.Failures, 1))
 	switch {
-	case ha.LastReply.IsZero() || (deadAfter > 0 && d.e.Time.Sub(ha.LastReply) > deadAfter):
+	case !ha.ClaimsAnswered(d.e.Time):
 		f.Severity, f.Title = SevWarning, "Multi-attach: the hub does not answer this device's health claims, so it stays standby"
 		f.Fix = "check the tunnel (vcpe status) and the WAN path to the hub"
 	case ha.LANOK != nil && !*ha.LANOK:

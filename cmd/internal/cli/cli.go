@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -87,4 +88,14 @@ func Execute(ctx context.Context, root *cobra.Command, args []string, stderr io.
 		err = &UsageError{Err: fmt.Errorf("%w (see '%s --help')", err, root.Name())}
 	}
 	return Report(stderr, root.Name(), err)
+}
+
+// WriteJSON writes v as a command's indented --json document.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
 }

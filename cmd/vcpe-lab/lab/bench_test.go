@@ -27,10 +27,7 @@ func BenchmarkInstallToFirstProbe(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plan := Plan{Instances: []Instance{
-		{Name: "site-a", CCN: "corp", Devices: []string{"site-a"}, Advertise: []netip.Prefix{LANA}},
-		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
-	}}
+	plan := twoSites()
 	issued, err := l.CreateInstances(ctx, bins, plan)
 	if err != nil {
 		b.Fatal(err)

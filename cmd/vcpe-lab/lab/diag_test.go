@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/netip"
 	"os/exec"
 	"slices"
 	"sort"
@@ -81,10 +80,7 @@ func TestDiagPlantedFaults(t *testing.T) {
 	b := testBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	plan := Plan{Instances: []Instance{
-		{Name: "site-a", CCN: "corp", Devices: []string{"site-a"}, Advertise: []netip.Prefix{LANA}},
-		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
-	}}
+	plan := twoSites()
 	defer func() {
 		if t.Failed() {
 			t.Logf("vcped on site-a:\n%s", l.DaemonLog("site-a", "vcped"))

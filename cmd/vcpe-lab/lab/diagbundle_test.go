@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,10 +132,7 @@ func TestDiagReachCaptureBundle(t *testing.T) {
 	b := testBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	plan := Plan{Instances: []Instance{
-		{Name: "site-a", CCN: "corp", Devices: []string{"site-a"}, Advertise: []netip.Prefix{LANA}},
-		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
-	}}
+	plan := twoSites()
 	defer func() {
 		if t.Failed() {
 			t.Logf("vcpe-hub:\n%s", l.DaemonLog("hub", "vcpe-hub"))

@@ -122,10 +122,7 @@ func TestInstallYes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issued, err := l.CreateInstances(ctx, b, Plan{Instances: []Instance{
-		{Name: "site-a", CCN: "corp", Devices: []string{"site-a"}, Advertise: []netip.Prefix{LANA}},
-		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
-	}})
+	issued, err := l.CreateInstances(ctx, b, twoSites())
 	if err != nil {
 		t.Fatal(err)
 	}

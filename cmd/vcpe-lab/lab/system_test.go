@@ -23,6 +23,15 @@ func testBinaries(t testing.TB) Binaries {
 	}
 }
 
+// twoSites is the plan most lab tests use: site-a and site-b, one device
+// each, in the CCN corp.
+func twoSites() Plan {
+	return Plan{Instances: []Instance{
+		{Name: "site-a", CCN: "corp", Devices: []string{"site-a"}, Advertise: []netip.Prefix{LANA}},
+		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
+	}}
+}
+
 // reach pings to from node until it answers or the deadline passes.
 func reach(ctx context.Context, l *Lab, node, to string, within time.Duration) error {
 	deadline := time.Now().Add(within)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,14 +121,11 @@ func TestWizardInATerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issued, err := l.CreateInstances(ctx, b, Plan{Instances: []Instance{
-		{Name: "site-a", CCN: "corp", Devices: []string{"site-a"}, Advertise: DefaultPlan().Instances[0].Advertise},
-		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: DefaultPlan().Instances[1].Advertise},
-	}})
+	issued, err := l.CreateInstances(ctx, b, twoSites())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Install(ctx, b, fp, issued[1], DefaultPlan().Instances[1].Advertise); err != nil {
+	if _, err := l.Install(ctx, b, fp, issued[1], []netip.Prefix{LANB}); err != nil {
 		t.Fatal(err)
 	}
 	a := issued[0]
