@@ -110,7 +110,10 @@ func (c *Capture) Run(ctx context.Context, fn func(Packet) bool) error {
 		if err != nil {
 			return fmt.Errorf("capture on %s: %w", c.iface, err)
 		}
-		if err := parser.DecodeLayers(data, &decoded); err != nil && len(decoded) < 2 {
+		// Only IPv4 + UDP or TCP goes on. A non-first fragment decodes
+		// to IPv4 alone with no error (its transport header is in the
+		// first fragment), and a truncated packet to IPv4 with one.
+		if _ = parser.DecodeLayers(data, &decoded); len(decoded) < 2 {
 			continue
 		}
 		p := Packet{Time: ci.Timestamp}
