@@ -16,6 +16,7 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{[]string{"-runs", "-1"}, "-runs -1"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 		{[]string{"-nope"}, "flag provided but not defined: -nope"},
+		{[]string{"-cases", "icmp"}, `-cases "icmp": want all, tcp or udp`},
 	} {
 		var stderr bytes.Buffer
 		if code := run(tt.args, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.want) {
@@ -34,5 +35,20 @@ func TestOptionsDefaultsAndQuick(t *testing.T) {
 	o, _, _, err = options([]string{"-runs", "2"}, &bytes.Buffer{})
 	if err != nil || !o.Quick || o.Runs != 2 || o.Seconds != 2 {
 		t.Errorf("BENCH_QUICK=1 -runs 2: runs %d, seconds %d, quick %v, %v; want 2, 2, true", o.Runs, o.Seconds, o.Quick, err)
+	}
+}
+
+func TestCasesFilter(t *testing.T) {
+	o, _, _, err := options([]string{"-cases", "udp"}, &bytes.Buffer{})
+	if err != nil || len(o.Cases) != 2 {
+		t.Fatalf("-cases udp: %d cases, %v; want the 2 UDP cases", len(o.Cases), err)
+	}
+	for _, c := range o.Cases {
+		if c.Proto != "udp" {
+			t.Errorf("-cases udp kept %+v", c)
+		}
+	}
+	if o, _, _, err := options(nil, &bytes.Buffer{}); err != nil || len(o.Cases) != 0 {
+		t.Errorf("default: %d cases, %v; want none set (the harness then takes all)", len(o.Cases), err)
 	}
 }
