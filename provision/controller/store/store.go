@@ -63,6 +63,10 @@ type Device struct {
 	Overlay       netip.Addr
 	PublicKey     api.Key // zero while unregistered
 	Status        string
+	// ProbeAddrs are the device's own addresses inside its instance's
+	// advertised prefixes where its probe reflector answers (a diagnostics
+	// hint, set at registration and with the advertised routes).
+	ProbeAddrs    []netip.Addr
 	RegisteredSeq uint64 // order of first registration with this key; 0 when unregistered
 	RegisteredAt  time.Time
 	CreatedAt     time.Time
