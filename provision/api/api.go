@@ -7,7 +7,7 @@
 // Device calls after registration authenticate with the device credential:
 //
 //	GET  /v1/device/config   Authorization: Bearer CRED  → DeviceConfig
-//	POST /v1/device/routes   Authorization: Bearer CRED  {"advertise": [...]} → DeviceConfig
+//	POST /v1/device/routes   Authorization: Bearer CRED  {"advertise": [...], "probe_addrs": [...]} → DeviceConfig
 //	POST /v1/device/release  Authorization: Bearer CRED  → {} (the slot is free again)
 //
 // A credential that is no longer valid (device revoked, key reset) answers
