@@ -209,6 +209,9 @@ type RegisterRequest struct {
 	Key       string
 	PublicKey api.Key
 	Advertise []netip.Prefix
+	// ProbeAddrs are this host's addresses inside Advertise where its
+	// probe reflector answers (not part of the proof).
+	ProbeAddrs []netip.Addr
 }
 
 // Register runs the challenge-response registration. API refusals are
@@ -219,7 +222,7 @@ func (c *Client) Register(ctx context.Context, r RegisterRequest) (api.RegisterR
 		return api.RegisterResponse{}, err
 	}
 	req := api.RegisterRequest{
-		SN: r.SN, Nonce: ch.Nonce, PublicKey: r.PublicKey, Advertise: r.Advertise,
+		SN: r.SN, Nonce: ch.Nonce, PublicKey: r.PublicKey, Advertise: r.Advertise, ProbeAddrs: r.ProbeAddrs,
 		Proof: api.RegistrationProof(api.DeviceKeySecret(r.Key), ch.Nonce, r.SN, r.PublicKey, r.Advertise),
 	}
 	var res api.RegisterResponse
@@ -244,13 +247,14 @@ func (c *Client) Release(ctx context.Context) error {
 }
 
 // AdvertiseRoutes replaces the LAN prefixes the device's instance
-// advertises and returns the new configuration.
-func (c *Client) AdvertiseRoutes(ctx context.Context, ps []netip.Prefix) (api.DeviceConfig, error) {
+// advertises, and this device's probe addresses inside them (see
+// ProbeAddrsIn), and returns the new configuration.
+func (c *Client) AdvertiseRoutes(ctx context.Context, ps []netip.Prefix, probe ...netip.Addr) (api.DeviceConfig, error) {
 	var cfg api.DeviceConfig
 	if ps == nil {
 		ps = []netip.Prefix{}
 	}
-	return cfg, c.do(ctx, http.MethodPost, "/v1/device/routes", api.AdvertiseRequest{Advertise: ps}, &cfg)
+	return cfg, c.do(ctx, http.MethodPost, "/v1/device/routes", api.AdvertiseRequest{Advertise: ps, ProbeAddrs: probe}, &cfg)
 }
 
 // Reach asks the controller to probe the address this request comes from

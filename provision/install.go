@@ -248,6 +248,7 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 	st, err := Register(ctx, RegisterParams{
 		StateDir: in.o.StateDir, Controller: reg.Controller, Fingerprint: reg.Fingerprint,
 		SN: reg.SN, Key: reg.Key.Reveal(), Advertise: reg.Advertise, Client: in.o.Client,
+		ExcludeProbe: in.o.LANGateway.Addr(),
 	})
 	if err != nil {
 		return StatusFailed, "", err

@@ -20,7 +20,13 @@ type RegisterParams struct {
 	SN          string
 	Key         string // the device key; never logged or stored
 	Advertise   []netip.Prefix
-	Client      ClientOptions
+	// ExcludeProbe is an address of this host not to offer as a probe
+	// address (the multi-attach LAN gateway, which moves).
+	ExcludeProbe netip.Addr
+	// InterfaceAddrs lists the host's addresses, from which the probe
+	// addresses inside Advertise are taken; InterfaceAddrs (live) when nil.
+	InterfaceAddrs func() ([]netip.Prefix, error)
+	Client         ClientOptions
 }
 
 // ErrStateMismatch means the state dir already holds another device.
@@ -58,7 +64,15 @@ func Register(ctx context.Context, p RegisterParams) (*State, error) {
 			return nil, err
 		}
 	}
-	res, err := c.Register(ctx, RegisterRequest{SN: p.SN, Key: p.Key, PublicKey: st.PrivateKey.PublicKey(), Advertise: p.Advertise})
+	if p.InterfaceAddrs == nil {
+		p.InterfaceAddrs = InterfaceAddrs
+	}
+	ifaddrs, err := p.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	probe := ProbeAddrsIn(ifaddrs, p.Advertise, p.ExcludeProbe)
+	res, err := c.Register(ctx, RegisterRequest{SN: p.SN, Key: p.Key, PublicKey: st.PrivateKey.PublicKey(), Advertise: p.Advertise, ProbeAddrs: probe})
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/provision"
 	"github.com/openvcpe/vcpe/provision/controller"
 )
 
@@ -71,6 +72,27 @@ func (o serveOptions) controllerOptions() (controller.Options, error) {
 	return opts, nil
 }
 
+// reflectorAddrs are the hub host's addresses inside the cloud prefixes
+// where its probe reflector answers: the devices' default probe targets
+// for those prefixes. None when the reflector is off.
+func (o serveOptions) reflectorAddrs(cloud []netip.Prefix) ([]netip.Addr, error) {
+	if o.hub.disabled || o.hub.reflector == "" || len(cloud) == 0 {
+		return nil, nil
+	}
+	host, _, err := net.SplitHostPort(o.hub.reflector)
+	if err != nil {
+		return nil, cli.Usagef("--reflector %q: want [ADDR]:PORT (default :12345)", o.hub.reflector)
+	}
+	ifaddrs, err := provision.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
+		ifaddrs = []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}
+	}
+	return provision.ProbeAddrsIn(ifaddrs, cloud, netip.Addr{}), nil
+}
+
 // newServer builds the controller from serve's options; the hub dataplane
 // is wired to it with Server.Subscribe.
 func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*controller.Server, error) {
@@ -79,6 +101,9 @@ func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*controll
 		return nil, err
 	}
 	opts.Logger = log
+	if opts.HubAddrs, err = o.reflectorAddrs(opts.CloudPrefixes); err != nil {
+		return nil, err
+	}
 	srv, err := controller.New(ctx, opts)
 	var oe *controller.OptionError
 	if errors.As(err, &oe) {

@@ -33,7 +33,9 @@ func newDiagCmd() *cobra.Command {
 		Long: `Run the read-only diagnosis suite: configuration (daemon, TUN, routes against
 the controller, forwarding, firewall, registration, CCN, prefix overlaps), the
 service link (controller, hub over ICMP / UDP 4500 / the reflector, handshake)
-and Internet quality (WAN and tunnel loss, latency, jitter; path MTU).
+and Internet quality (WAN and tunnel loss, latency, jitter; path MTU; and every
+learned prefix, probed at the reflector address the controller names for it:
+the remote site's device, or the hub in a cloud-side prefix).
 Findings come root cause first, each with its evidence and the exact fix.
 Exit 0 when no finding is an error (warnings allowed), 1 otherwise.
 
@@ -102,7 +104,7 @@ of this host; --tui shows a live dashboard (needs a terminal).`,
 	f.BoolVar(&jsonOut, "json", false, "print the findings as a JSON document on stdout")
 	f.BoolVar(&tuiOut, "tui", false, "live dashboard: per-target RTT, loss and jitter, and the findings (needs a terminal)")
 	f.StringVar(&stateDir, "state-dir", defaultStateDir(), "device state directory ($VCPE_STATE_DIR)")
-	f.StringSliceVar(&targets, "target", nil, "also probe `ADDR` through the tunnel (repeatable); learned prefixes have no target by default")
+	f.StringSliceVar(&targets, "target", nil, "also probe `ADDR` (ICMP echo) through the tunnel (repeatable); it replaces the default target of the learned prefix it lies in (every learned prefix is probed by default at the reflector address the controller names)")
 	f.DurationVar(&timeout, "timeout", 10*time.Second, "bound of the whole run")
 	f.StringVar(&fromBundle, "from-bundle", "", "judge the evidence in support bundle `FILE.tar.gz` instead of this host")
 	for _, add := range diagSubcommands {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -25,7 +26,9 @@ import (
 type Options struct {
 	StateDir string
 	// Targets are extra addresses to probe (ICMP echo) through the tunnel,
-	// one series each.
+	// one series each. The controller's probe target of every learned
+	// prefix (api.DeviceConfig.Targets) is probed with the reflector by
+	// default; a Target inside a prefix replaces that prefix's default.
 	Targets []netip.Addr
 	// Timeout bounds the whole collection (default 10 s); each probe
 	// series is bounded well inside it.
@@ -274,9 +277,28 @@ func Collect(ctx context.Context, o Options) *Evidence {
 		for _, t := range o.Targets {
 			series(ProbeTargetPrefix+t.String(), func(c context.Context, op diag.Options) (diag.Result, error) { return o.PingICMP(c, t, op) })
 		}
+		e.Targets = defaultTargets(st.Config.Targets, o.Targets)
+		for _, t := range e.Targets {
+			series(ProbeTargetPrefix+t.Addr.String(), func(c context.Context, op diag.Options) (diag.Result, error) {
+				return o.PingUDP(c, netip.AddrPortFrom(t.Addr, diag.ReflectorPort), op)
+			})
+		}
 	}
 	wg.Wait()
 	return e
+}
+
+// defaultTargets are the controller's probe targets the operator's own
+// targets leave: none for a prefix that holds one of them.
+func defaultTargets(cfg []api.ProbeTarget, explicit []netip.Addr) []api.ProbeTarget {
+	var out []api.ProbeTarget
+	for _, t := range cfg {
+		if !t.Addr.IsValid() || !t.Prefix.Contains(t.Addr) || slices.ContainsFunc(explicit, t.Prefix.Contains) {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // controllerAddr is the TCP address of the controller URL in the state.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -24,6 +25,12 @@ import (
 func TestCollectWithFakes(t *testing.T) {
 	dir := t.TempDir()
 	e := healthy()
+	// The stored config names a default target per learned prefix; the
+	// operator's --target in 198.19.2.0/24 replaces that prefix's one.
+	e.State.Config.Targets = []api.ProbeTarget{
+		{Prefix: lanB, Addr: netip.MustParseAddr("198.19.2.1"), SN: "SN-B"},
+		{Prefix: cloud, Addr: netip.MustParseAddr("198.19.100.1")},
+	}
 	if err := provision.SaveState(dir, e.State); err != nil {
 		t.Fatal(err)
 	}
@@ -83,10 +90,16 @@ func TestCollectWithFakes(t *testing.T) {
 	}
 	ev := Collect(context.Background(), o)
 	for _, what := range []string{"gather", "status", "config", "dial 198.18.0.1:8443", "host", "icmp 198.18.0.1", "icmp 198.19.2.10",
-		"udp 198.18.0.1:12345", "udp 198.18.64.1:12345", "mtu 198.18.64.1"} {
+		"udp 198.18.0.1:12345", "udp 198.18.64.1:12345", "mtu 198.18.64.1", "udp 198.19.100.1:12345"} {
 		if !called[what] {
 			t.Errorf("Collect did not run %s", what)
 		}
+	}
+	if called["udp 198.19.2.1:12345"] {
+		t.Error("Collect probed the default target of 198.19.2.0/24 although --target 198.19.2.10 lies in it")
+	}
+	if want := e.State.Config.Targets[1:]; !slices.Equal(ev.Targets, want) {
+		t.Errorf("evidence targets %v; want %v", ev.Targets, want)
 	}
 	if ev.Controller == nil || ev.Controller.OK || !ev.Controller.Refused {
 		t.Errorf("controller dial %+v; want refused", ev.Controller)

@@ -734,8 +734,17 @@ func (d *diagnosis) wanQuality() {
 	d.add(jit)
 }
 
+// targetCauses are what a default target's reflector probe follows from:
+// the tunnel to the hub and this host's routes into it (not forwarding:
+// the probe leaves from this host itself).
+var targetCauses = append(slices.Clone(tunnelCauses), "tunnel.hub", "tunnel.routes", "routes.match")
+
 func (d *diagnosis) targets() {
 	c, _, _ := d.config()
+	defaults := map[netip.Addr]api.ProbeTarget{}
+	for _, t := range d.e.Targets {
+		defaults[t.Addr] = t
+	}
 	names := make([]string, 0)
 	for n := range d.e.Probes {
 		if strings.HasPrefix(n, ProbeTargetPrefix) {
@@ -743,9 +752,17 @@ func (d *diagnosis) targets() {
 		}
 	}
 	slices.Sort(names)
+	_, hubOK := d.answered(ProbeTunnelHub)
 	covered := map[netip.Prefix]bool{}
 	for _, n := range names {
 		r := d.e.Probes[n]
+		if dt, ok := defaults[r.Target]; ok && r.Protocol == "udp" {
+			covered[dt.Prefix] = true
+			if f, ok := d.defaultTarget(n, dt, hubOK); ok {
+				d.add(f)
+			}
+			continue
+		}
 		var route netip.Prefix
 		for _, p := range c.Routes {
 			if p.Contains(r.Target) {
@@ -767,8 +784,8 @@ func (d *diagnosis) targets() {
 		}
 		d.add(f)
 	}
-	// Learned prefixes without a target are not probed: their first host
-	// need not exist. Say so, once.
+	// Learned prefixes without a target are not probed: no address in
+	// them is known to answer. Say so, once.
 	var unprobed []string
 	for _, p := range c.Routes {
 		if !covered[p] && !p.Contains(c.HubOverlayAddr) {
@@ -778,9 +795,61 @@ func (d *diagnosis) targets() {
 	if len(unprobed) > 0 && d.e.Probes != nil {
 		d.add(Finding{ID: "targets.unprobed", Category: CatQuality, Severity: SevOK,
 			Title:    "Learned prefixes without a probe target: " + strings.Join(unprobed, ", "),
-			Evidence: []string{"no host in them is known to answer; the hub's reflector stands for the tunnel"},
+			Evidence: []string{"the controller knows no address in them that answers the reflector (the device advertising them sent none, or it runs an older vcpe); the hub's reflector stands for the tunnel"},
 			Fix:      "probe a host you know: vcpe diag --target ADDR (repeatable)"})
 	}
+}
+
+// defaultTarget judges the reflector probe of a learned prefix's default
+// target: the active device of the site advertising it, or the hub's own
+// address in a cloud-side prefix. When the hub answers through the tunnel
+// and the target does not, the fault is on the far side, and the fix says
+// where.
+func (d *diagnosis) defaultTarget(name string, t api.ProbeTarget, hubOK bool) (Finding, bool) {
+	who := "the hub's reflector " + t.Addr.String()
+	if t.SN != "" {
+		who = fmt.Sprintf("device %s's reflector %s", t.SN, t.Addr)
+	}
+	what := fmt.Sprintf("Learned %s via %s", t.Prefix, who)
+	f := Finding{ID: name, Category: CatQuality, Title: what + ": no loss", CausedBy: targetCauses}
+	f, ok := d.lossFinding(f, name, what)
+	if !ok {
+		return f, false
+	}
+	src := fmt.Sprintf("default target of %s from the controller: ", t.Prefix)
+	if t.SN != "" {
+		src += fmt.Sprintf("the active device %s of the site advertising it, at %s", t.SN, t.Addr)
+	} else {
+		src += fmt.Sprintf("the hub's own address %s", t.Addr)
+	}
+	f.Evidence = append([]string{src}, f.Evidence...)
+	if f.Severity == SevOK {
+		return f, true
+	}
+	switch {
+	case !hubOK:
+		f.Fix = fmt.Sprintf("fix the tunnel to the hub first (the finding above); then check: vcpe probe udp %s", t.Addr)
+	case t.SN != "":
+		f.CausedBy = nil // the hub answers: nothing here explains it
+		f.Title = fmt.Sprintf("Remote site %s: device %s at %s does not answer through the hub", t.Prefix, t.SN, t.Addr)
+		f.Evidence = append(f.Evidence, "the hub's reflector answers through the tunnel, so this side is fine: the fault is at the remote site")
+		f.Fix = fmt.Sprintf("on the remote device %s (SN %s): run vcpe diag there (vcpe status; is vcped running, is its tunnel up?); from here: vcpe probe udp %s", t.Addr, t.SN, t.Addr)
+		if d.lossOnly(name) {
+			f.Title = fmt.Sprintf("Remote site %s: loss to device %s at %s through the hub", t.Prefix, t.SN, t.Addr)
+			f.Fix = fmt.Sprintf("on the remote device %s (SN %s): run vcpe diag there (its WAN loss); from here: vcpe probe udp %s -c 100", t.Addr, t.SN, t.Addr)
+		}
+	default:
+		f.CausedBy = nil
+		f.Title = fmt.Sprintf("Cloud side %s: the hub's reflector %s does not answer, while its overlay address does", t.Prefix, t.Addr)
+		f.Fix = fmt.Sprintf("on the hub: check that vcpe-hub serve runs its reflector on every address (--reflector :12345) and that nothing filters UDP 12345 to %s; from here: vcpe probe udp %s", t.Addr, t.Addr)
+	}
+	return f, true
+}
+
+// lossOnly: the probe got some answers (loss, not silence).
+func (d *diagnosis) lossOnly(name string) bool {
+	_, st, ok := d.probe(name)
+	return ok && st.Received > 0
 }
 
 func (d *diagnosis) mtu() {

@@ -22,7 +22,9 @@ const (
 	ProbeWANICMP      = "wan.icmp"      // ICMP echo to the hub's WAN address
 	ProbeWANReflector = "wan.reflector" // UDP 12345 to the hub's WAN address
 	ProbeTunnelHub    = "tunnel.hub"    // UDP 12345 to the hub's overlay address, through the tunnel
-	// ProbeTargetPrefix + address: ICMP echo to a target through the tunnel.
+	// ProbeTargetPrefix + address: a target through the tunnel, UDP to the
+	// reflector for a default target (Evidence.Targets), ICMP echo for one
+	// the operator named (--target).
 	ProbeTargetPrefix = "target."
 )
 
@@ -66,6 +68,11 @@ type Evidence struct {
 	// probes.json). ProbeErrors say why a series could not run.
 	Probes      map[string]diag.Result `json:"-"`
 	ProbeErrors map[string]string      `json:"probe_errors,omitempty"`
+
+	// Targets are the controller's probe targets (the device's stored
+	// config) that were probed with the reflector, one per learned
+	// prefix; a prefix holding an operator's --target is left out.
+	Targets []api.ProbeTarget `json:"targets,omitempty"`
 
 	// Reach is the outside-in check: which required ports arrive from the
 	// controller at this host's public address; ReachError why it did not

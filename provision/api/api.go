@@ -7,7 +7,7 @@
 // Device calls after registration authenticate with the device credential:
 //
 //	GET  /v1/device/config   Authorization: Bearer CRED  → DeviceConfig
-//	POST /v1/device/routes   Authorization: Bearer CRED  {"advertise": [...]} → DeviceConfig
+//	POST /v1/device/routes   Authorization: Bearer CRED  {"advertise": [...], "probe_addrs": [...]} → DeviceConfig
 //	POST /v1/device/release  Authorization: Bearer CRED  → {} (the slot is free again)
 //
 // A credential that is no longer valid (device revoked, key reset) answers
@@ -116,6 +116,13 @@ type DeviceConfig struct {
 	// overlay itself is covered by OverlayAddr.
 	Routes []netip.Prefix `json:"routes"`
 
+	// Targets name, for entries of Routes, one address that answers the
+	// probe reflector (UDP 12345) inside that prefix: the ProbeAddr of the
+	// active device of the instance advertising it, or the hub's own
+	// address in a cloud-side prefix. A route without a known answering
+	// address has no target. vcpe diag probes them by default.
+	Targets []ProbeTarget `json:"targets,omitempty"`
+
 	// Advertised are the LAN prefixes this device's instance advertises.
 	Advertised []netip.Prefix `json:"advertised"`
 
@@ -124,6 +131,15 @@ type DeviceConfig struct {
 
 	// PersistentKeepalive in seconds; 0 lets the device choose.
 	PersistentKeepalive int `json:"persistent_keepalive,omitempty"`
+}
+
+// ProbeTarget is an address inside a learned prefix that answers the probe
+// reflector.
+type ProbeTarget struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Addr   netip.Addr   `json:"addr"`
+	// SN is the device that holds Addr; empty when it is the hub's.
+	SN string `json:"sn,omitempty"`
 }
 
 // HubPeer is one registered device as the hub dataplane sees it.

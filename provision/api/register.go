@@ -34,7 +34,14 @@ type RegisterRequest struct {
 	Nonce     string         `json:"nonce"`
 	PublicKey Key            `json:"public_key"`
 	Advertise []netip.Prefix `json:"advertise"`
-	Proof     []byte         `json:"proof"` // base64 in JSON
+	// ProbeAddrs are this device's own addresses inside Advertise, where
+	// its probe reflector (UDP 12345) answers; other members of the CCN
+	// probe them (DeviceConfig.Targets). They are not covered by Proof: a
+	// diagnostics hint that the controller validates (each must lie inside
+	// an advertised prefix), not a security claim, and a wrong one costs
+	// nothing but a failed probe.
+	ProbeAddrs []netip.Addr `json:"probe_addrs,omitempty"`
+	Proof      []byte       `json:"proof"` // base64 in JSON
 }
 
 // RegisterResponse carries the device credential (bearer token for
@@ -47,6 +54,9 @@ type RegisterResponse struct {
 // AdvertiseRequest is the body of POST /v1/device/routes.
 type AdvertiseRequest struct {
 	Advertise []netip.Prefix `json:"advertise"`
+	// ProbeAddrs replace the device's probe addresses (see
+	// RegisterRequest.ProbeAddrs).
+	ProbeAddrs []netip.Addr `json:"probe_addrs,omitempty"`
 }
 
 // DeviceKeySecret derives the HMAC key from a device key as the operator

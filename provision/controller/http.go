@@ -130,7 +130,7 @@ func (s *Server) DeviceHandler() http.Handler {
 			s.writeError(w, err)
 			return
 		}
-		cfg, err := s.Advertise(r.Context(), bearer(r), req.Advertise)
+		cfg, err := s.Advertise(r.Context(), bearer(r), req.Advertise, req.ProbeAddrs)
 		if err != nil {
 			s.writeError(w, err)
 			return

@@ -132,6 +132,10 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 	if e := ValidateAdvertise(req.Advertise, in.RouteQuota); e != nil {
 		return api.RegisterResponse{}, e
 	}
+	probe, e := ValidateProbeAddrs(req.ProbeAddrs, req.Advertise)
+	if e != nil {
+		return api.RegisterResponse{}, e
+	}
 	nin := *in
 	if other := s.otherRegisteredLocked(d); other != "" {
 		if !samePrefixes(req.Advertise, in.Advertised) {
@@ -154,6 +158,7 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 	}
 	nd.PublicKey = req.PublicKey
 	nd.Status = store.StatusRegistered
+	nd.ProbeAddrs = probe
 	cred, hash := newCredential()
 	c := store.Credential{Hash: hash[:], SN: d.SN, State: store.CredValid, CreatedAt: now}
 	if err := s.store.BindDevice(ctx, nd, c, nin); err != nil {
@@ -219,6 +224,7 @@ func (s *Server) deviceConfigLocked(d *store.Device) api.DeviceConfig {
 		}
 		cfg.Routes = append(cfg.Routes, s.opts.CloudPrefixes...)
 		slices.SortFunc(cfg.Routes, comparePrefix)
+		cfg.Targets = s.targetsLocked(in.CCN, in.ID, cfg.Routes)
 	}
 	return cfg
 }
@@ -258,6 +264,7 @@ func (s *Server) Release(ctx context.Context, from netip.Addr, credential string
 	nd.Status = store.StatusUnregistered
 	nd.RegisteredSeq = 0
 	nd.RegisteredAt = time.Time{}
+	nd.ProbeAddrs = nil
 	err := s.store.UpdateDevice(ctx, nd, store.CredReleased)
 	if err == nil {
 		delete(s.byPubKey, d.PublicKey)
@@ -286,8 +293,9 @@ func (s *Server) DeviceConfig(credential string) (api.DeviceConfig, error) {
 	return s.deviceConfigLocked(d), nil
 }
 
-// Advertise replaces the prefixes the device's instance advertises.
-func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Prefix) (api.DeviceConfig, error) {
+// Advertise replaces the prefixes the device's instance advertises and the
+// device's probe addresses inside them.
+func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Prefix, probe []netip.Addr) (api.DeviceConfig, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, e := s.authLocked(credential)
@@ -296,22 +304,32 @@ func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Pr
 	}
 	s.lastSeen[d.SN] = s.now()
 	in := s.instances[d.InstanceID]
-	if samePrefixes(ps, in.Advertised) {
-		return s.deviceConfigLocked(d), nil
+	sameRoutes := samePrefixes(ps, in.Advertised)
+	if sameRoutes {
+		if p, e := ValidateProbeAddrs(probe, ps); e == nil && slices.Equal(p, d.ProbeAddrs) {
+			return s.deviceConfigLocked(d), nil
+		}
 	}
 	err := func() error {
 		if e := ValidateAdvertise(ps, in.RouteQuota); e != nil {
 			return e
 		}
-		if e := s.conflictsLocked(in.ID, in.CCN, ps); e != nil {
+		if !sameRoutes {
+			if e := s.conflictsLocked(in.ID, in.CCN, ps); e != nil {
+				return e
+			}
+		}
+		p, e := ValidateProbeAddrs(probe, ps)
+		if e != nil {
 			return e
 		}
 		nin := *in
 		nin.Advertised = slices.Clone(ps)
-		if err := s.store.UpdateInstance(ctx, nin); err != nil {
+		if err := s.store.UpdateAdvertised(ctx, nin, d.SN, p); err != nil {
 			return internal(err)
 		}
 		*in = nin
+		d.ProbeAddrs = p
 		return nil
 	}()
 	s.auditResult(ctx, "device:"+d.SN, "device.advertise", in.Name, err)

@@ -32,6 +32,7 @@ type Store interface {
 	SetMeta(ctx context.Context, k, v string) error
 	CreateInstance(ctx context.Context, in store.Instance, devs []store.Device) error
 	UpdateInstance(ctx context.Context, in store.Instance) error
+	UpdateAdvertised(ctx context.Context, in store.Instance, sn string, probe []netip.Addr) error
 	DeleteInstance(ctx context.Context, id string) error
 	UpdateDevice(ctx context.Context, d store.Device, credState string) error
 	BindDevice(ctx context.Context, d store.Device, cred store.Credential, in store.Instance) error
@@ -57,7 +58,11 @@ type Options struct {
 	HubEndpoint   netip.AddrPort // the address devices dial for WireGuard
 	Overlay       netip.Prefix   // default DefaultOverlay
 	CloudPrefixes []netip.Prefix // prefixes behind the hub, learnt by CCN members
-	RouteQuota    int            // default per-device prefix quota for new instances; default 5
+	// HubAddrs are the hub host's own addresses where its probe reflector
+	// answers; the one inside a cloud-side prefix is that prefix's probe
+	// target (api.DeviceConfig.Targets).
+	HubAddrs   []netip.Addr
+	RouteQuota int // default per-device prefix quota for new instances; default 5
 	// Names are extra DNS names or IP addresses for the server certificate
 	// (localhost, 127.0.0.1, ::1 and the hub endpoint's address are always
 	// in it).

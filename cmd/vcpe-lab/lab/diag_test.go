@@ -22,12 +22,13 @@ type diagRun struct {
 	took time.Duration
 }
 
-// runDiag runs `vcpe diag --json` on node with a probe target behind the
-// tunnel (lan-b).
-func runDiag(ctx context.Context, t *testing.T, l *Lab, b Binaries, node string) diagRun {
+// runDiag runs `vcpe diag --json` on node, with the default probe targets
+// (one per learned prefix, from the controller) and any extra arguments.
+func runDiag(ctx context.Context, t *testing.T, l *Lab, b Binaries, node string, extra ...string) diagRun {
 	t.Helper()
 	start := time.Now()
-	cmd := l.Command(ctx, node, b.Vcpe, "diag", "--json", "--state-dir", l.DeviceState(node), "--target", "198.19.2.10")
+	argv := append([]string{b.Vcpe, "diag", "--json", "--state-dir", l.DeviceState(node)}, extra...)
+	cmd := l.Command(ctx, node, argv...)
 	out, err := cmd.Output()
 	r := diagRun{out: string(out), took: time.Since(start)}
 	var ee *exec.ExitError
@@ -96,11 +97,33 @@ func TestDiagPlantedFaults(t *testing.T) {
 	var healthy []time.Duration
 	h := waitHealthy(ctx, t, l, b, node, 15*time.Second)
 	healthy = append(healthy, h.took)
-	for _, id := range []string{"tunnel.hub", "wan.loss", "routes.match", "target.198.19.2.10", "tunnel.mtu", "controller.reachable"} {
+	for _, id := range []string{"tunnel.hub", "wan.loss", "routes.match", "tunnel.mtu", "controller.reachable"} {
 		if !slices.ContainsFunc(h.rep.Findings, func(f suite.Finding) bool { return f.ID == id && f.Severity == suite.SevOK }) {
 			t.Errorf("healthy run: no ok %s finding:\n%s", id, h.out)
 		}
 	}
+	// Without --target, every learned prefix is probed at the address the
+	// controller names: site-b's LAN address, the hub's cloud address.
+	hasOK := func(r diagRun, id, prefix string) bool {
+		return slices.ContainsFunc(r.rep.Findings, func(f suite.Finding) bool {
+			return f.ID == id && f.Severity == suite.SevOK && strings.Contains(f.Title, prefix)
+		})
+	}
+	for _, want := range [][2]string{{"target.198.19.2.1", LANB.String()}, {"target.198.19.100.1", CloudPrefix.String()}} {
+		if !hasOK(h, want[0], want[1]) {
+			t.Errorf("healthy run: no ok %s finding naming %s:\n%s", want[0], want[1], h.out)
+		}
+	}
+	if slices.ContainsFunc(h.rep.Findings, func(f suite.Finding) bool { return f.ID == "targets.unprobed" }) {
+		t.Errorf("healthy run: a learned prefix without a default target:\n%s", h.out)
+	}
+	t.Run("an explicit target replaces its prefix's default", func(t *testing.T) {
+		r := runDiag(ctx, t, l, b, node, "--target", "198.19.2.10")
+		if r.code != 0 || !hasOK(r, "target.198.19.2.10", LANB.String()) || !hasOK(r, "target.198.19.100.1", CloudPrefix.String()) ||
+			slices.ContainsFunc(r.rep.Findings, func(f suite.Finding) bool { return f.ID == "target.198.19.2.1" }) {
+			t.Errorf("exit %d; want ok target.198.19.2.10 and target.198.19.100.1 and no target.198.19.2.1:\n%s", r.code, r.out)
+		}
+	})
 
 	run := func(t *testing.T, plant func() error, restore func(top suite.Finding) error, wantTop, wantFix string) {
 		t.Helper()
@@ -186,6 +209,12 @@ func TestDiagPlantedFaults(t *testing.T) {
 			return nft(node, "table netdev vcpetestloss {\nchain in {\ntype filter hook ingress device \"wan0\" priority 0\nnumgen random mod 100 < 60 drop\n}\n}\n")
 		}, func(suite.Finding) error { return sh(node, "nft", "delete", "table", "netdev", "vcpetestloss")() },
 			"wan.loss", "mtr -n 198.18.0.1")
+	})
+	t.Run("the remote site's device down", func(t *testing.T) {
+		var argv []string
+		run(t, func() error { argv = stopVcped(t, l, "site-b"); return nil },
+			func(suite.Finding) error { startVcped(t, l, "site-b", argv, 1); return nil },
+			"target.198.19.2.1", "remote device 198.19.2.1")
 	})
 	t.Run("the hub down", func(t *testing.T) {
 		run(t, func() error { return l.StopDaemon("hub", "vcpe-hub", syscall.SIGTERM, 10*time.Second) },

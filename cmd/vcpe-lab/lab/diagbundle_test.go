@@ -28,6 +28,13 @@ import (
 // it again with the same arguments, so a fresh handshake happens.
 func restartVcped(t *testing.T, l *Lab, node string, n int) {
 	t.Helper()
+	startVcped(t, l, node, stopVcped(t, l, node), n)
+}
+
+// stopVcped stops node's vcped (by the pid in its pid file), waits until
+// it is gone and returns its command line, for startVcped.
+func stopVcped(t *testing.T, l *Lab, node string) []string {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(l.DeviceState(node), provision.PIDFile))
 	if err != nil {
 		t.Fatalf("vcped pid file of %s: %v", node, err)
@@ -51,11 +58,17 @@ func restartVcped(t *testing.T, l *Lab, node string, n int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return argv
+}
+
+// startVcped starts vcped on node with argv (stopVcped's) as the lab's
+// daemon number n, and points the pid file at it as install would have.
+func startVcped(t *testing.T, l *Lab, node string, argv []string, n int) {
+	t.Helper()
 	d, err := l.StartDaemon(node, fmt.Sprintf("vcped-restart-%d", n), argv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As install would have: the pid file names the running vcped.
 	if err := os.WriteFile(filepath.Join(l.DeviceState(node), provision.PIDFile), []byte(strconv.Itoa(d.PID)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

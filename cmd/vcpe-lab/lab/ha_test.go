@@ -139,6 +139,27 @@ func (h *haLab) waitRole(t testing.TB, node, role string, within time.Duration) 
 	}
 }
 
+// waitTarget waits until node's stored config (vcped keeps the latest)
+// names addr as the probe target of prefix.
+func (h *haLab) waitTarget(t testing.TB, node string, prefix netip.Prefix, addr netip.Addr, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st, err := provision.LoadState(h.l.DeviceState(node))
+		if err == nil && slices.ContainsFunc(st.Config.Targets, func(pt api.ProbeTarget) bool { return pt.Prefix == prefix && pt.Addr == addr }) {
+			return
+		}
+		if time.Now().After(deadline) {
+			var got []api.ProbeTarget
+			if st != nil {
+				got = st.Config.Targets
+			}
+			t.Fatalf("%s: probe targets %v (%v); want %s for %s within %v", node, got, err, addr, prefix, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // kill sends SIGKILL to node's vcped and waits until it is gone.
 func (h *haLab) kill(t testing.TB, node string) {
 	t.Helper()
@@ -304,6 +325,9 @@ func TestHAFailover(t *testing.T) {
 	}()
 	h.waitRole(t, "site-a", api.RoleActive, 5*time.Second)
 	h.waitRole(t, "site-a2", api.RoleStandby, 5*time.Second)
+	// site-b's default diag target for LAN A is the active device's own
+	// LAN address, never the gateway address that moves.
+	h.waitTarget(t, "site-b", LANA, netip.MustParseAddr("198.19.1.1"), 10*time.Second)
 	s := startStream(t, ctx, l)
 	if err := s.flowing(10 * time.Second); err != nil {
 		t.Fatal(err)
@@ -344,6 +368,8 @@ func TestHAFailover(t *testing.T) {
 		if out, _ := l.Run(ctx, "site-a", "ip", "-o", "addr", "show", "to", haVIP.Addr().String()); out != "" {
 			t.Errorf("the recovered standby still holds the gateway address: %s", out)
 		}
+		// The target followed the failover (site-b syncs every 5 s).
+		h.waitTarget(t, "site-b", LANA, netip.MustParseAddr("198.19.1.2"), 10*time.Second)
 	})
 
 	t.Run("WAN cut of the active", func(t *testing.T) {

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS devices (
 	instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
 	slot INTEGER NOT NULL, secret BLOB NOT NULL, overlay TEXT NOT NULL UNIQUE,
 	public_key TEXT, status TEXT NOT NULL, registered_seq INTEGER NOT NULL DEFAULT 0,
-	registered_at INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+	registered_at INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
+	probe_addrs TEXT NOT NULL DEFAULT '');
 CREATE UNIQUE INDEX IF NOT EXISTS devices_public_key ON devices(public_key) WHERE public_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS credentials (
 	hash BLOB PRIMARY KEY,
@@ -67,7 +68,47 @@ func OpenSQLite(path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: create schema: %w", path, err)
 	}
+	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	return &SQLite{db: db}, nil
+}
+
+// columns added after the first release: table, column, definition. A
+// database made before them gets them on open (CREATE TABLE IF NOT EXISTS
+// leaves an existing table as it is).
+var columns = []struct{ table, column, def string }{
+	{"devices", "probe_addrs", "TEXT NOT NULL DEFAULT ''"},
+}
+
+func migrate(db *sql.DB) error {
+	for _, c := range columns {
+		rows, err := db.Query(`SELECT name FROM pragma_table_info(?)`, c.table)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", c.table, err)
+		}
+		found := false
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				rows.Close()
+				return fmt.Errorf("migrate %s: %w", c.table, err)
+			}
+			found = found || name == c.column
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("migrate %s: %w", c.table, err)
+		}
+		if found {
+			continue
+		}
+		if _, err := db.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.column + ` ` + c.def); err != nil {
+			return fmt.Errorf("migrate %s: add column %s: %w", c.table, c.column, err)
+		}
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -106,6 +147,29 @@ func splitPrefixes(s string) ([]netip.Prefix, error) {
 			return nil, err
 		}
 		out = append(out, p)
+	}
+	return out, nil
+}
+
+func joinAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func splitAddrs(s string) ([]netip.Addr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []netip.Addr
+	for _, f := range strings.Split(s, ",") {
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
 	}
 	return out, nil
 }
@@ -178,21 +242,25 @@ func (s *SQLite) Load(ctx context.Context) (*Snapshot, error) {
 	}
 	rows.Close()
 
-	rows, err = s.db.QueryContext(ctx, `SELECT sn, instance_id, slot, secret, overlay, COALESCE(public_key, ''), status, registered_seq, registered_at, created_at FROM devices ORDER BY instance_id, slot`)
+	rows, err = s.db.QueryContext(ctx, `SELECT sn, instance_id, slot, secret, overlay, COALESCE(public_key, ''), status, registered_seq, registered_at, created_at, probe_addrs FROM devices ORDER BY instance_id, slot`)
 	if err != nil {
 		return nil, fmt.Errorf("load devices: %w", err)
 	}
 	for rows.Next() {
 		var d Device
-		var overlay, pub string
+		var overlay, pub, probe string
 		var regAt, at int64
-		if err := rows.Scan(&d.SN, &d.InstanceID, &d.Slot, &d.Secret, &overlay, &pub, &d.Status, &d.RegisteredSeq, &regAt, &at); err != nil {
+		if err := rows.Scan(&d.SN, &d.InstanceID, &d.Slot, &d.Secret, &overlay, &pub, &d.Status, &d.RegisteredSeq, &regAt, &at, &probe); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load devices: %w", err)
 		}
 		if d.Overlay, err = netip.ParseAddr(overlay); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load device %s: overlay: %w", d.SN, err)
+		}
+		if d.ProbeAddrs, err = splitAddrs(probe); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("load device %s: probe addresses: %w", d.SN, err)
 		}
 		if pub != "" {
 			if d.PublicKey, err = api.ParseKey(pub); err != nil {
@@ -267,11 +335,11 @@ func (s *SQLite) CreateInstance(ctx context.Context, in Instance, devs []Device)
 }
 
 func putDevice(ctx context.Context, tx *sql.Tx, d Device) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO devices (sn, instance_id, slot, secret, overlay, public_key, status, registered_seq, registered_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := tx.ExecContext(ctx, `INSERT INTO devices (sn, instance_id, slot, secret, overlay, public_key, status, registered_seq, registered_at, created_at, probe_addrs)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(sn) DO UPDATE SET secret = excluded.secret, public_key = excluded.public_key, status = excluded.status,
-			registered_seq = excluded.registered_seq, registered_at = excluded.registered_at`,
-		d.SN, d.InstanceID, d.Slot, d.Secret, d.Overlay.String(), nullKey(d.PublicKey), d.Status, d.RegisteredSeq, unix(d.RegisteredAt), unix(d.CreatedAt))
+			registered_seq = excluded.registered_seq, registered_at = excluded.registered_at, probe_addrs = excluded.probe_addrs`,
+		d.SN, d.InstanceID, d.Slot, d.Secret, d.Overlay.String(), nullKey(d.PublicKey), d.Status, d.RegisteredSeq, unix(d.RegisteredAt), unix(d.CreatedAt), joinAddrs(d.ProbeAddrs))
 	return err
 }
 
@@ -295,6 +363,24 @@ func updateInstance(ctx context.Context, tx *sql.Tx, in Instance) error {
 	return nil
 }
 
+// UpdateAdvertised stores an instance's advertised prefixes and the probe
+// addresses of the device that advertised them, in one transaction.
+func (s *SQLite) UpdateAdvertised(ctx context.Context, in Instance, sn string, probe []netip.Addr) error {
+	return s.tx(ctx, "update advertised routes of "+in.Name, func(tx *sql.Tx) error {
+		if err := updateInstance(ctx, tx, in); err != nil {
+			return err
+		}
+		r, err := tx.ExecContext(ctx, `UPDATE devices SET probe_addrs = ? WHERE sn = ? AND instance_id = ?`, joinAddrs(probe), sn, in.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
 // DeleteInstance removes an instance with its devices and credentials.
 func (s *SQLite) DeleteInstance(ctx context.Context, id string) error {
 	return s.tx(ctx, "delete instance "+id, func(tx *sql.Tx) error {
@@ -314,8 +400,8 @@ func (s *SQLite) DeleteInstance(ctx context.Context, id string) error {
 // (revoke, key reset).
 func (s *SQLite) UpdateDevice(ctx context.Context, d Device, credState string) error {
 	return s.tx(ctx, "update device "+d.SN, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `UPDATE devices SET secret = ?, public_key = ?, status = ?, registered_seq = ?, registered_at = ? WHERE sn = ?`,
-			d.Secret, nullKey(d.PublicKey), d.Status, d.RegisteredSeq, unix(d.RegisteredAt), d.SN)
+		r, err := tx.ExecContext(ctx, `UPDATE devices SET secret = ?, public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ? WHERE sn = ?`,
+			d.Secret, nullKey(d.PublicKey), d.Status, d.RegisteredSeq, unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), d.SN)
 		if err != nil {
 			return err
 		}
@@ -335,9 +421,9 @@ func (s *SQLite) UpdateDevice(ctx context.Context, d Device, credState string) e
 // all in one transaction.
 func (s *SQLite) BindDevice(ctx context.Context, d Device, cred Credential, in Instance) error {
 	return s.tx(ctx, "register device "+d.SN, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, status = ?, registered_seq = ?, registered_at = ?
+		r, err := tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ?
 			WHERE sn = ? AND status != ? AND (public_key IS NULL OR public_key = ?)`,
-			d.PublicKey.String(), StatusRegistered, d.RegisteredSeq, unix(d.RegisteredAt), d.SN, StatusRevoked, d.PublicKey.String())
+			d.PublicKey.String(), StatusRegistered, d.RegisteredSeq, unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), d.SN, StatusRevoked, d.PublicKey.String())
 		if err != nil {
 			return err
 		}

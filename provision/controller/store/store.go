@@ -59,10 +59,14 @@ type Device struct {
 	Slot       int
 	// Secret is api.DeviceKeySecret of the device key; the key itself is
 	// never stored.
-	Secret        []byte
-	Overlay       netip.Addr
-	PublicKey     api.Key // zero while unregistered
-	Status        string
+	Secret    []byte
+	Overlay   netip.Addr
+	PublicKey api.Key // zero while unregistered
+	Status    string
+	// ProbeAddrs are the device's own addresses inside its instance's
+	// advertised prefixes where its probe reflector answers (a diagnostics
+	// hint, set at registration and with the advertised routes).
+	ProbeAddrs    []netip.Addr
 	RegisteredSeq uint64 // order of first registration with this key; 0 when unregistered
 	RegisteredAt  time.Time
 	CreatedAt     time.Time
