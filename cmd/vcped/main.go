@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -46,6 +47,7 @@ type options struct {
 	lanIf         string
 	lanTargets    []string
 	check         dataplane.HealthCheck
+	gomaxprocs    int
 }
 
 func main() {
@@ -66,6 +68,7 @@ func main() {
 	f.Uint16Var(&o.listenPort, "listen-port", dataplane.DefaultListenPort, "WireGuard UDP port")
 	f.StringVar(&o.uapiDir, "uapi-dir", dataplane.DefaultUAPIDir, "directory of the WireGuard UAPI socket (wg show reads "+dataplane.DefaultUAPIDir+")")
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9586)")
+	f.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "Go processors for the daemon (0: $GOMAXPROCS if set, else half the CPUs, at least 1, leaving the rest to the kernel's packet processing)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.syncInterval, "sync-interval", 5*time.Second, "how often to poll the controller for configuration")
 	f.StringVar(&o.reflector, "reflector", ":12345", "UDP address of the probe reflector (vcpe probe udp); empty disables it")
@@ -103,6 +106,12 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	procs, err := dataplane.ChooseProcs(o.gomaxprocs, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0))
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+	runtime.GOMAXPROCS(procs.N)
+	log.Info("go processors", "gomaxprocs", procs.N, "available", procs.Available, "source", procs.Source)
 	var metricsAddr netip.AddrPort
 	if o.metricsListen != "" {
 		if metricsAddr, err = netip.ParseAddrPort(o.metricsListen); err != nil || !metricsAddr.Addr().IsLoopback() {

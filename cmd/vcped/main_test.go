@@ -17,6 +17,7 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		{options{stateDir: t.TempDir(), logLevel: "info", metricsListen: "0.0.0.0:9586"}, "--metrics-listen"},
 		{options{stateDir: t.TempDir(), logLevel: "info", metricsListen: "localhost"}, "--metrics-listen"},
 		{options{stateDir: t.TempDir(), logLevel: "loud"}, "--log-level"},
+		{options{stateDir: t.TempDir(), logLevel: "info", gomaxprocs: -2}, "--gomaxprocs"},
 	} {
 		err := run(context.Background(), tc.o)
 		var ue *cli.UsageError

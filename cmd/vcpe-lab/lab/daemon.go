@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/openvcpe/vcpe/provision"
 )
 
 // Daemon is a long-running process the lab started inside a node.
@@ -109,8 +112,12 @@ func (l *Lab) StopDaemon(node, name string, sig syscall.Signal, timeout time.Dur
 	return fmt.Errorf("%s on %s (pid %d) still running %s after %v", name, node, pid, sig, timeout)
 }
 
-// DaemonLog returns what a daemon wrote so far.
+// DaemonLog returns what a daemon wrote so far: one the lab started
+// itself, or vcped as vcpe install started it (STATE/vcped.log).
 func (l *Lab) DaemonLog(node, name string) string {
-	b, _ := os.ReadFile(l.Path(node, name+".log"))
+	b, err := os.ReadFile(l.Path(node, name+".log"))
+	if errors.Is(err, os.ErrNotExist) && name == "vcped" {
+		b, _ = os.ReadFile(filepath.Join(l.DeviceState(node), provision.LogFile))
+	}
 	return string(b)
 }

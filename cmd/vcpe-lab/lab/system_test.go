@@ -3,7 +3,10 @@ package lab
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
+	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,6 +95,16 @@ func TestSystemEndToEnd(t *testing.T) {
 			if err != nil || res.Stats.Received != 3 {
 				t.Errorf("lan-a → %s over UDP: %v, received %d\n%s", to, err, res.Stats.Received, out)
 			}
+		}
+	})
+
+	t.Run("vcped takes half the CPUs as Go processors", func(t *testing.T) {
+		if os.Getenv("GOMAXPROCS") != "" {
+			t.Skip("GOMAXPROCS is set in the environment: vcped keeps it (ChooseProcs' unit test covers that)")
+		}
+		want := fmt.Sprintf("gomaxprocs=%d available=%d source=auto", dataplane.AutoProcs(runtime.GOMAXPROCS(0)), runtime.GOMAXPROCS(0))
+		if log := l.DaemonLog("site-a", "vcped"); !strings.Contains(log, want) {
+			t.Errorf("vcped log has no %q:\n%s", want, log)
 		}
 	})
 
