@@ -38,3 +38,25 @@ func TestChooseProcs(t *testing.T) {
 		}
 	}
 }
+
+func TestChooseMemoryLimit(t *testing.T) {
+	for _, tt := range []struct {
+		flag int64
+		env  string
+		want MemoryLimit
+	}{
+		{0, "", MemoryLimit{MiB: DefaultMemoryLimitMiB, Source: "auto"}},
+		{0, "1GiB", MemoryLimit{Source: "env"}},
+		{512, "1GiB", MemoryLimit{MiB: 512, Source: "flag"}},
+	} {
+		got, err := ChooseMemoryLimit(tt.flag, tt.env)
+		if err != nil || got != tt.want {
+			t.Errorf("ChooseMemoryLimit(%d, %q) = %+v, %v; want %+v", tt.flag, tt.env, got, err, tt.want)
+		}
+	}
+	for _, f := range []int64{-1, 10} {
+		if _, err := ChooseMemoryLimit(f, ""); err == nil || !strings.Contains(err.Error(), "--memory-limit") {
+			t.Errorf("ChooseMemoryLimit(%d) error %v; want one naming --memory-limit", f, err)
+		}
+	}
+}

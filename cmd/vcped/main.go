@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -48,6 +49,7 @@ type options struct {
 	lanTargets    []string
 	check         dataplane.HealthCheck
 	gomaxprocs    int
+	memoryLimit   int64
 }
 
 func main() {
@@ -69,6 +71,7 @@ func main() {
 	f.StringVar(&o.uapiDir, "uapi-dir", dataplane.DefaultUAPIDir, "directory of the WireGuard UAPI socket (wg show reads "+dataplane.DefaultUAPIDir+")")
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9586)")
 	f.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "Go processors for the daemon (0: $GOMAXPROCS if set, else half the CPUs, at least 1, leaving the rest to the kernel's packet processing)")
+	f.Int64Var(&o.memoryLimit, "memory-limit", 0, fmt.Sprintf("soft memory limit of the daemon in MiB (0: $GOMEMLIMIT if set, else %d)", dataplane.DefaultMemoryLimitMiB))
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.syncInterval, "sync-interval", 5*time.Second, "how often to poll the controller for configuration")
 	f.StringVar(&o.reflector, "reflector", ":12345", "UDP address of the probe reflector (vcpe probe udp); empty disables it")
@@ -110,8 +113,16 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return cli.Usagef("%v", err)
 	}
+	mem, err := dataplane.ChooseMemoryLimit(o.memoryLimit, os.Getenv("GOMEMLIMIT"))
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
 	runtime.GOMAXPROCS(procs.N)
+	if mem.MiB > 0 {
+		debug.SetMemoryLimit(mem.MiB << 20)
+	}
 	log.Info("go processors", "gomaxprocs", procs.N, "available", procs.Available, "source", procs.Source)
+	log.Info("soft memory limit", "limit_mib", debug.SetMemoryLimit(-1)>>20, "source", mem.Source)
 	var metricsAddr netip.AddrPort
 	if o.metricsListen != "" {
 		if metricsAddr, err = netip.ParseAddrPort(o.metricsListen); err != nil || !metricsAddr.Addr().IsLoopback() {

@@ -18,6 +18,7 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		{options{stateDir: t.TempDir(), logLevel: "info", metricsListen: "localhost"}, "--metrics-listen"},
 		{options{stateDir: t.TempDir(), logLevel: "loud"}, "--log-level"},
 		{options{stateDir: t.TempDir(), logLevel: "info", gomaxprocs: -2}, "--gomaxprocs"},
+		{options{stateDir: t.TempDir(), logLevel: "info", memoryLimit: 8}, "--memory-limit"},
 	} {
 		err := run(context.Background(), tc.o)
 		var ue *cli.UsageError

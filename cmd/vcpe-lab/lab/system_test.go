@@ -98,13 +98,19 @@ func TestSystemEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("vcped takes half the CPUs as Go processors", func(t *testing.T) {
+	t.Run("vcped takes half the CPUs as Go processors and a soft memory limit", func(t *testing.T) {
 		if os.Getenv("GOMAXPROCS") != "" {
 			t.Skip("GOMAXPROCS is set in the environment: vcped keeps it (ChooseProcs' unit test covers that)")
 		}
 		want := fmt.Sprintf("gomaxprocs=%d available=%d source=auto", dataplane.AutoProcs(runtime.GOMAXPROCS(0)), runtime.GOMAXPROCS(0))
-		if log := l.DaemonLog("site-a", "vcped"); !strings.Contains(log, want) {
+		log := l.DaemonLog("site-a", "vcped")
+		if !strings.Contains(log, want) {
 			t.Errorf("vcped log has no %q:\n%s", want, log)
+		}
+		if os.Getenv("GOMEMLIMIT") == "" {
+			if want := fmt.Sprintf("limit_mib=%d source=auto", dataplane.DefaultMemoryLimitMiB); !strings.Contains(log, want) {
+				t.Errorf("vcped log has no %q:\n%s", want, log)
+			}
 		}
 	})
 
