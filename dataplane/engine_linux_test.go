@@ -200,19 +200,7 @@ func TestSyncAppliesAndRevokes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	routes := func() []string {
-		rs, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: dataplane.RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var s []string
-		for _, r := range rs {
-			s = append(s, r.Dst.String())
-		}
-		slices.Sort(s)
-		return s
-	}
-	if got := routes(); !slices.Equal(got, []string{"198.19.2.0/24"}) {
+	if got := ownRouteDsts(t); !slices.Equal(got, []string{"198.19.2.0/24"}) {
 		t.Fatalf("routes after start: %v", got)
 	}
 
@@ -226,7 +214,7 @@ func TestSyncAppliesAndRevokes(t *testing.T) {
 	if !s.Once(context.Background()) {
 		t.Fatal("sync stopped after a good answer")
 	}
-	if got := routes(); !slices.Equal(got, []string{"198.19.100.0/24", "198.19.2.0/24"}) {
+	if got := ownRouteDsts(t); !slices.Equal(got, []string{"198.19.100.0/24", "198.19.2.0/24"}) {
 		t.Errorf("routes after sync: %v", got)
 	}
 	if st := e.Status(); st.Generation != 2 || st.Sync == nil || st.Sync.State != "ok" || !slices.Equal(saved, []uint64{2}) {
@@ -255,7 +243,7 @@ func TestSyncAppliesAndRevokes(t *testing.T) {
 	if _, err := netlink.LinkByName(name); err == nil {
 		t.Errorf("tunnel interface still exists after revocation")
 	}
-	if got := routes(); len(got) != 0 {
+	if got := ownRouteDsts(t); len(got) != 0 {
 		t.Errorf("routes left after revocation: %v", got)
 	}
 	if _, err := os.Stat(sock); err == nil {

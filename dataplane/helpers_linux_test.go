@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/dataplane/netnstest"
 	"github.com/openvcpe/vcpe/provision/api"
@@ -212,4 +214,20 @@ func (n *notifySock) wait(t *testing.T, want string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// ownRouteDsts lists the destinations of the routes in the calling thread's
+// namespace that carry vcpe's protocol number, sorted.
+func ownRouteDsts(t *testing.T) []string {
+	t.Helper()
+	rs, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: dataplane.RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, r := range rs {
+		s = append(s, r.Dst.String())
+	}
+	slices.Sort(s)
+	return s
 }

@@ -40,19 +40,7 @@ func TestHubStartApplyClose(t *testing.T) {
 	if strings.Contains(table, "stale") || !strings.Contains(table, "hook forward") {
 		t.Errorf("table after Start:\n%s", table)
 	}
-	routes := func() []string {
-		rs, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: dataplane.RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var s []string
-		for _, r := range rs {
-			s = append(s, r.Dst.String())
-		}
-		slices.Sort(s)
-		return s
-	}
-	if got := routes(); !slices.Equal(got, []string{"198.19.1.0/24", "198.19.2.0/24"}) {
+	if got := ownRouteDsts(t); !slices.Equal(got, []string{"198.19.1.0/24", "198.19.2.0/24"}) {
 		t.Errorf("routes after Start: %v", got)
 	}
 	st := h.Status()
@@ -66,7 +54,7 @@ func TestHubStartApplyClose(t *testing.T) {
 	if err := h.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if got := routes(); !slices.Equal(got, []string{"198.19.1.0/24", "198.19.11.0/24"}) {
+	if got := ownRouteDsts(t); !slices.Equal(got, []string{"198.19.1.0/24", "198.19.11.0/24"}) {
 		t.Errorf("routes after Apply: %v", got)
 	}
 	if st := h.Status(); len(st.Peers) != 1 || st.Generation != 2 || len(st.Peers[0].AllowedIPs) != 3 {
@@ -87,7 +75,7 @@ func TestHubStartApplyClose(t *testing.T) {
 	if out, err := ns.Try("nft", "list", "table", "ip", "vcpe"); err == nil {
 		t.Errorf("table left after Close:\n%s", out)
 	}
-	if got := routes(); len(got) != 0 {
+	if got := ownRouteDsts(t); len(got) != 0 {
 		t.Errorf("routes left after Close: %v", got)
 	}
 	if _, err := netlink.LinkByName(dataplane.DefaultTUN); err == nil {

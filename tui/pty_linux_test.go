@@ -145,15 +145,15 @@ func typeKeys(t *testing.T, ptm *os.File, s string) {
 	time.Sleep(30 * time.Millisecond) // keys typed quickly, one sequence per read
 }
 
-// TestRunOnARealTerminal drives the full-screen wizard through a
-// pseudo-terminal, as an operator would: keys typed, the screen read.
-func TestRunOnARealTerminal(t *testing.T) {
-	f := newFakeFlow(t)
-	ptm, scr, result := runOnPTY(t, f, []string{"TERM=xterm-256color", "NO_COLOR=1"})
+// walkToApply types the operator's way from the welcome page through
+// precheck (continuing with continueKey), the registration form and the
+// suggested routes, and confirms the plan: the Engine starts applying.
+func walkToApply(t *testing.T, ptm *os.File, scr *screen, continueKey string) {
+	t.Helper()
 	scr.waitFor(t, "Turn this host into a vCPE")
 	typeKeys(t, ptm, "\r")
 	scr.waitFor(t, "you may continue despite them")
-	typeKeys(t, ptm, "c")
+	typeKeys(t, ptm, continueKey)
 	scr.waitFor(t, "Controller URL")
 	for _, v := range []string{testController, testFingerprint, "SN-A-0001", "device-key"} {
 		typeKeys(t, ptm, v)
@@ -163,6 +163,14 @@ func TestRunOnARealTerminal(t *testing.T) {
 	typeKeys(t, ptm, "\r")
 	scr.waitFor(t, "Changes to this host")
 	typeKeys(t, ptm, "y")
+}
+
+// TestRunOnARealTerminal drives the full-screen wizard through a
+// pseudo-terminal, as an operator would: keys typed, the screen read.
+func TestRunOnARealTerminal(t *testing.T) {
+	f := newFakeFlow(t)
+	ptm, scr, result := runOnPTY(t, f, []string{"TERM=xterm-256color", "NO_COLOR=1"})
+	walkToApply(t, ptm, scr, "c")
 	scr.waitFor(t, "site-b LAN")
 	typeKeys(t, ptm, "\r")
 	scr.waitFor(t, "Installed.")
@@ -187,19 +195,7 @@ func TestRunOnARealTerminalQuitHalfWay(t *testing.T) {
 	f.block = provision.StepTunnel
 	before := tree(t, f.root)
 	ptm, scr, result := runOnPTY(t, f, []string{"TERM=xterm-256color"})
-	scr.waitFor(t, "Turn this host into a vCPE")
-	typeKeys(t, ptm, "\r")
-	scr.waitFor(t, "you may continue despite them")
-	typeKeys(t, ptm, "\r")
-	scr.waitFor(t, "Controller URL")
-	for _, v := range []string{testController, testFingerprint, "SN-A-0001", "device-key"} {
-		typeKeys(t, ptm, v)
-		typeKeys(t, ptm, "\r")
-	}
-	scr.waitFor(t, "Found on this host's LAN interfaces")
-	typeKeys(t, ptm, "\r")
-	scr.waitFor(t, "Changes to this host")
-	typeKeys(t, ptm, "y")
+	walkToApply(t, ptm, scr, "\r")
 	scr.waitFor(t, "waiting for the first handshake")
 	typeKeys(t, ptm, "\x03") // ctrl+c
 	scr.waitFor(t, "Quit now?")

@@ -58,12 +58,8 @@ Exit code 1 when initiations leave and no response comes back.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if err := cli.WriteJSON(cmd.OutOrStdout(), r); err != nil {
-					return err
-				}
-			} else {
-				writeCapture(cmd.OutOrStdout(), r)
+			if err := cli.WriteResult(cmd.OutOrStdout(), asJSON, r, func(w io.Writer) { writeCapture(w, r) }); err != nil {
+				return err
 			}
 			if r.InitiationsLeave && !r.ResponsesComeBack {
 				return cli.Failed(fmt.Errorf("no handshake response"))

@@ -39,12 +39,8 @@ Exit 0 when the hub answers the claims, 1 otherwise.`,
 			}
 			rep := judgeHA(st, time.Now())
 			out := cmd.OutOrStdout()
-			if asJSON {
-				if err := cli.WriteJSON(out, rep); err != nil {
-					return err
-				}
-			} else {
-				writeHA(out, rep)
+			if err := cli.WriteResult(out, asJSON, rep, func(w io.Writer) { writeHA(w, rep) }); err != nil {
+				return err
 			}
 			if !rep.OK {
 				return cli.Failed(fmt.Errorf("%s", rep.Detail))

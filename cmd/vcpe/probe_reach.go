@@ -47,12 +47,8 @@ device state of a registered device. Exit 1 when a probed port does not arrive.`
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if err := cli.WriteJSON(cmd.OutOrStdout(), r); err != nil {
-					return err
-				}
-			} else {
-				writeReach(cmd.OutOrStdout(), r)
+			if err := cli.WriteResult(cmd.OutOrStdout(), asJSON, r, func(w io.Writer) { writeReach(w, r) }); err != nil {
+				return err
 			}
 			if !r.OK {
 				return cli.Failed(errors.New(r.Summary))

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"path/filepath"
 	"time"
@@ -33,12 +34,8 @@ the output says so. Exit code 0 when the tunnel is up, 1 otherwise.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if asJSON {
-				if err := cli.WriteJSON(out, st); err != nil {
-					return err
-				}
-			} else {
-				dataplane.WriteText(out, st, time.Now())
+			if err := cli.WriteResult(out, asJSON, st, func(w io.Writer) { dataplane.WriteText(w, st, time.Now()) }); err != nil {
+				return err
 			}
 			if st.State != dataplane.StateUp {
 				return cli.Failed(fmt.Errorf("tunnel is %s", st.State))

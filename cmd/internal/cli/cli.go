@@ -99,3 +99,13 @@ func WriteJSON(w io.Writer, v any) error {
 	}
 	return nil
 }
+
+// WriteResult writes a command's result: v as the --json document when
+// asJSON, else text's rendering of it.
+func WriteResult(w io.Writer, asJSON bool, v any, text func(io.Writer)) error {
+	if asJSON {
+		return WriteJSON(w, v)
+	}
+	text(w)
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 )
 
@@ -36,5 +37,17 @@ func TestReport(t *testing.T) {
 	buf.Reset()
 	if code := Report(&buf, "vcpe", Usagef("--sn: empty; pass the serial number")); code != ExitUsage || buf.String() != "vcpe: --sn: empty; pass the serial number\n" {
 		t.Errorf("usage: code %d, output %q", code, buf.String())
+	}
+}
+
+func TestWriteResult(t *testing.T) {
+	v := map[string]int{"n": 1}
+	text := func(w io.Writer) { fmt.Fprintln(w, "n is 1") }
+	var j, h bytes.Buffer
+	if err := WriteResult(&j, true, v, text); err != nil || j.String() != "{\n  \"n\": 1\n}\n" {
+		t.Errorf("--json: %q, %v", j.String(), err)
+	}
+	if err := WriteResult(&h, false, v, text); err != nil || h.String() != "n is 1\n" {
+		t.Errorf("text: %q, %v", h.String(), err)
 	}
 }

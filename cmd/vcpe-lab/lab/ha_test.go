@@ -42,15 +42,11 @@ type haLab struct {
 // and lan-a's default route via the gateway address.
 func startHA(t testing.TB, ctx context.Context, l *Lab, b Binaries) *haLab {
 	t.Helper()
-	fp, err := l.StartHub(ctx, b)
-	if err != nil {
-		t.Fatal(err)
-	}
 	plan := Plan{Instances: []Instance{
 		{Name: "site-a", CCN: "corp", Devices: []string{"site-a", "site-a2"}, Advertise: []netip.Prefix{LANA}},
 		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
 	}}
-	issued, err := l.CreateInstances(ctx, b, plan)
+	fp, issued, err := l.StartControlPlane(ctx, b, plan)
 	if err != nil {
 		t.Fatal(err)
 	}

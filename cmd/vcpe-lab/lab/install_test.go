@@ -118,11 +118,7 @@ func TestInstallYes(t *testing.T) {
 	b := testBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	fp, err := l.StartHub(ctx, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issued, err := l.CreateInstances(ctx, b, twoSites())
+	fp, issued, err := l.StartControlPlane(ctx, b, twoSites())
 	if err != nil {
 		t.Fatal(err)
 	}

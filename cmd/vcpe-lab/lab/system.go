@@ -321,14 +321,22 @@ func (l *Lab) WaitTunnel(ctx context.Context, b Binaries, node string) (dataplan
 	}
 }
 
+// StartControlPlane starts the hub and creates p's instances and CCNs; it
+// returns the controller's fingerprint and the issued device slots, so the
+// caller installs the devices its own way.
+func (l *Lab) StartControlPlane(ctx context.Context, b Binaries, p Plan) (string, []Issued, error) {
+	fp, err := l.StartHub(ctx, b)
+	if err != nil {
+		return "", nil, err
+	}
+	issued, err := l.CreateInstances(ctx, b, p)
+	return fp, issued, err
+}
+
 // StartSystem runs the whole system on the lab's network: the hub, the
 // plan's instances and CCNs, and every device registered and tunnelled.
 func (l *Lab) StartSystem(ctx context.Context, b Binaries, p Plan) error {
-	fp, err := l.StartHub(ctx, b)
-	if err != nil {
-		return err
-	}
-	issued, err := l.CreateInstances(ctx, b, p)
+	fp, issued, err := l.StartControlPlane(ctx, b, p)
 	if err != nil {
 		return err
 	}
