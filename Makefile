@@ -76,7 +76,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
 .PHONY: bench
 bench: deps ## Encrypted throughput side by side: raw veth, upstream wireguard-go, vcped (root; BENCH_QUICK=1 short pass; BENCH_FLAGS=-help lists options)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/vcpe-bench ./dataplane/bench/cmd/vcpe-bench
+	$(GO) build -o $(BIN)/vcpe-bench ./cmd/vcpe-bench
 	BENCH_QUICK=$(BENCH_QUICK) $(BIN)/vcpe-bench -out bench-results $(BENCH_FLAGS)
 
 .PHONY: demo

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
 )
 
 // HA defaults: the health-check model of multi-attach failover.

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
 )
 
 // fakeClock is advanced by the test; nothing sleeps.

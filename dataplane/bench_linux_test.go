@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/internal/device"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // BenchmarkTunnelTCP measures iperf3 TCP throughput between two namespaces
@@ -30,17 +30,17 @@ import (
 //
 //	go test -run '^$' -bench TunnelTCP -benchtime 1x -count 3 ./dataplane
 func BenchmarkTunnelTCP(b *testing.B) {
-	left, right := netnstest.New(b), netnstest.New(b)
-	netnstest.Veth(b, left, "wan", "198.18.0.11/24", right, "wan", "198.18.0.12/24")
-	vcped := netnstest.Binary(b, "cmd/vcped")
+	left, right := namespace.New(b), namespace.New(b)
+	namespace.Veth(b, left, "wan", "198.18.0.11/24", right, "wan", "198.18.0.12/24")
+	vcped := namespace.Binary(b, "cmd/vcped")
 	kl, kr := mustKey(b), mustKey(b)
 	var dirs []string
-	start := func(ns *netnstest.NS, key, peer api.Key, self, other string, ep string) int {
+	start := func(ns *namespace.NS, key, peer api.Key, self, other string, ep string) int {
 		dir := b.TempDir()
-		st := &provision.State{SN: "bench", PrivateKey: key, Config: api.DeviceConfig{Generation: 1,
+		st := &device.State{SN: "bench", PrivateKey: key, Config: api.DeviceConfig{Generation: 1,
 			OverlayAddr: netip.MustParsePrefix(self + "/18"), HubOverlayAddr: netip.MustParseAddr(other),
 			HubPublicKey: peer.PublicKey(), HubEndpoint: netip.MustParseAddrPort(ep)}}
-		if err := provision.SaveState(dir, st); err != nil {
+		if err := device.SaveState(dir, st); err != nil {
 			b.Fatal(err)
 		}
 		dirs = append(dirs, dir)
@@ -83,7 +83,7 @@ func BenchmarkTunnelTCP(b *testing.B) {
 	}
 }
 
-func iperf(b *testing.B, ns *netnstest.NS, dst string) float64 {
+func iperf(b *testing.B, ns *namespace.NS, dst string) float64 {
 	b.Helper()
 	var out string
 	var err error
@@ -129,7 +129,7 @@ func hwmMB(b *testing.B, pid int) float64 { return procStatusMB(b, pid, "VmHWM")
 
 // upstreamWG runs the upstream wireguard-go binary in both namespaces on
 // UDP 4501 with the overlay 198.18.80.0/24.
-func upstreamWG(b *testing.B, left, right *netnstest.NS) {
+func upstreamWG(b *testing.B, left, right *namespace.NS) {
 	b.Helper()
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
@@ -146,7 +146,7 @@ func upstreamWG(b *testing.B, left, right *netnstest.NS) {
 	_, _ = rand.Read(rnd[:])
 	kl, kr := mustKey(b), mustKey(b)
 	for i, side := range []struct {
-		ns        *netnstest.NS
+		ns        *namespace.NS
 		key, peer api.Key
 		addr, ep  string
 	}{{left, kl, kr, "198.18.80.2/24", "198.18.0.12:4501"}, {right, kr, kl, "198.18.80.3/24", "198.18.0.11:4501"}} {

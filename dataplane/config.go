@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
 )
 
 // Defaults shared by edge and hub.

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
 )
 
 // normalize masks, sorts and deduplicates prefixes.

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/internal/device"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 var (
@@ -48,8 +48,8 @@ func pfx(s ...string) []netip.Prefix {
 // site is one device namespace running a real vcped.
 type site struct {
 	name     string
-	ns       *netnstest.NS
-	lan      *netnstest.NS // LAN host, nil for WAN-only sites
+	ns       *namespace.NS
+	lan      *namespace.NS // LAN host, nil for WAN-only sites
 	dir      string        // state dir
 	uapiDir  string
 	key      api.Key
@@ -63,8 +63,8 @@ type site struct {
 
 type lab struct {
 	t       *testing.T
-	hub     *netnstest.NS
-	cloud   *netnstest.NS
+	hub     *namespace.NS
+	cloud   *namespace.NS
 	hubKey  api.Key
 	hubFile string
 	hubCtl  string
@@ -76,9 +76,9 @@ type lab struct {
 }
 
 func newLab(t *testing.T) *lab {
-	l := &lab{t: t, hub: netnstest.New(t), cloud: netnstest.New(t), hubKey: mustKey(t)}
-	l.vcped = netnstest.Binary(t, "cmd/vcped")
-	l.vcpe = netnstest.Binary(t, "cmd/vcpe")
+	l := &lab{t: t, hub: namespace.New(t), cloud: namespace.New(t), hubKey: mustKey(t)}
+	l.vcped = namespace.Binary(t, "cmd/vcped")
+	l.vcpe = namespace.Binary(t, "cmd/vcpe")
 	var err error
 	if l.self, err = os.Executable(); err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func newLab(t *testing.T) *lab {
 	l.hub.Run("ip", "link", "add", "br0", "type", "bridge")
 	l.hub.Run("ip", "addr", "add", "198.18.0.1/24", "dev", "br0")
 	l.hub.Run("ip", "link", "set", "br0", "up")
-	netnstest.Veth(t, l.hub, "cloud0", "198.19.100.1/24", l.cloud, "eth0", "198.19.100.10/24")
+	namespace.Veth(t, l.hub, "cloud0", "198.19.100.1/24", l.cloud, "eth0", "198.19.100.10/24")
 	l.cloud.Run("ip", "route", "add", "198.18.64.0/18", "via", "198.19.100.1")
 	l.cloud.Run("ip", "route", "add", "198.19.0.0/16", "via", "198.19.100.1")
 	dir := t.TempDir()
@@ -99,13 +99,13 @@ func newLab(t *testing.T) *lab {
 func (l *lab) addSite(name, wanIP, lanNet string, ov netip.Addr) *site {
 	t := l.t
 	l.sitesN++
-	s := &site{name: name, ns: netnstest.New(t), dir: t.TempDir(), uapiDir: t.TempDir(), key: mustKey(t), overlay: ov, lanNet: lanNet}
+	s := &site{name: name, ns: namespace.New(t), dir: t.TempDir(), uapiDir: t.TempDir(), key: mustKey(t), overlay: ov, lanNet: lanNet}
 	port := "wan" + strconv.Itoa(l.sitesN)
-	netnstest.Veth(t, s.ns, "wan", wanIP+"/24", l.hub, port, "")
+	namespace.Veth(t, s.ns, "wan", wanIP+"/24", l.hub, port, "")
 	l.hub.Run("ip", "link", "set", port, "master", "br0")
 	if lanNet != "" {
-		s.lan = netnstest.New(t)
-		netnstest.Veth(t, s.ns, "lan", lanNet+".1/24", s.lan, "eth0", lanNet+".10/24")
+		s.lan = namespace.New(t)
+		namespace.Veth(t, s.ns, "lan", lanNet+".1/24", s.lan, "eth0", lanNet+".10/24")
 		s.lan.Run("ip", "route", "add", "default", "via", lanNet+".1")
 	}
 	return s
@@ -114,8 +114,8 @@ func (l *lab) addSite(name, wanIP, lanNet string, ov netip.Addr) *site {
 func (s *site) writeState(t *testing.T, cfg api.DeviceConfig) {
 	t.Helper()
 	s.hubKey = cfg.HubPublicKey
-	st := &provision.State{SN: s.name, PrivateKey: s.key, Config: cfg}
-	if err := provision.SaveState(s.dir, st); err != nil {
+	st := &device.State{SN: s.name, PrivateKey: s.key, Config: cfg}
+	if err := device.SaveState(s.dir, st); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -195,19 +195,19 @@ func (s *site) status(t *testing.T) dataplane.Status {
 	return st
 }
 
-func ping(ns *netnstest.NS, dst string) bool {
+func ping(ns *namespace.NS, dst string) bool {
 	_, err := ns.Try("ping", "-c", "1", "-W", "1", "-q", dst)
 	return err == nil
 }
 
-func (l *lab) udp(ns *netnstest.NS, dst string) bool {
+func (l *lab) udp(ns *namespace.NS, dst string) bool {
 	_, err := ns.Try("env", helperEnv+"=udpsend", l.self, dst)
 	return err == nil
 }
 
 // counter returns the packets matched by the rule of table ip vcpetest
 // chain c, created by addCounter.
-func addCounter(ns *netnstest.NS, match string) {
+func addCounter(ns *namespace.NS, match string) {
 	ns.Run("nft", "add table ip vcpetest")
 	ns.Run("nft", "add chain ip vcpetest c { type filter hook prerouting priority -300 ; }")
 	ns.Run("nft", "add rule ip vcpetest c "+match+" counter")
@@ -215,7 +215,7 @@ func addCounter(ns *netnstest.NS, match string) {
 
 var counterRE = regexp.MustCompile(`counter packets (\d+)`)
 
-func counter(t *testing.T, ns *netnstest.NS) int {
+func counter(t *testing.T, ns *namespace.NS) int {
 	t.Helper()
 	out := ns.Run("nft", "list chain ip vcpetest c")
 	m := counterRE.FindStringSubmatch(out)
@@ -227,7 +227,7 @@ func counter(t *testing.T, ns *netnstest.NS) int {
 }
 
 // hubDrops sums the packets counted by the hub's drop rules.
-func hubDrops(t *testing.T, hub *netnstest.NS) int {
+func hubDrops(t *testing.T, hub *namespace.NS) int {
 	t.Helper()
 	out := hub.Run("nft", "list chain ip vcpe forward")
 	total := 0
@@ -249,7 +249,7 @@ type vcpeRoute struct {
 	Protocol string `json:"protocol"`
 }
 
-func vcpeRoutes(t *testing.T, ns *netnstest.NS) []string {
+func vcpeRoutes(t *testing.T, ns *namespace.NS) []string {
 	t.Helper()
 	var rs []vcpeRoute
 	out := ns.Run("ip", "-j", "route", "show", "proto", strconv.Itoa(dataplane.RouteProtocol))

@@ -21,15 +21,15 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // enter moves the test's goroutine, locked to its OS thread, into ns for
 // the rest of the test. The engine captures the namespace at Start and
 // works through handles into it from then on.
-func enter(t *testing.T, ns *netnstest.NS) {
+func enter(t *testing.T, ns *namespace.NS) {
 	t.Helper()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
@@ -70,7 +70,7 @@ func countFDs(t *testing.T) int {
 // wireguard-go, netlink, prober, UAPI socket) 100 times inside a namespace
 // and checks that goroutines and file descriptors return to baseline.
 func TestEngineStartCloseCycles(t *testing.T) {
-	ns := netnstest.New(t)
+	ns := namespace.New(t)
 	enter(t, ns)
 	key, hub := mustKey(t), mustKey(t)
 	uapi := t.TempDir()
@@ -128,7 +128,7 @@ func TestEngineStartCloseCycles(t *testing.T) {
 // TestStartFailureUndoes makes Start fail after the TUN exists (UDP 4500
 // is taken) and checks nothing is left behind.
 func TestStartFailureUndoes(t *testing.T) {
-	ns := netnstest.New(t)
+	ns := namespace.New(t)
 	enter(t, ns)
 	uapi := t.TempDir()
 	busy, err := net.ListenPacket("udp4", ":4500")
@@ -177,7 +177,7 @@ func (f *fakeSource) DeviceConfig(context.Context) (api.DeviceConfig, error) {
 // credential tears it down with the reason in Status. It uses the default
 // UAPI directory (ipc.UAPIListen) with a unique interface name.
 func TestSyncAppliesAndRevokes(t *testing.T) {
-	ns := netnstest.New(t)
+	ns := namespace.New(t)
 	enter(t, ns)
 	var b [3]byte
 	_, _ = rand.Read(b[:])

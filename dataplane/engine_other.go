@@ -2,7 +2,7 @@
 
 package dataplane
 
-import "github.com/openvcpe/vcpe/provision/api"
+import "github.com/openvcpe/vcpe/api"
 
 // Engine is the edge dataplane; it runs on Linux only.
 type Engine struct{}

@@ -20,9 +20,9 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // helperEnv selects a helper main in the test binary: the test re-executes
@@ -33,7 +33,7 @@ const helperEnv = "VCPE_TEST_HELPER"
 func TestMain(m *testing.M) {
 	switch os.Getenv(helperEnv) {
 	case "":
-		netnstest.Main(m)
+		namespace.Main(m)
 	case "hub":
 		os.Exit(hubMain(os.Args[1:]))
 	case "udpecho":

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/nftables"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
 )
 
 // Hub is the cloud side's tunnel end: one UDP endpoint for every device.

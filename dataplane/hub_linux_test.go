@@ -8,16 +8,16 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // TestHubStartApplyClose runs the hub in-process inside a namespace: Start
 // replaces a table a crashed run left, Apply changes peers and routes, and
 // Close removes the table, the routes and the interface (twice is fine).
 func TestHubStartApplyClose(t *testing.T) {
-	ns := netnstest.New(t)
+	ns := namespace.New(t)
 	// A leftover of a crashed hub: the table exists with a stale rule.
 	ns.Run("nft", "add table ip vcpe")
 	ns.Run("nft", "add chain ip vcpe stale { type filter hook forward priority 0 ; }")

@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
 )
 
 const uapiSample = `private_key=0000000000000000000000000000000000000000000000000000000000000001

@@ -7,11 +7,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
 )
 
 // ConfigSource is where the edge learns its configuration: the controller's
-// device API (provision.Client) in production, a fake in tests.
+// device API (device.Client) in production, a fake in tests.
 type ConfigSource interface {
 	DeviceConfig(ctx context.Context) (api.DeviceConfig, error)
 }

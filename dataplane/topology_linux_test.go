@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // TestSitesThroughHub runs a real hub process, real vcped daemons and a
@@ -68,7 +68,7 @@ func TestSitesThroughHub(t *testing.T) {
 	for _, s := range []*site{a, b, c} {
 		waitFor(t, 15*time.Second, s.name+" tunnel up", func() bool { return s.status(t).State == dataplane.StateUp })
 	}
-	for _, ns := range []*netnstest.NS{a.lan, b.lan, l.cloud} {
+	for _, ns := range []*namespace.NS{a.lan, b.lan, l.cloud} {
 		ns.Start("env", helperEnv+"=udpecho", l.self, "0.0.0.0:7")
 		waitFor(t, 5*time.Second, "UDP echo server", func() bool { return l.udp(ns, "127.0.0.1:7") })
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
 )
 
 // uapiPeer is one peer as wireguard-go's UAPI "get" reports it.

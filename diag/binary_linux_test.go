@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // TestProbeBinary runs the real `vcpe probe` commands in the client
@@ -18,7 +18,7 @@ import (
 func TestProbeBinary(t *testing.T) {
 	cl, _, srv := routed(t, 1300)
 	startReflector(t, srv, cloudSrv)
-	bin := netnstest.Binary(t, "cmd/vcpe")
+	bin := namespace.Binary(t, "cmd/vcpe")
 	vcpe := func(args ...string) (string, int) {
 		out, err := cl.Try(bin, args...)
 		var ee *exec.ExitError
@@ -96,7 +96,7 @@ func TestProbeBinaryUnprivileged(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	bin := filepath.Join(dir, "vcpe")
-	data, err := os.ReadFile(netnstest.Binary(t, "cmd/vcpe"))
+	data, err := os.ReadFile(namespace.Binary(t, "cmd/vcpe"))
 	if err != nil {
 		t.Fatal(err)
 	}

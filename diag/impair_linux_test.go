@@ -9,7 +9,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // Impairments for the accuracy tests. With sch_netem in the kernel they are
@@ -28,7 +28,7 @@ var (
 
 func haveNetem(t *testing.T) bool {
 	netemOnce.Do(func() {
-		ns := netnstest.New(t)
+		ns := namespace.New(t)
 		_, err := ns.Try("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms")
 		netemOK = err == nil
 	})
@@ -39,7 +39,7 @@ func haveNetem(t *testing.T) bool {
 }
 
 // impairLoss drops pct% of the replies crossing the router.
-func impairLoss(t *testing.T, rt *netnstest.NS, pct int) {
+func impairLoss(t *testing.T, rt *namespace.NS, pct int) {
 	if haveNetem(t) {
 		rt.Run("tc", "qdisc", "add", "dev", "wan0", "root", "netem", "loss", itoa(pct)+"%")
 		return
@@ -48,11 +48,11 @@ func impairLoss(t *testing.T, rt *netnstest.NS, pct int) {
 }
 
 // impairDuplicate duplicates pct% of the replies crossing the router.
-func impairDuplicate(t *testing.T, rt *netnstest.NS, pct int) {
+func impairDuplicate(t *testing.T, rt *namespace.NS, pct int) {
 	nft(t, rt, "add rule ip imp impair oifname wan0 numgen random mod 100 < "+itoa(pct)+" dup to ip daddr device wan0")
 }
 
-func nft(t *testing.T, ns *netnstest.NS, rule string) {
+func nft(t *testing.T, ns *namespace.NS, rule string) {
 	t.Helper()
 	if _, err := ns.Try("nft", "list", "table", "ip", "imp"); err != nil {
 		ns.Run("nft", "add table ip imp; add chain ip imp impair { type filter hook forward priority 0; }")
@@ -87,7 +87,7 @@ func (l *lineLog) truth() Stats {
 	return Summarize(s)
 }
 
-func delayLine(t *testing.T, rt *netnstest.NS, delay func() time.Duration) *lineLog {
+func delayLine(t *testing.T, rt *namespace.NS, delay func() time.Duration) *lineLog {
 	t.Helper()
 	var dev tun.Device
 	var err error
@@ -152,7 +152,7 @@ func delayLine(t *testing.T, rt *netnstest.NS, delay func() time.Duration) *line
 // impairDelay delays replies by base ± jitter, uniformly (netem's
 // distribution when none is named). With the delay line it returns the log
 // of the delays really applied; with netem, nil.
-func impairDelay(t *testing.T, rt *netnstest.NS, base, jitter time.Duration) *lineLog {
+func impairDelay(t *testing.T, rt *namespace.NS, base, jitter time.Duration) *lineLog {
 	if haveNetem(t) {
 		rt.Run("tc", "qdisc", "add", "dev", "wan0", "root", "netem", "delay", base.String(), jitter.String())
 		return nil
@@ -164,7 +164,7 @@ func impairDelay(t *testing.T, rt *netnstest.NS, base, jitter time.Duration) *li
 
 // impairReorder sends pct% of the replies at once and delays the rest by
 // delay (netem "delay D reorder P%").
-func impairReorder(t *testing.T, rt *netnstest.NS, delay time.Duration, pct int) {
+func impairReorder(t *testing.T, rt *namespace.NS, delay time.Duration, pct int) {
 	if haveNetem(t) {
 		rt.Run("tc", "qdisc", "add", "dev", "wan0", "root", "netem", "delay", delay.String(), "reorder", itoa(pct)+"%")
 		return

@@ -14,14 +14,14 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
-func TestMain(m *testing.M) { netnstest.Main(m) }
+func TestMain(m *testing.M) { namespace.Main(m) }
 
 // inNS runs fn on a thread inside ns: sockets fn opens belong to ns for
 // their whole life, whichever goroutine uses them later.
-func inNS(t testing.TB, ns *netnstest.NS, fn func()) {
+func inNS(t testing.TB, ns *namespace.NS, fn func()) {
 	t.Helper()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
@@ -61,19 +61,19 @@ var (
 )
 
 // pair is client 198.18.0.11 — server 198.18.0.1 on one veth.
-func pair(t *testing.T) (cl, srv *netnstest.NS) {
-	cl, srv = netnstest.New(t), netnstest.New(t)
-	netnstest.Veth(t, cl, "wan0", wanClient.String()+"/24", srv, "wan0", wanHub.String()+"/24")
+func pair(t *testing.T) (cl, srv *namespace.NS) {
+	cl, srv = namespace.New(t), namespace.New(t)
+	namespace.Veth(t, cl, "wan0", wanClient.String()+"/24", srv, "wan0", wanHub.String()+"/24")
 	return cl, srv
 }
 
 // routed is client 198.18.0.11 — router (198.18.0.1 | 198.19.100.1) —
 // server 198.19.100.10, with the router forwarding and the router–server
 // link at linkMTU.
-func routed(t *testing.T, linkMTU int) (cl, rt, srv *netnstest.NS) {
-	cl, rt, srv = netnstest.New(t), netnstest.New(t), netnstest.New(t)
-	netnstest.Veth(t, cl, "wan0", wanClient.String()+"/24", rt, "wan0", wanHub.String()+"/24")
-	netnstest.Veth(t, rt, "lan0", cloudGW.String()+"/24", srv, "lan0", cloudSrv.String()+"/24")
+func routed(t *testing.T, linkMTU int) (cl, rt, srv *namespace.NS) {
+	cl, rt, srv = namespace.New(t), namespace.New(t), namespace.New(t)
+	namespace.Veth(t, cl, "wan0", wanClient.String()+"/24", rt, "wan0", wanHub.String()+"/24")
+	namespace.Veth(t, rt, "lan0", cloudGW.String()+"/24", srv, "lan0", cloudSrv.String()+"/24")
 	rt.Run("sysctl", "-qw", "net.ipv4.ip_forward=1")
 	rt.Run("ip", "link", "set", "lan0", "mtu", fmt.Sprint(linkMTU))
 	srv.Run("ip", "link", "set", "lan0", "mtu", fmt.Sprint(linkMTU))
@@ -82,7 +82,7 @@ func routed(t *testing.T, linkMTU int) (cl, rt, srv *netnstest.NS) {
 	return cl, rt, srv
 }
 
-func pingICMP(t *testing.T, ns *netnstest.NS, target netip.Addr, o Options) Result {
+func pingICMP(t *testing.T, ns *namespace.NS, target netip.Addr, o Options) Result {
 	t.Helper()
 	var res Result
 	var err error
@@ -93,7 +93,7 @@ func pingICMP(t *testing.T, ns *netnstest.NS, target netip.Addr, o Options) Resu
 	return res
 }
 
-func pingUDP(t *testing.T, ns *netnstest.NS, target netip.AddrPort, o Options) Result {
+func pingUDP(t *testing.T, ns *namespace.NS, target netip.AddrPort, o Options) Result {
 	t.Helper()
 	var res Result
 	var err error
@@ -106,9 +106,9 @@ func pingUDP(t *testing.T, ns *netnstest.NS, target netip.AddrPort, o Options) R
 
 // startReflector runs the real `vcpe probe reflect` in ns and waits until
 // it answers.
-func startReflector(t *testing.T, ns *netnstest.NS, addr netip.Addr, extra ...string) {
+func startReflector(t *testing.T, ns *namespace.NS, addr netip.Addr, extra ...string) {
 	t.Helper()
-	bin := netnstest.Binary(t, "cmd/vcpe")
+	bin := namespace.Binary(t, "cmd/vcpe")
 	ns.Start(bin, append([]string{"probe", "reflect", "--listen", netip.AddrPortFrom(addr, ReflectorPort).String()}, extra...)...)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -208,7 +208,7 @@ func TestReorderDuplicateNetem(t *testing.T) {
 	}
 }
 
-func pathMTU(t *testing.T, ns *netnstest.NS, target netip.Addr, o MTUOptions) MTUResult {
+func pathMTU(t *testing.T, ns *namespace.NS, target netip.Addr, o MTUOptions) MTUResult {
 	t.Helper()
 	var res MTUResult
 	var err error
@@ -243,13 +243,13 @@ func TestPathMTUFragNeeded(t *testing.T) {
 // "fragmentation needed" (nftables in the router namespace), or a link
 // drops big packets silently.
 func TestPathMTUBlackHole(t *testing.T) {
-	for name, setup := range map[string]func(t *testing.T) *netnstest.NS{
-		"frag-needed filtered": func(t *testing.T) *netnstest.NS {
+	for name, setup := range map[string]func(t *testing.T) *namespace.NS{
+		"frag-needed filtered": func(t *testing.T) *namespace.NS {
 			cl, rt, _ := routed(t, 1300)
 			rt.Run("nft", "add table ip bh; add chain ip bh out { type filter hook output priority 0; }; add rule ip bh out icmp type destination-unreachable icmp code frag-needed drop")
 			return cl
 		},
-		"big packets dropped": func(t *testing.T) *netnstest.NS {
+		"big packets dropped": func(t *testing.T) *namespace.NS {
 			cl, rt, _ := routed(t, 1500)
 			rt.Run("nft", "add table ip bh; add chain ip bh forward_bh { type filter hook forward priority 0; }; add rule ip bh forward_bh ip length > 1300 drop")
 			return cl

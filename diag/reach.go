@@ -14,11 +14,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
 )
 
 // ReachClient asks the controller for an outside-in reach check
-// (provision.Client implements it).
+// (device.Client implements it).
 type ReachClient interface {
 	Reach(ctx context.Context, req api.ReachRequest) (api.ReachResponse, error)
 }

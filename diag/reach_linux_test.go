@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // nsReachClient plays the controller inside ns: it sends the nonce to
 // every reach port of the requester (wanClient), as the controller does.
 type nsReachClient struct {
 	t  *testing.T
-	ns *netnstest.NS
+	ns *namespace.NS
 }
 
 func (c nsReachClient) Reach(ctx context.Context, req api.ReachRequest) (api.ReachResponse, error) {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
+	"github.com/openvcpe/vcpe/internal/namespace"
 	"github.com/openvcpe/vcpe/precheck"
 )
 
@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		hold(spec)
 		return
 	}
-	netnstest.Main(m)
+	namespace.Main(m)
 }
 
 // hold runs the helper; it exits by itself after two minutes at the latest.
@@ -73,7 +73,7 @@ func hold(spec string) {
 // startHolder starts a helper holding spec inside ns, running as the binary
 // at path (so its process name is path's base name), and waits until the
 // socket shows in the namespace's /proc/net table.
-func startHolder(t *testing.T, ns *netnstest.NS, path, spec string) {
+func startHolder(t *testing.T, ns *namespace.NS, path, spec string) {
 	t.Helper()
 	ns.Start("env", holdEnv+"="+spec, path, "-test.run=^$")
 	mode, port, _ := strings.Cut(spec, ":")
@@ -95,18 +95,18 @@ func startHolder(t *testing.T, ns *netnstest.NS, path, spec string) {
 
 // wanNS returns a namespace whose default route leaves via veth wan0 to a
 // second namespace (the "hub" side, 198.18.0.1).
-func wanNS(t *testing.T) (dev, hub *netnstest.NS) {
+func wanNS(t *testing.T) (dev, hub *namespace.NS) {
 	t.Helper()
-	dev, hub = netnstest.New(t), netnstest.New(t)
-	netnstest.Veth(t, dev, "wan0", "198.18.0.11/24", hub, "hub0", "198.18.0.1/24")
+	dev, hub = namespace.New(t), namespace.New(t)
+	namespace.Veth(t, dev, "wan0", "198.18.0.11/24", hub, "hub0", "198.18.0.1/24")
 	dev.Run("ip", "route", "add", "default", "via", "198.18.0.1", "dev", "wan0")
 	return dev, hub
 }
 
 // precheckIn runs the real vcpe binary inside ns and decodes its --json.
-func precheckIn(t *testing.T, ns *netnstest.NS, args ...string) (int, precheck.Report) {
+func precheckIn(t *testing.T, ns *namespace.NS, args ...string) (int, precheck.Report) {
 	t.Helper()
-	bin := netnstest.Binary(t, "cmd/vcpe")
+	bin := namespace.Binary(t, "cmd/vcpe")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out, errb bytes.Buffer
@@ -356,7 +356,7 @@ func TestLiveNonRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	b, err := os.ReadFile(netnstest.Binary(t, "cmd/vcpe"))
+	b, err := os.ReadFile(namespace.Binary(t, "cmd/vcpe"))
 	if err != nil {
 		t.Fatal(err)
 	}

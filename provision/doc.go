@@ -1,6 +1,10 @@
-// Package provision is the device side of vcpe: the registration client,
-// the on-host state (identity, keys, last known configuration), route
-// planning, and the install Engine whose steps the TUI and --yes share.
+// Package provision is the install Engine: the steps that turn a host into
+// a vCPE (precheck, register, routes, hand-off to vcped, connectivity test),
+// shared by the TUI wizard and `vcpe install --yes`, with the journal that
+// records every host change before it is made so that uninstall and a
+// failed install undo exactly what was done.
 //
-// It must not render anything or prompt: callers own the terminal.
+// It is the top library layer: it may import precheck, dataplane, diag and
+// internal/device; nothing below it imports it. It must not render
+// anything or prompt: callers own the terminal.
 package provision

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/openvcpe/vcpe/internal/device"
 )
 
 // fakeInstall is an install whose every step makes a real change (files
@@ -44,7 +46,7 @@ func fakeInstall(t *testing.T, root string, sys fakeSysctl, failAt StepID) *Engi
 				if _, err := j.MkdirAll(stateDir, 0o700); err != nil {
 					return false, err
 				}
-				return j.WriteFile(filepath.Join(stateDir, StateFile), []byte(`{"sn":"x"}`), 0o600)
+				return j.WriteFile(filepath.Join(stateDir, device.StateFile), []byte(`{"sn":"x"}`), 0o600)
 			}),
 			step(StepPlan, func() (bool, error) { return false, nil }),
 			step(StepApply, func() (bool, error) { return j.SetSysctl("net.ipv4.ip_forward", "1") }),

@@ -11,23 +11,9 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/openvcpe/vcpe/api"
 )
-
-// InputError is bad operator input: it names the field (as the flag is
-// spelled), where the value came from, and the fix.
-type InputError struct {
-	Field  string // "--advertise"
-	Source string // "flag", "VCPE_ADVERTISE", "config file x.yaml"
-	Msg    string
-}
-
-func (e *InputError) Error() string {
-	src := ""
-	if e.Source != "" && e.Source != "flag" {
-		src = " (from " + e.Source + ")"
-	}
-	return e.Field + src + ": " + e.Msg
-}
 
 // InstallInput is everything `vcpe install` needs from the operator, from
 // flags, VCPE_* environment variables or a YAML config file, in that order
@@ -69,7 +55,7 @@ func LoadInstallConfig(path string) (InstallInput, error) {
 	var in InstallInput
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return in, &InputError{Field: "--config", Msg: fmt.Sprintf("read %s: %v", path, errors.Unwrap(err))}
+		return in, &api.InputError{Field: "--config", Msg: fmt.Sprintf("read %s: %v", path, errors.Unwrap(err))}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -78,7 +64,7 @@ func LoadInstallConfig(path string) (InstallInput, error) {
 		if m := unknownKey.FindStringSubmatch(msg); m != nil {
 			msg = fmt.Sprintf("unknown key %q on line %s; the keys are controller, controller_fingerprint, sn, advertise, lan_if, wan_if, state_dir, key_file, force", m[2], m[1])
 		}
-		return in, &InputError{Field: "--config", Source: "config file " + path, Msg: msg}
+		return in, &api.InputError{Field: "--config", Source: "config file " + path, Msg: msg}
 	}
 	return in, nil
 }
@@ -89,10 +75,10 @@ var unknownKey = regexp.MustCompile(`line (\d+): field (\S+) not found`)
 // whether it exists).
 func ValidateSN(s string) error {
 	if s == "" {
-		return &InputError{Field: "--sn", Msg: "missing; pass the device's serial number from 'vcpe-hub instance create'"}
+		return &api.InputError{Field: "--sn", Msg: "missing; pass the device's serial number from 'vcpe-hub instance create'"}
 	}
 	if len(s) > 64 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' }) {
-		return &InputError{Field: "--sn", Msg: fmt.Sprintf("%q is not a serial number (printable ASCII, at most 64 characters)", s)}
+		return &api.InputError{Field: "--sn", Msg: fmt.Sprintf("%q is not a serial number (printable ASCII, at most 64 characters)", s)}
 	}
 	return nil
 }
@@ -115,27 +101,27 @@ func ParseAdvertise(items []string) ([]netip.Prefix, error) {
 			}
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
-				return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%q is not a prefix; write it as ADDRESS/LENGTH, e.g. 198.19.1.0/24", s)}
+				return nil, &api.InputError{Field: "--advertise", Msg: fmt.Sprintf("%q is not a prefix; write it as ADDRESS/LENGTH, e.g. 198.19.1.0/24", s)}
 			}
 			if !p.Addr().Is4() {
-				return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%s: only IPv4 prefixes are supported", s)}
+				return nil, &api.InputError{Field: "--advertise", Msg: fmt.Sprintf("%s: only IPv4 prefixes are supported", s)}
 			}
 			if p.Bits() < 8 || p.Bits() > 32 {
-				return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%s: the mask must be between /8 and /32", s)}
+				return nil, &api.InputError{Field: "--advertise", Msg: fmt.Sprintf("%s: the mask must be between /8 and /32", s)}
 			}
 			if p.Masked() != p {
-				return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%s has host bits set; did you mean %s?", s, p.Masked())}
+				return nil, &api.InputError{Field: "--advertise", Msg: fmt.Sprintf("%s has host bits set; did you mean %s?", s, p.Masked())}
 			}
 			for _, q := range out {
 				if q.Overlaps(p) {
-					return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%s overlaps %s; advertise each LAN once", p, q)}
+					return nil, &api.InputError{Field: "--advertise", Msg: fmt.Sprintf("%s overlaps %s; advertise each LAN once", p, q)}
 				}
 			}
 			out = append(out, p)
 		}
 	}
 	if len(out) > MaxAdvertise {
-		return nil, &InputError{Field: "--advertise", Msg: fmt.Sprintf("%d prefixes; at most %d may be advertised", len(out), MaxAdvertise)}
+		return nil, &api.InputError{Field: "--advertise", Msg: fmt.Sprintf("%d prefixes; at most %d may be advertised", len(out), MaxAdvertise)}
 	}
 	return out, nil
 }
@@ -164,7 +150,7 @@ func InstallInputFromEnv(getenv func(string) string) (InstallInput, error) {
 	case "1", "true", "yes":
 		in.Force = true
 	default:
-		return in, &InputError{Field: "--force", Source: "VCPE_FORCE", Msg: fmt.Sprintf("%q is not a boolean; use true or false", getenv("VCPE_FORCE"))}
+		return in, &api.InputError{Field: "--force", Source: "VCPE_FORCE", Msg: fmt.Sprintf("%q is not a boolean; use true or false", getenv("VCPE_FORCE"))}
 	}
 	return in, nil
 }

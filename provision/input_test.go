@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/openvcpe/vcpe/api"
 )
 
 func TestLoadInstallConfig(t *testing.T) {
@@ -29,7 +31,7 @@ func TestLoadInstallConfig(t *testing.T) {
 		t.Errorf("empty file: %+v, %v; want zero input and no error", in, err)
 	}
 	_, err = LoadInstallConfig(write("typo.yaml", "controller: https://198.18.0.1:8443\nadvertize: [198.19.1.0/24]\n"))
-	var ie *InputError
+	var ie *api.InputError
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), `unknown key "advertize" on line 2`) {
 		t.Errorf("unknown key: %v; want it named with its line", err)
 	}

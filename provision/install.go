@@ -13,8 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 )
 
@@ -63,14 +65,14 @@ type InstallOptions struct {
 	Gather func(ctx context.Context) (*precheck.Snapshot, error)
 	Sysctl Sysctl // ProcSysctl{} when nil
 	Runner Runner // ExecRunner when nil
-	Client ClientOptions
+	Client device.ClientOptions
 	Log    *slog.Logger
 	Now    func() time.Time
 }
 
 func (o *InstallOptions) defaults() {
 	if o.StateDir == "" {
-		o.StateDir = DefaultStateDir
+		o.StateDir = device.DefaultStateDir
 	}
 	if o.Service == "" {
 		o.Service = ServiceAuto
@@ -110,7 +112,7 @@ type install struct {
 	snap     *precheck.Snapshot
 	report   precheck.Report
 	reg      Registration
-	state    *State
+	state    *device.State
 	plan     Plan
 	service  string
 	forward  bool // ip_forward must be turned on
@@ -129,7 +131,7 @@ func NewInstall(o InstallOptions) (*Engine, error) {
 		return nil, errors.New("install: no Prompter")
 	}
 	if !filepath.IsAbs(o.Vcped) {
-		return nil, &InputError{Field: "--vcped", Msg: fmt.Sprintf("%q must be the absolute path of the vcped binary", o.Vcped)}
+		return nil, &api.InputError{Field: "--vcped", Msg: fmt.Sprintf("%q must be the absolute path of the vcped binary", o.Vcped)}
 	}
 	switch o.Service {
 	case ServiceAuto:
@@ -139,7 +141,7 @@ func NewInstall(o InstallOptions) (*Engine, error) {
 		}
 	case ServiceSystemd, ServiceProcess:
 	default:
-		return nil, &InputError{Field: "--service", Msg: fmt.Sprintf("%q: use auto, systemd or process", o.Service)}
+		return nil, &api.InputError{Field: "--service", Msg: fmt.Sprintf("%q: use auto, systemd or process", o.Service)}
 	}
 	j, err := OpenJournal(o.StateDir, o.Sysctl, o.Now)
 	if err != nil {
@@ -229,23 +231,23 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 		return StatusFailed, "", err
 	}
 	in.reg = reg
-	if st, err := LoadState(in.o.StateDir); err == nil && st.SN == reg.SN && st.Controller == reg.Controller &&
+	if st, err := device.LoadState(in.o.StateDir); err == nil && st.SN == reg.SN && st.Controller == reg.Controller &&
 		st.ControllerFingerprint == reg.Fingerprint && slices.Equal(st.Advertise, reg.Advertise) && st.Credential != "" {
 		in.state = st
 		return StatusUnchanged, fmt.Sprintf("already registered as %s (overlay %s)", st.SN, st.Config.OverlayAddr), nil
-	} else if err != nil && !errors.Is(err, ErrNoState) {
+	} else if err != nil && !errors.Is(err, device.ErrNoState) {
 		return StatusFailed, "", err
 	}
 	if _, err := in.j.MkdirAll(in.o.StateDir, 0o700); err != nil {
 		return StatusFailed, "", err
 	}
-	for _, f := range []string{StateFile, PendingKeyFile} {
+	for _, f := range []string{device.StateFile, device.PendingKeyFile} {
 		if err := in.j.RecordFile(filepath.Join(in.o.StateDir, f)); err != nil {
 			return StatusFailed, "", err
 		}
 	}
 	r.Progress("registering "+reg.SN+" with "+reg.Controller, nil)
-	st, err := Register(ctx, RegisterParams{
+	st, err := device.Register(ctx, device.RegisterParams{
 		StateDir: in.o.StateDir, Controller: reg.Controller, Fingerprint: reg.Fingerprint,
 		SN: reg.SN, Key: reg.Key.Reveal(), Advertise: reg.Advertise, Client: in.o.Client,
 		ExcludeProbe: in.o.LANGateway.Addr(),
@@ -266,10 +268,10 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 // validateRegistration checks the operator's answers and normalises the
 // fingerprint.
 func validateRegistration(reg *Registration) error {
-	if _, err := ParseControllerURL(reg.Controller); err != nil {
+	if _, err := device.ParseControllerURL(reg.Controller); err != nil {
 		return err
 	}
-	fp, err := ParseFingerprint(reg.Fingerprint)
+	fp, err := device.ParseFingerprint(reg.Fingerprint)
 	if err != nil {
 		return err
 	}
@@ -278,10 +280,10 @@ func validateRegistration(reg *Registration) error {
 		return err
 	}
 	if reg.Key.IsZero() {
-		return &InputError{Field: "key", Msg: "missing; pass --key-file FILE, set VCPE_KEY, or pipe the key on standard input"}
+		return &api.InputError{Field: "key", Msg: "missing; pass --key-file FILE, set VCPE_KEY, or pipe the key on standard input"}
 	}
 	if len(reg.Advertise) == 0 {
-		return &InputError{Field: "--advertise", Msg: "missing; pass the LAN prefixes behind this device, e.g. --advertise 198.19.1.0/24"}
+		return &api.InputError{Field: "--advertise", Msg: "missing; pass the LAN prefixes behind this device, e.g. --advertise 198.19.1.0/24"}
 	}
 	return nil
 }

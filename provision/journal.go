@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/atomicfile"
+	"github.com/openvcpe/vcpe/internal/device"
 )
 
 // JournalFile is the name of the change journal inside the state dir.
@@ -170,7 +172,7 @@ func (j *Journal) save() error {
 	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
-	return WriteFileAtomic(j.path, b, 0o600)
+	return atomicfile.WriteFile(j.path, b, 0o600)
 }
 
 // SetSysctl sets a kernel parameter, recording the old value first. When
@@ -212,7 +214,7 @@ func (j *Journal) WriteFile(path string, data []byte, perm fs.FileMode) (changed
 	if err := j.record(c); err != nil {
 		return false, err
 	}
-	return true, WriteFileAtomic(path, data, perm)
+	return true, atomicfile.WriteFile(path, data, perm)
 }
 
 // RecordFile records the current content (or absence) of a file that
@@ -237,14 +239,14 @@ func (j *Journal) RecordFile(path string) error {
 // to the controller. A credential the controller no longer accepts (the
 // device was already released, reset or revoked) leaves nothing to undo.
 func (j *Journal) undoRegistration(c Change) error {
-	st, err := LoadState(c.Target)
-	if errors.Is(err, ErrNoState) {
+	st, err := device.LoadState(c.Target)
+	if errors.Is(err, device.ErrNoState) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	cl, err := NewClientFromState(st, ClientOptions{Timeout: 10 * time.Second})
+	cl, err := device.NewClientFromState(st, device.ClientOptions{Timeout: 10 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -329,7 +331,7 @@ func (j *Journal) undo(c Change) error {
 		return j.sysctl.Set(c.Target, string(c.Before))
 	case ChangeFile:
 		if c.Existed {
-			return WriteFileAtomic(c.Target, c.Before, c.Mode)
+			return atomicfile.WriteFile(c.Target, c.Before, c.Mode)
 		}
 		if err := os.Remove(c.Target); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err

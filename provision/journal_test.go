@@ -10,7 +10,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 type fakeSysctl map[string]string
@@ -145,7 +145,7 @@ func TestJournalKeepsWhatItCouldNotUndo(t *testing.T) {
 }
 
 func TestJournalRealSysctlInNamespace(t *testing.T) {
-	ns := netnstest.New(t)
+	ns := namespace.New(t)
 	h, err := netns.GetFromName(ns.Name)
 	if err != nil {
 		t.Fatal(err)

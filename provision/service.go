@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/openvcpe/vcpe/internal/atomicfile"
 )
 
 // Change kinds for the daemon hand-off.
@@ -128,7 +130,7 @@ func (j *Journal) InstallUnit(ctx context.Context, path string, content []byte) 
 	if err := j.record(c); err != nil {
 		return false, err
 	}
-	if err := WriteFileAtomic(path, content, 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, content, 0o644); err != nil {
 		return true, err
 	}
 	for _, args := range [][]string{{"daemon-reload"}, {"enable", name}, {"restart", name}} {
@@ -145,7 +147,7 @@ func (j *Journal) undoUnit(c Change) error {
 	name := filepath.Base(c.Target)
 	var errs []error
 	if c.Existed {
-		if err := WriteFileAtomic(c.Target, c.Before, c.Mode); err != nil {
+		if err := atomicfile.WriteFile(c.Target, c.Before, c.Mode); err != nil {
 			errs = append(errs, err)
 		}
 		_, _ = j.runner()(ctx, "systemctl", "daemon-reload")
@@ -215,7 +217,7 @@ func (j *Journal) StartProcess(spec ProcessSpec) (changed bool, err error) {
 	pid := cmd.Process.Pid
 	// The daemon outlives us: release it so it is not reaped by us.
 	_ = cmd.Process.Release()
-	if err := WriteFileAtomic(spec.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(spec.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		return true, err
 	}

@@ -13,6 +13,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
 	"github.com/openvcpe/vcpe/tui/components"
@@ -90,7 +91,7 @@ func (f *fakeFlow) newEngine(t *testing.T) NewEngine {
 				if _, err := j.MkdirAll(stateDir, 0o700); err != nil {
 					return provision.StatusFailed, "", err
 				}
-				return change(j.WriteFile(filepath.Join(stateDir, provision.StateFile), []byte(`{"sn":"`+reg.SN+`"}`), 0o600))
+				return change(j.WriteFile(filepath.Join(stateDir, device.StateFile), []byte(`{"sn":"`+reg.SN+`"}`), 0o600))
 			}},
 			{provision.StepPlan, func(ctx context.Context, r *provision.Run) (provision.Status, string, error) {
 				return provision.StatusOK, "3 changes", nil

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
 	"github.com/openvcpe/vcpe/tui/components"
@@ -203,14 +205,14 @@ func (l *LinePrompter) Registration(ctx context.Context, s provision.Suggestions
 	if err != nil {
 		return reg, err
 	}
-	reg.Fingerprint, _ = provision.ParseFingerprint(fp)
+	reg.Fingerprint, _ = device.ParseFingerprint(fp)
 	if reg.SN, err = l.ask(ctx, "Serial number (SN)", s.Given.SN, false, provision.ValidateSN); err != nil {
 		return reg, err
 	}
 	if s.Given.Key.IsZero() {
 		key, err := l.ask(ctx, "Device key (not shown)", "", true, func(v string) error {
 			if v == "" {
-				return &provision.InputError{Field: "key", Msg: "missing; paste the key issued with the SN"}
+				return &api.InputError{Field: "key", Msg: "missing; paste the key issued with the SN"}
 			}
 			return nil
 		})

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
-	"github.com/openvcpe/vcpe/provision/controller"
+	"github.com/openvcpe/vcpe/controller"
 )
 
 func init() {

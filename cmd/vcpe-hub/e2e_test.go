@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
-	"github.com/openvcpe/vcpe/provision/controller"
+	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/controller"
+	"github.com/openvcpe/vcpe/internal/device"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
-func TestMain(m *testing.M) { netnstest.Main(m) }
+func TestMain(m *testing.M) { namespace.Main(m) }
 
 func exitCode(err error) int {
 	var ee *exec.ExitError
@@ -36,9 +36,9 @@ func exitCode(err error) int {
 // TestEndToEnd runs the real vcpe-hub serve and vcpe register binaries on
 // loopback inside a fresh network namespace.
 func TestEndToEnd(t *testing.T) {
-	ns := netnstest.New(t)
-	hub := netnstest.Binary(t, "cmd/vcpe-hub")
-	vcpe := netnstest.Binary(t, "cmd/vcpe")
+	ns := namespace.New(t)
+	hub := namespace.Binary(t, "cmd/vcpe-hub")
+	vcpe := namespace.Binary(t, "cmd/vcpe")
 	state := filepath.Join(t.TempDir(), "hub")
 	serveArgs := []string{"serve", "--state", state, "--listen", "127.0.0.1:8443", "--hub-endpoint", "198.18.0.1:4500", "--cloud-prefix", "198.19.100.0/24", "--uapi-dir", t.TempDir()}
 	srv, srvOut := startServe(t, ns, hub, serveArgs)
@@ -97,7 +97,7 @@ func TestEndToEnd(t *testing.T) {
 	if exitCode(err) != 1 || !strings.Contains(out, "unreachable") {
 		t.Errorf("unreachable controller: exit %d, %s; want 1, unreachable", exitCode(err), out)
 	}
-	if _, err := os.Stat(filepath.Join(devState, provision.StateFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(devState, device.StateFile)); err == nil {
 		t.Fatal("a refused registration wrote device state")
 	}
 
@@ -111,7 +111,7 @@ func TestEndToEnd(t *testing.T) {
 	if res.Config.Role != api.RoleActive || res.Config.HubEndpoint.String() != "198.18.0.1:4500" || len(res.Config.Routes) != 1 || res.Config.Routes[0].String() != "198.19.100.0/24" {
 		t.Errorf("registered config %+v", res.Config)
 	}
-	st, err := provision.LoadState(devState)
+	st, err := device.LoadState(devState)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-func waitReady(t *testing.T, ns *netnstest.NS, hub, state string) {
+func waitReady(t *testing.T, ns *namespace.NS, hub, state string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -213,7 +213,7 @@ func waitReady(t *testing.T, ns *netnstest.NS, hub, state string) {
 
 // startServe starts vcpe-hub serve in ns; unlike ns.Start it lets the test
 // wait for the process itself.
-func startServe(t *testing.T, ns *netnstest.NS, hub string, args []string) (*exec.Cmd, *lockedBuffer) {
+func startServe(t *testing.T, ns *namespace.NS, hub string, args []string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
 	var buf lockedBuffer
 	c := ns.Command(context.Background(), hub, args...)

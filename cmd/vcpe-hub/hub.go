@@ -7,9 +7,9 @@ import (
 	"net"
 	"path/filepath"
 
+	"github.com/openvcpe/vcpe/controller"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
-	"github.com/openvcpe/vcpe/provision/controller"
 )
 
 // HubSocket is the hub dataplane's status socket inside the state dir.

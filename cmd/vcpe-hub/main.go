@@ -2,7 +2,7 @@
 // registration, instances, CCNs, routes) and its admin commands, which talk
 // to the running server over the unix socket in its state directory. It
 // only parses flags and wires packages together; the work lives in
-// provision/controller.
+// controller.
 package main
 
 import (

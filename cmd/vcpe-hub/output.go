@@ -8,8 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 // apiErr maps an API refusal to the exit-code contract: bad input exits 2,

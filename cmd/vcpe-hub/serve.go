@@ -14,9 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/controller"
 	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/controller"
+	"github.com/openvcpe/vcpe/internal/device"
 )
 
 func init() { subcommands = append(subcommands, newServeCmd) }
@@ -83,14 +83,14 @@ func (o serveOptions) reflectorAddrs(cloud []netip.Prefix) ([]netip.Addr, error)
 	if err != nil {
 		return nil, cli.Usagef("--reflector %q: want [ADDR]:PORT (default :12345)", o.hub.reflector)
 	}
-	ifaddrs, err := provision.InterfaceAddrs()
+	ifaddrs, err := device.InterfaceAddrs()
 	if err != nil {
 		return nil, err
 	}
 	if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
 		ifaddrs = []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}
 	}
-	return provision.ProbeAddrsIn(ifaddrs, cloud, netip.Addr{}), nil
+	return device.ProbeAddrsIn(ifaddrs, cloud, netip.Addr{}), nil
 }
 
 // newServer builds the controller from serve's options; the hub dataplane

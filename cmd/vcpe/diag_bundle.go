@@ -12,14 +12,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/diag/bundle"
 	"github.com/openvcpe/vcpe/diag/suite"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 func init() { diagSubcommands = append(diagSubcommands, newDiagBundleCmd) }
@@ -104,7 +105,7 @@ func evidenceSources(ev *suite.Evidence, report any, stateDir, host string) bund
 			}
 			return readStatus(dir) // the state file's view when vcped is down
 		},
-		Config: func(context.Context, *provision.State) (api.DeviceConfig, error) {
+		Config: func(context.Context, *device.State) (api.DeviceConfig, error) {
 			switch {
 			case ev.Config != nil:
 				return *ev.Config, nil

@@ -10,7 +10,7 @@ import (
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
-	"github.com/openvcpe/vcpe/provision"
+	"github.com/openvcpe/vcpe/internal/device"
 )
 
 func init() { diagSubcommands = append(diagSubcommands, newDiagCaptureCmd) }
@@ -38,7 +38,7 @@ Exit code 1 when initiations leave and no response comes back.`,
 				return cli.Usagef("--seconds %d: give a number from 1 to 600", seconds)
 			}
 			if wanIf == "" {
-				st, err := provision.LoadState(stateDir)
+				st, err := device.LoadState(stateDir)
 				if err != nil || !st.Config.HubEndpoint.IsValid() {
 					return cli.Usagef("--wan-if: no hub endpoint in the device state (%v); name the WAN interface, e.g. --wan-if eth0", err)
 				}

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/diag/suite"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 // writeBundle saves e and packs it as a .tar.gz the way a bundle is.
@@ -54,7 +54,7 @@ func TestDiagFromBundle(t *testing.T) {
 	cfg := api.DeviceConfig{SN: "SN-A", InstanceName: "site-a", CCN: "corp", OverlayAddr: netip.MustParsePrefix("198.18.64.11/18"),
 		HubOverlayAddr: netip.MustParseAddr("198.18.64.1"), HubEndpoint: netip.MustParseAddrPort("198.18.0.1:4500"), Routes: []netip.Prefix{lanB}}
 	broken := &suite.Evidence{Time: time.Now(), StateDir: "/var/lib/vcpe",
-		State:       &provision.State{Version: 1, SN: "SN-A", Controller: "https://198.18.0.1:8443", Credential: "do-not-leak", Config: cfg},
+		State:       &device.State{Version: 1, SN: "SN-A", Controller: "https://198.18.0.1:8443", Credential: "do-not-leak", Config: cfg},
 		Config:      &cfg,
 		Host:        &suite.Host{TUN: "vcpe0", TUNPresent: true, TUNUp: true},
 		Precheck:    &precheck.Report{OK: true},

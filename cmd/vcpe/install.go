@@ -15,8 +15,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
 	"github.com/openvcpe/vcpe/tui"
@@ -79,7 +81,7 @@ Exit 0 installed or unchanged, 1 a step failed (the host is as it was), 2 bad in
 	fl.StringSliceVar(&f.advertise, "advertise", nil, "LAN prefixes behind this device, comma separated (e.g. 198.19.1.0/24)")
 	fl.StringVar(&f.lanIf, "lan-if", "", "LAN-facing interface (default: the one with an address in an advertised prefix)")
 	fl.StringVar(&f.wanIf, "wan-if", "", "Internet-facing interface (default: the IPv4 default route's)")
-	fl.StringVar(&f.stateDir, "state-dir", "", "device state directory (default "+provision.DefaultStateDir+")")
+	fl.StringVar(&f.stateDir, "state-dir", "", "device state directory (default "+device.DefaultStateDir+")")
 	fl.StringVar(&f.keyFile, "key-file", "", "file holding the device key")
 	fl.BoolVar(&f.force, "force", false, "accept routes that would capture the SSH client or the controller")
 	fl.StringVar(&f.vcped, "vcped", "", "path of the vcped binary (default: next to vcpe, else on PATH)")
@@ -116,7 +118,7 @@ func (f *installFlags) inputs(cmd *cobra.Command) (provision.InstallInput, error
 	}
 	in := file.Merge(env).Merge(flags)
 	if in.StateDir == "" {
-		in.StateDir = provision.DefaultStateDir
+		in.StateDir = device.DefaultStateDir
 	}
 	return in, nil
 }
@@ -197,7 +199,7 @@ func runInstall(cmd *cobra.Command, f *installFlags) error {
 		if f.json {
 			err = cli.Failed(runErr) // already in the document
 		}
-		var ie *provision.InputError
+		var ie *api.InputError
 		if errors.As(runErr, &ie) {
 			return &cli.UsageError{Err: err}
 		}
@@ -248,7 +250,7 @@ func (f failedRunner) Run(context.Context) (provision.Summary, error) {
 }
 
 func installInputError(err error) error {
-	var ie *provision.InputError
+	var ie *api.InputError
 	if errors.As(err, &ie) {
 		return &cli.UsageError{Err: err}
 	}

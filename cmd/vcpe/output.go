@@ -3,7 +3,7 @@ package main
 import (
 	"os"
 
-	"github.com/openvcpe/vcpe/provision"
+	"github.com/openvcpe/vcpe/internal/device"
 )
 
 // defaultStateDir is --state-dir's default: $VCPE_STATE_DIR, else
@@ -12,5 +12,5 @@ func defaultStateDir() string {
 	if d := os.Getenv("VCPE_STATE_DIR"); d != "" {
 		return d
 	}
-	return provision.DefaultStateDir
+	return device.DefaultStateDir
 }

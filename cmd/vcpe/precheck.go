@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
-	"github.com/openvcpe/vcpe/provision"
 )
 
 func init() { subcommands = append(subcommands, newPrecheckCmd) }
@@ -46,7 +46,7 @@ saved (or hand-edited) snapshot instead of this host.`,
 					return cli.Usagef("--controller %q: the outside-in check (--controller-fingerprint) needs the https:// URL", controller)
 				}
 				if fingerprint != "" && root == "" {
-					if _, err := provision.ParseFingerprint(fingerprint); err != nil {
+					if _, err := device.ParseFingerprint(fingerprint); err != nil {
 						return cli.Usagef("%v", err)
 					}
 					opts.OutsideIn = outsideInHook(controller, fingerprint, wanIf)

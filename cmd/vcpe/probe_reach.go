@@ -12,10 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
-	"github.com/openvcpe/vcpe/provision"
 )
 
 func newProbeReachCmd() *cobra.Command {
@@ -76,7 +77,7 @@ func controllerDefaults(controller, fingerprint, stateDir string) (string, strin
 		fingerprint = os.Getenv("VCPE_CONTROLLER_FINGERPRINT")
 	}
 	if controller == "" || fingerprint == "" {
-		if st, err := provision.LoadState(stateDir); err == nil {
+		if st, err := device.LoadState(stateDir); err == nil {
 			if controller == "" {
 				controller = st.Controller
 			}
@@ -91,9 +92,9 @@ func controllerDefaults(controller, fingerprint, stateDir string) (string, strin
 // runOutsideIn runs diag.OutsideIn against the controller, watching held
 // ports on wanIf (default: the interface of the route to the controller).
 func runOutsideIn(ctx context.Context, controller, fingerprint, wanIf string) (diag.ReachReport, error) {
-	c, err := provision.NewClient(controller, fingerprint, provision.ClientOptions{Timeout: 15 * time.Second})
+	c, err := device.NewClient(controller, fingerprint, device.ClientOptions{Timeout: 15 * time.Second})
 	if err != nil {
-		var ie *provision.InputError
+		var ie *api.InputError
 		if errors.As(err, &ie) {
 			return diag.ReachReport{}, cli.Usagef("%v", err)
 		}
@@ -110,7 +111,7 @@ func runOutsideIn(ctx context.Context, controller, fingerprint, wanIf string) (d
 }
 
 // outsideInFromState runs the outside-in check as the registered device.
-func outsideInFromState(ctx context.Context, st *provision.State) (diag.ReachReport, error) {
+func outsideInFromState(ctx context.Context, st *device.State) (diag.ReachReport, error) {
 	return runOutsideIn(ctx, st.Controller, st.ControllerFingerprint, "")
 }
 

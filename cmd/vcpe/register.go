@@ -12,9 +12,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 func init() { subcommands = append(subcommands, newRegisterCmd) }
@@ -62,10 +63,10 @@ func runRegister(cmd *cobra.Command, f registerFlags) error {
 			return cli.Usagef("%s is required", r.name)
 		}
 	}
-	if _, err := provision.ParseControllerURL(f.controller); err != nil {
+	if _, err := device.ParseControllerURL(f.controller); err != nil {
 		return &cli.UsageError{Err: err}
 	}
-	if _, err := provision.ParseFingerprint(f.fingerprint); err != nil {
+	if _, err := device.ParseFingerprint(f.fingerprint); err != nil {
 		return &cli.UsageError{Err: err}
 	}
 	adv, err := provision.ParseAdvertise(f.advertise)
@@ -78,7 +79,7 @@ func runRegister(cmd *cobra.Command, f registerFlags) error {
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
-	st, err := provision.Register(ctx, provision.RegisterParams{
+	st, err := device.Register(ctx, device.RegisterParams{
 		StateDir: f.stateDir, Controller: f.controller, Fingerprint: f.fingerprint,
 		SN: strings.TrimSpace(f.sn), Key: key, Advertise: adv,
 	})
@@ -92,7 +93,7 @@ func runRegister(cmd *cobra.Command, f registerFlags) error {
 		}
 		return err
 	}
-	path := filepath.Join(f.stateDir, provision.StateFile)
+	path := filepath.Join(f.stateDir, device.StateFile)
 	cfg := st.Config
 	if f.json {
 		return cli.WriteJSON(cmd.OutOrStdout(), map[string]any{"state_file": path, "config": cfg})

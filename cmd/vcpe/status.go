@@ -10,10 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/internal/device"
 )
 
 func init() { subcommands = append(subcommands, newStatusCmd) }
@@ -55,9 +55,9 @@ func readStatus(dir string) (dataplane.Status, error) {
 	if sockErr == nil {
 		return st, nil
 	}
-	s, err := provision.LoadState(dir)
+	s, err := device.LoadState(dir)
 	if err != nil {
-		if errors.Is(err, provision.ErrNoState) {
+		if errors.Is(err, device.ErrNoState) {
 			return dataplane.Status{}, cli.Usagef("--state-dir %s holds no device state: %v", dir, err)
 		}
 		return dataplane.Status{}, err

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/internal/device"
 )
 
 func runStatus(t *testing.T, args ...string) (string, error) {
@@ -29,10 +29,10 @@ func TestStatusFallsBackToStateFile(t *testing.T) {
 	dir := t.TempDir()
 	key, _ := api.GeneratePrivateKey()
 	hub, _ := api.GeneratePrivateKey()
-	st := &provision.State{SN: "sn-1", PrivateKey: key, Config: api.DeviceConfig{Generation: 7,
+	st := &device.State{SN: "sn-1", PrivateKey: key, Config: api.DeviceConfig{Generation: 7,
 		OverlayAddr: netip.MustParsePrefix("198.18.64.2/18"), HubPublicKey: hub.PublicKey(),
 		HubEndpoint: netip.MustParseAddrPort("198.18.0.1:4500"), Routes: []netip.Prefix{netip.MustParsePrefix("198.19.2.0/24")}}}
-	if err := provision.SaveState(dir, st); err != nil {
+	if err := device.SaveState(dir, st); err != nil {
 		t.Fatal(err)
 	}
 	out, err := runStatus(t, "--state-dir", dir, "--json")

@@ -26,11 +26,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/internal/device"
 )
 
 var version = "dev"
@@ -65,7 +65,7 @@ func main() {
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cli.UsageError{Err: err} })
 	f := cmd.Flags()
-	f.StringVar(&o.stateDir, "state-dir", provision.DefaultStateDir, "device state directory (written by registration)")
+	f.StringVar(&o.stateDir, "state-dir", device.DefaultStateDir, "device state directory (written by registration)")
 	f.StringVar(&o.tun, "tun", dataplane.DefaultTUN, "TUN interface name")
 	f.Uint16Var(&o.listenPort, "listen-port", dataplane.DefaultListenPort, "WireGuard UDP port")
 	f.StringVar(&o.uapiDir, "uapi-dir", dataplane.DefaultUAPIDir, "directory of the WireGuard UAPI socket (wg show reads "+dataplane.DefaultUAPIDir+")")
@@ -142,7 +142,7 @@ func run(ctx context.Context, o options) error {
 		}
 		ha.LANTargets = append(ha.LANTargets, a)
 	}
-	st, err := provision.LoadState(o.stateDir)
+	st, err := device.LoadState(o.stateDir)
 	if err != nil {
 		return err
 	}
@@ -159,19 +159,19 @@ func run(ctx context.Context, o options) error {
 	case st.Controller == "":
 		log.Info("no controller in the state file: running static on the saved configuration")
 	default:
-		src, err := provision.NewClientFromState(st, provision.ClientOptions{Timeout: 10 * time.Second})
+		src, err := device.NewClientFromState(st, device.ClientOptions{Timeout: 10 * time.Second})
 		if err != nil {
 			return fmt.Errorf("controller client: %w", err)
 		}
 		syncer = dataplane.NewSyncer(src, eng, st.Config.Generation)
 		syncer.Interval, syncer.Logger = o.syncInterval, log
 		syncer.Save = func(cfg api.DeviceConfig) error {
-			cur, err := provision.LoadState(o.stateDir)
+			cur, err := device.LoadState(o.stateDir)
 			if err != nil {
 				return err
 			}
 			cur.Config = cfg
-			return provision.SaveState(o.stateDir, cur)
+			return device.SaveState(o.stateDir, cur)
 		}
 	}
 	if syncer != nil {

@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 const (
@@ -26,22 +26,22 @@ const (
 	testDevKey = "devkey-ABCDEFGHIJ"
 )
 
-func testState(t *testing.T) (string, *provision.State) {
+func testState(t *testing.T) (string, *device.State) {
 	dir := t.TempDir()
 	k, err := api.GeneratePrivateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &provision.State{Controller: "https://198.18.0.1:8443", ControllerFingerprint: "sha256:00", SN: "SN1",
+	st := &device.State{Controller: "https://198.18.0.1:8443", ControllerFingerprint: "sha256:00", SN: "SN1",
 		PrivateKey: k, Credential: testCred,
 		Config: api.DeviceConfig{SN: "SN1", HubEndpoint: netip.MustParseAddrPort("198.18.0.1:4500")}}
-	if err := provision.SaveState(dir, st); err != nil {
+	if err := device.SaveState(dir, st); err != nil {
 		t.Fatal(err)
 	}
 	return dir, st
 }
 
-func fakeSources(dir string, st *provision.State) Sources {
+func fakeSources(dir string, st *device.State) Sources {
 	return Sources{
 		StateDir: dir, Host: "site-a", Now: func() time.Time { return time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) },
 		Gather: func(context.Context) (*precheck.Snapshot, error) {
@@ -50,7 +50,7 @@ func fakeSources(dir string, st *provision.State) Sources {
 		Status: func(string) (dataplane.Status, error) {
 			return dataplane.Status{Role: "edge", State: dataplane.StateUp, PublicKey: st.PrivateKey.PublicKey()}, nil
 		},
-		Config: func(context.Context, *provision.State) (api.DeviceConfig, error) {
+		Config: func(context.Context, *device.State) (api.DeviceConfig, error) {
 			return api.DeviceConfig{}, errors.New("controller said 401 for credential " + testCred)
 		},
 		Probes: func(_ context.Context, c api.DeviceConfig) (map[string]diag.Result, map[string]error) {
@@ -141,7 +141,7 @@ func TestWriteFileMode(t *testing.T) {
 }
 
 func TestCollectWithoutState(t *testing.T) {
-	s := fakeSources(t.TempDir(), &provision.State{})
+	s := fakeSources(t.TempDir(), &device.State{})
 	b, _, err := Collect(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)

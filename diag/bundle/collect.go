@@ -14,11 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 // Sources are where Collect gets each part. Every field is required except
@@ -33,7 +33,7 @@ type Sources struct {
 	// Status asks vcped (or falls back to the state file).
 	Status func(stateDir string) (dataplane.Status, error)
 	// Config asks the controller as the device in st.
-	Config func(ctx context.Context, st *provision.State) (api.DeviceConfig, error)
+	Config func(ctx context.Context, st *device.State) (api.DeviceConfig, error)
 	// Probes run a few probes to the hub, each by name.
 	Probes func(ctx context.Context, cfg api.DeviceConfig) (map[string]diag.Result, map[string]error)
 	// Logs returns the daemon's recent log.
@@ -55,7 +55,7 @@ func Collect(ctx context.Context, s Sources) (*Bundle, []string, error) {
 		secrets = append(secrets, s.DeviceKey)
 	}
 
-	st, stErr := provision.LoadState(s.StateDir)
+	st, stErr := device.LoadState(s.StateDir)
 	if stErr != nil {
 		b.Note("state: %v", stErr)
 		if err := b.AddJSON(FileState, map[string]string{"error": stErr.Error()}); err != nil {
@@ -164,7 +164,7 @@ func Collect(ctx context.Context, s Sources) (*Bundle, []string, error) {
 // Secrets are the values of st that must never leave the host: the
 // WireGuard private key (base64, as wg(8) and the state file write it, and
 // hex, as the UAPI does) and the device credential.
-func Secrets(st *provision.State) []string {
+func Secrets(st *device.State) []string {
 	var out []string
 	if !st.PrivateKey.IsZero() {
 		out = append(out, st.PrivateKey.String(), hex.EncodeToString(st.PrivateKey[:]))
@@ -176,7 +176,7 @@ func Secrets(st *provision.State) []string {
 }
 
 // redactState is the state document with its secrets replaced.
-func redactState(st *provision.State) map[string]any {
+func redactState(st *device.State) map[string]any {
 	b, _ := json.Marshal(st)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)

@@ -5,7 +5,7 @@
 //	manifest.json   Manifest: version, host, time, every other file with its size and SHA-256
 //	snapshot/       the precheck snapshot, in precheck.Snapshot.Save's layout (precheck.Load reads it)
 //	status.json     dataplane.Status (from vcped's control socket, or the state file when vcped is down)
-//	state.json      provision.State with private_key and credential replaced by "[redacted]"
+//	state.json      device.State with private_key and credential replaced by "[redacted]"
 //	config.json     the controller's answer to GET /v1/device/config, or {"error": "..."}
 //	probes.json     a few probes to the hub: name → diag.Result
 //	logs/vcped.log  the tail of vcped's log (its log file, or journalctl -u vcped)

@@ -15,11 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 // Options tune Collect. The zero value (with StateDir) is the default run.
@@ -45,7 +45,7 @@ type Options struct {
 	Now         func() time.Time
 	Gather      func(ctx context.Context) (*precheck.Snapshot, error)
 	ReadStatus  func(path string) (dataplane.Status, error)
-	FetchConfig func(ctx context.Context, st *provision.State, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (api.DeviceConfig, error)
+	FetchConfig func(ctx context.Context, st *device.State, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (api.DeviceConfig, error)
 	Dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	ReadHost    func(tun string) (*Host, error)
 	PingICMP    func(ctx context.Context, target netip.Addr, o diag.Options) (diag.Result, error)
@@ -53,12 +53,12 @@ type Options struct {
 	PathMTU     func(ctx context.Context, target netip.Addr, o diag.MTUOptions) (diag.MTUResult, error)
 	// Reach runs the outside-in check (the controller probes this host's
 	// public address); nil leaves it out.
-	Reach func(ctx context.Context, st *provision.State) (diag.ReachReport, error)
+	Reach func(ctx context.Context, st *device.State) (diag.ReachReport, error)
 }
 
 func (o *Options) defaults() {
 	if o.StateDir == "" {
-		o.StateDir = provision.DefaultStateDir
+		o.StateDir = device.DefaultStateDir
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
@@ -87,8 +87,8 @@ func (o *Options) defaults() {
 		o.Dial = (&net.Dialer{}).DialContext
 	}
 	if o.FetchConfig == nil {
-		o.FetchConfig = func(ctx context.Context, st *provision.State, dial func(context.Context, string, string) (net.Conn, error)) (api.DeviceConfig, error) {
-			c, err := provision.NewClientFromState(st, provision.ClientOptions{Timeout: 4 * time.Second, Dial: dial})
+		o.FetchConfig = func(ctx context.Context, st *device.State, dial func(context.Context, string, string) (net.Conn, error)) (api.DeviceConfig, error) {
+			c, err := device.NewClientFromState(st, device.ClientOptions{Timeout: 4 * time.Second, Dial: dial})
 			if err != nil {
 				return api.DeviceConfig{}, err
 			}
@@ -118,7 +118,7 @@ func Collect(ctx context.Context, o Options) *Evidence {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	e := &Evidence{Time: o.Now(), StateDir: o.StateDir, Probes: map[string]diag.Result{}, ProbeErrors: map[string]string{}}
-	st, err := provision.LoadState(o.StateDir)
+	st, err := device.LoadState(o.StateDir)
 	if err != nil {
 		e.StateError = err.Error()
 	} else {

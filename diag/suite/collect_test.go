@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 // TestCollectWithFakes: every part runs (concurrently), each under the
@@ -31,7 +31,7 @@ func TestCollectWithFakes(t *testing.T) {
 		{Prefix: lanB, Addr: netip.MustParseAddr("198.19.2.1"), SN: "SN-B"},
 		{Prefix: cloud, Addr: netip.MustParseAddr("198.19.100.1")},
 	}
-	if err := provision.SaveState(dir, e.State); err != nil {
+	if err := device.SaveState(dir, e.State); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -59,7 +59,7 @@ func TestCollectWithFakes(t *testing.T) {
 			mark("status", nil)
 			return *e.Status, nil
 		},
-		FetchConfig: func(ctx context.Context, st *provision.State, dial func(context.Context, string, string) (net.Conn, error)) (api.DeviceConfig, error) {
+		FetchConfig: func(ctx context.Context, st *device.State, dial func(context.Context, string, string) (net.Conn, error)) (api.DeviceConfig, error) {
 			mark("config", ctx)
 			if st.Credential != "secret" {
 				t.Errorf("config fetch without the device credential")

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 var (
@@ -67,7 +67,7 @@ func healthy() Evidence {
 		OverlayAddr: netip.MustParsePrefix("198.18.64.11/18"), HubOverlayAddr: hubOverlay,
 		HubEndpoint: netip.AddrPortFrom(hubWAN, 4500), Routes: []netip.Prefix{lanB, cloud}, Advertised: []netip.Prefix{lanA},
 	}
-	st := &provision.State{Version: 1, Controller: "https://198.18.0.1:8443", SN: "SN-A", Credential: "secret", Advertise: []netip.Prefix{lanA}, Config: cfg}
+	st := &device.State{Version: 1, Controller: "https://198.18.0.1:8443", SN: "SN-A", Credential: "secret", Advertise: []netip.Prefix{lanA}, Config: cfg}
 	status := &dataplane.Status{Role: "edge", State: dataplane.StateUp, Interface: "vcpe0", ListenPort: 4500,
 		Routes: []netip.Prefix{lanB, cloud},
 		Peers:  []dataplane.PeerStatus{{Name: "hub", Endpoint: "198.18.0.1:4500", LastHandshake: t0.Add(-30 * time.Second)}},

@@ -10,11 +10,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/atomicfile"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
-	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 // Probe names in Evidence.Probes.
@@ -42,8 +43,8 @@ type Evidence struct {
 
 	// State is the device state (bundle: state.json, secrets redacted);
 	// StateError why it could not be read.
-	State      *provision.State `json:"-"`
-	StateError string           `json:"state_error,omitempty"`
+	State      *device.State `json:"-"`
+	StateError string        `json:"state_error,omitempty"`
 
 	// Status is vcped's answer on its control socket (bundle: status.json);
 	// StatusError why the socket did not answer.
@@ -129,7 +130,7 @@ type configDoc struct {
 }
 
 // Redacted returns a copy of s without the private key and the credential.
-func Redacted(s *provision.State) *provision.State {
+func Redacted(s *device.State) *device.State {
 	if s == nil {
 		return nil
 	}
@@ -168,7 +169,7 @@ func (e *Evidence) Save(dir string) error {
 		if err != nil {
 			return fmt.Errorf("save evidence %s: %w", name, err)
 		}
-		if err := provision.WriteFileAtomic(filepath.Join(dir, name), append(b, '\n'), 0o600); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o600); err != nil {
 			return fmt.Errorf("save evidence: %w", err)
 		}
 	}
@@ -201,7 +202,7 @@ func LoadEvidence(dir string) (*Evidence, error) {
 	} else if ok {
 		e.Status = &st
 	}
-	var s provision.State
+	var s device.State
 	if ok, err := read(fileState, &s); err != nil {
 		return nil, err
 	} else if ok {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/precheck"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 func plantedEvidence(t *testing.T) Evidence {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
 )
 
 var (

@@ -7,6 +7,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/huh/v2"
 
+	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/provision"
 )
 
@@ -54,7 +56,7 @@ func NewRegister(given provision.Registration, colour bool) *Register {
 			EchoMode(huh.EchoModePassword).Value(&r.Key).
 			Validate(func(s string) error {
 				if strings.TrimSpace(s) == "" {
-					return &provision.InputError{Field: "key", Msg: "missing; paste the key issued with the SN"}
+					return &api.InputError{Field: "key", Msg: "missing; paste the key issued with the SN"}
 				}
 				return nil
 			}),
@@ -77,7 +79,7 @@ func (r *Register) Update(msg tea.Msg, f Frame) tea.Cmd {
 	cmd := r.form.update(msg)
 	if r.form.form.State == huh.StateCompleted {
 		r.done = true
-		fp, _ := provision.ParseFingerprint(r.Fingerprint)
+		fp, _ := device.ParseFingerprint(r.Fingerprint)
 		reg := r.given
 		reg.Controller = strings.TrimSpace(r.Controller)
 		reg.Fingerprint = fp
@@ -106,22 +108,22 @@ func (r *Register) Help(f Frame) []key.Binding {
 }
 
 // checkController is the controller field's validation: required, then
-// provision.ParseControllerURL, as for --controller.
+// device.ParseControllerURL, as for --controller.
 func checkController(s string) error {
 	if strings.TrimSpace(s) == "" {
-		return &provision.InputError{Field: "--controller", Msg: "missing; enter the controller's URL, e.g. https://198.18.0.1:8443"}
+		return &api.InputError{Field: "--controller", Msg: "missing; enter the controller's URL, e.g. https://198.18.0.1:8443"}
 	}
-	_, err := provision.ParseControllerURL(strings.TrimSpace(s))
+	_, err := device.ParseControllerURL(strings.TrimSpace(s))
 	return err
 }
 
 // checkFingerprint is the fingerprint field's validation: required, then
-// provision.ParseFingerprint, as for --controller-fingerprint.
+// device.ParseFingerprint, as for --controller-fingerprint.
 func checkFingerprint(s string) error {
 	if strings.TrimSpace(s) == "" {
-		return &provision.InputError{Field: "--controller-fingerprint", Msg: "missing; copy the sha256:… line vcpe-hub serve printed"}
+		return &api.InputError{Field: "--controller-fingerprint", Msg: "missing; copy the sha256:… line vcpe-hub serve printed"}
 	}
-	_, err := provision.ParseFingerprint(s)
+	_, err := device.ParseFingerprint(s)
 	return err
 }
 

@@ -16,10 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
 	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/diag/bundle"
 	"github.com/openvcpe/vcpe/diag/suite"
+	"github.com/openvcpe/vcpe/internal/device"
+	"github.com/openvcpe/vcpe/internal/namespace"
 	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
 )
@@ -88,7 +89,7 @@ func captureAcrossRestart(t *testing.T, ctx context.Context, l *Lab, b Binaries,
 	t.Helper()
 	cmd := l.Command(ctx, node, b.Vcpe, "diag", "capture", "--seconds", "4", "--json", "--state-dir", l.DeviceState(node))
 	var out bytes.Buffer
-	stderr := &netnstest.Buffer{}
+	stderr := &namespace.Buffer{}
 	cmd.Stdout, cmd.Stderr = &out, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -166,7 +167,7 @@ func TestDiagReachCaptureBundle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := provision.LoadState(l.DeviceState("site-a"))
+		st, err := device.LoadState(l.DeviceState("site-a"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openvcpe/vcpe/provision/api"
+	"github.com/openvcpe/vcpe/api"
 )
 
 // BenchmarkHAFailover measures the failover gap of the 100 packets/s

@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/provision"
-	"github.com/openvcpe/vcpe/provision/api"
 )
 
 // The multi-attach pair of site A: both devices on lansw-a, LAN hosts use
@@ -141,7 +142,7 @@ func (h *haLab) waitTarget(t testing.TB, node string, prefix netip.Prefix, addr 
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		st, err := provision.LoadState(h.l.DeviceState(node))
+		st, err := device.LoadState(h.l.DeviceState(node))
 		if err == nil && slices.ContainsFunc(st.Config.Targets, func(pt api.ProbeTarget) bool { return pt.Prefix == prefix && pt.Addr == addr }) {
 			return
 		}

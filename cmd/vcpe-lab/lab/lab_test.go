@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 func TestDefaultTopologyIsValid(t *testing.T) {
@@ -48,10 +48,10 @@ func TestValidateRejects(t *testing.T) {
 // prefix and removes it when the test ends.
 func testLab(t testing.TB) *Lab {
 	t.Helper()
-	netnstest.RequireRoot(t)
+	namespace.RequireRoot(t)
 	var b [3]byte
 	_, _ = rand.Read(b[:])
-	l := New(netnstest.Prefix+hex.EncodeToString(b[:]), t.TempDir()+"/run", nil)
+	l := New(namespace.Prefix+hex.EncodeToString(b[:]), t.TempDir()+"/run", nil)
 	t.Cleanup(func() {
 		if err := l.Down(); err != nil {
 			t.Errorf("lab down: %v", err)
@@ -96,10 +96,10 @@ func TestUpNetworkReachabilityAndDown(t *testing.T) {
 }
 
 func TestFailedUpRemovesWhatItMade(t *testing.T) {
-	netnstest.RequireRoot(t)
+	namespace.RequireRoot(t)
 	var b [3]byte
 	_, _ = rand.Read(b[:])
-	l := New(netnstest.Prefix+hex.EncodeToString(b[:]), t.TempDir()+"/run", nil)
+	l := New(namespace.Prefix+hex.EncodeToString(b[:]), t.TempDir()+"/run", nil)
 	t.Cleanup(func() { _ = l.Down() })
 	// A gateway that is not on-link passes validation, but the kernel
 	// refuses the route at the very end of the build, after every

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openvcpe/vcpe/controller"
 	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/provision/controller"
 )
 
 // Binaries are the paths of the project's binaries the lab runs.

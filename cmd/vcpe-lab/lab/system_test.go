@@ -14,16 +14,16 @@ import (
 	"time"
 
 	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
-func TestMain(m *testing.M) { netnstest.Main(m) }
+func TestMain(m *testing.M) { namespace.Main(m) }
 
 func testBinaries(t testing.TB) Binaries {
 	return Binaries{
-		Vcpe:  netnstest.Binary(t, "cmd/vcpe"),
-		Vcped: netnstest.Binary(t, "cmd/vcped"),
-		Hub:   netnstest.Binary(t, "cmd/vcpe-hub"),
+		Vcpe:  namespace.Binary(t, "cmd/vcpe"),
+		Vcped: namespace.Binary(t, "cmd/vcped"),
+		Hub:   namespace.Binary(t, "cmd/vcpe-hub"),
 	}
 }
 

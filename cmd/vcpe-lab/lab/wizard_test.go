@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openvcpe/vcpe/dataplane/netnstest"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // tmuxWizard runs `vcpe install` (the wizard, no --yes) on node inside a
@@ -35,7 +35,7 @@ func startWizard(t *testing.T, l *Lab, b Binaries, node string, args ...string) 
 	}
 	var r [4]byte
 	_, _ = rand.Read(r[:])
-	name := netnstest.Prefix + "tui-" + hex.EncodeToString(r[:])
+	name := namespace.Prefix + "tui-" + hex.EncodeToString(r[:])
 	w := &tmuxWizard{t: t, session: name, socket: name}
 	os.MkdirAll(l.Path(node, "uapi"), 0o700)
 	argv := append([]string{"ip", "netns", "exec", l.NS(node), b.Vcpe, "install",

@@ -1,0 +1,169 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"syscall"
+
+	"github.com/openvcpe/vcpe/api"
+)
+
+// AdminClient talks to a running controller over its admin socket.
+type AdminClient struct {
+	path string
+	hc   *http.Client
+}
+
+// NewAdminClient returns a client for the controller whose state is in dir.
+func NewAdminClient(dir string) *AdminClient {
+	path := filepath.Join(dir, AdminSocket)
+	return &AdminClient{path: path, hc: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}}
+}
+
+func (c *AdminClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://vcpe-hub"+path, rd)
+	if err != nil {
+		return fmt.Errorf("admin request: %w", err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("no controller answers on %s: start it with vcpe-hub serve --state %s (or pass the right --state)", c.path, filepath.Dir(c.path))
+		}
+		if errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("admin socket %s: permission denied: run as root", c.path)
+		}
+		return fmt.Errorf("admin request to %s: %w", c.path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read admin answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var ae api.Error
+		if json.Unmarshal(b, &ae) == nil && ae.Code != "" {
+			return &ae
+		}
+		return fmt.Errorf("admin API answered %s", resp.Status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decode admin answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// CreateInstance makes an instance; the answer holds each slot's SN and key.
+func (c *AdminClient) CreateInstance(ctx context.Context, req CreateInstanceRequest) (*CreatedInstance, error) {
+	var out CreatedInstance
+	return &out, c.do(ctx, http.MethodPost, "/admin/v1/instances", req, &out)
+}
+
+// ListInstances lists instances.
+func (c *AdminClient) ListInstances(ctx context.Context) ([]InstanceInfo, error) {
+	var out []InstanceInfo
+	return out, c.do(ctx, http.MethodGet, "/admin/v1/instances", nil, &out)
+}
+
+// ShowInstance shows one instance by name or ID.
+func (c *AdminClient) ShowInstance(ctx context.Context, ref string) (InstanceInfo, error) {
+	var out InstanceInfo
+	return out, c.do(ctx, http.MethodGet, "/admin/v1/instances/"+url.PathEscape(ref), nil, &out)
+}
+
+// DeleteInstance deletes an instance by name or ID.
+func (c *AdminClient) DeleteInstance(ctx context.Context, ref string) error {
+	return c.do(ctx, http.MethodDelete, "/admin/v1/instances/"+url.PathEscape(ref), nil, nil)
+}
+
+// ListDevices lists device slots.
+func (c *AdminClient) ListDevices(ctx context.Context) ([]DeviceInfo, error) {
+	var out []DeviceInfo
+	return out, c.do(ctx, http.MethodGet, "/admin/v1/devices", nil, &out)
+}
+
+// ResetKey issues a new key for sn.
+func (c *AdminClient) ResetKey(ctx context.Context, sn string) (*IssuedDevice, error) {
+	var out IssuedDevice
+	return &out, c.do(ctx, http.MethodPost, "/admin/v1/devices/"+url.PathEscape(sn)+"/reset-key", nil, &out)
+}
+
+// Revoke revokes sn.
+func (c *AdminClient) Revoke(ctx context.Context, sn string) error {
+	return c.do(ctx, http.MethodPost, "/admin/v1/devices/"+url.PathEscape(sn)+"/revoke", nil, nil)
+}
+
+// CreateCCN makes a CCN.
+func (c *AdminClient) CreateCCN(ctx context.Context, name string) (CCNInfo, error) {
+	var out CCNInfo
+	return out, c.do(ctx, http.MethodPost, "/admin/v1/ccns", map[string]string{"name": name}, &out)
+}
+
+// ListCCNs lists CCNs.
+func (c *AdminClient) ListCCNs(ctx context.Context) ([]CCNInfo, error) {
+	var out []CCNInfo
+	return out, c.do(ctx, http.MethodGet, "/admin/v1/ccns", nil, &out)
+}
+
+// Attach puts an instance into a CCN.
+func (c *AdminClient) Attach(ctx context.Context, ccn, instance string) (CCNInfo, error) {
+	var out CCNInfo
+	return out, c.do(ctx, http.MethodPost, "/admin/v1/ccns/"+url.PathEscape(ccn)+"/attach", map[string]string{"instance": instance}, &out)
+}
+
+// Detach takes an instance out of a CCN.
+func (c *AdminClient) Detach(ctx context.Context, ccn, instance string) (CCNInfo, error) {
+	var out CCNInfo
+	return out, c.do(ctx, http.MethodPost, "/admin/v1/ccns/"+url.PathEscape(ccn)+"/detach", map[string]string{"instance": instance}, &out)
+}
+
+// Routes reports advertised prefixes and who learns them.
+func (c *AdminClient) Routes(ctx context.Context, ccn string) (RoutesReport, error) {
+	var out RoutesReport
+	q := ""
+	if ccn != "" {
+		q = "?ccn=" + url.QueryEscape(ccn)
+	}
+	return out, c.do(ctx, http.MethodGet, "/admin/v1/routes"+q, nil, &out)
+}
+
+// HubConfig returns the hub's desired state.
+func (c *AdminClient) HubConfig(ctx context.Context) (api.HubConfig, error) {
+	var out api.HubConfig
+	return out, c.do(ctx, http.MethodGet, "/admin/v1/hub", nil, &out)
+}
+
+// Status returns the controller's identity.
+func (c *AdminClient) Status(ctx context.Context) (Status, error) {
+	var out Status
+	return out, c.do(ctx, http.MethodGet, "/admin/v1/status", nil, &out)
+}
+
+// Audit returns the last n audit entries.
+func (c *AdminClient) Audit(ctx context.Context, n int) ([]AuditEntry, error) {
+	var out []AuditEntry
+	return out, c.do(ctx, http.MethodGet, fmt.Sprintf("/admin/v1/audit?last=%d", n), nil, &out)
+}

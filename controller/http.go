@@ -1,0 +1,327 @@
+package controller
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openvcpe/vcpe/api"
+)
+
+// maxBody bounds every request body.
+const maxBody = 64 << 10
+
+// HTTPStatus is the status code an API error code answers with.
+func HTTPStatus(code string) int {
+	switch code {
+	case api.CodeInvalidInput:
+		return http.StatusBadRequest
+	case api.CodeUnauthorized, api.CodeRevoked, api.CodeKeyReset:
+		return http.StatusUnauthorized
+	case api.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case api.CodeSlotTaken, api.CodePrefixConflict, api.CodeQuota:
+		return http.StatusConflict
+	case api.CodeNotFound:
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) writeError(w http.ResponseWriter, err error) {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		s.log.Error("api", "err", err)
+		ae = &api.Error{Code: api.CodeInternal, Message: "internal error; see the controller's log"}
+	}
+	if ae.Code == api.CodeInternal {
+		s.log.Error("api", "err", ae.Message)
+		ae = &api.Error{Code: api.CodeInternal, Message: "internal error; see the controller's log"}
+	}
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
+	}
+	writeJSON(w, HTTPStatus(ae.Code), ae)
+}
+
+// DecodeJSON reads one JSON document of at most maxBody bytes into v.
+func DecodeJSON(r *http.Request, w http.ResponseWriter, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	if err := dec.Decode(v); err != nil {
+		return &api.Error{Code: api.CodeInvalidInput, Message: fmt.Sprintf("request body: %v", err), Fix: "send one JSON document as the API describes"}
+	}
+	return nil
+}
+
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.IPv4Unspecified()
+	}
+	return ap.Addr().Unmap()
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(t)
+	}
+	return ""
+}
+
+// DeviceHandler is the device API (served over HTTPS).
+func (s *Server) DeviceHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/register/challenge", func(w http.ResponseWriter, r *http.Request) {
+		var req api.ChallengeRequest
+		if err := DecodeJSON(r, w, &req); err != nil {
+			s.writeError(w, err)
+			return
+		}
+		c, err := s.Challenge(remoteAddr(r), req.SN)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, c)
+	})
+	mux.HandleFunc("POST /v1/register", func(w http.ResponseWriter, r *http.Request) {
+		var req api.RegisterRequest
+		if err := DecodeJSON(r, w, &req); err != nil {
+			s.writeError(w, err)
+			return
+		}
+		res, err := s.Register(r.Context(), remoteAddr(r), req)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+	mux.HandleFunc("GET /v1/device/config", func(w http.ResponseWriter, r *http.Request) {
+		cfg, err := s.DeviceConfig(bearer(r))
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, cfg)
+	})
+	mux.HandleFunc("POST /v1/device/routes", func(w http.ResponseWriter, r *http.Request) {
+		var req api.AdvertiseRequest
+		if err := DecodeJSON(r, w, &req); err != nil {
+			s.writeError(w, err)
+			return
+		}
+		cfg, err := s.Advertise(r.Context(), bearer(r), req.Advertise, req.ProbeAddrs)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, cfg)
+	})
+	mux.HandleFunc("POST /v1/device/release", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Release(r.Context(), remoteAddr(r), bearer(r)); err != nil {
+			s.writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
+	mux.HandleFunc("POST /v1/reach", s.handleReach)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no API at %s %s", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+type whoKey struct{}
+
+// AdminHandler is the admin API (served on the unix socket). Callers that
+// are neither root nor the server's own user are refused.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, f func(r *http.Request, who string) (any, error)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			who, _ := r.Context().Value(whoKey{}).(peer)
+			if !who.allowed() {
+				s.audit(r.Context(), who.String(), "admin", r.URL.Path, "forbidden", "")
+				writeJSON(w, http.StatusForbidden, &api.Error{Code: api.CodeUnauthorized, Message: "the admin API is for root only", Fix: "run vcpe-hub as root"})
+				return
+			}
+			v, err := f(r, who.String())
+			if err != nil {
+				s.writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, v)
+		})
+	}
+	handle("POST /admin/v1/instances", func(r *http.Request, who string) (any, error) {
+		var req CreateInstanceRequest
+		if err := DecodeJSON(r, nil, &req); err != nil {
+			return nil, err
+		}
+		return s.CreateInstance(r.Context(), who, req)
+	})
+	handle("GET /admin/v1/instances", func(*http.Request, string) (any, error) { return s.ListInstances(), nil })
+	handle("GET /admin/v1/instances/{ref}", func(r *http.Request, _ string) (any, error) { return s.ShowInstance(r.PathValue("ref")) })
+	handle("DELETE /admin/v1/instances/{ref}", func(r *http.Request, who string) (any, error) {
+		return struct{}{}, s.DeleteInstance(r.Context(), who, r.PathValue("ref"))
+	})
+	handle("GET /admin/v1/devices", func(*http.Request, string) (any, error) { return s.ListDevices(), nil })
+	handle("POST /admin/v1/devices/{sn}/reset-key", func(r *http.Request, who string) (any, error) {
+		return s.ResetKey(r.Context(), who, r.PathValue("sn"))
+	})
+	handle("POST /admin/v1/devices/{sn}/revoke", func(r *http.Request, who string) (any, error) {
+		return struct{}{}, s.Revoke(r.Context(), who, r.PathValue("sn"))
+	})
+	handle("POST /admin/v1/ccns", func(r *http.Request, who string) (any, error) {
+		var req struct {
+			Name string `json:"name"`
+		}
+		if err := DecodeJSON(r, nil, &req); err != nil {
+			return nil, err
+		}
+		return s.CreateCCN(r.Context(), who, req.Name)
+	})
+	handle("GET /admin/v1/ccns", func(*http.Request, string) (any, error) { return s.ListCCNs(), nil })
+	for _, op := range []string{"attach", "detach"} {
+		handle("POST /admin/v1/ccns/{ref}/"+op, func(r *http.Request, who string) (any, error) {
+			var req struct {
+				Instance string `json:"instance"`
+			}
+			if err := DecodeJSON(r, nil, &req); err != nil {
+				return nil, err
+			}
+			if op == "attach" {
+				return s.Attach(r.Context(), who, r.PathValue("ref"), req.Instance)
+			}
+			return s.Detach(r.Context(), who, r.PathValue("ref"), req.Instance)
+		})
+	}
+	handle("GET /admin/v1/routes", func(r *http.Request, _ string) (any, error) { return s.Routes(r.URL.Query().Get("ccn")) })
+	handle("GET /admin/v1/audit", func(r *http.Request, _ string) (any, error) {
+		n, err := strconv.Atoi(r.URL.Query().Get("last"))
+		if err != nil {
+			return nil, &api.Error{Code: api.CodeInvalidInput, Field: "last", Message: "last is not a number"}
+		}
+		return s.AuditLog(r.Context(), n)
+	})
+	handle("GET /admin/v1/hub", func(*http.Request, string) (any, error) { return s.HubConfig(), nil })
+	handle("GET /admin/v1/status", func(*http.Request, string) (any, error) {
+		return Status{Fingerprint: s.fingerprint, HubEndpoint: s.opts.HubEndpoint, HubPublicKey: s.HubPublicKey(), Overlay: s.opts.Overlay}, nil
+	})
+	return mux
+}
+
+// Status is the answer of the admin status call.
+type Status struct {
+	Fingerprint  string         `json:"fingerprint"`
+	HubEndpoint  netip.AddrPort `json:"hub_endpoint"`
+	HubPublicKey api.Key        `json:"hub_public_key"`
+	Overlay      netip.Prefix   `json:"overlay"`
+}
+
+// ListenAdmin listens on the admin socket in dir (mode 0600). A socket left
+// by a server that died is replaced; one that answers means another server
+// runs on this state directory.
+func ListenAdmin(dir string) (net.Listener, error) {
+	path := filepath.Join(dir, AdminSocket)
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another vcpe-hub serve is running on %s (its admin socket %s answers): stop it or use another --state", dir, path)
+	}
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on admin socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+func (s *Server) deviceServer() *http.Server {
+	return &http.Server{
+		Handler: s.DeviceHandler(), TLSConfig: s.TLSConfig(), ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+	}
+}
+
+// ServeDevice serves only the device API over TLS on ln until ctx ends,
+// then shuts it down gracefully. Serve does this and the admin API.
+func (s *Server) ServeDevice(ctx context.Context, ln net.Listener) error {
+	srv := s.deviceServer()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tls.NewListener(ln, srv.TLSConfig)) }()
+	var err error
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		err = <-errc
+	case err = <-errc:
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("serve device API on %s: %w", ln.Addr(), err)
+}
+
+// Serve serves the device API over TLS on ln and the admin API on admin
+// until ctx ends, then shuts both down gracefully (10 s for requests in
+// flight).
+func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
+	dev := s.deviceServer()
+	adm := &http.Server{
+		Handler: s.AdminHandler(), ErrorLog: dev.ErrorLog, ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, whoKey{}, peerOf(c))
+		},
+	}
+	s.log.Info("controller serving", "listen", ln.Addr().String(), "admin", admin.Addr().String(), "fingerprint", s.fingerprint, "hub_endpoint", s.opts.HubEndpoint.String())
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); errc <- dev.Serve(tls.NewListener(ln, dev.TLSConfig)) }()
+	go func() { defer wg.Done(); errc <- adm.Serve(admin) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = dev.Shutdown(sctx)
+	_ = adm.Shutdown(sctx)
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("serve controller API: %w", err)
+	}
+	s.log.Info("controller stopped")
+	return nil
+}

@@ -1,0 +1,208 @@
+package controller
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/controller/store"
+)
+
+// HubConfig returns the hub dataplane's desired state now: every registered
+// device that is not revoked, with its key and overlay /32, plus the
+// instance's advertised prefixes for the active device of each instance.
+func (s *Server) HubConfig() api.HubConfig {
+	hc := s.hubConfigUnsorted()
+	slices.SortFunc(hc.Peers, func(a, b api.HubPeer) int { return a.OverlayAddr.Compare(b.OverlayAddr) })
+	return hc
+}
+
+func (s *Server) hubConfigUnsorted() api.HubConfig {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	hc := api.HubConfig{
+		Generation:     s.gen,
+		Overlay:        s.opts.Overlay,
+		HubOverlayAddr: s.hubAddr,
+		CloudPrefixes:  slices.Clone(s.opts.CloudPrefixes),
+		Peers:          []api.HubPeer{},
+	}
+	for id, in := range s.instances {
+		active := s.activeLocked(id)
+		for _, sn := range s.instDevices[id] {
+			d := s.devices[sn]
+			if d.Status != store.StatusRegistered {
+				continue
+			}
+			p := api.HubPeer{
+				SN: d.SN, InstanceID: id, CCN: in.CCN, PublicKey: d.PublicKey,
+				OverlayAddr: d.Overlay, AllowedIPs: []netip.Prefix{netip.PrefixFrom(d.Overlay, 32)},
+				Active: sn == active,
+			}
+			if p.Active {
+				p.AllowedIPs = append(p.AllowedIPs, in.Advertised...)
+			}
+			hc.Peers = append(hc.Peers, p)
+		}
+	}
+	return hc
+}
+
+// SetActive records the hub's arbiter's decision that sn is now the active
+// device of instance instID (a failover). The controller keeps membership;
+// the hub decides roles live from the data path and reports them here, so
+// DeviceConfig.Role, routes list and instance show agree with the hub.
+// The choice is stored, so a restart of vcpe-hub does not move the role
+// back.
+func (s *Server) SetActive(ctx context.Context, instID, sn, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.devices[sn]
+	if d == nil || d.InstanceID != instID || d.Status != store.StatusRegistered || s.activeLocked(instID) == sn {
+		return
+	}
+	if s.activeOverride == nil {
+		s.activeOverride = map[string]string{}
+	}
+	s.activeOverride[instID] = sn
+	if err := s.store.SetMeta(ctx, activeMetaPrefix+instID, sn); err != nil {
+		s.log.Error("store active device", "instance", instID, "err", err)
+	}
+	s.log.Info("active device switched by the hub", "instance", instID, "sn", sn, "reason", reason)
+	s.changedLocked(ctx)
+}
+
+// activeMetaPrefix keys the stored active device of an instance.
+const activeMetaPrefix = "active/"
+
+// activeLocked returns the SN of the instance's active device: the one the
+// hub last reported (SetActive) while it is registered, else the
+// registered device that registered first. Empty when none is registered.
+func (s *Server) activeLocked(instID string) string {
+	if sn, ok := s.activeOverride[instID]; ok {
+		if d := s.devices[sn]; d != nil && d.InstanceID == instID && d.Status == store.StatusRegistered {
+			return sn
+		}
+	}
+	var best *store.Device
+	for _, sn := range s.instDevices[instID] {
+		d := s.devices[sn]
+		if d.Status == store.StatusRegistered && (best == nil || d.RegisteredSeq < best.RegisteredSeq) {
+			best = d
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.SN
+}
+
+// Subscribe returns a channel that receives the current HubConfig at once
+// and then the latest one after every change. Slow readers miss
+// intermediate values, never the latest; the API never waits for them.
+// cancel releases the subscription.
+func (s *Server) Subscribe() (<-chan api.HubConfig, func()) {
+	return s.pub.subscribe()
+}
+
+// publishInterval is the shortest time between two computed HubConfigs:
+// a burst of changes (mass registration) costs one computation per
+// interval, not one per change.
+const publishInterval = 100 * time.Millisecond
+
+// publisher computes a HubConfig after changes, in its own goroutine, and
+// hands it to subscribers with latest-value semantics. Bursts of changes
+// coalesce into one computation.
+type publisher struct {
+	compute func() api.HubConfig
+	kick    chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	mu     sync.Mutex
+	next   int
+	subs   map[int]chan api.HubConfig
+	latest *api.HubConfig
+}
+
+func (p *publisher) start(compute func() api.HubConfig) {
+	p.compute = compute
+	p.kick = make(chan struct{}, 1)
+	p.done = make(chan struct{})
+	p.subs = map[int]chan api.HubConfig{}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-p.kick:
+				hc := p.compute()
+				p.mu.Lock()
+				p.latest = &hc
+				for _, ch := range p.subs {
+					offer(ch, hc)
+				}
+				p.mu.Unlock()
+				select {
+				case <-p.done:
+					return
+				case <-time.After(publishInterval):
+				}
+			}
+		}
+	}()
+}
+
+// offer replaces whatever ch holds with hc without blocking.
+func offer(ch chan api.HubConfig, hc api.HubConfig) {
+	select {
+	case <-ch:
+	default:
+	}
+	ch <- hc // cannot block: capacity 1, only offer sends, under p.mu
+}
+
+func (p *publisher) poke() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *publisher) subscribe() (<-chan api.HubConfig, func()) {
+	ch := make(chan api.HubConfig, 1)
+	p.mu.Lock()
+	id := p.next
+	p.next++
+	p.subs[id] = ch
+	p.mu.Unlock()
+	// The current state goes first, computed now, unless a newer one is
+	// published meanwhile.
+	hc := p.compute()
+	p.mu.Lock()
+	if p.latest == nil || p.latest.Generation <= hc.Generation {
+		if _, ok := p.subs[id]; ok {
+			offer(ch, hc)
+		}
+	}
+	p.mu.Unlock()
+	return ch, func() {
+		p.mu.Lock()
+		delete(p.subs, id)
+		p.mu.Unlock()
+	}
+}
+
+func (p *publisher) stop() {
+	select {
+	case <-p.done:
+	default:
+		close(p.done)
+	}
+	p.wg.Wait()
+}

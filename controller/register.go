@@ -1,0 +1,341 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/controller/store"
+)
+
+// NonceTTL is how long a registration challenge stays valid.
+const NonceTTL = 60 * time.Second
+
+// maxSNLen bounds the SN a client may send.
+const maxSNLen = 64
+
+// unknownSecret stands in for an unknown SN so that the proof is checked
+// the same way (and takes the same time) as for a known one.
+var unknownSecret = api.DeviceKeySecret("vcpe: no such device")
+
+func errWrongKey() *api.Error {
+	return &api.Error{Code: api.CodeUnauthorized, Message: "the SN or the key is wrong",
+		Fix: "check --sn and the key issued with it (vcpe-hub instance create or device reset-key)"}
+}
+
+func rateLimited(d time.Duration) *api.Error {
+	secs := int(math.Ceil(d.Seconds()))
+	return &api.Error{Code: api.CodeRateLimited, RetryAfter: secs,
+		Message: "too many failed registrations", Fix: fmt.Sprintf("wait %d seconds and try again", secs)}
+}
+
+func checkSN(sn string) *api.Error {
+	if sn == "" || len(sn) > maxSNLen {
+		return &api.Error{Code: api.CodeInvalidInput, Field: "sn", Message: "the SN is empty or too long", Fix: "pass the SN issued by vcpe-hub instance create"}
+	}
+	return nil
+}
+
+// Challenge issues a single-use registration nonce for sn. The answer does
+// not depend on whether sn exists.
+func (s *Server) Challenge(from netip.Addr, sn string) (api.Challenge, error) {
+	if e := checkSN(sn); e != nil {
+		return api.Challenge{}, e
+	}
+	now := s.now()
+	if d := max(s.regAddr.blocked("addr:"+from.String(), now), s.regSN.blocked(sn, now)); d > 0 {
+		return api.Challenge{}, rateLimited(d)
+	}
+	nonce := base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	if !s.nonces.add(nonce, sn, from.String(), now) {
+		return api.Challenge{}, rateLimited(NonceTTL)
+	}
+	return api.Challenge{Nonce: nonce, ExpiresIn: int(NonceTTL / time.Second)}, nil
+}
+
+// Register checks a registration proof and binds the device's WireGuard
+// key to its SN. from is the client's address, for throttling and audit.
+func (s *Server) Register(ctx context.Context, from netip.Addr, req api.RegisterRequest) (api.RegisterResponse, error) {
+	res, err := s.register(ctx, from, req)
+	who := "device@" + from.String()
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == api.CodeRateLimited {
+		// Throttled attempts are logged, not stored: a flood must not fill
+		// the disk.
+		s.log.Info("audit", "who", who, "action", "device.register", "target", req.SN, "result", ae.Code)
+		return res, err
+	}
+	s.auditResult(ctx, who, "device.register", req.SN, err)
+	return res, err
+}
+
+func (s *Server) register(ctx context.Context, from netip.Addr, req api.RegisterRequest) (api.RegisterResponse, error) {
+	if e := checkSN(req.SN); e != nil {
+		return api.RegisterResponse{}, e
+	}
+	now := s.now()
+	addrKey := "addr:" + from.String()
+	if d := max(s.regAddr.blocked(addrKey, now), s.regSN.blocked(req.SN, now)); d > 0 {
+		return api.RegisterResponse{}, rateLimited(d)
+	}
+	if !s.nonces.take(req.Nonce, req.SN, now) {
+		s.regAddr.fail(addrKey, now)
+		return api.RegisterResponse{}, &api.Error{Code: api.CodeUnauthorized,
+			Message: "the registration challenge is unknown, expired or already used", Fix: "request a new challenge and answer it within 60 seconds"}
+	}
+	if req.PublicKey.IsZero() {
+		return api.RegisterResponse{}, &api.Error{Code: api.CodeInvalidInput, Field: "public_key", Message: "the WireGuard public key is missing"}
+	}
+
+	s.mu.RLock()
+	secret := unknownSecret
+	d, known := s.devices[req.SN]
+	if known {
+		secret = d.Secret
+	}
+	s.mu.RUnlock()
+	if !api.CheckProof(secret, req.Nonce, req.SN, req.PublicKey, req.Advertise, req.Proof) || !known {
+		s.regAddr.fail(addrKey, now)
+		s.regSN.fail(req.SN, now)
+		return api.RegisterResponse{}, errWrongKey()
+	}
+	s.regSN.reset(req.SN)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, known = s.devices[req.SN]
+	if !known || string(d.Secret) != string(secret) {
+		// Deleted or key reset while we checked the proof.
+		return api.RegisterResponse{}, errWrongKey()
+	}
+	if d.Status == store.StatusRevoked {
+		return api.RegisterResponse{}, &api.Error{Code: api.CodeRevoked, Message: fmt.Sprintf("device %s is revoked", d.SN),
+			Fix: "ask the operator to reset its key (vcpe-hub device reset-key " + d.SN + ") and register with the new key"}
+	}
+	if !d.PublicKey.IsZero() && d.PublicKey != req.PublicKey {
+		return api.RegisterResponse{}, &api.Error{Code: api.CodeSlotTaken, Field: "sn",
+			Message: fmt.Sprintf("SN %s is already registered from another WireGuard key", d.SN),
+			Fix:     "register from the device that holds it, or reset the key (vcpe-hub device reset-key " + d.SN + ") to move the slot"}
+	}
+	if o, ok := s.byPubKey[req.PublicKey]; ok && o != d.SN {
+		return api.RegisterResponse{}, &api.Error{Code: api.CodeSlotTaken, Field: "public_key",
+			Message: fmt.Sprintf("this WireGuard key is already registered as SN %s", o), Fix: "each device needs its own key: use a separate --state-dir per device"}
+	}
+	in := s.instances[d.InstanceID]
+	if e := ValidateAdvertise(req.Advertise, in.RouteQuota); e != nil {
+		return api.RegisterResponse{}, e
+	}
+	probe, e := ValidateProbeAddrs(req.ProbeAddrs, req.Advertise)
+	if e != nil {
+		return api.RegisterResponse{}, e
+	}
+	nin := *in
+	if other := s.otherRegisteredLocked(d); other != "" {
+		if !samePrefixes(req.Advertise, in.Advertised) {
+			return api.RegisterResponse{}, &api.Error{Code: api.CodePrefixConflict, Field: "advertise",
+				Message: fmt.Sprintf("instance %s advertises %v (device %s); both devices of an instance advertise the same prefixes", in.Name, in.Advertised, other),
+				Fix:     fmt.Sprintf("pass --advertise %s", joinPrefixes(in.Advertised))}
+		}
+	} else {
+		if e := s.conflictsLocked(in.ID, in.CCN, req.Advertise); e != nil {
+			return api.RegisterResponse{}, e
+		}
+		nin.Advertised = slices.Clone(req.Advertise)
+	}
+
+	nd := *d
+	if d.PublicKey != req.PublicKey || d.RegisteredSeq == 0 {
+		s.seq++
+		nd.RegisteredSeq = s.seq
+		nd.RegisteredAt = now
+	}
+	nd.PublicKey = req.PublicKey
+	nd.Status = store.StatusRegistered
+	nd.ProbeAddrs = probe
+	cred, hash := newCredential()
+	c := store.Credential{Hash: hash[:], SN: d.SN, State: store.CredValid, CreatedAt: now}
+	if err := s.store.BindDevice(ctx, nd, c, nin); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return api.RegisterResponse{}, &api.Error{Code: api.CodeSlotTaken, Field: "sn", Message: fmt.Sprintf("SN %s is already registered from another WireGuard key", d.SN)}
+		}
+		return api.RegisterResponse{}, internal(err)
+	}
+	*d = nd
+	*in = nin
+	s.byPubKey[nd.PublicKey] = nd.SN
+	if old, ok := s.validCred[d.SN]; ok {
+		delete(s.creds, old)
+	}
+	s.creds[hash] = &c
+	s.validCred[d.SN] = hash
+	s.lastSeen[d.SN] = now
+	s.changedLocked(ctx)
+	return api.RegisterResponse{Credential: cred, Config: s.deviceConfigLocked(d)}, nil
+}
+
+// otherRegisteredLocked returns the SN of another registered device of
+// d's instance, or "".
+func (s *Server) otherRegisteredLocked(d *store.Device) string {
+	for _, sn := range s.instDevices[d.InstanceID] {
+		if o := s.devices[sn]; sn != d.SN && o.Status == store.StatusRegistered {
+			return sn
+		}
+	}
+	return ""
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	out := ""
+	for i, p := range ps {
+		if i > 0 {
+			out += ","
+		}
+		out += p.String()
+	}
+	return out
+}
+
+// deviceConfigLocked is what device d is told.
+func (s *Server) deviceConfigLocked(d *store.Device) api.DeviceConfig {
+	in := s.instances[d.InstanceID]
+	role := api.RoleStandby
+	if s.activeLocked(in.ID) == d.SN {
+		role = api.RoleActive
+	}
+	cfg := api.DeviceConfig{
+		Generation: s.gen, SN: d.SN, InstanceID: in.ID, InstanceName: in.Name, CCN: in.CCN,
+		OverlayAddr:    netip.PrefixFrom(d.Overlay, s.opts.Overlay.Bits()),
+		HubOverlayAddr: s.hubAddr, HubPublicKey: s.hubKey.PublicKey(), HubEndpoint: s.opts.HubEndpoint,
+		Routes: []netip.Prefix{}, Advertised: nonNil(slices.Clone(in.Advertised)), Role: role,
+		PersistentKeepalive: 25,
+	}
+	if in.CCN != "" {
+		for other := range s.members[in.CCN] {
+			if other != in.ID && s.activeLocked(other) != "" {
+				cfg.Routes = append(cfg.Routes, s.instances[other].Advertised...)
+			}
+		}
+		cfg.Routes = append(cfg.Routes, s.opts.CloudPrefixes...)
+		slices.SortFunc(cfg.Routes, comparePrefix)
+		cfg.Targets = s.targetsLocked(in.CCN, in.ID, cfg.Routes)
+	}
+	return cfg
+}
+
+// authLocked finds the device of a bearer credential.
+func (s *Server) authLocked(credential string) (*store.Device, *api.Error) {
+	c, ok := s.creds[sha256.Sum256([]byte(credential))]
+	if !ok || credential == "" {
+		return nil, &api.Error{Code: api.CodeUnauthorized, Message: "the device credential is not valid", Fix: "register the device again (vcpe register)"}
+	}
+	switch c.State {
+	case store.CredRevoked:
+		return nil, &api.Error{Code: api.CodeRevoked, Message: fmt.Sprintf("device %s is revoked", c.SN), Fix: "ask the operator; a revoked device needs a key reset and a new registration"}
+	case store.CredKeyReset:
+		return nil, &api.Error{Code: api.CodeKeyReset, Message: fmt.Sprintf("the key of device %s was reset", c.SN), Fix: "register again with the new key (vcpe register)"}
+	case store.CredReleased:
+		return nil, &api.Error{Code: api.CodeReleased, Message: fmt.Sprintf("device %s gave its registration back", c.SN), Fix: "register again (vcpe install or vcpe register)"}
+	}
+	return s.devices[c.SN], nil
+}
+
+// Release gives a device's slot back at the device's own request (vcpe
+// uninstall, or the rollback of a failed install): its registration,
+// WireGuard key binding and credential are dropped, it leaves the hub's
+// peers, and the same SN and key can register again, from any WireGuard
+// key. Releasing is not revoking: nothing stops the next registration.
+func (s *Server) Release(ctx context.Context, from netip.Addr, credential string) error {
+	s.mu.Lock()
+	d, e := s.authLocked(credential)
+	if e != nil {
+		s.mu.Unlock()
+		return e
+	}
+	sn := d.SN
+	nd := *d
+	nd.PublicKey = api.Key{}
+	nd.Status = store.StatusUnregistered
+	nd.RegisteredSeq = 0
+	nd.RegisteredAt = time.Time{}
+	nd.ProbeAddrs = nil
+	err := s.store.UpdateDevice(ctx, nd, store.CredReleased)
+	if err == nil {
+		delete(s.byPubKey, d.PublicKey)
+		*d = nd
+		s.dropCredsLocked(sn, store.CredReleased)
+		s.changedLocked(ctx)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		err = internal(err)
+	}
+	s.auditResult(ctx, "device@"+from.String(), "device.release", sn, err)
+	return err
+}
+
+// DeviceConfig returns the configuration of the device holding credential
+// and records it as seen.
+func (s *Server) DeviceConfig(credential string) (api.DeviceConfig, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, e := s.authLocked(credential)
+	if e != nil {
+		return api.DeviceConfig{}, e
+	}
+	s.lastSeen[d.SN] = s.now()
+	return s.deviceConfigLocked(d), nil
+}
+
+// Advertise replaces the prefixes the device's instance advertises and the
+// device's probe addresses inside them.
+func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Prefix, probe []netip.Addr) (api.DeviceConfig, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, e := s.authLocked(credential)
+	if e != nil {
+		return api.DeviceConfig{}, e
+	}
+	s.lastSeen[d.SN] = s.now()
+	in := s.instances[d.InstanceID]
+	sameRoutes := samePrefixes(ps, in.Advertised)
+	if sameRoutes {
+		if p, e := ValidateProbeAddrs(probe, ps); e == nil && slices.Equal(p, d.ProbeAddrs) {
+			return s.deviceConfigLocked(d), nil
+		}
+	}
+	err := func() error {
+		if e := ValidateAdvertise(ps, in.RouteQuota); e != nil {
+			return e
+		}
+		if !sameRoutes {
+			if e := s.conflictsLocked(in.ID, in.CCN, ps); e != nil {
+				return e
+			}
+		}
+		p, e := ValidateProbeAddrs(probe, ps)
+		if e != nil {
+			return e
+		}
+		nin := *in
+		nin.Advertised = slices.Clone(ps)
+		if err := s.store.UpdateAdvertised(ctx, nin, d.SN, p); err != nil {
+			return internal(err)
+		}
+		*in = nin
+		d.ProbeAddrs = p
+		return nil
+	}()
+	s.auditResult(ctx, "device:"+d.SN, "device.advertise", in.Name, err)
+	if err != nil {
+		return api.DeviceConfig{}, err
+	}
+	s.changedLocked(ctx)
+	return s.deviceConfigLocked(d), nil
+}

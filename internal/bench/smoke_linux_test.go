@@ -1,0 +1,111 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openvcpe/vcpe/internal/namespace"
+)
+
+func TestMain(m *testing.M) { namespace.Main(m) }
+
+// TestRunReportsMissingVcped: without a vcped binary the vcpe variant is an
+// error row in every case, with no number and no ratio, and no namespace
+// is made for it.
+func TestRunReportsMissingVcped(t *testing.T) {
+	o := Options{
+		Bins:         Binaries{VcpedErr: "not available: cmd/vcped not present"},
+		NewNamespace: func() (string, error) { return "", errors.New("no namespace wanted") },
+		Variants:     []string{VariantVcpe},
+	}
+	o.Apply(QuickSettings)
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(rep.Variants) != 1 || rep.Variants[0].Error != "not available: cmd/vcped not present" {
+		t.Fatalf("variants = %+v; want vcpe with the not-available error", rep.Variants)
+	}
+	if len(rep.Rows) != len(DefaultCases()) {
+		t.Fatalf("%d rows; want %d", len(rep.Rows), len(DefaultCases()))
+	}
+	for _, row := range rep.Rows {
+		r := row.result(VariantVcpe)
+		if r == nil || r.Error == "" || len(r.Runs) != 0 || r.BitsPerSecond != 0 {
+			t.Errorf("row %s: vcpe result %+v; want an error and no numbers", row.Name, r)
+		}
+	}
+}
+
+// TestSmoke keeps the harness from rotting: one short TCP run over raw
+// veth, upstream wireguard-go and two vcped, in real namespaces with real
+// processes, must parse to a non-zero rate, with CPU and memory readings
+// for the daemons. It asserts nothing about speed.
+func TestSmoke(t *testing.T) {
+	namespace.RequireRoot(t)
+	newNS := func() (string, error) { return namespace.New(t).Name, nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins, err := Build(ctx, root, t.TempDir(), "")
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if bins.Vcped == "" {
+		t.Fatalf("Build: vcped %s", bins.VcpedErr)
+	}
+	o := Options{
+		Bins:         bins,
+		NewNamespace: newNS,
+		TempDir:      t.TempDir(),
+		Variants:     []string{VariantRaw, VariantUpstream, VariantVcpe},
+		Cases:        []Case{{Proto: "tcp", Streams: 1}},
+		Runs:         1, Seconds: 1, ProbeSeconds: 1,
+		Search: QuickSettings.Search,
+	}
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, v := range rep.Variants {
+		if v.Error != "" {
+			t.Fatalf("variant %s: %s", v.Name, v.Error)
+		}
+	}
+	row := rep.Rows[0]
+	for _, v := range []string{VariantRaw, VariantUpstream, VariantVcpe} {
+		r := row.result(v)
+		if r == nil || r.Error != "" || len(r.Runs) != 1 {
+			t.Fatalf("%s: result %+v; want one run", v, r)
+		}
+		if r.BitsPerSecond <= 0 {
+			t.Errorf("%s: %v bit/s; want more than 0", v, r.BitsPerSecond)
+		}
+		if cpuOf(*r, "iperf3-client") == "—" || cpuOf(*r, "iperf3-server") == "—" {
+			t.Errorf("%s: CPU %+v; want iperf3 client and server readings", v, r.CPU)
+		}
+	}
+	for _, v := range []string{VariantUpstream, VariantVcpe} {
+		if r := row.result(v); cpuOf(*r, "a") == "—" || cpuOf(*r, "b") == "—" {
+			t.Errorf("%s: CPU %+v; want readings for both tunnel ends", v, r.CPU)
+		}
+		if mem := rep.variant(v).Memory; len(mem) != 2 || mem[0].IdleKiB <= 0 || mem[1].PeakKiB <= 0 {
+			t.Errorf("%s memory = %+v; want idle and peak RSS of both ends", v, mem)
+		}
+	}
+	for _, pair := range [][2]string{{VariantUpstream, VariantRaw}, {VariantVcpe, VariantRaw}, {VariantVcpe, VariantUpstream}} {
+		if v := row.Ratio(pair[0], pair[1]); v == nil || *v <= 0 {
+			t.Errorf("%s/%s ratio = %v; want a positive number", pair[0], pair[1], v)
+		}
+	}
+	var md strings.Builder
+	if err := rep.WriteMarkdown(&md); err != nil || !strings.Contains(md.String(), "| TCP, -P 1 |") {
+		t.Errorf("WriteMarkdown: %v\n%s", err, md.String())
+	}
+}

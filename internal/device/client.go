@@ -1,0 +1,267 @@
+package device
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/openvcpe/vcpe/api"
+)
+
+// ClientOptions tune a Client; the zero value is right for production.
+type ClientOptions struct {
+	// Dial replaces the TCP dialer (tests use in-memory connections).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Timeout bounds each call; default 30 s.
+	Timeout time.Duration
+}
+
+// Client talks to the controller over HTTPS, trusting only the CA whose
+// SHA-256 fingerprint it was given. There is no way to turn that off.
+type Client struct {
+	base        *url.URL
+	fingerprint string
+	credential  string
+	hc          *http.Client
+}
+
+// FingerprintError means the controller presented no certificate chain
+// signed by the pinned CA.
+type FingerprintError struct {
+	Want string
+	Got  []string // fingerprints of the certificates presented
+}
+
+func (e *FingerprintError) Error() string {
+	return fmt.Sprintf("the controller's certificate is not from the CA pinned by --controller-fingerprint %s (it presented %s); check the fingerprint printed by vcpe-hub serve (or vcpe-hub fingerprint) and the --controller URL",
+		e.Want, strings.Join(e.Got, ", "))
+}
+
+// UnreachableError means no HTTPS connection to the controller could be
+// made.
+type UnreachableError struct {
+	URL string
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("controller %s is unreachable: %v; check --controller, that vcpe-hub serve is running and that its TCP port is open", e.URL, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// ParseControllerURL checks a --controller value: https://HOST[:PORT].
+func ParseControllerURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return nil, &api.InputError{Field: "--controller", Msg: fmt.Sprintf("%q: want https://HOST:PORT (for example https://198.18.0.1:8443)", s)}
+	}
+	u.Path = ""
+	return u, nil
+}
+
+// ParseFingerprint checks a --controller-fingerprint value and returns it
+// as sha256:<64 lower-case hex digits>. Colons between bytes are accepted.
+func ParseFingerprint(s string) (string, error) {
+	h, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(s)), "sha256:")
+	h = strings.ReplaceAll(h, ":", "")
+	if b, err := hex.DecodeString(h); !ok || err != nil || len(b) != sha256.Size {
+		return "", &api.InputError{Field: "--controller-fingerprint", Msg: fmt.Sprintf("%q: want sha256: followed by 64 hex digits, as vcpe-hub serve prints it", s)}
+	}
+	return "sha256:" + h, nil
+}
+
+// NewClient returns a client for the controller at controllerURL whose CA
+// has the given fingerprint.
+func NewClient(controllerURL, fingerprint string, opts ClientOptions) (*Client, error) {
+	u, err := ParseControllerURL(controllerURL)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := ParseFingerprint(fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{
+			MinVersion: tls.VersionTLS13,
+			// Verification is done by VerifyConnection against the pinned
+			// CA only; the system roots play no part.
+			InsecureSkipVerify: true,
+			VerifyConnection:   func(cs tls.ConnectionState) error { return verifyPinned(cs, fp) },
+		},
+		DialContext:         opts.Dial,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
+	if tr.DialContext == nil {
+		tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	}
+	return &Client{base: u, fingerprint: fp, hc: &http.Client{Transport: tr, Timeout: opts.Timeout}}, nil
+}
+
+// NewClientFromState returns a client that authenticates as the device in
+// st (for config sync and route changes).
+func NewClientFromState(st *State, opts ClientOptions) (*Client, error) {
+	c, err := NewClient(st.Controller, st.ControllerFingerprint, opts)
+	if err != nil {
+		return nil, fmt.Errorf("device state: %w", err)
+	}
+	c.credential = st.Credential
+	return c, nil
+}
+
+func fingerprintOf(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// verifyPinned accepts the connection when one of the presented
+// certificates is the pinned CA and the leaf verifies against it. Host
+// names are not checked: the pinned CA is this controller's own.
+func verifyPinned(cs tls.ConnectionState, fp string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return &FingerprintError{Want: fp}
+	}
+	var got []string
+	for _, c := range cs.PeerCertificates {
+		f := fingerprintOf(c)
+		got = append(got, f)
+		if f != fp || !c.IsCA {
+			continue
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(c)
+		if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			return fmt.Errorf("controller certificate does not verify against the pinned CA: %w", err)
+		}
+		return nil
+	}
+	return &FingerprintError{Want: fp, Got: got}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	if err != nil {
+		return fmt.Errorf("controller request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.credential != "" {
+		req.Header.Set("Authorization", "Bearer "+c.credential)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var fe *FingerprintError
+		if errors.As(err, &fe) {
+			return fe
+		}
+		return &UnreachableError{URL: c.base.String(), Err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return &UnreachableError{URL: c.base.String(), Err: err}
+	}
+	if resp.StatusCode != http.StatusOK {
+		var ae api.Error
+		if json.Unmarshal(b, &ae) == nil && ae.Code != "" {
+			return &ae
+		}
+		return fmt.Errorf("controller answered %s to %s %s", resp.Status, method, path)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decode controller answer to %s: %w", path, err)
+	}
+	return nil
+}
+
+// RegisterRequest is what Client.Register needs. Key is the device key as
+// issued; it is used only to compute the proof.
+type RegisterRequest struct {
+	SN        string
+	Key       string
+	PublicKey api.Key
+	Advertise []netip.Prefix
+	// ProbeAddrs are this host's addresses inside Advertise where its
+	// probe reflector answers (not part of the proof).
+	ProbeAddrs []netip.Addr
+}
+
+// Register runs the challenge-response registration. API refusals are
+// *api.Error.
+func (c *Client) Register(ctx context.Context, r RegisterRequest) (api.RegisterResponse, error) {
+	var ch api.Challenge
+	if err := c.do(ctx, http.MethodPost, "/v1/register/challenge", api.ChallengeRequest{SN: r.SN}, &ch); err != nil {
+		return api.RegisterResponse{}, err
+	}
+	req := api.RegisterRequest{
+		SN: r.SN, Nonce: ch.Nonce, PublicKey: r.PublicKey, Advertise: r.Advertise, ProbeAddrs: r.ProbeAddrs,
+		Proof: api.RegistrationProof(api.DeviceKeySecret(r.Key), ch.Nonce, r.SN, r.PublicKey, r.Advertise),
+	}
+	var res api.RegisterResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/register", req, &res); err != nil {
+		return api.RegisterResponse{}, err
+	}
+	return res, nil
+}
+
+// DeviceConfig fetches the device's current configuration. A revoked
+// device or one whose key was reset gets an *api.Error with CodeRevoked or
+// CodeKeyReset.
+func (c *Client) DeviceConfig(ctx context.Context) (api.DeviceConfig, error) {
+	var cfg api.DeviceConfig
+	return cfg, c.do(ctx, http.MethodGet, "/v1/device/config", nil, &cfg)
+}
+
+// Release gives this device's registration back, so the same SN and key
+// can register again (from a new WireGuard key).
+func (c *Client) Release(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/device/release", struct{}{}, nil)
+}
+
+// AdvertiseRoutes replaces the LAN prefixes the device's instance
+// advertises, and this device's probe addresses inside them (see
+// ProbeAddrsIn), and returns the new configuration.
+func (c *Client) AdvertiseRoutes(ctx context.Context, ps []netip.Prefix, probe ...netip.Addr) (api.DeviceConfig, error) {
+	var cfg api.DeviceConfig
+	if ps == nil {
+		ps = []netip.Prefix{}
+	}
+	return cfg, c.do(ctx, http.MethodPost, "/v1/device/routes", api.AdvertiseRequest{Advertise: ps, ProbeAddrs: probe}, &cfg)
+}
+
+// Reach asks the controller to probe the address this request comes from
+// on api.ReachPorts with req's nonce (POST /v1/reach; no credential is
+// needed, so it works before registration).
+func (c *Client) Reach(ctx context.Context, req api.ReachRequest) (api.ReachResponse, error) {
+	var res api.ReachResponse
+	err := c.do(ctx, http.MethodPost, "/v1/reach", req, &res)
+	return res, err
+}
