@@ -12,6 +12,9 @@ export CGO_ENABLED = 0
 # packages that provide them.
 SYSTEM_DEPS := ip:iproute2 iptables:iptables nft:nftables tc:iproute2 ping:iputils-ping \
                iperf3:iperf3 tmux:tmux ss:iproute2 tcpdump:tcpdump systemd-analyze:systemd ethtool:ethtool
+# Files whose absence means a package is missing: the PostgreSQL server the
+# store tests start (Debian keeps initdb off PATH).
+SYSTEM_FILES := /usr/lib/postgresql/*/bin/initdb:postgresql
 
 .DEFAULT_GOAL := help
 
@@ -31,6 +34,9 @@ build: ## Build static binaries into bin/
 deps: ## Install the system packages tests and the lab need (as root), or name the missing ones
 	@missing=""; for d in $(SYSTEM_DEPS); do \
 		command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d##*:}"; \
+	done; \
+	for d in $(SYSTEM_FILES); do \
+		compgen -G "$${d%%:*}" >/dev/null || missing="$$missing $${d##*:}"; \
 	done; \
 	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	if [ -n "$$(echo $$missing)" ]; then \

@@ -31,6 +31,7 @@ type serveOptions struct {
 	routeQuota  int
 	names       []string
 	hub         hubOptions
+	db          databaseOptions
 }
 
 // endpoint is the hub endpoint devices dial.
@@ -101,10 +102,16 @@ func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*controll
 		return nil, err
 	}
 	opts.Logger = log
+	if opts.Store, err = o.db.openStore(ctx); err != nil {
+		return nil, err
+	}
 	if opts.HubAddrs, err = o.reflectorAddrs(opts.CloudPrefixes); err != nil {
 		return nil, err
 	}
 	srv, err := controller.New(ctx, opts)
+	if err != nil && opts.Store != nil {
+		opts.Store.Close()
+	}
 	var oe *controller.OptionError
 	if errors.As(err, &oe) {
 		return nil, &cli.UsageError{Err: err}
@@ -157,6 +164,8 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	f.StringVar(&o.overlay, "overlay", controller.DefaultOverlay.String(), "overlay address pool; the hub takes the first address")
 	f.StringSliceVar(&o.cloud, "cloud-prefix", nil, "cloud-side prefix behind the hub, learnt by CCN members (repeatable)")
 	f.IntVar(&o.routeQuota, "route-quota", controller.DefaultRouteQuota, "default number of prefixes a device may advertise (up to 50)")
+	f.StringVar(&o.db.url, "database", "", "store: sqlite (default, in --state) or postgres://USER@HOST[:PORT]/DB for replicas; default $"+DatabaseEnv+"; never put the password here")
+	f.StringVar(&o.db.passwordFile, "database-password-file", "", "file holding the PostgreSQL password (or PGPASSWORD, PGPASSFILE)")
 	f.StringSliceVar(&o.names, "name", nil, "extra DNS name or IP address for the server certificate (repeatable)")
 	f.BoolVar(&o.hub.disabled, "no-dataplane", false, "run the controller only: no tunnel endpoint, no reflector")
 	f.StringVar(&o.hub.tun, "tun", "vcpe-hub", "name of the hub's TUN interface")

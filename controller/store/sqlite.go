@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,38 +16,18 @@ import (
 	"github.com/openvcpe/vcpe/api"
 )
 
-const schema = `
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ccns (
-	id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS instances (
-	id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, slots INTEGER NOT NULL,
-	route_quota INTEGER NOT NULL, ccn_id TEXT REFERENCES ccns(id),
-	advertised TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS devices (
-	sn TEXT PRIMARY KEY,
-	instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
-	slot INTEGER NOT NULL, secret BLOB NOT NULL, overlay TEXT NOT NULL UNIQUE,
-	public_key TEXT, status TEXT NOT NULL, registered_seq INTEGER NOT NULL DEFAULT 0,
-	registered_at INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
-	probe_addrs TEXT NOT NULL DEFAULT '');
-CREATE UNIQUE INDEX IF NOT EXISTS devices_public_key ON devices(public_key) WHERE public_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS credentials (
-	hash BLOB PRIMARY KEY,
-	sn TEXT NOT NULL REFERENCES devices(sn) ON DELETE CASCADE,
-	state TEXT NOT NULL, created_at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS credentials_sn ON credentials(sn);
-CREATE TABLE IF NOT EXISTS audit (
-	id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, who TEXT NOT NULL,
-	action TEXT NOT NULL, target TEXT NOT NULL, result TEXT NOT NULL, detail TEXT NOT NULL);
-`
-
-// SQLite is the embedded store.
-type SQLite struct {
-	db *sql.DB
+// sqlStore holds the queries, written once for both engines (see db).
+type sqlStore struct {
+	db *db
 }
 
-// OpenSQLite opens (creating when needed, mode 0600) the database at path.
+// SQLite is the embedded store: one process, one file.
+type SQLite struct {
+	*sqlStore
+}
+
+// OpenSQLite opens (creating when needed, mode 0600) the database at path
+// and migrates its schema to the current version.
 func OpenSQLite(path string) (*SQLite, error) {
 	if path != ":memory:" {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -57,62 +38,31 @@ func OpenSQLite(path string) (*SQLite, error) {
 	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)" +
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-	db, err := sql.Open("sqlite", dsn)
+	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	// One connection: the controller serialises writes anyway, and an
 	// in-memory database exists per connection.
-	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open store %s: create schema: %w", path, err)
-	}
-	if err := migrate(db); err != nil {
-		db.Close()
+	sdb.SetMaxOpenConns(1)
+	s := &SQLite{&sqlStore{db: &db{DB: sdb}}}
+	if err := s.migrate(context.Background()); err != nil {
+		sdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return &SQLite{db: db}, nil
+	return s, nil
 }
 
-// columns added after the first release: table, column, definition. A
-// database made before them gets them on open (CREATE TABLE IF NOT EXISTS
-// leaves an existing table as it is).
-var columns = []struct{ table, column, def string }{
-	{"devices", "probe_addrs", "TEXT NOT NULL DEFAULT ''"},
-}
+// Lock is the cluster-wide write lock; a SQLite store has one process, so
+// the controller's own mutex is enough.
+func (s *SQLite) Lock(context.Context) (func(), error) { return func() {}, nil }
 
-func migrate(db *sql.DB) error {
-	for _, c := range columns {
-		rows, err := db.Query(`SELECT name FROM pragma_table_info(?)`, c.table)
-		if err != nil {
-			return fmt.Errorf("migrate %s: %w", c.table, err)
-		}
-		found := false
-		for rows.Next() {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				rows.Close()
-				return fmt.Errorf("migrate %s: %w", c.table, err)
-			}
-			found = found || name == c.column
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("migrate %s: %w", c.table, err)
-		}
-		if found {
-			continue
-		}
-		if _, err := db.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.column + ` ` + c.def); err != nil {
-			return fmt.Errorf("migrate %s: add column %s: %w", c.table, c.column, err)
-		}
-	}
-	return nil
-}
+// Watch reports that this process sees every change at once (it is the
+// only writer) and returns.
+func (s *SQLite) Watch(_ context.Context, changed func(live bool)) { changed(true) }
 
 // Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error { return s.db.Close() }
 
 func unix(t time.Time) int64 {
 	if t.IsZero() {
@@ -188,10 +138,45 @@ func nullString(s string) any {
 	return s
 }
 
-// Load reads every record.
-func (s *SQLite) Load(ctx context.Context) (*Snapshot, error) {
-	snap := &Snapshot{Meta: map[string]string{}}
-	rows, err := s.db.QueryContext(ctx, `SELECT k, v FROM meta`)
+// Load reads every record, as of one revision.
+func (s *sqlStore) Load(ctx context.Context) (*Snapshot, error) { return s.load(ctx, -1) }
+
+// Changes reads what changed after revision since: the CCNs and settings
+// written since, every instance written since with all its devices and
+// credentials, and the IDs of instances deleted since. Applying them to the
+// state of revision since gives the state of the returned revision.
+func (s *sqlStore) Changes(ctx context.Context, since uint64) (*Snapshot, error) {
+	return s.load(ctx, int64(since))
+}
+
+// Revision returns the current revision: it grows with every committed
+// change of instances, devices, credentials, CCNs or settings.
+func (s *sqlStore) Revision(ctx context.Context) (uint64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT n FROM revision WHERE id = 1`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read store revision: %w", err)
+	}
+	return uint64(n), nil
+}
+
+func (s *sqlStore) load(ctx context.Context, since int64) (*Snapshot, error) {
+	var opts *sql.TxOptions
+	if s.db.pg {
+		// One snapshot for every query below.
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	t, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("load store: %w", err)
+	}
+	defer t.Rollback()
+	snap := &Snapshot{Meta: map[string]string{}, Full: since < 0}
+	var rev int64
+	if err := t.QueryRowContext(ctx, `SELECT n FROM revision WHERE id = 1`).Scan(&rev); err != nil {
+		return nil, fmt.Errorf("load store revision: %w", err)
+	}
+	snap.Rev = uint64(rev)
+	rows, err := t.QueryContext(ctx, `SELECT k, v FROM meta WHERE rev > ?`, since)
 	if err != nil {
 		return nil, fmt.Errorf("load meta: %w", err)
 	}
@@ -205,7 +190,7 @@ func (s *SQLite) Load(ctx context.Context) (*Snapshot, error) {
 	}
 	rows.Close()
 
-	rows, err = s.db.QueryContext(ctx, `SELECT id, name, created_at FROM ccns ORDER BY created_at, id`)
+	rows, err = t.QueryContext(ctx, `SELECT id, name, created_at FROM ccns WHERE rev > ? ORDER BY created_at, id`, since)
 	if err != nil {
 		return nil, fmt.Errorf("load ccns: %w", err)
 	}
@@ -221,7 +206,7 @@ func (s *SQLite) Load(ctx context.Context) (*Snapshot, error) {
 	}
 	rows.Close()
 
-	rows, err = s.db.QueryContext(ctx, `SELECT id, name, slots, route_quota, COALESCE(ccn_id, ''), advertised, created_at FROM instances ORDER BY created_at, id`)
+	rows, err = t.QueryContext(ctx, `SELECT id, name, slots, route_quota, COALESCE(ccn_id, ''), advertised, created_at FROM instances WHERE rev > ? ORDER BY created_at, id`, since)
 	if err != nil {
 		return nil, fmt.Errorf("load instances: %w", err)
 	}
@@ -242,7 +227,8 @@ func (s *SQLite) Load(ctx context.Context) (*Snapshot, error) {
 	}
 	rows.Close()
 
-	rows, err = s.db.QueryContext(ctx, `SELECT sn, instance_id, slot, secret, overlay, COALESCE(public_key, ''), status, registered_seq, registered_at, created_at, probe_addrs FROM devices ORDER BY instance_id, slot`)
+	rows, err = t.QueryContext(ctx, `SELECT d.sn, d.instance_id, d.slot, d.secret, d.overlay, COALESCE(d.public_key, ''), d.status, d.registered_seq, d.registered_at, d.created_at, d.probe_addrs
+		FROM devices d JOIN instances i ON d.instance_id = i.id WHERE i.rev > ? ORDER BY d.instance_id, d.slot`, since)
 	if err != nil {
 		return nil, fmt.Errorf("load devices: %w", err)
 	}
@@ -273,7 +259,8 @@ func (s *SQLite) Load(ctx context.Context) (*Snapshot, error) {
 	}
 	rows.Close()
 
-	rows, err = s.db.QueryContext(ctx, `SELECT hash, sn, state, created_at FROM credentials`)
+	rows, err = t.QueryContext(ctx, `SELECT c.hash, c.sn, c.state, c.created_at FROM credentials c
+		JOIN devices d ON c.sn = d.sn JOIN instances i ON d.instance_id = i.id WHERE i.rev > ?`, since)
 	if err != nil {
 		return nil, fmt.Errorf("load credentials: %w", err)
 	}
@@ -288,41 +275,124 @@ func (s *SQLite) Load(ctx context.Context) (*Snapshot, error) {
 		snap.Credentials = append(snap.Credentials, c)
 	}
 	rows.Close()
-	return snap, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load credentials: %w", err)
+	}
+	if since >= 0 {
+		rows, err = t.QueryContext(ctx, `SELECT id FROM tombstones WHERE rev > ? AND kind = 'instance'`, since)
+		if err != nil {
+			return nil, fmt.Errorf("load deletions: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("load deletions: %w", err)
+			}
+			snap.Deleted = append(snap.Deleted, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("load deletions: %w", err)
+		}
+	}
+	return snap, nil
 }
 
-// SetMeta stores a setting.
-func (s *SQLite) SetMeta(ctx context.Context, k, v string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, k, v)
+// notifyChannel is the PostgreSQL channel every committed change is
+// announced on, with its revision as the payload.
+const notifyChannel = "vcpe_changes"
+
+// bump takes the next revision inside t. In PostgreSQL the row lock it
+// takes orders committing writers, so revisions become visible in order;
+// the notification is delivered when t commits.
+func (s *sqlStore) bump(ctx context.Context, t *tx) (int64, error) {
+	var n int64
+	if err := t.QueryRowContext(ctx, `UPDATE revision SET n = n + 1 WHERE id = 1 RETURNING n`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("next revision: %w", err)
+	}
+	if s.db.pg {
+		if _, err := t.ExecContext(ctx, `SELECT pg_notify(?, ?)`, notifyChannel, strconv.FormatInt(n, 10)); err != nil {
+			return 0, fmt.Errorf("announce revision: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// touch marks an instance (and so its devices and credentials) changed at
+// a new revision.
+func (s *sqlStore) touch(ctx context.Context, t *tx, instID string) error {
+	rev, err := s.bump(ctx, t)
 	if err != nil {
-		return fmt.Errorf("store setting %s: %w", k, err)
+		return err
+	}
+	r, err := t.ExecContext(ctx, `UPDATE instances SET rev = ? WHERE id = ?`, rev, instID)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ErrNotFound
 	}
 	return nil
 }
 
-func (s *SQLite) tx(ctx context.Context, what string, f func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+// SetMeta stores a setting.
+func (s *sqlStore) SetMeta(ctx context.Context, k, v string) error {
+	return s.tx(ctx, "store setting "+k, func(t *tx) error {
+		rev, err := s.bump(ctx, t)
+		if err != nil {
+			return err
+		}
+		_, err = t.ExecContext(ctx, `INSERT INTO meta (k, v, rev) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v, rev = excluded.rev`, k, v, rev)
+		return err
+	})
+}
+
+// InitMeta stores a setting unless it is set, and returns the value that
+// holds: the first writer wins (a CA made by two replicas starting at
+// once).
+func (s *sqlStore) InitMeta(ctx context.Context, k, v string) (string, error) {
+	var got string
+	err := s.tx(ctx, "store setting "+k, func(t *tx) error {
+		rev, err := s.bump(ctx, t)
+		if err != nil {
+			return err
+		}
+		if _, err := t.ExecContext(ctx, `INSERT INTO meta (k, v, rev) VALUES (?, ?, ?) ON CONFLICT(k) DO NOTHING`, k, v, rev); err != nil {
+			return err
+		}
+		return t.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = ?`, k).Scan(&got)
+	})
+	return got, err
+}
+
+func (s *sqlStore) tx(ctx context.Context, what string, f func(*tx) error) error {
+	t, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if err := f(tx); err != nil {
-		tx.Rollback()
+	if err := f(t); err != nil {
+		t.Rollback()
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 			return err
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := t.Commit(); err != nil {
 		return fmt.Errorf("%s: commit: %w", what, err)
 	}
 	return nil
 }
 
 // CreateInstance inserts an instance and its device slots.
-func (s *SQLite) CreateInstance(ctx context.Context, in Instance, devs []Device) error {
-	return s.tx(ctx, "create instance "+in.Name, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO instances (id, name, slots, route_quota, ccn_id, advertised, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			in.ID, in.Name, in.Slots, in.RouteQuota, nullString(in.CCN), joinPrefixes(in.Advertised), unix(in.CreatedAt)); err != nil {
+func (s *sqlStore) CreateInstance(ctx context.Context, in Instance, devs []Device) error {
+	return s.tx(ctx, "create instance "+in.Name, func(tx *tx) error {
+		rev, err := s.bump(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO instances (id, name, slots, route_quota, ccn_id, advertised, created_at, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			in.ID, in.Name, in.Slots, in.RouteQuota, nullString(in.CCN), joinPrefixes(in.Advertised), unix(in.CreatedAt), rev); err != nil {
 			return err
 		}
 		for _, d := range devs {
@@ -334,26 +404,30 @@ func (s *SQLite) CreateInstance(ctx context.Context, in Instance, devs []Device)
 	})
 }
 
-func putDevice(ctx context.Context, tx *sql.Tx, d Device) error {
+func putDevice(ctx context.Context, tx *tx, d Device) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO devices (sn, instance_id, slot, secret, overlay, public_key, status, registered_seq, registered_at, created_at, probe_addrs)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(sn) DO UPDATE SET secret = excluded.secret, public_key = excluded.public_key, status = excluded.status,
 			registered_seq = excluded.registered_seq, registered_at = excluded.registered_at, probe_addrs = excluded.probe_addrs`,
-		d.SN, d.InstanceID, d.Slot, d.Secret, d.Overlay.String(), nullKey(d.PublicKey), d.Status, d.RegisteredSeq, unix(d.RegisteredAt), unix(d.CreatedAt), joinAddrs(d.ProbeAddrs))
+		d.SN, d.InstanceID, d.Slot, d.Secret, d.Overlay.String(), nullKey(d.PublicKey), d.Status, int64(d.RegisteredSeq), unix(d.RegisteredAt), unix(d.CreatedAt), joinAddrs(d.ProbeAddrs))
 	return err
 }
 
 // UpdateInstance stores an instance's name, quota, CCN and advertised
 // prefixes.
-func (s *SQLite) UpdateInstance(ctx context.Context, in Instance) error {
-	return s.tx(ctx, "update instance "+in.Name, func(tx *sql.Tx) error {
-		return updateInstance(ctx, tx, in)
+func (s *sqlStore) UpdateInstance(ctx context.Context, in Instance) error {
+	return s.tx(ctx, "update instance "+in.Name, func(tx *tx) error {
+		return s.updateInstance(ctx, tx, in)
 	})
 }
 
-func updateInstance(ctx context.Context, tx *sql.Tx, in Instance) error {
-	r, err := tx.ExecContext(ctx, `UPDATE instances SET name = ?, route_quota = ?, ccn_id = ?, advertised = ? WHERE id = ?`,
-		in.Name, in.RouteQuota, nullString(in.CCN), joinPrefixes(in.Advertised), in.ID)
+func (s *sqlStore) updateInstance(ctx context.Context, tx *tx, in Instance) error {
+	rev, err := s.bump(ctx, tx)
+	if err != nil {
+		return err
+	}
+	r, err := tx.ExecContext(ctx, `UPDATE instances SET name = ?, route_quota = ?, ccn_id = ?, advertised = ?, rev = ? WHERE id = ?`,
+		in.Name, in.RouteQuota, nullString(in.CCN), joinPrefixes(in.Advertised), rev, in.ID)
 	if err != nil {
 		return err
 	}
@@ -365,9 +439,9 @@ func updateInstance(ctx context.Context, tx *sql.Tx, in Instance) error {
 
 // UpdateAdvertised stores an instance's advertised prefixes and the probe
 // addresses of the device that advertised them, in one transaction.
-func (s *SQLite) UpdateAdvertised(ctx context.Context, in Instance, sn string, probe []netip.Addr) error {
-	return s.tx(ctx, "update advertised routes of "+in.Name, func(tx *sql.Tx) error {
-		if err := updateInstance(ctx, tx, in); err != nil {
+func (s *sqlStore) UpdateAdvertised(ctx context.Context, in Instance, sn string, probe []netip.Addr) error {
+	return s.tx(ctx, "update advertised routes of "+in.Name, func(tx *tx) error {
+		if err := s.updateInstance(ctx, tx, in); err != nil {
 			return err
 		}
 		r, err := tx.ExecContext(ctx, `UPDATE devices SET probe_addrs = ? WHERE sn = ? AND instance_id = ?`, joinAddrs(probe), sn, in.ID)
@@ -382,8 +456,8 @@ func (s *SQLite) UpdateAdvertised(ctx context.Context, in Instance, sn string, p
 }
 
 // DeleteInstance removes an instance with its devices and credentials.
-func (s *SQLite) DeleteInstance(ctx context.Context, id string) error {
-	return s.tx(ctx, "delete instance "+id, func(tx *sql.Tx) error {
+func (s *sqlStore) DeleteInstance(ctx context.Context, id string) error {
+	return s.tx(ctx, "delete instance "+id, func(tx *tx) error {
 		r, err := tx.ExecContext(ctx, `DELETE FROM instances WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -391,17 +465,22 @@ func (s *SQLite) DeleteInstance(ctx context.Context, id string) error {
 		if n, _ := r.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
-		return nil
+		rev, err := s.bump(ctx, tx)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO tombstones (rev, kind, id) VALUES (?, 'instance', ?)`, rev, id)
+		return err
 	})
 }
 
 // UpdateDevice stores a device's key secret, binding and status, and sets
 // the state of its valid credentials to credState when that is not empty
 // (revoke, key reset).
-func (s *SQLite) UpdateDevice(ctx context.Context, d Device, credState string) error {
-	return s.tx(ctx, "update device "+d.SN, func(tx *sql.Tx) error {
+func (s *sqlStore) UpdateDevice(ctx context.Context, d Device, credState string) error {
+	return s.tx(ctx, "update device "+d.SN, func(tx *tx) error {
 		r, err := tx.ExecContext(ctx, `UPDATE devices SET secret = ?, public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ? WHERE sn = ?`,
-			d.Secret, nullKey(d.PublicKey), d.Status, d.RegisteredSeq, unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), d.SN)
+			d.Secret, nullKey(d.PublicKey), d.Status, int64(d.RegisteredSeq), unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), d.SN)
 		if err != nil {
 			return err
 		}
@@ -409,9 +488,11 @@ func (s *SQLite) UpdateDevice(ctx context.Context, d Device, credState string) e
 			return ErrNotFound
 		}
 		if credState != "" {
-			_, err = tx.ExecContext(ctx, `UPDATE credentials SET state = ? WHERE sn = ? AND state = ?`, credState, d.SN, CredValid)
+			if _, err = tx.ExecContext(ctx, `UPDATE credentials SET state = ? WHERE sn = ? AND state = ?`, credState, d.SN, CredValid); err != nil {
+				return err
+			}
 		}
-		return err
+		return s.touch(ctx, tx, d.InstanceID)
 	})
 }
 
@@ -419,12 +500,15 @@ func (s *SQLite) UpdateDevice(ctx context.Context, d Device, credState string) e
 // bound to another key or revoked (ErrConflict), replaces the device's valid
 // credentials with cred, and stores the instance (its advertised prefixes),
 // all in one transaction.
-func (s *SQLite) BindDevice(ctx context.Context, d Device, cred Credential, in Instance) error {
-	return s.tx(ctx, "register device "+d.SN, func(tx *sql.Tx) error {
+func (s *sqlStore) BindDevice(ctx context.Context, d Device, cred Credential, in Instance) error {
+	return s.tx(ctx, "register device "+d.SN, func(tx *tx) error {
 		r, err := tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ?
 			WHERE sn = ? AND status != ? AND (public_key IS NULL OR public_key = ?)`,
-			d.PublicKey.String(), StatusRegistered, d.RegisteredSeq, unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), d.SN, StatusRevoked, d.PublicKey.String())
+			d.PublicKey.String(), StatusRegistered, int64(d.RegisteredSeq), unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), d.SN, StatusRevoked, d.PublicKey.String())
 		if err != nil {
+			if isUniqueViolation(err) {
+				return ErrConflict
+			}
 			return err
 		}
 		if n, _ := r.RowsAffected(); n == 0 {
@@ -437,21 +521,59 @@ func (s *SQLite) BindDevice(ctx context.Context, d Device, cred Credential, in I
 			cred.Hash, cred.SN, cred.State, unix(cred.CreatedAt)); err != nil {
 			return err
 		}
-		return updateInstance(ctx, tx, in)
+		return s.updateInstance(ctx, tx, in)
 	})
 }
 
+// isUniqueViolation reports a unique constraint refusing a write (the
+// same WireGuard key bound to two SNs).
+func isUniqueViolation(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "UNIQUE constraint failed") || strings.Contains(m, "SQLSTATE 23505")
+}
+
 // CreateCCN inserts a CCN.
-func (s *SQLite) CreateCCN(ctx context.Context, c CCN) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO ccns (id, name, created_at) VALUES (?, ?, ?)`, c.ID, c.Name, unix(c.CreatedAt))
-	if err != nil {
-		return fmt.Errorf("create ccn %s: %w", c.Name, err)
+func (s *sqlStore) CreateCCN(ctx context.Context, c CCN) error {
+	return s.tx(ctx, "create ccn "+c.Name, func(t *tx) error {
+		rev, err := s.bump(ctx, t)
+		if err != nil {
+			return err
+		}
+		_, err = t.ExecContext(ctx, `INSERT INTO ccns (id, name, created_at, rev) VALUES (?, ?, ?, ?)`, c.ID, c.Name, unix(c.CreatedAt), rev)
+		return err
+	})
+}
+
+// PutNonce stores a registration challenge for sn until expires, and drops
+// expired ones.
+func (s *sqlStore) PutNonce(ctx context.Context, nonce, sn string, expires, now time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM nonces WHERE expires <= ?`, unix(now)); err != nil {
+		return fmt.Errorf("store registration challenge: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO nonces (nonce, sn, expires) VALUES (?, ?, ?)`, nonce, sn, unix(expires)); err != nil {
+		return fmt.Errorf("store registration challenge: %w", err)
 	}
 	return nil
 }
 
+// TakeNonce consumes a registration challenge: true only for the first
+// taker, before it expires, for the SN it was issued to. The delete is the
+// decision, so two replicas can never both take one nonce.
+func (s *sqlStore) TakeNonce(ctx context.Context, nonce, sn string, now time.Time) (bool, error) {
+	var got string
+	var exp int64
+	err := s.db.QueryRowContext(ctx, `DELETE FROM nonces WHERE nonce = ? RETURNING sn, expires`, nonce).Scan(&got, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("take registration challenge: %w", err)
+	}
+	return got == sn && now.Before(fromUnix(exp)), nil
+}
+
 // AppendAudit records an audit entry.
-func (s *SQLite) AppendAudit(ctx context.Context, e AuditEntry) error {
+func (s *sqlStore) AppendAudit(ctx context.Context, e AuditEntry) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO audit (at, who, action, target, result, detail) VALUES (?, ?, ?, ?, ?, ?)`,
 		unix(e.At), e.Who, e.Action, e.Target, e.Result, e.Detail)
 	if err != nil {
@@ -461,8 +583,8 @@ func (s *SQLite) AppendAudit(ctx context.Context, e AuditEntry) error {
 }
 
 // Audit returns the last n audit entries, oldest first.
-func (s *SQLite) Audit(ctx context.Context, n int) ([]AuditEntry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT at, who, action, target, result, detail FROM (SELECT * FROM audit ORDER BY id DESC LIMIT ?) ORDER BY id`, n)
+func (s *sqlStore) Audit(ctx context.Context, n int) ([]AuditEntry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT at, who, action, target, result, detail FROM (SELECT * FROM audit ORDER BY id DESC LIMIT ?) AS last ORDER BY id`, n)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}

@@ -1,13 +1,35 @@
 // Package store persists the controller's records: instances and their
-// device slots, Cloud Connect Networks, device credentials (hashed), a few
-// settings, and the audit log. SQLite (modernc.org/sqlite, no cgo) is the
-// embedded implementation; the controller uses it through a small interface
-// it defines itself, so another database (PostgreSQL) can back it later.
+// device slots, Cloud Connect Networks, device credentials (hashed),
+// registration challenges, a few settings, and the audit log. Two engines
+// keep one contract, with the SQL written once (db.go rewrites
+// placeholders): SQLite (modernc.org/sqlite, no cgo, embedded, the default)
+// for one controller process, and PostgreSQL (github.com/jackc/pgx/v5) for
+// any number of controller replicas sharing one database. The schema is
+// versioned (migrate.go) and migrated on open, from any earlier version,
+// in one transaction; PostgreSQL replicas starting together migrate once
+// under an advisory lock.
 //
 // It must not make decisions: validation, slot and prefix rules live in the
-// controller. The one rule enforced here too is the slot binding (an SN is
-// bound to at most one WireGuard key), as a conditional update, so that it
-// holds even if two controllers ever share a database.
+// controller. What it guarantees so that those decisions hold across
+// replicas:
+//
+//   - Every change of instances, devices, credentials, CCNs and settings
+//     takes the next revision (one row, locked until commit, so revisions
+//     become visible in order) and, on PostgreSQL, is announced with
+//     NOTIFY. Changes(rev) returns what changed since; a replica's cache
+//     catches up with it.
+//   - Lock is a cluster-wide write lock (a session-level PostgreSQL
+//     advisory lock on a connection of its own; released when the holder
+//     dies). The controller takes it around every decision and reads the
+//     changes since its revision first, so slot binding, prefix ownership
+//     and conflicts, key resets and revocations are decided on the latest
+//     state by one replica at a time.
+//   - Constraints back the most important rules whatever the caller does:
+//     an SN is bound to at most one WireGuard key (a conditional update),
+//     a WireGuard key to at most one SN (unique index), a slot holds one
+//     device (unique index), an overlay address one device (unique).
+//   - A registration challenge is consumed by DELETE … RETURNING, so it is
+//     single-use across replicas.
 package store
 
 import (
@@ -98,11 +120,19 @@ type AuditEntry struct {
 	Detail string
 }
 
-// Snapshot is every record, as loaded at start.
+// Snapshot is every record (Load), or what changed after a revision
+// (Changes).
 type Snapshot struct {
 	Instances   []Instance
 	Devices     []Device
 	CCNs        []CCN
 	Credentials []Credential
 	Meta        map[string]string
+	// Rev is the revision the snapshot was read at (see Changes).
+	Rev uint64
+	// Full is true for Load, false for Changes.
+	Full bool
+	// Deleted are instances deleted since the revision asked for
+	// (Changes only).
+	Deleted []string
 }
