@@ -136,8 +136,11 @@ func (s *Server) createInstance(ctx context.Context, req CreateInstanceRequest) 
 	if req.RouteQuota < 1 || req.RouteQuota > MaxRouteQuota {
 		return nil, &api.Error{Code: api.CodeInvalidInput, Field: "route_quota", Message: fmt.Sprintf("route quota %d", req.RouteQuota), Fix: fmt.Sprintf("use --route-quota from 1 to %d", MaxRouteQuota)}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if _, ok := s.instByName[req.Name]; ok {
 		return nil, &api.Error{Code: api.CodeInvalidInput, Field: "name", Message: fmt.Sprintf("an instance named %q exists", req.Name), Fix: "choose another name"}
 	}
@@ -267,8 +270,11 @@ func (s *Server) DeleteInstance(ctx context.Context, who, ref string) error {
 }
 
 func (s *Server) deleteInstance(ctx context.Context, ref string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	in, e := s.instanceRefLocked(ref)
 	if e != nil {
 		return e
@@ -330,8 +336,11 @@ func (s *Server) ResetKey(ctx context.Context, who, sn string) (*IssuedDevice, e
 }
 
 func (s *Server) resetKey(ctx context.Context, sn string) (*IssuedDevice, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	d, ok := s.devices[sn]
 	if !ok {
 		return nil, notFound("device", sn)
@@ -363,8 +372,11 @@ func (s *Server) Revoke(ctx context.Context, who, sn string) error {
 }
 
 func (s *Server) revoke(ctx context.Context, sn string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	d, ok := s.devices[sn]
 	if !ok {
 		return notFound("device", sn)
@@ -394,8 +406,11 @@ func (s *Server) createCCN(ctx context.Context, name string) (CCNInfo, error) {
 	if strings.HasPrefix(name, "i-") || strings.HasPrefix(name, "ccn-") {
 		return CCNInfo{}, &api.Error{Code: api.CodeInvalidInput, Field: "name", Message: fmt.Sprintf("name %q starts like an ID", name), Fix: "choose a name that does not start with i- or ccn-"}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		return CCNInfo{}, err
+	}
+	defer unlock()
 	if _, ok := s.ccnByName[name]; ok {
 		return CCNInfo{}, &api.Error{Code: api.CodeInvalidInput, Field: "name", Message: fmt.Sprintf("a CCN named %q exists", name), Fix: "choose another name"}
 	}
@@ -446,8 +461,11 @@ func (s *Server) Detach(ctx context.Context, who, ccnRef, instRef string) (CCNIn
 }
 
 func (s *Server) attach(ctx context.Context, ccnRef, instRef string, attach bool) (CCNInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		return CCNInfo{}, err
+	}
+	defer unlock()
 	c, e := s.ccnRefLocked(ccnRef)
 	if e != nil {
 		return CCNInfo{}, e

@@ -87,6 +87,29 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
+// waitParams reads a long-poll's ?wait=GEN&timeout=SECONDS: answer when
+// the generation is not GEN, or after the timeout (default and most
+// MaxWait). No wait parameter: answer at once (timeout 0).
+func waitParams(r *http.Request) (uint64, time.Duration, error) {
+	q := r.URL.Query()
+	if !q.Has("wait") {
+		return 0, 0, nil
+	}
+	wait, err := strconv.ParseUint(q.Get("wait"), 10, 64)
+	if err != nil {
+		return 0, 0, &api.Error{Code: api.CodeInvalidInput, Field: "wait", Message: "wait is not a generation number", Fix: "pass the generation the device has, e.g. ?wait=12"}
+	}
+	timeout := MaxWait
+	if t := q.Get("timeout"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 1 {
+			return 0, 0, &api.Error{Code: api.CodeInvalidInput, Field: "timeout", Message: "timeout is not a number of seconds", Fix: "pass 1 to 25, e.g. &timeout=20"}
+		}
+		timeout = min(time.Duration(n)*time.Second, MaxWait)
+	}
+	return wait, timeout, nil
+}
+
 // DeviceHandler is the device API (served over HTTPS).
 func (s *Server) DeviceHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -117,7 +140,19 @@ func (s *Server) DeviceHandler() http.Handler {
 		writeJSON(w, http.StatusOK, res)
 	})
 	mux.HandleFunc("GET /v1/device/config", func(w http.ResponseWriter, r *http.Request) {
-		cfg, err := s.DeviceConfig(bearer(r))
+		wait, timeout, err := waitParams(r)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		var cfg api.DeviceConfig
+		if timeout > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			cfg, err = s.WaitDeviceConfig(ctx, bearer(r), wait)
+			cancel()
+		} else {
+			cfg, err = s.DeviceConfig(bearer(r))
+		}
 		if err != nil {
 			s.writeError(w, err)
 			return

@@ -58,8 +58,12 @@ func (s *Server) hubConfigUnsorted() api.HubConfig {
 // The choice is stored, so a restart of vcpe-hub does not move the role
 // back.
 func (s *Server) SetActive(ctx context.Context, instID, sn, reason string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		s.log.Error("record the hub's active device", "instance", instID, "sn", sn, "err", err)
+		return
+	}
+	defer unlock()
 	d := s.devices[sn]
 	if d == nil || d.InstanceID != instID || d.Status != store.StatusRegistered || s.activeLocked(instID) == sn {
 		return

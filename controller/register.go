@@ -57,6 +57,12 @@ func (s *Server) Challenge(from netip.Addr, sn string) (api.Challenge, error) {
 	if !s.nonces.add(nonce, sn, from.String(), now) {
 		return api.Challenge{}, rateLimited(NonceTTL)
 	}
+	// The store holds the nonce too, so the answer may reach any replica.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.store.PutNonce(ctx, nonce, sn, now.Add(NonceTTL), now); err != nil {
+		return api.Challenge{}, internal(err)
+	}
 	return api.Challenge{Nonce: nonce, ExpiresIn: int(NonceTTL / time.Second)}, nil
 }
 
@@ -85,7 +91,12 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 	if d := max(s.regAddr.blocked(addrKey, now), s.regSN.blocked(req.SN, now)); d > 0 {
 		return api.RegisterResponse{}, rateLimited(d)
 	}
-	if !s.nonces.take(req.Nonce, req.SN, now) {
+	s.nonces.take(req.Nonce, req.SN, now) // frees this replica's count
+	taken, err := s.store.TakeNonce(ctx, req.Nonce, req.SN, now)
+	if err != nil {
+		return api.RegisterResponse{}, internal(err)
+	}
+	if !taken {
 		s.regAddr.fail(addrKey, now)
 		return api.RegisterResponse{}, &api.Error{Code: api.CodeUnauthorized,
 			Message: "the registration challenge is unknown, expired or already used", Fix: "request a new challenge and answer it within 60 seconds"}
@@ -108,8 +119,11 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 	}
 	s.regSN.reset(req.SN)
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		return api.RegisterResponse{}, err
+	}
+	defer unlock()
 	d, known = s.devices[req.SN]
 	if !known || string(d.Secret) != string(secret) {
 		// Deleted or key reset while we checked the proof.
@@ -252,10 +266,13 @@ func (s *Server) authLocked(credential string) (*store.Device, *api.Error) {
 // peers, and the same SN and key can register again, from any WireGuard
 // key. Releasing is not revoking: nothing stops the next registration.
 func (s *Server) Release(ctx context.Context, from netip.Addr, credential string) error {
-	s.mu.Lock()
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		return err
+	}
 	d, e := s.authLocked(credential)
 	if e != nil {
-		s.mu.Unlock()
+		unlock()
 		return e
 	}
 	sn := d.SN
@@ -265,14 +282,14 @@ func (s *Server) Release(ctx context.Context, from netip.Addr, credential string
 	nd.RegisteredSeq = 0
 	nd.RegisteredAt = time.Time{}
 	nd.ProbeAddrs = nil
-	err := s.store.UpdateDevice(ctx, nd, store.CredReleased)
+	err = s.store.UpdateDevice(ctx, nd, store.CredReleased)
 	if err == nil {
 		delete(s.byPubKey, d.PublicKey)
 		*d = nd
 		s.dropCredsLocked(sn, store.CredReleased)
 		s.changedLocked(ctx)
 	}
-	s.mu.Unlock()
+	unlock()
 	if err != nil {
 		err = internal(err)
 	}
@@ -283,6 +300,11 @@ func (s *Server) Release(ctx context.Context, from netip.Addr, credential string
 // DeviceConfig returns the configuration of the device holding credential
 // and records it as seen.
 func (s *Server) DeviceConfig(credential string) (api.DeviceConfig, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.freshen(ctx); err != nil {
+		return api.DeviceConfig{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, e := s.authLocked(credential)
@@ -296,8 +318,11 @@ func (s *Server) DeviceConfig(credential string) (api.DeviceConfig, error) {
 // Advertise replaces the prefixes the device's instance advertises and the
 // device's probe addresses inside them.
 func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Prefix, probe []netip.Addr) (api.DeviceConfig, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		return api.DeviceConfig{}, err
+	}
+	defer unlock()
 	d, e := s.authLocked(credential)
 	if e != nil {
 		return api.DeviceConfig{}, e
@@ -310,7 +335,7 @@ func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Pr
 			return s.deviceConfigLocked(d), nil
 		}
 	}
-	err := func() error {
+	err = func() error {
 		if e := ValidateAdvertise(ps, in.RouteQuota); e != nil {
 			return e
 		}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
@@ -25,10 +26,22 @@ import (
 	"github.com/openvcpe/vcpe/internal/atomicfile"
 )
 
-// Store is what the controller needs from its database. store.SQLite is
-// the embedded implementation.
+// Store is what the controller needs from its database: store.SQLite (one
+// process) and store.Postgres (replicas) keep this contract.
 type Store interface {
 	Load(ctx context.Context) (*store.Snapshot, error)
+	// Changes, Revision, Lock and Watch keep replicas' caches current and
+	// their decisions serial (see replica.go).
+	Changes(ctx context.Context, since uint64) (*store.Snapshot, error)
+	Revision(ctx context.Context) (uint64, error)
+	Lock(ctx context.Context) (unlock func(), err error)
+	Watch(ctx context.Context, changed func(live bool))
+	// Shared is true when other controller processes may use the same
+	// database.
+	Shared() bool
+	InitMeta(ctx context.Context, k, v string) (string, error)
+	PutNonce(ctx context.Context, nonce, sn string, expires, now time.Time) error
+	TakeNonce(ctx context.Context, nonce, sn string, now time.Time) (bool, error)
 	SetMeta(ctx context.Context, k, v string) error
 	CreateInstance(ctx context.Context, in store.Instance, devs []store.Device) error
 	UpdateInstance(ctx context.Context, in store.Instance) error
@@ -121,6 +134,12 @@ type Server struct {
 	overlayHint    netip.Addr
 	lastSeen       map[string]time.Time
 
+	rev       uint64      // store revision of the cache (replica.go)
+	live      atomic.Bool // the store's change announcements arrive
+	watch     genWatch    // wakes long-polls on every new generation
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
+
 	pub publisher
 }
 
@@ -187,14 +206,6 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		overlayUsed: map[netip.Addr]bool{},
 		lastSeen:    map[string]time.Time{},
 	}
-	var err error
-	if s.ca, s.cert, err = s.loadIdentity(); err != nil {
-		return nil, err
-	}
-	s.fingerprint = Fingerprint(s.ca)
-	if s.hubKey, err = loadOrCreateHubKey(filepath.Join(opts.StateDir, HubKeyFile)); err != nil {
-		return nil, err
-	}
 	s.store = opts.Store
 	if s.store == nil {
 		db, err := store.OpenSQLite(filepath.Join(opts.StateDir, StoreFile))
@@ -203,10 +214,28 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 		s.store = db
 	}
-	if err := s.load(ctx); err != nil {
+	var err error
+	if s.store.Shared() {
+		err = s.shareIdentity(ctx)
+	}
+	if err == nil {
+		s.ca, s.cert, err = s.loadIdentity()
+	}
+	if err == nil {
+		s.fingerprint = Fingerprint(s.ca)
+		s.hubKey, err = loadOrCreateHubKey(filepath.Join(opts.StateDir, HubKeyFile))
+	}
+	if err == nil {
+		err = s.load(ctx)
+	}
+	if err != nil {
 		s.store.Close()
 		return nil, err
 	}
+	s.watch.init()
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopWatch, s.watchDone = cancel, make(chan struct{})
+	go func() { defer close(s.watchDone); s.watchStore(wctx) }()
 	s.pub.start(s.HubConfig)
 	return s, nil
 }
@@ -259,53 +288,17 @@ func (s *Server) load(ctx context.Context) error {
 	if err := s.store.SetMeta(ctx, "overlay", s.opts.Overlay.String()); err != nil {
 		return err
 	}
-	if g, ok := snap.Meta["generation"]; ok {
-		s.gen, _ = strconv.ParseUint(g, 10, 64)
-	}
-	for k, v := range snap.Meta {
-		if id, ok := strings.CutPrefix(k, activeMetaPrefix); ok {
-			if s.activeOverride == nil {
-				s.activeOverride = map[string]string{}
-			}
-			s.activeOverride[id] = v
-		}
-	}
-	for i := range snap.CCNs {
-		c := snap.CCNs[i]
-		s.ccns[c.ID] = &c
-		s.ccnByName[c.Name] = c.ID
-		s.members[c.ID] = map[string]bool{}
-	}
-	for i := range snap.Instances {
-		in := snap.Instances[i]
-		s.instances[in.ID] = &in
-		s.instByName[in.Name] = in.ID
-		if in.CCN != "" {
-			s.members[in.CCN][in.ID] = true
-		}
-	}
-	for i := range snap.Devices {
-		d := snap.Devices[i]
-		s.devices[d.SN] = &d
-		s.instDevices[d.InstanceID] = append(s.instDevices[d.InstanceID], d.SN)
-		s.overlayUsed[d.Overlay] = true
-		s.seq = max(s.seq, d.RegisteredSeq)
-		if !d.PublicKey.IsZero() {
-			s.byPubKey[d.PublicKey] = d.SN
-		}
-	}
-	for i := range snap.Credentials {
-		c := snap.Credentials[i]
-		s.creds[[32]byte(c.Hash)] = &c
-		if c.State == store.CredValid {
-			s.validCred[c.SN] = [32]byte(c.Hash)
-		}
-	}
+	s.mu.Lock()
+	snap.Full = true
+	s.applyLocked(snap)
+	s.mu.Unlock()
 	return nil
 }
 
 // Close stops publishing and closes the store.
 func (s *Server) Close() error {
+	s.stopWatch()
+	<-s.watchDone
 	s.pub.stop()
 	return s.store.Close()
 }
@@ -332,6 +325,7 @@ func (s *Server) changedLocked(ctx context.Context) {
 	if err := s.store.SetMeta(ctx, "generation", strconv.FormatUint(s.gen, 10)); err != nil {
 		s.log.Error("store generation", "err", err)
 	}
+	s.watch.notify()
 	s.pub.poke()
 }
 

@@ -50,6 +50,10 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 	fmt.Fprintf(w, "%-10s %s\n", "routes:", joinPrefixes(st.Routes))
 	if s := st.Sync; s != nil {
 		line := s.Mode + ", " + s.State
+		if !s.UnreachableSince.IsZero() {
+			line += fmt.Sprintf(" since %s (%s ago; forwarding on the last configuration, generation %d)",
+				s.UnreachableSince.UTC().Format(time.RFC3339), ago(now, s.UnreachableSince), s.Generation)
+		}
 		if !s.LastSuccess.IsZero() {
 			line += fmt.Sprintf(", last success %s ago", ago(now, s.LastSuccess))
 		}

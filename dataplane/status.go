@@ -68,6 +68,10 @@ type SyncStatus struct {
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	Generation  uint64    `json:"generation"`
+	// UnreachableSince is when the controller stopped answering (every
+	// URL of it); zero while it answers. The tunnel keeps its last
+	// configuration meanwhile.
+	UnreachableSince time.Time `json:"unreachable_since,omitzero"`
 }
 
 // attempts records handshake initiations per peer, fed by wireguard-go's

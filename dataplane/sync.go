@@ -16,23 +16,37 @@ type ConfigSource interface {
 	DeviceConfig(ctx context.Context) (api.DeviceConfig, error)
 }
 
+// ConfigWaiter is a ConfigSource that can long-poll: answer as soon as the
+// configuration's generation is not gen, or after wait with the same one
+// (device.Client).
+type ConfigWaiter interface {
+	WaitDeviceConfig(ctx context.Context, gen uint64, wait time.Duration) (api.DeviceConfig, error)
+}
+
 // edgeApplier is the part of the Engine the Syncer drives.
 type edgeApplier interface {
 	Apply(api.DeviceConfig) error
 	Revoke(reason string)
 }
 
-// Syncer polls a ConfigSource and applies what changed. When the source is
-// unreachable it keeps the last known configuration; when the credential is
-// revoked or the key reset it tears the tunnel down and stops.
+// Syncer follows a ConfigSource and applies what changed: by long-poll
+// when the source can (a change arrives as soon as the controller makes
+// it), else, and whenever a long-poll fails, by polling every Interval.
+// When the source is unreachable it keeps the last known configuration
+// (the tunnel and routes stay as they are: static stability) and records
+// since when; when the credential is revoked or the key reset it tears
+// the tunnel down and stops.
 type Syncer struct {
 	Source   ConfigSource
 	Engine   edgeApplier
 	Save     func(api.DeviceConfig) error // persists a newly applied config; may be nil
 	Interval time.Duration
 	Timeout  time.Duration
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Wait is how long one long-poll may wait for a change (default 20 s;
+	// 0 polls only).
+	Wait   time.Duration
+	Logger *slog.Logger
+	Now    func() time.Time
 
 	mu     sync.Mutex
 	status SyncStatus
@@ -43,7 +57,7 @@ type Syncer struct {
 // NewSyncer returns a Syncer starting from the configuration currently
 // applied (generation gen).
 func NewSyncer(src ConfigSource, eng edgeApplier, gen uint64) *Syncer {
-	return &Syncer{Source: src, Engine: eng, gen: gen, Interval: 5 * time.Second, Timeout: 10 * time.Second,
+	return &Syncer{Source: src, Engine: eng, gen: gen, Interval: 5 * time.Second, Timeout: 10 * time.Second, Wait: 20 * time.Second,
 		status: SyncStatus{Mode: "controller", State: "starting", Generation: gen}}
 }
 
@@ -54,13 +68,29 @@ func (s *Syncer) Status() SyncStatus {
 	return s.status
 }
 
-// Run polls until ctx ends or the device is revoked.
+// Run follows the source until ctx ends or the device is revoked.
 func (s *Syncer) Run(ctx context.Context) {
+	w, canWait := s.Source.(ConfigWaiter)
+	canWait = canWait && s.Wait > 0
 	t := time.NewTicker(s.Interval)
 	defer t.Stop()
-	for {
-		if !s.Once(ctx) {
+	for ctx.Err() == nil {
+		var goOn, ok bool
+		if canWait {
+			goOn, ok = s.once(ctx, s.Wait+s.Timeout, func(ctx context.Context) (api.DeviceConfig, error) {
+				s.mu.Lock()
+				gen := s.gen
+				s.mu.Unlock()
+				return w.WaitDeviceConfig(ctx, gen, s.Wait)
+			})
+		} else {
+			goOn, ok = s.Once(ctx), false
+		}
+		if !goOn {
 			return
+		}
+		if ok {
+			continue // the next long-poll at once
 		}
 		select {
 		case <-ctx.Done():
@@ -72,6 +102,13 @@ func (s *Syncer) Run(ctx context.Context) {
 
 // Once does one poll and reports whether syncing should go on.
 func (s *Syncer) Once(ctx context.Context) bool {
+	goOn, _ := s.once(ctx, s.Timeout, s.Source.DeviceConfig)
+	return goOn
+}
+
+// once fetches the configuration once and applies it; goOn is false when
+// syncing must stop, ok true when the source answered.
+func (s *Syncer) once(ctx context.Context, timeout time.Duration, fetch func(context.Context) (api.DeviceConfig, error)) (goOn, ok bool) {
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now
@@ -83,12 +120,12 @@ func (s *Syncer) Once(ctx context.Context) bool {
 	s.mu.Lock()
 	if s.done {
 		s.mu.Unlock()
-		return false
+		return false, false
 	}
 	s.mu.Unlock()
 
-	cctx, cancel := context.WithTimeout(ctx, s.Timeout)
-	cfg, err := s.Source.DeviceConfig(cctx)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	cfg, err := fetch(cctx)
 	cancel()
 	at := now()
 
@@ -111,19 +148,22 @@ func (s *Syncer) Once(ctx context.Context) bool {
 		s.mu.Lock()
 		s.status.LastAttempt, s.status.State, s.status.LastError, s.done = at, state, ae.Error(), true
 		s.mu.Unlock()
-		return false
+		return false, false
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return false
+			return false, false
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.status.State != "controller unreachable" {
 			log.Warn("controller sync failed; keeping the last known configuration", "err", err)
 		}
+		if s.status.UnreachableSince.IsZero() {
+			s.status.UnreachableSince = at
+		}
 		s.status.LastAttempt, s.status.State, s.status.LastError = at, "controller unreachable", err.Error()
-		return true
+		return true, false
 	}
 	s.mu.Lock()
 	gen := s.gen
@@ -134,7 +174,7 @@ func (s *Syncer) Once(ctx context.Context) bool {
 			s.mu.Lock()
 			s.status.LastAttempt, s.status.State, s.status.LastError = at, "apply failed", err.Error()
 			s.mu.Unlock()
-			return true
+			return true, true
 		}
 		log.Info("applied device config", "generation", cfg.Generation, "routes", len(cfg.Routes))
 		if s.Save != nil {
@@ -148,5 +188,6 @@ func (s *Syncer) Once(ctx context.Context) bool {
 	s.gen = cfg.Generation
 	s.status.LastAttempt, s.status.State, s.status.LastError = at, "ok", ""
 	s.status.LastSuccess, s.status.Generation = at, s.gen
-	return true
+	s.status.UnreachableSince = time.Time{}
+	return true, true
 }

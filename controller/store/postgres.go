@@ -180,3 +180,6 @@ func (s *Postgres) listen(ctx context.Context, changed func(live bool)) error {
 		changed(true)
 	}
 }
+
+// Shared is true: replicas share a PostgreSQL database.
+func (s *Postgres) Shared() bool { return true }

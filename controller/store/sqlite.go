@@ -601,3 +601,6 @@ func (s *sqlStore) Audit(ctx context.Context, n int) ([]AuditEntry, error) {
 	}
 	return out, rows.Err()
 }
+
+// Shared is false: a SQLite database has one controller process.
+func (s *SQLite) Shared() bool { return false }

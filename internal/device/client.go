@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
@@ -32,10 +33,12 @@ type ClientOptions struct {
 // Client talks to the controller over HTTPS, trusting only the CA whose
 // SHA-256 fingerprint it was given. There is no way to turn that off.
 type Client struct {
-	base        *url.URL
+	bases       []*url.URL // the controller's URLs (replicas), tried in turn
+	cur         atomic.Int32
 	fingerprint string
 	credential  string
 	hc          *http.Client
+	long        *http.Client // long-polls: bounded by their context only
 }
 
 // FingerprintError means the controller presented no certificate chain
@@ -113,7 +116,22 @@ func NewClient(controllerURL, fingerprint string, opts ClientOptions) (*Client, 
 	if tr.DialContext == nil {
 		tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
 	}
-	return &Client{base: u, fingerprint: fp, hc: &http.Client{Transport: tr, Timeout: opts.Timeout}}, nil
+	return &Client{bases: []*url.URL{u}, fingerprint: fp, hc: &http.Client{Transport: tr, Timeout: opts.Timeout}, long: &http.Client{Transport: tr}}, nil
+}
+
+// AddControllers adds more URLs of the same controller (replicas behind no
+// load balancer): a call that cannot reach one tries the next, and the
+// client stays with the one that answered. They must present certificates
+// from the same pinned CA.
+func (c *Client) AddControllers(urls ...string) error {
+	for _, s := range urls {
+		u, err := ParseControllerURL(s)
+		if err != nil {
+			return err
+		}
+		c.bases = append(c.bases, u)
+	}
+	return nil
 }
 
 // NewClientFromState returns a client that authenticates as the device in
@@ -124,6 +142,9 @@ func NewClientFromState(st *State, opts ClientOptions) (*Client, error) {
 		return nil, fmt.Errorf("device state: %w", err)
 	}
 	c.credential = st.Credential
+	if err := c.AddControllers(st.Controllers...); err != nil {
+		return nil, fmt.Errorf("device state: %w", err)
+	}
 	return c, nil
 }
 
@@ -157,15 +178,41 @@ func verifyPinned(cs tls.ConnectionState, fp string) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
+	return c.doWith(ctx, c.hc, method, path, body, out)
+}
+
+// doWith makes the call on the current controller URL, and on the next
+// ones in turn while they are unreachable.
+func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, body, out any) error {
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
+	}
+	start := int(c.cur.Load())
+	var err error
+	for i := range c.bases {
+		n := (start + i) % len(c.bases)
+		err = c.call(ctx, hc, c.bases[n], method, path, b, body != nil, out)
+		var ue *UnreachableError
+		if !errors.As(err, &ue) || ctx.Err() != nil {
+			if err == nil {
+				c.cur.Store(int32(n))
+			}
+			return err
+		}
+	}
+	return err
+}
+
+func (c *Client) call(ctx context.Context, hc *http.Client, base *url.URL, method, path string, b []byte, hasBody bool, out any) error {
+	var rd io.Reader
+	if hasBody {
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base.String()+path, rd)
 	if err != nil {
 		return fmt.Errorf("controller request: %w", err)
 	}
@@ -173,30 +220,34 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if c.credential != "" {
 		req.Header.Set("Authorization", "Bearer "+c.credential)
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		var fe *FingerprintError
 		if errors.As(err, &fe) {
 			return fe
 		}
-		return &UnreachableError{URL: c.base.String(), Err: err}
+		return &UnreachableError{URL: base.String(), Err: err}
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return &UnreachableError{URL: c.base.String(), Err: err}
+		return &UnreachableError{URL: base.String(), Err: err}
 	}
 	if resp.StatusCode != http.StatusOK {
 		var ae api.Error
-		if json.Unmarshal(b, &ae) == nil && ae.Code != "" {
+		if json.Unmarshal(rb, &ae) == nil && ae.Code != "" {
 			return &ae
+		}
+		if resp.StatusCode >= 500 {
+			// A replica that cannot reach its database: try another.
+			return &UnreachableError{URL: base.String(), Err: fmt.Errorf("answered %s", resp.Status)}
 		}
 		return fmt.Errorf("controller answered %s to %s %s", resp.Status, method, path)
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(b, out); err != nil {
+	if err := json.Unmarshal(rb, out); err != nil {
 		return fmt.Errorf("decode controller answer to %s: %w", path, err)
 	}
 	return nil
@@ -238,6 +289,17 @@ func (c *Client) Register(ctx context.Context, r RegisterRequest) (api.RegisterR
 func (c *Client) DeviceConfig(ctx context.Context) (api.DeviceConfig, error) {
 	var cfg api.DeviceConfig
 	return cfg, c.do(ctx, http.MethodGet, "/v1/device/config", nil, &cfg)
+}
+
+// WaitDeviceConfig long-polls the device's configuration: the controller
+// answers as soon as its generation is not gen, or after wait (at most 25
+// s) with the unchanged one.
+func (c *Client) WaitDeviceConfig(ctx context.Context, gen uint64, wait time.Duration) (api.DeviceConfig, error) {
+	secs := max(1, int(wait/time.Second))
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+15*time.Second)
+	defer cancel()
+	var cfg api.DeviceConfig
+	return cfg, c.doWith(ctx, c.long, http.MethodGet, fmt.Sprintf("/v1/device/config?wait=%d&timeout=%d", gen, secs), nil, &cfg)
 }
 
 // Release gives this device's registration back, so the same SN and key

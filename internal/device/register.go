@@ -44,8 +44,17 @@ func Register(ctx context.Context, p RegisterParams) (*State, error) {
 	if strings.TrimSpace(p.Key) == "" {
 		return nil, errors.New("the device key is empty: pass it with --key-file, VCPE_KEY or at the prompt")
 	}
-	c, err := NewClient(p.Controller, p.Fingerprint, p.Client)
+	// --controller may list the URLs of several replicas, comma-separated.
+	urls := strings.Split(p.Controller, ",")
+	c, err := NewClient(strings.TrimSpace(urls[0]), p.Fingerprint, p.Client)
 	if err != nil {
+		return nil, err
+	}
+	var more []string
+	for _, u := range urls[1:] {
+		more = append(more, strings.TrimSpace(u))
+	}
+	if err := c.AddControllers(more...); err != nil {
 		return nil, err
 	}
 	st, err := LoadState(p.StateDir)
@@ -77,7 +86,11 @@ func Register(ctx context.Context, p RegisterParams) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.Controller = c.base.String()
+	st.Controller = c.bases[0].String()
+	st.Controllers = nil
+	for _, u := range c.bases[1:] {
+		st.Controllers = append(st.Controllers, u.String())
+	}
 	st.ControllerFingerprint = c.fingerprint
 	st.SN = p.SN
 	st.Credential = res.Credential

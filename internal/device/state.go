@@ -29,8 +29,11 @@ const stateVersion = 1
 type State struct {
 	Version int `json:"version"`
 
-	Controller            string `json:"controller"`             // https://host:8443
-	ControllerFingerprint string `json:"controller_fingerprint"` // sha256:<hex> of the controller CA
+	Controller string `json:"controller"` // https://host:8443
+	// Controllers are more URLs of the same controller (its replicas),
+	// tried in turn when one is unreachable.
+	Controllers           []string `json:"controllers,omitempty"`
+	ControllerFingerprint string   `json:"controller_fingerprint"` // sha256:<hex> of the controller CA
 
 	SN         string         `json:"sn"`
 	PrivateKey api.Key        `json:"private_key"` // WireGuard; never leaves the device
