@@ -9,9 +9,16 @@
 // mode 0600, for vcpe-hub's admin commands).
 //
 // Decisions written down here:
-//   - Every record lives in the store (SQLite by default) and in memory; a
-//     write goes to the store first, inside the controller's lock, so memory
-//     never holds what the store refused. One controller process per store.
+//   - Every record lives in the store and in memory; a write goes to the
+//     store first, inside the controller's lock, so memory never holds what
+//     the store refused. On SQLite (the default) one process owns the store.
+//     On PostgreSQL any number of replicas share it: memory is a cache at a
+//     store revision, caught up on every LISTEN/NOTIFY announcement, and
+//     every decision is made under the store's cluster-wide write lock on
+//     the latest state (replica.go). Every replica presents a certificate
+//     from one CA and tells devices one hub key, both kept in the store.
+//   - Devices long-poll their configuration (?wait=GEN): the answer leaves
+//     as soon as the generation changes, on any replica (watch.go).
 //   - Each device slot gets its overlay address when the instance is made;
 //     it keeps it across restarts, re-registration and key resets.
 //   - The first registered device of an instance is its active device
@@ -23,6 +30,14 @@
 //   - Wrong proofs back off per source address (up to 5 minutes) and per
 //     SN (up to 30 seconds): an attacker can delay a real device's
 //     registration by at most the SN cap, never lock it out.
+//   - Rate limits (those back-offs, the challenges per source address and
+//     the reach probes) are per replica, in memory: counting failures in
+//     the database would turn a flood into database writes, the very load
+//     throttling exists to avoid, and nothing depends on them for
+//     correctness (a 160-bit key is not guessed). Behind a load balancer
+//     an attacker gets at most one budget per replica. What must hold
+//     everywhere is shared: a challenge is in the store and single-use
+//     across replicas.
 //
 // It must not touch the network configuration of the host: the hub
 // dataplane subscribes to HubConfig and does that.

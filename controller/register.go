@@ -105,6 +105,9 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 		return api.RegisterResponse{}, &api.Error{Code: api.CodeInvalidInput, Field: "public_key", Message: "the WireGuard public key is missing"}
 	}
 
+	if err := s.knowDevice(ctx, req.SN); err != nil {
+		return api.RegisterResponse{}, err
+	}
 	s.mu.RLock()
 	secret := unknownSecret
 	d, known := s.devices[req.SN]
@@ -308,6 +311,13 @@ func (s *Server) DeviceConfig(credential string) (api.DeviceConfig, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, e := s.authLocked(credential)
+	if e != nil && e.Code == api.CodeUnauthorized && s.store.Shared() {
+		// Perhaps registered through another replica a moment ago.
+		if err := s.catchUpLocked(ctx); err != nil {
+			return api.DeviceConfig{}, internal(err)
+		}
+		d, e = s.authLocked(credential)
+	}
 	if e != nil {
 		return api.DeviceConfig{}, e
 	}

@@ -76,6 +76,26 @@ func (s *Server) freshen(ctx context.Context) error {
 	return nil
 }
 
+// knowDevice catches up when sn is not in the cache of a shared store: it
+// may have been created through another replica a moment ago.
+func (s *Server) knowDevice(ctx context.Context, sn string) error {
+	if !s.store.Shared() {
+		return nil
+	}
+	s.mu.RLock()
+	_, ok := s.devices[sn]
+	s.mu.RUnlock()
+	if ok {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.catchUpLocked(ctx); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
 // catchUpLocked applies the store's changes since s.rev.
 func (s *Server) catchUpLocked(ctx context.Context) error {
 	ch, err := s.store.Changes(ctx, s.rev)

@@ -53,6 +53,9 @@ type Harness struct {
 	Fingerprint string
 	Clock       *Clock
 	Options     controller.Options
+	// OpenStore, when set, gives the store of every start (a replica's
+	// own handle on a shared database); see ServeReplica.
+	OpenStore func() controller.Store
 
 	tb     testing.TB
 	ln     *pipeListener
@@ -69,6 +72,14 @@ type Option func(*controller.Options)
 // stopped when the test ends.
 func Serve(tb testing.TB, opts ...Option) *Harness {
 	tb.Helper()
+	return ServeReplica(tb, nil, opts...)
+}
+
+// ServeReplica is Serve with the store open gives at every start (nil: the
+// SQLite store in the state directory). Several harnesses with stores on
+// one PostgreSQL database are replicas of one controller.
+func ServeReplica(tb testing.TB, open func() controller.Store, opts ...Option) *Harness {
+	tb.Helper()
 	o := controller.Options{
 		StateDir:      tb.TempDir(),
 		HubEndpoint:   netip.MustParseAddrPort("198.18.0.1:4500"),
@@ -78,7 +89,7 @@ func Serve(tb testing.TB, opts ...Option) *Harness {
 	for _, f := range opts {
 		f(&o)
 	}
-	h := &Harness{StateDir: o.StateDir, Options: o, tb: tb, Clock: &Clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	h := &Harness{StateDir: o.StateDir, Options: o, OpenStore: open, tb: tb, Clock: &Clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	h.start()
 	tb.Cleanup(h.Stop)
 	return h
@@ -88,6 +99,9 @@ func (h *Harness) start() {
 	h.tb.Helper()
 	o := h.Options
 	o.Now = h.Clock.Now
+	if h.OpenStore != nil {
+		o.Store = h.OpenStore()
+	}
 	srv, err := controller.New(context.Background(), o)
 	if err != nil {
 		h.tb.Fatalf("controllertest: start controller: %v", err)
