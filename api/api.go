@@ -165,6 +165,21 @@ type HubConfig struct {
 	Peers          []HubPeer      `json:"peers"`
 }
 
+// HubActive is a hub's report that its arbiter made SN the active device
+// of an instance (POST /v1/hub/active).
+type HubActive struct {
+	InstanceID string `json:"instance_id"`
+	SN         string `json:"sn"`
+	Reason     string `json:"reason"`
+}
+
+// HubIdentity is what a hub process needs from the controller to end the
+// devices' tunnels: the hub's WireGuard private key (GET /v1/hub/identity,
+// hub credential only).
+type HubIdentity struct {
+	PrivateKey Key `json:"private_key"`
+}
+
 // Error codes carried in Error.Code. Scripts may match on them.
 const (
 	CodeInvalidInput   = "invalid_input"   // 400/422: a field is wrong; Field names it

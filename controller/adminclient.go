@@ -156,6 +156,13 @@ func (c *AdminClient) HubConfig(ctx context.Context) (api.HubConfig, error) {
 	return out, c.do(ctx, http.MethodGet, "/admin/v1/hub", nil, &out)
 }
 
+// CreateHubCredential issues the credential of the hub process name
+// (shown once).
+func (c *AdminClient) CreateHubCredential(ctx context.Context, name string) (*HubCredential, error) {
+	var out HubCredential
+	return &out, c.do(ctx, http.MethodPost, "/admin/v1/hubs", map[string]string{"name": name}, &out)
+}
+
 // Status returns the controller's identity.
 func (c *AdminClient) Status(ctx context.Context) (Status, error) {
 	var out Status

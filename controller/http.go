@@ -180,6 +180,7 @@ func (s *Server) DeviceHandler() http.Handler {
 		writeJSON(w, http.StatusOK, struct{}{})
 	})
 	mux.HandleFunc("POST /v1/reach", s.handleReach)
+	s.hubHandlers(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no API at %s %s", r.Method, r.URL.Path)})
 	})
@@ -260,6 +261,15 @@ func (s *Server) AdminHandler() http.Handler {
 		return s.AuditLog(r.Context(), n)
 	})
 	handle("GET /admin/v1/hub", func(*http.Request, string) (any, error) { return s.HubConfig(), nil })
+	handle("POST /admin/v1/hubs", func(r *http.Request, who string) (any, error) {
+		var req struct {
+			Name string `json:"name"`
+		}
+		if err := DecodeJSON(r, nil, &req); err != nil {
+			return nil, err
+		}
+		return s.CreateHubCredential(r.Context(), who, req.Name)
+	})
 	handle("GET /admin/v1/status", func(*http.Request, string) (any, error) {
 		return Status{Fingerprint: s.fingerprint, HubEndpoint: s.opts.HubEndpoint, HubPublicKey: s.HubPublicKey(), Overlay: s.opts.Overlay}, nil
 	})

@@ -170,6 +170,9 @@ func (s *Server) applyLocked(snap *store.Snapshot) {
 				s.gen = g
 			}
 		}
+		if name, ok := strings.CutPrefix(k, hubCredPrefix); ok {
+			s.setHubCredLocked(name, v)
+		}
 		if id, ok := strings.CutPrefix(k, activeMetaPrefix); ok {
 			if s.activeOverride == nil {
 				s.activeOverride = map[string]string{}

@@ -7,7 +7,7 @@ import (
 	"net"
 	"path/filepath"
 
-	"github.com/openvcpe/vcpe/controller"
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
 )
@@ -25,11 +25,22 @@ type hubOptions struct {
 	preempt   bool
 }
 
+// hubSource is where the hub's tunnel end gets its desired state and
+// reports role switches: the controller in the same process
+// (*controller.Server, --role all), or one reached over the device API
+// (remoteHub, --role hub).
+type hubSource interface {
+	HubConfig() api.HubConfig
+	HubPrivateKey() api.Key
+	Subscribe() (<-chan api.HubConfig, func())
+	SetActive(ctx context.Context, instID, sn, reason string)
+}
+
 // startHub runs the hub's tunnel end next to the controller: the
 // WireGuard endpoint all devices peer with, configured from the
 // controller's HubConfig and updated live on every change, the status
 // socket, and the probe reflector. stop undoes all of it.
-func startHub(ctx context.Context, srv *controller.Server, o serveOptions, log *slog.Logger) (stop func(), err error) {
+func startHub(ctx context.Context, srv hubSource, o serveOptions, log *slog.Logger) (stop func(), err error) {
 	if o.hub.disabled {
 		log.Warn("hub dataplane disabled (--no-dataplane): devices register but no tunnel ends here")
 		return func() {}, nil
@@ -41,14 +52,16 @@ func startHub(ctx context.Context, srv *controller.Server, o serveOptions, log *
 			srv.SetActive(context.Background(), ev.Instance, ev.SN, ev.Reason)
 		}
 	}()
-	ep, err := o.endpoint()
-	if err != nil {
+	port := uint16(4500)
+	if ep, err := o.endpoint(); err == nil {
+		port = ep.Port()
+	} else if o.role != roleHub {
 		return nil, err
 	}
 	h, err := dataplane.NewHub(dataplane.HubOptions{
 		PrivateKey: srv.HubPrivateKey(),
 		TUN:        o.hub.tun,
-		ListenPort: ep.Port(),
+		ListenPort: port,
 		UAPIDir:    o.hub.uapiDir,
 		Check:      o.hub.check,
 		Preempt:    o.hub.preempt,

@@ -32,6 +32,8 @@ type serveOptions struct {
 	names       []string
 	hub         hubOptions
 	db          databaseOptions
+	role        string
+	remote      remoteOptions
 }
 
 // endpoint is the hub endpoint devices dial.
@@ -126,7 +128,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	o := serveOptions{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the controller (device API over HTTPS, admin socket) and the hub's tunnel end",
+		Short: "Run the controller (device API over HTTPS, admin socket) and/or the hub's tunnel end (--role)",
 		Long: `Run the controller. The first start creates the state directory (0700), the
 store, a CA and a server certificate, and the hub's WireGuard key; every start
 prints the CA's SHA-256 fingerprint, which devices pin with
@@ -137,6 +139,16 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			switch o.role {
+			case roleAll, roleController:
+			case roleHub:
+				return serveHub(ctx, o, log)
+			default:
+				return cli.Usagef("--role %q: want all (controller and hub in one process, the default), controller or hub", o.role)
+			}
+			if o.role == roleController {
+				o.hub.disabled = true
+			}
 			srv, err := newServer(ctx, o, log)
 			if err != nil {
 				return err
@@ -167,6 +179,10 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	f.StringVar(&o.db.url, "database", "", "store: sqlite (default, in --state) or postgres://USER@HOST[:PORT]/DB for replicas; default $"+DatabaseEnv+"; never put the password here")
 	f.StringVar(&o.db.passwordFile, "database-password-file", "", "file holding the PostgreSQL password (or PGPASSWORD, PGPASSFILE)")
 	f.StringSliceVar(&o.names, "name", nil, "extra DNS name or IP address for the server certificate (repeatable)")
+	f.StringVar(&o.role, "role", roleAll, "all (controller and hub in one process), controller (APIs and store only), or hub (tunnel end only, configured by --controller)")
+	f.StringSliceVar(&o.remote.controllers, "controller", nil, "--role hub: URL of the controller, https://HOST:8443 (repeatable: its replicas, tried in turn)")
+	f.StringVar(&o.remote.fingerprint, "controller-fingerprint", "", "--role hub: the controller CA's fingerprint (vcpe-hub fingerprint)")
+	f.StringVar(&o.remote.credentialFile, "hub-credential-file", "", "--role hub: file holding the hub credential (vcpe-hub hub credential NAME), or $"+HubCredentialEnv)
 	f.BoolVar(&o.hub.disabled, "no-dataplane", false, "run the controller only: no tunnel endpoint, no reflector")
 	f.StringVar(&o.hub.tun, "tun", "vcpe-hub", "name of the hub's TUN interface")
 	f.StringVar(&o.hub.uapiDir, "uapi-dir", dataplane.DefaultUAPIDir, "directory of the WireGuard UAPI socket (wg show)")

@@ -1,0 +1,128 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/openvcpe/vcpe/api"
+)
+
+// Hub processes (vcpe-hub serve --role hub) talk to the controller over
+// the device API, pinned to the same CA, with a hub credential instead of
+// a device credential: they long-poll the hub configuration, fetch the
+// hub key once, and report the arbiter's role switches. A hub credential
+// is stored as its SHA-256 under the setting hubcred/NAME, so every
+// replica knows it.
+
+// hubCredPrefix keys the stored hub credentials.
+const hubCredPrefix = "hubcred/"
+
+// HubCredential is a newly issued hub credential, shown once.
+type HubCredential struct {
+	Name       string `json:"name"`
+	Credential string `json:"credential"`
+}
+
+// CreateHubCredential issues (or replaces) the credential of the hub
+// process called name.
+func (s *Server) CreateHubCredential(ctx context.Context, who, name string) (*HubCredential, error) {
+	res, err := s.createHubCredential(ctx, name)
+	s.auditResult(ctx, who, "hub.credential", name, err)
+	return res, err
+}
+
+func (s *Server) createHubCredential(ctx context.Context, name string) (*HubCredential, error) {
+	if e := checkName("name", name); e != nil {
+		return nil, e
+	}
+	cred := "vch_" + strings.TrimRight(b32.EncodeToString(randomBytes(32)), "=")
+	sum := sha256.Sum256([]byte(cred))
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := s.store.SetMeta(ctx, hubCredPrefix+name, hex.EncodeToString(sum[:])); err != nil {
+		return nil, internal(err)
+	}
+	s.setHubCredLocked(name, hex.EncodeToString(sum[:]))
+	return &HubCredential{Name: name, Credential: cred}, nil
+}
+
+func (s *Server) setHubCredLocked(name, hexSum string) {
+	if s.hubCreds == nil {
+		s.hubCreds = map[string][32]byte{}
+	}
+	b, err := hex.DecodeString(hexSum)
+	if err != nil || len(b) != 32 {
+		delete(s.hubCreds, name)
+		return
+	}
+	s.hubCreds[name] = [32]byte(b)
+}
+
+// authHub returns the name of the hub holding credential.
+func (s *Server) authHub(credential string) (string, error) {
+	sum := sha256.Sum256([]byte(credential))
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for name, h := range s.hubCreds {
+		if credential != "" && h == sum {
+			return name, nil
+		}
+	}
+	return "", &api.Error{Code: api.CodeUnauthorized, Message: "the hub credential is not valid",
+		Fix: "issue one with vcpe-hub hub credential NAME on a controller and pass it with --hub-credential-file"}
+}
+
+func (s *Server) hubHandlers(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/hub/config", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.authHub(bearer(r)); err != nil {
+			s.writeError(w, err)
+			return
+		}
+		if err := s.freshen(r.Context()); err != nil {
+			s.writeError(w, err)
+			return
+		}
+		wait, timeout, err := waitParams(r)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		if timeout == 0 {
+			writeJSON(w, http.StatusOK, s.HubConfig())
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		writeJSON(w, http.StatusOK, s.WaitHubConfig(ctx, wait))
+	})
+	mux.HandleFunc("GET /v1/hub/identity", func(w http.ResponseWriter, r *http.Request) {
+		name, err := s.authHub(bearer(r))
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		s.audit(r.Context(), "hub:"+name, "hub.identity", name, "ok", "")
+		writeJSON(w, http.StatusOK, api.HubIdentity{PrivateKey: s.hubKey})
+	})
+	mux.HandleFunc("POST /v1/hub/active", func(w http.ResponseWriter, r *http.Request) {
+		name, err := s.authHub(bearer(r))
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		var req api.HubActive
+		if err := DecodeJSON(r, w, &req); err != nil {
+			s.writeError(w, err)
+			return
+		}
+		s.SetActive(r.Context(), req.InstanceID, req.SN, fmt.Sprintf("%s (hub %s)", req.Reason, name))
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
+}
