@@ -217,9 +217,13 @@ func (s *Server) applyLocked(snap *store.Snapshot) {
 			s.byPubKey[d.PublicKey] = d.SN
 		}
 	}
+	if snap.Full || s.credsBySN == nil {
+		s.credsBySN = map[string][][32]byte{}
+	}
 	for i := range snap.Credentials {
 		c := snap.Credentials[i]
 		s.creds[[32]byte(c.Hash)] = &c
+		s.credsBySN[c.SN] = append(s.credsBySN[c.SN], [32]byte(c.Hash))
 		if c.State == store.CredValid {
 			s.validCred[c.SN] = [32]byte(c.Hash)
 		}
@@ -244,7 +248,22 @@ func (s *Server) dropInstanceLocked(id, credState string) {
 			delete(s.byPubKey, d.PublicKey)
 		}
 		delete(s.devices, sn)
-		s.dropCredsLocked(sn, credState)
+		if credState != "" {
+			s.dropCredsLocked(sn, credState)
+			continue
+		}
+		// Reloaded: forget its credentials without a pass over all of
+		// them (the store's rows come back with the instance).
+		if h, ok := s.validCred[sn]; ok {
+			delete(s.creds, h)
+			delete(s.validCred, sn)
+		}
+		for _, h := range s.credsBySN[sn] {
+			if c := s.creds[h]; c != nil && c.SN == sn {
+				delete(s.creds, h)
+			}
+		}
+		delete(s.credsBySN, sn)
 	}
 	delete(s.instDevices, id)
 	delete(s.instances, id)

@@ -134,10 +134,11 @@ type Server struct {
 	overlayHint    netip.Addr
 	lastSeen       map[string]time.Time
 
-	hubCreds  map[string][32]byte // hub name → SHA-256 of its credential (hubapi.go)
-	rev       uint64              // store revision of the cache (replica.go)
-	live      atomic.Bool         // the store's change announcements arrive
-	watch     genWatch            // wakes long-polls on every new generation
+	hubCreds  map[string][32]byte   // hub name → SHA-256 of its credential (hubapi.go)
+	rev       uint64                // store revision of the cache (replica.go)
+	credsBySN map[string][][32]byte // credentials loaded from the store, by SN (replica.go)
+	live      atomic.Bool           // the store's change announcements arrive
+	watch     genWatch              // wakes long-polls on every new generation
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
 

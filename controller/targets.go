@@ -40,34 +40,51 @@ func ValidateProbeAddrs(addrs []netip.Addr, advertise []netip.Prefix) ([]netip.A
 // it; for a cloud-side prefix, the hub's own address inside it. Routes
 // without either have none.
 func (s *Server) targetsLocked(ccnID, self string, routes []netip.Prefix) []api.ProbeTarget {
-	type holder struct {
-		sn    string
-		addrs []netip.Addr
+	// One pass over the members, indexed by route: a device's
+	// configuration costs O(members), not O(routes × members), so one
+	// change fanned out to every device of a large CCN stays fast.
+	idx := make(map[netip.Prefix]int, len(routes))
+	for i, r := range routes {
+		idx[r] = i
 	}
-	var holders []holder
+	found := make([]*api.ProbeTarget, len(routes))
+	for i, r := range routes {
+		if slices.Contains(s.opts.CloudPrefixes, r) {
+			for _, a := range s.opts.HubAddrs {
+				if r.Contains(a) {
+					found[i] = &api.ProbeTarget{Prefix: r, Addr: a}
+					break
+				}
+			}
+		}
+	}
 	for other := range s.members[ccnID] {
 		if other == self {
 			continue
 		}
-		if sn := s.activeLocked(other); sn != "" {
-			holders = append(holders, holder{sn, s.devices[sn].ProbeAddrs})
+		sn := s.activeLocked(other)
+		if sn == "" {
+			continue
 		}
-	}
-	hub := holder{addrs: s.opts.HubAddrs}
-	var out []api.ProbeTarget
-	for _, r := range routes {
-		cands := holders
-		if slices.Contains(s.opts.CloudPrefixes, r) {
-			cands = []holder{hub}
-		}
-	find:
-		for _, h := range cands {
-			for _, a := range h.addrs {
-				if r.Contains(a) {
-					out = append(out, api.ProbeTarget{Prefix: r, Addr: a, SN: h.sn})
-					break find
+		// A probe address lies inside one of its instance's prefixes
+		// (ValidateProbeAddrs), and prefixes of one CCN never overlap.
+		for _, p := range s.instances[other].Advertised {
+			i, ok := idx[p]
+			if !ok || found[i] != nil || slices.Contains(s.opts.CloudPrefixes, p) {
+				continue
+			}
+			for _, a := range s.devices[sn].ProbeAddrs {
+				if p.Contains(a) {
+					found[i] = &api.ProbeTarget{Prefix: p, Addr: a, SN: sn}
+					break
 				}
 			}
+		}
+	}
+	var out []api.ProbeTarget
+	for _, t := range found {
+		if t != nil {
+			out = append(out, *t)
 		}
 	}
 	return out

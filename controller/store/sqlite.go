@@ -228,7 +228,7 @@ func (s *sqlStore) load(ctx context.Context, since int64) (*Snapshot, error) {
 	rows.Close()
 
 	rows, err = t.QueryContext(ctx, `SELECT d.sn, d.instance_id, d.slot, d.secret, d.overlay, COALESCE(d.public_key, ''), d.status, d.registered_seq, d.registered_at, d.created_at, d.probe_addrs
-		FROM devices d JOIN instances i ON d.instance_id = i.id WHERE i.rev > ? ORDER BY d.instance_id, d.slot`, since)
+		FROM devices d WHERE d.instance_id IN (SELECT id FROM instances WHERE rev > ?) ORDER BY d.instance_id, d.slot`, since)
 	if err != nil {
 		return nil, fmt.Errorf("load devices: %w", err)
 	}
@@ -260,7 +260,7 @@ func (s *sqlStore) load(ctx context.Context, since int64) (*Snapshot, error) {
 	rows.Close()
 
 	rows, err = t.QueryContext(ctx, `SELECT c.hash, c.sn, c.state, c.created_at FROM credentials c
-		JOIN devices d ON c.sn = d.sn JOIN instances i ON d.instance_id = i.id WHERE i.rev > ?`, since)
+		WHERE c.sn IN (SELECT sn FROM devices WHERE instance_id IN (SELECT id FROM instances WHERE rev > ?))`, since)
 	if err != nil {
 		return nil, fmt.Errorf("load credentials: %w", err)
 	}
