@@ -42,6 +42,7 @@ type remoteOptions struct {
 	controllers    []string
 	fingerprint    string
 	credentialFile string
+	client         device.ClientOptions // tests: in-memory connections
 }
 
 // remoteHub is a hubSource over the device API: it long-polls the hub
@@ -74,7 +75,7 @@ func newRemoteHub(ctx context.Context, o serveOptions, log *slog.Logger) (*remot
 	if o.remote.fingerprint == "" {
 		return nil, cli.Usagef("--role hub needs --controller-fingerprint: the controller CA's fingerprint (vcpe-hub fingerprint on a controller)")
 	}
-	c, err := device.NewHubClient(o.remote.controllers, o.remote.fingerprint, cred, device.ClientOptions{Timeout: 10 * time.Second})
+	c, err := device.NewHubClient(o.remote.controllers, o.remote.fingerprint, cred, withTimeout(o.remote.client, 10*time.Second))
 	if err != nil {
 		var ie *api.InputError
 		if errors.As(err, &ie) {
@@ -113,6 +114,13 @@ func newRemoteHub(ctx context.Context, o serveOptions, log *slog.Logger) (*remot
 		return nil, fmt.Errorf("fetch the hub configuration (and no saved one in %s): %w", o.state, err)
 	}
 	return r, nil
+}
+
+func withTimeout(o device.ClientOptions, d time.Duration) device.ClientOptions {
+	if o.Timeout == 0 {
+		o.Timeout = d
+	}
+	return o
 }
 
 func (r *remoteHub) save(hc api.HubConfig) {
