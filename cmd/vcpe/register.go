@@ -46,7 +46,7 @@ and configuration go to STATE-DIR/device.json (0600).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRegister(cmd, f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.controller, "controller", "", "controller URL, https://HOST:PORT")
+	fl.StringVar(&f.controller, "controller", "", "controller URL, https://HOST:PORT; the URLs of several replicas comma-separated")
 	fl.StringVar(&f.fingerprint, "controller-fingerprint", "", "the controller CA's fingerprint, sha256:<hex>")
 	fl.StringVar(&f.sn, "sn", "", "the device's serial number")
 	fl.StringSliceVar(&f.advertise, "advertise", nil, "LAN prefixes to advertise, comma-separated or repeated (for example 198.19.1.0/24)")
@@ -63,8 +63,10 @@ func runRegister(cmd *cobra.Command, f registerFlags) error {
 			return cli.Usagef("%s is required", r.name)
 		}
 	}
-	if _, err := device.ParseControllerURL(f.controller); err != nil {
-		return &cli.UsageError{Err: err}
+	for _, u := range strings.Split(f.controller, ",") {
+		if _, err := device.ParseControllerURL(strings.TrimSpace(u)); err != nil {
+			return &cli.UsageError{Err: err}
+		}
 	}
 	if _, err := device.ParseFingerprint(f.fingerprint); err != nil {
 		return &cli.UsageError{Err: err}
