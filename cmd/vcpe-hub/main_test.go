@@ -17,8 +17,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--route-quota", "51"}, // over the cap
 		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--cloud-prefix", "198.18.64.0/24"},
 		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--role", "both"},
-		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--database", "postgres://u:secret@db.test/vcpe"},     // password in argv
-		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--database", "mysql://db.test/vcpe"},                 // not PostgreSQL
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--database", "postgres://u:secret@db.test/vcpe"},       // password in argv
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--database", "mysql://db.test/vcpe"},                   // not PostgreSQL
 		{"serve", "--state", state, "--role", "hub", "--controller", "https://198.18.0.1:8443", "--controller-fingerprint", "x"}, // no credential
 	} {
 		if code := run(args); code != 2 {
