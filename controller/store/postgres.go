@@ -73,6 +73,15 @@ func OpenPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*Postg
 	if opts.Password != "" {
 		cfg.Password = opts.Password
 	}
+	// Plan every statement for its arguments: a generic plan of "rev > $1"
+	// guesses a third of the table and scans it, which makes catching up
+	// grow with the fleet instead of with the change.
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	if _, ok := cfg.RuntimeParams["plan_cache_mode"]; !ok {
+		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	if opts.MaxConns == 0 {
 		opts.MaxConns = 16
 	}
