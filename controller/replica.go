@@ -18,7 +18,11 @@ import (
 //   - Every decision runs under lockWrite: the store's cluster-wide write
 //     lock, then s.mu, then the changes since s.rev, so it is made on the
 //     latest committed state by one replica at a time, and written before
-//     the lock is released.
+//     the lock is released. Releasing it records the store's revision as
+//     the cache's (what was written under the lock is in memory too), so a
+//     replica making many decisions in a row reads one number each time,
+//     not its own changes. Only settings the cache does not use (the
+//     overlay, the shared identity) are written outside the lock.
 //   - Reads (device and hub configurations, admin lists) answer from the
 //     cache. The store announces every commit (LISTEN/NOTIFY); the watch
 //     loop catches up at once, so a change made through one replica
@@ -47,6 +51,14 @@ func (s *Server) lockWrite(ctx context.Context) (unlock func(), err error) {
 		return nil, internal(err)
 	}
 	return func() {
+		// Nobody else wrote while we held the lock, and our own writes are
+		// in memory: the cache is the store at its current revision, so
+		// the next catch-up has nothing to read.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if rev, err := s.store.Revision(rctx); err == nil && rev > s.rev {
+			s.rev = rev
+		}
+		cancel()
 		s.mu.Unlock()
 		unlockStore()
 	}, nil
@@ -98,6 +110,11 @@ func (s *Server) knowDevice(ctx context.Context, sn string) error {
 
 // catchUpLocked applies the store's changes since s.rev.
 func (s *Server) catchUpLocked(ctx context.Context) error {
+	if rev, err := s.store.Revision(ctx); err != nil {
+		return err
+	} else if rev == s.rev {
+		return nil
+	}
 	ch, err := s.store.Changes(ctx, s.rev)
 	if err != nil {
 		return err

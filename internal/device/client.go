@@ -197,6 +197,10 @@ func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path strin
 		n := (start + i) % len(c.bases)
 		err = c.call(ctx, hc, c.bases[n], method, path, b, body != nil, out)
 		var ue *UnreachableError
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Code == api.CodeInternal && i < len(c.bases)-1 && ctx.Err() == nil {
+			continue // a replica that cannot reach its database: ask the next
+		}
 		if !errors.As(err, &ue) || ctx.Err() != nil {
 			if err == nil {
 				c.cur.Store(int32(n))
