@@ -39,10 +39,21 @@ func RequireRoot(tb testing.TB) {
 	if os.Geteuid() == 0 {
 		return
 	}
+	Skipf(tb, "needs root for network namespaces (run: sudo make test)")
+}
+
+// Skipf is the one way a privileged test (or benchmark) skips: when
+// something it needs is missing here (root, a system command, pseudo-
+// terminals) it skips with the reason, or fails with it when
+// VCPE_REQUIRE_PRIVILEGED is set, so CI never passes a privileged test by
+// skipping it.
+func Skipf(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	reason := fmt.Sprintf(format, args...)
 	if os.Getenv("VCPE_REQUIRE_PRIVILEGED") != "" {
-		tb.Fatalf("privileged test needs root (VCPE_REQUIRE_PRIVILEGED is set): run as root, e.g. sudo make test")
+		tb.Fatalf("privileged test cannot run (VCPE_REQUIRE_PRIVILEGED is set): %s", reason)
 	}
-	tb.Skip("privileged test skipped: needs root for network namespaces (run: sudo make test)")
+	tb.Skipf("privileged test skipped: %s", reason)
 }
 
 // NS is a network namespace owned by one test.
