@@ -41,7 +41,7 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "vcpe-lab",
 		Short: "Run the whole vcpe system in network namespaces on this machine",
-		Long: "vcpe-lab builds DESIGN.md's topology (hub, cloud, site-a, site-a2, site-b, lan-a, lan-b,\n" +
+		Long: "vcpe-lab builds the lab topology (hub, cloud, site-a, site-a2, site-b, lan-a, lan-b,\n" +
 			"joined by an \"internet\" segment) in network namespaces named PREFIX-NODE.\n" +
 			"Every address is inside 198.18.0.0/15; the root namespace is never touched.",
 		Version: version,

@@ -21,7 +21,8 @@ import (
 	"github.com/openvcpe/vcpe/internal/device"
 )
 
-// The address plan of every variant's pair of namespaces (DESIGN.md):
+// The address plan of every variant's pair of namespaces (the lab's WAN
+// and overlay prefixes, cmd/vcpe-lab/lab/topology.go):
 // WAN 198.18.0.0/24 with end A at .11 and end B at .12, overlay
 // 198.18.64.0/18 with A at .11 and B at .12. Each variant has its own pair
 // of namespaces, so the same addresses never meet.
