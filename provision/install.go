@@ -326,7 +326,7 @@ func (in *install) stepPlan(ctx context.Context, r *Run) (Status, string, error)
 	if in.lanGW.IsValid() {
 		p.LANCommands = LANCommands(cfg.Routes, in.lanGW)
 	} else if len(cfg.Routes) > 0 {
-		p.Warnings = append(p.Warnings, "no LAN interface found with an address in "+joinPrefixes(cfg.Advertised)+": pass --lan-if to get the LAN-side route commands")
+		p.Warnings = append(p.Warnings, "no LAN interface found with an address in "+api.JoinPrefixes(cfg.Advertised, ", ")+": pass --lan-if to get the LAN-side route commands")
 	}
 	for _, res := range in.report.Checks {
 		if res.Status == precheck.Warn {
@@ -521,12 +521,4 @@ func orUnknown(s string) string {
 		return "?"
 	}
 	return s
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
 }
