@@ -19,6 +19,7 @@ import (
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/internal/device"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // The address plan of every variant's pair of namespaces (the lab's WAN
@@ -265,7 +266,7 @@ func (t *topo) waitReachable(ctx context.Context) error {
 		}
 		c, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
-		return exec.CommandContext(c, "ip", "netns", "exec", t.a, "ping", "-c", "1", "-W", "1", "-q", t.target.String()).Run()
+		return namespace.Command(c, t.a, "ping", "-c", "1", "-W", "1", "-q", t.target.String()).Run()
 	})
 	if err != nil {
 		var out []string
@@ -286,7 +287,7 @@ func (t *topo) startServer() (*proc, error) {
 		if !p.alive() {
 			return errExited
 		}
-		out, err := exec.Command("ip", "netns", "exec", t.b, "ss", "-Hltn", "sport", "=", ":"+strconv.Itoa(IperfPort)).Output()
+		out, err := namespace.Command(context.Background(), t.b, "ss", "-Hltn", "sport", "=", ":"+strconv.Itoa(IperfPort)).Output()
 		if err != nil {
 			return err
 		}
@@ -378,7 +379,7 @@ func (t *topo) notes(ctx context.Context) []string {
 	if t.tunA == "" {
 		return nil
 	}
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", t.a, "ss", "-Huanm", "sport", "=", ":"+strconv.Itoa(TunnelPort)).Output(); err == nil {
+	if out, err := namespace.Command(ctx, t.a, "ss", "-Huanm", "sport", "=", ":"+strconv.Itoa(TunnelPort)).Output(); err == nil {
 		if f := strings.Fields(string(out)); len(f) > 0 {
 			notes = append(notes, "end A UDP socket memory "+f[len(f)-1])
 		}
@@ -395,7 +396,7 @@ func (t *topo) notes(ctx context.Context) []string {
 		notes = append(notes, "TUN offloads not shown: ethtool is not installed")
 		return notes
 	}
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", t.a, "ethtool", "-k", t.tunA).Output(); err == nil {
+	if out, err := namespace.Command(ctx, t.a, "ethtool", "-k", t.tunA).Output(); err == nil {
 		var on []string
 		for _, line := range strings.Split(string(out), "\n") {
 			k, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
@@ -414,7 +415,7 @@ func (t *topo) counters(ctx context.Context) (Counters, error) {
 	c := Counters{}
 	for _, s := range []struct{ tag, ns, tun string }{{"A", t.a, t.tunA}, {"B", t.b, t.tunB}} {
 		one := Counters{}
-		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", s.ns, "cat", "/proc/net/snmp").Output()
+		out, err := namespace.Command(ctx, s.ns, "cat", "/proc/net/snmp").Output()
 		if err == nil {
 			err = ParseSNMP(out, one)
 		}
@@ -461,7 +462,7 @@ type proc struct {
 func startProc(role, ns string, env []string, name string, args ...string) (*proc, error) {
 	// ip netns exec execs the command in place, so the PID is the
 	// command's own.
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	cmd := namespace.Command(context.Background(), ns, append([]string{name}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	out := &tailBuffer{max: 16 << 10}
 	cmd.Stdout, cmd.Stderr = out, out
