@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/openvcpe/vcpe/internal/command"
 	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
@@ -42,7 +43,7 @@ func BenchmarkBaselineIptablesSave(b *testing.B) {
 		namespace.Skipf(b, "iptables-save not installed")
 	}
 	for b.Loop() {
-		if _, err := (ExecRunner{}).Output(context.Background(), "iptables-save"); err != nil {
+		if _, err := (command.Exec{}).Output(context.Background(), "iptables-save"); err != nil {
 			namespace.Skipf(b, "iptables-save: %v (needs root)", err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/command"
 	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 )
@@ -63,8 +64,8 @@ type InstallOptions struct {
 	Given Registration
 	// Gather takes the host snapshot precheck judges; precheck.Gather when nil.
 	Gather func(ctx context.Context) (*precheck.Snapshot, error)
-	Sysctl Sysctl // ProcSysctl{} when nil
-	Runner Runner // ExecRunner when nil
+	Sysctl Sysctl         // ProcSysctl{} when nil
+	Runner command.Runner // command.Exec when nil
 	Client device.ClientOptions
 	Log    *slog.Logger
 	Now    func() time.Time
@@ -95,7 +96,7 @@ func (o *InstallOptions) defaults() {
 		o.Sysctl = ProcSysctl{}
 	}
 	if o.Runner == nil {
-		o.Runner = ExecRunner
+		o.Runner = command.Exec{}
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/openvcpe/vcpe/internal/command"
 )
 
 func TestUnitPassesSystemdAnalyzeVerify(t *testing.T) {
@@ -85,7 +87,7 @@ func TestInstallUnitRecordsAndUndoes(t *testing.T) {
 	root := t.TempDir()
 	sc := &fakeSystemctl{}
 	j, _ := OpenJournal(filepath.Join(root, "state"), fakeSysctl{}, fixedNow)
-	j.Run = sc.run
+	j.Run = command.Func(sc.run)
 	path := filepath.Join(root, UnitName)
 	unit := []byte("[Unit]\n")
 	if changed, err := j.InstallUnit(context.Background(), path, unit); err != nil || !changed {
