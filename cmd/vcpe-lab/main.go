@@ -50,7 +50,11 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&o.prefix, "prefix", lab.DefaultPrefix, "namespace name prefix (namespaces are PREFIX-NODE)")
 	root.PersistentFlags().StringVar(&o.runDir, "run-dir", "", "lab state, logs and pid files (default /run/vcpe-lab/PREFIX)")
+	root.AddCommand(newUpCmd(o), newCheckCmd(o), newDownCmd(o), newStatusCmd(o), newExecCmd(o))
+	return root
+}
 
+func newUpCmd(o *options) *cobra.Command {
 	var networkOnly bool
 	up := &cobra.Command{
 		Use:   "up",
@@ -109,8 +113,11 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	up.Flags().BoolVar(&networkOnly, "network-only", false, "build the namespaces and links only; start nothing")
-	root.AddCommand(up)
-	root.AddCommand(&cobra.Command{
+	return up
+}
+
+func newCheckCmd(o *options) *cobra.Command {
+	return &cobra.Command{
 		Use:   "check",
 		Short: "Probe LAN to LAN and LAN to cloud through the running lab",
 		Args:  cobra.NoArgs,
@@ -128,8 +135,11 @@ func newRootCmd() *cobra.Command {
 			}
 			return nil
 		},
-	})
-	root.AddCommand(&cobra.Command{
+	}
+}
+
+func newDownCmd(o *options) *cobra.Command {
+	return &cobra.Command{
 		Use:   "down",
 		Short: "Stop every process in the lab and remove its namespaces and state",
 		Args:  cobra.NoArgs,
@@ -142,7 +152,10 @@ func newRootCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "lab %s is down: removed %d namespaces\n", o.prefix, len(names))
 			return nil
 		},
-	})
+	}
+}
+
+func newStatusCmd(o *options) *cobra.Command {
 	var asJSON bool
 	status := &cobra.Command{
 		Use:   "status",
@@ -190,8 +203,11 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print a JSON document")
-	root.AddCommand(status)
-	root.AddCommand(&cobra.Command{
+	return status
+}
+
+func newExecCmd(o *options) *cobra.Command {
+	return &cobra.Command{
 		Use:   "exec NODE -- CMD [ARG...]",
 		Short: "Run a command inside a node (a shell when no command is given)",
 		Args:  cobra.MinimumNArgs(1),
@@ -221,8 +237,7 @@ func newRootCmd() *cobra.Command {
 			}
 			return err
 		},
-	})
-	return root
+	}
 }
 
 func main() {

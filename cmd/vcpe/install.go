@@ -24,8 +24,6 @@ import (
 	"github.com/openvcpe/vcpe/tui"
 )
 
-func init() { subcommands = append(subcommands, newInstallCmd) }
-
 type installFlags struct {
 	yes, json, force                       bool
 	config, controller, fingerprint, sn    string
