@@ -271,13 +271,6 @@ func checkPorts(s *Snapshot, o Options, proto string, own, reserved []uint16) Re
 	return Result{Status: Pass, Detail: fmt.Sprintf("%s %s free and not filtered", up, describePorts(own, reserved))}
 }
 
-func portText(f Finding) string {
-	if f.PortEnd != 0 {
-		return fmt.Sprintf("%d-%d", f.Port, f.PortEnd)
-	}
-	return fmt.Sprint(f.Port)
-}
-
 func describePorts(own, reserved []uint16) string {
 	all := append(append([]uint16{}, own...), reserved...)
 	slices.Sort(all)
