@@ -104,12 +104,7 @@ func newUpCmd(o *options) *cobra.Command {
 			fmt.Fprintf(out, "Fail over:     sudo %s exec site-a -- ip link set wan0 down   (then: vcpe-hub status on the hub)\n", self)
 			fmt.Fprintf(out, "Probe again:   sudo %s check\n", self)
 			fmt.Fprintf(out, "Remove it all: sudo %s down\n", self)
-			for _, r := range rs {
-				if !r.OK {
-					return cli.Failed(fmt.Errorf("connectivity check failed: %s", r.What))
-				}
-			}
-			return nil
+			return connectivityFailed(rs)
 		},
 	}
 	up.Flags().BoolVar(&networkOnly, "network-only", false, "build the namespaces and links only; start nothing")
@@ -128,12 +123,7 @@ func newCheckCmd(o *options) *cobra.Command {
 			}
 			rs := o.lab().Connectivity(cmd.Context(), b, lab.DefaultProbes(), 5)
 			lab.WriteConnectivity(cmd.OutOrStdout(), rs)
-			for _, r := range rs {
-				if !r.OK {
-					return cli.Failed(fmt.Errorf("connectivity check failed: %s", r.What))
-				}
-			}
-			return nil
+			return connectivityFailed(rs)
 		},
 	}
 }
@@ -238,6 +228,16 @@ func newExecCmd(o *options) *cobra.Command {
 			return err
 		},
 	}
+}
+
+// connectivityFailed is the first failed probe as a check failure (exit 1).
+func connectivityFailed(rs []lab.ProbeResult) error {
+	for _, r := range rs {
+		if !r.OK {
+			return cli.Failed(fmt.Errorf("connectivity check failed: %s", r.What))
+		}
+	}
+	return nil
 }
 
 func main() {
