@@ -152,10 +152,6 @@ type whoKey struct{}
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, f func(r *http.Request, who string) (any, error)) {
-		serve := s.handler(func(r *http.Request) (any, error) {
-			who, _ := r.Context().Value(whoKey{}).(peer)
-			return f(r, who.String())
-		})
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			who, _ := r.Context().Value(whoKey{}).(peer)
 			if !who.allowed() {
@@ -163,7 +159,7 @@ func (s *Server) AdminHandler() http.Handler {
 				writeJSON(w, http.StatusForbidden, &api.Error{Code: api.CodeUnauthorized, Message: "the admin API is for root only", Fix: "run vcpe-hub as root"})
 				return
 			}
-			serve(w, r)
+			s.handler(func(r *http.Request) (any, error) { return f(r, who.String()) })(w, r)
 		})
 	}
 	handle("POST /admin/v1/instances", func(r *http.Request, who string) (any, error) {
