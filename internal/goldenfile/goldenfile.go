@@ -32,6 +32,7 @@ func Check(tb testing.TB, path string, got []byte) {
 	want, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatalf("read golden file: %v (run go test -update in the package to create it)", err)
+		return
 	}
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		tb.Errorf("%s differs from the golden file (-want +got; go test -update rewrites it):\n%s", path, diff)
