@@ -134,15 +134,20 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// keyPair generates the private keys of a tunnel's two ends.
+func keyPair() (a, b api.Key, err error) {
+	if a, err = api.GeneratePrivateKey(); err != nil {
+		return a, b, err
+	}
+	b, err = api.GeneratePrivateKey()
+	return a, b, err
+}
+
 func (t *topo) startUpstream(ctx context.Context, bins Binaries) error {
 	if bins.WireGuardGo == "" {
 		return errors.New("not available: wireguard-go was not built")
 	}
-	privA, err := api.GeneratePrivateKey()
-	if err != nil {
-		return err
-	}
-	privB, err := api.GeneratePrivateKey()
+	privA, privB, err := keyPair()
 	if err != nil {
 		return err
 	}
@@ -197,11 +202,7 @@ func (t *topo) startVcpe(ctx context.Context, bins Binaries, tmp string) error {
 	if bins.Vcped == "" {
 		return errors.New(bins.VcpedErr)
 	}
-	privA, err := api.GeneratePrivateKey()
-	if err != nil {
-		return err
-	}
-	privB, err := api.GeneratePrivateKey()
+	privA, privB, err := keyPair()
 	if err != nil {
 		return err
 	}
