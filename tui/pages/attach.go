@@ -154,7 +154,7 @@ func AttachIntro(q provision.AttachQuestion) string {
 func (a *Attach) View(f Frame) string {
 	lines := wrap(AttachIntro(a.Q), f.Width)
 	lines = append(lines, "")
-	lines = append(lines, strings.Split(a.form.form.View(), "\n")...)
+	lines = append(lines, a.form.view(f)...)
 	return clipLines(lines, f.Height)
 }
 

@@ -131,7 +131,7 @@ func (d *Done) saveLines(f Frame) []string {
 	l = append(l, "", f.Styles.Bold.Render("Set up the next site the same way"))
 	switch {
 	case d.save != nil:
-		l = append(l, strings.Split(d.save.form.View(), "\n")...)
+		l = append(l, d.save.view(f)...)
 	case d.saved != "":
 		add("  saved to " + d.saved + " (0600); on the next host, with its own SN and key:")
 		add("  vcpe install --yes --config " + d.saved + " --sn SN --key-file FILE")

@@ -129,7 +129,7 @@ func (p *Interfaces) View(f Frame) string {
 	lines := wrap("The WAN interface carries the tunnel to the hub; the LAN interface faces the hosts whose prefixes you advertise. This host has:", f.Width)
 	lines = append(lines, InterfaceLines(p.List, f.Width)...)
 	lines = append(lines, "")
-	lines = append(lines, strings.Split(p.form.form.View(), "\n")...)
+	lines = append(lines, p.form.view(f)...)
 	return clipLines(lines, f.Height)
 }
 
