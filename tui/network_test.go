@@ -284,3 +284,22 @@ func TestWrappedItemsKeepTheirIndent(t *testing.T) {
 		}
 	}
 }
+
+// TestDoneStepsWrapUnderTheirMessage: a long step message continues under
+// the message column, not at column 0.
+func TestDoneStepsWrapUnderTheirMessage(t *testing.T) {
+	d := newDriver(t, 80, 24)
+	sum := provision.Summary{OK: true, Steps: []provision.StepResult{{Step: provision.StepPlan, Status: provision.StatusOK,
+		Message: "start /tmp/vcpe-testbin-1039353824/vcped as a detached daemon (pid file /tmp/TestWizardSecondDevice/001/run/site-b/state/vcped.pid)"}}}
+	for width := 80; width <= 140; width += 20 {
+		lines := pages.DoneLines(sum, nil, nil, nil, d.m.styles, width)
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "plan") })
+		if i < 0 || i+1 >= len(lines) || lines[i+1] == "" {
+			t.Fatalf("width %d: the step did not wrap:\n%s", width, strings.Join(lines, "\n"))
+		}
+		col := ansi.StringWidth(lines[i][:strings.Index(lines[i], "start")])
+		if cont := lines[i+1]; strings.TrimLeft(cont, " ") == cont || len(cont)-len(strings.TrimLeft(cont, " ")) != col {
+			t.Errorf("width %d: continuation %q is not under the message (column %d)", width, cont, col)
+		}
+	}
+}

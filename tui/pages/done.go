@@ -3,6 +3,7 @@ package pages
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 
@@ -57,6 +58,7 @@ func (d *Done) Update(msg tea.Msg, f Frame) tea.Cmd {
 		if m.Err != nil {
 			d.saved = ""
 		}
+		d.scroll.off = math.MaxInt // the outcome is the last lines: show it
 		return nil
 	}
 	if d.save != nil {
@@ -159,7 +161,7 @@ func DoneLines(sum provision.Summary, err error, plan *provision.Plan, probes []
 	}
 	l = append(l, "")
 	for _, st := range sum.Steps {
-		add(fmt.Sprintf("%s %-12s %s", s.Badge(StepState(st.Status), ""), st.Step, st.Message))
+		l = append(l, wrapHanging(fmt.Sprintf("%s %-12s ", s.Badge(StepState(st.Status), ""), st.Step), st.Message, width)...)
 	}
 	if len(probes) > 0 {
 		l = append(l, "", s.Bold.Render("Connectivity"))

@@ -121,6 +121,26 @@ func wrap(s string, width int) []string {
 	return lines
 }
 
+// wrapHanging wraps text after prefix (a label, a badge) so that every
+// continuation line starts under the text, not at column 0.
+func wrapHanging(prefix, text string, width int) []string {
+	width = max(width, 10)
+	ind := ansi.StringWidth(prefix)
+	if ind > width/2 {
+		return wrap(prefix+text, width)
+	}
+	lines := strings.Split(ansi.Wrap(text, width-ind, ""), "\n")
+	pad := strings.Repeat(" ", ind)
+	for i := range lines {
+		if i == 0 {
+			lines[i] = prefix + lines[i]
+		} else {
+			lines[i] = pad + lines[i]
+		}
+	}
+	return lines
+}
+
 // listMarker matches an item's leading spaces and list marker.
 var listMarker = regexp.MustCompile(`^ *(?:(?:[!*•-]|\d+\.) )?`)
 
