@@ -36,19 +36,7 @@ type Attach struct {
 // other device's gateway.
 func NewAttach(q provision.AttachQuestion, colour bool) *Attach {
 	a := &Attach{Q: q}
-	gw := q.Given.LANGateway
-	if !gw.IsValid() {
-		gw = q.PeerGateway
-	}
-	if gw.IsValid() {
-		a.Gateway = gw.String()
-	}
-	var ts []string
-	for _, t := range q.Given.LANTargets {
-		ts = append(ts, t.String())
-	}
-	a.Targets = strings.Join(ts, ", ")
-	a.Two = gw.IsValid() || q.ActiveSN != "" || q.Role == api.RoleStandby
+	a.Two, a.Gateway, a.Targets = AttachDefaults(q)
 	theme := huh.ThemeFunc(huh.ThemeBase)
 	if colour {
 		theme = huh.ThemeFunc(huh.ThemeCharm)
@@ -87,23 +75,45 @@ func placeholderGateway(lan []netip.Prefix) string {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), p.Bits()).String()
 }
 
-// checkGateway is the gateway field's validation: required for two
-// devices, inside the LAN prefixes, and the other device's when it has one.
+// checkGateway is the gateway field's validation (when two devices).
 func (a *Attach) checkGateway(v string) error {
 	if !a.Two {
 		return nil
 	}
+	return CheckSharedGateway(v, a.Q)
+}
+
+// CheckSharedGateway checks the shared gateway of a pair: required, inside
+// the LAN prefixes, and the other device's when it has one.
+func CheckSharedGateway(v string, q provision.AttachQuestion) error {
 	if strings.TrimSpace(v) == "" {
-		return &api.InputError{Field: "--lan-gateway", Msg: "missing; two devices need the shared address LAN hosts route through, e.g. " + placeholderGateway(a.Q.LAN)}
+		return &api.InputError{Field: "--lan-gateway", Msg: "missing; two devices need the shared address LAN hosts route through, e.g. " + placeholderGateway(q.LAN)}
 	}
-	gw, err := provision.ParseLANGateway(v, a.Q.LAN)
+	gw, err := provision.ParseLANGateway(v, q.LAN)
 	if err != nil {
 		return err
 	}
-	if pg := a.Q.PeerGateway; pg.IsValid() && gw != pg {
-		return &api.InputError{Field: "--lan-gateway", Msg: fmt.Sprintf("the other device of %s uses %s; both devices must share the same gateway", a.Q.Instance, pg)}
+	if pg := q.PeerGateway; pg.IsValid() && gw != pg {
+		return &api.InputError{Field: "--lan-gateway", Msg: fmt.Sprintf("the other device of %s uses %s; both devices must share the same gateway", q.Instance, pg)}
 	}
 	return nil
+}
+
+// AttachDefaults are the proposed answers: two devices or not, the
+// gateway (given, else the other device's) and the targets given.
+func AttachDefaults(q provision.AttachQuestion) (two bool, gateway, targets string) {
+	gw := q.Given.LANGateway
+	if !gw.IsValid() {
+		gw = q.PeerGateway
+	}
+	if gw.IsValid() {
+		gateway = gw.String()
+	}
+	var ts []string
+	for _, t := range q.Given.LANTargets {
+		ts = append(ts, t.String())
+	}
+	return gw.IsValid() || q.ActiveSN != "" || q.Role == api.RoleStandby, gateway, strings.Join(ts, ", ")
 }
 
 // Init starts the form.

@@ -32,13 +32,8 @@ type Interfaces struct {
 // given (flags, environment, config file), else the default route's for
 // the WAN and the one with an address in an advertised prefix for the LAN.
 func NewInterfaces(s provision.Suggestions, advertise []netip.Prefix, colour bool) *Interfaces {
-	p := &Interfaces{List: s.Interfaces, WAN: s.Given.WANInterface, LAN: s.Given.LANInterface}
-	if p.WAN == "" {
-		p.WAN = s.WANInterface
-	}
-	if p.LAN == "" {
-		p.LAN = lanGuess(s.Interfaces, advertise, p.WAN)
-	}
+	p := &Interfaces{List: s.Interfaces}
+	p.WAN, p.LAN = InterfaceDefaults(s, advertise)
 	theme := huh.ThemeFunc(huh.ThemeBase)
 	if colour {
 		theme = huh.ThemeFunc(huh.ThemeCharm)
@@ -49,17 +44,35 @@ func NewInterfaces(s provision.Suggestions, advertise []netip.Prefix, colour boo
 			Validate(func(v string) error { return provision.ValidateInterface("--wan-if", v, p.List) }),
 		huh.NewInput().Key("lan").Title("LAN interface (towards the LAN hosts)").
 			Description("empty: the one with an address in an advertised prefix").Value(&p.LAN).
-			Validate(func(v string) error {
-				if err := provision.ValidateInterface("--lan-if", v, p.List); err != nil {
-					return err
-				}
-				if v = strings.TrimSpace(v); v != "" && v == strings.TrimSpace(p.WAN) {
-					return &api.InputError{Field: "--lan-if", Msg: fmt.Sprintf("%s is the WAN interface; pick the interface of the LAN", v)}
-				}
-				return nil
-			}),
+			Validate(func(v string) error { return CheckLANInterface(v, p.WAN, p.List) }),
 	)).WithShowHelp(false).WithShowErrors(true).WithTheme(theme)
 	return p
+}
+
+// InterfaceDefaults are the interfaces proposed: those given, else the
+// default route's for the WAN and the one with an address in an
+// advertised prefix for the LAN.
+func InterfaceDefaults(s provision.Suggestions, advertise []netip.Prefix) (wan, lan string) {
+	wan, lan = s.Given.WANInterface, s.Given.LANInterface
+	if wan == "" {
+		wan = s.WANInterface
+	}
+	if lan == "" {
+		lan = lanGuess(s.Interfaces, advertise, wan)
+	}
+	return wan, lan
+}
+
+// CheckLANInterface is the LAN interface field's validation: one of the
+// host's, and not the WAN interface.
+func CheckLANInterface(v, wan string, ifs []provision.Interface) error {
+	if err := provision.ValidateInterface("--lan-if", v, ifs); err != nil {
+		return err
+	}
+	if v = strings.TrimSpace(v); v != "" && v == strings.TrimSpace(wan) {
+		return &api.InputError{Field: "--lan-if", Msg: fmt.Sprintf("%s is the WAN interface; pick the interface of the LAN", v)}
+	}
+	return nil
 }
 
 // lanGuess is the first interface (not the WAN) with an address inside

@@ -46,10 +46,15 @@ func (l *Lockout) Update(msg tea.Msg, f Frame) tea.Cmd {
 }
 
 func (l *Lockout) View(f Frame) string {
-	e := l.Err
+	return clipLines(LockoutLines(l.Err, f.Styles.Warn.Render, f.Width), f.Height)
+}
+
+// LockoutLines explain a lockout: the route, what it captures, what
+// overriding means (also used by the plain mode).
+func LockoutLines(e provision.LockoutError, warn func(...string) string, width int) []string {
 	var lines []string
-	add := func(s string) { lines = append(lines, wrap(s, f.Width)...) }
-	add(f.Styles.Warn.Render("! This plan would cut this host off."))
+	add := func(s string) { lines = append(lines, wrap(s, width)...) }
+	add(warn("! This plan would cut this host off."))
 	lines = append(lines, "")
 	add(fmt.Sprintf("The route %s goes into the tunnel, and it contains %s, the address of %s.", e.Route, e.Protected.Addr, e.Protected.What))
 	add(fmt.Sprintf("  route:     %s", e.Route))
@@ -58,7 +63,7 @@ func (l *Lockout) View(f Frame) string {
 	add("Override only if the path to that address really is meant to move into the tunnel: otherwise the SSH session hangs, or the device loses its controller or hub, as soon as vcped starts, and only console access can undo it.")
 	lines = append(lines, "")
 	add(fmt.Sprintf("Decline (n) to stop with nothing changed; then remove %s from the advertised prefixes or from the other sites', or connect from outside it.", e.Route))
-	return clipLines(lines, f.Height)
+	return lines
 }
 
 func (l *Lockout) Help(f Frame) []key.Binding {
