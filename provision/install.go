@@ -259,11 +259,15 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 		}
 	}
 	r.Progress("registering "+reg.SN+" with "+reg.Controller, nil)
-	st, err := device.Register(ctx, device.RegisterParams{
-		StateDir: in.o.StateDir, Controller: reg.Controller, Fingerprint: reg.Fingerprint,
-		SN: reg.SN, Key: reg.Key.Reveal(), Advertise: reg.Advertise, Client: in.o.Client,
-		ExcludeProbe: in.o.LANGateway.Addr(), LANGateway: in.o.LANGateway,
-	})
+	register := func() (*device.State, error) {
+		return device.Register(ctx, device.RegisterParams{
+			StateDir: in.o.StateDir, Controller: reg.Controller, Fingerprint: reg.Fingerprint,
+			SN: reg.SN, Key: reg.Key.Reveal(), Advertise: reg.Advertise, Client: in.o.Client,
+			ExcludeProbe: in.o.LANGateway.Addr(), LANGateway: in.o.LANGateway,
+		})
+	}
+	registeredGW := in.o.LANGateway
+	st, err := register()
 	if err != nil {
 		return StatusFailed, "", err
 	}
@@ -276,6 +280,15 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 	in.state = st
 	if err := in.askAttach(ctx); err != nil {
 		return StatusFailed, "", err
+	}
+	if in.o.LANGateway != registeredGW {
+		// The gateway was chosen after the controller answered: register
+		// again (same key) so the instance's other device is told it.
+		r.Progress("telling the controller the shared gateway "+in.o.LANGateway.String(), nil)
+		if st, err = register(); err != nil {
+			return StatusFailed, "", err
+		}
+		in.state = st
 	}
 	return StatusOK, fmt.Sprintf("registered %s: overlay %s, hub %s, role %s", st.SN, st.Config.OverlayAddr, st.Config.HubEndpoint, st.Config.Role), nil
 }

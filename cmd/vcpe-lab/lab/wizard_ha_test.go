@@ -5,11 +5,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/provision"
 )
 
@@ -170,6 +172,23 @@ func TestWizardSecondDeviceOfPairAndFleetConfig(t *testing.T) {
 		st, err := h.status("site-a2")
 		if err != nil || st.HA == nil || st.HA.LANGateway != haVIP {
 			t.Fatalf("site-a2 status %+v (%v); want multi-attach with gateway %s", st.HA, err, haVIP)
+		}
+		// The gateway chosen in the wizard reached the controller, which
+		// tells the other device of the pair (vcped keeps its config).
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ds, err := device.LoadState(l.DeviceState("site-a"))
+			if err == nil && slices.Contains(ds.Config.Peers, api.InstancePeer{SN: h.dev["site-a2"].SN, LANGateway: haVIP}) {
+				break
+			}
+			if time.Now().After(deadline) {
+				var peers []api.InstancePeer
+				if ds != nil {
+					peers = ds.Config.Peers
+				}
+				t.Fatalf("site-a's config names peers %+v (%v); want site-a2 with the gateway %s", peers, err, haVIP)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 		h.waitRole(t, "site-a", api.RoleActive, 10*time.Second)
 		h.waitRole(t, "site-a2", api.RoleStandby, 10*time.Second)
