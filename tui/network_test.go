@@ -303,3 +303,19 @@ func TestDoneStepsWrapUnderTheirMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestInterfacesPrefilledFromGiven: interfaces given as flags, VCPE_*
+// variables or --config are what the page proposes.
+func TestInterfacesPrefilledFromGiven(t *testing.T) {
+	s := hostSuggestions()
+	s.Given.WANInterface, s.Given.LANInterface = "mgmt0", "eth0"
+	d, reply := atRegister(t, s)
+	for _, v := range []string{testController, testFingerprint, "SN-A-0002", "key"} {
+		d.fill(v)
+	}
+	d.keys("enter", "enter", "enter")
+	reg := <-reply
+	if reg.WANInterface != "mgmt0" || reg.LANInterface != "eth0" {
+		t.Errorf("interfaces %q, %q; want the given mgmt0, eth0", reg.WANInterface, reg.LANInterface)
+	}
+}
