@@ -431,6 +431,7 @@ func (in *install) stepPlan(ctx context.Context, r *Run) (Status, string, error)
 	} else if len(cfg.Routes) > 0 {
 		p.Warnings = append(p.Warnings, "no LAN interface found with an address in "+joinPrefixes(cfg.Advertised)+": pass --lan-if to get the LAN-side route commands")
 	}
+	p.Warnings = append(p.Warnings, peerGatewayWarnings(cfg.Peers, in.o.LANGateway)...)
 	for _, res := range in.report.Checks {
 		if res.Status == precheck.Warn {
 			p.Warnings = append(p.Warnings, res.ID+": "+res.Detail)
@@ -632,6 +633,23 @@ func joinPrefixes(ps []netip.Prefix) string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// peerGatewayWarnings compare this device's multi-attach gateway with the
+// one the instance's other devices registered with: both must hold the
+// same, or LAN hosts lose their gateway when the role moves.
+func peerGatewayWarnings(peers []api.InstancePeer, gw netip.Prefix) []string {
+	var out []string
+	for _, p := range peers {
+		switch {
+		case !p.LANGateway.IsValid() || p.LANGateway == gw:
+		case !gw.IsValid():
+			out = append(out, fmt.Sprintf("device %s of this instance holds the shared LAN gateway %s, but this device has none, so it will never take it over: pass --lan-gateway %s", p.SN, p.LANGateway, p.LANGateway))
+		default:
+			out = append(out, fmt.Sprintf("device %s of this instance uses the shared LAN gateway %s, this device %s: LAN hosts lose their gateway when the role moves; use the same --lan-gateway on both", p.SN, p.LANGateway, gw))
+		}
+	}
+	return out
 }
 
 // attachFromConfig reads what the controller told about the instance's

@@ -137,3 +137,28 @@ func TestTakeNetworkChecksInterfaces(t *testing.T) {
 		t.Errorf("existing interfaces: %v, LAN %q", err, in.o.LANInterface)
 	}
 }
+
+// TestPlanWarnsWhenThePairsGatewaysDiffer: --yes asks nothing, so the plan
+// says when this device's gateway is missing or not the other device's.
+func TestPlanWarnsWhenThePairsGatewaysDiffer(t *testing.T) {
+	for _, c := range []struct {
+		gw   string
+		want string
+	}{
+		{"", "device SN-1 of this instance holds the shared LAN gateway 198.19.1.254/24, but this device has none"},
+		{"198.19.1.253/24", "device SN-1 of this instance uses the shared LAN gateway 198.19.1.254/24, this device 198.19.1.253/24"},
+		{"198.19.1.254/24", ""},
+	} {
+		in := planInstall(t, &wizardPrompter{force: true})
+		if c.gw != "" {
+			in.o.LANGateway = netip.MustParsePrefix(c.gw)
+		}
+		if _, _, err := in.stepPlan(context.Background(), &Run{emit: func(Event) {}}); err != nil {
+			t.Fatal(err)
+		}
+		got := slices.ContainsFunc(in.plan.Warnings, func(w string) bool { return strings.Contains(w, "shared LAN gateway") })
+		if c.want == "" && got || c.want != "" && !slices.ContainsFunc(in.plan.Warnings, func(w string) bool { return strings.Contains(w, c.want) }) {
+			t.Errorf("gateway %q: warnings %q; want %q", c.gw, in.plan.Warnings, c.want)
+		}
+	}
+}

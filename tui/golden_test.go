@@ -57,7 +57,7 @@ func TestGoldenFrames(t *testing.T) {
 			q.ActiveSN, q.PeerGateway, q.Role = "", netip.Prefix{}, "active"
 			d.keys("enter")
 			d.send(attachPromptMsg{Question: q, reply: make(chan provision.Attach, 1)})
-			d.keys("y", "enter")
+			d.keys("up", "enter")
 			d.fill("198.19.9.254/24") // outside the LAN prefix
 		}},
 		{"lockout", func(d *driver) {

@@ -133,10 +133,10 @@ func TestAttachValidationErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, reply := atAttach(t, tc.q)
-			d.keys("y") // this site has two devices
 			if single := tc.q.ActiveSN == ""; single {
-				d.keys("enter")
+				d.keys("up") // this site has two devices
 			}
+			d.keys("enter")
 			for _, v := range tc.fields {
 				d.fill(v)
 			}

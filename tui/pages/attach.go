@@ -42,8 +42,11 @@ func NewAttach(q provision.AttachQuestion, colour bool) *Attach {
 		theme = huh.ThemeFunc(huh.ThemeCharm)
 	}
 	a.form.form = huh.NewForm(huh.NewGroup(
-		huh.NewConfirm().Key("two").Title("This site has two devices (an active one and a standby)").
-			Affirmative("Yes").Negative("No").Value(&a.Two),
+		// A select, not a confirm: its cursor shows the choice without
+		// colour (NO_COLOR).
+		huh.NewSelect[bool]().Key("two").Title("Devices at this site").
+			Options(huh.NewOption("two devices: an active one and a standby (multi-attach)", true),
+				huh.NewOption("one device", false)).Value(&a.Two),
 		huh.NewInput().Key("gateway").Title("Shared LAN gateway ADDR/LEN").
 			Description("the address LAN hosts route through; whichever device is active holds it").
 			Placeholder(placeholderGateway(q.LAN)).Value(&a.Gateway).
@@ -171,7 +174,7 @@ func (a *Attach) View(f Frame) string {
 func (a *Attach) Help(f Frame) []key.Binding {
 	return []key.Binding{
 		key.NewBinding(key.WithKeys("enter", "tab"), key.WithHelp("enter/tab", "next field")),
-		key.NewBinding(key.WithKeys("left", "right"), key.WithHelp("←/→", "yes/no")),
+		key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "choose")),
 		formQuit,
 	}
 }
