@@ -79,50 +79,43 @@ func (s *Server) authHub(credential string) (string, error) {
 		Fix: "issue one with vcpe-hub hub credential NAME on a controller and pass it with --hub-credential-file"}
 }
 
-func (s *Server) hubHandlers(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/hub/config", func(w http.ResponseWriter, r *http.Request) {
+func (s *Server) hubHandlers(handle func(pattern string, f func(r *http.Request) (any, error))) {
+	handle("GET /v1/hub/config", func(r *http.Request) (any, error) {
 		if _, err := s.authHub(bearer(r)); err != nil {
-			s.writeError(w, err)
-			return
+			return nil, err
 		}
 		if err := s.freshen(r.Context()); err != nil {
-			s.writeError(w, err)
-			return
+			return nil, err
 		}
 		wait, timeout, err := waitParams(r)
 		if err != nil {
-			s.writeError(w, err)
-			return
+			return nil, err
 		}
 		if timeout == 0 {
-			writeJSON(w, http.StatusOK, s.HubConfig())
-			return
+			return s.HubConfig(), nil
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		writeJSON(w, http.StatusOK, s.WaitHubConfig(ctx, wait))
+		return s.WaitHubConfig(ctx, wait), nil
 	})
-	mux.HandleFunc("GET /v1/hub/identity", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /v1/hub/identity", func(r *http.Request) (any, error) {
 		name, err := s.authHub(bearer(r))
 		if err != nil {
-			s.writeError(w, err)
-			return
+			return nil, err
 		}
 		s.audit(r.Context(), "hub:"+name, "hub.identity", name, "ok", "")
-		writeJSON(w, http.StatusOK, api.HubIdentity{PrivateKey: s.hubKey})
+		return api.HubIdentity{PrivateKey: s.hubKey}, nil
 	})
-	mux.HandleFunc("POST /v1/hub/active", func(w http.ResponseWriter, r *http.Request) {
+	handle("POST /v1/hub/active", func(r *http.Request) (any, error) {
 		name, err := s.authHub(bearer(r))
 		if err != nil {
-			s.writeError(w, err)
-			return
+			return nil, err
 		}
-		var req api.HubActive
-		if err := DecodeJSON(r, w, &req); err != nil {
-			s.writeError(w, err)
-			return
+		req, err := decode[api.HubActive](r)
+		if err != nil {
+			return nil, err
 		}
 		s.SetActive(r.Context(), req.InstanceID, req.SN, fmt.Sprintf("%s (hub %s)", req.Reason, name))
-		writeJSON(w, http.StatusOK, struct{}{})
+		return struct{}{}, nil
 	})
 }

@@ -80,7 +80,9 @@ type Options struct {
 	// (localhost, 127.0.0.1, ::1 and the hub endpoint's address are always
 	// in it).
 	Names []string
-	// Store overrides the SQLite store in StateDir (tests, other databases).
+	// Store is the controller's database; nil opens the SQLite store in
+	// StateDir. vcpe-hub serve --database passes a store.Postgres, shared
+	// by replicas.
 	Store  Store
 	Logger *slog.Logger
 	Now    func() time.Time // default time.Now

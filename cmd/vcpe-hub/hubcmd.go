@@ -10,8 +10,6 @@ import (
 	"github.com/openvcpe/vcpe/controller"
 )
 
-func init() { subcommands = append(subcommands, newHubCmd) }
-
 func newHubCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "hub", Short: "Credentials of hub processes (vcpe-hub serve --role hub)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}

@@ -18,8 +18,9 @@ type migration struct {
 }
 
 // migrations take a database from any earlier schema to the current one.
-// Version 1 is the first release, version 2 added probe addresses (both
-// made before schema versions were recorded: see legacyVersion). Version 1
+// Version 1 is the first release, version 2 added probe addresses and
+// version 3 LAN gateways (all made before schema versions were recorded:
+// see legacyVersion). Version 1
 // only creates what is missing, so it also completes a database of the
 // first release that lacks a table.
 var migrations = []migration{
@@ -65,7 +66,12 @@ var migrations = []migration{
 	}, []string{
 		`ALTER TABLE devices ADD COLUMN probe_addrs TEXT NOT NULL DEFAULT ''`,
 	}},
-	{3, "replicas: revisions, tombstones, shared registration nonces, one device per slot", []string{
+	{3, "LAN gateway of multi-attach devices", []string{
+		`ALTER TABLE devices ADD COLUMN lan_gateway TEXT NOT NULL DEFAULT ''`,
+	}, []string{
+		`ALTER TABLE devices ADD COLUMN lan_gateway TEXT NOT NULL DEFAULT ''`,
+	}},
+	{4, "replicas: revisions, tombstones, shared registration nonces, one device per slot", []string{
 		`CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)`,
 		`INSERT INTO revision (id, n) VALUES (1, 1)`,
 		`ALTER TABLE meta ADD COLUMN rev INTEGER NOT NULL DEFAULT 0`,
@@ -168,7 +174,8 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 }
 
 // legacyVersion tells the version of a SQLite database made before
-// versions were recorded: 0 when empty, 2 with probe addresses, else 1.
+// versions were recorded: 0 when empty, 3 with LAN gateways, 2 with probe
+// addresses, else 1.
 func legacyVersion(ctx context.Context, t *tx) (int, error) {
 	var n int
 	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'devices'`).Scan(&n); err != nil {
@@ -176,6 +183,12 @@ func legacyVersion(ctx context.Context, t *tx) (int, error) {
 	}
 	if n == 0 {
 		return 0, nil
+	}
+	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('devices') WHERE name = 'lan_gateway'`).Scan(&n); err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		return 3, nil
 	}
 	if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('devices') WHERE name = 'probe_addrs'`).Scan(&n); err != nil {
 		return 0, err

@@ -78,14 +78,6 @@ func fromUnix(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-func joinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ",")
-}
-
 func splitPrefixes(s string) ([]netip.Prefix, error) {
 	if s == "" {
 		return nil, nil
@@ -107,6 +99,13 @@ func joinAddrs(as []netip.Addr) string {
 		s[i] = a.String()
 	}
 	return strings.Join(s, ",")
+}
+
+func gatewayText(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
 }
 
 func splitAddrs(s string) ([]netip.Addr, error) {
@@ -227,16 +226,16 @@ func (s *sqlStore) load(ctx context.Context, since int64) (*Snapshot, error) {
 	}
 	rows.Close()
 
-	rows, err = t.QueryContext(ctx, `SELECT d.sn, d.instance_id, d.slot, d.secret, d.overlay, COALESCE(d.public_key, ''), d.status, d.registered_seq, d.registered_at, d.created_at, d.probe_addrs
+	rows, err = t.QueryContext(ctx, `SELECT d.sn, d.instance_id, d.slot, d.secret, d.overlay, COALESCE(d.public_key, ''), d.status, d.registered_seq, d.registered_at, d.created_at, d.probe_addrs, d.lan_gateway
 		FROM devices d WHERE d.instance_id IN (SELECT id FROM instances WHERE rev > ?) ORDER BY d.instance_id, d.slot`, since)
 	if err != nil {
 		return nil, fmt.Errorf("load devices: %w", err)
 	}
 	for rows.Next() {
 		var d Device
-		var overlay, pub, probe string
+		var overlay, pub, probe, gw string
 		var regAt, at int64
-		if err := rows.Scan(&d.SN, &d.InstanceID, &d.Slot, &d.Secret, &overlay, &pub, &d.Status, &d.RegisteredSeq, &regAt, &at, &probe); err != nil {
+		if err := rows.Scan(&d.SN, &d.InstanceID, &d.Slot, &d.Secret, &overlay, &pub, &d.Status, &d.RegisteredSeq, &regAt, &at, &probe, &gw); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load devices: %w", err)
 		}
@@ -247,6 +246,12 @@ func (s *sqlStore) load(ctx context.Context, since int64) (*Snapshot, error) {
 		if d.ProbeAddrs, err = splitAddrs(probe); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load device %s: probe addresses: %w", d.SN, err)
+		}
+		if gw != "" {
+			if d.LANGateway, err = netip.ParsePrefix(gw); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("load device %s: LAN gateway: %w", d.SN, err)
+			}
 		}
 		if pub != "" {
 			if d.PublicKey, err = api.ParseKey(pub); err != nil {
@@ -392,7 +397,7 @@ func (s *sqlStore) CreateInstance(ctx context.Context, in Instance, devs []Devic
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO instances (id, name, slots, route_quota, ccn_id, advertised, created_at, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			in.ID, in.Name, in.Slots, in.RouteQuota, nullString(in.CCN), joinPrefixes(in.Advertised), unix(in.CreatedAt), rev); err != nil {
+			in.ID, in.Name, in.Slots, in.RouteQuota, nullString(in.CCN), api.JoinPrefixes(in.Advertised, ","), unix(in.CreatedAt), rev); err != nil {
 			return err
 		}
 		for _, d := range devs {
@@ -405,11 +410,11 @@ func (s *sqlStore) CreateInstance(ctx context.Context, in Instance, devs []Devic
 }
 
 func putDevice(ctx context.Context, tx *tx, d Device) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO devices (sn, instance_id, slot, secret, overlay, public_key, status, registered_seq, registered_at, created_at, probe_addrs)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := tx.ExecContext(ctx, `INSERT INTO devices (sn, instance_id, slot, secret, overlay, public_key, status, registered_seq, registered_at, created_at, probe_addrs, lan_gateway)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(sn) DO UPDATE SET secret = excluded.secret, public_key = excluded.public_key, status = excluded.status,
-			registered_seq = excluded.registered_seq, registered_at = excluded.registered_at, probe_addrs = excluded.probe_addrs`,
-		d.SN, d.InstanceID, d.Slot, d.Secret, d.Overlay.String(), nullKey(d.PublicKey), d.Status, int64(d.RegisteredSeq), unix(d.RegisteredAt), unix(d.CreatedAt), joinAddrs(d.ProbeAddrs))
+			registered_seq = excluded.registered_seq, registered_at = excluded.registered_at, probe_addrs = excluded.probe_addrs, lan_gateway = excluded.lan_gateway`,
+		d.SN, d.InstanceID, d.Slot, d.Secret, d.Overlay.String(), nullKey(d.PublicKey), d.Status, int64(d.RegisteredSeq), unix(d.RegisteredAt), unix(d.CreatedAt), joinAddrs(d.ProbeAddrs), gatewayText(d.LANGateway))
 	return err
 }
 
@@ -427,7 +432,7 @@ func (s *sqlStore) updateInstance(ctx context.Context, tx *tx, in Instance) erro
 		return err
 	}
 	r, err := tx.ExecContext(ctx, `UPDATE instances SET name = ?, route_quota = ?, ccn_id = ?, advertised = ?, rev = ? WHERE id = ?`,
-		in.Name, in.RouteQuota, nullString(in.CCN), joinPrefixes(in.Advertised), rev, in.ID)
+		in.Name, in.RouteQuota, nullString(in.CCN), api.JoinPrefixes(in.Advertised, ","), rev, in.ID)
 	if err != nil {
 		return err
 	}
@@ -479,8 +484,8 @@ func (s *sqlStore) DeleteInstance(ctx context.Context, id string) error {
 // (revoke, key reset).
 func (s *sqlStore) UpdateDevice(ctx context.Context, d Device, credState string) error {
 	return s.tx(ctx, "update device "+d.SN, func(tx *tx) error {
-		r, err := tx.ExecContext(ctx, `UPDATE devices SET secret = ?, public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ? WHERE sn = ?`,
-			d.Secret, nullKey(d.PublicKey), d.Status, int64(d.RegisteredSeq), unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), d.SN)
+		r, err := tx.ExecContext(ctx, `UPDATE devices SET secret = ?, public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ?, lan_gateway = ? WHERE sn = ?`,
+			d.Secret, nullKey(d.PublicKey), d.Status, int64(d.RegisteredSeq), unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), gatewayText(d.LANGateway), d.SN)
 		if err != nil {
 			return err
 		}
@@ -502,9 +507,9 @@ func (s *sqlStore) UpdateDevice(ctx context.Context, d Device, credState string)
 // all in one transaction.
 func (s *sqlStore) BindDevice(ctx context.Context, d Device, cred Credential, in Instance) error {
 	return s.tx(ctx, "register device "+d.SN, func(tx *tx) error {
-		r, err := tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ?
+		r, err := tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ?, lan_gateway = ?
 			WHERE sn = ? AND status != ? AND (public_key IS NULL OR public_key = ?)`,
-			d.PublicKey.String(), StatusRegistered, int64(d.RegisteredSeq), unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), d.SN, StatusRevoked, d.PublicKey.String())
+			d.PublicKey.String(), StatusRegistered, int64(d.RegisteredSeq), unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), gatewayText(d.LANGateway), d.SN, StatusRevoked, d.PublicKey.String())
 		if err != nil {
 			if isUniqueViolation(err) {
 				return ErrConflict

@@ -144,6 +144,7 @@ func testRoundTrip(t *testing.T, s testStore, again func() testStore, _ bool) {
 	d := devs[0]
 	d.PublicKey, d.Status, d.RegisteredSeq, d.RegisteredAt = key(1), StatusRegistered, 1, at
 	d.ProbeAddrs = []netip.Addr{netip.MustParseAddr("198.19.1.1")}
+	d.LANGateway = netip.MustParsePrefix("198.19.1.254/24")
 	cred := Credential{Hash: make([]byte, 32), SN: "SN1", State: CredValid, CreatedAt: at}
 	if err := s.BindDevice(ctx, d, cred, in); err != nil {
 		t.Fatal(err)
@@ -471,11 +472,17 @@ func testVersion(t *testing.T, s testStore, again func() testStore, _ bool) {
 // released before schema versions were recorded (testdata) and checks its
 // rows survive and the store works on it.
 func TestMigratesTheUnversionedSchema(t *testing.T) {
-	ddl, err := os.ReadFile("testdata/sqlite-schema-v2.sql")
+	for _, v := range []string{"v2", "v3"} {
+		t.Run(v, func(t *testing.T) { testMigrates(t, v) })
+	}
+}
+
+func testMigrates(t *testing.T, v string) {
+	ddl, err := os.ReadFile("testdata/sqlite-schema-" + v + ".sql")
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "v2.db")
+	path := filepath.Join(t.TempDir(), v+".db")
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
@@ -503,6 +510,9 @@ func TestMigratesTheUnversionedSchema(t *testing.T) {
 	}
 	if d := snap.Devices[0]; d.PublicKey != key(1) || len(d.ProbeAddrs) != 1 || snap.Instances[0].CCN != "ccn-1" || len(snap.Instances[0].Advertised) != 2 {
 		t.Errorf("old device or instance changed: %+v %+v", d, snap.Instances[0])
+	}
+	if gw := snap.Devices[0].LANGateway; (v == "v3") != gw.IsValid() {
+		t.Errorf("LAN gateway after migrating %s: %v", v, gw)
 	}
 	// The migrated database takes changes and reports them by revision.
 	d := snap.Devices[1]

@@ -1,16 +1,13 @@
 package device
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -20,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/jsonhttp"
 )
 
 // ClientOptions tune a Client; the zero value is right for production.
@@ -36,7 +34,7 @@ type Client struct {
 	bases       []*url.URL // the controller's URLs (replicas), tried in turn
 	cur         atomic.Int32
 	fingerprint string
-	credential  string
+	header      http.Header
 	hc          *http.Client
 	long        *http.Client // long-polls: bounded by their context only
 }
@@ -134,6 +132,12 @@ func (c *Client) AddControllers(urls ...string) error {
 	return nil
 }
 
+func (c *Client) setCredential(credential string) {
+	if credential != "" {
+		c.header = http.Header{"Authorization": {"Bearer " + credential}}
+	}
+}
+
 // NewClientFromState returns a client that authenticates as the device in
 // st (for config sync and route changes).
 func NewClientFromState(st *State, opts ClientOptions) (*Client, error) {
@@ -141,7 +145,7 @@ func NewClientFromState(st *State, opts ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device state: %w", err)
 	}
-	c.credential = st.Credential
+	c.setCredential(st.Credential)
 	if err := c.AddControllers(st.Controllers...); err != nil {
 		return nil, fmt.Errorf("device state: %w", err)
 	}
@@ -182,24 +186,20 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 }
 
 // doWith makes the call on the current controller URL, and on the next
-// ones in turn while they are unreachable.
+// ones in turn while they are unreachable (or answer that they cannot
+// reach their database).
 func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, body, out any) error {
-	var b []byte
-	if body != nil {
-		var err error
-		if b, err = json.Marshal(body); err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-	}
 	start := int(c.cur.Load())
 	var err error
 	for i := range c.bases {
 		n := (start + i) % len(c.bases)
-		err = c.call(ctx, hc, c.bases[n], method, path, b, body != nil, out)
+		base := c.bases[n]
+		j := jsonhttp.Client{HTTP: hc, Base: base.String(), Header: c.header, Errors: func(err error) error { return apiError(base, err) }}
+		err = j.Do(ctx, method, path, body, out)
 		var ue *UnreachableError
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Code == api.CodeInternal && i < len(c.bases)-1 && ctx.Err() == nil {
-			continue // a replica that cannot reach its database: ask the next
+			continue
 		}
 		if !errors.As(err, &ue) || ctx.Err() != nil {
 			if err == nil {
@@ -211,50 +211,30 @@ func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path strin
 	return err
 }
 
-func (c *Client) call(ctx context.Context, hc *http.Client, base *url.URL, method, path string, b []byte, hasBody bool, out any) error {
-	var rd io.Reader
-	if hasBody {
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base.String()+path, rd)
-	if err != nil {
-		return fmt.Errorf("controller request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if c.credential != "" {
-		req.Header.Set("Authorization", "Bearer "+c.credential)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
+// apiError turns the JSON client's errors into the device API's: an
+// *api.Error, a *FingerprintError or an *UnreachableError.
+func apiError(base *url.URL, err error) error {
+	var te *jsonhttp.TransportError
+	if errors.As(err, &te) {
 		var fe *FingerprintError
 		if errors.As(err, &fe) {
 			return fe
 		}
-		return &UnreachableError{URL: base.String(), Err: err}
+		return &UnreachableError{URL: base.String(), Err: te.Err}
 	}
-	defer resp.Body.Close()
-	rb, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return &UnreachableError{URL: base.String(), Err: err}
-	}
-	if resp.StatusCode != http.StatusOK {
+	var se *jsonhttp.StatusError
+	if errors.As(err, &se) {
 		var ae api.Error
-		if json.Unmarshal(rb, &ae) == nil && ae.Code != "" {
+		if se.Decode(&ae) && ae.Code != "" {
 			return &ae
 		}
-		if resp.StatusCode >= 500 {
-			// A replica that cannot reach its database: try another.
-			return &UnreachableError{URL: base.String(), Err: fmt.Errorf("answered %s", resp.Status)}
+		if se.Code >= 500 {
+			// A proxy in front of a dead replica: try another.
+			return &UnreachableError{URL: base.String(), Err: fmt.Errorf("answered %s", se.Status)}
 		}
-		return fmt.Errorf("controller answered %s to %s %s", resp.Status, method, path)
+		return fmt.Errorf("controller answered %s to %s %s", se.Status, se.Method, se.Path)
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(rb, out); err != nil {
-		return fmt.Errorf("decode controller answer to %s: %w", path, err)
-	}
-	return nil
+	return err
 }
 
 // RegisterRequest is what Client.Register needs. Key is the device key as
@@ -267,6 +247,9 @@ type RegisterRequest struct {
 	// ProbeAddrs are this host's addresses inside Advertise where its
 	// probe reflector answers (not part of the proof).
 	ProbeAddrs []netip.Addr
+	// LANGateway is the multi-attach gateway the device will hold while
+	// active (not part of the proof).
+	LANGateway netip.Prefix
 }
 
 // Register runs the challenge-response registration. API refusals are
@@ -277,7 +260,7 @@ func (c *Client) Register(ctx context.Context, r RegisterRequest) (api.RegisterR
 		return api.RegisterResponse{}, err
 	}
 	req := api.RegisterRequest{
-		SN: r.SN, Nonce: ch.Nonce, PublicKey: r.PublicKey, Advertise: r.Advertise, ProbeAddrs: r.ProbeAddrs,
+		SN: r.SN, Nonce: ch.Nonce, PublicKey: r.PublicKey, Advertise: r.Advertise, ProbeAddrs: r.ProbeAddrs, LANGateway: r.LANGateway,
 		Proof: api.RegistrationProof(api.DeviceKeySecret(r.Key), ch.Nonce, r.SN, r.PublicKey, r.Advertise),
 	}
 	var res api.RegisterResponse

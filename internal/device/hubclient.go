@@ -23,7 +23,7 @@ func NewHubClient(urls []string, fingerprint, credential string, opts ClientOpti
 	if err := c.AddControllers(urls[1:]...); err != nil {
 		return nil, err
 	}
-	c.credential = credential
+	c.setCredential(credential)
 	return c, nil
 }
 

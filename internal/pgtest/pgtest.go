@@ -31,6 +31,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // User is the database superuser of the test server.
@@ -70,10 +72,7 @@ func Start(tb testing.TB) *Server {
 	tb.Helper()
 	bin := BinDir()
 	if bin == "" {
-		if os.Getenv("VCPE_REQUIRE_PRIVILEGED") != "" {
-			tb.Fatalf("PostgreSQL test needs the postgresql package (VCPE_REQUIRE_PRIVILEGED is set): sudo make test installs it")
-		}
-		tb.Skip("PostgreSQL test skipped: the postgresql package is not installed (apt-get install postgresql, or sudo make test)")
+		namespace.Skipf(tb, "the PostgreSQL test needs the postgresql package (apt-get install postgresql; sudo make test installs it)")
 	}
 	dir, err := os.MkdirTemp("", "vcpe-pgtest-")
 	if err != nil {
