@@ -226,7 +226,7 @@ func (s *Server) deviceInfoLocked(d *store.Device, active string) DeviceInfo {
 		t := d.RegisteredAt
 		info.RegisteredAt = &t
 	}
-	if t, ok := s.lastSeen[d.SN]; ok {
+	if t, ok := s.seenAt(d.SN); ok {
 		info.LastSeen = &t
 	}
 	return info
@@ -287,7 +287,9 @@ func (s *Server) deleteInstance(ctx context.Context, ref string) error {
 		delete(s.overlayUsed, d.Overlay)
 		delete(s.byPubKey, d.PublicKey)
 		delete(s.devices, sn)
+		s.seenMu.Lock()
 		delete(s.lastSeen, sn)
+		s.seenMu.Unlock()
 		// Until restart its credential answers "revoked" (the store has
 		// dropped it), so a running device learns why it lost access.
 		s.dropCredsLocked(sn, store.CredRevoked)

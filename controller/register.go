@@ -196,7 +196,7 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 	}
 	s.creds[hash] = &c
 	s.validCred[d.SN] = hash
-	s.lastSeen[d.SN] = now
+	s.seen(d.SN, now)
 	s.changedLocked(ctx)
 	return api.RegisterResponse{Credential: cred, Config: s.deviceConfigLocked(d)}, nil
 }
@@ -326,20 +326,25 @@ func (s *Server) DeviceConfig(credential string) (api.DeviceConfig, error) {
 	if err := s.freshen(ctx); err != nil {
 		return api.DeviceConfig{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
 	d, e := s.authLocked(credential)
 	if e != nil && e.Code == api.CodeUnauthorized && s.store.Shared() {
 		// Perhaps registered through another replica a moment ago.
-		if err := s.catchUpLocked(ctx); err != nil {
+		s.mu.RUnlock()
+		s.mu.Lock()
+		err := s.catchUpLocked(ctx)
+		s.mu.Unlock()
+		if err != nil {
 			return api.DeviceConfig{}, internal(err)
 		}
+		s.mu.RLock()
 		d, e = s.authLocked(credential)
 	}
+	defer s.mu.RUnlock()
 	if e != nil {
 		return api.DeviceConfig{}, e
 	}
-	s.lastSeen[d.SN] = s.now()
+	s.seen(d.SN, s.now())
 	return s.deviceConfigLocked(d), nil
 }
 
@@ -355,7 +360,7 @@ func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Pr
 	if e != nil {
 		return api.DeviceConfig{}, e
 	}
-	s.lastSeen[d.SN] = s.now()
+	s.seen(d.SN, s.now())
 	in := s.instances[d.InstanceID]
 	sameRoutes := samePrefixes(ps, in.Advertised)
 	if sameRoutes {

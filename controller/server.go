@@ -134,7 +134,10 @@ type Server struct {
 	byPubKey       map[api.Key]string  // WireGuard public key → SN
 	overlayUsed    map[netip.Addr]bool
 	overlayHint    netip.Addr
-	lastSeen       map[string]time.Time
+	// lastSeen is guarded by seenMu, not mu: recording a poll must not
+	// serialise the configuration reads of a thousand long-polls.
+	seenMu   sync.Mutex
+	lastSeen map[string]time.Time
 
 	hubCreds  map[string][32]byte   // hub name → SHA-256 of its credential (hubapi.go)
 	rev       uint64                // store revision of the cache (replica.go)
@@ -297,6 +300,21 @@ func (s *Server) load(ctx context.Context) error {
 	s.applyLocked(snap)
 	s.mu.Unlock()
 	return nil
+}
+
+// seen records that device sn called now.
+func (s *Server) seen(sn string, now time.Time) {
+	s.seenMu.Lock()
+	s.lastSeen[sn] = now
+	s.seenMu.Unlock()
+}
+
+// seenAt returns when device sn last called.
+func (s *Server) seenAt(sn string) (time.Time, bool) {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	t, ok := s.lastSeen[sn]
+	return t, ok
 }
 
 // Close stops publishing and closes the store.
