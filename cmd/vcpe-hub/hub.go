@@ -41,6 +41,10 @@ type hubSource interface {
 // controller's HubConfig and updated live on every change, the status
 // socket, and the probe reflector. stop undoes all of it.
 func startHub(ctx context.Context, srv hubSource, o serveOptions, log *slog.Logger) (stop func(), err error) {
+	if o.role == roleController {
+		log.Info("role controller: no tunnel ends here; hubs run vcpe-hub serve --role hub")
+		return func() {}, nil
+	}
 	if o.hub.disabled {
 		log.Warn("hub dataplane disabled (--no-dataplane): devices register but no tunnel ends here")
 		return func() {}, nil
