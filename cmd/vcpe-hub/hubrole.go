@@ -69,6 +69,9 @@ func newRemoteHub(ctx context.Context, o serveOptions, log *slog.Logger) (*remot
 		}
 		cred = strings.TrimSpace(string(b))
 	}
+	if strings.ContainsAny(cred, " \t\r\n") {
+		return nil, cli.Usagef("--hub-credential-file: the file holds more than one word; put only the credential vcpe-hub hub credential printed on stdout in it")
+	}
 	if cred == "" {
 		return nil, cli.Usagef("--role hub needs a hub credential: issue one with vcpe-hub hub credential NAME on a controller and pass it with --hub-credential-file FILE or %s", HubCredentialEnv)
 	}
