@@ -358,8 +358,11 @@ func (in *install) askAttach(ctx context.Context) error {
 // validateRegistration checks the operator's answers and normalises the
 // fingerprint.
 func validateRegistration(reg *Registration) error {
-	if _, err := device.ParseControllerURL(reg.Controller); err != nil {
-		return err
+	// The URLs of several controller replicas may be given comma-separated.
+	for _, u := range strings.Split(reg.Controller, ",") {
+		if _, err := device.ParseControllerURL(strings.TrimSpace(u)); err != nil {
+			return err
+		}
 	}
 	fp, err := device.ParseFingerprint(reg.Fingerprint)
 	if err != nil {

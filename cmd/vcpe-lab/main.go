@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -56,6 +57,8 @@ func newRootCmd() *cobra.Command {
 
 func newUpCmd(o *options) *cobra.Command {
 	var networkOnly bool
+	var controllers int
+	var database string
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Build the lab and run the whole system in it",
@@ -68,6 +71,16 @@ func newUpCmd(o *options) *cobra.Command {
 				return cli.Usagef("vcpe-lab up needs root to create network namespaces: run it with sudo")
 			}
 			l := o.lab()
+			switch {
+			case database != "sqlite" && database != "postgres":
+				return cli.Usagef("--database %q: want sqlite (one controller, the default) or postgres", database)
+			case controllers < 1 || controllers > 9:
+				return cli.Usagef("--controllers %d: want 1 to 9", controllers)
+			case controllers > 1 && database != "postgres":
+				return cli.Usagef("--controllers %d needs --database postgres: replicas share a PostgreSQL database", controllers)
+			case database == "postgres":
+				l.Controllers = controllers
+			}
 			var b lab.Binaries
 			if !networkOnly {
 				if b, err = lab.FindBinaries(); err != nil {
@@ -91,7 +104,12 @@ func newUpCmd(o *options) *cobra.Command {
 				_ = l.Down()
 				return err
 			}
-			fmt.Fprintf(out, "hub: vcpe-hub serve on %s; devices site-a (active), site-a2 (standby), site-b: tunnels up\n", lab.ControllerAddr)
+			if l.Controllers > 0 {
+				fmt.Fprintf(out, "controllers: %d vcpe-hub serve --role controller on PostgreSQL (%s); the hub's tunnel end: vcpe-hub serve --role hub\n",
+					l.Controllers, strings.Join(lab.ControllerURLs(l.Controllers), ", "))
+			} else {
+				fmt.Fprintf(out, "hub: vcpe-hub serve on %s; devices site-a (active), site-a2 (standby), site-b: tunnels up\n", lab.ControllerAddr)
+			}
 			fmt.Fprintf(out, "LAN A's gateway %s moves to the standby in under a second if the active fails\n\n", lab.LANAGateway.Addr())
 			rs := l.Connectivity(ctx, b, lab.DefaultProbes(), 5)
 			lab.WriteConnectivity(out, rs)
@@ -108,6 +126,8 @@ func newUpCmd(o *options) *cobra.Command {
 		},
 	}
 	up.Flags().BoolVar(&networkOnly, "network-only", false, "build the namespaces and links only; start nothing")
+	up.Flags().IntVar(&controllers, "controllers", 1, "controller replicas (more than 1 needs --database postgres)")
+	up.Flags().StringVar(&database, "database", "sqlite", "sqlite (one vcpe-hub serve, the default) or postgres (replicated controllers and a separate hub process)")
 	return up
 }
 

@@ -29,6 +29,19 @@ type Lab struct {
 	// files. Down removes it.
 	RunDir string
 	Log    *slog.Logger
+	// Controllers > 0 runs the replicated control plane: that many
+	// controller processes on PostgreSQL and a separate hub process
+	// (StartReplicated). 0 is one vcpe-hub serve on SQLite.
+	Controllers int
+}
+
+// controllerURL is what devices are given: every replica's URL,
+// comma-separated, in the replicated control plane.
+func (l *Lab) controllerURL() string {
+	if l.Controllers > 0 {
+		return strings.Join(ControllerURLs(l.Controllers), ",")
+	}
+	return ControllerURL()
 }
 
 // New returns a lab with the default topology.

@@ -165,6 +165,9 @@ func (l *Lab) Down() error {
 	if err := namespace.Delete(3*time.Second, names...); err != nil {
 		errs = append(errs, err)
 	}
+	if err := l.removeDatabase(); err != nil {
+		errs = append(errs, err)
+	}
 	if l.RunDir != "" {
 		if err := os.RemoveAll(l.RunDir); err != nil {
 			errs = append(errs, fmt.Errorf("remove %s: %w", l.RunDir, err))

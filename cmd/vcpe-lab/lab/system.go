@@ -117,7 +117,7 @@ func (l *Lab) NodeEnv(node string) []string {
 	if !ok || n.Kind != KindDevice {
 		return nil
 	}
-	env := []string{"VCPE_STATE_DIR=" + l.DeviceState(node), "VCPE_UAPI_DIR=" + l.Path(node, "uapi"), "VCPE_CONTROLLER=" + ControllerURL()}
+	env := []string{"VCPE_STATE_DIR=" + l.DeviceState(node), "VCPE_UAPI_DIR=" + l.Path(node, "uapi"), "VCPE_CONTROLLER=" + l.controllerURL()}
 	if fp, err := controller.ReadFingerprint(l.HubState()); err == nil {
 		env = append(env, "VCPE_CONTROLLER_FINGERPRINT="+fp)
 	}
@@ -289,7 +289,7 @@ func (l *Lab) Install(ctx context.Context, b Binaries, fingerprint string, d Iss
 	if err := os.MkdirAll(uapi, 0o700); err != nil {
 		return "", err
 	}
-	argv := []string{b.Vcpe, "install", "--yes", "--json", "--controller", ControllerURL(),
+	argv := []string{b.Vcpe, "install", "--yes", "--json", "--controller", l.controllerURL(),
 		"--controller-fingerprint", fingerprint, "--sn", d.SN, "--advertise", strings.Join(adv, ","),
 		"--key-file", d.KeyFile, "--state-dir", l.DeviceState(d.Node), "--uapi-dir", uapi,
 		"--service", "process", "--vcped", b.Vcped}
@@ -325,7 +325,11 @@ func (l *Lab) WaitTunnel(ctx context.Context, b Binaries, node string) (dataplan
 // returns the controller's fingerprint and the issued device slots, so the
 // caller installs the devices its own way.
 func (l *Lab) StartControlPlane(ctx context.Context, b Binaries, p Plan) (string, []Issued, error) {
-	fp, err := l.StartHub(ctx, b)
+	start := l.StartHub
+	if l.Controllers > 0 {
+		start = func(ctx context.Context, b Binaries) (string, error) { return l.StartReplicated(ctx, b, l.Controllers) }
+	}
+	fp, err := start(ctx, b)
 	if err != nil {
 		return "", nil, err
 	}
