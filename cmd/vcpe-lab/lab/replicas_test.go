@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
@@ -23,6 +24,9 @@ import (
 func TestReplicatedControlPlane(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/setpriv"); err != nil {
 		namespace.Skipf(t, "the replicated lab needs setpriv (util-linux) to run PostgreSQL as nobody")
+	}
+	if dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres"); len(dirs) == 0 {
+		namespace.Skipf(t, "the replicated lab needs the postgresql package (make deps installs it)")
 	}
 	l := testLab(t)
 	l.Controllers = 3
