@@ -41,6 +41,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print a JSON document on stdout")
 	root.AddCommand(newServeCmd(g), newFingerprintCmd(g), newStatusCmd(g),
 		newInstanceCmd(g), newDeviceCmd(g), newCCNCmd(g), newRoutesCmd(g), newAuditCmd(g))
+	root.AddCommand(cli.DocsCommand(root))
 	return root
 }
 

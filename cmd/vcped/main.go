@@ -52,8 +52,8 @@ type options struct {
 	memoryLimit   int64
 }
 
-func main() {
-	var o options
+// newRootCmd builds vcped's command; run reads the flags from o.
+func newRootCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           "vcped --state-dir DIR",
 		Short:         "vcpe dataplane daemon: the device's WireGuard tunnel to the hub",
@@ -61,7 +61,7 @@ func main() {
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), o) },
+		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), *o) },
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cli.UsageError{Err: err} })
 	f := cmd.Flags()
@@ -82,6 +82,13 @@ func main() {
 	f.DurationVar(&o.check.Timeout, "ha-timeout", 0, "multi-attach: LAN probe timeout (default: the interval)")
 	f.IntVar(&o.check.Failures, "ha-failures", dataplane.DefaultHAFailures, "multi-attach: failed probes (or missed hub replies) before down")
 	f.DurationVar(&o.check.RTTThreshold, "ha-rtt-threshold", 0, "multi-attach: a LAN probe slower than this counts as failed (0: no threshold)")
+	cmd.AddCommand(cli.DocsCommand(cmd))
+	return cmd
+}
+
+func main() {
+	var o options
+	cmd := newRootCmd(&o)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	os.Exit(cli.Report(os.Stderr, "vcped", cmd.ExecuteContext(ctx)))
