@@ -146,7 +146,7 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "controller CA fingerprint: %s\n", srv.Fingerprint())
 				fmt.Fprintf(cmd.OutOrStdout(), "devices register with: vcpe register --controller %s --controller-fingerprint %s --sn SN --advertise PREFIX\n", controllerURL(o.listen), srv.Fingerprint())
 			}
-			return srv.ListenAndServe(ctx, o.listen)
+			return listenAndServe(ctx, srv, o.listen, o.state)
 		},
 	}
 	f := cmd.Flags()
