@@ -64,11 +64,19 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// One connection: the controller serialises writes anyway, and an
 	// in-memory database exists per connection.
 	db.SetMaxOpenConns(1)
+	if err := checkSchemaVersion(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: create schema: %w", path, err)
 	}
 	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := setSchemaVersion(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
