@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/internal/command"
 	"github.com/openvcpe/vcpe/internal/device"
+	"github.com/openvcpe/vcpe/internal/logfile"
 	"github.com/openvcpe/vcpe/precheck"
 )
 
@@ -32,6 +34,9 @@ const (
 const (
 	PIDFile = "vcped.pid"
 	LogFile = "vcped.log"
+	// LogBackups is how many rotated logs (vcped.log.1, …) a detached
+	// vcped keeps; each log file holds up to 10 MiB.
+	LogBackups = 3
 )
 
 // InstallOptions configure an install run. Zero values take the defaults
@@ -489,7 +494,8 @@ func (in *install) stepApply(ctx context.Context, r *Run) (Status, string, error
 }
 
 func (in *install) vcpedArgs() []string {
-	args := []string{in.o.Vcped, "--state-dir", in.o.StateDir}
+	args := []string{in.o.Vcped, "--state-dir", in.o.StateDir,
+		"--log-file", filepath.Join(in.o.StateDir, LogFile), "--log-max-backups", strconv.Itoa(LogBackups)}
 	if in.o.UAPIDir != "" {
 		args = append(args, "--uapi-dir", in.o.UAPIDir)
 	}
@@ -521,6 +527,15 @@ func (in *install) stepStart(ctx context.Context, r *Run) (Status, string, error
 		changed, err = in.j.InstallUnit(ctx, path, unit)
 		what = "systemd unit " + UnitName
 	default:
+		// vcped rotates its log into fixed names: record them all, so
+		// uninstall removes them.
+		if _, running := RunningPID(filepath.Join(in.o.StateDir, PIDFile), in.o.Vcped); !running {
+			for _, name := range logfile.Names(filepath.Join(in.o.StateDir, LogFile), LogBackups)[1:] {
+				if err := in.j.RecordFile(name); err != nil {
+					return StatusFailed, "", err
+				}
+			}
+		}
 		changed, err = in.j.StartProcess(ProcessSpec{
 			Argv:    in.vcpedArgs(),
 			PIDFile: filepath.Join(in.o.StateDir, PIDFile),

@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -50,6 +51,7 @@ type options struct {
 	check         dataplane.HealthCheck
 	gomaxprocs    int
 	memoryLimit   int64
+	log           logOptions
 }
 
 // newRootCmd builds vcped's command; run reads the flags from o.
@@ -73,6 +75,9 @@ func newRootCmd(o *options) *cobra.Command {
 	f.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "Go processors for the daemon (0: $GOMAXPROCS if set, else half the CPUs, at least 1, leaving the rest to the kernel's packet processing)")
 	f.Int64Var(&o.memoryLimit, "memory-limit", 0, fmt.Sprintf("soft memory limit of the daemon in MiB (0: $GOMEMLIMIT if set, else %d)", dataplane.DefaultMemoryLimitMiB))
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.log.file, "log-file", "", "write the log to this file, rotated by size, instead of stderr (detached mode; under systemd the log goes to the journal)")
+	f.IntVar(&o.log.maxMiB, "log-max-size", 10, "with --log-file: rotate when the log reaches this many MiB")
+	f.IntVar(&o.log.backups, "log-max-backups", 3, "with --log-file: rotated logs to keep (FILE.1 … FILE.N)")
 	f.DurationVar(&o.syncInterval, "sync-interval", 5*time.Second, "how often to poll the controller for configuration")
 	f.StringVar(&o.reflector, "reflector", ":12345", "UDP address of the probe reflector (vcpe probe udp); empty disables it")
 	f.StringVar(&o.lanGateway, "lan-gateway", "", "multi-attach: LAN gateway ADDR/LEN the active device holds (e.g. 198.19.1.254/24)")
@@ -94,10 +99,14 @@ func main() {
 	os.Exit(cli.Report(os.Stderr, "vcped", cmd.ExecuteContext(ctx)))
 }
 
-func newLogger(level string) (*slog.Logger, error) {
+func newLogger(level string, lo logOptions) (*slog.Logger, io.Closer, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, cli.Usagef("--log-level %q: use debug, info, warn or error", level)
+		return nil, nil, cli.Usagef("--log-level %q: use debug, info, warn or error", level)
+	}
+	w, closer, err := lo.writer(os.Stderr)
+	if err != nil {
+		return nil, nil, err
 	}
 	opts := &slog.HandlerOptions{Level: l}
 	if os.Getenv("JOURNAL_STREAM") != "" { // journald stamps lines itself
@@ -108,14 +117,15 @@ func newLogger(level string) (*slog.Logger, error) {
 			return a
 		}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	return slog.New(slog.NewTextHandler(w, opts)), closer, nil
 }
 
 func run(ctx context.Context, o options) error {
-	log, err := newLogger(o.logLevel)
+	log, logCloser, err := newLogger(o.logLevel, o.log)
 	if err != nil {
 		return err
 	}
+	defer logCloser.Close()
 	procs, err := dataplane.ChooseProcs(o.gomaxprocs, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0))
 	if err != nil {
 		return cli.Usagef("%v", err)
