@@ -5,8 +5,10 @@ BIN        := bin
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -s -w -X main.version=$(VERSION)
 CMDS       := $(notdir $(wildcard cmd/vcpe cmd/vcped cmd/vcpe-hub cmd/vcpe-lab))
-DIST       := dist
-STAGE      := $(DIST)/.stage
+DIST       ?= dist
+PKG_OUT    := $(abspath $(DIST))
+STAGE      := $(PKG_OUT)/.stage
+HOST_ARCH  := $(shell $(GO) env GOHOSTARCH)
 PKG_ARCHS  ?= amd64 arm64
 PKG_VERSION ?= $(shell deploy/version.sh 2>/dev/null || echo 0.0.0~dev)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
@@ -101,25 +103,24 @@ clean-netns: ## Remove namespaces left by a killed test run (only vcpe's own, vc
 	done
 
 .PHONY: packages
-packages: ## deb and rpm packages of vcpe and vcpe-hub for amd64 and arm64 into dist/ (nfpm)
-	@rm -rf $(DIST) && mkdir -p $(STAGE)
-	@for a in $(PKG_ARCHS); do for c in vcpe vcped vcpe-hub; do \
+packages: ## deb and rpm packages of vcpe and vcpe-hub for amd64 and arm64 into dist/ (nfpm; PKG_ARCHS=amd64 for one)
+	@rm -rf $(STAGE) $(PKG_OUT)/vcpe*.deb $(PKG_OUT)/vcpe*.rpm && mkdir -p $(STAGE)
+	@for a in $(PKG_ARCHS) $(if $(filter $(HOST_ARCH),$(PKG_ARCHS)),,$(HOST_ARCH)); do for c in vcpe vcped vcpe-hub; do \
 		echo "GOARCH=$$a go build -o $(STAGE)/$$a/$$c ./cmd/$$c"; \
 		GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(STAGE)/$$a/$$c ./cmd/$$c || exit 1; \
 	done; done
-	@# Man pages and completions come from the commands themselves (host build).
-	@for c in vcpe vcped vcpe-hub; do $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(STAGE)/host/$$c ./cmd/$$c || exit 1; done
-	@export SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH); \
-	$(STAGE)/host/vcpe gen-docs --man $(STAGE)/man/vcpe --completions $(STAGE)/completions && \
-	$(STAGE)/host/vcped gen-docs --man $(STAGE)/man/vcpe --completions $(STAGE)/completions && \
-	$(STAGE)/host/vcpe-hub gen-docs --man $(STAGE)/man/vcpe-hub --completions $(STAGE)/completions
-	@cd deploy/tools && $(GO) build -o $(CURDIR)/$(STAGE)/host/vcpe-package ./cmd/vcpe-package
+	@# Man pages and completions come from the commands themselves.
+	@export SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH); h=$(STAGE)/$(HOST_ARCH); \
+	$$h/vcpe gen-docs --man $(STAGE)/man/vcpe --completions $(STAGE)/completions && \
+	$$h/vcped gen-docs --man $(STAGE)/man/vcpe --completions $(STAGE)/completions && \
+	$$h/vcpe-hub gen-docs --man $(STAGE)/man/vcpe-hub --completions $(STAGE)/completions
+	@cd deploy/tools && $(GO) build -o $(STAGE)/vcpe-package ./cmd/vcpe-package
 	@cd deploy/tools && for a in $(PKG_ARCHS); do for p in vcpe vcpe-hub; do for f in deb rpm; do \
-		VERSION=$(PKG_VERSION) ARCH=$$a ROOT=$(CURDIR) STAGE=$(CURDIR)/$(STAGE) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
-			$(CURDIR)/$(STAGE)/host/vcpe-package --config ../nfpm/$$p.yaml --packager $$f --target $(CURDIR)/$(DIST) || exit 1; \
+		VERSION=$(PKG_VERSION) ARCH=$$a ROOT=$(CURDIR) STAGE=$(STAGE) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+			$(STAGE)/vcpe-package --config ../nfpm/$$p.yaml --packager $$f --target $(PKG_OUT) || exit 1; \
 	done; done; done
 	@rm -rf $(STAGE)
-	@ls -l $(DIST)
+	@ls -l $(PKG_OUT)
 
 .PHONY: clean
 clean: ## Remove build output
