@@ -45,7 +45,7 @@ func build(config, packager, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if info.Contents, err = expandDocGlobs(info.Contents); err != nil {
+	if info.Contents, err = expandDocGlobs(info.Contents, packager); err != nil {
 		return "", err
 	}
 	info = nfpm.WithDefaults(info)
@@ -68,11 +68,18 @@ func build(config, packager, dir string) (string, error) {
 }
 
 // expandDocGlobs replaces each "doc" entry whose source is a glob with
-// one entry per match, installed under its destination directory.
-func expandDocGlobs(in files.Contents) (files.Contents, error) {
+// one entry per match, installed under its destination directory. nfpm
+// drops "doc" entries from packages other than rpm: there they become
+// plain files.
+func expandDocGlobs(in files.Contents, packager string) (files.Contents, error) {
 	var out files.Contents
 	for _, c := range in {
-		if c.Type != files.TypeRPMDoc || !strings.ContainsAny(c.Source, "*?[") {
+		if c.Type == files.TypeRPMDoc && packager != "rpm" {
+			cc := *c
+			cc.Type = files.TypeFile
+			c = &cc
+		}
+		if c.Type != files.TypeRPMDoc && c.Type != files.TypeFile || !strings.ContainsAny(c.Source, "*?[") {
 			out = append(out, c)
 			continue
 		}
