@@ -95,6 +95,71 @@ func TestPackages(t *testing.T) {
 	t.Run("deb", func(t *testing.T) { testDebs(t, debs) })
 	t.Run("rpm", func(t *testing.T) { testRpms(t, rpms) })
 	t.Run("ansible device role", func(t *testing.T) { testAnsibleDevice(t, debs["vcpe"]) })
+	t.Run("ansible hub role", func(t *testing.T) { testAnsibleHub(t, debs["vcpe-hub"]) })
+}
+
+// ansiblePlay runs playbook with vars (a 0600 file) and extra -e
+// arguments, in node's namespace when node is set, and returns the
+// play's changed count.
+func ansiblePlay(t *testing.T, ctx context.Context, l *Lab, node, playbook, varsFile string, extra ...string) (changed int, out string) {
+	t.Helper()
+	root, _ := exec.Command("go", "env", "GOMOD").Output()
+	roles := filepath.Join(filepath.Dir(strings.TrimSpace(string(root))), "deploy", "ansible", "roles")
+	argv := append([]string{"ansible-playbook", "-i", "localhost,", "-c", "local", playbook, "-e", "@" + varsFile}, extra...)
+	var cmd *exec.Cmd
+	if node != "" {
+		cmd = l.Command(ctx, node, argv...)
+	} else {
+		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
+	}
+	tmp := filepath.Join(filepath.Dir(varsFile), "ansible-tmp")
+	cmd.Env = append(os.Environ(), "ANSIBLE_ROLES_PATH="+roles, "ANSIBLE_NOCOLOR=1", "ANSIBLE_LOCAL_TEMP="+tmp, "ANSIBLE_REMOTE_TEMP="+tmp)
+	b, err := cmd.CombinedOutput()
+	out = string(b)
+	m := recap.FindStringSubmatch(out)
+	if err != nil || m == nil || m[4] != "0" {
+		t.Fatalf("ansible-playbook %v: %v\n%s", extra, err, out)
+	}
+	fmt.Sscan(m[2], &changed)
+	return changed, out
+}
+
+// testAnsibleHub runs the vcpe_hub role (no systemd here: the service is
+// not managed) twice and with state: absent and purge.
+func testAnsibleHub(t *testing.T, deb string) {
+	t.Cleanup(func() { exec.Command("dpkg", "--purge", "vcpe-hub").Run() })
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	work := t.TempDir()
+	vars, _ := json.Marshal(map[string]any{
+		"vcpe_hub_package_file":      deb,
+		"vcpe_hub_endpoint":          "198.18.0.1:4500",
+		"vcpe_hub_cloud_prefixes":    []string{"198.19.100.0/24"},
+		"vcpe_hub_manage_service":    false,
+		"ansible_python_interpreter": "/usr/bin/python3",
+	})
+	varsFile := filepath.Join(work, "vars.json")
+	os.WriteFile(varsFile, vars, 0o600)
+	playbook := filepath.Join(work, "hub.yml")
+	os.WriteFile(playbook, []byte("- hosts: localhost\n  roles: [vcpe_hub]\n"), 0o600)
+	if c, out := ansiblePlay(t, ctx, nil, "", playbook, varsFile, "-e", "vcpe_hub_state=present"); c == 0 {
+		t.Errorf("first run reported no change:\n%s", out)
+	}
+	conf, err := os.ReadFile("/etc/vcpe-hub/vcpe-hub.conf")
+	if err != nil || !strings.Contains(string(conf), `VCPE_HUB_SERVE_ARGS="--listen :8443 --hub-endpoint 198.18.0.1:4500 --cloud-prefix 198.19.100.0/24"`) {
+		t.Errorf("hub configuration: %v\n%s", err, conf)
+	}
+	if c, out := ansiblePlay(t, ctx, nil, "", playbook, varsFile, "-e", "vcpe_hub_state=present"); c != 0 {
+		t.Errorf("second run: changed=%d; want 0\n%s", c, out)
+	}
+	if c, out := ansiblePlay(t, ctx, nil, "", playbook, varsFile, "-e", "vcpe_hub_state=absent", "-e", "vcpe_hub_purge=true"); c == 0 {
+		t.Errorf("state: absent reported no change:\n%s", out)
+	}
+	for _, p := range hostPaths {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s is left after state: absent with purge", p)
+		}
+	}
 }
 
 func testDebs(t *testing.T, debs map[string]string) {
@@ -258,8 +323,6 @@ func testAnsibleDevice(t *testing.T, deb string) {
 		t.Fatal(err)
 	}
 	before := hostState(t, l, a.Node)
-	root, _ := exec.Command("go", "env", "GOMOD").Output()
-	roles := filepath.Join(filepath.Dir(strings.TrimSpace(string(root))), "deploy", "ansible", "roles")
 	work := t.TempDir()
 	uapi := l.Path(a.Node, "uapi")
 	os.MkdirAll(uapi, 0o700)
@@ -282,21 +345,13 @@ func testAnsibleDevice(t *testing.T, deb string) {
 	}
 	playbook := filepath.Join(work, "device.yml")
 	os.WriteFile(playbook, []byte("- hosts: localhost\n  roles: [vcpe_device]\n"), 0o600)
-	play := func(state string) (changed int, out string) {
+	play := func(state string) (int, string) {
 		t.Helper()
-		cmd := l.Command(ctx, a.Node, "ansible-playbook", "-i", "localhost,", "-c", "local", playbook, "-e", "@"+varsFile, "-e", "vcpe_state="+state)
-		cmd.Env = append(os.Environ(), "ANSIBLE_ROLES_PATH="+roles, "ANSIBLE_NOCOLOR=1", "ANSIBLE_LOCAL_TEMP="+filepath.Join(work, "tmp"), "ANSIBLE_REMOTE_TEMP="+filepath.Join(work, "tmp"))
-		b, err := cmd.CombinedOutput()
-		out = string(b)
-		if strings.Contains(out, string(key[:len(key)-1])) {
+		c, out := ansiblePlay(t, ctx, l, a.Node, playbook, varsFile, "-e", "vcpe_state="+state)
+		if strings.Contains(out, strings.TrimSpace(string(key))) {
 			t.Errorf("the device key appears in ansible-playbook's output")
 		}
-		m := recap.FindStringSubmatch(out)
-		if err != nil || m == nil || m[4] != "0" {
-			t.Fatalf("ansible-playbook vcpe_state=%s: %v\n%s", state, err, out)
-		}
-		fmt.Sscan(m[2], &changed)
-		return changed, out
+		return c, out
 	}
 	if c, out := play("present"); c == 0 {
 		t.Errorf("first run reported no change:\n%s", out)
