@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -50,4 +52,20 @@ func feedWatchdog(ctx context.Context, tick time.Duration, alive func()) {
 			_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 		}
 	}
+}
+
+// newServeLogger is serve's logger on w (stderr). Under systemd (journal:
+// JOURNAL_STREAM is set, the journal collects stderr) it leaves the time
+// out: the journal stamps each line itself.
+func newServeLogger(w io.Writer, journal bool) *slog.Logger {
+	opts := &slog.HandlerOptions{}
+	if journal {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

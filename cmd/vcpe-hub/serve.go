@@ -127,7 +127,7 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 			o.state = g.state
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			log := newServeLogger(os.Stderr, os.Getenv("JOURNAL_STREAM") != "")
 			srv, err := newServer(ctx, o, log)
 			if err != nil {
 				return err

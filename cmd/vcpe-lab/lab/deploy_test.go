@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -217,6 +218,17 @@ func testDebs(t *testing.T, debs map[string]string) {
 		if out := run(t, bin, "--version"); !strings.Contains(out, "version") {
 			t.Errorf("%s --version: %q", bin, out)
 		}
+		// Static: no program interpreter and no shared libraries, so any
+		// glibc (CentOS 7 and later) runs it.
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		libs, _ := f.ImportedLibraries()
+		if f.Section(".interp") != nil || len(libs) > 0 {
+			t.Errorf("%s is dynamically linked (libraries %v)", bin, libs)
+		}
+		f.Close()
 	}
 	// Nothing starts on install: no daemon, no state.
 	for _, p := range []string{"/var/lib/vcpe", "/var/lib/vcpe-hub"} {
