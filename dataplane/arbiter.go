@@ -75,6 +75,33 @@ type ClaimReply struct {
 	Seq    uint64 `json:"seq"`
 	Role   string `json:"role"` // api.RoleActive or api.RoleStandby
 	Active string `json:"active,omitempty"`
+	// Members is how many devices the instance has (0 from hubs that do
+	// not say). A site's only device never withdraws its claim: no other
+	// device could take over, so withdrawing would only cut the site off.
+	Members int `json:"members,omitempty"`
+}
+
+// claimCopies is how many copies of each claim a device sends.
+const claimCopies = 2
+
+// Reasons of a device's own role changes.
+const (
+	reasonHub      = "hub's decision"
+	reasonWithdraw = "no claim reply from the hub: claim withdrawn"
+)
+
+// deviceRole is the role a device holds: the hub's last answer while it
+// is fresh, standby (claim withdrawn) after withdrawAfter without one, so
+// the device that lost the hub has dropped the gateway address before the
+// hub hands the role on. A site's only device (members == 1, as the hub
+// last said) never withdraws: nobody could take over, and dropping the
+// gateway address would only cut the LAN off while answers are late or
+// lost.
+func deviceRole(now time.Time, hubRole string, lastReply time.Time, members int, chk HealthCheck) (role, reason string) {
+	if members != 1 && now.Sub(lastReply) > chk.withdrawAfter() {
+		return api.RoleStandby, reasonWithdraw
+	}
+	return hubRole, reasonHub
 }
 
 // RoleEvent is one role switch: which device became what, why and when.
@@ -85,7 +112,15 @@ type RoleEvent struct {
 	Role     string    `json:"role"`
 	Previous string    `json:"previous,omitempty"` // the SN that held the role before (hub side)
 	Reason   string    `json:"reason"`
+	// Count and Last fold repeated identical events (same instance, SN,
+	// role, previous and reason) into one: Count is how many (0 or 1: one),
+	// Time the first and Last the latest.
+	Count int       `json:"count,omitempty"`
+	Last  time.Time `json:"last,omitzero"`
 }
+
+// Times is how many times the event happened (at least 1).
+func (e RoleEvent) Times() int { return max(e.Count, 1) }
 
 // HAStatus is the multi-attach part of Status.
 type HAStatus struct {
@@ -220,6 +255,16 @@ func (a *Arbiter) Tick(now time.Time) []RoleEvent {
 	return out
 }
 
+// Members returns how many devices the instance has.
+func (a *Arbiter) Members(inst string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if in := a.insts[inst]; in != nil {
+		return len(in.members)
+	}
+	return 0
+}
+
 // Active returns the instance's active SN ("" when none).
 func (a *Arbiter) Active(inst string) string {
 	a.mu.Lock()
@@ -284,11 +329,15 @@ func (a *Arbiter) decideLocked(now time.Time, inst string, in *arbInstance) []Ro
 	return ev
 }
 
-// appendEvents keeps the last maxEvents.
+// appendEvents adds events to the history (the last maxEvents), folding
+// each into an identical one among the last two entries: a device flapping
+// between two roles leaves two entries with counts, not a full history.
 func appendEvents(have []RoleEvent, add ...RoleEvent) []RoleEvent {
-	have = append(have, add...)
-	if len(have) > maxEvents {
-		have = slices.Clone(have[len(have)-maxEvents:])
+	for _, ev := range add {
+		same := func(a RoleEvent) bool {
+			return a.Instance == ev.Instance && a.SN == ev.SN && a.Role == ev.Role && a.Previous == ev.Previous && a.Reason == ev.Reason
+		}
+		have = foldAppend(have, ev, same, func(old *RoleEvent) { old.Count, old.Last = old.Times()+1, ev.Time })
 	}
 	return have
 }

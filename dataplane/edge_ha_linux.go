@@ -184,7 +184,12 @@ func (r *haRun) loop(ctx context.Context) {
 		e.haMu.Unlock()
 		b, _ := json.Marshal(Claim{SN: e.sn(), Healthy: lanOK, LANOK: lanOK, Seq: seq})
 		dst := &net.UDPAddr{IP: e.target.Load().hubOverlay.AsSlice(), Port: int(e.ha.ClaimPort)}
-		_, _ = r.claim.WriteTo(b, dst)
+		// Each claim goes twice (the hub answers each copy): a lossy
+		// path loses both copies, or both answers, far less often than one,
+		// so random loss does not pass for a lost hub.
+		for range claimCopies {
+			_, _ = r.claim.WriteTo(b, dst)
+		}
 	}
 }
 
@@ -210,7 +215,7 @@ func (r *haRun) readReplies() {
 		}
 		now := e.c.now()
 		e.haMu.Lock()
-		e.lastReply, e.hubRole = now, rep.Role
+		e.lastReply, e.hubRole, e.members = now, rep.Role, rep.Members
 		r.evalLocked(now)
 		e.haMu.Unlock()
 	}
@@ -248,18 +253,14 @@ func (r *haRun) readLAN() {
 	}
 }
 
-// evalLocked derives the role: the hub's answer while it is fresh,
-// standby (claim withdrawn) after withdrawAfter without one.
+// evalLocked applies deviceRole.
 func (r *haRun) evalLocked(now time.Time) {
 	e := r.e
-	role, reason := e.hubRole, "hub's decision"
-	if now.Sub(e.lastReply) > e.ha.Check.withdrawAfter() {
-		role, reason = api.RoleStandby, "no claim reply from the hub: claim withdrawn"
-	}
+	role, reason := deviceRole(now, e.hubRole, e.lastReply, e.members, e.ha.Check)
 	if role == e.role {
 		return
 	}
-	if role == api.RoleStandby && !e.lanOK && e.role == api.RoleActive && reason == "hub's decision" {
+	if role == api.RoleStandby && !e.lanOK && e.role == api.RoleActive && reason == reasonHub {
 		reason = "LAN targets unreachable"
 	}
 	prev := e.role

@@ -73,6 +73,7 @@ func (h *Hub) Start(cfg api.HubConfig) (err error) {
 	defer func() {
 		if err != nil {
 			_ = deleteIsolation(nft, h.table)
+			_ = deleteMSSClamp(nft, w.name)
 			w.close()
 		}
 	}()
@@ -84,6 +85,9 @@ func (h *Hub) Start(cfg api.HubConfig) (err error) {
 	}
 	// Isolation first: no packet may cross before the rules are in place.
 	if err = writeIsolation(nft, h.table, w.name, cfg); err != nil {
+		return err
+	}
+	if err = writeMSSClamp(nft, w.name); err != nil {
 		return err
 	}
 	desired := cloneHubConfig(cfg)
@@ -172,7 +176,7 @@ func (h *Hub) Close() error {
 	if h.w == nil {
 		return nil
 	}
-	err := deleteIsolation(h.nft, h.table)
+	err := errors.Join(deleteIsolation(h.nft, h.table), deleteMSSClamp(h.nft, h.w.name))
 	h.w.removeRoutes()
 	h.w.close()
 	h.w = nil
