@@ -425,9 +425,13 @@ func TestHAFailover(t *testing.T) {
 			t.Fatalf("%v: %s", err, out)
 		}
 		both := 0
+		var yielded time.Duration
 		for time.Since(t0) < 2*time.Second {
 			if h.role("site-a") == api.RoleActive && h.role("site-a2") == api.RoleActive {
 				both++
+			}
+			if yielded == 0 && h.role(act) == api.RoleStandby {
+				yielded = time.Since(t0)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -435,6 +439,13 @@ func TestHAFailover(t *testing.T) {
 			t.Errorf("both devices active in %d samples", both)
 		}
 		check(t, "split", act, t0)
+		// The cut-off active heard the new active announce the gateway
+		// address and yielded, before its own withdrawal (1 s without an
+		// answer from the hub).
+		t.Logf("split: %s standby after %v", act, yielded.Round(time.Millisecond))
+		if yielded <= 0 || yielded >= 900*time.Millisecond {
+			t.Errorf("%s, cut off from the hub, became standby after %v; want it to yield to the announcement well within 900ms", act, yielded)
+		}
 		l.Run(ctx, act, "nft", "delete", "table", "inet", "hasplit")
 		h.waitRole(t, act, api.RoleStandby, 10*time.Second)
 	})

@@ -17,14 +17,10 @@ import (
 	"github.com/openvcpe/vcpe/dataplane"
 )
 
-// lossySite is the site whose WAN the lossy-link tests degrade; the
-// planted faults sit on its port of the internet segment's bridge, so
-// they hit the path, not the device.
-const lossySite = "site-a"
-
-// pathFault plants rules on lossySite's port of the internet switch
-// (nftables, family bridge, both directions) and returns their removal.
-func pathFault(t *testing.T, ctx context.Context, l *Lab, table, match string) func() {
+// pathFault plants rules on node's port of the internet switch (nftables,
+// family bridge, both directions: the path, not the device) and returns
+// their removal.
+func pathFault(t *testing.T, ctx context.Context, l *Lab, lossySite, table, match string) func() {
 	t.Helper()
 	cmds := []string{
 		"add table bridge " + table,
@@ -72,12 +68,13 @@ func (s *stream) window(from, to time.Time) (sent, got int, gap time.Duration) {
 	return sent, got, max(gap, to.Sub(last))
 }
 
-// roleChanges counts the role switches site node and the hub recorded,
+// roleChanges counts the role switches the devices and the hub recorded,
 // folded repeats included.
-func roleChanges(t *testing.T, l *Lab, node string) int {
+func roleChanges(t *testing.T, l *Lab) int {
 	t.Helper()
 	n := 0
-	for _, sock := range []string{l.DeviceState(node) + "/" + dataplane.ControlSocket, l.HubState() + "/hub.sock"} {
+	for _, sock := range []string{l.DeviceState("site-a") + "/" + dataplane.ControlSocket, l.DeviceState("site-a2") + "/" + dataplane.ControlSocket,
+		l.DeviceState("site-b") + "/" + dataplane.ControlSocket, l.HubState() + "/hub.sock"} {
 		st, err := dataplane.ReadStatus(sock)
 		if err != nil {
 			t.Fatalf("status %s: %v", sock, err)
@@ -91,69 +88,69 @@ func roleChanges(t *testing.T, l *Lab, node string) int {
 	return n
 }
 
-// TestLossyLinks degrades site A's WAN path with random loss (10 %, then
-// 30 %, each way, for 60 s each) under a 100 packets/s stream LAN A → LAN B
-// and back, and then black-holes packets above 1,300 bytes on it. Under
-// loss the stream must never stop for more than 2 s, deliver within 5
-// points of what the loss allows ((1-p)² for a round trip through the
-// lossy path) and no device may change role; with the black hole the
-// tunnel's MTU must come down and 10 MB of TCP must cross both ways.
+// TestLossyLinks degrades a site's WAN path with random loss under a 100
+// packets/s stream LAN A → LAN B and back: 10 % and 30 % each way for 60 s
+// on site B (a site with one device), then 30 % for 30 s on site A's
+// active device (a site with two). The stream must never stop for more
+// than 2 s, deliver within 5 points of what the loss allows ((1-p)² for a
+// round trip through the lossy path) and no device may change role. Then
+// it black-holes packets above 1,300 bytes on site A's path: the tunnel's
+// MTU must come down and 10 MB of TCP must cross both ways.
 func TestLossyLinks(t *testing.T) {
 	l := testLab(t)
 	b := testBinaries(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	if err := l.StartSystem(ctx, b, twoSites()); err != nil {
-		t.Fatal(err)
-	}
+	h := startHA(t, ctx, l, b)
 	defer func() {
 		if t.Failed() {
-			for _, n := range []string{"site-a", "site-b"} {
-				t.Logf("vcped on %s:\n%s", n, l.DaemonLog(n, "vcped"))
-			}
-			t.Logf("vcpe-hub:\n%s", l.DaemonLog("hub", "vcpe-hub"))
+			h.logs(t)
 		}
 	}()
-	startEcho(t, l)
+	h.waitRole(t, "site-a", api.RoleActive, 5*time.Second)
+	h.waitRole(t, "site-a2", api.RoleStandby, 5*time.Second)
 	s := startStream(t, ctx, l)
 	if err := s.flowing(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	for _, loss := range []int{10, 30} {
-		t.Run(fmt.Sprintf("%d%% loss for 60s", loss), func(t *testing.T) {
-			before := roleChanges(t, l, lossySite)
-			remove := pathFault(t, ctx, l, "vcpeloss", fmt.Sprintf("numgen random mod 100 < %d", loss))
+	runs := []struct {
+		site string
+		loss int
+		dur  time.Duration
+	}{{"site-b", 10, 60 * time.Second}, {"site-b", 30, 60 * time.Second}, {"site-a", 30, 30 * time.Second}}
+	for _, run := range runs {
+		t.Run(fmt.Sprintf("%d%% loss on %s for %v", run.loss, run.site, run.dur), func(t *testing.T) {
+			before := roleChanges(t, l)
+			remove := pathFault(t, ctx, l, run.site, "vcpeloss", fmt.Sprintf("numgen random mod 100 < %d", run.loss))
 			t0 := time.Now()
 			roles := map[string]int{}
-			for time.Since(t0) < 60*time.Second {
-				st, err := dataplane.ReadStatus(l.DeviceState(lossySite) + "/" + dataplane.ControlSocket)
-				if err != nil {
-					t.Fatal(err)
+			for time.Since(t0) < run.dur {
+				for _, n := range []string{"site-a", "site-a2", "site-b"} {
+					roles[n+" "+h.role(n)]++
 				}
-				roles[st.Role]++
 				time.Sleep(100 * time.Millisecond)
 			}
 			t1 := time.Now()
 			remove()
 			sent, got, gap := s.window(t0, t1)
-			p := float64(loss) / 100
+			p := float64(run.loss) / 100
 			allowed := 100 * (1 - p) * (1 - p)
 			delivered := 100 * float64(got) / float64(max(sent, 1))
-			st, _ := dataplane.ReadStatus(l.DeviceState(lossySite) + "/" + dataplane.ControlSocket)
+			st, _ := h.status(run.site)
 			link := dataplane.LinkHealth{}
 			if st.Link != nil {
 				link = *st.Link
 			}
-			t.Logf("%d%% loss each way: longest gap %v, delivered %.1f%% (%d of %d) where the loss allows %.1f%%; link %s, %d of %d probes lost, %d handshakes started beside the session; roles sampled %v",
-				loss, gap.Round(time.Millisecond), delivered, got, sent, allowed, link.State, link.Lost, link.Probes, link.Handshakes, roles)
+			t.Logf("%d%% loss each way on %s: longest gap %v, delivered %.1f%% (%d of %d) where the loss allows %.1f%%; link %s, %d of %d probes lost, %d handshakes started beside the session; roles sampled %v",
+				run.loss, run.site, gap.Round(time.Millisecond), delivered, got, sent, allowed, link.State, link.Lost, link.Probes, link.Handshakes, roles)
 			if gap > 2*time.Second {
 				t.Errorf("gap %v in the stream; want none over 2s", gap.Round(time.Millisecond))
 			}
 			if delivered < allowed-5 {
 				t.Errorf("delivered %.1f%%; want within 5 points of %.1f%%", delivered, allowed)
 			}
-			if n := roleChanges(t, l, lossySite) - before; n != 0 || roles[api.RoleActive] == 0 || len(roles) != 1 {
-				t.Errorf("%d role changes recorded, roles sampled %v; want none, always active", n, roles)
+			if n := roleChanges(t, l) - before; n != 0 || len(roles) != 3 || roles["site-a "+api.RoleActive] == 0 || roles["site-a2 "+api.RoleStandby] == 0 || roles["site-b "+api.RoleActive] == 0 {
+				t.Errorf("%d role changes recorded, roles sampled %v; want none, site-a and site-b active, site-a2 standby throughout", n, roles)
 			}
 			if err := s.flowing(10 * time.Second); err != nil {
 				t.Error(err)
@@ -171,12 +168,13 @@ func TestLossyLinks(t *testing.T) {
 		if _, err := exec.LookPath("ethtool"); err != nil {
 			t.Skip("ethtool is not installed: cannot turn off segmentation offload on the WAN interfaces")
 		}
+		const lossySite = "site-a"
 		for _, n := range []string{lossySite, "hub"} {
 			if out, err := l.Run(ctx, n, "ethtool", "-K", "wan0", "gso", "off", "tso", "off", "tx-udp-segmentation", "off", "tx-gso-list", "off"); err != nil {
 				t.Fatalf("%s: ethtool -K wan0 gso off: %v\n%s", n, err, out)
 			}
 		}
-		pathFault(t, ctx, l, "vcpemtu", "ip length > 1300")
+		pathFault(t, ctx, l, lossySite, "vcpemtu", "ip length > 1300")
 		t0 := time.Now()
 		var st dataplane.Status
 		for {
