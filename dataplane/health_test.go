@@ -219,3 +219,26 @@ func TestSearchPathMTU(t *testing.T) {
 		})
 	}
 }
+
+func TestSearchPathMTULossyPathIsNotABlackHole(t *testing.T) {
+	// 30 % loss each way: a probe comes back 49 % of the time; a round of
+	// pmtuTries probes is silent 1.8 % of the time.
+	rng := rand.New(rand.NewPCG(7, 7))
+	round := func(size int) bool {
+		for range pmtuTries {
+			if rng.Float64() < 0.49 {
+				return true
+			}
+		}
+		return false
+	}
+	lowered := 0
+	for range 1000 {
+		if got, _ := searchPathMTU(1420, minTunnelMTU, round); got < 1420 {
+			lowered++
+		}
+	}
+	if lowered > 3 {
+		t.Errorf("a lossy path without a black hole lowered the MTU in %d of 1000 checks; want at most 3", lowered)
+	}
+}

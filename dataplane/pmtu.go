@@ -38,12 +38,14 @@ type PathMTUStatus struct {
 
 // searchPathMTU finds the largest packet size in [floor, top] that gets
 // through, given ok (one round of probes of a size: true when any was
-// answered). top answering ends it at once. When floor does not answer
-// either, the path is down or too lossy to judge and nothing changes.
+// answered). top answering ends it at once; it counts as dropped only
+// after two silent rounds, so a lossy path is not taken for a black hole.
+// When floor does not answer either, the path is down or too lossy to
+// judge and nothing changes.
 // Otherwise it binary-searches to pmtuPrecision bytes and returns the
 // largest size that answered.
 func searchPathMTU(top, floor int, ok func(size int) bool) (int, string) {
-	if ok(top) {
+	if ok(top) || ok(top) {
 		return top, PMTUFull
 	}
 	if !ok(floor) {
