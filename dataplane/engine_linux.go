@@ -45,7 +45,8 @@ type Engine struct {
 	pmtu         PathMTUStatus
 	events       []Event
 	pmtuInterval time.Duration
-	mtu          atomic.Int64 // the tunnel interface's MTU now
+	pmtuKick     chan struct{} // a network change: measure the path again
+	mtu          atomic.Int64  // the tunnel interface's MTU now
 	// target is what the background goroutines need of the config; they
 	// never take mu, so Close (which holds mu) can wait for them.
 	target atomic.Pointer[probeTarget]
@@ -75,7 +76,7 @@ func New(opts EdgeOptions) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{c: c, probeInterval: opts.ProbeInterval, deadAfter: opts.DeadAfter, pmtuInterval: opts.PathMTUInterval, state: StateStopped,
-		ha: opts.HA, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true}
+		ha: opts.HA, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true, pmtuKick: make(chan struct{}, 1)}
 	e.ha.Check = e.ha.Check.WithDefaults()
 	if e.ha.ClaimPort == 0 {
 		e.ha.ClaimPort = DefaultClaimPort
@@ -350,6 +351,10 @@ func (e *Engine) liveness(ctx context.Context, w *wgIface, probe net.PacketConn,
 				e.c.log.Warn("rebind after network change", "err", err)
 			}
 			e.startHandshake(w, hub, "network change")
+			select {
+			case e.pmtuKick <- struct{}{}:
+			default:
+			}
 		case <-t.C:
 			tg := e.target.Load()
 			hub, dst := tg.hubKey, tg.hubOverlay

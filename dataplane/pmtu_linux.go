@@ -68,23 +68,42 @@ func (p *pmtuProber) loop(ctx context.Context) {
 	e := p.e
 	wait := time.Second // until the hub first answers
 	for {
+		restore := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-e.pmtuKick:
+			restore = true
 		}
 		if h := e.linkHealth(); h == nil || h.LastAnswer.IsZero() {
 			continue
 		}
 		wait = e.pmtuInterval
-		p.check(ctx)
+		p.check(ctx, restore)
 	}
 }
 
-// check runs one search and applies its result.
-func (p *pmtuProber) check(ctx context.Context) {
+// check runs one search and applies its result. With restore (the host's
+// network changed, so the path may have too), a lowered tunnel first gets
+// its configured MTU back and the search starts from there.
+func (p *pmtuProber) check(ctx context.Context, restore bool) {
 	e := p.e
 	cur := int(e.mtu.Load())
+	if restore && cur < e.c.mtu {
+		if err := p.w.nl.LinkSetMTU(p.w.link, e.c.mtu); err != nil {
+			e.c.log.Error("restore the tunnel MTU after a network change", "interface", p.w.name, "mtu", e.c.mtu, "err", err)
+		} else {
+			e.c.log.Info("network changed: tunnel MTU back to its configured value, measuring the path again", "from", cur, "to", e.c.mtu)
+			e.mtu.Store(int64(e.c.mtu))
+			e.linkMu.Lock()
+			e.pmtu.Current = e.c.mtu
+			e.events = appendEvent(e.events, Event{Time: e.c.now(), Kind: "mtu", Message: "network changed: tunnel MTU restored, path measured again",
+				Detail: fmt.Sprintf("tunnel MTU %d → %d", cur, e.c.mtu)})
+			e.linkMu.Unlock()
+			cur = e.c.mtu
+		}
+	}
 	got, verdict := searchPathMTU(cur, minTunnelMTU, func(size int) bool { return p.round(ctx, size) })
 	if ctx.Err() != nil {
 		return

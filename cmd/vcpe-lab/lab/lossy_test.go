@@ -174,7 +174,7 @@ func TestLossyLinks(t *testing.T) {
 				t.Fatalf("%s: ethtool -K wan0 gso off: %v\n%s", n, err, out)
 			}
 		}
-		pathFault(t, ctx, l, lossySite, "vcpemtu", "ip length > 1300")
+		removeHole := pathFault(t, ctx, l, lossySite, "vcpemtu", "ip length > 1300")
 		t0 := time.Now()
 		var st dataplane.Status
 		for {
@@ -264,6 +264,24 @@ func TestLossyLinks(t *testing.T) {
 		// MTU: lan-b never sends segments the black hole would drop.
 		if r.mss <= 0 || r.mss > st.MTU-40 {
 			t.Errorf("lan-b's MSS toward lan-a is %d; want at most %d (clamped to the tunnel)", r.mss, st.MTU-40)
+		}
+		// The black hole goes and the device's network changes (an address
+		// comes): the tunnel gets its MTU back.
+		removeHole()
+		if out, err := l.Run(ctx, lossySite, "ip", "addr", "add", "198.18.0.111/32", "dev", "wan0"); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		defer l.Run(context.Background(), lossySite, "ip", "addr", "del", "198.18.0.111/32", "dev", "wan0")
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st, err := dataplane.ReadStatus(l.DeviceState(lossySite) + "/" + dataplane.ControlSocket)
+			if err == nil && st.MTU == dataplane.DefaultMTU {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("tunnel MTU %d 20 s after the network changed without the black hole; want %d", st.MTU, dataplane.DefaultMTU)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	})
 }
