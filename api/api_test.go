@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"net/netip"
 	"testing"
 )
 
@@ -52,4 +53,22 @@ func FuzzParseKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestJoinPrefixes(t *testing.T) {
+	ps := []netip.Prefix{netip.MustParsePrefix("198.19.1.0/24"), netip.MustParsePrefix("198.19.2.0/24")}
+	for _, tc := range []struct {
+		ps   []netip.Prefix
+		sep  string
+		want string
+	}{
+		{nil, ",", ""},
+		{ps[:1], ",", "198.19.1.0/24"},
+		{ps, ",", "198.19.1.0/24,198.19.2.0/24"},
+		{ps, ", ", "198.19.1.0/24, 198.19.2.0/24"},
+	} {
+		if got := JoinPrefixes(tc.ps, tc.sep); got != tc.want {
+			t.Errorf("JoinPrefixes(%v, %q) = %q; want %q", tc.ps, tc.sep, got, tc.want)
+		}
+	}
 }

@@ -141,7 +141,7 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 		if !samePrefixes(req.Advertise, in.Advertised) {
 			return api.RegisterResponse{}, &api.Error{Code: api.CodePrefixConflict, Field: "advertise",
 				Message: fmt.Sprintf("instance %s advertises %v (device %s); both devices of an instance advertise the same prefixes", in.Name, in.Advertised, other),
-				Fix:     fmt.Sprintf("pass --advertise %s", joinPrefixes(in.Advertised))}
+				Fix:     fmt.Sprintf("pass --advertise %s", api.JoinPrefixes(in.Advertised, ","))}
 		}
 	} else {
 		if e := s.conflictsLocked(in.ID, in.CCN, req.Advertise); e != nil {
@@ -189,17 +189,6 @@ func (s *Server) otherRegisteredLocked(d *store.Device) string {
 		}
 	}
 	return ""
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	out := ""
-	for i, p := range ps {
-		if i > 0 {
-			out += ","
-		}
-		out += p.String()
-	}
-	return out
 }
 
 // deviceConfigLocked is what device d is told.

@@ -6,23 +6,24 @@ import (
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/clock"
 )
 
 // runLink drives a linkJudge for n probes one interval apart, each
 // answered after rtt unless lose says it is lost, and returns every
 // verdict.
-func runLink(j *linkJudge, clk *fakeClock, n int, rtt time.Duration, lose func(i int) bool) []linkVerdict {
+func runLink(j *linkJudge, clk *clock.Fake, n int, rtt time.Duration, lose func(i int) bool) []linkVerdict {
 	var out []linkVerdict
 	for i := range n {
-		seq := uint64(clk.now().UnixNano())
-		j.sent(seq, clk.now())
-		out = append(out, j.eval(clk.now()))
+		seq := uint64(clk.Now().UnixNano())
+		j.sent(seq, clk.Now())
+		out = append(out, j.eval(clk.Now()))
 		if !lose(i) {
-			clk.add(rtt)
-			j.answered(seq, clk.now())
-			clk.add(time.Second - rtt)
+			clk.Advance(rtt)
+			j.answered(seq, clk.Now())
+			clk.Advance(time.Second - rtt)
 		} else {
-			clk.add(time.Second)
+			clk.Advance(time.Second)
 		}
 	}
 	return out
@@ -30,8 +31,8 @@ func runLink(j *linkJudge, clk *fakeClock, n int, rtt time.Duration, lose func(i
 
 func TestLinkJudgeRandomLossKeepsSessionAndDoesNotFlap(t *testing.T) {
 	for _, loss := range []float64{0.1, 0.3, 0.51} { // 0.51: 30 % each way
-		clk := &fakeClock{t: time.Unix(1000, 0)}
-		j := newLinkJudge(clk.now(), time.Second, DefaultDeadAfter)
+		clk := clock.NewFake(time.Unix(1000, 0))
+		j := newLinkJudge(clk.Now(), time.Second, DefaultDeadAfter)
 		rng := rand.New(rand.NewPCG(1, uint64(loss*100)))
 		vs := runLink(j, clk, 600, 5*time.Millisecond, func(int) bool { return rng.Float64() < loss })
 		changes, downs := 0, 0
@@ -62,8 +63,8 @@ func TestLinkJudgeRandomLossKeepsSessionAndDoesNotFlap(t *testing.T) {
 }
 
 func TestLinkJudgeHandshakeBesideWhenQuietAndDownWhenSilent(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	j := newLinkJudge(clk.now(), time.Second, 3*time.Second)
+	clk := clock.NewFake(time.Unix(1000, 0))
+	j := newLinkJudge(clk.Now(), time.Second, 3*time.Second)
 	runLink(j, clk, 30, time.Millisecond, func(int) bool { return false })
 	if j.state != LinkUp || j.kicks != 0 {
 		t.Fatalf("healthy link: state %s, %d handshakes; want up, none", j.state, j.kicks)
@@ -96,14 +97,14 @@ func TestLinkJudgeHandshakeBesideWhenQuietAndDownWhenSilent(t *testing.T) {
 	}
 	// One answer: not down any more.
 	vs = runLink(j, clk, 1, time.Millisecond, func(int) bool { return false })
-	if v := j.eval(clk.now()); v.State == LinkDown {
+	if v := j.eval(clk.Now()); v.State == LinkDown {
 		t.Errorf("still down after an answer: %+v %+v", vs, v)
 	}
 }
 
 func TestLinkJudgeSlowAnswersAreLossyWithLimit(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	j := newLinkJudge(clk.now(), time.Second, 3*time.Second)
+	clk := clock.NewFake(time.Unix(1000, 0))
+	j := newLinkJudge(clk.Now(), time.Second, 3*time.Second)
 	j.rttLimit = 100 * time.Millisecond
 	runLink(j, clk, livenessWindow+1, 300*time.Millisecond, func(int) bool { return false })
 	if j.state != LinkLossy {
@@ -114,20 +115,20 @@ func TestLinkJudgeSlowAnswersAreLossyWithLimit(t *testing.T) {
 		t.Errorf("fast again: state %s; want up", j.state)
 	}
 	// Answers later than the probe timeout count as lost, then ignored.
-	j.sent(1, clk.now())
-	clk.add(2 * time.Second)
-	j.eval(clk.now())
-	j.answered(1, clk.now())
+	j.sent(1, clk.Now())
+	clk.Advance(2 * time.Second)
+	j.eval(clk.Now())
+	j.answered(1, clk.Now())
 	if h := j.health(); h.Lost != 1 {
 		t.Errorf("late answer: %d lost; want 1", h.Lost)
 	}
 }
 
 func TestLinkJudgeBoundedWithoutAnswers(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	j := newLinkJudge(clk.now(), time.Second, 3*time.Second)
+	clk := clock.NewFake(time.Unix(1000, 0))
+	j := newLinkJudge(clk.Now(), time.Second, 3*time.Second)
 	for i := range uint64(1000) {
-		j.sent(i, clk.now()) // never evaluated, never answered
+		j.sent(i, clk.Now()) // never evaluated, never answered
 	}
 	if len(j.pending) > j.maxTrack || len(j.window) > livenessWindow {
 		t.Errorf("pending %d, window %d; want ≤ %d, ≤ %d", len(j.pending), len(j.window), j.maxTrack, livenessWindow)
@@ -136,21 +137,21 @@ func TestLinkJudgeBoundedWithoutAnswers(t *testing.T) {
 
 func TestDeviceRoleOnlyDeviceNeverWithdraws(t *testing.T) {
 	chk := HealthCheck{}.WithDefaults()
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	last := clk.now()
-	clk.add(time.Hour)
-	if r, _ := deviceRole(clk.now(), api.RoleActive, last, 1, chk); r != api.RoleActive {
+	clk := clock.NewFake(time.Unix(1000, 0))
+	last := clk.Now()
+	clk.Advance(time.Hour)
+	if r, _ := deviceRole(clk.Now(), api.RoleActive, last, 1, chk); r != api.RoleActive {
 		t.Errorf("only device, no reply for an hour: %s; want active", r)
 	}
 	for _, members := range []int{0, 2} {
-		clk := &fakeClock{t: time.Unix(1000, 0)}
-		last := clk.now()
-		clk.add(chk.withdrawAfter())
-		if r, _ := deviceRole(clk.now(), api.RoleActive, last, members, chk); r != api.RoleActive {
+		clk := clock.NewFake(time.Unix(1000, 0))
+		last := clk.Now()
+		clk.Advance(chk.withdrawAfter())
+		if r, _ := deviceRole(clk.Now(), api.RoleActive, last, members, chk); r != api.RoleActive {
 			t.Errorf("%d members, reply withdrawAfter ago: %s; want active", members, r)
 		}
-		clk.add(time.Millisecond)
-		if r, why := deviceRole(clk.now(), api.RoleActive, last, members, chk); r != api.RoleStandby || why != reasonWithdraw {
+		clk.Advance(time.Millisecond)
+		if r, why := deviceRole(clk.Now(), api.RoleActive, last, members, chk); r != api.RoleStandby || why != reasonWithdraw {
 			t.Errorf("%d members, no reply past withdrawAfter: %s (%s); want standby, withdrawn", members, r, why)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/command"
 	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 )
@@ -63,8 +64,8 @@ type InstallOptions struct {
 	Given Registration
 	// Gather takes the host snapshot precheck judges; precheck.Gather when nil.
 	Gather func(ctx context.Context) (*precheck.Snapshot, error)
-	Sysctl Sysctl // ProcSysctl{} when nil
-	Runner Runner // ExecRunner when nil
+	Sysctl Sysctl         // ProcSysctl{} when nil
+	Runner command.Runner // command.Exec when nil
 	Client device.ClientOptions
 	Log    *slog.Logger
 	Now    func() time.Time
@@ -95,7 +96,7 @@ func (o *InstallOptions) defaults() {
 		o.Sysctl = ProcSysctl{}
 	}
 	if o.Runner == nil {
-		o.Runner = ExecRunner
+		o.Runner = command.Exec{}
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -326,7 +327,7 @@ func (in *install) stepPlan(ctx context.Context, r *Run) (Status, string, error)
 	if in.lanGW.IsValid() {
 		p.LANCommands = LANCommands(cfg.Routes, in.lanGW)
 	} else if len(cfg.Routes) > 0 {
-		p.Warnings = append(p.Warnings, "no LAN interface found with an address in "+joinPrefixes(cfg.Advertised)+": pass --lan-if to get the LAN-side route commands")
+		p.Warnings = append(p.Warnings, "no LAN interface found with an address in "+api.JoinPrefixes(cfg.Advertised, ", ")+": pass --lan-if to get the LAN-side route commands")
 	}
 	for _, res := range in.report.Checks {
 		if res.Status == precheck.Warn {
@@ -521,12 +522,4 @@ func orUnknown(s string) string {
 		return "?"
 	}
 	return s
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
 }

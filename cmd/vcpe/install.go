@@ -24,8 +24,6 @@ import (
 	"github.com/openvcpe/vcpe/tui"
 )
 
-func init() { subcommands = append(subcommands, newInstallCmd) }
-
 type installFlags struct {
 	yes, json, force                       bool
 	config, controller, fingerprint, sn    string
@@ -216,10 +214,10 @@ func runWizard(cmd *cobra.Command, opts provision.InstallOptions) error {
 	if _, err := provision.NewInstall(withPrompter(opts, provision.AutoPrompter{})); err != nil {
 		return installInputError(err)
 	}
-	newEngine := func(p provision.Prompter, emit func(provision.Event)) tui.Runner {
+	newEngine := func(p provision.Prompter, emit func(provision.Event)) tui.Installer {
 		eng, err := provision.NewInstall(withPrompter(opts, p))
 		if err != nil { // checked above; only a vanished state dir gets here
-			return failedRunner{err}
+			return failedInstall{err}
 		}
 		eng.Emit = emit
 		return eng
@@ -243,9 +241,9 @@ func withPrompter(o provision.InstallOptions, p provision.Prompter) provision.In
 	return o
 }
 
-type failedRunner struct{ err error }
+type failedInstall struct{ err error }
 
-func (f failedRunner) Run(context.Context) (provision.Summary, error) {
+func (f failedInstall) Run(context.Context) (provision.Summary, error) {
 	return provision.Summary{Error: f.err.Error()}, f.err
 }
 

@@ -128,14 +128,6 @@ func fromUnix(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-func joinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ",")
-}
-
 func splitPrefixes(s string) ([]netip.Prefix, error) {
 	if s == "" {
 		return nil, nil
@@ -322,7 +314,7 @@ func (s *SQLite) tx(ctx context.Context, what string, f func(*sql.Tx) error) err
 func (s *SQLite) CreateInstance(ctx context.Context, in Instance, devs []Device) error {
 	return s.tx(ctx, "create instance "+in.Name, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO instances (id, name, slots, route_quota, ccn_id, advertised, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			in.ID, in.Name, in.Slots, in.RouteQuota, nullString(in.CCN), joinPrefixes(in.Advertised), unix(in.CreatedAt)); err != nil {
+			in.ID, in.Name, in.Slots, in.RouteQuota, nullString(in.CCN), api.JoinPrefixes(in.Advertised, ","), unix(in.CreatedAt)); err != nil {
 			return err
 		}
 		for _, d := range devs {
@@ -353,7 +345,7 @@ func (s *SQLite) UpdateInstance(ctx context.Context, in Instance) error {
 
 func updateInstance(ctx context.Context, tx *sql.Tx, in Instance) error {
 	r, err := tx.ExecContext(ctx, `UPDATE instances SET name = ?, route_quota = ?, ccn_id = ?, advertised = ? WHERE id = ?`,
-		in.Name, in.RouteQuota, nullString(in.CCN), joinPrefixes(in.Advertised), in.ID)
+		in.Name, in.RouteQuota, nullString(in.CCN), api.JoinPrefixes(in.Advertised, ","), in.ID)
 	if err != nil {
 		return err
 	}

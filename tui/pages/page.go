@@ -100,8 +100,6 @@ func wrap(s string, width int) []string {
 	return strings.Split(ansi.Wrap(s, max(width, 10), ""), "\n")
 }
 
-func truncate(s string, width int) string { return ansi.Truncate(s, width, "…") }
-
 // clipLines keeps the first height lines.
 func clipLines(lines []string, height int) string {
 	if height > 0 && len(lines) > height {
