@@ -153,12 +153,36 @@ func (h *HAStatus) ClaimsAnswered(now time.Time) bool {
 // standby unless Preempt is set and it is the preferred device (the
 // controller's choice). A member the arbiter has just learned counts as
 // fresh for deadAfter, so a hub restart switches nothing.
+//
+// Silence is evidence only while the hub was listening: with PauseAfter
+// set, when the arbiter was not run at all (no Claim, no Tick) for longer
+// than that (the hub's process starved of CPU or stopped), the members'
+// freshness is extended by the pause, so a stalled hub does not take its
+// own pause for dead devices.
 type Arbiter struct {
-	DeadAfter time.Duration
-	Preempt   bool
+	DeadAfter  time.Duration
+	Preempt    bool
+	PauseAfter time.Duration // 0: off
 
-	mu    sync.Mutex
-	insts map[string]*arbInstance
+	mu      sync.Mutex
+	insts   map[string]*arbInstance
+	lastRun time.Time
+}
+
+// creditPauseLocked extends every member's freshness by a pause of the
+// arbiter itself (see Arbiter).
+func (a *Arbiter) creditPauseLocked(now time.Time) {
+	if pause := now.Sub(a.lastRun); a.PauseAfter > 0 && !a.lastRun.IsZero() && pause > a.PauseAfter {
+		for _, in := range a.insts {
+			for _, m := range in.members {
+				m.last = m.last.Add(pause)
+				if m.last.After(now) {
+					m.last = now
+				}
+			}
+		}
+	}
+	a.lastRun = now
 }
 
 type arbInstance struct {
@@ -230,6 +254,7 @@ func (a *Arbiter) Forget(keep map[string]bool) {
 func (a *Arbiter) Claim(now time.Time, inst, sn string, c Claim) (role string, events []RoleEvent) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.creditPauseLocked(now)
 	in := a.insts[inst]
 	if in == nil || in.members[sn] == nil {
 		return api.RoleStandby, nil
@@ -247,6 +272,7 @@ func (a *Arbiter) Claim(now time.Time, inst, sn string, c Claim) (role string, e
 func (a *Arbiter) Tick(now time.Time) []RoleEvent {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.creditPauseLocked(now)
 	var out []RoleEvent
 	ids := make([]string, 0, len(a.insts))
 	for id := range a.insts {

@@ -44,7 +44,9 @@ func NewHub(opts HubOptions) (*Hub, error) {
 	if h.claimPort == 0 {
 		h.claimPort = DefaultClaimPort
 	}
-	h.arb = &Arbiter{DeadAfter: h.check.deadAfter(), Preempt: opts.Preempt}
+	// The hub ticks the arbiter every Interval/2: a gap of two intervals
+	// is the hub's own pause, not the devices' silence.
+	h.arb = &Arbiter{DeadAfter: h.check.deadAfter(), Preempt: opts.Preempt, PauseAfter: 2 * h.check.Interval}
 	if h.table == "" {
 		h.table = "vcpe"
 	}
