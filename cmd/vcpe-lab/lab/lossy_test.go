@@ -68,13 +68,16 @@ func (s *stream) window(from, to time.Time) (sent, got int, gap time.Duration) {
 	return sent, got, max(gap, to.Sub(last))
 }
 
-// roleChanges counts the role switches the devices and the hub recorded,
-// folded repeats included.
-func roleChanges(t *testing.T, l *Lab) int {
+// roleChanges counts the role switches nodes and the hub recorded, folded
+// repeats included.
+func roleChanges(t *testing.T, l *Lab, nodes []string) int {
 	t.Helper()
+	socks := []string{l.HubState() + "/hub.sock"}
+	for _, n := range nodes {
+		socks = append(socks, l.DeviceState(n)+"/"+dataplane.ControlSocket)
+	}
 	n := 0
-	for _, sock := range []string{l.DeviceState("site-a") + "/" + dataplane.ControlSocket, l.DeviceState("site-a2") + "/" + dataplane.ControlSocket,
-		l.DeviceState("site-b") + "/" + dataplane.ControlSocket, l.HubState() + "/hub.sock"} {
+	for _, sock := range socks {
 		st, err := dataplane.ReadStatus(sock)
 		if err != nil {
 			t.Fatalf("status %s: %v", sock, err)
@@ -88,73 +91,99 @@ func roleChanges(t *testing.T, l *Lab) int {
 	return n
 }
 
-// TestLossyLinks degrades a site's WAN path with random loss under a 100
-// packets/s stream LAN A → LAN B and back: 10 % and 30 % each way for 60 s
-// on site B (a site with one device), then 30 % for 30 s on site A's
-// active device (a site with two). The stream must never stop for more
-// than 2 s, deliver within 5 points of what the loss allows ((1-p)² for a
-// round trip through the lossy path) and no device may change role. Then
-// it black-holes packets above 1,300 bytes on site A's path: the tunnel's
-// MTU must come down and 10 MB of TCP must cross both ways.
+func nodeRole(l *Lab, node string) string {
+	st, err := dataplane.ReadStatus(l.DeviceState(node) + "/" + dataplane.ControlSocket)
+	if err != nil {
+		return "down"
+	}
+	return st.Role
+}
+
+// lossRun drops loss % of the packets each way on site's WAN path for dur
+// under the running stream s and checks the issue's bounds: no gap over
+// 2 s, delivery within 5 points of (1-p)², and every node keeping the role
+// in want.
+func lossRun(t *testing.T, ctx context.Context, l *Lab, s *stream, site string, loss int, dur time.Duration, want map[string]string) {
+	nodes := make([]string, 0, len(want))
+	for n := range want {
+		nodes = append(nodes, n)
+	}
+	slices.Sort(nodes)
+	before := roleChanges(t, l, nodes)
+	remove := pathFault(t, ctx, l, site, "vcpeloss", fmt.Sprintf("numgen random mod 100 < %d", loss))
+	t0 := time.Now()
+	roles := map[string]int{}
+	for time.Since(t0) < dur {
+		for _, n := range nodes {
+			roles[n+" "+nodeRole(l, n)]++
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t1 := time.Now()
+	remove()
+	sent, got, gap := s.window(t0, t1)
+	p := float64(loss) / 100
+	allowed := 100 * (1 - p) * (1 - p)
+	delivered := 100 * float64(got) / float64(max(sent, 1))
+	st, _ := dataplane.ReadStatus(l.DeviceState(site) + "/" + dataplane.ControlSocket)
+	link := dataplane.LinkHealth{}
+	if st.Link != nil {
+		link = *st.Link
+	}
+	t.Logf("%d%% loss each way on %s: longest gap %v, delivered %.1f%% (%d of %d sent, %.0f/s) where the loss allows %.1f%%; link %s, %d of %d probes lost, %d handshakes started beside the session; roles sampled %v",
+		loss, site, gap.Round(time.Millisecond), delivered, got, sent, float64(sent)/t1.Sub(t0).Seconds(), allowed, link.State, link.Lost, link.Probes, link.Handshakes, roles)
+	if gap > 2*time.Second {
+		t.Errorf("gap %v in the stream; want none over 2s", gap.Round(time.Millisecond))
+	}
+	if delivered < allowed-5 {
+		t.Errorf("delivered %.1f%%; want within 5 points of %.1f%%", delivered, allowed)
+	}
+	changed := roleChanges(t, l, nodes) - before
+	for _, n := range nodes {
+		if roles[n+" "+want[n]] == 0 {
+			changed++
+		}
+	}
+	if changed != 0 || len(roles) != len(nodes) {
+		t.Errorf("role changes recorded %d, roles sampled %v; want none, %v throughout", roleChanges(t, l, nodes)-before, roles, want)
+	}
+	if err := s.flowing(10 * time.Second); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestLossyLinks degrades site A's WAN path (one device per site, as
+// the issue measured) with random loss under a 100 packets/s stream LAN A
+// → LAN B and back: 10 % and then 30 % each way for 60 s. The stream must
+// never stop for more than 2 s, deliver within 5 points of what the loss
+// allows ((1-p)² for a round trip through the lossy path) and no device
+// may change role. Then it black-holes packets above 1,300 bytes on the
+// same path: the tunnel's MTU must come down and 10 MB of TCP must cross
+// both ways.
 func TestLossyLinks(t *testing.T) {
 	l := testLab(t)
 	b := testBinaries(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	h := startHA(t, ctx, l, b)
+	if err := l.StartSystem(ctx, b, twoSites()); err != nil {
+		t.Fatal(err)
+	}
 	defer func() {
 		if t.Failed() {
-			h.logs(t)
+			for _, n := range []string{"site-a", "site-b"} {
+				t.Logf("vcped on %s:\n%s", n, l.DaemonLog(n, "vcped"))
+			}
+			t.Logf("vcpe-hub:\n%s", l.DaemonLog("hub", "vcpe-hub"))
 		}
 	}()
-	h.waitRole(t, "site-a", api.RoleActive, 5*time.Second)
-	h.waitRole(t, "site-a2", api.RoleStandby, 5*time.Second)
+	startEcho(t, l)
 	s := startStream(t, ctx, l)
 	if err := s.flowing(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	runs := []struct {
-		site string
-		loss int
-		dur  time.Duration
-	}{{"site-b", 10, 60 * time.Second}, {"site-b", 30, 60 * time.Second}, {"site-a", 30, 30 * time.Second}}
-	for _, run := range runs {
-		t.Run(fmt.Sprintf("%d%% loss on %s for %v", run.loss, run.site, run.dur), func(t *testing.T) {
-			before := roleChanges(t, l)
-			remove := pathFault(t, ctx, l, run.site, "vcpeloss", fmt.Sprintf("numgen random mod 100 < %d", run.loss))
-			t0 := time.Now()
-			roles := map[string]int{}
-			for time.Since(t0) < run.dur {
-				for _, n := range []string{"site-a", "site-a2", "site-b"} {
-					roles[n+" "+h.role(n)]++
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			t1 := time.Now()
-			remove()
-			sent, got, gap := s.window(t0, t1)
-			p := float64(run.loss) / 100
-			allowed := 100 * (1 - p) * (1 - p)
-			delivered := 100 * float64(got) / float64(max(sent, 1))
-			st, _ := h.status(run.site)
-			link := dataplane.LinkHealth{}
-			if st.Link != nil {
-				link = *st.Link
-			}
-			t.Logf("%d%% loss each way on %s: longest gap %v, delivered %.1f%% (%d of %d) where the loss allows %.1f%%; link %s, %d of %d probes lost, %d handshakes started beside the session; roles sampled %v",
-				run.loss, run.site, gap.Round(time.Millisecond), delivered, got, sent, allowed, link.State, link.Lost, link.Probes, link.Handshakes, roles)
-			if gap > 2*time.Second {
-				t.Errorf("gap %v in the stream; want none over 2s", gap.Round(time.Millisecond))
-			}
-			if delivered < allowed-5 {
-				t.Errorf("delivered %.1f%%; want within 5 points of %.1f%%", delivered, allowed)
-			}
-			if n := roleChanges(t, l) - before; n != 0 || len(roles) != 3 || roles["site-a "+api.RoleActive] == 0 || roles["site-a2 "+api.RoleStandby] == 0 || roles["site-b "+api.RoleActive] == 0 {
-				t.Errorf("%d role changes recorded, roles sampled %v; want none, site-a and site-b active, site-a2 standby throughout", n, roles)
-			}
-			if err := s.flowing(10 * time.Second); err != nil {
-				t.Error(err)
-			}
+	for _, loss := range []int{10, 30} {
+		t.Run(fmt.Sprintf("%d%% loss for 60s", loss), func(t *testing.T) {
+			lossRun(t, ctx, l, s, "site-a", loss, 60*time.Second, map[string]string{"site-a": api.RoleActive, "site-b": api.RoleActive})
 		})
 	}
 	s.stop()
@@ -292,4 +321,28 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestLossyActiveOfTwo puts 30 % random loss each way for 30 s on the WAN
+// path of the active device of site A's pair: random loss is not a dead
+// device, so neither device changes role, the stream keeps within the
+// same bounds and the standby stays standby.
+func TestLossyActiveOfTwo(t *testing.T) {
+	l := testLab(t)
+	b := testBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	h := startHA(t, ctx, l, b)
+	defer func() {
+		if t.Failed() {
+			h.logs(t)
+		}
+	}()
+	h.waitRole(t, "site-a", api.RoleActive, 5*time.Second)
+	h.waitRole(t, "site-a2", api.RoleStandby, 5*time.Second)
+	s := startStream(t, ctx, l)
+	if err := s.flowing(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	lossRun(t, ctx, l, s, "site-a", 30, 30*time.Second, map[string]string{"site-a": api.RoleActive, "site-a2": api.RoleStandby, "site-b": api.RoleActive})
 }
