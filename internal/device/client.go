@@ -194,6 +194,9 @@ type RegisterRequest struct {
 	// ProbeAddrs are this host's addresses inside Advertise where its
 	// probe reflector answers (not part of the proof).
 	ProbeAddrs []netip.Addr
+	// LANGateway is the multi-attach gateway the device will hold while
+	// active (not part of the proof).
+	LANGateway netip.Prefix
 }
 
 // Register runs the challenge-response registration. API refusals are
@@ -204,7 +207,7 @@ func (c *Client) Register(ctx context.Context, r RegisterRequest) (api.RegisterR
 		return api.RegisterResponse{}, err
 	}
 	req := api.RegisterRequest{
-		SN: r.SN, Nonce: ch.Nonce, PublicKey: r.PublicKey, Advertise: r.Advertise, ProbeAddrs: r.ProbeAddrs,
+		SN: r.SN, Nonce: ch.Nonce, PublicKey: r.PublicKey, Advertise: r.Advertise, ProbeAddrs: r.ProbeAddrs, LANGateway: r.LANGateway,
 		Proof: api.RegistrationProof(api.DeviceKeySecret(r.Key), ch.Nonce, r.SN, r.PublicKey, r.Advertise),
 	}
 	var res api.RegisterResponse
