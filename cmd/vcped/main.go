@@ -52,6 +52,7 @@ type options struct {
 	gomaxprocs    int
 	memoryLimit   int64
 	log           logOptions
+	pmtuInterval  time.Duration
 }
 
 // newRootCmd builds vcped's command; run reads the flags from o.
@@ -83,6 +84,7 @@ func newRootCmd(o *options) *cobra.Command {
 	f.StringVar(&o.lanGateway, "lan-gateway", "", "multi-attach: LAN gateway ADDR/LEN the active device holds (e.g. 198.19.1.254/24)")
 	f.StringVar(&o.lanIf, "lan-if", "", "multi-attach: interface for --lan-gateway (default: the one with an address in its prefix)")
 	f.StringSliceVar(&o.lanTargets, "lan-target", nil, "multi-attach: LAN host to probe; none answering makes the device unhealthy")
+	f.DurationVar(&o.pmtuInterval, "pmtu-interval", dataplane.DefaultPathMTUInterval, "how often to check that packets of the tunnel's MTU reach the hub (a black hole lowers the MTU); 0 turns the check off")
 	f.DurationVar(&o.check.Interval, "ha-interval", dataplane.DefaultHAInterval, "multi-attach: probe and claim interval")
 	f.DurationVar(&o.check.Timeout, "ha-timeout", 0, "multi-attach: LAN probe timeout (default: the interval)")
 	f.IntVar(&o.check.Failures, "ha-failures", dataplane.DefaultHAFailures, "multi-attach: failed probes (or missed hub replies) before down")
@@ -163,8 +165,16 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	pmtu := o.pmtuInterval
+	switch {
+	case pmtu < 0:
+		return cli.Usagef("--pmtu-interval %v: want a positive duration, or 0 to turn the check off", pmtu)
+	case pmtu == 0:
+		pmtu = -1 // off
+	}
 	eng, err := dataplane.New(dataplane.EdgeOptions{
 		PrivateKey: st.PrivateKey, TUN: o.tun, ListenPort: o.listenPort, UAPIDir: o.uapiDir, Logger: log, HA: ha,
+		PathMTUInterval: pmtu,
 	})
 	if err != nil {
 		return cli.Usagef("%v", err)

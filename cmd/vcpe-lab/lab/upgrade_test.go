@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -154,28 +153,4 @@ func startDetached(t *testing.T, l *Lab, node string, argv []string, pidFile str
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGTERM) })
 	return pid
-}
-
-// startEcho answers UDP on haEchoAddr in lan-b.
-func startEcho(t *testing.T, l *Lab) {
-	t.Helper()
-	var pc net.PacketConn
-	if err := l.inNS("lan-b", func() error {
-		var err error
-		pc, err = net.ListenPacket("udp4", haEchoAddr)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	}()
 }
