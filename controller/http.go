@@ -138,11 +138,25 @@ func (s *Server) DeviceHandler() http.Handler {
 		writeJSON(w, http.StatusOK, cfg)
 	})
 	mux.HandleFunc("POST /v1/device/release", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.Release(r.Context(), remoteAddr(r), bearer(r)); err != nil {
+		if cred := bearer(r); cred != "" {
+			if err := s.Release(r.Context(), remoteAddr(r), cred); err != nil {
+				s.writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, api.ReleaseResponse{Released: true})
+			return
+		}
+		var req api.ReleaseRequest
+		if err := DecodeJSON(r, w, &req); err != nil {
 			s.writeError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, struct{}{})
+		res, err := s.ReleaseByKey(r.Context(), remoteAddr(r), req)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
 	})
 	mux.HandleFunc("POST /v1/reach", s.handleReach)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
