@@ -133,7 +133,9 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 			e.Emit(ev)
 		}
 	}
-	startLen := e.Journal.Len()
+	// Changes of a run that was killed before it ended are adopted: a
+	// failure of this run undoes them too.
+	startLen := e.Journal.BeginRun("install")
 	r := &Run{Journal: e.Journal, emit: emit, Values: map[string]any{}}
 	var sum Summary
 	for _, s := range e.Steps {
@@ -146,7 +148,9 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 			err error
 		)
 		if err = ctx.Err(); err == nil {
+			testPause("before:" + string(s.ID))
 			st, msg, err = s.Run(ctx, r)
+			testPause("after:" + string(s.ID))
 		}
 		if err != nil {
 			st, msg = StatusFailed, err.Error()
@@ -166,6 +170,9 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 	}
 	sum.OK = true
 	sum.Changed = e.Journal.Len() > startLen
+	if err := e.Journal.EndRun(); err != nil {
+		return sum, fmt.Errorf("close the journal: %w", err)
+	}
 	return sum, nil
 }
 
@@ -180,8 +187,13 @@ func (e *Engine) rollback(emit func(Event), startLen int) error {
 	defer cancel()
 	err := e.Journal.UndoSince(ctx, startLen)
 	st, msg := StatusOK, fmt.Sprintf("undid %d change(s); the host is as it was", n)
+	if err == nil {
+		err = e.Journal.EndRun()
+	}
 	if err != nil {
-		st, msg = StatusFailed, err.Error()
+		// The run stays open in the journal: the next install adopts what
+		// is left, and vcpe uninstall undoes it.
+		st, msg = StatusFailed, err.Error()+"; what is left stays in the journal: run vcpe uninstall --yes (or the same install) again"
 	}
 	emit(Event{Step: StepRollback, Kind: EventFinished, Status: st, Message: msg})
 	return err

@@ -148,6 +148,7 @@ func NewInstall(o InstallOptions) (*Engine, error) {
 		return nil, err
 	}
 	j.Run = o.Runner
+	j.Client = o.Client
 	in := &install{o: o, j: j, service: o.Service}
 	return &Engine{
 		Journal: j,
@@ -246,23 +247,46 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 			return StatusFailed, "", err
 		}
 	}
+	// Write-ahead: the WireGuard key the SN will be bound to is journalled
+	// before the request is sent, so that an undo can give the slot back
+	// whether or not the answer arrives (a kill, a lost connection, a full
+	// disk when the state is saved). A key a killed install journalled is
+	// used again: the controller accepts the same key twice.
+	priv, err := in.registrationKey(reg)
+	if err != nil {
+		return StatusFailed, "", err
+	}
+	if err := in.j.RecordRegistration(in.o.StateDir, RegistrationIntent{
+		Controller: reg.Controller, Fingerprint: reg.Fingerprint, SN: reg.SN, PrivateKey: priv,
+	}); err != nil {
+		return StatusFailed, "", err
+	}
+	testPause("register:journalled")
 	r.Progress("registering "+reg.SN+" with "+reg.Controller, nil)
 	st, err := device.Register(ctx, device.RegisterParams{
 		StateDir: in.o.StateDir, Controller: reg.Controller, Fingerprint: reg.Fingerprint,
 		SN: reg.SN, Key: reg.Key.Reveal(), Advertise: reg.Advertise, Client: in.o.Client,
-		ExcludeProbe: in.o.LANGateway.Addr(),
+		ExcludeProbe: in.o.LANGateway.Addr(), PrivateKey: priv,
+		Answered: func() { testPause("register:answered") },
 	})
 	if err != nil {
 		return StatusFailed, "", err
 	}
-	// The controller now binds the SN to this device's WireGuard key: an
-	// undo gives the registration back so the same SN and key can install
-	// again.
-	if err := in.j.record(Change{Kind: ChangeRegistration, Target: in.o.StateDir}); err != nil {
-		return StatusFailed, "", err
-	}
 	in.state = st
 	return StatusOK, fmt.Sprintf("registered %s: overlay %s, hub %s, role %s", st.SN, st.Config.OverlayAddr, st.Config.HubEndpoint, st.Config.Role), nil
+}
+
+// registrationKey is the WireGuard key to register: the state's (a
+// device registering again), a killed install's from the journal, or a new
+// one.
+func (in *install) registrationKey(reg Registration) (api.Key, error) {
+	if st, err := device.LoadState(in.o.StateDir); err == nil && st.SN == reg.SN && st.ControllerFingerprint == reg.Fingerprint && !st.PrivateKey.IsZero() {
+		return st.PrivateKey, nil
+	}
+	if k, ok := in.j.RegistrationKey(reg.SN, reg.Fingerprint); ok {
+		return k, nil
+	}
+	return api.GeneratePrivateKey()
 }
 
 // validateRegistration checks the operator's answers and normalises the

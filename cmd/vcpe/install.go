@@ -18,6 +18,7 @@ import (
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/atomicfile"
 	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
@@ -148,6 +149,15 @@ func runInstall(cmd *cobra.Command, f *installFlags) error {
 	if opts.LANGateway, opts.LANTargets, err = parseHAFlags(in.LANGateway, in.LANTargets); err != nil {
 		return err
 	}
+	// One install or uninstall at a time, per state dir and per host; the
+	// lock is freed by the kernel if this process is killed.
+	lock, err := provision.AcquireLock(in.StateDir, "install")
+	if err != nil {
+		return &cli.UsageError{Err: err}
+	}
+	defer lock.Release()
+	// Temporary files of atomic writes a killed run left behind.
+	atomicfile.RemoveTemps(in.StateDir)
 	if !f.yes {
 		if in.KeyFile != "" || os.Getenv("VCPE_KEY") != "" {
 			key, err := readDeviceKey(cmd, in.KeyFile)
