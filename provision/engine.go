@@ -133,11 +133,20 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 			e.Emit(ev)
 		}
 	}
-	// Changes of a run that was killed before it ended are adopted: a
-	// failure of this run undoes them too.
+	var sum Summary
+	// A run that was killed before it ended left changes whose outcome
+	// may be unknown (a registration whose answer never came, a daemon
+	// without a pid file): undo them first, then install afresh.
+	if open := e.Journal.Interrupted(); open != nil && e.Journal.Len() > open.Start {
+		log.Warn("undoing an interrupted install", "pid", open.PID, "started", open.Started)
+		if err := e.rollback(emit, open.Start, fmt.Sprintf("undoing %d change(s) of an install that did not end (pid %d, started %s)",
+			e.Journal.Len()-open.Start, open.PID, open.Started.Format(time.RFC3339))); err != nil {
+			sum.Error = fmt.Sprintf("%s: %v", StepRollback, err)
+			return sum, fmt.Errorf("undo the interrupted install: %w", err)
+		}
+	}
 	startLen := e.Journal.BeginRun("install")
 	r := &Run{Journal: e.Journal, emit: emit, Values: map[string]any{}}
-	var sum Summary
 	for _, s := range e.Steps {
 		r.step = s.ID
 		started := now()
@@ -162,7 +171,7 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 			log.Warn("install step failed; rolling back", "step", s.ID, "err", err)
 			sum.Error = fmt.Sprintf("%s: %v", s.ID, err)
 			sum.RolledBack = true
-			if rerr := e.rollback(emit, startLen); rerr != nil {
+			if rerr := e.rollback(emit, startLen, ""); rerr != nil {
 				return sum, fmt.Errorf("%s: %w (and the rollback failed: %v)", s.ID, err, rerr)
 			}
 			return sum, fmt.Errorf("%s: %w", s.ID, err)
@@ -178,9 +187,12 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 
 // rollback undoes the changes recorded since startLen. Changes from an
 // earlier, completed install stay.
-func (e *Engine) rollback(emit func(Event), startLen int) error {
+func (e *Engine) rollback(emit func(Event), startLen int, title string) error {
 	n := e.Journal.Len() - startLen
-	emit(Event{Step: StepRollback, Kind: EventStarted, Message: fmt.Sprintf("undoing %d change(s)", n)})
+	if title == "" {
+		title = fmt.Sprintf("undoing %d change(s)", n)
+	}
+	emit(Event{Step: StepRollback, Kind: EventStarted, Message: title})
 	// The rollback must run even though the install's context may be
 	// cancelled (the operator pressed Ctrl-C): give it its own deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -68,7 +68,7 @@ type RegistrationIntent struct {
 // RunInfo identifies the install or uninstall that is writing the journal.
 // It is saved with the run's first change and cleared when the run ends; a
 // journal that still holds one was left by a run that was killed, whose
-// changes the next install adopts (and rolls back if it fails).
+// changes the next install undoes before it starts afresh.
 type RunInfo struct {
 	PID     int       `json:"pid"`
 	Command string    `json:"command"`
@@ -156,8 +156,9 @@ type Journal struct {
 }
 
 // BeginRun marks the start of an install run and returns how many changes
-// it must keep on rollback: those of completed earlier runs. The changes of
-// a run that was killed before it ended are adopted by this one.
+// it must keep on rollback: those of completed earlier runs. The Engine
+// undoes a killed run's changes before it begins; any it could not see
+// (an open run with nothing recorded) are adopted by this one.
 func (j *Journal) BeginRun(command string) int {
 	start := len(j.Changes)
 	if j.Open != nil && j.Open.Start <= start {

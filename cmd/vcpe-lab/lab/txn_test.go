@@ -1,0 +1,212 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/openvcpe/vcpe/controller"
+	"github.com/openvcpe/vcpe/internal/device"
+	"github.com/openvcpe/vcpe/provision"
+)
+
+// killedInstall starts vcpe install in node and SIGKILLs it at the pause
+// point (when point is not empty) or after delay. It reports whether the
+// process was killed (false: it ended by itself first).
+func killedInstall(t *testing.T, l *Lab, b Binaries, node, point string, delay time.Duration, args ...string) bool {
+	t.Helper()
+	argv := append([]string{b.Vcpe, "install", "--yes", "--json", "--state-dir", l.DeviceState(node),
+		"--uapi-dir", l.Path(node, "uapi"), "--service", "process", "--vcped", b.Vcped, "--tunnel-timeout", "10s"}, args...)
+	os.MkdirAll(l.Path(node, "uapi"), 0o700)
+	cmd := l.Command(context.Background(), node, argv...)
+	if point != "" {
+		cmd.Env = append(os.Environ(), provision.TestPauseEnv+"="+point)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	paused := make(chan struct{})
+	var log strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "vcpe: paused at "+point) && point != "" {
+				close(paused)
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var trigger <-chan time.Time
+	if point == "" {
+		trigger = time.After(delay)
+	}
+	select {
+	case <-paused:
+	case <-trigger:
+	case err := <-done:
+		if point != "" {
+			t.Fatalf("install ended (%v) before pause point %s:\n%s", err, point, log.String())
+		}
+		return false
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("install never reached pause point %s:\n%s", point, log.String())
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+	return true
+}
+
+// controllerDevice is the controller's view of sn.
+func controllerDevice(t *testing.T, l *Lab, b Binaries, sn string) controller.DeviceInfo {
+	t.Helper()
+	var devs []controller.DeviceInfo
+	if err := l.Hub(context.Background(), b, &devs, "device", "list"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		if d.SN == sn {
+			return d
+		}
+	}
+	t.Fatalf("the controller lists no device %s", sn)
+	return controller.DeviceInfo{}
+}
+
+// waitHostState waits until node's host state is before again (a killed
+// daemon takes a moment to leave the namespace's pid list).
+func waitHostState(t *testing.T, l *Lab, node string, before map[string]string) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := hostState(t, l, node)
+		same := true
+		for k, v := range before {
+			same = same && st[k] == v
+		}
+		if same || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestInstallSurvivesKills kills the real vcpe install (SIGKILL) at every
+// step boundary, at the instants inside steps where a kill hurts most
+// (registration journalled but not sent; answer arrived but not saved;
+// daemon started but pid file not written) and at random instants; after
+// each kill both recoveries are run: the same install (which must end
+// with the tunnel up and the controller holding this host's key), and
+// vcpe uninstall (which must leave the host exactly as before and the SN
+// free at the controller).
+func TestInstallSurvivesKills(t *testing.T) {
+	l := testLab(t)
+	b := testBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	fp, issued, err := l.StartControlPlane(ctx, b, twoSites())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := issued[0]
+	node := a.Node
+	args := []string{"--controller", ControllerURL(), "--controller-fingerprint", fp, "--sn", a.SN,
+		"--advertise", LANA.String(), "--key-file", a.KeyFile}
+	before := hostState(t, l, node)
+	defer func() {
+		if t.Failed() {
+			t.Logf("vcpe-hub:\n%s", l.DaemonLog("hub", "vcpe-hub"))
+		}
+	}()
+	uninstall := func(what string) {
+		t.Helper()
+		out, err := l.Run(ctx, node, b.Vcpe, "uninstall", "--yes", "--json", "--state-dir", l.DeviceState(node))
+		if err != nil {
+			t.Fatalf("%s: uninstall: %v\n%s", what, err, out)
+		}
+		assertHostUnchanged(t, what+": uninstall", before, waitHostState(t, l, node, before))
+		if d := controllerDevice(t, l, b, a.SN); d.Status != "unregistered" || d.PublicKey != nil {
+			t.Fatalf("%s: after uninstall the controller shows %s as %s (key %v); want it free", what, a.SN, d.Status, d.PublicKey)
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(l.DeviceState(node)), ".state.lock")); err == nil {
+			t.Errorf("%s: the lock file is left after uninstall", what)
+		}
+	}
+	reinstall := func(what string) {
+		t.Helper()
+		r := vcpeInstall(t, l, b, node, nil, args...)
+		if r.code != 0 || !r.res.OK {
+			ss, _ := l.Run(ctx, node, "ss", "-lunpa")
+			ps, _ := l.Run(ctx, node, "ps", "-eo", "pid,ppid,stat,comm,args")
+			t.Logf("ss:\n%s\nps:\n%s", ss, ps)
+			t.Fatalf("%s: the same install after the kill: exit %d, %+v\n%s", what, r.code, r.res, r.err)
+		}
+		st, err := device.LoadState(l.DeviceState(node))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		d := controllerDevice(t, l, b, a.SN)
+		if d.Status != "registered" || d.PublicKey == nil || *d.PublicKey != st.PrivateKey.PublicKey() {
+			t.Fatalf("%s: after the repeated install the controller shows %s as %s with key %v; want registered with this host's key %v", what, a.SN, d.Status, d.PublicKey, st.PrivateKey.PublicKey())
+		}
+		if err := reach(ctx, l, node, "198.18.64.1", 5*time.Second); err != nil {
+			t.Errorf("%s: the hub's overlay address does not answer after the repeated install: %v", what, err)
+		}
+	}
+
+	// A full install, timed, bounds the random kill instants.
+	start := time.Now()
+	if r := vcpeInstall(t, l, b, node, nil, args...); r.code != 0 {
+		t.Fatalf("baseline install: exit %d\n%s", r.code, r.err)
+	}
+	full := time.Since(start)
+	uninstall("baseline")
+
+	var points []string
+	for _, s := range []provision.StepID{provision.StepPrecheck, provision.StepRegister, provision.StepPlan, provision.StepReview,
+		provision.StepApply, provision.StepStart, provision.StepTunnel, provision.StepConnectivity} {
+		points = append(points, "before:"+string(s), "after:"+string(s))
+	}
+	points = append(points, "register:journalled", "register:answered", "start:before-exec", "start:before-pidfile")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 13))
+	const randomKills = 10
+	for i := range randomKills {
+		points = append(points, fmt.Sprintf("random-%d", i))
+	}
+	killed := 0
+	for _, p := range points {
+		for _, recovery := range []string{"install", "uninstall"} {
+			what := p + " then " + recovery
+			point, delay := p, time.Duration(0)
+			if strings.HasPrefix(p, "random-") {
+				point, delay = "", time.Duration(rng.Int64N(int64(full)))
+				what = fmt.Sprintf("kill after %v then %s", delay.Round(time.Millisecond), recovery)
+			}
+			if killedInstall(t, l, b, node, point, delay, args...) {
+				killed++
+			}
+			if recovery == "install" {
+				reinstall(what)
+			}
+			uninstall(what)
+		}
+	}
+	t.Logf("%d kills at %d points (install takes %v)", killed, len(points), full.Round(time.Millisecond))
+	if killed < 30 {
+		t.Errorf("only %d kills landed; want at least 30", killed)
+	}
+}
