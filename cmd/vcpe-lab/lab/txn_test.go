@@ -210,3 +210,109 @@ func TestInstallSurvivesKills(t *testing.T) {
 		t.Errorf("only %d kills landed; want at least 30", killed)
 	}
 }
+
+// TestInstallOneAtATime starts two vcpe install processes in the same
+// instant, 20 times: one proceeds (it is paused at its first step and
+// killed, which leaves a stale lock for the next round to take over), the
+// other exits 2 at once naming the holder and touches nothing. A last
+// round lets the winner finish: one daemon, a working tunnel, and
+// uninstall restores the host.
+func TestInstallOneAtATime(t *testing.T) {
+	l := testLab(t)
+	b := testBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fp, issued, err := l.StartControlPlane(ctx, b, twoSites())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := issued[0]
+	node := a.Node
+	os.MkdirAll(l.Path(node, "uapi"), 0o700)
+	argv := []string{b.Vcpe, "install", "--yes", "--json", "--state-dir", l.DeviceState(node),
+		"--uapi-dir", l.Path(node, "uapi"), "--service", "process", "--vcped", b.Vcped, "--tunnel-timeout", "10s",
+		"--controller", ControllerURL(), "--controller-fingerprint", fp, "--sn", a.SN,
+		"--advertise", LANA.String(), "--key-file", a.KeyFile}
+	before := hostState(t, l, node)
+
+	type result struct {
+		i      int
+		code   int
+		stderr string
+		cmd    interface{ Kill() error }
+	}
+	race := func(pause string) []result {
+		t.Helper()
+		go1 := make(chan struct{})
+		out := make(chan result, 2)
+		for i := range 2 {
+			cmd := l.Command(ctx, node, argv...)
+			if pause != "" {
+				cmd.Env = append(os.Environ(), provision.TestPauseEnv+"="+pause)
+			}
+			stderr, _ := cmd.StderrPipe()
+			go func() {
+				<-go1
+				if err := cmd.Start(); err != nil {
+					out <- result{i: i, code: -1, stderr: err.Error()}
+					return
+				}
+				sc := bufio.NewScanner(stderr)
+				var log strings.Builder
+				for sc.Scan() {
+					log.WriteString(sc.Text() + "\n")
+					if pause != "" && strings.Contains(sc.Text(), "vcpe: paused at") {
+						out <- result{i: i, code: -100, stderr: log.String(), cmd: cmd.Process}
+						go func() {
+							for sc.Scan() {
+							}
+						}()
+						cmd.Wait()
+						return
+					}
+				}
+				cmd.Wait()
+				out <- result{i: i, code: cmd.ProcessState.ExitCode(), stderr: log.String()}
+			}()
+		}
+		close(go1)
+		return []result{<-out, <-out}
+	}
+	for round := range 20 {
+		rs := race("before:precheck")
+		var winner, loser *result
+		for i := range rs {
+			if rs[i].code == -100 {
+				winner = &rs[i]
+			} else {
+				loser = &rs[i]
+			}
+		}
+		if winner == nil || loser == nil {
+			t.Fatalf("round %d: want one install running and one refused; got %+v", round, rs)
+		}
+		if loser.code != 2 || !strings.Contains(loser.stderr, "holds the install lock") || !strings.Contains(loser.stderr, "pid ") {
+			t.Errorf("round %d: the second install: exit %d, %q; want exit 2 naming the holder", round, loser.code, loser.stderr)
+		}
+		winner.cmd.Kill()
+		assertHostUnchanged(t, fmt.Sprintf("round %d", round), before, waitHostState(t, l, node, before))
+	}
+	rs := race("")
+	codes := []int{rs[0].code, rs[1].code}
+	if !(codes[0] == 0 && codes[1] == 2 || codes[0] == 2 && codes[1] == 0) {
+		t.Fatalf("last round: exits %v; want one 0 and one 2\n%s\n%s", codes, rs[0].stderr, rs[1].stderr)
+	}
+	n := 0
+	for _, pid := range nsPIDs(l.NS(node)) {
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "vcped" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d vcped processes run in %s after two installs; want 1", n, node)
+	}
+	if out, err := l.Run(ctx, node, b.Vcpe, "uninstall", "--yes", "--state-dir", l.DeviceState(node)); err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, out)
+	}
+	assertHostUnchanged(t, "uninstall", before, waitHostState(t, l, node, before))
+}
