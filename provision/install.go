@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,7 +30,7 @@ const (
 
 // Files the install keeps in the state dir besides the state itself.
 const (
-	PIDFile = "vcped.pid"
+	PIDFile = device.PIDFile
 	LogFile = "vcped.log"
 )
 
@@ -107,18 +108,21 @@ func (o *InstallOptions) defaults() {
 
 // install is one install run's shared state, filled step by step.
 type install struct {
-	o        InstallOptions
-	j        *Journal
-	snap     *precheck.Snapshot
-	report   precheck.Report
-	reg      Registration
-	state    *device.State
-	plan     Plan
-	service  string
-	forward  bool // ip_forward must be turned on
-	protect  []Protected
-	lanGW    netip.Addr
-	results  []diag.Result
+	o       InstallOptions
+	j       *Journal
+	snap    *precheck.Snapshot
+	report  precheck.Report
+	reg     Registration
+	state   *device.State
+	plan    Plan
+	service string
+	forward bool // ip_forward must be turned on
+	protect []Protected
+	lanGW   netip.Addr
+	results []diag.Result
+	// repaired: the device state was re-registered; a running vcped holds
+	// the old credential and is restarted.
+	repaired bool
 	precheck precheck.Options
 }
 
@@ -232,11 +236,12 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 		return StatusFailed, "", err
 	}
 	in.reg = reg
+	var corrupt *device.CorruptStateError
 	if st, err := device.LoadState(in.o.StateDir); err == nil && st.SN == reg.SN && st.Controller == reg.Controller &&
 		st.ControllerFingerprint == reg.Fingerprint && slices.Equal(st.Advertise, reg.Advertise) && st.Credential != "" {
 		in.state = st
 		return StatusUnchanged, fmt.Sprintf("already registered as %s (overlay %s)", st.SN, st.Config.OverlayAddr), nil
-	} else if err != nil && !errors.Is(err, device.ErrNoState) {
+	} else if err != nil && !errors.Is(err, device.ErrNoState) && !errors.As(err, &corrupt) {
 		return StatusFailed, "", err
 	}
 	if _, err := in.j.MkdirAll(in.o.StateDir, 0o700); err != nil {
@@ -245,6 +250,18 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 	for _, f := range []string{device.StateFile, device.PendingKeyFile} {
 		if err := in.j.RecordFile(filepath.Join(in.o.StateDir, f)); err != nil {
 			return StatusFailed, "", err
+		}
+	}
+	if corrupt != nil {
+		// Repair: the damaged file is in the journal (an undo puts it
+		// back); registering again with the journal's WireGuard key gives
+		// a new credential and configuration.
+		if _, ok := in.j.RegistrationKey(reg.SN, reg.Fingerprint); !ok {
+			return StatusFailed, "", fmt.Errorf("%w; the journal holds no WireGuard key of %s to register again with: run 'vcpe uninstall --yes', ask the operator to free the SN (vcpe-hub device reset-key %s), then install again", corrupt, reg.SN, reg.SN)
+		}
+		r.Progress("repairing the corrupt "+corrupt.Path+" (kept in the journal)", nil)
+		if err := os.Remove(corrupt.Path); err != nil {
+			return StatusFailed, "", fmt.Errorf("move the corrupt device state aside: %w", err)
 		}
 	}
 	// Write-ahead: the WireGuard key the SN will be bound to is journalled
@@ -273,6 +290,8 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 		return StatusFailed, "", err
 	}
 	in.state = st
+	// A running vcped holds the credential of the earlier registration.
+	in.repaired = true
 	return StatusOK, fmt.Sprintf("registered %s: overlay %s, hub %s, role %s", st.SN, st.Config.OverlayAddr, st.Config.HubEndpoint, st.Config.Role), nil
 }
 
@@ -439,7 +458,16 @@ func (in *install) stepStart(ctx context.Context, r *Run) (Status, string, error
 		path := filepath.Join(in.o.UnitDir, UnitName)
 		changed, err = in.j.InstallUnit(ctx, path, unit)
 		what = "systemd unit " + UnitName
+		if err == nil && !changed && in.repaired {
+			if _, err = in.o.Runner(ctx, "systemctl", "restart", UnitName); err == nil {
+				return StatusOK, "restarted " + what + " with the new registration", nil
+			}
+		}
 	default:
+		if pid, ok := RunningPID(filepath.Join(in.o.StateDir, PIDFile), in.o.Vcped); ok && in.repaired {
+			// The daemon runs on the credential the damaged state held.
+			stopPIDs([]int{pid}, func(p int) bool { return procIs(p, in.o.Vcped) })
+		}
 		changed, err = in.j.StartProcess(ProcessSpec{
 			Argv:    in.vcpedArgs(),
 			PIDFile: filepath.Join(in.o.StateDir, PIDFile),

@@ -17,7 +17,7 @@ import (
 )
 
 // JournalFile is the name of the change journal inside the state dir.
-const JournalFile = "journal.json"
+const JournalFile = device.JournalFile
 
 // Change kinds.
 const (

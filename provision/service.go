@@ -200,6 +200,15 @@ func (j *Journal) StartProcess(spec ProcessSpec) (changed bool, err error) {
 	if _, ok := RunningPID(spec.PIDFile, spec.Argv[0]); ok {
 		return false, nil
 	}
+	// A daemon this journal started may run without a usable pid file
+	// (deleted, damaged): find it by its owner token and write the pid
+	// file again rather than start a second copy.
+	if pid, ok := j.ownedDaemon(spec.PIDFile, spec.Argv[0]); ok {
+		if err := atomicfile.WriteFile(spec.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+			return false, fmt.Errorf("rewrite the pid file of %s (pid %d): %w", spec.Argv[0], pid, err)
+		}
+		return false, nil
+	}
 	if err := j.RecordFile(spec.LogFile); err != nil {
 		return false, err
 	}
@@ -234,6 +243,30 @@ func (j *Journal) StartProcess(spec ProcessSpec) (changed bool, err error) {
 		return true, err
 	}
 	return true, nil
+}
+
+// ownedDaemon finds the running daemon a journal entry for pidFile and exe
+// owns: the eldest of the processes carrying its owner token (a
+// supervisor rather than its child).
+func (j *Journal) ownedDaemon(pidFile, exe string) (int, bool) {
+	for i := len(j.Changes) - 1; i >= 0; i-- {
+		c := j.Changes[i]
+		if c.Kind != ChangeProcess || c.Target != pidFile || c.After != exe || c.Owner == "" {
+			continue
+		}
+		pids := daemonProcs(exe, c.Owner, "")
+		if len(pids) == 0 {
+			continue
+		}
+		slices.Sort(pids)
+		for _, p := range pids {
+			if !slices.Contains(pids, parentPID(p)) {
+				return p, true
+			}
+		}
+		return pids[0], true
+	}
+	return 0, false
 }
 
 func randomBytes(n int) []byte {

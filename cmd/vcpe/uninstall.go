@@ -128,10 +128,12 @@ func confirm(in io.Reader, out io.Writer, question string) bool {
 	return line == "y" || line == "yes"
 }
 
-// stateShowsInstall tells whether the state dir holds files an install
-// leaves (device state, pid file) although its journal is gone.
+// stateShowsInstall tells whether the state dir holds files only an
+// install leaves (the detached vcped's pid file and log) although its
+// journal is gone. A device registered with vcpe register alone has no
+// journal and is left alone.
 func stateShowsInstall(dir string) bool {
-	for _, f := range []string{device.StateFile, provision.PIDFile, device.PendingKeyFile} {
+	for _, f := range []string{provision.PIDFile, provision.LogFile} {
 		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
 			return true
 		}

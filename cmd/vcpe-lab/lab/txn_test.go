@@ -316,3 +316,108 @@ func TestInstallOneAtATime(t *testing.T) {
 	}
 	assertHostUnchanged(t, "uninstall", before, waitHostState(t, l, node, before))
 }
+
+// TestDamagedStateIsShownAndRepaired damages, one at a time, the device
+// state, the journal and the pid file of an installed device (corrupt,
+// truncated, deleted). vcpe status and vcpe diag must name the file and
+// the repair; the repair named must work: the same install for the device
+// state and the pid file (tunnel up, the controller holding this host's
+// key, one vcped), vcpe uninstall for the journal (it undoes what the
+// state dir shows and lists, exit 1, what only the journal knew).
+func TestDamagedStateIsShownAndRepaired(t *testing.T) {
+	l := testLab(t)
+	b := testBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	fp, issued, err := l.StartControlPlane(ctx, b, twoSites())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := issued[0]
+	node := a.Node
+	dir := l.DeviceState(node)
+	args := []string{"--controller", ControllerURL(), "--controller-fingerprint", fp, "--sn", a.SN,
+		"--advertise", LANA.String(), "--key-file", a.KeyFile}
+	before := hostState(t, l, node)
+	damage := map[string]func(path string){
+		"corrupt":   func(p string) { os.WriteFile(p, []byte("{\"version\": 1, garbage"), 0o600) },
+		"truncated": func(p string) { b, _ := os.ReadFile(p); os.WriteFile(p, b[:len(b)/2], 0o600) },
+		"deleted":   func(p string) { os.Remove(p) },
+	}
+	vcpeds := func() int {
+		n := 0
+		for _, pid := range nsPIDs(l.NS(node)) {
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "vcped" {
+				n++
+			}
+		}
+		return n
+	}
+	for _, file := range []string{device.StateFile, device.JournalFile, device.PIDFile} {
+		for _, how := range []string{"corrupt", "truncated", "deleted"} {
+			name := file + " " + how
+			t.Run(name, func(t *testing.T) {
+				if r := vcpeInstall(t, l, b, node, nil, args...); r.code != 0 {
+					t.Fatalf("install: exit %d\n%s", r.code, r.err)
+				}
+				damage[how](filepath.Join(dir, file))
+				wantID := map[string]string{device.StateFile: "state.corrupt", device.JournalFile: "journal.corrupt", device.PIDFile: "pidfile.corrupt"}[file]
+				if how == "deleted" {
+					wantID = map[string]string{device.StateFile: "state.missing", device.JournalFile: "journal.missing", device.PIDFile: "pidfile.missing"}[file]
+				}
+				if file == device.PIDFile && how == "truncated" {
+					// A cut pid may still be a number: another process's.
+					wantID = "pidfile."
+				}
+				out, err := l.Run(ctx, node, b.Vcpe, "status", "--json", "--state-dir", dir)
+				if err == nil || !strings.Contains(out, `"id": "`+wantID) || !strings.Contains(out, `"fix": "`) {
+					t.Errorf("vcpe status: err %v; want exit 1 and problem %s with its fix:\n%s", err, wantID, out)
+				}
+				out, err = l.Run(ctx, node, b.Vcpe, "diag", "--json", "--timeout", "2s", "--state-dir", dir)
+				if err == nil || !strings.Contains(out, `"id": "`+wantID) {
+					t.Errorf("vcpe diag: err %v; want exit 1 and finding %s:\n%s", err, wantID, out)
+				}
+				if file == device.JournalFile {
+					out, err := l.Run(ctx, node, b.Vcpe, "uninstall", "--yes", "--json", "--state-dir", dir)
+					if err == nil || !strings.Contains(out, "ip_forward") || !strings.Contains(out, `"ok": false`) {
+						t.Errorf("uninstall without a journal: err %v; want exit 1 listing ip_forward as not undone:\n%s", err, out)
+					}
+					if d := controllerDevice(t, l, b, a.SN); d.Status != "unregistered" {
+						t.Errorf("after uninstall without a journal the controller shows %s as %s; want it free", a.SN, d.Status)
+					}
+					// The fixes it listed, done by hand.
+					l.Run(ctx, node, "sysctl", "-w", "net.ipv4.ip_forward="+before["forward"])
+					os.Remove(filepath.Join(dir, device.JournalFile))
+					os.Remove(dir)
+					assertHostUnchanged(t, "uninstall and the listed fixes", before, waitHostState(t, l, node, before))
+					return
+				}
+				r := vcpeInstall(t, l, b, node, nil, args...)
+				if r.code != 0 {
+					t.Fatalf("repair by the same install: exit %d, %+v\n%s", r.code, r.res, r.err)
+				}
+				if _, err := l.WaitTunnel(ctx, b, node); err != nil {
+					t.Errorf("tunnel after the repair: %v", err)
+				}
+				out, err = l.Run(ctx, node, b.Vcpe, "status", "--json", "--state-dir", dir)
+				if err != nil || strings.Contains(out, `"problems"`) {
+					t.Errorf("vcpe status after the repair: %v\n%s", err, out)
+				}
+				st, err := device.LoadState(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := controllerDevice(t, l, b, a.SN); d.PublicKey == nil || *d.PublicKey != st.PrivateKey.PublicKey() {
+					t.Errorf("after the repair the controller holds key %v; want this host's %v", d.PublicKey, st.PrivateKey.PublicKey())
+				}
+				if n := vcpeds(); n != 1 {
+					t.Errorf("%d vcped processes after the repair; want 1", n)
+				}
+				if out, err := l.Run(ctx, node, b.Vcpe, "uninstall", "--yes", "--state-dir", dir); err != nil {
+					t.Fatalf("uninstall: %v\n%s", err, out)
+				}
+				assertHostUnchanged(t, "uninstall after the repair", before, waitHostState(t, l, node, before))
+			})
+		}
+	}
+}
