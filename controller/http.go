@@ -36,6 +36,8 @@ func HTTPStatus(code string) int {
 		return http.StatusConflict
 	case api.CodeNotFound:
 		return http.StatusNotFound
+	case api.CodeUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -46,16 +48,44 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeError answers a device: an internal error says only that it is
+// one; a storage failure is 503 with Retry-After and no details of the
+// controller's disk.
 func (s *Server) writeError(w http.ResponseWriter, err error) {
 	var ae *api.Error
 	if !errors.As(err, &ae) {
-		s.log.Error("api", "err", err)
-		ae = &api.Error{Code: api.CodeInternal, Message: "internal error; see the controller's log"}
+		ae = internal(err)
 	}
-	if ae.Code == api.CodeInternal {
+	switch ae.Code {
+	case api.CodeInternal:
 		s.log.Error("api", "err", ae.Message)
 		ae = &api.Error{Code: api.CodeInternal, Message: "internal error; see the controller's log"}
+	case api.CodeUnavailable:
+		s.log.Error("api: store unavailable", "err", ae.Message, "fix", ae.Fix)
+		ae = &api.Error{Code: api.CodeUnavailable, RetryAfter: ae.RetryAfter,
+			Message: "the controller cannot store this now; nothing was refused",
+			Fix:     fmt.Sprintf("retry in %d seconds", ae.RetryAfter)}
 	}
+	s.writeAPIError(w, ae)
+}
+
+// writeAdminError answers the root-only admin socket: the cause and the
+// fix of a storage failure or an internal error are shown, not hidden.
+func (s *Server) writeAdminError(w http.ResponseWriter, err error) {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		ae = internal(err)
+	}
+	if ae.Code == api.CodeInternal || ae.Code == api.CodeUnavailable {
+		s.log.Error("admin api", "err", ae.Message)
+		if ae.Fix == "" {
+			ae.Fix = "see the controller's log"
+		}
+	}
+	s.writeAPIError(w, ae)
+}
+
+func (s *Server) writeAPIError(w http.ResponseWriter, ae *api.Error) {
 	if ae.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
 	}
@@ -181,7 +211,7 @@ func (s *Server) AdminHandler() http.Handler {
 			}
 			v, err := f(r, who.String())
 			if err != nil {
-				s.writeError(w, err)
+				s.writeAdminError(w, err)
 				return
 			}
 			writeJSON(w, http.StatusOK, v)

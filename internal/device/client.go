@@ -127,6 +127,14 @@ func NewClientFromState(st *State, opts ClientOptions) (*Client, error) {
 	return c, nil
 }
 
+// WithCredential returns a client that shares c's connections and
+// authenticates as the device holding credential.
+func (c *Client) WithCredential(credential string) *Client {
+	cc := *c
+	cc.credential = credential
+	return &cc
+}
+
 func fingerprintOf(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.Raw)
 	return "sha256:" + hex.EncodeToString(sum[:])
