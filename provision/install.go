@@ -363,7 +363,7 @@ func (in *install) stepPlan(ctx context.Context, r *Run) (Status, string, error)
 	} else if in.service == ServiceSystemd {
 		p.Changes = append(p.Changes, "install, enable and start systemd unit "+filepath.Join(in.o.UnitDir, UnitName))
 	} else {
-		p.Changes = append(p.Changes, "start "+in.o.Vcped+" as a detached daemon (pid file "+filepath.Join(in.o.StateDir, PIDFile)+")")
+		p.Changes = append(p.Changes, "start "+in.o.Vcped+" as a detached, supervised daemon (pid file "+filepath.Join(in.o.StateDir, PIDFile)+")")
 	}
 	in.lanGW = in.lanGateway(cfg.Advertised)
 	if in.lanGW.IsValid() {
@@ -427,7 +427,9 @@ func (in *install) stepApply(ctx context.Context, r *Run) (Status, string, error
 }
 
 func (in *install) vcpedArgs() []string {
-	args := []string{in.o.Vcped, "--state-dir", in.o.StateDir}
+	// Detached, vcped runs under its own supervisor, which writes the pid
+	// file before the daemon starts and restarts it if it dies.
+	args := []string{in.o.Vcped, "--supervise", "--pid-file", filepath.Join(in.o.StateDir, PIDFile), "--state-dir", in.o.StateDir}
 	if in.o.UAPIDir != "" {
 		args = append(args, "--uapi-dir", in.o.UAPIDir)
 	}

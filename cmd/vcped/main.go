@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/internal/device"
+	"github.com/openvcpe/vcpe/internal/supervise"
 )
 
 var version = "dev"
@@ -50,6 +52,8 @@ type options struct {
 	check         dataplane.HealthCheck
 	gomaxprocs    int
 	memoryLimit   int64
+	supervise     bool
+	pidFile       string
 }
 
 func main() {
@@ -61,7 +65,12 @@ func main() {
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.supervise {
+				return runSupervisor(cmd.Context(), o)
+			}
+			return run(cmd.Context(), o)
+		},
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cli.UsageError{Err: err} })
 	f := cmd.Flags()
@@ -82,6 +91,8 @@ func main() {
 	f.DurationVar(&o.check.Timeout, "ha-timeout", 0, "multi-attach: LAN probe timeout (default: the interval)")
 	f.IntVar(&o.check.Failures, "ha-failures", dataplane.DefaultHAFailures, "multi-attach: failed probes (or missed hub replies) before down")
 	f.DurationVar(&o.check.RTTThreshold, "ha-rtt-threshold", 0, "multi-attach: a LAN probe slower than this counts as failed (0: no threshold)")
+	f.BoolVar(&o.supervise, "supervise", false, "run as a supervisor that restarts vcped (with the other flags) within a second after it dies, one copy at a time; for hosts without systemd")
+	f.StringVar(&o.pidFile, "pid-file", "", "with --supervise: write the supervisor's pid here before the daemon starts")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	os.Exit(cli.Report(os.Stderr, "vcped", cmd.ExecuteContext(ctx)))
@@ -261,4 +272,31 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 	}
+}
+
+// runSupervisor runs vcped under internal/supervise: the same command line
+// without --supervise and --pid-file.
+func runSupervisor(ctx context.Context, o options) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("supervise: find vcped: %w", err)
+	}
+	argv := []string{exe}
+	args := os.Args[1:]
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--supervise" || strings.HasPrefix(a, "--supervise="):
+		case a == "--pid-file":
+			i++
+		case strings.HasPrefix(a, "--pid-file="):
+		default:
+			argv = append(argv, a)
+		}
+	}
+	return supervise.Run(ctx, supervise.Options{Argv: argv, PIDFile: o.pidFile, Log: log})
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -302,14 +303,8 @@ func TestInstallOneAtATime(t *testing.T) {
 	if !(codes[0] == 0 && codes[1] == 2 || codes[0] == 2 && codes[1] == 0) {
 		t.Fatalf("last round: exits %v; want one 0 and one 2\n%s\n%s", codes, rs[0].stderr, rs[1].stderr)
 	}
-	n := 0
-	for _, pid := range nsPIDs(l.NS(node)) {
-		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "vcped" {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Errorf("%d vcped processes run in %s after two installs; want 1", n, node)
+	if d, s, _ := vcpedProcs(l, node); d != 1 || s != 1 {
+		t.Errorf("%d vcped and %d supervisors run in %s after two installs; want 1 and 1", d, s, node)
 	}
 	if out, err := l.Run(ctx, node, b.Vcpe, "uninstall", "--yes", "--state-dir", l.DeviceState(node)); err != nil {
 		t.Fatalf("uninstall: %v\n%s", err, out)
@@ -343,15 +338,6 @@ func TestDamagedStateIsShownAndRepaired(t *testing.T) {
 		"corrupt":   func(p string) { os.WriteFile(p, []byte("{\"version\": 1, garbage"), 0o600) },
 		"truncated": func(p string) { b, _ := os.ReadFile(p); os.WriteFile(p, b[:len(b)/2], 0o600) },
 		"deleted":   func(p string) { os.Remove(p) },
-	}
-	vcpeds := func() int {
-		n := 0
-		for _, pid := range nsPIDs(l.NS(node)) {
-			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "vcped" {
-				n++
-			}
-		}
-		return n
 	}
 	for _, file := range []string{device.StateFile, device.JournalFile, device.PIDFile} {
 		for _, how := range []string{"corrupt", "truncated", "deleted"} {
@@ -410,8 +396,8 @@ func TestDamagedStateIsShownAndRepaired(t *testing.T) {
 				if d := controllerDevice(t, l, b, a.SN); d.PublicKey == nil || *d.PublicKey != st.PrivateKey.PublicKey() {
 					t.Errorf("after the repair the controller holds key %v; want this host's %v", d.PublicKey, st.PrivateKey.PublicKey())
 				}
-				if n := vcpeds(); n != 1 {
-					t.Errorf("%d vcped processes after the repair; want 1", n)
+				if d, s, _ := vcpedProcs(l, node); d != 1 || s != 1 {
+					t.Errorf("%d vcped and %d supervisors after the repair; want 1 and 1", d, s)
 				}
 				if out, err := l.Run(ctx, node, b.Vcpe, "uninstall", "--yes", "--state-dir", dir); err != nil {
 					t.Fatalf("uninstall: %v\n%s", err, out)
@@ -420,4 +406,80 @@ func TestDamagedStateIsShownAndRepaired(t *testing.T) {
 			})
 		}
 	}
+}
+
+// vcpedProcs counts the vcped daemons and vcped supervisors running in
+// node's namespace, and returns the daemons' pids.
+func vcpedProcs(l *Lab, node string) (daemons, supervisors int, pids []int) {
+	for _, pid := range nsPIDs(l.NS(node)) {
+		cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cl), "\x00")
+		if filepath.Base(args[0]) != "vcped" {
+			continue
+		}
+		if slices.Contains(args, "--supervise") {
+			supervisors++
+		} else {
+			daemons++
+			pids = append(pids, pid)
+		}
+	}
+	return daemons, supervisors, pids
+}
+
+// TestDetachedVcpedComesBack kills the detached vcped (SIGKILL) three
+// times: its supervisor starts a new one within 2 s, never two at once,
+// and the tunnel comes back; uninstall stops both and restores the host.
+func TestDetachedVcpedComesBack(t *testing.T) {
+	l := testLab(t)
+	b := testBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	fp, issued, err := l.StartControlPlane(ctx, b, twoSites())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := issued[0]
+	node := a.Node
+	before := hostState(t, l, node)
+	if r := vcpeInstall(t, l, b, node, nil, "--controller", ControllerURL(), "--controller-fingerprint", fp, "--sn", a.SN,
+		"--advertise", LANA.String(), "--key-file", a.KeyFile); r.code != 0 {
+		t.Fatalf("install: exit %d\n%s", r.code, r.err)
+	}
+	for round := range 3 {
+		d, s, pids := vcpedProcs(l, node)
+		if d != 1 || s != 1 {
+			t.Fatalf("round %d: %d vcped and %d supervisors; want 1 and 1", round, d, s)
+		}
+		old := pids[0]
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		var back time.Duration
+		for back == 0 && time.Since(killed) < 5*time.Second {
+			d, _, pids := vcpedProcs(l, node)
+			if d > 1 {
+				t.Fatalf("round %d: %d vcped run at once", round, d)
+			}
+			if d == 1 && pids[0] != old {
+				back = time.Since(killed)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if back == 0 || back > 2*time.Second {
+			t.Fatalf("round %d: vcped back after %v; want within 2s", round, back)
+		}
+		t.Logf("round %d: vcped back after %v", round, back.Round(time.Millisecond))
+		if _, err := l.WaitTunnel(ctx, b, node); err != nil {
+			t.Fatalf("round %d: tunnel after the restart: %v", round, err)
+		}
+	}
+	if out, err := l.Run(ctx, node, b.Vcpe, "uninstall", "--yes", "--state-dir", l.DeviceState(node)); err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, out)
+	}
+	assertHostUnchanged(t, "uninstall", before, waitHostState(t, l, node, before))
 }
