@@ -177,11 +177,20 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 			return sum, fmt.Errorf("%s: %w", s.ID, err)
 		}
 	}
+	// A run whose end cannot be recorded (a full disk) would look killed
+	// to the next install, which would undo it: undo it now instead, so
+	// nothing is left half-recorded.
+	if err := e.Journal.EndRun(); err != nil {
+		log.Warn("recording the end of the install failed; rolling back", "err", err)
+		sum.Error = fmt.Sprintf("record the end of the install in the journal: %v", err)
+		sum.RolledBack = true
+		if rerr := e.rollback(emit, startLen, ""); rerr != nil {
+			return sum, fmt.Errorf("record the end of the install in the journal: %w (and the rollback failed: %v)", err, rerr)
+		}
+		return sum, fmt.Errorf("record the end of the install in the journal: %w", err)
+	}
 	sum.OK = true
 	sum.Changed = e.Journal.Len() > startLen
-	if err := e.Journal.EndRun(); err != nil {
-		return sum, fmt.Errorf("close the journal: %w", err)
-	}
 	return sum, nil
 }
 

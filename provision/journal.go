@@ -248,10 +248,21 @@ func (j *Journal) save() error {
 	if err != nil {
 		return fmt.Errorf("encode journal: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
+	dir := filepath.Dir(j.path)
+	_, statErr := os.Stat(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
-	return atomicfile.WriteFile(j.path, b, 0o600)
+	if err := atomicfile.WriteFile(j.path, b, 0o600); err != nil {
+		// The directory was made only to hold this journal (its first
+		// entry records it): a journal that could not be written must not
+		// leave it behind (a full disk).
+		if errors.Is(statErr, os.ErrNotExist) {
+			_ = os.Remove(dir)
+		}
+		return err
+	}
+	return nil
 }
 
 // SetSysctl sets a kernel parameter, recording the old value first. When

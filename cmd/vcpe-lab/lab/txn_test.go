@@ -3,10 +3,13 @@ package lab
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,6 +19,7 @@ import (
 	"github.com/openvcpe/vcpe/controller"
 	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/provision"
+	"golang.org/x/sys/unix"
 )
 
 // killedInstall starts vcpe install in node and SIGKILLs it at the pause
@@ -482,4 +486,203 @@ func TestDetachedVcpedComesBack(t *testing.T) {
 		t.Fatalf("uninstall: %v\n%s", err, out)
 	}
 	assertHostUnchanged(t, "uninstall", before, waitHostState(t, l, node, before))
+}
+
+// inMountNS runs each function sent on the returned channel on one OS
+// thread that has its own private mount namespace with a tmpfs of size
+// bytes mounted at dir; processes started from it inherit both. The thread
+// ends (and with the last process the namespace) when the channel closes.
+func inMountNS(t *testing.T, dir string, size int) chan<- func() {
+	t.Helper()
+	fns := make(chan func())
+	ready := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with its namespace
+		err := unix.Unshare(unix.CLONE_NEWNS)
+		if err == nil {
+			err = unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
+		}
+		if err == nil {
+			err = unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size))
+		}
+		ready <- err
+		if err != nil {
+			return
+		}
+		for f := range fns {
+			f()
+		}
+	}()
+	if err := <-ready; err != nil {
+		t.Fatalf("private mount namespace with a tmpfs at %s: %v", dir, err)
+	}
+	return fns
+}
+
+// TestInstallOnAFullDisk puts the state dir on a small tmpfs in a private
+// mount namespace and installs with 0, 1, 2, … free pages until the
+// install succeeds. Every failed install leaves the host and the tmpfs as
+// they were and the SN free at the controller. Then the disk is filled
+// again: a new configuration the device cannot save shows as a sync error
+// in vcpe status, and is saved once space returns.
+func TestInstallOnAFullDisk(t *testing.T) {
+	l := testLab(t)
+	b := testBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fp, issued, err := l.StartControlPlane(ctx, b, twoSites())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := issued[0]
+	node := a.Node
+	mnt := l.Path(node, "small")
+	if err := os.MkdirAll(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const pages = 24
+	ns := inMountNS(t, mnt, pages*4096)
+	defer close(ns)
+	do := func(f func()) {
+		done := make(chan struct{})
+		ns <- func() { defer close(done); f() }
+		<-done
+	}
+	state := filepath.Join(mnt, "state")
+	os.MkdirAll(l.Path(node, "uapi"), 0o700)
+	run := func(argv ...string) (string, int) {
+		var out []byte
+		var code int
+		do(func() {
+			cmd := l.Command(ctx, node, argv...)
+			out, _ = cmd.CombinedOutput()
+			code = cmd.ProcessState.ExitCode()
+		})
+		return string(out), code
+	}
+	install := func() (string, int) {
+		return run(b.Vcpe, "install", "--yes", "--json", "--state-dir", state, "--uapi-dir", l.Path(node, "uapi"),
+			"--service", "process", "--vcped", b.Vcped, "--tunnel-timeout", "10s",
+			"--controller", ControllerURL(), "--controller-fingerprint", fp, "--sn", a.SN,
+			"--advertise", LANA.String(), "--key-file", a.KeyFile)
+	}
+	filler := filepath.Join(mnt, "filler")
+	fill := func(free int) { // leave free pages
+		do(func() {
+			os.Remove(filler)
+			f, err := os.Create(filler)
+			if err != nil {
+				t.Errorf("create filler: %v", err)
+				return
+			}
+			defer f.Close()
+			page := make([]byte, 4096)
+			for {
+				if _, err := f.Write(page); err != nil {
+					break
+				}
+			}
+			for range free {
+				fi, _ := f.Stat()
+				if fi.Size() < 4096 {
+					break
+				}
+				f.Truncate(fi.Size() - 4096)
+			}
+		})
+	}
+	listing := func() string {
+		var names []string
+		do(func() {
+			ents, _ := os.ReadDir(mnt)
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+		})
+		return strings.Join(names, " ")
+	}
+	before := hostState(t, l, node)
+	installedAt := -1
+	for free := 0; free <= pages; free++ {
+		fill(free)
+		out, code := install()
+		if code == 0 {
+			installedAt = free
+			t.Logf("install succeeded with %d free pages", free)
+			break
+		}
+		// The cause is named, or (when vcped itself ran out of space) the
+		// tunnel's failure is.
+		if code != 1 || !strings.Contains(out, "no space left") && !strings.Contains(out, "tunnel not up") {
+			t.Errorf("%d free pages: exit %d; want 1 and 'no space left':\n%s", free, code, out)
+		}
+		if after := waitHostState(t, l, node, before); after["pids"] != before["pids"] {
+			ps, _ := l.Run(ctx, node, "ps", "-o", "pid,ppid,stat,args", "-p", strings.ReplaceAll(after["pids"], " ", ","))
+			t.Logf("%d free pages: processes left:\n%s\ninstall output:\n%s", free, ps, out)
+		}
+		assertHostUnchanged(t, fmt.Sprintf("%d free pages", free), before, waitHostState(t, l, node, before))
+		if got := listing(); got != "filler" {
+			t.Errorf("%d free pages: the tmpfs holds %q after the failed install; want only the filler", free, got)
+		}
+		if d := controllerDevice(t, l, b, a.SN); d.Status != "unregistered" {
+			t.Fatalf("%d free pages: the controller shows %s as %s after the failed install; want it free", free, a.SN, d.Status)
+		}
+	}
+	if installedAt < 0 {
+		t.Fatalf("no install succeeded with up to %d free pages", pages)
+	}
+
+	// The disk fills up; site B joins, so site A gets a new configuration.
+	fill(0)
+	if _, err := l.Install(ctx, b, fp, issued[1], []netip.Prefix{LANB}); err != nil {
+		t.Fatal(err)
+	}
+	type syncDoc struct {
+		Generation uint64 `json:"generation"`
+		Sync       struct {
+			State           string `json:"state"`
+			LastError       string `json:"last_error"`
+			Generation      uint64 `json:"generation"`
+			SavedGeneration uint64 `json:"saved_generation"`
+		} `json:"sync"`
+	}
+	status := func() syncDoc {
+		out, _ := run(b.Vcpe, "status", "--json", "--state-dir", state)
+		var d syncDoc
+		json.Unmarshal([]byte(out), &d)
+		return d
+	}
+	waitSync := func(want string) syncDoc {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			d := status()
+			if d.Sync.State == want || time.Now().After(deadline) {
+				return d
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if d := waitSync("save failed"); d.Sync.State != "save failed" || d.Sync.SavedGeneration >= d.Sync.Generation || !strings.Contains(d.Sync.LastError, "no space left") {
+		t.Errorf("a config that cannot be saved: sync %+v; want 'save failed' naming the cause, saved generation behind", d.Sync)
+	}
+	do(func() { os.Remove(filler) })
+	d := waitSync("ok")
+	if d.Sync.State != "ok" || d.Sync.SavedGeneration != d.Sync.Generation {
+		t.Errorf("space back: sync %+v; want ok with the generation saved", d.Sync)
+	}
+	if st, err := readStateIn(do, state); err != nil || st.Config.Generation != d.Sync.Generation {
+		t.Errorf("state file after space returned: generation %d, %v; want %d", st.Config.Generation, err, d.Sync.Generation)
+	}
+	if out, code := run(b.Vcpe, "uninstall", "--yes", "--state-dir", state); code != 0 {
+		t.Fatalf("uninstall: exit %d\n%s", code, out)
+	}
+	assertHostUnchanged(t, "uninstall", before, waitHostState(t, l, node, before))
+}
+
+func readStateIn(do func(func()), dir string) (st *device.State, err error) {
+	do(func() { st, err = device.LoadState(dir) })
+	if st == nil {
+		st = &device.State{}
+	}
+	return st, err
 }
