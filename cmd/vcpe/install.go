@@ -68,7 +68,12 @@ or --config FILE (YAML; flags win over the environment, which wins over the file
 The device key comes from --key-file, VCPE_KEY or standard input, never a flag.
 Without --yes, on a terminal, the wizard asks for what is missing.
 
-Exit 0 installed or unchanged, 1 a step failed (the host is as it was), 2 bad input.`,
+One install or uninstall runs at a time per state dir and per host: a second one
+says who holds the lock and exits 2 without changing anything. An install that was
+killed is undone by the next install before it starts afresh (or by uninstall).
+
+Exit 0 installed or unchanged, 1 a step failed (the host is as it was), 2 bad input
+or another install or uninstall running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInstall(cmd, f) },
 	}

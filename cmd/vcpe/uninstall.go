@@ -44,7 +44,10 @@ func newUninstallCmd() *cobra.Command {
 		Short: "Undo everything vcpe install changed on this host",
 		Long: "uninstall reverts, newest first, every change vcpe recorded in its journal\n" +
 			"(STATE-DIR/journal.json): the daemon, its unit or pid file, sysctls and files.\n" +
-			"Nothing vcpe did not record is touched.",
+			"Nothing vcpe did not record is touched. Without a readable journal it undoes what the\n" +
+			"state dir shows (the registration, vcped on that state dir, vcpe's files) and lists\n" +
+			"what it could not undo with the command to do it by hand (exit 1). It takes the same\n" +
+			"lock as install: while another install or uninstall runs it exits 2.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			lock, err := provision.AcquireLock(stateDir, "uninstall")

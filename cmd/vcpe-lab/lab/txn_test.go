@@ -131,7 +131,7 @@ func TestInstallSurvivesKills(t *testing.T) {
 	node := a.Node
 	args := []string{"--controller", ControllerURL(), "--controller-fingerprint", fp, "--sn", a.SN,
 		"--advertise", LANA.String(), "--key-file", a.KeyFile}
-	before := hostState(t, l, node)
+	before := settledHostState(t, l, node)
 	defer func() {
 		if t.Failed() {
 			t.Logf("vcpe-hub:\n%s", l.DaemonLog("hub", "vcpe-hub"))
@@ -238,7 +238,7 @@ func TestInstallOneAtATime(t *testing.T) {
 		"--uapi-dir", l.Path(node, "uapi"), "--service", "process", "--vcped", b.Vcped, "--tunnel-timeout", "10s",
 		"--controller", ControllerURL(), "--controller-fingerprint", fp, "--sn", a.SN,
 		"--advertise", LANA.String(), "--key-file", a.KeyFile}
-	before := hostState(t, l, node)
+	before := settledHostState(t, l, node)
 
 	type result struct {
 		i      int
@@ -337,7 +337,7 @@ func TestDamagedStateIsShownAndRepaired(t *testing.T) {
 	dir := l.DeviceState(node)
 	args := []string{"--controller", ControllerURL(), "--controller-fingerprint", fp, "--sn", a.SN,
 		"--advertise", LANA.String(), "--key-file", a.KeyFile}
-	before := hostState(t, l, node)
+	before := settledHostState(t, l, node)
 	damage := map[string]func(path string){
 		"corrupt":   func(p string) { os.WriteFile(p, []byte("{\"version\": 1, garbage"), 0o600) },
 		"truncated": func(p string) { b, _ := os.ReadFile(p); os.WriteFile(p, b[:len(b)/2], 0o600) },
@@ -448,7 +448,7 @@ func TestDetachedVcpedComesBack(t *testing.T) {
 	}
 	a := issued[0]
 	node := a.Node
-	before := hostState(t, l, node)
+	before := settledHostState(t, l, node)
 	if r := vcpeInstall(t, l, b, node, nil, "--controller", ControllerURL(), "--controller-fingerprint", fp, "--sn", a.SN,
 		"--advertise", LANA.String(), "--key-file", a.KeyFile); r.code != 0 {
 		t.Fatalf("install: exit %d\n%s", r.code, r.err)
@@ -601,7 +601,7 @@ func TestInstallOnAFullDisk(t *testing.T) {
 		})
 		return strings.Join(names, " ")
 	}
-	before := hostState(t, l, node)
+	before := settledHostState(t, l, node)
 	installedAt := -1
 	for free := 0; free <= pages; free++ {
 		fill(free)
@@ -685,4 +685,19 @@ func readStateIn(do func(func()), dir string) (st *device.State, err error) {
 		st = &device.State{}
 	}
 	return st, err
+}
+
+// settledHostState is node's host state once its IPv6 link-local
+// addresses have left duplicate address detection ("tentative"), which
+// would otherwise differ from any later snapshot.
+func settledHostState(t *testing.T, l *Lab, node string) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st := hostState(t, l, node)
+		if !strings.Contains(st["addrs"], "tentative") || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
