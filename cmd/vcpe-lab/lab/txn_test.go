@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/controller"
 	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/provision"
@@ -700,4 +703,98 @@ func settledHostState(t *testing.T, l *Lab, node string) map[string]string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestHubSaysWhatIsWrong runs vcpe-hub with its state dir on a small tmpfs
+// in a private mount namespace, then fills it: an admin command gets the
+// cause (full) and the fix, a device registering gets "unavailable" with a
+// Retry-After, never a refusal; with space back both work.
+func TestHubSaysWhatIsWrong(t *testing.T) {
+	l := testLab(t)
+	b := testBinaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := os.MkdirAll(l.HubState(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ns := inMountNS(t, l.HubState(), 8<<20)
+	defer close(ns)
+	do := func(f func()) {
+		done := make(chan struct{})
+		ns <- func() { defer close(done); f() }
+		<-done
+	}
+	var (
+		fp     string
+		issued []Issued
+		err    error
+	)
+	do(func() { fp, issued, err = l.StartControlPlane(ctx, b, twoSites()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(l.HubState(), "filler")
+	do(func() {
+		f, err := os.Create(filler)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		page := make([]byte, 4096)
+		for {
+			if _, err := f.Write(page); err != nil {
+				break
+			}
+		}
+		f.Close()
+	})
+	// Admin writes until the store's cached pages are used up.
+	var adminErr string
+	for i := range 200 {
+		var out string
+		do(func() {
+			out, err = l.Run(ctx, "hub", b.Hub, "instance", "create", fmt.Sprintf("full-%d", i), "--state", l.HubState())
+		})
+		if err != nil {
+			adminErr = out
+			break
+		}
+	}
+	t.Logf("admin on a full store: %s", strings.TrimSpace(adminErr))
+	if !strings.Contains(adminErr, "is full") || !strings.Contains(adminErr, "free space") {
+		t.Errorf("admin command on a full store: %q; want the cause (full) and the fix (free space)", adminErr)
+	}
+	opts := device.ClientOptions{Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return l.Dial(ctx, "site-a", network, addr)
+	}}
+	c, err := device.NewClient(ControllerURL(), fp, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(issued[0].KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := api.GeneratePrivateKey()
+	req := device.RegisterRequest{SN: issued[0].SN, Key: string(key), PublicKey: priv.PublicKey(), Advertise: []netip.Prefix{LANA}}
+	_, err = c.Register(ctx, req)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeUnavailable || ae.RetryAfter <= 0 || strings.Contains(ae.Message, "filler") {
+		t.Errorf("device registering on a full store: %v (%+v); want unavailable with a Retry-After and no details of the disk", err, ae)
+	}
+	if ae != nil {
+		t.Logf("device on a full store: %v (retry after %d s)", err, ae.RetryAfter)
+	}
+	do(func() { os.Remove(filler) })
+	if _, err := c.Register(ctx, req); err != nil {
+		t.Errorf("register with space back: %v", err)
+	}
+	var out string
+	do(func() {
+		out, err = l.Run(ctx, "hub", b.Hub, "instance", "create", "after-full", "--state", l.HubState())
+	})
+	if err != nil {
+		t.Errorf("admin command with space back: %v\n%s", err, out)
+	}
+	do(func() { l.StopDaemon("hub", "vcpe-hub", syscall.SIGTERM, 10*time.Second) })
 }
