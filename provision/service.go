@@ -301,22 +301,28 @@ func RunningPID(pidFile, exe string) (int, bool) {
 // run killed before it wrote the pid file, or the children of a
 // supervisor), and nothing else.
 func (j *Journal) undoProcess(c Change) error {
-	var pids []int
-	if pid, ok := RunningPID(c.Target, c.After); ok {
-		pids = append(pids, pid)
-	}
-	if c.Owner != "" {
-		for _, p := range daemonProcs(c.After, c.Owner, "") {
-			if !slices.Contains(pids, p) {
-				pids = append(pids, p)
+	// Scan again after each stop: a supervisor may have started a new
+	// daemon between the scan and its own signal.
+	for round := 0; ; round++ {
+		var pids []int
+		if pid, ok := RunningPID(c.Target, c.After); ok {
+			pids = append(pids, pid)
+		}
+		if c.Owner != "" {
+			for _, p := range daemonProcs(c.After, c.Owner, "") {
+				if !slices.Contains(pids, p) {
+					pids = append(pids, p)
+				}
 			}
 		}
-	}
-	stopPIDs(pids, func(pid int) bool { return procIs(pid, c.After) })
-	for _, p := range pids {
-		if procIs(p, c.After) {
-			return fmt.Errorf("stop %s (pid %d): still running after SIGKILL", c.After, p)
+		if len(pids) == 0 {
+			break
 		}
+		if round == 3 {
+			return fmt.Errorf("stop %s (pids %v): still running", c.After, pids)
+		}
+		stopPIDs(pids, func(pid int) bool { return procIs(pid, c.After) })
+		time.Sleep(50 * time.Millisecond)
 	}
 	if err := os.Remove(c.Target); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -31,7 +31,8 @@ type Options struct {
 	Log  *slog.Logger
 }
 
-// Run starts the child and restarts it whenever it ends, until ctx ends;
+// Run starts the child and restarts it whenever it crashes (a child that
+// exits 0 or is stopped with SIGTERM or SIGINT ends Run too), until ctx ends;
 // then it sends the child SIGTERM (SIGKILL after Stop) and returns once the
 // child is reaped.
 func Run(ctx context.Context, o Options) error {
@@ -72,6 +73,13 @@ func Run(ctx context.Context, o Options) error {
 			go func() { done <- cmd.Wait() }()
 			select {
 			case err := <-done:
+				if stopped(cmd.ProcessState) {
+					// Someone asked the daemon to stop (an uninstall
+					// signals it and its supervisor together): stop too,
+					// rather than race the supervisor's own signal.
+					o.Log.Info("supervise: child stopped by a signal; stopping", "pid", cmd.Process.Pid)
+					return nil
+				}
 				o.Log.Warn("supervise: child ended; restarting", "pid", cmd.Process.Pid, "err", err, "after", delay)
 			case <-ctx.Done():
 				_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -98,6 +106,17 @@ func Run(ctx context.Context, o Options) error {
 			delay = min(delay*2, o.MaxRestart)
 		}
 	}
+}
+
+// stopped tells whether the child ended as asked to: exit status 0 (a
+// daemon that shut down cleanly on SIGTERM) or killed by SIGTERM or
+// SIGINT. Anything else is a crash.
+func stopped(ps *os.ProcessState) bool {
+	if ps.Success() {
+		return true
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && (ws.Signal() == syscall.SIGTERM || ws.Signal() == syscall.SIGINT)
 }
 
 func writePID(path string, pid int) error {

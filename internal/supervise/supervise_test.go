@@ -44,3 +44,20 @@ func TestRunRestartsOneChildAtATime(t *testing.T) {
 		t.Errorf("pid file %q; want the supervisor's pid %d", p, os.Getpid())
 	}
 }
+
+// TestRunEndsWhenTheChildIsStopped: a child that exits 0 (shut down as
+// asked) is not restarted.
+func TestRunEndsWhenTheChildIsStopped(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "starts")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := Run(ctx, Options{Argv: []string{"/bin/sh", "-c", "echo start >> " + log}, Restart: 10 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Error("Run went on after the child exited 0")
+	}
+	if b, _ := os.ReadFile(log); strings.Count(string(b), "start") != 1 {
+		t.Errorf("%d starts; want 1", strings.Count(string(b), "start"))
+	}
+}

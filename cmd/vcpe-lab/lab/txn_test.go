@@ -248,6 +248,7 @@ func TestInstallOneAtATime(t *testing.T) {
 		code   int
 		stderr string
 		cmd    interface{ Kill() error }
+		reaped chan struct{} // closed once a paused run is reaped
 	}
 	race := func(pause string) []result {
 		t.Helper()
@@ -270,12 +271,14 @@ func TestInstallOneAtATime(t *testing.T) {
 				for sc.Scan() {
 					log.WriteString(sc.Text() + "\n")
 					if pause != "" && strings.Contains(sc.Text(), "vcpe: paused at") {
-						out <- result{i: i, code: -100, stderr: log.String(), cmd: cmd.Process}
+						reaped := make(chan struct{})
+						out <- result{i: i, code: -100, stderr: log.String(), cmd: cmd.Process, reaped: reaped}
 						go func() {
 							for sc.Scan() {
 							}
 						}()
 						cmd.Wait()
+						close(reaped)
 						return
 					}
 				}
@@ -303,6 +306,7 @@ func TestInstallOneAtATime(t *testing.T) {
 			t.Errorf("round %d: the second install: exit %d, %q; want exit 2 naming the holder", round, loser.code, loser.stderr)
 		}
 		winner.cmd.Kill()
+		<-winner.reaped // its locks go with it
 		assertHostUnchanged(t, fmt.Sprintf("round %d", round), before, waitHostState(t, l, node, before))
 	}
 	rs := race("")
