@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 )
 
@@ -52,4 +54,18 @@ func FuzzParseKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestValidateSN(t *testing.T) {
+	for _, good := range []string{"VCPE-0001", "VC3KQ7M2ZB9XW4TD", strings.Repeat("x", MaxSNLen)} {
+		if err := ValidateSN(good); err != nil {
+			t.Errorf("ValidateSN(%q): %v", good, err)
+		}
+	}
+	for _, bad := range []string{"", "has space", strings.Repeat("x", MaxSNLen+1), "tab\there", "é"} {
+		var ie *InputError
+		if err := ValidateSN(bad); !errors.As(err, &ie) || ie.Field != "--sn" {
+			t.Errorf("ValidateSN(%q) = %v; want an --sn input error", bad, err)
+		}
+	}
 }

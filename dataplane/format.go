@@ -49,7 +49,7 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 	}
 	fmt.Fprintf(w, "%-10s %s\n", "routes:", joinPrefixes(st.Routes))
 	if s := st.Sync; s != nil {
-		line := s.Mode + ", " + s.State
+		line := s.Mode + ", " + string(s.State)
 		if !s.LastSuccess.IsZero() {
 			line += fmt.Sprintf(", last success %s ago", ago(now, s.LastSuccess))
 		}

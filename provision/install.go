@@ -276,7 +276,7 @@ func validateRegistration(reg *Registration) error {
 		return err
 	}
 	reg.Fingerprint = fp
-	if err := ValidateSN(reg.SN); err != nil {
+	if err := api.ValidateSN(reg.SN); err != nil {
 		return err
 	}
 	if reg.Key.IsZero() {
@@ -330,7 +330,7 @@ func (in *install) stepPlan(ctx context.Context, r *Run) (Status, string, error)
 	}
 	for _, res := range in.report.Checks {
 		if res.Status == precheck.Warn {
-			p.Warnings = append(p.Warnings, res.ID+": "+res.Detail)
+			p.Warnings = append(p.Warnings, string(res.ID)+": "+res.Detail)
 		}
 	}
 	in.plan = p

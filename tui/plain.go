@@ -206,7 +206,7 @@ func (l *LinePrompter) Registration(ctx context.Context, s provision.Suggestions
 		return reg, err
 	}
 	reg.Fingerprint, _ = device.ParseFingerprint(fp)
-	if reg.SN, err = l.ask(ctx, "Serial number (SN)", s.Given.SN, false, provision.ValidateSN); err != nil {
+	if reg.SN, err = l.ask(ctx, "Serial number (SN)", s.Given.SN, false, api.ValidateSN); err != nil {
 		return reg, err
 	}
 	if s.Given.Key.IsZero() {

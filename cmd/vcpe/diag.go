@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/diag/bundle"
 	"github.com/openvcpe/vcpe/diag/suite"
 )
 
@@ -72,7 +73,7 @@ of this host; --tui shows a live dashboard (needs a terminal).`,
 			source := "live"
 			if fromBundle != "" {
 				var err error
-				if ev, err = suite.LoadBundle(fromBundle); err != nil {
+				if ev, _, err = bundle.Load(fromBundle); err != nil {
 					if errors.Is(err, os.ErrNotExist) {
 						return cli.Usagef("--from-bundle %s: no such file; give a bundle written by 'vcpe diag bundle FILE.tar.gz'", fromBundle)
 					}

@@ -30,7 +30,7 @@ const (
 
 // precheckRules are the precheck results the suite repeats, as
 // configuration findings "precheck.<id>".
-var precheckRules = []string{"ports.udp", "ports.tcp", "icmp.echo", "flood.udp", "flood.icmp", "throttle.tc"}
+var precheckRules = []precheck.CheckID{precheck.CheckPortsUDP, precheck.CheckPortsTCP, precheck.CheckICMPEcho, precheck.CheckFloodUDP, precheck.CheckFloodICMP, precheck.CheckThrottle}
 
 // Diagnose judges the evidence. It is pure: the same Evidence gives the
 // same findings, live or from a bundle. Findings come ordered: errors
@@ -127,7 +127,7 @@ func (d *diagnosis) run() {
 }
 
 func (d *diagnosis) deviceState() {
-	f := Finding{ID: "device.state", Category: CatConfig, Title: "Device registered"}
+	f := Finding{ID: FindDeviceState, Category: CatConfig, Title: "Device registered"}
 	switch {
 	case d.e.StateError != "":
 		f.Severity, f.Title = SevError, "Device not registered: no usable device state"
@@ -149,13 +149,13 @@ func (d *diagnosis) registration() {
 		code = ae.Code
 		ev = append(ev, fmt.Sprintf("GET /v1/device/config: %s (%s)", ae.Code, ae.Message))
 	}
-	if s := d.e.Status; s != nil && s.Sync != nil && (s.Sync.State == "revoked" || s.Sync.State == "key reset") {
+	if s := d.e.Status; s != nil && s.Sync != nil && (s.Sync.State == dataplane.SyncRevoked || s.Sync.State == dataplane.SyncKeyReset) {
 		if code == "" {
-			code = map[string]string{"revoked": api.CodeRevoked, "key reset": api.CodeKeyReset}[s.Sync.State]
+			code = map[dataplane.SyncState]string{dataplane.SyncRevoked: api.CodeRevoked, dataplane.SyncKeyReset: api.CodeKeyReset}[s.Sync.State]
 		}
 		ev = append(ev, fmt.Sprintf("vcped's controller sync: %s (%s)", s.Sync.State, s.Sync.LastError))
 	}
-	f := Finding{ID: "registration.valid", Category: CatConfig, Title: "Registration valid", Evidence: ev}
+	f := Finding{ID: FindRegistration, Category: CatConfig, Title: "Registration valid", Evidence: ev}
 	sn := "SN"
 	if d.e.State != nil {
 		sn = d.e.State.SN
@@ -192,7 +192,7 @@ func (d *diagnosis) daemon() {
 	if d.e.State == nil {
 		return
 	}
-	f := Finding{ID: "daemon.running", Category: CatConfig, Title: "Dataplane daemon vcped running", CausedBy: []string{"device.state"}}
+	f := Finding{ID: FindDaemon, Category: CatConfig, Title: "Dataplane daemon vcped running", CausedBy: []FindingID{FindDeviceState}}
 	if d.daemonDown() {
 		f.Severity, f.Title = SevError, "Dataplane daemon vcped is not running"
 		f.Evidence = []string{d.e.StatusError}
@@ -211,7 +211,7 @@ func (d *diagnosis) tunPresent() {
 	if h == nil || d.daemonDown() || d.e.Status == nil {
 		return
 	}
-	f := Finding{ID: "tun.present", Category: CatConfig, Title: "Tunnel interface " + h.TUN + " present and up", CausedBy: []string{"daemon.running"}}
+	f := Finding{ID: FindTUN, Category: CatConfig, Title: "Tunnel interface " + h.TUN + " present and up", CausedBy: []FindingID{FindDaemon}}
 	switch {
 	case !h.TUNPresent:
 		f.Severity, f.Title = SevError, "Tunnel interface "+h.TUN+" is missing while vcped runs"
@@ -228,7 +228,7 @@ func (d *diagnosis) tunPresent() {
 	d.add(f)
 }
 
-func (d *diagnosis) precheckResult(id string) (precheck.Result, bool) {
+func (d *diagnosis) precheckResult(id precheck.CheckID) (precheck.Result, bool) {
 	if d.e.Precheck == nil {
 		return precheck.Result{}, false
 	}
@@ -241,11 +241,11 @@ func (d *diagnosis) precheckResult(id string) (precheck.Result, bool) {
 }
 
 func (d *diagnosis) forwarding() {
-	r, ok := d.precheckResult("ip.forward")
+	r, ok := d.precheckResult(precheck.CheckIPForward)
 	if !ok || r.Status == precheck.Skip {
 		return
 	}
-	f := Finding{ID: "ip.forward", Category: CatConfig, Title: "IPv4 forwarding on", Evidence: []string{r.Detail}}
+	f := Finding{ID: FindForwarding, Category: CatConfig, Title: "IPv4 forwarding on", Evidence: []string{r.Detail}}
 	if r.Status == precheck.Pass {
 		f.Severity = SevOK
 	} else {
@@ -258,7 +258,7 @@ func (d *diagnosis) forwarding() {
 
 // udp4500Rule is precheck's finding about a firewall rule on UDP 4500.
 func (d *diagnosis) udp4500Rule() (precheck.Finding, bool) {
-	r, ok := d.precheckResult("ports.udp")
+	r, ok := d.precheckResult(precheck.CheckPortsUDP)
 	if !ok {
 		return precheck.Finding{}, false
 	}
@@ -282,7 +282,7 @@ func (d *diagnosis) hubUDP4500() {
 	ran, tunOK := d.answered(ProbeTunnelHub)
 	stale := d.handshakeProblem() != ""
 	tunnelBroken := (ran && !tunOK) || stale
-	f := Finding{ID: "hub.udp4500", Category: CatLink, Title: "UDP 4500 to the hub open"}
+	f := Finding{ID: FindHubUDP4500, Category: CatLink, Title: "UDP 4500 to the hub open"}
 	switch {
 	case local:
 		f.Severity, f.Title = SevError, "UDP 4500 (WireGuard) is blocked by this host's firewall"
@@ -324,7 +324,7 @@ func (d *diagnosis) precheck() {
 		if !ok || r.Status == precheck.Skip {
 			continue
 		}
-		f := Finding{ID: "precheck." + id, Category: CatConfig, Title: r.Title, Fix: r.Fix}
+		f := Finding{ID: PrecheckFinding(id), Category: CatConfig, Title: r.Title, Fix: r.Fix}
 		if r.Detail != "" {
 			f.Evidence = []string{r.Detail}
 		}
@@ -336,9 +336,9 @@ func (d *diagnosis) precheck() {
 		default:
 			f.Severity, f.Fix = SevOK, ""
 		}
-		if id == "ports.udp" {
+		if id == precheck.CheckPortsUDP {
 			if _, ok := d.udp4500Rule(); ok {
-				f.CausedBy = []string{"hub.udp4500"} // the same rule, told once with its port
+				f.CausedBy = []FindingID{FindHubUDP4500} // the same rule, told once with its port
 			}
 		}
 		d.add(f)
@@ -374,8 +374,8 @@ func (d *diagnosis) routesMatch() {
 	}
 	slices.Sort(missing)
 	slices.Sort(extra)
-	f := Finding{ID: "routes.match", Category: CatConfig, Title: "Routes equal to what the controller says",
-		CausedBy: []string{"daemon.running", "tun.present", "registration.valid"}}
+	f := Finding{ID: FindRoutesMatch, Category: CatConfig, Title: "Routes equal to what the controller says",
+		CausedBy: []FindingID{FindDaemon, FindTUN, FindRegistration}}
 	f.Evidence = []string{fmt.Sprintf("learned from the %s: %s", src, joinPrefixes(c.Routes)),
 		fmt.Sprintf("in the kernel (ip route show proto %d): %s", dataplane.RouteProtocol, joinPrefixes(h.Routes))}
 	tun := d.tun()
@@ -416,7 +416,7 @@ func (d *diagnosis) ccn() {
 	if c == nil {
 		return
 	}
-	f := Finding{ID: "ccn.attached", Category: CatConfig, Title: "Instance attached to a CCN"}
+	f := Finding{ID: FindCCN, Category: CatConfig, Title: "Instance attached to a CCN"}
 	if c.CCN == "" {
 		f.Severity, f.Title = SevWarning, fmt.Sprintf("Instance %s is in no CCN: the device learns no routes", c.InstanceName)
 		f.Evidence = []string{fmt.Sprintf("the controller's config has no ccn; routes learned: %s", joinPrefixes(c.Routes))}
@@ -449,7 +449,7 @@ func (d *diagnosis) overlaps() {
 			}
 		}
 	}
-	f := Finding{ID: "prefix.overlap", Category: CatConfig, Title: "No prefix overlaps"}
+	f := Finding{ID: FindPrefixOverlap, Category: CatConfig, Title: "No prefix overlaps"}
 	if len(ev) > 0 {
 		f.Severity, f.Title, f.Evidence = SevError, "Learned prefixes overlap local networks: traffic to them goes the wrong way", ev
 		f.Fix = "renumber one side, or withdraw the overlapping prefix: vcpe-hub routes list, then change the advertising device's --advertise"
@@ -475,8 +475,8 @@ func (d *diagnosis) wanReachable() {
 	if !wan.IsValid() {
 		return
 	}
-	f := Finding{ID: "wan.reachable", Category: CatLink, Title: fmt.Sprintf("Hub %s reachable over the WAN", wan),
-		CausedBy: []string{"precheck.icmp.echo"}}
+	f := Finding{ID: FindWANReachable, Category: CatLink, Title: fmt.Sprintf("Hub %s reachable over the WAN", wan),
+		CausedBy: []FindingID{FindPrecheckICMPEcho}}
 	if d.wanDown() {
 		f.Severity, f.Title = SevError, fmt.Sprintf("The hub %s is unreachable over the WAN: nothing answers, ICMP, UDP or TCP", wan)
 		f.Evidence = d.probeEvidence(ProbeWANICMP, ProbeWANReflector)
@@ -502,11 +502,11 @@ func (d *diagnosis) hubICMP() {
 		return
 	}
 	wan, _ := d.hub()
-	d.add(Finding{ID: "hub.icmp", Category: CatLink, Severity: SevWarning,
+	d.add(Finding{ID: FindHubICMP, Category: CatLink, Severity: SevWarning,
 		Title:    fmt.Sprintf("ICMP echo to the hub %s is filtered while UDP gets through", wan),
 		Evidence: d.probeEvidence(ProbeWANICMP, ProbeWANReflector),
 		Fix:      fmt.Sprintf("allow ICMP echo to and from %s (this host: precheck's icmp.echo; then the path's firewalls); use vcpe probe udp %s meanwhile", wan, wan),
-		CausedBy: []string{"precheck.icmp.echo"}})
+		CausedBy: []FindingID{FindPrecheckICMPEcho}})
 }
 
 func (d *diagnosis) probeEvidence(names ...string) []string {
@@ -550,7 +550,7 @@ func (d *diagnosis) hubDown() {
 	if !d.hubServicesDown() {
 		return
 	}
-	f := Finding{ID: "hub.down", Category: CatLink, Severity: SevError,
+	f := Finding{ID: FindHubDown, Category: CatLink, Severity: SevError,
 		Title: fmt.Sprintf("vcpe-hub is not running on the hub %s: the host answers, its services do not", wan)}
 	f.Evidence = d.probeEvidence(ProbeWANICMP, ProbeWANReflector)
 	f.Evidence = append(f.Evidence, fmt.Sprintf("TCP %s: %s", d.e.Controller.Addr, d.e.Controller.Error))
@@ -563,8 +563,8 @@ func (d *diagnosis) controller() {
 	if c == nil {
 		return
 	}
-	f := Finding{ID: "controller.reachable", Category: CatLink, Title: "Controller " + c.Addr.String() + " reachable over TCP",
-		CausedBy: []string{"wan.reachable", "hub.down", "wan.loss", "precheck.ports.tcp"}}
+	f := Finding{ID: FindController, Category: CatLink, Title: "Controller " + c.Addr.String() + " reachable over TCP",
+		CausedBy: []FindingID{FindWANReachable, FindHubDown, FindWANLoss, FindPrecheckPortsTCP}}
 	if c.OK {
 		f.Severity = SevOK
 		if d.e.ControllerError != "" {
@@ -616,8 +616,8 @@ func (d *diagnosis) handshake() {
 	if s == nil || d.e.StatusError != "" {
 		return
 	}
-	f := Finding{ID: "tunnel.handshake", Category: CatLink, Title: "WireGuard handshake with the hub current",
-		CausedBy: []string{"device.state", "registration.valid", "daemon.running", "tun.present", "wan.reachable", "hub.down", "hub.udp4500", "precheck.ports.udp", "wan.loss", "wan.outside_in"}}
+	f := Finding{ID: FindHandshake, Category: CatLink, Title: "WireGuard handshake with the hub current",
+		CausedBy: []FindingID{FindDeviceState, FindRegistration, FindDaemon, FindTUN, FindWANReachable, FindHubDown, FindHubUDP4500, FindPrecheckPortsUDP, FindWANLoss, FindOutsideIn}}
 	if p := d.handshakeProblem(); p != "" {
 		f.Severity, f.Title = SevError, "Tunnel down: the WireGuard handshake with the hub is not current"
 		f.Evidence = []string{p, fmt.Sprintf("vcped state: %s %s", s.State, s.Reason)}
@@ -633,7 +633,7 @@ func (d *diagnosis) handshake() {
 	d.add(f)
 }
 
-var tunnelCauses = []string{"device.state", "registration.valid", "daemon.running", "tun.present", "wan.reachable", "hub.down", "hub.udp4500", "wan.loss", "tunnel.handshake"}
+var tunnelCauses = []FindingID{FindDeviceState, FindRegistration, FindDaemon, FindTUN, FindWANReachable, FindHubDown, FindHubUDP4500, FindWANLoss, FindHandshake}
 
 func (d *diagnosis) lossFinding(f Finding, name, what string) (Finding, bool) {
 	_, st, ok := d.probe(name)
@@ -656,7 +656,7 @@ func (d *diagnosis) lossFinding(f Finding, name, what string) (Finding, bool) {
 
 func (d *diagnosis) tunnelHub() {
 	_, overlay := d.hub()
-	f := Finding{ID: "tunnel.hub", Category: CatLink, Title: fmt.Sprintf("Hub reflector %s reachable through the tunnel", overlay),
+	f := Finding{ID: FindTunnelHub, Category: CatLink, Title: fmt.Sprintf("Hub reflector %s reachable through the tunnel", overlay),
 		CausedBy: tunnelCauses}
 	f, ok := d.lossFinding(f, ProbeTunnelHub, fmt.Sprintf("Through the tunnel to the hub's reflector %s:%d", overlay, diag.ReflectorPort))
 	if !ok {
@@ -679,11 +679,11 @@ func (d *diagnosis) tunnelRoutes() {
 	if !broken {
 		return
 	}
-	f := Finding{ID: "tunnel.routes", Category: CatLink, Severity: SevError,
+	f := Finding{ID: FindTunnelRoutes, Category: CatLink, Severity: SevError,
 		Title:    "Learned routes unreachable: " + joinPrefixes(c.Routes),
 		Evidence: []string{"the tunnel to the hub carries no traffic, so nothing behind it answers"},
 		Fix:      "fix the cause: the tunnel to the hub",
-		CausedBy: append(slices.Clone(tunnelCauses), "tunnel.hub")}
+		CausedBy: append(slices.Clone(tunnelCauses), FindTunnelHub)}
 	d.add(f)
 }
 
@@ -702,8 +702,8 @@ func (d *diagnosis) wanQuality() {
 	if !okI || (okR && sR.LossPct < sI.LossPct) {
 		name = ProbeWANReflector
 	}
-	f := Finding{ID: "wan.loss", Category: CatQuality, Title: fmt.Sprintf("WAN to the hub %s: no loss", wan),
-		CausedBy: []string{"precheck.flood.icmp", "precheck.flood.udp", "precheck.throttle.tc"}}
+	f := Finding{ID: FindWANLoss, Category: CatQuality, Title: fmt.Sprintf("WAN to the hub %s: no loss", wan),
+		CausedBy: []FindingID{FindPrecheckFloodICMP, FindPrecheckFloodUDP, FindPrecheckThrottle}}
 	f, _ = d.lossFinding(f, name, fmt.Sprintf("WAN to the hub %s", wan))
 	if f.Severity == SevOK && okI && okR {
 		f.Evidence = d.probeEvidence(ProbeWANICMP, ProbeWANReflector)
@@ -719,17 +719,17 @@ func (d *diagnosis) wanQuality() {
 	if st.Received == 0 {
 		return
 	}
-	lat := Finding{ID: "wan.latency", Category: CatQuality, Severity: SevOK, Title: fmt.Sprintf("WAN latency to the hub %s (avg %s)", wan, dur(st.Avg)), Evidence: d.probeEvidence(name)}
+	lat := Finding{ID: FindWANLatency, Category: CatQuality, Severity: SevOK, Title: fmt.Sprintf("WAN latency to the hub %s (avg %s)", wan, dur(st.Avg)), Evidence: d.probeEvidence(name)}
 	if st.Avg > LatencyWarning {
 		lat.Severity, lat.Title = SevWarning, fmt.Sprintf("WAN latency to the hub %s is high: avg %s", wan, dur(st.Avg))
 		lat.Fix = fmt.Sprintf("check the WAN route (mtr -n %s) and the uplink's load", wan)
 	}
 	d.add(lat)
-	jit := Finding{ID: "wan.jitter", Category: CatQuality, Severity: SevOK, Title: fmt.Sprintf("WAN jitter to the hub %s (%s)", wan, dur(st.Jitter)), Evidence: d.probeEvidence(name)}
+	jit := Finding{ID: FindWANJitter, Category: CatQuality, Severity: SevOK, Title: fmt.Sprintf("WAN jitter to the hub %s (%s)", wan, dur(st.Jitter)), Evidence: d.probeEvidence(name)}
 	if st.Jitter > JitterWarning {
 		jit.Severity, jit.Title = SevWarning, fmt.Sprintf("WAN jitter to the hub %s is high: %s", wan, dur(st.Jitter))
 		jit.Fix = "check the uplink for congestion and bufferbloat (shaping on the WAN: tc -s qdisc show)"
-		jit.CausedBy = []string{"wan.loss"}
+		jit.CausedBy = []FindingID{FindWANLoss}
 	}
 	d.add(jit)
 }
@@ -737,7 +737,7 @@ func (d *diagnosis) wanQuality() {
 // targetCauses are what a default target's reflector probe follows from:
 // the tunnel to the hub and this host's routes into it (not forwarding:
 // the probe leaves from this host itself).
-var targetCauses = append(slices.Clone(tunnelCauses), "tunnel.hub", "tunnel.routes", "routes.match")
+var targetCauses = append(slices.Clone(tunnelCauses), FindTunnelHub, FindTunnelRoutes, FindRoutesMatch)
 
 func (d *diagnosis) targets() {
 	c, _, _ := d.config()
@@ -773,8 +773,8 @@ func (d *diagnosis) targets() {
 		if route.IsValid() {
 			what += " (learned " + route.String() + ")"
 		}
-		f := Finding{ID: n, Category: CatQuality, Title: what + ": no loss",
-			CausedBy: append(slices.Clone(tunnelCauses), "tunnel.hub", "tunnel.routes", "routes.match", "ip.forward")}
+		f := Finding{ID: FindingID(n), Category: CatQuality, Title: what + ": no loss",
+			CausedBy: append(slices.Clone(tunnelCauses), FindTunnelHub, FindTunnelRoutes, FindRoutesMatch, FindForwarding)}
 		f, ok := d.lossFinding(f, n, what)
 		if !ok {
 			continue
@@ -793,7 +793,7 @@ func (d *diagnosis) targets() {
 		}
 	}
 	if len(unprobed) > 0 && d.e.Probes != nil {
-		d.add(Finding{ID: "targets.unprobed", Category: CatQuality, Severity: SevOK,
+		d.add(Finding{ID: FindTargetsUnprobed, Category: CatQuality, Severity: SevOK,
 			Title:    "Learned prefixes without a probe target: " + strings.Join(unprobed, ", "),
 			Evidence: []string{"the controller knows no address in them that answers the reflector (the device advertising them sent none, or it runs an older vcpe); the hub's reflector stands for the tunnel"},
 			Fix:      "probe a host you know: vcpe diag --target ADDR (repeatable)"})
@@ -811,7 +811,7 @@ func (d *diagnosis) defaultTarget(name string, t api.ProbeTarget, hubOK bool) (F
 		who = fmt.Sprintf("device %s's reflector %s", t.SN, t.Addr)
 	}
 	what := fmt.Sprintf("Learned %s via %s", t.Prefix, who)
-	f := Finding{ID: name, Category: CatQuality, Title: what + ": no loss", CausedBy: targetCauses}
+	f := Finding{ID: FindingID(name), Category: CatQuality, Title: what + ": no loss", CausedBy: targetCauses}
 	f, ok := d.lossFinding(f, name, what)
 	if !ok {
 		return f, false
@@ -860,9 +860,9 @@ func (d *diagnosis) mtu() {
 	if _, ok := d.answered(ProbeTunnelHub); !ok {
 		return // nothing gets through: no size to judge
 	}
-	f := Finding{ID: "tunnel.mtu", Category: CatQuality, Title: fmt.Sprintf("Path MTU through the tunnel %d", m.MTU),
+	f := Finding{ID: FindTunnelMTU, Category: CatQuality, Title: fmt.Sprintf("Path MTU through the tunnel %d", m.MTU),
 		Evidence: []string{fmt.Sprintf("to %s (%s): mtu %d of %d, %s: %s", m.Target, m.Protocol, m.MTU, m.RouteMTU, m.Verdict, m.Detail)},
-		CausedBy: []string{"wan.loss", "tunnel.hub"}}
+		CausedBy: []FindingID{FindWANLoss, FindTunnelHub}}
 	switch {
 	case m.Verdict == diag.MTUBlackHole:
 		f.Severity, f.Title = SevError, fmt.Sprintf("Packets above %d bytes vanish in the tunnel (MTU black hole)", m.MTU)
@@ -885,14 +885,14 @@ func (d *diagnosis) multiAttach() {
 		return
 	}
 	ha := s.HA
-	f := Finding{ID: "ha.role", Category: CatLink, Severity: SevOK, Title: "Multi-attach role: " + s.Role,
-		CausedBy: []string{"daemon.running", "tunnel.handshake", "wan.reachable", "hub.down"}}
+	f := Finding{ID: FindHARole, Category: CatLink, Severity: SevOK, Title: "Multi-attach role: " + s.Role,
+		CausedBy: []FindingID{FindDaemon, FindHandshake, FindWANReachable, FindHubDown}}
 	switch {
 	case !ha.ClaimsAnswered(d.e.Time):
 		f.Severity, f.Title = SevWarning, "Multi-attach: the hub does not answer this device's health claims, so it stays standby"
 		f.Fix = "check the tunnel (vcpe status) and the WAN path to the hub"
 	case ha.LANOK != nil && !*ha.LANOK:
-		f.ID, f.Severity, f.Title = "ha.lan", SevWarning, "Multi-attach: no LAN target answers, so the hub will not make this device active"
+		f.ID, f.Severity, f.Title = FindHALAN, SevWarning, "Multi-attach: no LAN target answers, so the hub will not make this device active"
 		f.Fix = "check the LAN interface and the --lan-target hosts (ip link; ping each target)"
 	}
 	if ha.LANGateway.IsValid() {
@@ -914,8 +914,8 @@ func (d *diagnosis) outsideIn() {
 	if d.e.Reach == nil && d.e.ReachError == "" {
 		return
 	}
-	f := Finding{ID: "wan.outside_in", Category: CatLink, Severity: SevOK, Title: "Required ports reach this host from outside",
-		CausedBy: []string{"wan.reachable", "wan.loss", "hub.down", "controller.reachable"}}
+	f := Finding{ID: FindOutsideIn, Category: CatLink, Severity: SevOK, Title: "Required ports reach this host from outside",
+		CausedBy: []FindingID{FindWANReachable, FindWANLoss, FindHubDown, FindController}}
 	if d.e.Reach == nil {
 		f.Title = "Outside-in check not run"
 		f.Evidence = []string{d.e.ReachError}

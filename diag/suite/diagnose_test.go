@@ -94,7 +94,7 @@ func healthy() Evidence {
 	}
 }
 
-func find(fs []Finding, id string) (Finding, bool) {
+func find(fs []Finding, id FindingID) (Finding, bool) {
 	i := slices.IndexFunc(fs, func(f Finding) bool { return f.ID == id })
 	if i < 0 {
 		return Finding{}, false
@@ -105,7 +105,7 @@ func find(fs []Finding, id string) (Finding, bool) {
 func ids(fs []Finding) string {
 	var s []string
 	for _, f := range fs {
-		s = append(s, f.ID+"="+f.Severity)
+		s = append(s, string(f.ID)+"="+string(f.Severity))
 	}
 	return strings.Join(s, " ")
 }
@@ -117,7 +117,7 @@ func TestHealthyDeviceHasNoProblem(t *testing.T) {
 			t.Errorf("%s is %s on a healthy device: %s %v", f.ID, f.Severity, f.Title, f.Evidence)
 		}
 	}
-	for _, id := range []string{"device.state", "registration.valid", "daemon.running", "tun.present", "ip.forward",
+	for _, id := range []FindingID{"device.state", "registration.valid", "daemon.running", "tun.present", "ip.forward",
 		"routes.match", "ccn.attached", "prefix.overlap", "wan.reachable", "controller.reachable", "tunnel.handshake",
 		"tunnel.hub", "wan.loss", "wan.latency", "wan.jitter", "tunnel.mtu", "hub.udp4500", "targets.unprobed"} {
 		if _, ok := find(fs, id); !ok {
@@ -129,20 +129,23 @@ func TestHealthyDeviceHasNoProblem(t *testing.T) {
 	}
 }
 
-// TestRules plants one fault per case and checks the top finding (the
-// root cause), its severity and fix, and which symptoms name it as cause.
-func TestRules(t *testing.T) {
+// ruleCase plants one fault in healthy().
+type ruleCase struct {
+	name    string
+	plant   func(e *Evidence)
+	top     FindingID
+	sev     Severity
+	fix     string      // substring of the top finding's fix
+	symptom []FindingID // findings that must name top as a cause
+}
+
+// ruleCases are the planted faults of TestRules (and the corpus of
+// TestCausesAreEmitted).
+func ruleCases() []ruleCase {
 	deadTunnel := func(e *Evidence) {
 		e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 100)...)
 	}
-	for _, c := range []struct {
-		name    string
-		plant   func(e *Evidence)
-		top     string
-		sev     string
-		fix     string   // substring of the top finding's fix
-		symptom []string // findings that must name top as a cause
-	}{
+	return []ruleCase{
 		{"no state", func(e *Evidence) {
 			*e = Evidence{Time: t0, StateError: "read /var/lib/vcpe/device.json: no device state", StatusError: "connect: no such file", Precheck: e.Precheck}
 		}, "device.state", SevError, "vcpe install", nil},
@@ -152,7 +155,7 @@ func TestRules(t *testing.T) {
 			e.Status.Peers = nil
 			e.Host.Routes = nil
 			deadTunnel(e)
-		}, "registration.valid", SevError, "vcpe-hub device reset-key SN-A", []string{"tunnel.hub", "tunnel.handshake", "tunnel.routes"}},
+		}, "registration.valid", SevError, "vcpe-hub device reset-key SN-A", []FindingID{"tunnel.hub", "tunnel.handshake", "tunnel.routes"}},
 		{"key reset", func(e *Evidence) {
 			e.Config, e.ConfigError = nil, &api.Error{Code: api.CodeKeyReset, Message: "key reset"}
 		}, "registration.valid", SevError, "vcpe install", nil},
@@ -160,8 +163,8 @@ func TestRules(t *testing.T) {
 			e.Status, e.StatusError = nil, "connect to control socket /var/lib/vcpe/vcped.sock: connection refused"
 			e.Host.TUNPresent, e.Host.Routes = false, nil
 			deadTunnel(e)
-		}, "daemon.running", SevError, "systemctl start vcped", []string{"tunnel.hub", "tunnel.routes"}},
-		{"tun down", func(e *Evidence) { e.Host.TUNUp = false; deadTunnel(e) }, "tun.present", SevError, "ip link set vcpe0 up", []string{"tunnel.hub"}},
+		}, "daemon.running", SevError, "systemctl start vcped", []FindingID{"tunnel.hub", "tunnel.routes"}},
+		{"tun down", func(e *Evidence) { e.Host.TUNUp = false; deadTunnel(e) }, "tun.present", SevError, "ip link set vcpe0 up", []FindingID{"tunnel.hub"}},
 		{"forwarding off", func(e *Evidence) {
 			e.Precheck.Checks[0] = precheck.Result{ID: "ip.forward", Status: precheck.Warn, Detail: "IPv4 forwarding is off"}
 		}, "ip.forward", SevError, "sysctl -w net.ipv4.ip_forward=1", nil},
@@ -179,17 +182,17 @@ func TestRules(t *testing.T) {
 				Fix:      "nft delete rule inet f out handle 4",
 				Findings: []precheck.Finding{{Proto: "udp", Port: 4500, Rule: "udp dport 4500 drop", Reason: "dropped by inet f out", Fix: "nft delete rule inet f out handle 4"}}}
 			deadTunnel(e)
-		}, "hub.udp4500", SevError, "nft delete rule inet f out handle 4", []string{"tunnel.hub", "precheck.ports.udp"}},
+		}, "hub.udp4500", SevError, "nft delete rule inet f out handle 4", []FindingID{"tunnel.hub", "precheck.ports.udp"}},
 		{"path blocks 4500", func(e *Evidence) {
 			deadTunnel(e)
 			e.Status.Peers[0].Problem = "handshake not completing with peer X: last attempt 1s ago"
-		}, "hub.udp4500", SevError, "allow UDP 4500", []string{"tunnel.hub", "tunnel.handshake", "tunnel.routes"}},
+		}, "hub.udp4500", SevError, "allow UDP 4500", []FindingID{"tunnel.hub", "tunnel.handshake", "tunnel.routes"}},
 		{"hub down", func(e *Evidence) {
 			e.Config, e.ControllerError = nil, "controller https://198.18.0.1:8443 is unreachable"
 			e.Controller = &Dial{Addr: e.Controller.Addr, Refused: true, Error: "connect: connection refused"}
 			e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 100)...)
 			deadTunnel(e)
-		}, "hub.down", SevError, "systemctl start vcpe-hub", []string{"controller.reachable", "tunnel.hub", "tunnel.routes"}},
+		}, "hub.down", SevError, "systemctl start vcpe-hub", []FindingID{"controller.reachable", "tunnel.hub", "tunnel.routes"}},
 		{"wan down", func(e *Evidence) {
 			e.Config, e.ControllerError = nil, "unreachable"
 			e.Controller = &Dial{Addr: e.Controller.Addr, Error: "i/o timeout"}
@@ -197,13 +200,13 @@ func TestRules(t *testing.T) {
 			e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 100)...)
 			e.Status.Peers[0].LastHandshake = t0.Add(-10 * time.Minute)
 			deadTunnel(e)
-		}, "wan.reachable", SevError, "ip route get 198.18.0.1", []string{"controller.reachable", "tunnel.handshake", "tunnel.hub", "tunnel.routes"}},
+		}, "wan.reachable", SevError, "ip route get 198.18.0.1", []FindingID{"controller.reachable", "tunnel.handshake", "tunnel.hub", "tunnel.routes"}},
 		{"wan heavy loss", func(e *Evidence) {
 			e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 60)...)
 			e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 55)...)
 			e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 65)...)
 			e.Controller = &Dial{Addr: e.Controller.Addr, Error: "i/o timeout"}
-		}, "wan.loss", SevError, "mtr -n 198.18.0.1", []string{"tunnel.hub", "controller.reachable"}},
+		}, "wan.loss", SevError, "mtr -n 198.18.0.1", []FindingID{"tunnel.hub", "controller.reachable"}},
 		{"hub filters ICMP", func(e *Evidence) {
 			e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 100)...)
 		}, "hub.icmp", SevWarning, "allow ICMP echo", nil},
@@ -231,14 +234,20 @@ func TestRules(t *testing.T) {
 		{"target lost behind deleted route", func(e *Evidence) {
 			e.Host.Routes = []netip.Prefix{cloud}
 			e.Probes[ProbeTargetPrefix+"198.19.2.10"] = series("icmp", netip.MustParseAddr("198.19.2.10"), lossy(20, 100)...)
-		}, "routes.match", SevError, "ip route replace 198.19.2.0/24", []string{"target.198.19.2.10"}},
+		}, "routes.match", SevError, "ip route replace 198.19.2.0/24", []FindingID{"target.198.19.2.10"}},
 		{"precheck flood", func(e *Evidence) {
 			e.Precheck.Checks[2] = precheck.Result{ID: "flood.udp", Status: precheck.Warn, Title: "No UDP flood protection", Detail: "hashlimit on UDP", Fix: "nft delete rule inet f in handle 9"}
 		}, "precheck.flood.udp", SevWarning, "nft delete rule inet f in handle 9", nil},
 		{"controller TLS broken", func(e *Evidence) {
 			e.Config, e.ControllerError = nil, "certificate is not from the pinned CA"
 		}, "controller.reachable", SevError, "fingerprint", nil},
-	} {
+	}
+}
+
+// TestRules plants one fault per case and checks the top finding (the
+// root cause), its severity and fix, and which symptoms name it as cause.
+func TestRules(t *testing.T) {
+	for _, c := range ruleCases() {
 		t.Run(c.name, func(t *testing.T) {
 			e := healthy()
 			c.plant(&e)
@@ -335,8 +344,8 @@ func TestMultiAttachFinding(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		ha     dataplane.HAStatus
-		wantID string
-		sev    string
+		wantID FindingID
+		sev    Severity
 	}{
 		{"answered", dataplane.HAStatus{Check: dataplane.HealthCheck{Interval: 100 * time.Millisecond, Failures: 3}, LastReply: now.Add(-50 * time.Millisecond),
 			Events: []dataplane.RoleEvent{{Time: now.Add(-time.Minute), SN: "SN-A2", Role: "active", Reason: "claims stopped"}}}, "ha.role", SevOK},
@@ -348,7 +357,7 @@ func TestMultiAttachFinding(t *testing.T) {
 			fs := Diagnose(Evidence{Time: now, Status: &dataplane.Status{Role: "active", Source: "daemon", HA: &ha}})
 			var got *Finding
 			for i := range fs {
-				if strings.HasPrefix(fs[i].ID, "ha.") {
+				if strings.HasPrefix(string(fs[i].ID), "ha.") {
 					got = &fs[i]
 				}
 			}
@@ -370,7 +379,7 @@ func TestOutsideInFinding(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		ev   Evidence
-		sev  string
+		sev  Severity
 	}{
 		{"all arrived", Evidence{Reach: &diag.ReachReport{Ports: []diag.PortReach{port("udp", 4500, diag.ReachArrived), port("tcp", 10050, diag.ReachArrived)}}}, SevOK},
 		{"UDP 4500 blocked", Evidence{Reach: &diag.ReachReport{Ports: []diag.PortReach{port("udp", 4500, diag.ReachNotArrived), port("tcp", 10050, diag.ReachArrived)}}}, SevError},

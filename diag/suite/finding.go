@@ -2,35 +2,91 @@ package suite
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
+
+	"github.com/openvcpe/vcpe/precheck"
 )
+
+// Category groups findings in the report.
+type Category string
 
 // Categories of findings.
 const (
-	CatConfig  = "configuration"
-	CatLink    = "service link"
-	CatQuality = "internet quality"
+	CatConfig  Category = "configuration"
+	CatLink    Category = "service link"
+	CatQuality Category = "internet quality"
 )
+
+// Severity is how bad a finding is.
+type Severity string
 
 // Severities of findings.
 const (
-	SevError   = "error"
-	SevWarning = "warning"
-	SevOK      = "ok"
+	SevError   Severity = "error"
+	SevWarning Severity = "warning"
+	SevOK      Severity = "ok"
 )
+
+// FindingID names a finding; the IDs are stable across releases (--json,
+// scripts and the CausedBy links depend on them).
+type FindingID string
+
+// The findings' IDs. Two families are made from a value: a precheck
+// result repeated by the suite (PrecheckFinding) and a probe target
+// (TargetFinding).
+const (
+	FindDeviceState       FindingID = "device.state"
+	FindRegistration      FindingID = "registration.valid"
+	FindDaemon            FindingID = "daemon.running"
+	FindTUN               FindingID = "tun.present"
+	FindForwarding        FindingID = "ip.forward"
+	FindHubUDP4500        FindingID = "hub.udp4500"
+	FindRoutesMatch       FindingID = "routes.match"
+	FindCCN               FindingID = "ccn.attached"
+	FindPrefixOverlap     FindingID = "prefix.overlap"
+	FindWANReachable      FindingID = "wan.reachable"
+	FindHubDown           FindingID = "hub.down"
+	FindHubICMP           FindingID = "hub.icmp"
+	FindController        FindingID = "controller.reachable"
+	FindHandshake         FindingID = "tunnel.handshake"
+	FindTunnelHub         FindingID = "tunnel.hub"
+	FindTunnelRoutes      FindingID = "tunnel.routes"
+	FindHARole            FindingID = "ha.role"
+	FindHALAN             FindingID = "ha.lan"
+	FindOutsideIn         FindingID = "wan.outside_in"
+	FindWANLoss           FindingID = "wan.loss"
+	FindWANLatency        FindingID = "wan.latency"
+	FindWANJitter         FindingID = "wan.jitter"
+	FindTargetsUnprobed   FindingID = "targets.unprobed"
+	FindTunnelMTU         FindingID = "tunnel.mtu"
+	FindPrecheckPortsUDP            = FindingID("precheck." + precheck.CheckPortsUDP)
+	FindPrecheckPortsTCP            = FindingID("precheck." + precheck.CheckPortsTCP)
+	FindPrecheckICMPEcho            = FindingID("precheck." + precheck.CheckICMPEcho)
+	FindPrecheckFloodUDP            = FindingID("precheck." + precheck.CheckFloodUDP)
+	FindPrecheckFloodICMP           = FindingID("precheck." + precheck.CheckFloodICMP)
+	FindPrecheckThrottle            = FindingID("precheck." + precheck.CheckThrottle)
+)
+
+// PrecheckFinding is the ID of the suite's finding that repeats precheck
+// result id.
+func PrecheckFinding(id precheck.CheckID) FindingID { return FindingID("precheck." + id) }
+
+// TargetFinding is the ID of the finding about probe target a.
+func TargetFinding(a netip.Addr) FindingID { return FindingID(ProbeTargetPrefix + a.String()) }
 
 // Finding is one judgement of the suite.
 type Finding struct {
 	// ID is stable across releases: "wan.loss", "tunnel.handshake".
-	ID       string   `json:"id"`
-	Category string   `json:"category"`
-	Severity string   `json:"severity"`
-	Title    string   `json:"title"`
-	Evidence []string `json:"evidence,omitempty"` // the measured facts
-	Fix      string   `json:"fix,omitempty"`      // the exact command or action
+	ID       FindingID `json:"id"`
+	Category Category  `json:"category"`
+	Severity Severity  `json:"severity"`
+	Title    string    `json:"title"`
+	Evidence []string  `json:"evidence,omitempty"` // the measured facts
+	Fix      string    `json:"fix,omitempty"`      // the exact command or action
 	// CausedBy names the findings (present and not ok) this one follows
 	// from; a finding without causes is a root cause.
-	CausedBy []string `json:"caused_by,omitempty"`
+	CausedBy []FindingID `json:"caused_by,omitempty"`
 }
 
 // Root reports whether f follows from no other finding.
@@ -41,7 +97,7 @@ func Failed(fs []Finding) bool {
 	return slices.ContainsFunc(fs, func(f Finding) bool { return f.Severity == SevError })
 }
 
-func sevRank(s string) int {
+func sevRank(s Severity) int {
 	switch s {
 	case SevError:
 		return 0
@@ -56,16 +112,16 @@ func sevRank(s string) int {
 // within a severity, root causes first; then by the rule's priority (the
 // order of the rules in Diagnose).
 func settle(fs []Finding) []Finding {
-	bad := map[string]bool{}
+	bad := map[FindingID]bool{}
 	for _, f := range fs {
 		if f.Severity != SevOK {
 			bad[f.ID] = true
 		}
 	}
-	prio := map[string]int{}
+	prio := map[FindingID]int{}
 	for i := range fs {
 		prio[fs[i].ID] = i
-		var keep []string
+		var keep []FindingID
 		if fs[i].Severity != SevOK {
 			for _, c := range fs[i].CausedBy {
 				if bad[c] && c != fs[i].ID && !slices.Contains(keep, c) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os/exec"
 	"slices"
 	"sort"
@@ -50,7 +51,7 @@ func (r diagRun) summary() string {
 	var s []string
 	for _, f := range r.rep.Findings {
 		if f.Severity != suite.SevOK {
-			s = append(s, f.ID+"="+f.Severity+" ("+f.Title+") caused by "+strings.Join(f.CausedBy, ","))
+			s = append(s, fmt.Sprintf("%s=%s (%s) caused by %v", f.ID, f.Severity, f.Title, f.CausedBy))
 		}
 	}
 	return strings.Join(s, "\n")
@@ -97,20 +98,20 @@ func TestDiagPlantedFaults(t *testing.T) {
 	var healthy []time.Duration
 	h := waitHealthy(ctx, t, l, b, node, 15*time.Second)
 	healthy = append(healthy, h.took)
-	for _, id := range []string{"tunnel.hub", "wan.loss", "routes.match", "tunnel.mtu", "controller.reachable"} {
+	for _, id := range []suite.FindingID{"tunnel.hub", "wan.loss", "routes.match", "tunnel.mtu", "controller.reachable"} {
 		if !slices.ContainsFunc(h.rep.Findings, func(f suite.Finding) bool { return f.ID == id && f.Severity == suite.SevOK }) {
 			t.Errorf("healthy run: no ok %s finding:\n%s", id, h.out)
 		}
 	}
 	// Without --target, every learned prefix is probed at the address the
 	// controller names: site-b's LAN address, the hub's cloud address.
-	hasOK := func(r diagRun, id, prefix string) bool {
+	hasOK := func(r diagRun, id suite.FindingID, prefix string) bool {
 		return slices.ContainsFunc(r.rep.Findings, func(f suite.Finding) bool {
 			return f.ID == id && f.Severity == suite.SevOK && strings.Contains(f.Title, prefix)
 		})
 	}
 	for _, want := range [][2]string{{"target.198.19.2.1", LANB.String()}, {"target.198.19.100.1", CloudPrefix.String()}} {
-		if !hasOK(h, want[0], want[1]) {
+		if !hasOK(h, suite.FindingID(want[0]), want[1]) {
 			t.Errorf("healthy run: no ok %s finding naming %s:\n%s", want[0], want[1], h.out)
 		}
 	}
@@ -125,7 +126,7 @@ func TestDiagPlantedFaults(t *testing.T) {
 		}
 	})
 
-	run := func(t *testing.T, plant func() error, restore func(top suite.Finding) error, wantTop, wantFix string) {
+	run := func(t *testing.T, plant func() error, restore func(top suite.Finding) error, wantTop suite.FindingID, wantFix string) {
 		t.Helper()
 		if err := plant(); err != nil {
 			t.Fatal(err)
