@@ -47,7 +47,7 @@ type Options struct {
 	ReadStatus  func(path string) (dataplane.Status, error)
 	FetchConfig func(ctx context.Context, st *device.State, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (api.DeviceConfig, error)
 	Dial        func(ctx context.Context, network, addr string) (net.Conn, error)
-	ReadHost    func(tun string) (*Host, error)
+	ReadHost    func(q HostQuery) (*Host, error)
 	PingICMP    func(ctx context.Context, target netip.Addr, o diag.Options) (diag.Result, error)
 	PingUDP     func(ctx context.Context, target netip.AddrPort, o diag.Options) (diag.Result, error)
 	PathMTU     func(ctx context.Context, target netip.Addr, o diag.MTUOptions) (diag.MTUResult, error)
@@ -157,8 +157,18 @@ func Collect(ctx context.Context, o Options) *Evidence {
 		e.Status = &s
 	})
 	wg.Go(func() {
-		tun := dataplane.DefaultTUN
-		h, err := o.ReadHost(tun)
+		q := HostQuery{TUN: dataplane.DefaultTUN}
+		if st != nil {
+			q.Learned, q.Advertised = st.Config.Routes, st.Advertise
+			if len(st.Config.Advertised) > 0 {
+				q.Advertised = st.Config.Advertised
+			}
+			q.Targets = map[netip.Prefix]netip.Addr{}
+			for _, t := range st.Config.Targets {
+				q.Targets[t.Prefix] = t.Addr
+			}
+		}
+		h, err := o.ReadHost(q)
 		if err != nil {
 			o.Log.Warn("read host routes", "err", err)
 			return
@@ -252,6 +262,18 @@ func Collect(ctx context.Context, o Options) *Evidence {
 			})
 		}
 		if hubWAN.IsValid() {
+			wg.Go(func() {
+				mctx, cancel := context.WithTimeout(ctx, budget)
+				defer cancel()
+				m, err := o.PathMTU(mctx, hubWAN, diag.MTUOptions{UDP: true, Timeout: 300 * time.Millisecond, Tries: 2})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					e.WANMTUError = err.Error()
+					return
+				}
+				e.WANMTU = &m
+			})
 			series(ProbeWANICMP, func(c context.Context, op diag.Options) (diag.Result, error) { return o.PingICMP(c, hubWAN, op) })
 			series(ProbeWANReflector, func(c context.Context, op diag.Options) (diag.Result, error) {
 				return o.PingUDP(c, netip.AddrPortFrom(hubWAN, diag.ReflectorPort), op)
@@ -285,6 +307,12 @@ func Collect(ctx context.Context, o Options) *Evidence {
 		}
 	}
 	wg.Wait()
+	if e.Status != nil {
+		// Again, for WireGuard's counters over the time the probes ran.
+		if s, err := o.ReadStatus(filepath.Join(o.StateDir, dataplane.ControlSocket)); err == nil {
+			e.StatusAfter = &s
+		}
+	}
 	return e
 }
 

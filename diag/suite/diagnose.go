@@ -26,6 +26,13 @@ const (
 	// MinTunnelMTU is the smallest path MTU through the tunnel that
 	// carries a full IPv6 minimum packet.
 	MinTunnelMTU = 1280
+	// MinBlockProbes is how many probes must all go unanswered before a
+	// port is called blocked (with the counters agreeing); fewer, or some
+	// answered, is loss.
+	MinBlockProbes = 10
+	// WireGuardOverhead is what WireGuard over IPv4 adds to a packet:
+	// IPv4 20 + UDP 8 + WireGuard 32.
+	WireGuardOverhead = 60
 )
 
 // precheckRules are the precheck results the suite repeats, as
@@ -104,12 +111,20 @@ func (d *diagnosis) run() {
 	d.registration()
 	d.daemon()
 	d.tunPresent()
+	d.tunAddr()
 	d.forwarding()
 	d.hubUDP4500() // before the precheck findings: it names the port and the rule
 	d.precheck()
 	d.routesMatch()
+	d.routePath()
+	d.outputPath()
+	d.natTunnel()
+	d.conntrack()
 	d.ccn()
 	d.overlaps()
+	// LAN side and the forward path.
+	d.lanSide()
+	d.forwardPath()
 	// Service link.
 	d.wanReachable()
 	d.hubDown()
@@ -123,6 +138,7 @@ func (d *diagnosis) run() {
 	// Internet quality.
 	d.wanQuality()
 	d.targets()
+	d.wanMTU()
 	d.mtu()
 }
 
@@ -273,15 +289,63 @@ func (d *diagnosis) udp4500Rule() (precheck.Finding, bool) {
 
 // hubUDP4500: the WireGuard port is blocked while the hub answers on
 // other ports, or a local rule drops it.
+// tunnelSilent: the probe through the tunnel to the hub ran at least
+// MinBlockProbes times and nothing came back.
+func (d *diagnosis) tunnelSilent() bool {
+	_, st, ran := d.probe(ProbeTunnelHub)
+	return ran && st.Sent >= MinBlockProbes && st.Received == 0
+}
+
+// tunnelCounters says what WireGuard's own counters for the hub peer did
+// while the probes ran: ok is false when they are not known.
+func (d *diagnosis) tunnelCounters() (tx, rx uint64, ok bool) {
+	b, a := d.e.Status, d.e.StatusAfter
+	if b == nil || a == nil {
+		return 0, 0, false
+	}
+	peer := func(s *dataplane.Status) (dataplane.PeerStatus, bool) {
+		for _, p := range s.Peers {
+			if p.Name == "hub" {
+				return p, true
+			}
+		}
+		return dataplane.PeerStatus{}, false
+	}
+	pb, ok1 := peer(b)
+	pa, ok2 := peer(a)
+	if !ok1 || !ok2 || pa.TxBytes < pb.TxBytes || pa.RxBytes < pb.RxBytes {
+		return 0, 0, false
+	}
+	return pa.TxBytes - pb.TxBytes, pa.RxBytes - pb.RxBytes, true
+}
+
+// wanClean: the hub's WAN address answers other traffic with little loss
+// (the UDP reflector, else ICMP with the controller's TCP).
+func (d *diagnosis) wanClean() bool {
+	if _, st, ok := d.probe(ProbeWANReflector); ok {
+		return st.Received > 0 && st.LossPct < LossError
+	}
+	_, st, ok := d.probe(ProbeWANICMP)
+	return ok && st.Received > 0 && st.LossPct < LossError && d.e.Controller != nil && d.e.Controller.OK
+}
+
+// hubUDP4500: the WireGuard port is blocked while the hub answers on
+// other ports, or a local rule drops it. "Blocked" needs all of: every
+// probe through the tunnel unanswered (at least MinBlockProbes), WireGuard
+// receiving nothing from the hub while it sends (or no handshake
+// completing), and the hub answering other ports over the WAN with little
+// loss. Anything less is loss, told by wan.loss and tunnel.hub with the
+// measured figures.
 func (d *diagnosis) hubUDP4500() {
 	wan, _ := d.hub()
 	rule, local := d.udp4500Rule()
 	_, wanOK := d.answered(ProbeWANReflector)
 	_, icmpOK := d.answered(ProbeWANICMP)
 	tcpOK := d.e.Controller != nil && d.e.Controller.OK
-	ran, tunOK := d.answered(ProbeTunnelHub)
-	stale := d.handshakeProblem() != ""
-	tunnelBroken := (ran && !tunOK) || stale
+	_, tunOK := d.answered(ProbeTunnelHub)
+	tx, rx, counted := d.tunnelCounters()
+	nothingBack := (counted && tx > 0 && rx == 0) || d.handshakeProblem() != ""
+	blocked := d.tunnelSilent() && nothingBack && d.wanClean()
 	f := Finding{ID: FindHubUDP4500, Category: CatLink, Title: "UDP 4500 to the hub open"}
 	switch {
 	case local:
@@ -291,8 +355,14 @@ func (d *diagnosis) hubUDP4500() {
 		if f.Fix == "" {
 			f.Fix = "delete the rule that drops UDP 4500 (nft -a list ruleset | grep 4500; then nft delete rule FAMILY TABLE CHAIN handle N)"
 		}
-	case tunnelBroken && (wanOK || (icmpOK && tcpOK)) && !d.daemonDown() && d.e.ConfigError == nil:
+	case blocked && !d.daemonDown() && d.e.ConfigError == nil:
 		f.Severity, f.Title = SevError, fmt.Sprintf("UDP 4500 to the hub %s is blocked on the path: the tunnel is down while the hub answers on other ports", wan)
+		f.CausedBy = []FindingID{FindFwOutput, FindNATTunnel, FindTUNAddr, FindRegistration, FindDaemon, FindTUN}
+		_, st, _ := d.probe(ProbeTunnelHub)
+		f.Evidence = append(f.Evidence, fmt.Sprintf("%d of %d probes through the tunnel to the hub answered", st.Received, st.Sent))
+		if counted {
+			f.Evidence = append(f.Evidence, fmt.Sprintf("WireGuard sent %d bytes to the hub and received %d while the probes ran", tx, rx))
+		}
 		if wanOK {
 			f.Evidence = append(f.Evidence, fmt.Sprintf("UDP 12345 to %s answers", wan))
 		}
@@ -304,9 +374,6 @@ func (d *diagnosis) hubUDP4500() {
 		}
 		if p := d.handshakeProblem(); p != "" {
 			f.Evidence = append(f.Evidence, p)
-		}
-		if ran && !tunOK {
-			f.Evidence = append(f.Evidence, "no answer through the tunnel from the hub's reflector")
 		}
 		f.Fix = fmt.Sprintf("allow UDP 4500 both ways between this host and %s on every firewall on the path (cloud security group, upstream firewall, the hub's own nftables input)", wan)
 	case tunOK:
@@ -564,7 +631,7 @@ func (d *diagnosis) controller() {
 		return
 	}
 	f := Finding{ID: FindController, Category: CatLink, Title: "Controller " + c.Addr.String() + " reachable over TCP",
-		CausedBy: []FindingID{FindWANReachable, FindHubDown, FindWANLoss, FindPrecheckPortsTCP}}
+		CausedBy: []FindingID{FindWANReachable, FindHubDown, FindWANLoss, FindPrecheckPortsTCP, FindFwOutput, FindWANMTU, FindTunnelMTU, FindConntrack}}
 	if c.OK {
 		f.Severity = SevOK
 		if d.e.ControllerError != "" {
@@ -617,7 +684,7 @@ func (d *diagnosis) handshake() {
 		return
 	}
 	f := Finding{ID: FindHandshake, Category: CatLink, Title: "WireGuard handshake with the hub current",
-		CausedBy: []FindingID{FindDeviceState, FindRegistration, FindDaemon, FindTUN, FindWANReachable, FindHubDown, FindHubUDP4500, FindPrecheckPortsUDP, FindWANLoss, FindOutsideIn}}
+		CausedBy: []FindingID{FindDeviceState, FindRegistration, FindDaemon, FindTUN, FindWANReachable, FindHubDown, FindHubUDP4500, FindPrecheckPortsUDP, FindWANLoss, FindOutsideIn, FindFwOutput, FindConntrack}}
 	if p := d.handshakeProblem(); p != "" {
 		f.Severity, f.Title = SevError, "Tunnel down: the WireGuard handshake with the hub is not current"
 		f.Evidence = []string{p, fmt.Sprintf("vcped state: %s %s", s.State, s.Reason)}
@@ -633,7 +700,8 @@ func (d *diagnosis) handshake() {
 	d.add(f)
 }
 
-var tunnelCauses = []FindingID{FindDeviceState, FindRegistration, FindDaemon, FindTUN, FindWANReachable, FindHubDown, FindHubUDP4500, FindWANLoss, FindHandshake}
+var tunnelCauses = []FindingID{FindDeviceState, FindRegistration, FindDaemon, FindTUN, FindTUNAddr, FindFwOutput, FindNATTunnel, FindConntrack,
+	FindWANReachable, FindHubDown, FindHubUDP4500, FindWANLoss, FindHandshake}
 
 func (d *diagnosis) lossFinding(f Finding, name, what string) (Finding, bool) {
 	_, st, ok := d.probe(name)
@@ -737,7 +805,7 @@ func (d *diagnosis) wanQuality() {
 // targetCauses are what a default target's reflector probe follows from:
 // the tunnel to the hub and this host's routes into it (not forwarding:
 // the probe leaves from this host itself).
-var targetCauses = append(slices.Clone(tunnelCauses), FindTunnelHub, FindTunnelRoutes, FindRoutesMatch)
+var targetCauses = append(slices.Clone(tunnelCauses), FindTunnelHub, FindTunnelRoutes, FindRoutesMatch, FindRoutePath)
 
 func (d *diagnosis) targets() {
 	c, _, _ := d.config()
@@ -774,7 +842,7 @@ func (d *diagnosis) targets() {
 			what += " (learned " + route.String() + ")"
 		}
 		f := Finding{ID: FindingID(n), Category: CatQuality, Title: what + ": no loss",
-			CausedBy: append(slices.Clone(tunnelCauses), FindTunnelHub, FindTunnelRoutes, FindRoutesMatch, FindForwarding)}
+			CausedBy: append(slices.Clone(tunnelCauses), FindTunnelHub, FindTunnelRoutes, FindRoutesMatch, FindRoutePath)}
 		f, ok := d.lossFinding(f, n, what)
 		if !ok {
 			continue
@@ -852,6 +920,37 @@ func (d *diagnosis) lossOnly(name string) bool {
 	return ok && st.Received > 0
 }
 
+// wanMTU judges the path MTU over the WAN to the hub: a black hole there
+// loses every full-size packet, the controller's TLS and the tunnel's
+// largest packets included.
+func (d *diagnosis) wanMTU() {
+	m := d.e.WANMTU
+	if m == nil {
+		return
+	}
+	if _, ok := d.answered(ProbeWANReflector); !ok {
+		return // nothing gets through: no size to judge
+	}
+	wan, _ := d.hub()
+	f := Finding{ID: FindWANMTU, Category: CatLink, Severity: SevOK, Title: fmt.Sprintf("Path MTU over the WAN to the hub %d", m.MTU),
+		Evidence: []string{fmt.Sprintf("to %s (%s): mtu %d of %d, %s: %s", m.Target, m.Protocol, m.MTU, m.RouteMTU, m.Verdict, m.Detail)},
+		CausedBy: []FindingID{FindWANLoss}}
+	if m.Verdict == diag.MTUBlackHole && m.MTU > 0 {
+		f.Severity = SevError
+		f.Title = fmt.Sprintf("Packets above %d bytes vanish on the WAN path to the hub %s (MTU black hole): the controller's TLS and full-size tunnel packets are lost", m.MTU, wan)
+		if h := d.e.Host; h != nil && h.WAN != "" {
+			f.Commands = []string{fmt.Sprintf("ip link set %s mtu %d", h.WAN, m.MTU)}
+			if tm := m.MTU - WireGuardOverhead; h.TUNPresent && h.TUNMTU > tm {
+				f.Commands = append(f.Commands, fmt.Sprintf("ip link set %s mtu %d", h.TUN, tm))
+			}
+			f.Fix = "fit this host to the path: " + strings.Join(f.Commands, "; ") + " (and set the same MTUs in the interface configuration to keep them); or have the path allow ICMP 'fragmentation needed'"
+		} else {
+			f.Fix = fmt.Sprintf("set the WAN interface's MTU to %d and the tunnel's to %d; or have the path allow ICMP 'fragmentation needed'", m.MTU, m.MTU-WireGuardOverhead)
+		}
+	}
+	d.add(f)
+}
+
 func (d *diagnosis) mtu() {
 	m := d.e.MTU
 	if m == nil {
@@ -862,10 +961,11 @@ func (d *diagnosis) mtu() {
 	}
 	f := Finding{ID: FindTunnelMTU, Category: CatQuality, Title: fmt.Sprintf("Path MTU through the tunnel %d", m.MTU),
 		Evidence: []string{fmt.Sprintf("to %s (%s): mtu %d of %d, %s: %s", m.Target, m.Protocol, m.MTU, m.RouteMTU, m.Verdict, m.Detail)},
-		CausedBy: []FindingID{FindWANLoss, FindTunnelHub}}
+		CausedBy: []FindingID{FindWANLoss, FindTunnelHub, FindWANMTU}}
 	switch {
 	case m.Verdict == diag.MTUBlackHole:
 		f.Severity, f.Title = SevError, fmt.Sprintf("Packets above %d bytes vanish in the tunnel (MTU black hole)", m.MTU)
+		f.Commands = []string{fmt.Sprintf("ip link set %s mtu %d", d.tun(), m.MTU)}
 		f.Fix = fmt.Sprintf("lower the tunnel MTU to %d (ip link set %s mtu %d) and clamp TCP MSS on the LAN side; or allow ICMP 'fragmentation needed' on the WAN path", m.MTU, d.tun(), m.MTU)
 	case m.MTU > 0 && m.MTU < MinTunnelMTU:
 		f.Severity, f.Title = SevWarning, fmt.Sprintf("Path MTU through the tunnel is only %d", m.MTU)
@@ -893,6 +993,7 @@ func (d *diagnosis) multiAttach() {
 		f.Fix = "check the tunnel (vcpe status) and the WAN path to the hub"
 	case ha.LANOK != nil && !*ha.LANOK:
 		f.ID, f.Severity, f.Title = FindHALAN, SevWarning, "Multi-attach: no LAN target answers, so the hub will not make this device active"
+		f.CausedBy = []FindingID{FindLANLink, FindLANAddr, FindFwOutput}
 		f.Fix = "check the LAN interface and the --lan-target hosts (ip link; ping each target)"
 	}
 	if ha.LANGateway.IsValid() {

@@ -84,7 +84,19 @@ func healthy() Evidence {
 		Host: &Host{TUN: "vcpe0", TUNPresent: true, TUNUp: true, TUNMTU: 1420,
 			Routes: []netip.Prefix{lanB, cloud, netip.MustParsePrefix("198.18.64.0/18")},
 			Addresses: []IfAddr{{"wan0", netip.MustParsePrefix("198.18.0.11/24")}, {"lan0", netip.MustParsePrefix("198.19.1.1/24")},
-				{"vcpe0", netip.MustParsePrefix("198.18.64.11/18")}, {"lo", netip.MustParsePrefix("127.0.0.1/8")}}},
+				{"vcpe0", netip.MustParsePrefix("198.18.64.11/18")}, {"lo", netip.MustParsePrefix("127.0.0.1/8")}},
+			WAN: "wan0",
+			Links: []Link{{Name: "lo", Up: true, Carrier: true, MTU: 65536}, {Name: "wan0", Up: true, Carrier: true, MTU: 1500, Kind: "veth"},
+				{Name: "lan0", Up: true, Carrier: true, MTU: 1500, Kind: "veth"}, {Name: "vcpe0", Up: true, Carrier: true, MTU: 1420, Kind: "tun"}},
+			Lookups: []Lookup{
+				{Prefix: lanA, To: netip.MustParseAddr("198.19.1.254"), Advertised: true, Dev: "lan0", Type: "unicast", Table: 254, Route: lanA},
+				{Prefix: lanB, To: netip.MustParseAddr("198.19.2.1"), Dev: "vcpe0", Type: "unicast", Table: 254, Route: lanB},
+				{Prefix: lanB, To: netip.MustParseAddr("198.19.2.1"), From: netip.MustParseAddr("198.19.1.254"), IIf: "lan0", Dev: "vcpe0", Type: "unicast", Table: 254, Route: lanB},
+				{Prefix: cloud, To: netip.MustParseAddr("198.19.100.1"), Dev: "vcpe0", Type: "unicast", Table: 254, Route: cloud},
+				{Prefix: cloud, To: netip.MustParseAddr("198.19.100.1"), From: netip.MustParseAddr("198.19.1.254"), IIf: "lan0", Dev: "vcpe0", Type: "unicast", Table: 254, Route: cloud},
+			},
+			Sysctls: map[string]int{"net.ipv4.conf.all.rp_filter": 0, "net.netfilter.nf_conntrack_count": 12, "net.netfilter.nf_conntrack_max": 262144}},
+		Snapshot: precheck.NewSnapshot(map[string][]byte{"cmd/nft-ruleset.json": []byte(`{"nftables":[{"metainfo":{"version":"1.0.6"}}]}`)}),
 		Probes: map[string]diag.Result{
 			ProbeWANICMP:      series("icmp", hubWAN, good(20)...),
 			ProbeWANReflector: series("udp", hubWAN, good(20)...),
@@ -92,6 +104,13 @@ func healthy() Evidence {
 		},
 		MTU: &diag.MTUResult{Protocol: "udp", Target: hubOverlay, MTU: 1420, RouteMTU: 1420, Verdict: diag.MTUFull},
 	}
+}
+
+// nftSnapshot is a host snapshot whose nft ruleset holds table t (and
+// ip nat) with the given chain and rule objects.
+func nftSnapshot(objs ...string) *precheck.Snapshot {
+	doc := `{"nftables":[{"metainfo":{"version":"1.0.6"}},{"table":{"family":"inet","name":"t","handle":1}},{"table":{"family":"ip","name":"nat","handle":2}},` + strings.Join(objs, ",") + `]}`
+	return precheck.NewSnapshot(map[string][]byte{"cmd/nft-ruleset.json": []byte(doc)})
 }
 
 func find(fs []Finding, id FindingID) (Finding, bool) {
@@ -238,6 +257,63 @@ func ruleCases() []ruleCase {
 		{"precheck flood", func(e *Evidence) {
 			e.Precheck.Checks[2] = precheck.Result{ID: "flood.udp", Status: precheck.Warn, Title: "No UDP flood protection", Detail: "hashlimit on UDP", Fix: "nft delete rule inet f in handle 9"}
 		}, "precheck.flood.udp", SevWarning, "nft delete rule inet f in handle 9", nil},
+		{"LAN interface down", func(e *Evidence) {
+			e.Host.Links[2].Up, e.Host.Links[2].Carrier = false, false
+		}, "lan.link", SevError, "ip link set lan0 up", nil},
+		{"LAN address gone", func(e *Evidence) {
+			e.Host.Addresses = slices.DeleteFunc(e.Host.Addresses, func(a IfAddr) bool { return a.Interface == "lan0" })
+			e.Host.Lookups[0] = Lookup{Prefix: lanA, To: netip.MustParseAddr("198.19.1.254"), Advertised: true, Dev: "wan0", Gateway: netip.MustParseAddr("198.18.0.254"), Type: "unicast", Table: 254}
+		}, "lan.addr", SevError, "ip addr add 198.19.1.1/24 dev lan0", nil},
+		{"TUN lost its address", func(e *Evidence) {
+			e.Host.Addresses = slices.DeleteFunc(e.Host.Addresses, func(a IfAddr) bool { return a.Interface == "vcpe0" })
+			deadTunnel(e)
+		}, "tun.addr", SevError, "ip addr replace 198.18.64.11/18 dev vcpe0", []FindingID{"tunnel.hub"}},
+		{"learned route shadowed", func(e *Evidence) {
+			for i := range e.Host.Lookups {
+				if e.Host.Lookups[i].Prefix == lanB {
+					e.Host.Lookups[i].Dev, e.Host.Lookups[i].Gateway, e.Host.Lookups[i].Route = "wan0", netip.MustParseAddr("198.18.0.254"), netip.MustParsePrefix("198.19.2.0/25")
+				}
+			}
+		}, "route.path", SevError, "ip route del 198.19.2.0/25", nil},
+		{"learned route black-holed", func(e *Evidence) {
+			for i := range e.Host.Lookups {
+				if e.Host.Lookups[i].Prefix == lanB {
+					e.Host.Lookups[i] = Lookup{Prefix: lanB, To: e.Host.Lookups[i].To, From: e.Host.Lookups[i].From, IIf: e.Host.Lookups[i].IIf,
+						Error: "invalid argument", Type: "blackhole", Table: 254, Route: netip.MustParsePrefix("198.19.2.0/25")}
+				}
+			}
+		}, "route.path", SevError, "ip route del blackhole 198.19.2.0/25", nil},
+		{"policy rule", func(e *Evidence) {
+			for i := range e.Host.Lookups {
+				if e.Host.Lookups[i].Prefix == lanB && e.Host.Lookups[i].From.IsValid() {
+					e.Host.Lookups[i] = Lookup{Prefix: lanB, To: e.Host.Lookups[i].To, From: e.Host.Lookups[i].From, IIf: "lan0",
+						Error: "permission denied", Rule: "priority 100: from 198.19.1.0/24 to 198.19.2.0/24 prohibit", RulePriority: 100, Table: 254, Route: lanB}
+				}
+			}
+		}, "route.path", SevError, "ip rule del priority 100", nil},
+		{"forward hook drops", func(e *Evidence) {
+			e.Snapshot = nftSnapshot(`{"chain":{"family":"inet","table":"t","name":"fwd","handle":1,"type":"filter","hook":"forward","prio":0,"policy":"accept"}}`,
+				`{"rule":{"family":"inet","table":"t","chain":"fwd","handle":4,"expr":[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"vcpe0"}},{"drop":null}]}}`)
+		}, "fw.forward", SevError, "nft delete rule inet t fwd handle 4", nil},
+		{"output hook drops 4500", func(e *Evidence) {
+			e.Snapshot = nftSnapshot(`{"chain":{"family":"inet","table":"t","name":"out","handle":1,"type":"filter","hook":"output","prio":0,"policy":"accept"}}`,
+				`{"rule":{"family":"inet","table":"t","chain":"out","handle":7,"expr":[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"wan0"}},{"match":{"op":"==","left":{"payload":{"protocol":"udp","field":"dport"}},"right":4500}},{"drop":null}]}}`)
+			deadTunnel(e)
+			e.Status.Peers[0].Problem = "handshake not completing"
+		}, "fw.output", SevError, "nft delete rule inet t out handle 7", []FindingID{"tunnel.hub", "tunnel.handshake"}},
+		{"SNAT into the tunnel", func(e *Evidence) {
+			e.Snapshot = nftSnapshot(`{"chain":{"family":"ip","table":"nat","name":"post","handle":1,"type":"nat","hook":"postrouting","prio":100,"policy":"accept"}}`,
+				`{"rule":{"family":"ip","table":"nat","chain":"post","handle":3,"expr":[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"vcpe0"}},{"snat":{"addr":"198.18.0.11"}}]}}`)
+			deadTunnel(e)
+		}, "nat.tunnel", SevError, "nft delete rule ip nat post handle 3", []FindingID{"tunnel.hub"}},
+		{"conntrack full", func(e *Evidence) {
+			e.Host.Sysctls["net.netfilter.nf_conntrack_count"] = 262144
+		}, "conntrack.full", SevError, "nf_conntrack_max=524288", nil},
+		{"WAN MTU black hole", func(e *Evidence) {
+			e.WANMTU = &diag.MTUResult{Protocol: "udp", Target: hubWAN, MTU: 1400, RouteMTU: 1500, Verdict: diag.MTUBlackHole}
+			e.MTU = &diag.MTUResult{Protocol: "udp", Target: hubOverlay, MTU: 1340, RouteMTU: 1420, Verdict: diag.MTUBlackHole}
+			e.Config, e.ControllerError = nil, "TLS handshake timeout"
+		}, "wan.mtu", SevError, "ip link set wan0 mtu 1400", []FindingID{"controller.reachable", "tunnel.mtu"}},
 		{"controller TLS broken", func(e *Evidence) {
 			e.Config, e.ControllerError = nil, "certificate is not from the pinned CA"
 		}, "controller.reachable", SevError, "fingerprint", nil},
@@ -285,7 +361,9 @@ func TestRules(t *testing.T) {
 	}
 }
 
-// TestOrdering: errors, then warnings, then ok; roots before symptoms.
+// TestOrdering: problems before ok; among problems, root causes before
+// the findings they explain, each group errors before warnings; a kept
+// cause is found and at least as severe as what it explains.
 func TestOrdering(t *testing.T) {
 	e := healthy()
 	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 60)...)
@@ -293,28 +371,30 @@ func TestOrdering(t *testing.T) {
 	e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 60)...)
 	e.Config.CCN = "" // a warning
 	fs := Diagnose(e)
-	last, lastRoot := -1, true
-	for _, f := range fs {
-		r := sevRank(f.Severity)
-		if r < last {
-			t.Fatalf("%s (%s) after a less severe finding: %s", f.ID, f.Severity, ids(fs))
+	phase := func(f Finding) int {
+		switch {
+		case f.Severity == SevOK:
+			return 4
+		case f.Root():
+			return sevRank(f.Severity)
 		}
-		if r > last {
-			lastRoot = true
-		}
-		if f.Root() && !lastRoot {
-			t.Fatalf("root %s after a symptom of the same severity: %s", f.ID, ids(fs))
-		}
-		last, lastRoot = r, f.Root()
+		return 2 + sevRank(f.Severity)
 	}
-	// Only causes that were found are kept.
+	for i := 1; i < len(fs); i++ {
+		if phase(fs[i]) < phase(fs[i-1]) {
+			t.Fatalf("%s (%s, root %v) after %s (%s, root %v): %s", fs[i].ID, fs[i].Severity, fs[i].Root(), fs[i-1].ID, fs[i-1].Severity, fs[i-1].Root(), ids(fs))
+		}
+	}
 	for _, f := range fs {
 		for _, c := range f.CausedBy {
 			cf, ok := find(fs, c)
-			if !ok || cf.Severity == SevOK {
-				t.Errorf("%s caused by %s, which is %v", f.ID, c, cf.Severity)
+			if !ok || cf.Severity == SevOK || sevRank(cf.Severity) > sevRank(f.Severity) {
+				t.Errorf("%s (%s) caused by %s, which is %v", f.ID, f.Severity, c, cf.Severity)
 			}
 		}
+	}
+	if fs[0].ID != "wan.loss" {
+		t.Errorf("top %s; want wan.loss: %s", fs[0].ID, ids(fs))
 	}
 }
 
@@ -399,6 +479,56 @@ func TestOutsideInFinding(t *testing.T) {
 			}
 			if c.sev != SevOK && !strings.HasPrefix(got.Fix, "allow") {
 				t.Errorf("fix %q; want the port's own fix", got.Fix)
+			}
+		})
+	}
+}
+
+// TestBlockedNeedsEnoughEvidence: "blocked" only when every one of enough
+// probes went unanswered, WireGuard's counters say nothing came back, and
+// the hub answers other ports with little loss; else it is loss.
+func TestBlockedNeedsEnoughEvidence(t *testing.T) {
+	withCounters := func(e *Evidence, tx, rx uint64) {
+		after := *e.Status
+		after.Peers = slices.Clone(e.Status.Peers)
+		after.Peers[0].TxBytes += tx
+		after.Peers[0].RxBytes += rx
+		e.StatusAfter = &after
+	}
+	for _, c := range []struct {
+		name    string
+		plant   func(e *Evidence)
+		blocked bool
+	}{
+		{"silent tunnel, nothing back, clean WAN", func(e *Evidence) {
+			e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 100)...)
+			withCounters(e, 2000, 0)
+		}, true},
+		{"silent tunnel, but WireGuard receives", func(e *Evidence) {
+			e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 100)...)
+			withCounters(e, 2000, 640)
+		}, false},
+		{"only 3 probes", func(e *Evidence) {
+			e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(3, 100)...)
+			withCounters(e, 300, 0)
+		}, false},
+		{"heavy WAN loss", func(e *Evidence) {
+			e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 70)...)
+			e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 70)...)
+			e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 100)...)
+			withCounters(e, 2000, 0)
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := healthy()
+			c.plant(&e)
+			fs := Diagnose(e)
+			f, _ := find(fs, FindHubUDP4500)
+			if got := f.Severity == SevError; got != c.blocked {
+				t.Errorf("hub.udp4500 %s (%s); want blocked %v\nall: %s", f.Severity, f.Title, c.blocked, ids(fs))
+			}
+			if c.name == "heavy WAN loss" && fs[0].ID != FindWANLoss {
+				t.Errorf("top %s; want wan.loss with the measured figure: %s", fs[0].ID, ids(fs))
 			}
 		})
 	}

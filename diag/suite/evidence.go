@@ -44,6 +44,10 @@ type Evidence struct {
 	// StatusError why the socket did not answer.
 	Status      *dataplane.Status `json:"-"`
 	StatusError string            `json:"status_error,omitempty"`
+	// StatusAfter is vcped's answer again once the probes have run: the
+	// WireGuard counters of the hub peer between the two tell whether
+	// anything came back through the tunnel.
+	StatusAfter *dataplane.Status `json:"status_after,omitempty"`
 
 	// Config is the controller's answer to GET /v1/device/config with the
 	// device credential; ConfigError the API's refusal (bundle: config.json
@@ -79,6 +83,10 @@ type Evidence struct {
 	// address.
 	MTU      *diag.MTUResult `json:"mtu,omitempty"`
 	MTUError string          `json:"mtu_error,omitempty"`
+
+	// WANMTU is the path-MTU search over the WAN to the hub's reflector.
+	WANMTU      *diag.MTUResult `json:"wan_mtu,omitempty"`
+	WANMTUError string          `json:"wan_mtu_error,omitempty"`
 }
 
 // Dial is the outcome of a TCP connect.
@@ -87,22 +95,4 @@ type Dial struct {
 	OK      bool           `json:"ok"`
 	Refused bool           `json:"refused,omitempty"` // the host answered with a reset: nothing listens
 	Error   string         `json:"error,omitempty"`
-}
-
-// Host is the kernel's view: the TUN link, the routes vcpe installed
-// (protocol 118) and the addresses of every interface.
-type Host struct {
-	TUN         string         `json:"tun"`
-	TUNPresent  bool           `json:"tun_present"`
-	TUNUp       bool           `json:"tun_up"`
-	TUNMTU      int            `json:"tun_mtu,omitempty"`
-	Routes      []netip.Prefix `json:"routes"` // proto 118, main table
-	Addresses   []IfAddr       `json:"addresses"`
-	RoutesError string         `json:"routes_error,omitempty"`
-}
-
-// IfAddr is an address on a local interface.
-type IfAddr struct {
-	Interface string       `json:"interface"`
-	Prefix    netip.Prefix `json:"prefix"`
 }

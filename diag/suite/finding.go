@@ -16,6 +16,7 @@ const (
 	CatConfig  Category = "configuration"
 	CatLink    Category = "service link"
 	CatQuality Category = "internet quality"
+	CatLAN     Category = "LAN side"
 )
 
 // Severity is how bad a finding is.
@@ -60,6 +61,15 @@ const (
 	FindWANJitter         FindingID = "wan.jitter"
 	FindTargetsUnprobed   FindingID = "targets.unprobed"
 	FindTunnelMTU         FindingID = "tunnel.mtu"
+	FindWANMTU            FindingID = "wan.mtu"
+	FindLANLink           FindingID = "lan.link"
+	FindLANAddr           FindingID = "lan.addr"
+	FindTUNAddr           FindingID = "tun.addr"
+	FindRoutePath         FindingID = "route.path"
+	FindFwForward         FindingID = "fw.forward"
+	FindFwOutput          FindingID = "fw.output"
+	FindNATTunnel         FindingID = "nat.tunnel"
+	FindConntrack         FindingID = "conntrack.full"
 	FindPrecheckPortsUDP            = FindingID("precheck." + precheck.CheckPortsUDP)
 	FindPrecheckPortsTCP            = FindingID("precheck." + precheck.CheckPortsTCP)
 	FindPrecheckICMPEcho            = FindingID("precheck." + precheck.CheckICMPEcho)
@@ -84,6 +94,10 @@ type Finding struct {
 	Title    string    `json:"title"`
 	Evidence []string  `json:"evidence,omitempty"` // the measured facts
 	Fix      string    `json:"fix,omitempty"`      // the exact command or action
+	// Commands apply the fix on this host, one command line each (no
+	// shell; run in order); empty when the fix is elsewhere or needs a
+	// person's judgement.
+	Commands []string `json:"commands,omitempty"`
 	// CausedBy names the findings (present and not ok) this one follows
 	// from; a finding without causes is a root cause.
 	CausedBy []FindingID `json:"caused_by,omitempty"`
@@ -108,23 +122,31 @@ func sevRank(s Severity) int {
 }
 
 // settle keeps in each finding's CausedBy only the causes that were found
-// (not ok), then orders the findings: errors before warnings before ok;
-// within a severity, root causes first; then by the rule's priority (the
-// order of the rules in Diagnose).
+// at least as severe as the finding itself (a warning does not explain an
+// error), then orders the findings causes first: root causes before the
+// findings they explain, whatever their severity; among roots and among
+// symptoms, errors before warnings before ok; then by the rule's priority
+// (the order of the rules in Diagnose). The first finding is so the
+// deepest, most severe cause the evidence supports.
 func settle(fs []Finding) []Finding {
-	bad := map[FindingID]bool{}
+	sev := map[FindingID]Severity{}
 	for _, f := range fs {
 		if f.Severity != SevOK {
-			bad[f.ID] = true
+			if s, ok := sev[f.ID]; !ok || sevRank(f.Severity) < sevRank(s) {
+				sev[f.ID] = f.Severity
+			}
 		}
 	}
 	prio := map[FindingID]int{}
 	for i := range fs {
-		prio[fs[i].ID] = i
+		if _, ok := prio[fs[i].ID]; !ok {
+			prio[fs[i].ID] = i
+		}
 		var keep []FindingID
 		if fs[i].Severity != SevOK {
 			for _, c := range fs[i].CausedBy {
-				if bad[c] && c != fs[i].ID && !slices.Contains(keep, c) {
+				s, found := sev[c]
+				if found && sevRank(s) <= sevRank(fs[i].Severity) && c != fs[i].ID && !slices.Contains(keep, c) {
 					keep = append(keep, c)
 				}
 			}
@@ -132,14 +154,21 @@ func settle(fs []Finding) []Finding {
 		fs[i].CausedBy = keep
 	}
 	slices.SortStableFunc(fs, func(a, b Finding) int {
-		if c := cmp.Compare(sevRank(a.Severity), sevRank(b.Severity)); c != 0 {
-			return c
+		okA, okB := a.Severity == SevOK, b.Severity == SevOK
+		if okA != okB {
+			if okB {
+				return -1
+			}
+			return 1
 		}
 		if a.Root() != b.Root() {
 			if a.Root() {
 				return -1
 			}
 			return 1
+		}
+		if c := cmp.Compare(sevRank(a.Severity), sevRank(b.Severity)); c != 0 {
+			return c
 		}
 		return cmp.Compare(prio[a.ID], prio[b.ID])
 	})

@@ -32,7 +32,7 @@ func (r Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-var categories = []Category{CatConfig, CatLink, CatQuality}
+var categories = []Category{CatConfig, CatLAN, CatLink, CatQuality}
 
 // mark is a finding's severity as text; colour only adds to it.
 func mark(sev Severity, color bool) string {
