@@ -47,7 +47,7 @@ func (p *Plain) Emit(ev provision.Event) {
 	case *precheck.Result:
 		p.result(*d)
 	}
-	for _, pr := range probesOf(ev.Data) {
+	for _, pr := range probesOf(ev.Data, ev.Message) {
 		if pr.Done || pr.Err != "" {
 			fmt.Fprintf(p.W, "  %s %s\n", stateWord(pr.State()), pr.Summary())
 		}

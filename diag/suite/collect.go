@@ -132,6 +132,9 @@ func Collect(ctx context.Context, o Options) *Evidence {
 	// The outside-in check listens on required ports: it starts only once
 	// the host snapshot is taken, so precheck never sees its own sockets.
 	gathered := make(chan struct{})
+	// It asks the controller: it waits for the config fetch, and does not
+	// run when the controller does not answer.
+	fetched := make(chan struct{})
 	wg.Go(func() {
 		defer close(gathered)
 		pctx, cancel := context.WithTimeout(ctx, budget)
@@ -181,9 +184,20 @@ func Collect(ctx context.Context, o Options) *Evidence {
 		wg.Go(func() {
 			rctx, cancel := context.WithTimeout(ctx, budget)
 			defer cancel()
-			select {
-			case <-gathered:
-			case <-rctx.Done():
+			for _, ch := range []chan struct{}{gathered, fetched} {
+				select {
+				case <-ch:
+				case <-rctx.Done():
+					return
+				}
+			}
+			mu.Lock()
+			c := e.Controller
+			mu.Unlock()
+			if c != nil && !c.OK {
+				mu.Lock()
+				e.ReachError = fmt.Sprintf("not run: the controller %s does not answer over TCP", c.Addr)
+				mu.Unlock()
 				return
 			}
 			r, err := o.Reach(rctx, st)
@@ -218,6 +232,7 @@ func Collect(ctx context.Context, o Options) *Evidence {
 			return c, err
 		}
 		wg.Go(func() {
+			defer close(fetched)
 			cctx, cancel := context.WithTimeout(ctx, min(budget, 5*time.Second))
 			defer cancel()
 			cfg, err := o.FetchConfig(cctx, st, recordDial)
@@ -279,10 +294,10 @@ func Collect(ctx context.Context, o Options) *Evidence {
 				return o.PingUDP(c, netip.AddrPortFrom(hubWAN, diag.ReflectorPort), op)
 			})
 		}
+		for _, t := range TunnelTargets(st.Config, o.Targets) {
+			series(t.Name, func(c context.Context, op diag.Options) (diag.Result, error) { return o.PingUDP(c, t.Addr, op) })
+		}
 		if hubOverlay.IsValid() {
-			series(ProbeTunnelHub, func(c context.Context, op diag.Options) (diag.Result, error) {
-				return o.PingUDP(c, netip.AddrPortFrom(hubOverlay, diag.ReflectorPort), op)
-			})
 			wg.Go(func() {
 				mctx, cancel := context.WithTimeout(ctx, budget)
 				defer cancel()
@@ -300,11 +315,6 @@ func Collect(ctx context.Context, o Options) *Evidence {
 			series(ProbeTargetPrefix+t.String(), func(c context.Context, op diag.Options) (diag.Result, error) { return o.PingICMP(c, t, op) })
 		}
 		e.Targets = defaultTargets(st.Config.Targets, o.Targets)
-		for _, t := range e.Targets {
-			series(ProbeTargetPrefix+t.Addr.String(), func(c context.Context, op diag.Options) (diag.Result, error) {
-				return o.PingUDP(c, netip.AddrPortFrom(t.Addr, diag.ReflectorPort), op)
-			})
-		}
 	}
 	wg.Wait()
 	if e.Status != nil {

@@ -236,7 +236,16 @@ func (d *diagnosis) tunPresent() {
 	case !h.TUNUp:
 		f.Severity, f.Title = SevError, "Tunnel interface "+h.TUN+" is down"
 		f.Evidence = []string{h.TUN + " is administratively down"}
-		f.Fix = "ip link set " + h.TUN + " up"
+		// Taking a link down flushes its routes: put the learned ones back.
+		f.Commands = []string{"ip link set " + h.TUN + " up"}
+		if c, _, ok := d.config(); ok {
+			for _, p := range c.Routes {
+				if !p.Contains(c.OverlayAddr.Addr()) {
+					f.Commands = append(f.Commands, fmt.Sprintf("ip route replace %s dev %s proto %d", p.Masked(), h.TUN, dataplane.RouteProtocol))
+				}
+			}
+		}
+		f.Fix = strings.Join(f.Commands, "; ") + " (or restart vcped: systemctl restart vcped)"
 	default:
 		f.Severity = SevOK
 		f.Evidence = []string{fmt.Sprintf("%s up, mtu %d", h.TUN, h.TUNMTU)}
@@ -268,6 +277,7 @@ func (d *diagnosis) forwarding() {
 		f.Severity, f.Title = SevError, "IPv4 forwarding is off: LAN hosts cannot reach the tunnel through this device"
 		f.Evidence = append(f.Evidence, "net.ipv4.ip_forward = 0")
 		f.Fix = "sysctl -w net.ipv4.ip_forward=1 (and set net.ipv4.ip_forward=1 in /etc/sysctl.d/ to keep it)"
+		f.Commands = []string{"sysctl -w net.ipv4.ip_forward=1"}
 	}
 	d.add(f)
 }
@@ -352,6 +362,9 @@ func (d *diagnosis) hubUDP4500() {
 		f.Severity, f.Title = SevError, "UDP 4500 (WireGuard) is blocked by this host's firewall"
 		f.Evidence = []string{fmt.Sprintf("rule %q: %s", rule.Rule, rule.Reason)}
 		f.Fix = rule.Fix
+		if strings.HasPrefix(rule.Fix, "nft delete rule ") || strings.HasPrefix(rule.Fix, "iptables ") {
+			f.Commands = []string{rule.Fix}
+		}
 		if f.Fix == "" {
 			f.Fix = "delete the rule that drops UDP 4500 (nft -a list ruleset | grep 4500; then nft delete rule FAMILY TABLE CHAIN handle N)"
 		}
@@ -395,6 +408,12 @@ func (d *diagnosis) precheck() {
 		if r.Detail != "" {
 			f.Evidence = []string{r.Detail}
 		}
+		if (id == precheck.CheckPortsUDP || id == precheck.CheckPortsTCP) && r.Status != precheck.Pass && d.ownSockets(r) {
+			// Every finding is a socket of vcped itself (its WireGuard
+			// port, its reflector): that is the device working.
+			r.Status = precheck.Pass
+			f.Evidence = append(f.Evidence, "held by vcped itself (its status names the port)")
+		}
 		switch r.Status {
 		case precheck.Fail:
 			f.Severity = SevError
@@ -410,6 +429,23 @@ func (d *diagnosis) precheck() {
 		}
 		d.add(f)
 	}
+}
+
+// ownSockets: every finding of a ports check is a bound socket (no
+// firewall rule) on a port vcped, running, uses itself, held by vcped or
+// by a process precheck could not name.
+func (d *diagnosis) ownSockets(r precheck.Result) bool {
+	s := d.e.Status
+	if s == nil || d.e.StatusError != "" || len(r.Findings) == 0 {
+		return false
+	}
+	for _, f := range r.Findings {
+		own := f.Port == s.ListenPort || f.Port == diag.ReflectorPort
+		if f.Rule != "" || !own || (f.Process != "" && f.Process != "vcped") {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *diagnosis) routesMatch() {
@@ -454,13 +490,16 @@ func (d *diagnosis) routesMatch() {
 			cmds = append(cmds, fmt.Sprintf("ip route replace %s dev %s proto %d", p, tun, dataplane.RouteProtocol))
 		}
 		f.Fix = strings.Join(cmds, "; ") + " (or restart vcped: systemctl restart vcped)"
+		f.Commands = cmds
 	case len(extra) > 0:
 		f.Severity, f.Title = SevWarning, "Routes in the kernel the controller no longer gives: "+strings.Join(extra, ", ")
+		f.CausedBy = append(f.CausedBy, FindCCN)
 		var cmds []string
 		for _, p := range extra {
 			cmds = append(cmds, fmt.Sprintf("ip route del %s proto %d", p, dataplane.RouteProtocol))
 		}
 		f.Fix = strings.Join(cmds, "; ")
+		f.Commands = cmds
 	default:
 		f.Severity = SevOK
 	}
@@ -894,6 +933,16 @@ func (d *diagnosis) defaultTarget(name string, t api.ProbeTarget, hubOK bool) (F
 	if f.Severity == SevOK {
 		return f, true
 	}
+	if c := d.e.Config; c != nil && !slices.Contains(c.Routes, t.Prefix) {
+		// The controller no longer gives the prefix: the probe followed
+		// the device's stored config, and its silence says nothing of
+		// the remote site.
+		f.Severity, f.CausedBy = SevWarning, []FindingID{FindCCN, FindRoutesMatch}
+		f.Title = fmt.Sprintf("%s is no longer learned (the controller's config lacks it); vcped still has it", t.Prefix)
+		f.Evidence = append(f.Evidence, "routes the controller gives now: "+joinPrefixes(c.Routes))
+		f.Fix = "vcped drops it at its next sync (now: systemctl restart vcped)"
+		return f, true
+	}
 	switch {
 	case !hubOK:
 		f.Fix = fmt.Sprintf("fix the tunnel to the hub first (the finding above); then check: vcpe probe udp %s", t.Addr)
@@ -967,6 +1016,15 @@ func (d *diagnosis) mtu() {
 		f.Severity, f.Title = SevError, fmt.Sprintf("Packets above %d bytes vanish in the tunnel (MTU black hole)", m.MTU)
 		f.Commands = []string{fmt.Sprintf("ip link set %s mtu %d", d.tun(), m.MTU)}
 		f.Fix = fmt.Sprintf("lower the tunnel MTU to %d (ip link set %s mtu %d) and clamp TCP MSS on the LAN side; or allow ICMP 'fragmentation needed' on the WAN path", m.MTU, d.tun(), m.MTU)
+	case m.MTU > 0 && m.MTU < MinTunnelMTU && d.e.Host != nil && d.e.Host.TUNMTU == m.MTU && m.Verdict == diag.MTUFull:
+		// The tunnel interface's own MTU is the limit, not the path.
+		want := 1420
+		if w := d.e.WANMTU; w != nil && w.MTU > 0 {
+			want = min(want, w.MTU-WireGuardOverhead)
+		}
+		f.Severity, f.Title = SevWarning, fmt.Sprintf("Tunnel interface %s's MTU is %d, below %d: the path carries %d", d.tun(), m.MTU, MinTunnelMTU, want)
+		f.Commands = []string{fmt.Sprintf("ip link set %s mtu %d", d.tun(), want)}
+		f.Fix = f.Commands[0] + " (vcped sets it when it starts: systemctl restart vcped)"
 	case m.MTU > 0 && m.MTU < MinTunnelMTU:
 		f.Severity, f.Title = SevWarning, fmt.Sprintf("Path MTU through the tunnel is only %d", m.MTU)
 		f.Fix = "raise the WAN MTU, or clamp TCP MSS on the LAN side: nft add rule inet filter forward tcp flags syn tcp option maxseg size set rt mtu"

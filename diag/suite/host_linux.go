@@ -266,9 +266,12 @@ func describeRule(r netlink.Rule) string {
 	if r.IifName != "" {
 		fmt.Fprintf(&b, " iif %s", r.IifName)
 	}
-	if a, ok := ruleAction[r.Type]; ok {
+	switch a, ok := ruleAction[r.Type]; {
+	case ok:
 		b.WriteString(" " + a)
-	} else {
+	case r.Table == 0:
+		b.WriteString(" (no table: a prohibit, unreachable or blackhole rule)")
+	default:
 		fmt.Fprintf(&b, " lookup %d", r.Table)
 	}
 	return b.String()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/precheck"
 )
 
 var (
@@ -113,5 +114,38 @@ func TestDefaultTargetRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStaleTargetIsNotARemoteFault: after the instance leaves its CCN the
+// device still probes its stored targets; their silence is the
+// detachment's, not the remote site's.
+func TestStaleTargetIsNotARemoteFault(t *testing.T) {
+	e := healthy()
+	withTargets(&e)
+	e.Probes[ProbeTargetPrefix+siteB.String()] = series("udp", siteB, lossy(20, 100)...)
+	e.Config.CCN, e.Config.Routes, e.Config.Targets = "", nil, nil
+	fs := Diagnose(e)
+	if fs[0].ID != FindCCN {
+		t.Fatalf("top %s; want ccn.attached: %s", fs[0].ID, ids(fs))
+	}
+	f, _ := find(fs, TargetFinding(siteB))
+	if f.Severity != SevWarning || !slices.Contains(f.CausedBy, FindCCN) || strings.Contains(f.Title, "Remote site") {
+		t.Errorf("target finding %+v; want a warning caused by ccn.attached, not blaming the remote site", f)
+	}
+}
+
+// TestOwnSocketsAreNotConflicts: precheck cannot always name the process
+// holding UDP 4500; when vcped runs with that port, it is vcped's.
+func TestOwnSocketsAreNotConflicts(t *testing.T) {
+	e := healthy()
+	e.Precheck.Checks[1] = precheck.Result{ID: precheck.CheckPortsUDP, Status: precheck.Fail, Detail: "UDP 4500 bound by an unknown process",
+		Findings: []precheck.Finding{{Proto: "udp", Port: 4500, Reason: "bound by an unknown process"}}}
+	if fs := Diagnose(e); fs[0].Severity != SevOK {
+		t.Errorf("vcped's own socket judged a conflict: %s", ids(fs))
+	}
+	e.Precheck.Checks[1].Findings[0].Process = "openvpn"
+	if fs := Diagnose(e); fs[0].ID != PrecheckFinding(precheck.CheckPortsUDP) {
+		t.Errorf("another process on UDP 4500 not reported: %s", ids(fs))
 	}
 }
