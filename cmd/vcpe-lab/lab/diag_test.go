@@ -229,7 +229,9 @@ func TestDiagPlantedFaults(t *testing.T) {
 		{family: "host", name: "output firewall drops UDP 4500 on the WAN", plant: nft(node, chain("inet", "vcpetout", "output", "", `oifname "wan0" udp dport 4500 drop`)), top: suite.FindFwOutput},
 		{family: "host", name: "forward firewall drops LAN to the tunnel", plant: nft(node, chain("inet", "vcpetfwd", "forward", "", `iifname "lan0" oifname "vcpe0" drop`)), top: suite.FindFwForward},
 		{family: "host", name: "iptables FORWARD policy DROP", plant: sh(node, "iptables", "-P", "FORWARD", "DROP"), top: suite.FindFwForward,
-			undo: func() error { return errors.Join(run(node, "iptables", "-P", "FORWARD", "ACCEPT"), run(node, "iptables", "-F", "FORWARD")) }},
+			undo: func() error {
+				return errors.Join(run(node, "iptables", "-P", "FORWARD", "ACCEPT"), run(node, "iptables", "-F", "FORWARD"))
+			}},
 		{family: "host", name: "TUN administratively down", plant: sh(node, "ip", "link", "set", "vcpe0", "down"), top: suite.FindTUN},
 		{family: "host", name: "TUN lost its overlay address", plant: sh(node, "ip", "addr", "flush", "dev", "vcpe0"), top: suite.FindTUNAddr},
 		{family: "host", name: "TUN MTU set too small", plant: sh(node, "ip", "link", "set", "vcpe0", "mtu", "1200"), top: suite.FindTunnelMTU},
