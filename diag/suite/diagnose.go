@@ -2,6 +2,7 @@ package suite
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -761,6 +762,54 @@ func (d *diagnosis) lossFinding(f Finding, name, what string) (Finding, bool) {
 	return f, true
 }
 
+// wanSeries is the WAN probe series wan.loss judges: the better of ICMP
+// and the reflector (a path may filter ICMP only).
+func (d *diagnosis) wanSeries() (string, diag.Stats, bool) {
+	_, sI, okI := d.probe(ProbeWANICMP)
+	_, sR, okR := d.probe(ProbeWANReflector)
+	switch {
+	case okR && (!okI || sR.LossPct <= sI.LossPct):
+		return ProbeWANReflector, sR, true
+	case okI:
+		return ProbeWANICMP, sI, true
+	}
+	return "", diag.Stats{}, false
+}
+
+// wanLossExplains: a series through the tunnel rides the WAN; when its
+// loss is what the WAN's loss alone gives (within two standard errors of
+// both measurements), the tunnel adds nothing and the finding is the
+// WAN's loss seen again: no more severe than wan.loss, and caused by it.
+func (d *diagnosis) wanLossExplains(f Finding, name string) Finding {
+	f, _ = d.wanLossExplained(f, name)
+	return f
+}
+
+func (d *diagnosis) wanLossExplained(f Finding, name string) (Finding, bool) {
+	_, st, ok := d.probe(name)
+	_, w, wok := d.wanSeries()
+	if !ok || !wok || f.Severity == SevOK || st.Received == 0 || w.LossPct < LossWarning || w.Sent == 0 || st.Sent == 0 {
+		return f, false
+	}
+	pw, pt := w.LossPct/100, st.LossPct/100
+	se := math.Sqrt(pw*(1-pw)/float64(w.Sent) + pt*(1-pt)/float64(st.Sent))
+	if pt > pw+2*se {
+		return f, false // more loss than the WAN gives: the tunnel's own
+	}
+	wsev := SevWarning
+	if w.LossPct >= LossError {
+		wsev = SevError
+	}
+	if sevRank(f.Severity) < sevRank(wsev) {
+		f.Severity = wsev
+	}
+	f.Evidence = append(f.Evidence, fmt.Sprintf("the WAN to the hub loses %.0f%%: this loss (%.0f%%) is within its measurement error (±%.0f%%)", w.LossPct, st.LossPct, 200*se))
+	if !slices.Contains(f.CausedBy, FindWANLoss) {
+		f.CausedBy = append(slices.Clone(f.CausedBy), FindWANLoss)
+	}
+	return f, true
+}
+
 func (d *diagnosis) tunnelHub() {
 	_, overlay := d.hub()
 	f := Finding{ID: FindTunnelHub, Category: CatLink, Title: fmt.Sprintf("Hub reflector %s reachable through the tunnel", overlay),
@@ -769,6 +818,7 @@ func (d *diagnosis) tunnelHub() {
 	if !ok {
 		return
 	}
+	f = d.wanLossExplains(f, ProbeTunnelHub)
 	if f.Severity != SevOK {
 		f.Fix = fmt.Sprintf("fix the cause below; then check: vcpe probe udp %s", overlay)
 	}
@@ -883,6 +933,7 @@ func (d *diagnosis) targets() {
 		f := Finding{ID: FindingID(n), Category: CatQuality, Title: what + ": no loss",
 			CausedBy: append(slices.Clone(tunnelCauses), FindTunnelHub, FindTunnelRoutes, FindRoutesMatch, FindRoutePath)}
 		f, ok := d.lossFinding(f, n, what)
+		f = d.wanLossExplains(f, n)
 		if !ok {
 			continue
 		}
@@ -920,6 +971,7 @@ func (d *diagnosis) defaultTarget(name string, t api.ProbeTarget, hubOK bool) (F
 	what := fmt.Sprintf("Learned %s via %s", t.Prefix, who)
 	f := Finding{ID: FindingID(name), Category: CatQuality, Title: what + ": no loss", CausedBy: targetCauses}
 	f, ok := d.lossFinding(f, name, what)
+	f, explained := d.wanLossExplained(f, name)
 	if !ok {
 		return f, false
 	}
@@ -930,7 +982,7 @@ func (d *diagnosis) defaultTarget(name string, t api.ProbeTarget, hubOK bool) (F
 		src += fmt.Sprintf("the hub's own address %s", t.Addr)
 	}
 	f.Evidence = append([]string{src}, f.Evidence...)
-	if f.Severity == SevOK {
+	if f.Severity == SevOK || explained {
 		return f, true
 	}
 	if c := d.e.Config; c != nil && !slices.Contains(c.Routes, t.Prefix) {

@@ -533,3 +533,24 @@ func TestBlockedNeedsEnoughEvidence(t *testing.T) {
 		})
 	}
 }
+
+// TestTunnelLossWithinWANLoss: the tunnel rides the WAN; a tunnel loss the
+// WAN's measured loss accounts for is the WAN's, however the two samples
+// happened to fall; a loss well above it is the tunnel's own.
+func TestTunnelLossWithinWANLoss(t *testing.T) {
+	e := healthy()
+	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 15)...)
+	e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 15)...)
+	e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 30)...)
+	fs := Diagnose(e)
+	tf, _ := find(fs, FindTunnelHub)
+	if fs[0].ID != FindWANLoss || !slices.Contains(tf.CausedBy, FindWANLoss) {
+		t.Errorf("top %s, tunnel.hub caused by %v; want wan.loss explaining it: %s", fs[0].ID, tf.CausedBy, ids(fs))
+	}
+	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 5)...)
+	e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 5)...)
+	e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 80)...)
+	if fs := Diagnose(e); fs[0].ID != FindTunnelHub {
+		t.Errorf("tunnel loss far above the WAN's: top %s; want tunnel.hub: %s", fs[0].ID, ids(fs))
+	}
+}
