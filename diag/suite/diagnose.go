@@ -787,23 +787,32 @@ func (d *diagnosis) wanLossExplains(f Finding, name string) Finding {
 
 func (d *diagnosis) wanLossExplained(f Finding, name string) (Finding, bool) {
 	_, st, ok := d.probe(name)
-	_, w, wok := d.wanSeries()
-	if !ok || !wok || f.Severity == SevOK || st.Received == 0 || w.LossPct < LossWarning || w.Sent == 0 || st.Sent == 0 {
+	_, sw, wok := d.wanSeries()
+	if !ok || !wok || f.Severity == SevOK || st.Received == 0 || sw.LossPct < LossWarning || st.Sent == 0 {
 		return f, false
 	}
-	pw, pt := w.LossPct/100, st.LossPct/100
-	se := math.Sqrt(pw*(1-pw)/float64(w.Sent) + pt*(1-pt)/float64(st.Sent))
-	if pt > pw+2*se {
+	// Both WAN series together: the larger sample, and no bias toward the
+	// luckier one.
+	var sent, recv int
+	for _, n := range []string{ProbeWANICMP, ProbeWANReflector} {
+		if _, s, ok := d.probe(n); ok {
+			sent, recv = sent+s.Sent, recv+s.Received
+		}
+	}
+	pw, pt := float64(sent-recv)/float64(sent), st.LossPct/100
+	w := diag.Stats{LossPct: 100 * pw}
+	se := math.Sqrt(pw*(1-pw)/float64(sent) + pt*(1-pt)/float64(st.Sent))
+	if pt > pw+2.5*se {
 		return f, false // more loss than the WAN gives: the tunnel's own
 	}
 	wsev := SevWarning
-	if w.LossPct >= LossError {
+	if sw.LossPct >= LossError {
 		wsev = SevError
 	}
 	if sevRank(f.Severity) < sevRank(wsev) {
 		f.Severity = wsev
 	}
-	f.Evidence = append(f.Evidence, fmt.Sprintf("the WAN to the hub loses %.0f%%: this loss (%.0f%%) is within its measurement error (±%.0f%%)", w.LossPct, st.LossPct, 200*se))
+	f.Evidence = append(f.Evidence, fmt.Sprintf("the WAN to the hub loses %.0f%% (%d probes): this loss (%.0f%%) is within its measurement error (±%.0f%%)", w.LossPct, sent, st.LossPct, 250*se))
 	if !slices.Contains(f.CausedBy, FindWANLoss) {
 		f.CausedBy = append(slices.Clone(f.CausedBy), FindWANLoss)
 	}
