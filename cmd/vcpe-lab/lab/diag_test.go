@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,6 +224,7 @@ func TestDiagPlantedFaults(t *testing.T) {
 	}
 	var stoppedB []string
 	sn := ""
+	var newKey struct{ SN, Key string }
 	faults := []fault{
 		{family: "host", name: "forwarding off", plant: sh(node, "sysctl", "-qw", "net.ipv4.ip_forward=0"), top: suite.FindForwarding},
 		{family: "host", name: "input firewall drops UDP 4500", plant: nft(node, chain("inet", "vcpetin", "input", "", "udp dport 4500 drop")), top: suite.FindHubUDP4500},
@@ -233,6 +235,8 @@ func TestDiagPlantedFaults(t *testing.T) {
 				return errors.Join(run(node, "iptables", "-P", "FORWARD", "ACCEPT"), run(node, "iptables", "-F", "FORWARD"))
 			}},
 		{family: "host", name: "TUN administratively down", plant: sh(node, "ip", "link", "set", "vcpe0", "down"), top: suite.FindTUN},
+		{family: "host", name: "TUN deleted", plant: sh(node, "ip", "link", "del", "vcpe0"), top: suite.FindTUN, fixSays: "restart vcped",
+			fix: func(suite.Finding) error { restartVcped(t, l, node, 8); return nil }},
 		{family: "host", name: "TUN lost its overlay address", plant: sh(node, "ip", "addr", "flush", "dev", "vcpe0"), top: suite.FindTUNAddr},
 		{family: "host", name: "TUN MTU set too small", plant: sh(node, "ip", "link", "set", "vcpe0", "mtu", "1200"), top: suite.FindTunnelMTU},
 		{family: "host", name: "learned route deleted", plant: sh(node, "ip", "route", "del", LANB.String(), "proto", "118"), top: suite.FindRoutesMatch},
@@ -266,13 +270,35 @@ func TestDiagPlantedFaults(t *testing.T) {
 			undo: sh(node, "ip", "route", "replace", LANB.String(), "dev", "vcpe0", "proto", "118")},
 		{family: "control", name: "instance detached from its CCN", plant: func() error { return l.Hub(ctx, b, nil, "ccn", "detach", "corp", "site-a") },
 			top: suite.FindCCN, fixSays: "vcpe-hub ccn attach CCN site-a", fix: func(suite.Finding) error { return l.Hub(ctx, b, nil, "ccn", "attach", "corp", "site-a") }},
-		{family: "control", name: "device revoked (last: no way back without a new key)", plant: func() error {
+		{family: "control", name: "device key reset", plant: func() error {
 			var err error
 			if sn, err = l.RegisteredSN(ctx, b, "site-a"); err != nil {
 				return err
 			}
-			return l.Hub(ctx, b, nil, "device", "revoke", sn)
-		}, top: suite.FindRegistration, fixSays: "vcpe-hub device reset-key"},
+			return l.Hub(ctx, b, &newKey, "device", "reset-key", sn)
+		}, top: suite.FindRegistration, fixSays: "register again with the new device key: vcpe uninstall",
+			fix: func(suite.Finding) error {
+				// The printed fix: vcpe uninstall, then vcpe install with
+				// the new key (the key in a 0600 file, never in argv).
+				if err := run(node, b.Vcpe, "uninstall", "--yes", "--state-dir", l.DeviceState(node)); err != nil {
+					return err
+				}
+				keyFile := l.Path(node, "device-new.key")
+				if err := os.WriteFile(keyFile, []byte(newKey.Key+"\n"), 0o600); err != nil {
+					return err
+				}
+				fp, err := l.Run(ctx, "hub", b.Hub, "fingerprint", "--state", l.HubState())
+				if err != nil {
+					return err
+				}
+				if _, err := l.Install(ctx, b, strings.TrimSpace(fp), Issued{Node: node, SN: sn, KeyFile: keyFile}, []netip.Prefix{LANA}); err != nil {
+					return err
+				}
+				_, err = l.WaitTunnel(ctx, b, node)
+				return err
+			}},
+		{family: "control", name: "device revoked (last)", plant: func() error { return l.Hub(ctx, b, nil, "device", "revoke", sn) },
+			top: suite.FindRegistration, fixSays: "vcpe-hub device reset-key"},
 	}
 
 	var results []faultResult
@@ -302,8 +328,8 @@ func TestDiagPlantedFaults(t *testing.T) {
 			if f.fix == nil && f.undo == nil && len(top.Commands) == 0 && f.top != suite.FindRegistration {
 				t.Errorf("top finding %s prints no commands to apply on this host", top.ID)
 			}
-			if f.top == suite.FindRegistration {
-				return // revoked: stays so until the key is reset
+			if f.fix == nil && f.top == suite.FindRegistration {
+				return // revoked: stays so until its key is reset and it registers again
 			}
 			// Apply the printed fix: the finding's own commands on this
 			// host, or what it says to do elsewhere; then diag must be

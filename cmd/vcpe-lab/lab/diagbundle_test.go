@@ -370,6 +370,7 @@ func TestDiagReachCaptureBundle(t *testing.T) {
 		t.Logf("top finding: %s %s (%d findings)", r.rep.Findings[0].ID, r.rep.Findings[0].Severity, len(r.rep.Findings))
 	}
 	t.Run("from-bundle gives the live findings: healthy", func(t *testing.T) {
+		waitClean(ctx, t, l, b, "site-a", 40*time.Second)
 		roundTrip(t, l.DeviceState("site-a"))
 	})
 	t.Run("from-bundle gives the live findings: vcped stopped", func(t *testing.T) {
