@@ -776,6 +776,20 @@ func (d *diagnosis) wanSeries() (string, diag.Stats, bool) {
 	return "", diag.Stats{}, false
 }
 
+// wanLoss is the loss of both WAN series together, and their probes.
+func (d *diagnosis) wanLoss() (float64, int) {
+	var sent, recv int
+	for _, n := range []string{ProbeWANICMP, ProbeWANReflector} {
+		if _, s, ok := d.probe(n); ok {
+			sent, recv = sent+s.Sent, recv+s.Received
+		}
+	}
+	if sent == 0 {
+		return 0, 0
+	}
+	return 100 * float64(sent-recv) / float64(sent), sent
+}
+
 // wanLossExplains: a series through the tunnel rides the WAN; when its
 // loss is what the WAN's loss alone gives (within two standard errors of
 // both measurements), the tunnel adds nothing and the finding is the
@@ -1045,7 +1059,9 @@ func (d *diagnosis) wanMTU() {
 	f := Finding{ID: FindWANMTU, Category: CatLink, Severity: SevOK, Title: fmt.Sprintf("Path MTU over the WAN to the hub %d", m.MTU),
 		Evidence: []string{fmt.Sprintf("to %s (%s): mtu %d of %d, %s: %s", m.Target, m.Protocol, m.MTU, m.RouteMTU, m.Verdict, m.Detail)},
 		CausedBy: []FindingID{FindWANLoss}}
-	if m.Verdict == diag.MTUBlackHole && m.MTU > 0 {
+	if loss, n := d.wanLoss(); m.Verdict == diag.MTUBlackHole && loss >= LossError {
+		f.Title = fmt.Sprintf("Path MTU over the WAN not judged: with %.0f%% loss (%d probes) a vanished large probe proves nothing", loss, n)
+	} else if m.Verdict == diag.MTUBlackHole && m.MTU > 0 {
 		f.Severity = SevError
 		f.Title = fmt.Sprintf("Packets above %d bytes vanish on the WAN path to the hub %s (MTU black hole): the controller's TLS and full-size tunnel packets are lost", m.MTU, wan)
 		if h := d.e.Host; h != nil && h.WAN != "" {
@@ -1072,7 +1088,11 @@ func (d *diagnosis) mtu() {
 	f := Finding{ID: FindTunnelMTU, Category: CatQuality, Title: fmt.Sprintf("Path MTU through the tunnel %d", m.MTU),
 		Evidence: []string{fmt.Sprintf("to %s (%s): mtu %d of %d, %s: %s", m.Target, m.Protocol, m.MTU, m.RouteMTU, m.Verdict, m.Detail)},
 		CausedBy: []FindingID{FindWANLoss, FindTunnelHub, FindWANMTU}}
+	loss, n := d.wanLoss()
 	switch {
+	case m.Verdict == diag.MTUBlackHole && loss >= LossError:
+		f.Severity = SevOK
+		f.Title = fmt.Sprintf("Path MTU through the tunnel not judged: with %.0f%% loss on the WAN (%d probes) a vanished large probe proves nothing", loss, n)
 	case m.Verdict == diag.MTUBlackHole:
 		f.Severity, f.Title = SevError, fmt.Sprintf("Packets above %d bytes vanish in the tunnel (MTU black hole)", m.MTU)
 		f.Commands = []string{fmt.Sprintf("ip link set %s mtu %d", d.tun(), m.MTU)}

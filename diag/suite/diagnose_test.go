@@ -554,3 +554,22 @@ func TestTunnelLossWithinWANLoss(t *testing.T) {
 		t.Errorf("tunnel loss far above the WAN's: top %s; want tunnel.hub: %s", fs[0].ID, ids(fs))
 	}
 }
+
+// TestMTUNotJudgedUnderHeavyLoss: random loss makes large probes vanish
+// too; a black hole is not claimed on such evidence.
+func TestMTUNotJudgedUnderHeavyLoss(t *testing.T) {
+	e := healthy()
+	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 60)...)
+	e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 60)...)
+	e.WANMTU = &diag.MTUResult{Protocol: "udp", Target: hubWAN, MTU: 900, RouteMTU: 1500, Verdict: diag.MTUBlackHole}
+	e.MTU = &diag.MTUResult{Protocol: "udp", Target: hubOverlay, MTU: 800, RouteMTU: 1420, Verdict: diag.MTUBlackHole}
+	fs := Diagnose(e)
+	for _, id := range []FindingID{FindWANMTU, FindTunnelMTU} {
+		if f, ok := find(fs, id); ok && f.Severity != SevOK {
+			t.Errorf("%s %s under 60%% loss: %s", id, f.Severity, f.Title)
+		}
+	}
+	if fs[0].ID != FindWANLoss {
+		t.Errorf("top %s; want wan.loss: %s", fs[0].ID, ids(fs))
+	}
+}
