@@ -1,11 +1,12 @@
 package dataplane
 
 import (
+	"cmp"
 	"fmt"
 	"io"
-	"net/netip"
-	"strings"
 	"time"
+
+	"github.com/openvcpe/vcpe/api"
 )
 
 // WriteText renders a Status for people (vcpe status without --json).
@@ -47,7 +48,7 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 			fmt.Fprintf(w, "  problem: %s\n", p.Problem)
 		}
 	}
-	fmt.Fprintf(w, "%-10s %s\n", "routes:", joinPrefixes(st.Routes))
+	fmt.Fprintf(w, "%-10s %s\n", "routes:", cmp.Or(api.JoinPrefixes(st.Routes, ", "), "(none)"))
 	if s := st.Sync; s != nil {
 		line := s.Mode + ", " + string(s.State)
 		if !s.LastSuccess.IsZero() {
@@ -82,15 +83,4 @@ func orNone(s string) string {
 		return "(no endpoint)"
 	}
 	return s
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	if len(ps) == 0 {
-		return "(none)"
-	}
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
 }

@@ -19,8 +19,6 @@ import (
 	"github.com/openvcpe/vcpe/internal/device"
 )
 
-func init() { subcommands = append(subcommands, newServeCmd) }
-
 // serveOptions are serve's flags.
 type serveOptions struct {
 	state       string
@@ -180,8 +178,6 @@ func controllerURL(listen string) string {
 	}
 	return "https://" + net.JoinHostPort(host, port)
 }
-
-func init() { subcommands = append(subcommands, newFingerprintCmd) }
 
 func newFingerprintCmd(g *globals) *cobra.Command {
 	return &cobra.Command{

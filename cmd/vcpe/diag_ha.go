@@ -11,8 +11,6 @@ import (
 	"github.com/openvcpe/vcpe/dataplane"
 )
 
-func init() { diagSubcommands = append(diagSubcommands, newDiagHACmd) }
-
 // haReport is the --json document of vcpe diag ha.
 type haReport struct {
 	OK     bool                `json:"ok"`
