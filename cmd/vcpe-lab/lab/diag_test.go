@@ -225,6 +225,7 @@ func TestDiagPlantedFaults(t *testing.T) {
 	var stoppedB []string
 	sn := ""
 	var newKey struct{ SN, Key string }
+	var reRegister func() error
 	faults := []fault{
 		{family: "host", name: "forwarding off", plant: sh(node, "sysctl", "-qw", "net.ipv4.ip_forward=0"), top: suite.FindForwarding},
 		{family: "host", name: "input firewall drops UDP 4500", plant: nft(node, chain("inet", "vcpetin", "input", "", "udp dport 4500 drop")), top: suite.FindHubUDP4500},
@@ -277,28 +278,37 @@ func TestDiagPlantedFaults(t *testing.T) {
 			}
 			return l.Hub(ctx, b, &newKey, "device", "reset-key", sn)
 		}, top: suite.FindRegistration, fixSays: "register again with the new device key: vcpe uninstall",
+			fix: func(suite.Finding) error { return reRegister() }},
+		{family: "control", name: "device revoked", plant: func() error { return l.Hub(ctx, b, nil, "device", "revoke", sn) },
+			top: suite.FindRegistration, fixSays: "vcpe-hub device reset-key",
 			fix: func(suite.Finding) error {
-				// The printed fix: vcpe uninstall, then vcpe install with
-				// the new key (the key in a 0600 file, never in argv).
-				if err := run(node, b.Vcpe, "uninstall", "--yes", "--state-dir", l.DeviceState(node)); err != nil {
+				// The printed fix: a new key on the hub, then register again.
+				if err := l.Hub(ctx, b, &newKey, "device", "reset-key", sn); err != nil {
 					return err
 				}
-				keyFile := l.Path(node, "device-new.key")
-				if err := os.WriteFile(keyFile, []byte(newKey.Key+"\n"), 0o600); err != nil {
-					return err
-				}
-				fp, err := l.Run(ctx, "hub", b.Hub, "fingerprint", "--state", l.HubState())
-				if err != nil {
-					return err
-				}
-				if _, err := l.Install(ctx, b, strings.TrimSpace(fp), Issued{Node: node, SN: sn, KeyFile: keyFile}, []netip.Prefix{LANA}); err != nil {
-					return err
-				}
-				_, err = l.WaitTunnel(ctx, b, node)
-				return err
+				return reRegister()
 			}},
-		{family: "control", name: "device revoked (last)", plant: func() error { return l.Hub(ctx, b, nil, "device", "revoke", sn) },
-			top: suite.FindRegistration, fixSays: "vcpe-hub device reset-key"},
+	}
+
+	// reRegister is the fix a key reset prints: vcpe uninstall, then vcpe
+	// install with the new key (in a 0600 file, never in argv).
+	reRegister = func() error {
+		if err := run(node, b.Vcpe, "uninstall", "--yes", "--state-dir", l.DeviceState(node)); err != nil {
+			return err
+		}
+		keyFile := l.Path(node, "device-new.key")
+		if err := os.WriteFile(keyFile, []byte(newKey.Key+"\n"), 0o600); err != nil {
+			return err
+		}
+		fp, err := l.Run(ctx, "hub", b.Hub, "fingerprint", "--state", l.HubState())
+		if err != nil {
+			return err
+		}
+		if _, err := l.Install(ctx, b, strings.TrimSpace(fp), Issued{Node: node, SN: sn, KeyFile: keyFile}, []netip.Prefix{LANA}); err != nil {
+			return err
+		}
+		_, err = l.WaitTunnel(ctx, b, node)
+		return err
 	}
 
 	var results []faultResult
@@ -327,9 +337,6 @@ func TestDiagPlantedFaults(t *testing.T) {
 			}
 			if f.fix == nil && f.undo == nil && len(top.Commands) == 0 && f.top != suite.FindRegistration {
 				t.Errorf("top finding %s prints no commands to apply on this host", top.ID)
-			}
-			if f.fix == nil && f.top == suite.FindRegistration {
-				return // revoked: stays so until its key is reset and it registers again
 			}
 			// Apply the printed fix: the finding's own commands on this
 			// host, or what it says to do elsewhere; then diag must be
