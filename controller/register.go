@@ -18,9 +18,6 @@ import (
 // NonceTTL is how long a registration challenge stays valid.
 const NonceTTL = 60 * time.Second
 
-// maxSNLen bounds the SN a client may send.
-const maxSNLen = 64
-
 // unknownSecret stands in for an unknown SN so that the proof is checked
 // the same way (and takes the same time) as for a known one.
 var unknownSecret = api.DeviceKeySecret("vcpe: no such device")
@@ -36,9 +33,12 @@ func rateLimited(d time.Duration) *api.Error {
 		Message: "too many failed registrations", Fix: fmt.Sprintf("wait %d seconds and try again", secs)}
 }
 
+// checkSN applies the devices' own SN rule (api.ValidateSN) to what a
+// client sends.
 func checkSN(sn string) *api.Error {
-	if sn == "" || len(sn) > maxSNLen {
-		return &api.Error{Code: api.CodeInvalidInput, Field: "sn", Message: "the SN is empty or too long", Fix: "pass the SN issued by vcpe-hub instance create"}
+	var ie *api.InputError
+	if err := api.ValidateSN(sn); errors.As(err, &ie) {
+		return &api.Error{Code: api.CodeInvalidInput, Field: "sn", Message: "sn: " + ie.Msg, Fix: "pass the SN issued by vcpe-hub instance create"}
 	}
 	return nil
 }

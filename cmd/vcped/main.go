@@ -192,7 +192,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	var syncer *dataplane.Syncer
-	static := dataplane.SyncStatus{Mode: "static", State: "static", Generation: st.Config.Generation, SavedGeneration: st.Config.Generation}
+	static := dataplane.SyncStatus{Mode: "static", State: dataplane.SyncStatic, Generation: st.Config.Generation, SavedGeneration: st.Config.Generation}
 	switch {
 	case st.Controller == "":
 		log.Info("no controller in the state file: running static on the saved configuration")
