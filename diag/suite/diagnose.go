@@ -1,6 +1,7 @@
 package suite
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net/netip"
@@ -524,15 +525,9 @@ func (d *diagnosis) routesMatch() {
 	d.add(f)
 }
 
+// joinPrefixes lists ps for a finding's text, "none" when empty.
 func joinPrefixes(ps []netip.Prefix) string {
-	if len(ps) == 0 {
-		return "none"
-	}
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
+	return cmp.Or(api.JoinPrefixes(ps, ", "), "none")
 }
 
 func (d *diagnosis) ccn() {
