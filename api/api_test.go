@@ -2,7 +2,9 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -69,6 +71,20 @@ func TestJoinPrefixes(t *testing.T) {
 	} {
 		if got := JoinPrefixes(tc.ps, tc.sep); got != tc.want {
 			t.Errorf("JoinPrefixes(%v, %q) = %q; want %q", tc.ps, tc.sep, got, tc.want)
+		}
+	}
+}
+
+func TestValidateSN(t *testing.T) {
+	for _, good := range []string{"VCPE-0001", "VC3KQ7M2ZB9XW4TD", strings.Repeat("x", MaxSNLen)} {
+		if err := ValidateSN(good); err != nil {
+			t.Errorf("ValidateSN(%q): %v", good, err)
+		}
+	}
+	for _, bad := range []string{"", "has space", strings.Repeat("x", MaxSNLen+1), "tab\there", "é"} {
+		var ie *InputError
+		if err := ValidateSN(bad); !errors.As(err, &ie) || ie.Field != "--sn" {
+			t.Errorf("ValidateSN(%q) = %v; want an --sn input error", bad, err)
 		}
 	}
 }

@@ -18,9 +18,6 @@ import (
 // NonceTTL is how long a registration challenge stays valid.
 const NonceTTL = 60 * time.Second
 
-// maxSNLen bounds the SN a client may send.
-const maxSNLen = 64
-
 // unknownSecret stands in for an unknown SN so that the proof is checked
 // the same way (and takes the same time) as for a known one.
 var unknownSecret = api.DeviceKeySecret("vcpe: no such device")
@@ -36,9 +33,12 @@ func rateLimited(d time.Duration) *api.Error {
 		Message: "too many failed registrations", Fix: fmt.Sprintf("wait %d seconds and try again", secs)}
 }
 
+// checkSN applies the devices' own SN rule (api.ValidateSN) to what a
+// client sends.
 func checkSN(sn string) *api.Error {
-	if sn == "" || len(sn) > maxSNLen {
-		return &api.Error{Code: api.CodeInvalidInput, Field: "sn", Message: "the SN is empty or too long", Fix: "pass the SN issued by vcpe-hub instance create"}
+	var ie *api.InputError
+	if err := api.ValidateSN(sn); errors.As(err, &ie) {
+		return &api.Error{Code: api.CodeInvalidInput, Field: "sn", Message: "sn: " + ie.Msg, Fix: "pass the SN issued by vcpe-hub instance create"}
 	}
 	return nil
 }
@@ -63,7 +63,7 @@ func (s *Server) Challenge(from netip.Addr, sn string) (api.Challenge, error) {
 	if err := s.store.PutNonce(ctx, nonce, sn, now.Add(NonceTTL), now); err != nil {
 		return api.Challenge{}, internal(err)
 	}
-	return api.Challenge{Nonce: nonce, ExpiresIn: int(NonceTTL / time.Second)}, nil
+	return api.Challenge{Nonce: nonce, ExpiresIn: int(NonceTTL / time.Second), HubPublicKey: s.hubKey.PublicKey()}, nil
 }
 
 // Register checks a registration proof and binds the device's WireGuard
@@ -296,6 +296,63 @@ func (s *Server) Release(ctx context.Context, from netip.Addr, credential string
 		return e
 	}
 	sn := d.SN
+	err = s.releaseLocked(ctx, d)
+	unlock()
+	s.auditResult(ctx, "device@"+from.String(), "device.release", sn, err)
+	return err
+}
+
+// ReleaseByKey gives a device's slot back when the request proves it holds
+// the WireGuard private key the SN is bound to (api.KeyProof over a nonce
+// of Challenge). It needs no credential, so a device whose registration
+// answer was lost, or whose state file is gone, can still undo its own
+// registration. When the SN is not bound to that key there is nothing to
+// undo and the answer says so (Released false), for an unknown SN too.
+func (s *Server) ReleaseByKey(ctx context.Context, from netip.Addr, req api.ReleaseRequest) (api.ReleaseResponse, error) {
+	if e := checkSN(req.SN); e != nil {
+		return api.ReleaseResponse{}, e
+	}
+	now := s.now()
+	addrKey := "addr:" + from.String()
+	if d := max(s.regAddr.blocked(addrKey, now), s.regSN.blocked(req.SN, now)); d > 0 {
+		return api.ReleaseResponse{}, rateLimited(d)
+	}
+	s.nonces.take(req.Nonce, req.SN, now) // frees this replica's count
+	taken, err := s.store.TakeNonce(ctx, req.Nonce, req.SN, now)
+	if err != nil {
+		return api.ReleaseResponse{}, internal(err)
+	}
+	if !taken {
+		s.regAddr.fail(addrKey, now)
+		return api.ReleaseResponse{}, &api.Error{Code: api.CodeUnauthorized,
+			Message: "the challenge is unknown, expired or already used", Fix: "request a new challenge and answer it within 60 seconds"}
+	}
+	if req.PublicKey.IsZero() || !api.CheckKeyProof(s.hubKey, req.PublicKey, req.Nonce, req.SN, req.Proof) {
+		s.regAddr.fail(addrKey, now)
+		return api.ReleaseResponse{}, &api.Error{Code: api.CodeUnauthorized, Message: "the WireGuard key proof is wrong",
+			Fix: "release from the device that holds the WireGuard key the SN is bound to"}
+	}
+	unlock, err := s.lockWrite(ctx)
+	if err != nil {
+		return api.ReleaseResponse{}, err
+	}
+	d, ok := s.devices[req.SN]
+	if !ok || d.Status != store.StatusRegistered || d.PublicKey != req.PublicKey {
+		unlock()
+		return api.ReleaseResponse{Released: false}, nil
+	}
+	err = s.releaseLocked(ctx, d)
+	unlock()
+	s.auditResult(ctx, "device@"+from.String(), "device.release", req.SN, err)
+	if err != nil {
+		return api.ReleaseResponse{}, err
+	}
+	return api.ReleaseResponse{Released: true}, nil
+}
+
+// releaseLocked unbinds d: its WireGuard key, its credentials, its place
+// among the hub's peers.
+func (s *Server) releaseLocked(ctx context.Context, d *store.Device) error {
 	nd := *d
 	nd.PublicKey = api.Key{}
 	nd.Status = store.StatusUnregistered
@@ -303,19 +360,14 @@ func (s *Server) Release(ctx context.Context, from netip.Addr, credential string
 	nd.RegisteredAt = time.Time{}
 	nd.ProbeAddrs = nil
 	nd.LANGateway = netip.Prefix{}
-	err = s.store.UpdateDevice(ctx, nd, store.CredReleased)
-	if err == nil {
-		delete(s.byPubKey, d.PublicKey)
-		*d = nd
-		s.dropCredsLocked(sn, store.CredReleased)
-		s.changedLocked(ctx)
+	if err := s.store.UpdateDevice(ctx, nd, store.CredReleased); err != nil {
+		return internal(err)
 	}
-	unlock()
-	if err != nil {
-		err = internal(err)
-	}
-	s.auditResult(ctx, "device@"+from.String(), "device.release", sn, err)
-	return err
+	delete(s.byPubKey, d.PublicKey)
+	*d = nd
+	s.dropCredsLocked(nd.SN, store.CredReleased)
+	s.changedLocked(ctx)
+	return nil
 }
 
 // DeviceConfig returns the configuration of the device holding credential

@@ -230,3 +230,24 @@ func TestArbiterNoControllerChoiceNoTakeover(t *testing.T) {
 		t.Errorf("controller named no active: A %s %+v; want standby", r, ev)
 	}
 }
+
+func TestArbiterOwnPauseIsNotSilence(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	a.PauseAfter = 200 * time.Millisecond
+	claim(t, a, clk, "A", healthy)
+	claim(t, a, clk, "B", healthy)
+	// The hub's process stalls for 600 ms (no Tick, no claim read); then
+	// B's claim happens to be read before A's.
+	clk.Advance(600 * time.Millisecond)
+	if r, ev := claim(t, a, clk, "B", healthy); r != api.RoleStandby || len(ev) != 0 {
+		t.Fatalf("after the hub's own pause: B %s, events %+v; want standby, no switch", r, ev)
+	}
+	// A really stopped: ticking along, the switch comes after DeadAfter.
+	var ev []RoleEvent
+	for i := 0; i < 10 && len(ev) == 0; i++ {
+		clk.Advance(50 * time.Millisecond)
+		_, ev = claim(t, a, clk, "B", healthy)
+		ev = append(ev, a.Tick(clk.Now())...)
+	}
+	wantSwitch(t, ev, "B", "claims stopped")
+}

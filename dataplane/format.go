@@ -48,9 +48,33 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 			fmt.Fprintf(w, "  problem: %s\n", p.Problem)
 		}
 	}
+	if l := st.Link; l != nil {
+		line := fmt.Sprintf("%s, %d of the last %d probes lost", l.State, l.Lost, l.Probes)
+		if l.RTT > 0 {
+			line += fmt.Sprintf(", median RTT %v (max %v)", l.RTT.Round(10*time.Microsecond), l.RTTMax.Round(10*time.Microsecond))
+		}
+		if l.Handshakes > 0 {
+			line += fmt.Sprintf(", %d handshakes started beside the session", l.Handshakes)
+		}
+		fmt.Fprintf(w, "%-10s %s\n", "link:", line)
+	}
+	if st.MTU > 0 {
+		line := fmt.Sprint(st.MTU)
+		if p := st.PathMTU; p != nil && p.Current < p.Configured {
+			line += fmt.Sprintf(" (lowered from %d: path-MTU black hole)", p.Configured)
+		}
+		fmt.Fprintf(w, "%-10s %s\n", "mtu:", line)
+	}
+	for _, ev := range st.Events {
+		line := ev.Message
+		if ev.Detail != "" {
+			line += ": " + ev.Detail
+		}
+		fmt.Fprintf(w, "  %s %s%s\n", ev.Time.Format(time.RFC3339Nano), line, times(ev.Times(), ev.Last))
+	}
 	fmt.Fprintf(w, "%-10s %s\n", "routes:", cmp.Or(api.JoinPrefixes(st.Routes, ", "), "(none)"))
 	if s := st.Sync; s != nil {
-		line := s.Mode + ", " + s.State
+		line := s.Mode + ", " + string(s.State)
 		if !s.UnreachableSince.IsZero() {
 			line += fmt.Sprintf(" since %s (%s ago; forwarding on the last configuration, generation %d)",
 				s.UnreachableSince.UTC().Format(time.RFC3339), ago(now, s.UnreachableSince), s.Generation)
@@ -77,9 +101,17 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 			if ev.Instance != "" {
 				who = ev.Instance + "/" + ev.SN
 			}
-			fmt.Fprintf(w, "  %s %s became %s: %s\n", ev.Time.Format(time.RFC3339Nano), who, ev.Role, ev.Reason)
+			fmt.Fprintf(w, "  %s %s became %s: %s%s\n", ev.Time.Format(time.RFC3339Nano), who, ev.Role, ev.Reason, times(ev.Times(), ev.Last))
 		}
 	}
+}
+
+// times describes a folded event: "" once, " (×N, last at T)" more often.
+func times(n int, last time.Time) string {
+	if n <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" (×%d, last at %s)", n, last.Format(time.RFC3339Nano))
 }
 
 func orNone(s string) string {

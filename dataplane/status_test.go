@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,7 +164,7 @@ func TestSyncer(t *testing.T) {
 	var saved []uint64
 	s.Save = func(c api.DeviceConfig) error { saved = append(saved, c.Generation); return nil }
 	ctx := context.Background()
-	for i, wantState := range []string{"ok", "ok", "controller unreachable", "ok"} {
+	for i, wantState := range []SyncState{SyncOK, SyncOK, SyncUnreachable, SyncOK} {
 		if !s.Once(ctx) {
 			t.Fatalf("poll %d stopped syncing", i)
 		}
@@ -210,7 +211,8 @@ func TestControlSocketRoundTrip(t *testing.T) {
 
 func TestCollector(t *testing.T) {
 	st := Status{Role: "edge", State: StateUp, Interface: "vcpe0", Routes: pfx("198.19.2.0/24"),
-		Peers: []PeerStatus{{Name: "hub", PublicKey: key(9), RxBytes: 10, TxBytes: 20}}, Sync: &SyncStatus{State: "ok"}}
+		Peers: []PeerStatus{{Name: "hub", PublicKey: key(9), RxBytes: 10, TxBytes: 20}}, Sync: &SyncStatus{State: "ok"},
+		Link: &LinkHealth{State: LinkLossy, Probes: 60, Lost: 15, Loss: 0.25, RTT: 2 * time.Millisecond}, MTU: 1228}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(func() Status { return st }))
 	mfs, err := reg.Gather()
@@ -229,7 +231,8 @@ func TestCollector(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]float64{"vcpe_tunnel_up": 1, "vcpe_peer_receive_bytes_total": 10,
-		"vcpe_peer_transmit_bytes_total": 20, "vcpe_routes": 1, "vcpe_controller_sync_ok": 1} {
+		"vcpe_peer_transmit_bytes_total": 20, "vcpe_routes": 1, "vcpe_controller_sync_ok": 1,
+		"vcpe_link_probe_loss_ratio": 0.25, "vcpe_link_rtt_seconds": 0.002, "vcpe_tunnel_mtu_bytes": 1228} {
 		if got[name] != want {
 			t.Errorf("%s = %v; want %v", name, got[name], want)
 		}
@@ -241,13 +244,57 @@ func TestWriteText(t *testing.T) {
 	st := Status{Role: "edge", State: StateHandshakeNotCompleting, Reason: "handshake not completing with peer X",
 		Interface: "vcpe0", ListenPort: 4500, OverlayAddr: netip.MustParsePrefix("198.18.64.2/18"), Source: "daemon",
 		Peers:  []PeerStatus{{Name: "hub", PublicKey: key(9), Endpoint: "198.18.0.1:4500", Problem: "handshake not completing with peer X"}},
-		Routes: pfx("198.19.2.0/24"), Sync: &SyncStatus{Mode: "static", State: "static"}}
+		Routes: pfx("198.19.2.0/24"), Sync: &SyncStatus{Mode: "static", State: "static"},
+		Link: &LinkHealth{State: LinkLossy, Probes: 60, Lost: 27, RTT: time.Millisecond, RTTMax: 3 * time.Millisecond, Handshakes: 4},
+		MTU:  1228, PathMTU: &PathMTUStatus{Configured: 1420, Current: 1228},
+		Events: []Event{{Time: now, Last: now.Add(time.Minute), Count: 3, Kind: "link", Message: "tunnel to the hub is lossy"}},
+		HA: &HAStatus{Check: HealthCheck{}.WithDefaults(), Events: []RoleEvent{{Time: now, Last: now.Add(time.Second), Count: 95, SN: "A",
+			Role: "standby", Reason: reasonWithdraw}}}}
 	var b bytes.Buffer
 	WriteText(&b, st, now)
 	for _, want := range []string{"state:     handshake not completing (live from vcped)", "hub:       " + key(9).String() + " at 198.18.0.1:4500",
-		"last handshake none yet", "problem: handshake not completing", "routes:    198.19.2.0/24", "sync:      static, static"} {
+		"last handshake none yet", "problem: handshake not completing", "routes:    198.19.2.0/24", "sync:      static, static",
+		"link:      lossy, 27 of the last 60 probes lost, median RTT 1ms (max 3ms), 4 handshakes started beside the session",
+		"mtu:       1228 (lowered from 1420: path-MTU black hole)", "tunnel to the hub is lossy (×3, last at 2026-11-26T12:01:00Z)",
+		"A became standby: " + reasonWithdraw + " (×95, last at 2026-11-26T12:00:01Z)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestSyncerSaveFailureIsASyncError: a configuration that could not be
+// saved (disk full) shows as a sync error naming both generations, and is
+// saved at the next poll once there is space, with no new generation.
+func TestSyncerSaveFailureIsASyncError(t *testing.T) {
+	eng := &fakeEngine{}
+	src := &seqSource{answers: []any{api.DeviceConfig{Generation: 2}, api.DeviceConfig{Generation: 2}, api.DeviceConfig{Generation: 2}}}
+	s := NewSyncer(src, eng, 1)
+	full := true
+	var saved []uint64
+	s.Save = func(c api.DeviceConfig) error {
+		if full {
+			return syscall.ENOSPC
+		}
+		saved = append(saved, c.Generation)
+		return nil
+	}
+	ctx := context.Background()
+	s.Once(ctx)
+	st := s.Status()
+	if st.State != "save failed" || st.Generation != 2 || st.SavedGeneration != 1 || !strings.Contains(st.LastError, "no space left") {
+		t.Errorf("after a failed save: %+v; want state 'save failed', generation 2, saved 1 and the cause", st)
+	}
+	s.Once(ctx)
+	if s.Status().State != "save failed" {
+		t.Errorf("still full: state %q", s.Status().State)
+	}
+	full = false
+	s.Once(ctx)
+	if st := s.Status(); st.State != "ok" || st.SavedGeneration != 2 || len(saved) != 1 {
+		t.Errorf("space back: %+v, saved %v; want ok and generation 2 saved once", st, saved)
+	}
+	if len(eng.applied) != 1 {
+		t.Errorf("applied %v; want generation 2 once", eng.applied)
 	}
 }

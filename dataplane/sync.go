@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -52,13 +53,16 @@ type Syncer struct {
 	status SyncStatus
 	gen    uint64
 	done   bool
+	// unsaved is an applied configuration Save could not write (a full
+	// or read-only disk): saved again at every poll until it succeeds.
+	unsaved *api.DeviceConfig
 }
 
 // NewSyncer returns a Syncer starting from the configuration currently
 // applied (generation gen).
 func NewSyncer(src ConfigSource, eng edgeApplier, gen uint64) *Syncer {
 	return &Syncer{Source: src, Engine: eng, gen: gen, Interval: 5 * time.Second, Timeout: 10 * time.Second, Wait: 20 * time.Second,
-		status: SyncStatus{Mode: "controller", State: "starting", Generation: gen}}
+		status: SyncStatus{Mode: "controller", State: SyncStarting, Generation: gen, SavedGeneration: gen}}
 }
 
 // Status returns the sync state.
@@ -133,12 +137,12 @@ func (s *Syncer) once(ctx context.Context, timeout time.Duration, fetch func(con
 	// sync status while holding its own lock.
 	var ae *api.Error
 	if errors.As(err, &ae) && (ae.Code == api.CodeRevoked || ae.Code == api.CodeKeyReset || ae.Code == api.CodeReleased) {
-		state, why := StateRevoked, "the controller revoked this device"
+		state, why := SyncRevoked, "the controller revoked this device"
 		switch ae.Code {
 		case api.CodeKeyReset:
-			state, why = "key reset", "the device key was reset on the controller; register again (vcpe register)"
+			state, why = SyncKeyReset, "the device key was reset on the controller; register again (vcpe register)"
 		case api.CodeReleased:
-			state, why = "released", "this device gave its registration back (vcpe uninstall); install again to rejoin"
+			state, why = SyncReleased, "this device gave its registration back (vcpe uninstall); install again to rejoin"
 		}
 		if ae.Message != "" {
 			why += ": " + ae.Message
@@ -156,13 +160,13 @@ func (s *Syncer) once(ctx context.Context, timeout time.Duration, fetch func(con
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.status.State != "controller unreachable" {
+		if s.status.State != SyncUnreachable {
 			log.Warn("controller sync failed; keeping the last known configuration", "err", err)
 		}
 		if s.status.UnreachableSince.IsZero() {
 			s.status.UnreachableSince = at
 		}
-		s.status.LastAttempt, s.status.State, s.status.LastError = at, "controller unreachable", err.Error()
+		s.status.LastAttempt, s.status.State, s.status.LastError = at, SyncUnreachable, err.Error()
 		return true, false
 	}
 	s.mu.Lock()
@@ -172,22 +176,42 @@ func (s *Syncer) once(ctx context.Context, timeout time.Duration, fetch func(con
 		if err := s.Engine.Apply(cfg); err != nil {
 			log.Error("apply device config", "generation", cfg.Generation, "err", err)
 			s.mu.Lock()
-			s.status.LastAttempt, s.status.State, s.status.LastError = at, "apply failed", err.Error()
+			s.status.LastAttempt, s.status.State, s.status.LastError = at, SyncApplyFailed, err.Error()
 			s.mu.Unlock()
 			return true, true
 		}
 		log.Info("applied device config", "generation", cfg.Generation, "routes", len(cfg.Routes))
-		if s.Save != nil {
-			if err := s.Save(cfg); err != nil {
-				log.Error("save device config", "err", err)
-			}
+		s.mu.Lock()
+		s.unsaved = &cfg
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	s.gen = cfg.Generation
+	unsaved := s.unsaved
+	s.mu.Unlock()
+	var saveErr error
+	if unsaved != nil && s.Save != nil {
+		if saveErr = s.Save(*unsaved); saveErr != nil {
+			log.Error("save device config; the running configuration is newer than the state file", "generation", unsaved.Generation, "err", saveErr)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.gen = cfg.Generation
-	s.status.LastAttempt, s.status.State, s.status.LastError = at, "ok", ""
-	s.status.LastSuccess, s.status.Generation = at, s.gen
+	s.status.LastAttempt, s.status.Generation = at, s.gen
 	s.status.UnreachableSince = time.Time{}
+	if saveErr != nil {
+		s.status.State = SyncSaveFailed
+		s.status.LastError = fmt.Sprintf("%v: the tunnel runs generation %d but the state file holds %d; it is saved again at every poll (free space in the state dir)",
+			saveErr, unsaved.Generation, s.status.SavedGeneration)
+		return true, true
+	}
+	if unsaved != nil {
+		s.status.SavedGeneration = unsaved.Generation
+		if s.unsaved == unsaved {
+			s.unsaved = nil
+		}
+	}
+	s.status.State, s.status.LastError = SyncOK, ""
+	s.status.LastSuccess = at
 	return true, true
 }

@@ -40,7 +40,9 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.state, "state", DefaultStateDir, "controller state directory")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print a JSON document on stdout")
 	root.AddCommand(newServeCmd(g), newFingerprintCmd(g), newStatusCmd(g),
-		newInstanceCmd(g), newDeviceCmd(g), newCCNCmd(g), newRoutesCmd(g), newAuditCmd(g), newHubCmd(g))
+		newInstanceCmd(g), newDeviceCmd(g), newCCNCmd(g), newRoutesCmd(g), newAuditCmd(g), newHubCmd(g),
+		newBackupCmd(g), newRestoreCmd(g))
+	root.AddCommand(cli.DocsCommand(root))
 	return root
 }
 

@@ -136,7 +136,7 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 			o.state = g.state
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			log := newServeLogger(os.Stderr, os.Getenv("JOURNAL_STREAM") != "")
 			switch o.role {
 			case roleAll, roleController:
 			case roleHub:
@@ -165,7 +165,7 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "controller CA fingerprint: %s\n", srv.Fingerprint())
 				fmt.Fprintf(cmd.OutOrStdout(), "devices register with: vcpe register --controller %s --controller-fingerprint %s --sn SN --advertise PREFIX\n", controllerURL(o.listen), srv.Fingerprint())
 			}
-			return srv.ListenAndServe(ctx, o.listen)
+			return listenAndServe(ctx, srv, o.listen, o.state)
 		},
 	}
 	f := cmd.Flags()

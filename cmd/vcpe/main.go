@@ -28,6 +28,7 @@ func newRootCmd() *cobra.Command {
 		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.AddCommand(newPrecheckCmd(), newInstallCmd(), newRegisterCmd(), newStatusCmd(), newDiagCmd(), newProbeCmd(), newUninstallCmd())
+	root.AddCommand(cli.DocsCommand(root))
 	return root
 }
 

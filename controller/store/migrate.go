@@ -133,7 +133,7 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 		}
 	}
 	if from > SchemaVersion() {
-		return fmt.Errorf("the database has schema version %d, newer than this vcpe-hub knows (%d): upgrade vcpe-hub", from, SchemaVersion())
+		return newerSchema(from)
 	}
 	now := time.Now().UnixNano()
 	for _, m := range migrations {

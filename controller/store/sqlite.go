@@ -46,7 +46,16 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// in-memory database exists per connection.
 	sdb.SetMaxOpenConns(1)
 	s := &SQLite{&sqlStore{db: &db{DB: sdb}}}
-	if err := s.migrate(context.Background()); err != nil {
+	ctx := context.Background()
+	if err := checkUserVersion(ctx, s.db); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := setUserVersion(ctx, s.db); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -481,7 +490,8 @@ func (s *sqlStore) DeleteInstance(ctx context.Context, id string) error {
 
 // UpdateDevice stores a device's key secret, binding and status, and sets
 // the state of its valid credentials to credState when that is not empty
-// (revoke, key reset).
+// (revoke, key reset, release), dropping the device's earlier ended
+// credentials.
 func (s *sqlStore) UpdateDevice(ctx context.Context, d Device, credState string) error {
 	return s.tx(ctx, "update device "+d.SN, func(tx *tx) error {
 		r, err := tx.ExecContext(ctx, `UPDATE devices SET secret = ?, public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ?, lan_gateway = ? WHERE sn = ?`,
@@ -493,7 +503,13 @@ func (s *sqlStore) UpdateDevice(ctx context.Context, d Device, credState string)
 			return ErrNotFound
 		}
 		if credState != "" {
-			if _, err = tx.ExecContext(ctx, `UPDATE credentials SET state = ? WHERE sn = ? AND state = ?`, credState, d.SN, CredValid); err != nil {
+			// Only the latest ended credential of a device is kept (it
+			// answers "released", "revoked" or "key reset" rather than
+			// "unknown"): register/release churn never grows the table.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE sn = ? AND state != ?`, d.SN, CredValid); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE credentials SET state = ? WHERE sn = ? AND state = ?`, credState, d.SN, CredValid); err != nil {
 				return err
 			}
 		}

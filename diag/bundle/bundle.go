@@ -22,6 +22,7 @@ const Version = 1
 // The files of a bundle.
 const (
 	FileManifest = "manifest.json"
+	FileEvidence = "evidence.json"
 	DirSnapshot  = "snapshot"
 	FileStatus   = "status.json"
 	FileState    = "state.json"
@@ -160,11 +161,17 @@ func (b *Bundle) WriteTo(w io.Writer, secrets []string) error {
 	return nil
 }
 
-// maxFileSize bounds each file Read accepts (a bundle is small).
-const maxFileSize = 64 << 20
+// Bounds of what Read accepts: a bundle is a few hundred small files.
+const (
+	MaxEntries   = 10000     // archive entries of any type
+	MaxFileSize  = 64 << 20  // bytes of one file
+	MaxTotalSize = 256 << 20 // bytes of all files together
+)
 
 // Read reads a bundle written by WriteTo: every file by name (the manifest
-// included), after checking each listed file's SHA-256.
+// included), after checking each listed file's SHA-256 and that no file
+// outside the manifest is in it. It refuses more than MaxEntries entries,
+// a file larger than MaxFileSize and more than MaxTotalSize in all.
 func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
@@ -172,6 +179,7 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 	}
 	tr := tar.NewReader(gz)
 	files := map[string][]byte{}
+	entries, total := 0, 0
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -180,6 +188,9 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("read bundle: %w", err)
 		}
+		if entries++; entries > MaxEntries {
+			return nil, nil, fmt.Errorf("read bundle: more than %d entries", MaxEntries)
+		}
 		if h.Typeflag != tar.TypeReg {
 			continue
 		}
@@ -187,12 +198,18 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 		if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
 			return nil, nil, fmt.Errorf("read bundle: entry %q escapes the bundle", h.Name)
 		}
-		data, err := io.ReadAll(io.LimitReader(tr, maxFileSize+1))
+		if _, dup := files[name]; dup {
+			return nil, nil, fmt.Errorf("read bundle: %s appears twice", name)
+		}
+		data, err := io.ReadAll(io.LimitReader(tr, MaxFileSize+1))
 		if err != nil {
 			return nil, nil, fmt.Errorf("read bundle: %s: %w", name, err)
 		}
-		if len(data) > maxFileSize {
-			return nil, nil, fmt.Errorf("read bundle: %s is larger than %d bytes", name, maxFileSize)
+		if len(data) > MaxFileSize {
+			return nil, nil, fmt.Errorf("read bundle: %s is larger than %d bytes", name, MaxFileSize)
+		}
+		if total += len(data); total > MaxTotalSize {
+			return nil, nil, fmt.Errorf("read bundle: its files hold more than %d bytes", MaxTotalSize)
 		}
 		files[name] = data
 	}
@@ -200,7 +217,9 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 	if err := json.Unmarshal(files[FileManifest], &m); err != nil {
 		return nil, nil, fmt.Errorf("read bundle: %s: %w", FileManifest, err)
 	}
+	listed := map[string]bool{FileManifest: true}
 	for _, f := range m.Files {
+		listed[f.Name] = true
 		data, ok := files[f.Name]
 		if !ok {
 			return nil, nil, fmt.Errorf("read bundle: %s is listed in the manifest but missing", f.Name)
@@ -208,6 +227,11 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 		sum := sha256.Sum256(data)
 		if hex.EncodeToString(sum[:]) != f.SHA256 {
 			return nil, nil, fmt.Errorf("read bundle: %s does not match its SHA-256 in the manifest", f.Name)
+		}
+	}
+	for name := range files {
+		if !listed[name] {
+			return nil, nil, fmt.Errorf("read bundle: %s is not in the manifest", name)
 		}
 	}
 	return files, &m, nil

@@ -38,6 +38,7 @@ var rules = []Rule{
 	{From: mod + "internal/command", Deny: p("..."), Why: "a leaf helper imports nothing of the project"},
 	{From: mod + "internal/clock", Deny: p("..."), Why: "a leaf helper imports nothing of the project"},
 	{From: mod + "internal/goldenfile", Deny: p("..."), Why: "a leaf helper imports nothing of the project"},
+	{From: mod + "internal/logfile", Deny: p("..."), Why: "a leaf helper imports nothing of the project"},
 	{From: mod + "internal/device", Deny: p("dataplane/...", "diag/...", "precheck/...", "provision/...", "tui/...", "controller/...", "cmd/..."), Why: "device state and the device API client sit below every layer that reads them"},
 	{From: mod + "controller/...", Deny: append(p("dataplane/...", "diag/...", "precheck/...", "provision/...", "tui/...", "cmd/..."), heavy...), Why: "the controller is the cloud side's control plane: no device code and no packet machinery in its build"},
 	{From: mod + "dataplane/...", Deny: p("provision/...", "diag/...", "precheck/...", "tui/...", "controller/...", "cmd/..."), Why: "the dataplane is below the Engine and the diagnosis, beside precheck and the controller"},

@@ -152,6 +152,15 @@ func NewClientFromState(st *State, opts ClientOptions) (*Client, error) {
 	return c, nil
 }
 
+// WithCredential returns a client that shares c's connections and
+// authenticates as the device holding credential.
+func (c *Client) WithCredential(credential string) *Client {
+	cc := &Client{bases: c.bases, fingerprint: c.fingerprint, hc: c.hc, long: c.long}
+	cc.cur.Store(c.cur.Load())
+	cc.header = http.Header{"Authorization": {"Bearer " + credential}}
+	return cc
+}
+
 func fingerprintOf(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.Raw)
 	return "sha256:" + hex.EncodeToString(sum[:])
@@ -198,7 +207,7 @@ func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path strin
 		err = j.Do(ctx, method, path, body, out)
 		var ue *UnreachableError
 		var ae *api.Error
-		if errors.As(err, &ae) && ae.Code == api.CodeInternal && i < len(c.bases)-1 && ctx.Err() == nil {
+		if errors.As(err, &ae) && (ae.Code == api.CodeInternal || ae.Code == api.CodeUnavailable) && i < len(c.bases)-1 && ctx.Err() == nil {
 			continue
 		}
 		if !errors.As(err, &ue) || ctx.Err() != nil {
@@ -293,6 +302,27 @@ func (c *Client) WaitDeviceConfig(ctx context.Context, gen uint64, wait time.Dur
 // can register again (from a new WireGuard key).
 func (c *Client) Release(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/device/release", struct{}{}, nil)
+}
+
+// ReleaseWithKey gives the slot of sn back when it is bound to the
+// WireGuard key priv, without the credential: the device proves it holds
+// priv (api.KeyProof). released is false when sn was not bound to that key
+// (nothing to undo). It is how an install whose registration answer never
+// arrived, or whose state file is lost, undoes its registration.
+func (c *Client) ReleaseWithKey(ctx context.Context, sn string, priv api.Key) (released bool, err error) {
+	var ch api.Challenge
+	if err := c.do(ctx, http.MethodPost, "/v1/register/challenge", api.ChallengeRequest{SN: sn}, &ch); err != nil {
+		return false, err
+	}
+	if ch.HubPublicKey.IsZero() {
+		return false, fmt.Errorf("the controller %s does not support releasing by WireGuard key (no hub key in its challenge); upgrade vcpe-hub", c.bases[int(c.cur.Load())%len(c.bases)])
+	}
+	req := api.ReleaseRequest{SN: sn, Nonce: ch.Nonce, PublicKey: priv.PublicKey(), Proof: api.KeyProof(priv, ch.HubPublicKey, ch.Nonce, sn)}
+	var res api.ReleaseResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/device/release", req, &res); err != nil {
+		return false, err
+	}
+	return res.Released, nil
 }
 
 // AdvertiseRoutes replaces the LAN prefixes the device's instance
