@@ -109,6 +109,7 @@ func TestStore(t *testing.T) {
 	}{
 		{"RoundTripAcrossReopen", testRoundTrip},
 		{"BindDeviceEnforcesTheSlot", testBindSlot},
+		{"ReleaseKeepsOneEndedCredential", testPruneCredentials},
 		{"ChangesSinceARevision", testChanges},
 		{"NoncesAreSingleUse", testNonces},
 		{"Audit", testAudit},
@@ -238,6 +239,34 @@ func testBindSlot(t *testing.T, s testStore, _ func() testStore, _ bool) {
 	snap, _ = s.Load(ctx)
 	if len(snap.Devices)+len(snap.Credentials)+len(snap.Instances) != 0 {
 		t.Errorf("left after delete: %+v", snap)
+	}
+}
+
+// testPruneCredentials registers and releases one device many times: only
+// the latest ended credential is kept, so churn never grows the table.
+func testPruneCredentials(t *testing.T, s testStore, _ func() testStore, _ bool) {
+	ctx := context.Background()
+	in, devs := fixture()
+	if err := s.CreateInstance(ctx, in, devs); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		d := devs[0]
+		d.PublicKey = key(byte(10 + i))
+		if err := s.BindDevice(ctx, d, Credential{Hash: []byte{byte(i + 1)}, SN: d.SN, State: CredValid}, in); err != nil {
+			t.Fatalf("register %d: %v", i, err)
+		}
+		d.PublicKey, d.Status = api.Key{}, StatusUnregistered
+		if err := s.UpdateDevice(ctx, d, CredReleased); err != nil {
+			t.Fatalf("release %d: %v", i, err)
+		}
+	}
+	snap, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Credentials) != 1 || snap.Credentials[0].Hash[0] != 5 || snap.Credentials[0].State != CredReleased {
+		t.Errorf("credentials after 5 register/release rounds: %+v; want only the last, released", snap.Credentials)
 	}
 }
 
