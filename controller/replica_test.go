@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -348,5 +349,41 @@ func TestLongPollOneProcess(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("long-poll did not answer a change within 5 s")
+	}
+}
+
+// TestReleaseByKeyAcrossReplicas: a device registered through one replica
+// gives its slot back by WireGuard key proof, the challenge issued by a
+// second replica and the release answered by a third; every replica then
+// answers its old credential "released", and the SN registers again.
+func TestReleaseByKeyAcrossReplicas(t *testing.T) {
+	hs := replicas(t, 3)
+	in := newInstance(t, hs[0], "shop1")
+	dev := in.Devices[0]
+	priv := wgKey(t)
+	res, err := registerVia(ctx(t), hs[0], hs[0], site1, dev.SN, dev.Key, priv.PublicKey(), lan1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := hs[1].Challenge(site1, dev.SN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := api.ReleaseRequest{SN: dev.SN, Nonce: ch.Nonce, PublicKey: priv.PublicKey(), Proof: api.KeyProof(priv, ch.HubPublicKey, ch.Nonce, dev.SN)}
+	rel, err := hs[2].ReleaseByKey(ctx(t), site1, req)
+	if err != nil || !rel.Released {
+		t.Fatalf("release by key on another replica: %+v, %v; want released", rel, err)
+	}
+	if _, err := hs[0].ReleaseByKey(ctx(t), site1, req); apiCode(err) != api.CodeUnauthorized {
+		t.Errorf("the same release replayed on a third replica: %v; want %s", err, api.CodeUnauthorized)
+	}
+	for i, h := range hs {
+		within(t, 10*time.Second, fmt.Sprintf("replica %d sees the release", i), func() bool {
+			_, err := h.DeviceConfig(res.Credential)
+			return apiCode(err) == api.CodeReleased
+		})
+	}
+	if _, err := registerVia(ctx(t), hs[1], hs[1], site1, dev.SN, dev.Key, wgKey(t).PublicKey(), lan1); err != nil {
+		t.Errorf("register again after the release, from a new key: %v", err)
 	}
 }
