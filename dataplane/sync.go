@@ -178,7 +178,9 @@ func (s *Syncer) once(ctx context.Context, timeout time.Duration, fetch func(con
 			s.mu.Lock()
 			s.status.LastAttempt, s.status.State, s.status.LastError = at, SyncApplyFailed, err.Error()
 			s.mu.Unlock()
-			return true, true
+			// Not at once: a long-poll on the unchanged generation would
+			// answer the same configuration straight away.
+			return true, false
 		}
 		log.Info("applied device config", "generation", cfg.Generation, "routes", len(cfg.Routes))
 		s.mu.Lock()
