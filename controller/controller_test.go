@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,6 +54,18 @@ func newInstance(t *testing.T, h *controllertest.Harness, name string) *controll
 		t.Fatalf("instance create %s: %v", name, err)
 	}
 	return res
+}
+
+// attach puts instance inst into CCN ccn, creating the CCN when needed.
+func attach(t *testing.T, h *controllertest.Harness, ccn, inst string) {
+	t.Helper()
+	a := h.Admin()
+	if _, err := a.CreateCCN(ctx(t), ccn); err != nil && !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("ccn create %s: %v", ccn, err)
+	}
+	if _, err := a.Attach(ctx(t), ccn, inst); err != nil {
+		t.Fatalf("ccn attach %s %s: %v", ccn, inst, err)
+	}
 }
 
 func wgKey(t *testing.T) api.Key {
@@ -377,6 +390,7 @@ func TestActiveStandbyAndSubscribe(t *testing.T) {
 		t.Fatalf("first hub config %+v", first)
 	}
 	inst := newInstance(t, h, "shop1")
+	attach(t, h, "corp", "shop1") // an instance in no CCN gets nothing routed
 	a, err := register(t, h, site1, inst.Devices[0].SN, inst.Devices[0].Key, wgKey(t).PublicKey(), lan1)
 	if err != nil {
 		t.Fatal(err)

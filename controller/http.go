@@ -28,7 +28,7 @@ func HTTPStatus(code string) int {
 	switch code {
 	case api.CodeInvalidInput:
 		return http.StatusBadRequest
-	case api.CodeUnauthorized, api.CodeRevoked, api.CodeKeyReset:
+	case api.CodeUnauthorized, api.CodeRevoked, api.CodeKeyReset, api.CodeReleased:
 		return http.StatusUnauthorized
 	case api.CodeRateLimited:
 		return http.StatusTooManyRequests

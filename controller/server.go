@@ -63,6 +63,16 @@ type Options struct {
 	// target (api.DeviceConfig.Targets).
 	HubAddrs   []netip.Addr
 	RouteQuota int // default per-device prefix quota for new instances; default 5
+	// LANPools are the prefixes advertisements must lie inside
+	// (DefaultLANPools when empty); DenyPrefixes are never accepted.
+	LANPools     []netip.Prefix
+	DenyPrefixes []netip.Prefix
+	// HostNetworks are the hub host's own addresses, connected networks
+	// and default gateways (gathered at start by vcpe-hub serve); no
+	// advertised prefix may overlap one. ControllerAddr is the device
+	// API's address when it is a specific one.
+	HostNetworks   []HostNetwork
+	ControllerAddr netip.Addr
 	// Names are extra DNS names or IP addresses for the server certificate
 	// (localhost, 127.0.0.1, ::1 and the hub endpoint's address are always
 	// in it).
@@ -147,6 +157,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		if c.Overlaps(opts.Overlay) {
 			return nil, optErr("cloud prefix %s overlaps the overlay %s: choose prefixes outside the overlay", c, opts.Overlay)
 		}
+	}
+	if err := validatePolicy(opts); err != nil {
+		return nil, err
 	}
 	if opts.RouteQuota == 0 {
 		opts.RouteQuota = DefaultRouteQuota

@@ -64,7 +64,9 @@ func (s *Server) targetsLocked(ccnID, self string, routes []netip.Prefix) []api.
 		for _, h := range cands {
 			for _, a := range h.addrs {
 				if r.Contains(a) {
-					out = append(out, api.ProbeTarget{Prefix: r, Addr: a, SN: h.sn})
+					// Another instance's device is not named: its SN is
+					// that instance's, not this one's.
+					out = append(out, api.ProbeTarget{Prefix: r, Addr: a, Remote: h.sn != ""})
 					break find
 				}
 			}

@@ -23,6 +23,14 @@ const (
 	// again after a crash and never touch anyone else's.
 	RouteProtocol = 118
 
+	// DefaultHubRouteTable is the hub's own routing table for the devices'
+	// prefixes, DefaultFwMark the mark on WireGuard's packets that exempts
+	// them from it (wg-quick's numbers), DefaultRulePriority the priority
+	// of the first of the two policy rules that consult it.
+	DefaultHubRouteTable = 51820
+	DefaultFwMark        = 51820
+	DefaultRulePriority  = 32700
+
 	// DefaultKeepalive is the persistent keepalive (seconds) an edge uses
 	// when the controller leaves it to the device.
 	DefaultKeepalive = 15
@@ -85,6 +93,14 @@ type HubOptions struct {
 	// TableName is the nftables table (family inet) holding the CCN
 	// isolation rules; "vcpe" by default. It is removed on Close.
 	TableName string
+	// RouteTable is the routing table of the devices' prefixes
+	// (DefaultHubRouteTable), FwMark the mark on WireGuard's own packets
+	// (DefaultFwMark) and RulePriority the priority of the first of the
+	// two policy rules that consult it (DefaultRulePriority). The main
+	// table is never written.
+	RouteTable   int
+	FwMark       uint32
+	RulePriority int
 
 	// ClaimPort is the UDP port taking devices' claims on the hub's
 	// overlay address (DefaultClaimPort); Check the health-check model

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
@@ -220,7 +221,8 @@ func (n *notifySock) wait(t *testing.T, want string) {
 // namespace that carry vcpe's protocol number, sorted.
 func ownRouteDsts(t *testing.T) []string {
 	t.Helper()
-	rs, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: dataplane.RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
+	// Every table: the hub's routes live in their own.
+	rs, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: dataplane.RouteProtocol, Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		t.Fatal(err)
 	}

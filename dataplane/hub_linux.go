@@ -19,6 +19,10 @@ type Hub struct {
 	c     common
 	table string
 
+	routeTable int
+	fwMark     uint32
+	rulePrio   int
+
 	claimPort uint16
 	check     HealthCheck
 	onSwitch  func(RoleEvent)
@@ -40,7 +44,20 @@ func NewHub(opts HubOptions) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{c: c, table: opts.TableName, claimPort: opts.ClaimPort, check: opts.Check.WithDefaults(), onSwitch: opts.OnSwitch}
+	h := &Hub{c: c, table: opts.TableName, claimPort: opts.ClaimPort, check: opts.Check.WithDefaults(), onSwitch: opts.OnSwitch,
+		routeTable: opts.RouteTable, fwMark: opts.FwMark, rulePrio: opts.RulePriority}
+	if h.routeTable == 0 {
+		h.routeTable = DefaultHubRouteTable
+	}
+	if h.fwMark == 0 {
+		h.fwMark = DefaultFwMark
+	}
+	if h.rulePrio == 0 {
+		h.rulePrio = DefaultRulePriority
+	}
+	if h.routeTable < 1 || h.routeTable >= 253 && h.routeTable <= 255 || h.rulePrio < 1 || h.rulePrio > 32765 {
+		return nil, fmt.Errorf("hub route table %d / rule priority %d: want a table other than main, local and default (1..252, 256..) and a priority below main's (1..32765)", h.routeTable, h.rulePrio)
+	}
 	if h.claimPort == 0 {
 		h.claimPort = DefaultClaimPort
 	}
@@ -73,6 +90,7 @@ func (h *Hub) Start(cfg api.HubConfig) (err error) {
 	defer func() {
 		if err != nil {
 			_ = deleteIsolation(nft, h.table)
+			w.removeRoutes()
 			w.close()
 		}
 	}()
@@ -80,6 +98,12 @@ func (h *Hub) Start(cfg api.HubConfig) (err error) {
 		return err
 	}
 	if err = w.enableForwarding(); err != nil {
+		return err
+	}
+	// The devices' prefixes live in the hub's own table: they never
+	// replace a route of the main table, and never carry WireGuard's own
+	// packets.
+	if err = w.useTable(h.routeTable, h.fwMark, h.rulePrio); err != nil {
 		return err
 	}
 	// Isolation first: no packet may cross before the rules are in place.

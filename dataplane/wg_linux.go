@@ -35,6 +35,10 @@ type wgIface struct {
 	name string
 	link netlink.Link
 	att  *attempts
+	// table is the routing table of vcpe's routes (0: main); rules says
+	// useTable added policy rules.
+	table int
+	rules bool
 	// closing quiets wireguard-go's complaints about the TUN vanishing
 	// while the device is being closed.
 	closing atomic.Bool

@@ -28,6 +28,8 @@ type serveOptions struct {
 	hubEndpoint string
 	overlay     string
 	cloud       []string
+	lanPools    []string
+	deny        []string
 	routeQuota  int
 	names       []string
 	hub         hubOptions
@@ -69,6 +71,22 @@ func (o serveOptions) controllerOptions() (controller.Options, error) {
 		}
 		opts.CloudPrefixes = append(opts.CloudPrefixes, p)
 	}
+	for _, f := range []struct {
+		flag string
+		in   []string
+		out  *[]netip.Prefix
+	}{{"--lan-pool", o.lanPools, &opts.LANPools}, {"--deny-prefix", o.deny, &opts.DenyPrefixes}} {
+		for _, c := range f.in {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return opts, cli.Usagef("%s %q: want an IPv4 prefix such as 10.0.0.0/8", f.flag, c)
+			}
+			*f.out = append(*f.out, p)
+		}
+	}
+	if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
+		opts.ControllerAddr = a
+	}
 	return opts, nil
 }
 
@@ -102,6 +120,11 @@ func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*controll
 	}
 	opts.Logger = log
 	if opts.HubAddrs, err = o.reflectorAddrs(opts.CloudPrefixes); err != nil {
+		return nil, err
+	}
+	// No device may advertise a prefix covering the hub's own addresses,
+	// connected networks or gateways.
+	if opts.HostNetworks, err = controller.HostNetworksOfHost(); err != nil {
 		return nil, err
 	}
 	srv, err := controller.New(ctx, opts)
@@ -156,6 +179,8 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	f.StringVar(&o.hubEndpoint, "hub-endpoint", "", "WireGuard endpoint devices dial, ADDR:PORT (default: the --listen address, port 4500)")
 	f.StringVar(&o.overlay, "overlay", controller.DefaultOverlay.String(), "overlay address pool; the hub takes the first address")
 	f.StringSliceVar(&o.cloud, "cloud-prefix", nil, "cloud-side prefix behind the hub, learnt by CCN members (repeatable)")
+	f.StringSliceVar(&o.lanPools, "lan-pool", nil, "prefix devices may advertise inside (repeatable; default the private ranges 10/8, 100.64/10, 172.16/12, 192.168/16, 198.18/15)")
+	f.StringSliceVar(&o.deny, "deny-prefix", nil, "prefix no device may advertise into (repeatable)")
 	f.IntVar(&o.routeQuota, "route-quota", controller.DefaultRouteQuota, "default number of prefixes a device may advertise (up to 50)")
 	f.StringSliceVar(&o.names, "name", nil, "extra DNS name or IP address for the server certificate (repeatable)")
 	f.BoolVar(&o.hub.disabled, "no-dataplane", false, "run the controller only: no tunnel endpoint, no reflector")

@@ -807,8 +807,13 @@ func (d *diagnosis) targets() {
 // where.
 func (d *diagnosis) defaultTarget(name string, t api.ProbeTarget, hubOK bool) (Finding, bool) {
 	who := "the hub's reflector " + t.Addr.String()
+	remote := t.SN != "" || t.Remote
+	dev := "the remote device"
 	if t.SN != "" {
-		who = fmt.Sprintf("device %s's reflector %s", t.SN, t.Addr)
+		dev = "device " + t.SN
+	}
+	if remote {
+		who = fmt.Sprintf("%s's reflector %s", dev, t.Addr)
 	}
 	what := fmt.Sprintf("Learned %s via %s", t.Prefix, who)
 	f := Finding{ID: name, Category: CatQuality, Title: what + ": no loss", CausedBy: targetCauses}
@@ -817,8 +822,8 @@ func (d *diagnosis) defaultTarget(name string, t api.ProbeTarget, hubOK bool) (F
 		return f, false
 	}
 	src := fmt.Sprintf("default target of %s from the controller: ", t.Prefix)
-	if t.SN != "" {
-		src += fmt.Sprintf("the active device %s of the site advertising it, at %s", t.SN, t.Addr)
+	if remote {
+		src += fmt.Sprintf("the active device of the site advertising it, at %s", t.Addr)
 	} else {
 		src += fmt.Sprintf("the hub's own address %s", t.Addr)
 	}
@@ -829,14 +834,14 @@ func (d *diagnosis) defaultTarget(name string, t api.ProbeTarget, hubOK bool) (F
 	switch {
 	case !hubOK:
 		f.Fix = fmt.Sprintf("fix the tunnel to the hub first (the finding above); then check: vcpe probe udp %s", t.Addr)
-	case t.SN != "":
+	case remote:
 		f.CausedBy = nil // the hub answers: nothing here explains it
-		f.Title = fmt.Sprintf("Remote site %s: device %s at %s does not answer through the hub", t.Prefix, t.SN, t.Addr)
+		f.Title = fmt.Sprintf("Remote site %s: %s at %s does not answer through the hub", t.Prefix, dev, t.Addr)
 		f.Evidence = append(f.Evidence, "the hub's reflector answers through the tunnel, so this side is fine: the fault is at the remote site")
-		f.Fix = fmt.Sprintf("on the remote device %s (SN %s): run vcpe diag there (vcpe status; is vcped running, is its tunnel up?); from here: vcpe probe udp %s", t.Addr, t.SN, t.Addr)
+		f.Fix = fmt.Sprintf("on the remote device %s: run vcpe diag there (vcpe status; is vcped running, is its tunnel up?); from here: vcpe probe udp %s", t.Addr, t.Addr)
 		if d.lossOnly(name) {
-			f.Title = fmt.Sprintf("Remote site %s: loss to device %s at %s through the hub", t.Prefix, t.SN, t.Addr)
-			f.Fix = fmt.Sprintf("on the remote device %s (SN %s): run vcpe diag there (its WAN loss); from here: vcpe probe udp %s -c 100", t.Addr, t.SN, t.Addr)
+			f.Title = fmt.Sprintf("Remote site %s: loss to %s at %s through the hub", t.Prefix, dev, t.Addr)
+			f.Fix = fmt.Sprintf("on the remote device %s: run vcpe diag there (its WAN loss); from here: vcpe probe udp %s -c 100", t.Addr, t.Addr)
 		}
 	default:
 		f.CausedBy = nil

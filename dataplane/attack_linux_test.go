@@ -1,0 +1,176 @@
+package dataplane_test
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/dataplane"
+	"github.com/openvcpe/vcpe/internal/namespace"
+)
+
+// TestAttackSpoofAndPrefixMove is the packet side of tenant isolation: a
+// real hub and real vcped devices (wireguard-go) in namespaces.
+//
+//   - A device sending with another site's LAN address as source (even a
+//     member of the same CCN, whose accept rules would pass it) gets
+//     nothing through: the hub's WireGuard drops a source outside the
+//     sending peer's own prefixes.
+//   - When a prefix moved to another peer moves away again (withdrawal,
+//     failover), the peer that owns it gets it back: the cloud reaches the
+//     victim's LAN again, nothing stays black-holed.
+func TestAttackSpoofAndPrefixMove(t *testing.T) {
+	l := newLab(t)
+	a := l.addSite("attacker", "198.18.0.11", "198.19.1", netip.MustParseAddr("198.18.64.2"))
+	b := l.addSite("victim", "198.18.0.12", "198.19.2", netip.MustParseAddr("198.18.64.3"))
+	peer := func(s *site, lans ...string) api.HubPeer {
+		ips := append([]netip.Prefix{netip.PrefixFrom(s.overlay, 32)}, pfx(lans...)...)
+		return api.HubPeer{SN: s.name, InstanceID: "i-" + s.name, CCN: "blue", PublicKey: s.key.PublicKey(),
+			OverlayAddr: s.overlay, AllowedIPs: ips, Active: true}
+	}
+	cfg := api.HubConfig{Generation: 1, Overlay: overlay, HubOverlayAddr: hubOver, CloudPrefixes: []netip.Prefix{cloudNet},
+		Peers: []api.HubPeer{peer(a, "198.19.1.0/24"), peer(b, "198.19.2.0/24")}}
+	l.writeHub(cfg)
+	l.startHub()
+	a.writeState(t, l.deviceConfig(a, "198.19.100.0/24"))
+	b.writeState(t, l.deviceConfig(b, "198.19.100.0/24"))
+	for _, s := range []*site{a, b} {
+		l.startVcped(s)
+		waitFor(t, 15*time.Second, s.name+" tunnel up", func() bool { return s.status(t).State == dataplane.StateUp })
+	}
+	if !ping(l.cloud, "198.19.2.10") {
+		t.Fatal("cloud → victim LAN before the attack: no answer")
+	}
+
+	t.Run("spoofed source", func(t *testing.T) {
+		addCounter(l.cloud, "ip saddr 198.19.2.99")
+		a.ns.Run("ip", "addr", "add", "198.19.2.99/32", "dev", "lo")
+		for range 3 {
+			_, _ = a.ns.Try("ping", "-c", "1", "-W", "1", "-I", "198.19.2.99", "198.19.100.10")
+		}
+		if n := counter(t, l.cloud); n != 0 {
+			t.Errorf("%d packets with the victim's source address reached the cloud; want 0", n)
+		}
+	})
+
+	t.Run("prefix back to its owner", func(t *testing.T) {
+		// The attacker's peer is given the victim's prefix (state the
+		// controller no longer produces; the hub must still recover).
+		cfg.Generation = 2
+		cfg.Peers = []api.HubPeer{peer(a, "198.19.1.0/24", "198.19.2.0/24"), peer(b, "198.19.2.0/24")}
+		l.writeHub(cfg)
+		_ = l.hubCmd.Process.Signal(syscall.SIGHUP)
+		waitFor(t, 10*time.Second, "hub reload", func() bool { st, err := dataplane.ReadStatus(l.hubCtl); return err == nil && st.Generation == 2 })
+		// The attacker withdraws.
+		cfg.Generation = 3
+		cfg.Peers = []api.HubPeer{peer(a, "198.19.1.0/24"), peer(b, "198.19.2.0/24")}
+		l.writeHub(cfg)
+		_ = l.hubCmd.Process.Signal(syscall.SIGHUP)
+		waitFor(t, 10*time.Second, "hub reload", func() bool { st, err := dataplane.ReadStatus(l.hubCtl); return err == nil && st.Generation == 3 })
+		st, _ := dataplane.ReadStatus(l.hubCtl)
+		for _, p := range st.Peers {
+			if p.Name == b.name && !containsPrefix(p.AllowedIPs, "198.19.2.0/24") {
+				t.Errorf("victim's peer in WireGuard after the withdrawal: %v; want 198.19.2.0/24 back", p.AllowedIPs)
+			}
+		}
+		if !ping(l.cloud, "198.19.2.10") {
+			t.Error("cloud → victim LAN after the attacker withdrew: no answer (black-holed)")
+		}
+	})
+}
+
+func containsPrefix(ps []netip.Prefix, s string) bool {
+	for _, p := range ps {
+		if p.String() == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAttackHubCannotBeSteered: even a HubConfig holding prefixes of the
+// hub's own networks (which the controller refuses) cannot replace a route
+// of the hub's main table. vcpe's routes live in their own table, behind
+// the main table's specific routes, the main table is untouched by Apply
+// and Close, and WireGuard's own packets (fwmark) never use vcpe's table.
+func TestAttackHubCannotBeSteered(t *testing.T) {
+	ns := namespace.New(t)
+	namespace.Veth(t, ns, "host0", "198.19.50.1/24", namespace.New(t), "eth0", "198.19.50.254/24")
+	ns.Run("ip", "route", "add", "198.19.60.0/24", "via", "198.19.50.254", "dev", "host0")
+	ns.Run("ip", "route", "add", "default", "via", "198.19.50.254", "dev", "host0")
+	// The main table apart from the overlay's connected route (the hub's
+	// address on its TUN).
+	mainTable := func() string {
+		var keep []string
+		for _, l := range strings.Split(ns.Run("ip", "route", "show", "table", "main"), "\n") {
+			if !strings.Contains(l, "dev "+dataplane.DefaultTUN+" proto kernel") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	mainBefore := mainTable()
+	enter(t, ns)
+	attacker := mustKey(t).PublicKey()
+	cfg := api.HubConfig{Generation: 1, Overlay: overlay, HubOverlayAddr: hubOver,
+		Peers: []api.HubPeer{{SN: "evil", CCN: "blue", PublicKey: attacker, OverlayAddr: netip.MustParseAddr("198.18.64.2"),
+			AllowedIPs: pfx("198.18.64.2/32", "198.19.50.0/24", "198.19.60.0/24", "198.19.50.254/32", "198.19.70.0/24"), Active: true}}}
+	h, err := dataplane.NewHub(dataplane.HubOptions{PrivateKey: mustKey(t), UAPIDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	dev := func(args ...string) string {
+		out := ns.Run("ip", append([]string{"route", "get"}, args...)...)
+		f := strings.Fields(out)
+		for i := range f[:len(f)-1] {
+			if f[i] == "dev" {
+				return f[i+1]
+			}
+		}
+		t.Fatalf("ip route get %v: %s", args, out)
+		return ""
+	}
+	for _, dst := range []string{"198.19.50.7", "198.19.60.5", "198.19.50.254"} {
+		if d := dev(dst); d != "host0" {
+			t.Errorf("hub's route to %s goes via %s; want host0 (the operator's route, not the device's)", dst, d)
+		}
+	}
+	// A prefix nothing specific covers goes to the tunnel (beats only the
+	// default route)…
+	if d := dev("198.19.70.1"); d != dataplane.DefaultTUN {
+		t.Errorf("route to the device's own prefix goes via %s; want %s", d, dataplane.DefaultTUN)
+	}
+	// …but never for WireGuard's own packets.
+	if d := dev("198.19.70.1", "mark", strconv.Itoa(dataplane.DefaultFwMark)); d != "host0" {
+		t.Errorf("WireGuard's packets to 198.19.70.1 go via %s; want host0 (exempt from tunnel routes)", d)
+	}
+	if got := mainTable(); got != mainBefore {
+		t.Errorf("main table changed by Start:\nbefore:\n%s\nafter:\n%s", mainBefore, got)
+	}
+	cfg.Generation = 2
+	cfg.Peers[0].AllowedIPs = pfx("198.18.64.2/32")
+	if err := h.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := ownRouteDsts(t); len(got) != 0 {
+		t.Errorf("vcpe routes after withdrawal: %v; want none", got)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mainAfter := mainTable()
+	if mainAfter != mainBefore {
+		t.Errorf("main table after Close:\n%s\nwant as before:\n%s", mainAfter, mainBefore)
+	}
+	if rules := ns.Run("ip", "rule", "show"); strings.Contains(rules, strconv.Itoa(dataplane.DefaultHubRouteTable)) {
+		t.Errorf("policy rules left after Close:\n%s", rules)
+	}
+}
