@@ -115,6 +115,20 @@ func TestAttackHubCannotBeSteered(t *testing.T) {
 	}
 	mainBefore := mainTable()
 	enter(t, ns)
+	// What the controller is told to protect (vcpe-hub serve).
+	hn, err := dataplane.HostNetworks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"198.19.50.1/32", "198.19.50.0/24", "198.19.50.254/32"} {
+		found := false
+		for _, h := range hn {
+			found = found || h.Prefix.String() == want
+		}
+		if !found {
+			t.Errorf("HostNetworks %v lacks %s", hn, want)
+		}
+	}
 	attacker := mustKey(t).PublicKey()
 	cfg := api.HubConfig{Generation: 1, Overlay: overlay, HubOverlayAddr: hubOver,
 		Peers: []api.HubPeer{{SN: "evil", CCN: "blue", PublicKey: attacker, OverlayAddr: netip.MustParseAddr("198.18.64.2"),

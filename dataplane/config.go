@@ -47,6 +47,14 @@ const (
 	handshakeGrace = 5 * time.Second
 )
 
+// HostNetwork is something of the hub's host (an address, a connected
+// network, a gateway) that no device prefix may cover; What names it for
+// a refusal ("the default gateway 198.18.0.254").
+type HostNetwork struct {
+	Prefix netip.Prefix
+	What   string
+}
+
 // ErrUnsupported is returned on systems where the dataplane cannot run.
 var ErrUnsupported = errors.New("the vcpe dataplane runs on Linux only")
 

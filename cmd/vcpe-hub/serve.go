@@ -124,8 +124,12 @@ func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*controll
 	}
 	// No device may advertise a prefix covering the hub's own addresses,
 	// connected networks or gateways.
-	if opts.HostNetworks, err = controller.HostNetworksOfHost(); err != nil {
+	hn, err := dataplane.HostNetworks()
+	if err != nil && !errors.Is(err, dataplane.ErrUnsupported) {
 		return nil, err
+	}
+	for _, h := range hn {
+		opts.HostNetworks = append(opts.HostNetworks, controller.HostNetwork{Prefix: h.Prefix, What: h.What})
 	}
 	srv, err := controller.New(ctx, opts)
 	var oe *controller.OptionError

@@ -1,4 +1,4 @@
-package controller
+package dataplane
 
 import (
 	"fmt"
@@ -7,10 +7,10 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// HostNetworksOfHost returns what of this host no device prefix may cover:
-// every IPv4 address (as a /32), every connected network and every
-// gateway of the main routing table, each with what it is.
-func HostNetworksOfHost() ([]HostNetwork, error) {
+// HostNetworks returns what of this host no device prefix may cover: every
+// IPv4 address (as a /32), every connected network and every gateway of
+// the main routing table, each with what it is.
+func HostNetworks() ([]HostNetwork, error) {
 	var out []HostNetwork
 	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
 	if err != nil {
@@ -29,7 +29,7 @@ func HostNetworksOfHost() ([]HostNetwork, error) {
 		return nil, fmt.Errorf("list the hub's routes: %w", err)
 	}
 	for _, r := range routes {
-		if r.Protocol == 118 { // vcpe's own (dataplane.RouteProtocol)
+		if r.Protocol == RouteProtocol {
 			continue
 		}
 		if gw, ok := netip.AddrFromSlice(r.Gw); ok && r.Gw != nil {
