@@ -1,7 +1,10 @@
 package dataplane_test
 
 import (
+	"maps"
 	"net/netip"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -186,5 +189,66 @@ func TestAttackHubCannotBeSteered(t *testing.T) {
 	}
 	if rules := ns.Run("ip", "rule", "show"); strings.Contains(rules, strconv.Itoa(dataplane.DefaultHubRouteTable)) {
 		t.Errorf("policy rules left after Close:\n%s", rules)
+	}
+}
+
+// TestAttackDeviceGuardsEveryConfig: a learned route that would capture
+// the hub endpoint, the controller or the SSH client connected now is not
+// installed, on the first config and on every later one, and the status
+// says which and why (vcpe diag turns it into a finding).
+func TestAttackDeviceGuardsEveryConfig(t *testing.T) {
+	ns := namespace.New(t)
+	peerNS := namespace.New(t)
+	namespace.Veth(t, ns, "mgmt", "198.19.5.1/24", peerNS, "eth0", "198.19.5.2/24")
+	// An SSH session to this device: a listener on port 22, a client in
+	// the other namespace holding the connection open.
+	ns.Start("env", helperEnv+"=tcplisten", os.Args[0], "198.19.5.1:22")
+	waitFor(t, 5*time.Second, "SSH stand-in listening", func() bool {
+		_, err := ns.Try("sh", "-c", "grep -q ' 010513C6:0016 00000000:0000 0A ' /proc/net/tcp")
+		return err == nil
+	})
+	peerNS.Start("env", helperEnv+"=tcphold", os.Args[0], "198.19.5.1:22")
+	enter(t, ns)
+	waitFor(t, 5*time.Second, "SSH stand-in connected", func() bool {
+		b, _ := os.ReadFile("/proc/thread-self/net/tcp")
+		return strings.Contains(string(b), "010513C6:0016 020513C6") // 198.19.5.1:22 ← 198.19.5.2 (little-endian)
+	})
+	ctrl := netip.MustParseAddr("198.19.6.9")
+	e, err := dataplane.New(dataplane.EdgeOptions{PrivateKey: mustKey(t), UAPIDir: t.TempDir(),
+		Protect: func() []dataplane.Protected { return []dataplane.Protected{{Addr: ctrl, What: "the controller"}} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := staticConfig(mustKey(t).PublicKey())
+	cfg.Routes = pfx("198.19.2.0/24", "198.18.0.0/24") // the second covers the hub endpoint
+	if err := e.Start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	check := func(wantInstalled []string, wantDropped map[string]string) {
+		t.Helper()
+		if got := ownRouteDsts(t); !slices.Equal(got, wantInstalled) {
+			t.Errorf("installed routes %v; want %v", got, wantInstalled)
+		}
+		st := e.Status()
+		got := map[string]string{}
+		for _, d := range st.DroppedRoutes {
+			got[d.Prefix.String()] = d.Protected.Addr.String()
+		}
+		if !maps.Equal(got, wantDropped) {
+			t.Errorf("status dropped routes %v; want %v", got, wantDropped)
+		}
+	}
+	check([]string{"198.19.2.0/24"}, map[string]string{"198.18.0.0/24": "198.18.0.1"})
+
+	cfg.Generation = 2
+	cfg.Routes = pfx("198.19.2.0/24", "198.19.5.0/25", "198.19.6.0/24", "198.19.7.0/24")
+	if err := e.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	check([]string{"198.19.2.0/24", "198.19.7.0/24"}, map[string]string{"198.19.5.0/25": "198.19.5.2", "198.19.6.0/24": "198.19.6.9"})
+	// Nothing in the kernel sends the SSH client into the tunnel.
+	if out := ns.Run("ip", "route", "get", "198.19.5.2"); strings.Contains(out, dataplane.DefaultTUN) {
+		t.Errorf("route to the SSH client: %s", out)
 	}
 }

@@ -72,6 +72,12 @@ type EdgeOptions struct {
 
 	HA EdgeHA
 
+	// Protect returns addresses no learned route may capture, besides the
+	// hub endpoint and the SSH clients connected to port 22, which the
+	// engine always protects (vcped passes the controller). It is called
+	// on every configuration.
+	Protect func() []Protected
+
 	Logger *slog.Logger     // slog.Default()
 	Now    func() time.Time // time.Now
 }

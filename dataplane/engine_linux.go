@@ -44,6 +44,8 @@ type Engine struct {
 
 	// Multi-attach: the HA goroutines hold haMu, never mu.
 	ha          EdgeHA
+	protect     func() []Protected
+	dropped     []GuardedRoute // learned routes refused by guardLocked
 	snv         atomic.Pointer[string]
 	haMu        sync.Mutex
 	role        string // api.RoleActive or api.RoleStandby as applied
@@ -66,7 +68,7 @@ func New(opts EdgeOptions) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{c: c, probeInterval: opts.ProbeInterval, deadAfter: opts.DeadAfter, state: StateStopped,
-		ha: opts.HA, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true}
+		ha: opts.HA, protect: opts.Protect, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true}
 	e.ha.Check = e.ha.Check.WithDefaults()
 	if e.ha.ClaimPort == 0 {
 		e.ha.ClaimPort = DefaultClaimPort
@@ -116,6 +118,7 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 	if err = w.setAddr(cfg.OverlayAddr, netip.Prefix{}); err != nil {
 		return err
 	}
+	cfg = e.guardLocked(w, cfg)
 	if err = w.reconcileRoutes(routedPrefixes(cfg.OverlayAddr.Masked(), cfg.Routes)); err != nil {
 		return err
 	}
@@ -175,6 +178,7 @@ func (e *Engine) Apply(cfg api.DeviceConfig) error {
 		return errClosed
 	}
 	old := e.cfg
+	cfg = e.guardLocked(w, cfg)
 	if old.OverlayAddr != cfg.OverlayAddr {
 		if err := w.setAddr(cfg.OverlayAddr, old.OverlayAddr); err != nil {
 			return err
@@ -250,7 +254,7 @@ func (e *Engine) Status() Status {
 	now := e.c.now()
 	st := Status{Role: e.haRole(), HA: e.haStatus(), State: e.state, Reason: e.reason, Interface: e.c.tun, ListenPort: e.c.listenPort,
 		PublicKey: e.c.key.PublicKey(), OverlayAddr: e.cfg.OverlayAddr, Generation: e.cfg.Generation,
-		Routes: routedPrefixes(e.cfg.OverlayAddr.Masked(), e.cfg.Routes), Peers: []PeerStatus{}, Source: "daemon", Time: now}
+		Routes: routedPrefixes(e.cfg.OverlayAddr.Masked(), e.cfg.Routes), DroppedRoutes: slices.Clone(e.dropped), Peers: []PeerStatus{}, Source: "daemon", Time: now}
 	if e.syncFn != nil {
 		s := e.syncFn()
 		st.Sync = &s

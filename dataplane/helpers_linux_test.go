@@ -43,6 +43,10 @@ func TestMain(m *testing.M) {
 		os.Exit(udpSendMain(os.Args[1:]))
 	case "httpget":
 		os.Exit(httpGetMain(os.Args[1:]))
+	case "tcplisten":
+		os.Exit(tcpListenMain(os.Args[1:]))
+	case "tcphold":
+		os.Exit(tcpHoldMain(os.Args[1:]))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(helperEnv))
 		os.Exit(2)
@@ -232,4 +236,34 @@ func ownRouteDsts(t *testing.T) []string {
 	}
 	slices.Sort(s)
 	return s
+}
+
+// tcpListenMain accepts TCP connections on args[0] and holds them open
+// until killed (an SSH server stand-in).
+func tcpListenMain(args []string) int {
+	ln, err := net.Listen("tcp4", args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var held []net.Conn
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		held = append(held, c)
+	}
+}
+
+// tcpHoldMain connects to args[0] and holds the connection open until
+// killed (an SSH client stand-in).
+func tcpHoldMain(args []string) int {
+	c, err := net.DialTimeout("tcp4", args[0], 5*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer c.Close()
+	select {}
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -148,6 +149,7 @@ func run(ctx context.Context, o options) error {
 	}
 	eng, err := dataplane.New(dataplane.EdgeOptions{
 		PrivateKey: st.PrivateKey, TUN: o.tun, ListenPort: o.listenPort, UAPIDir: o.uapiDir, Logger: log, HA: ha,
+		Protect: controllerProtected(st.Controller),
 	})
 	if err != nil {
 		return cli.Usagef("%v", err)
@@ -261,4 +263,30 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 	}
+}
+
+// controllerProtected is the controller's address, which no learned route
+// may capture (the engine adds the hub endpoint and the SSH clients). A
+// name is resolved once, at start.
+func controllerProtected(controller string) func() []dataplane.Protected {
+	u, err := url.Parse(controller)
+	if controller == "" || err != nil || u.Hostname() == "" {
+		return nil
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+		addrs = []netip.Addr{a.Unmap()}
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ips, _ := net.DefaultResolver.LookupNetIP(ctx, "ip4", u.Hostname())
+		cancel()
+		for _, a := range ips {
+			addrs = append(addrs, a.Unmap())
+		}
+	}
+	out := make([]dataplane.Protected, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, dataplane.Protected{Addr: a, What: "the controller " + a.String()})
+	}
+	return func() []dataplane.Protected { return out }
 }

@@ -359,11 +359,22 @@ func (d *diagnosis) routesMatch() {
 		kernel[p.Masked()] = true
 	}
 	want := map[netip.Prefix]bool{}
+	guarded := map[netip.Prefix]bool{}
+	if d.e.Status != nil {
+		for _, g := range d.e.Status.DroppedRoutes {
+			guarded[g.Prefix.Masked()] = true
+			d.add(Finding{ID: "routes.guard." + g.Prefix.String(), Category: CatConfig, Severity: SevWarning,
+				Title:    fmt.Sprintf("Learned route %s not installed: it would capture %s", g.Prefix, g.Protected.What),
+				Evidence: []string{fmt.Sprintf("vcped dropped %s from the controller's routes: it contains %s", g.Prefix, g.Protected.Addr)},
+				Fix: fmt.Sprintf("ask the hub operator: another site advertises %s, which covers %s; the hub should refuse it (vcpe-hub serve --deny-prefix) or that site renumber",
+					g.Prefix, g.Protected.Addr)})
+		}
+	}
 	var missing, extra []string
 	for _, p := range c.Routes {
 		p = p.Masked()
 		want[p] = true
-		if !kernel[p] && !p.Contains(c.OverlayAddr.Addr()) {
+		if !kernel[p] && !guarded[p] && !p.Contains(c.OverlayAddr.Addr()) {
 			missing = append(missing, p.String())
 		}
 	}
