@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -49,6 +50,40 @@ func FuzzParseKey(f *testing.F) {
 			// form must still parse to the same key.
 			if k2, err := ParseKey(k.String()); err != nil || k2 != k {
 				t.Fatalf("canonical form of %q does not round-trip", s)
+			}
+		}
+	})
+}
+
+func TestValidateSN(t *testing.T) {
+	for _, sn := range []string{"VC3KQ7M2ZB9XW4TD", "site-a", "a.b_c", strings.Repeat("A", MaxSNLen)} {
+		if e := ValidateSN(sn); e != nil {
+			t.Errorf("ValidateSN(%q): %v", sn, e)
+		}
+	}
+	for _, sn := range []string{"", strings.Repeat("A", MaxSNLen+1), "VC\x1b[2J", "a b", "ü", "a/b", "a\n"} {
+		e := ValidateSN(sn)
+		if e == nil || e.Field != "sn" || e.Code != CodeInvalidInput {
+			t.Errorf("ValidateSN(%q) = %v; want invalid_input on sn", sn, e)
+		} else if len(sn) > 0 && strings.Contains(e.Message, sn) {
+			t.Errorf("ValidateSN(%q) echoes the value: %s", sn, e.Message)
+		}
+	}
+}
+
+func FuzzValidateSN(f *testing.F) {
+	f.Add("VC3KQ7M2ZB9XW4TD")
+	f.Add("\x1b]0;x\x07")
+	f.Fuzz(func(t *testing.T, sn string) {
+		if ValidateSN(sn) != nil {
+			return
+		}
+		if len(sn) == 0 || len(sn) > MaxSNLen {
+			t.Fatalf("accepted length %d", len(sn))
+		}
+		for _, r := range sn {
+			if r < 0x21 || r > 0x7e {
+				t.Fatalf("accepted %q", sn)
 			}
 		}
 	})

@@ -1,12 +1,19 @@
 package controller_test
 
 import (
+	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/controller"
@@ -147,4 +154,130 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// rawReq sends one request to the device API without the pinned client
+// and returns the status and the API error code.
+func rawReq(t *testing.T, h *controllertest.Harness, from netip.Addr, method, path, credential string, body []byte) (int, string) {
+	t.Helper()
+	opts := h.ClientOptions(from)
+	hc := &http.Client{Transport: &http.Transport{DialContext: opts.Dial, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, _ := http.NewRequest(method, controllertest.URL+path, bytes.NewReader(body))
+	if credential != "" {
+		req.Header.Set("Authorization", "Bearer "+credential)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var e api.Error
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Code
+}
+
+func auditRows(t *testing.T, h *controllertest.Harness) []controller.AuditEntry {
+	t.Helper()
+	rows, err := h.AuditLog(ctx(t), 100_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// TestAttackAuditFlood: oversized SNs, SNs with terminal escapes and a
+// flood of wrong answers from one network are refused before anything is
+// stored in full: a handful of capped rows, escape codes never stored.
+func TestAttackAuditFlood(t *testing.T) {
+	h := controllertest.Serve(t)
+	before := len(auditRows(t, h))
+	db := filepath.Join(h.StateDir, controller.StoreFile)
+	st0, _ := os.Stat(db)
+	huge := strings.Repeat("A", 60_000)
+	codes := map[string]int{}
+	for i := range 300 {
+		sn := huge
+		if i%2 == 1 {
+			sn = "VC\x1b[2J\x1b]0;pwned\x07" + strconv.Itoa(i)
+		}
+		body, _ := json.Marshal(api.RegisterRequest{SN: sn, Nonce: "x", PublicKey: wgKey(t).PublicKey()})
+		_, code := rawReq(t, h, evil, "POST", "/v1/register", "", body)
+		codes[code]++
+	}
+	if codes[api.CodeInvalidInput] == 0 || codes[api.CodeRateLimited] == 0 {
+		t.Errorf("answers %v; want invalid_input, then rate_limited", codes)
+	}
+	rows := auditRows(t, h)[before:]
+	if len(rows) > 10 {
+		t.Errorf("%d audit rows for 300 bad requests from one network; want a sampled few", len(rows))
+	}
+	for _, r := range rows {
+		for _, f := range []string{r.Who, r.Action, r.Target, r.Result, r.Detail} {
+			if len(f) > 300 || strings.ContainsAny(f, "\x1b\x07") {
+				t.Errorf("audit row field of %d bytes, escapes %v: %.80q", len(f), strings.ContainsAny(f, "\x1b\x07"), f)
+			}
+		}
+	}
+	st1, _ := os.Stat(db)
+	if grow := st1.Size() - st0.Size(); grow > 256<<10 {
+		t.Errorf("store grew by %d bytes under the flood; want under 256 KiB", grow)
+	}
+}
+
+// TestAttackLockout: wrong proofs from an attacker's network never refuse
+// the real device's right proof; the attacker's whole IPv6 /64 is
+// throttled as one.
+func TestAttackLockout(t *testing.T) {
+	h := controllertest.Serve(t)
+	inst := newInstance(t, h, "shop1")
+	d := inst.Devices[0]
+	attacker := netip.MustParseAddr("2001:db8:66:1::1")
+	for i := range 200 {
+		_, _ = h.Client(attacker).Register(ctx(t), device.RegisterRequest{SN: d.SN, Key: "guess" + strconv.Itoa(i), PublicKey: wgKey(t).PublicKey()})
+	}
+	// Another address of the same /64 is throttled too.
+	_, err := h.Client(netip.MustParseAddr("2001:db8:66:1:dead::2")).Register(ctx(t), device.RegisterRequest{SN: d.SN, Key: "more", PublicKey: wgKey(t).PublicKey()})
+	if apiCode(err) != api.CodeRateLimited {
+		t.Errorf("same /64, another address: %v; want rate_limited", err)
+	}
+	// The real device, elsewhere, at once.
+	if _, err := register(t, h, site1, d.SN, d.Key, wgKey(t).PublicKey(), lan1); err != nil {
+		t.Errorf("right key during the attack: %v; want success at once", err)
+	}
+}
+
+// TestAttackReleasedCredential: a released credential answers 401 with
+// its code, not 500.
+func TestAttackReleasedCredential(t *testing.T) {
+	h := controllertest.Serve(t)
+	inst := newInstance(t, h, "shop1")
+	res, err := register(t, h, site1, inst.Devices[0].SN, inst.Devices[0].Key, wgKey(t).PublicKey(), lan1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, code := rawReq(t, h, site1, "POST", "/v1/device/release", res.Credential, nil); st != http.StatusOK {
+		t.Fatalf("release: %d %s", st, code)
+	}
+	if st, code := rawReq(t, h, site1, "GET", "/v1/device/config", res.Credential, nil); st != http.StatusUnauthorized || code != api.CodeReleased {
+		t.Errorf("config with a released credential: %d %s; want 401 released", st, code)
+	}
+}
+
+// TestAuditIsPruned: the audit log keeps at most AuditMaxRows rows and
+// nothing older than AuditMaxAge.
+func TestAuditIsPruned(t *testing.T) {
+	h := controllertest.Serve(t, func(o *controller.Options) { o.AuditMaxRows = 100; o.AuditMaxAge = 24 * time.Hour })
+	for i := range 300 {
+		if _, err := h.Admin().CreateCCN(ctx(t), "c"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(auditRows(t, h)); n > 110 || n < 90 {
+		t.Errorf("%d audit rows after 300 actions; want about the 100 kept", n)
+	}
+	h.Clock.Advance(25 * time.Hour)
+	h.Restart() // prunes at start
+	if n := len(auditRows(t, h)); n != 0 {
+		t.Errorf("%d audit rows older than a day after a restart; want 0", n)
+	}
 }

@@ -18,8 +18,11 @@ import (
 // NonceTTL is how long a registration challenge stays valid.
 const NonceTTL = 60 * time.Second
 
-// maxSNLen bounds the SN a client may send.
-const maxSNLen = 64
+func rateLimited(d time.Duration) *api.Error {
+	secs := int(math.Ceil(d.Seconds()))
+	return &api.Error{Code: api.CodeRateLimited, RetryAfter: secs,
+		Message: "too many failed registrations", Fix: fmt.Sprintf("wait %d seconds and try again", secs)}
+}
 
 // unknownSecret stands in for an unknown SN so that the proof is checked
 // the same way (and takes the same time) as for a known one.
@@ -30,63 +33,62 @@ func errWrongKey() *api.Error {
 		Fix: "check --sn and the key issued with it (vcpe-hub instance create or device reset-key)"}
 }
 
-func rateLimited(d time.Duration) *api.Error {
-	secs := int(math.Ceil(d.Seconds()))
-	return &api.Error{Code: api.CodeRateLimited, RetryAfter: secs,
-		Message: "too many failed registrations", Fix: fmt.Sprintf("wait %d seconds and try again", secs)}
-}
-
-func checkSN(sn string) *api.Error {
-	if sn == "" || len(sn) > maxSNLen {
-		return &api.Error{Code: api.CodeInvalidInput, Field: "sn", Message: "the SN is empty or too long", Fix: "pass the SN issued by vcpe-hub instance create"}
-	}
-	return nil
-}
-
 // Challenge issues a single-use registration nonce for sn. The answer does
-// not depend on whether sn exists.
+// not depend on whether sn exists. A source network throttled for its own
+// failures is refused before anything else; a malformed SN counts as one.
 func (s *Server) Challenge(from netip.Addr, sn string) (api.Challenge, error) {
-	if e := checkSN(sn); e != nil {
-		return api.Challenge{}, e
-	}
 	now := s.now()
-	if d := max(s.regAddr.blocked("addr:"+from.String(), now), s.regSN.blocked(sn, now)); d > 0 {
+	src := netKey(from)
+	if d := s.regAddr.blocked(src, now); d > 0 {
 		return api.Challenge{}, rateLimited(d)
 	}
-	nonce := base64.RawURLEncoding.EncodeToString(randomBytes(32))
-	if !s.nonces.add(nonce, sn, from.String(), now) {
-		return api.Challenge{}, rateLimited(NonceTTL)
+	if e := api.ValidateSN(sn); e != nil {
+		s.regAddr.fail(src, now)
+		return api.Challenge{}, e
 	}
+	nonce := base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	s.nonces.add(nonce, sn, src, now)
 	return api.Challenge{Nonce: nonce, ExpiresIn: int(NonceTTL / time.Second)}, nil
 }
 
 // Register checks a registration proof and binds the device's WireGuard
 // key to its SN. from is the client's address, for throttling and audit.
+// Throttling and input checks come before any write; failures are
+// recorded sampled per source network, so a flood cannot fill the disk.
 func (s *Server) Register(ctx context.Context, from netip.Addr, req api.RegisterRequest) (api.RegisterResponse, error) {
 	res, err := s.register(ctx, from, req)
 	who := "device@" + from.String()
 	var ae *api.Error
-	if errors.As(err, &ae) && ae.Code == api.CodeRateLimited {
-		// Throttled attempts are logged, not stored: a flood must not fill
-		// the disk.
-		s.log.Info("audit", "who", who, "action", "device.register", "target", req.SN, "result", ae.Code)
-		return res, err
+	switch {
+	case err == nil:
+		s.auditResult(ctx, who, "device.register", req.SN, nil)
+	case errors.As(err, &ae) && ae.Code == api.CodeRateLimited:
+		// Throttled attempts are neither stored nor logged one by one.
+	case errors.As(err, &ae) && ae.Field == "sn":
+		// The SN itself is malformed: it is not recorded.
+		s.auditFailure(ctx, netKey(from), who, "device.register", "(malformed SN)", ae.Code, ae.Message)
+	default:
+		result := "error"
+		if ae != nil {
+			result = ae.Code
+		}
+		s.auditFailure(ctx, netKey(from), who, "device.register", req.SN, result, err.Error())
 	}
-	s.auditResult(ctx, who, "device.register", req.SN, err)
 	return res, err
 }
 
 func (s *Server) register(ctx context.Context, from netip.Addr, req api.RegisterRequest) (api.RegisterResponse, error) {
-	if e := checkSN(req.SN); e != nil {
-		return api.RegisterResponse{}, e
-	}
 	now := s.now()
-	addrKey := "addr:" + from.String()
-	if d := max(s.regAddr.blocked(addrKey, now), s.regSN.blocked(req.SN, now)); d > 0 {
+	src := netKey(from)
+	if d := s.regAddr.blocked(src, now); d > 0 {
 		return api.RegisterResponse{}, rateLimited(d)
 	}
+	if e := api.ValidateSN(req.SN); e != nil {
+		s.regAddr.fail(src, now)
+		return api.RegisterResponse{}, e
+	}
 	if !s.nonces.take(req.Nonce, req.SN, now) {
-		s.regAddr.fail(addrKey, now)
+		s.regAddr.fail(src, now)
 		return api.RegisterResponse{}, &api.Error{Code: api.CodeUnauthorized,
 			Message: "the registration challenge is unknown, expired or already used", Fix: "request a new challenge and answer it within 60 seconds"}
 	}
@@ -101,12 +103,20 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 		secret = d.Secret
 	}
 	s.mu.RUnlock()
+	// The proof is checked first: a valid one is never refused because of
+	// failures from elsewhere. A wrong one counts against this source
+	// network, for this SN and overall.
+	snKey := req.SN + "|" + src
 	if !api.CheckProof(secret, req.Nonce, req.SN, req.PublicKey, req.Advertise, req.Proof) || !known {
-		s.regAddr.fail(addrKey, now)
-		s.regSN.fail(req.SN, now)
+		d := s.regSN.blocked(snKey, now)
+		s.regAddr.fail(src, now)
+		s.regSN.fail(snKey, now)
+		if d > 0 {
+			return api.RegisterResponse{}, rateLimited(d)
+		}
 		return api.RegisterResponse{}, errWrongKey()
 	}
-	s.regSN.reset(req.SN)
+	s.regSN.reset(snKey)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
@@ -73,6 +74,11 @@ type Options struct {
 	// API's address when it is a specific one.
 	HostNetworks   []HostNetwork
 	ControllerAddr netip.Addr
+	// AuditMaxAge and AuditMaxRows bound the audit log: older rows and
+	// rows beyond the newest AuditMaxRows are pruned (defaults
+	// DefaultAuditMaxAge, DefaultAuditMaxRows).
+	AuditMaxAge  time.Duration
+	AuditMaxRows int
 	// Names are extra DNS names or IP addresses for the server certificate
 	// (localhost, 127.0.0.1, ::1 and the hub endpoint's address are always
 	// in it).
@@ -104,9 +110,11 @@ type Server struct {
 	ca          *x509.Certificate
 	fingerprint string
 
-	regAddr *backoff // failed registration proofs per source address
-	regSN   *backoff // failed registration proofs per SN
+	regAddr *backoff // failed registration requests per source network
+	regSN   *backoff // failed registration proofs per SN and source network
 	nonces  *nonces
+	sampler auditSampler
+	appends atomic.Int64 // audit rows since start, for pruning
 
 	reachOnce sync.Once
 	reachLim  *reachLimiter // outside-in reach requests per source address
@@ -164,6 +172,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.RouteQuota == 0 {
 		opts.RouteQuota = DefaultRouteQuota
 	}
+	if opts.AuditMaxAge == 0 {
+		opts.AuditMaxAge = DefaultAuditMaxAge
+	}
+	if opts.AuditMaxRows == 0 {
+		opts.AuditMaxRows = DefaultAuditMaxRows
+	}
+	if opts.AuditMaxAge < time.Hour || opts.AuditMaxRows < 100 {
+		return nil, optErr("audit retention %s / %d rows: keep at least an hour and 100 rows (--audit-max-age, --audit-max-rows)", opts.AuditMaxAge, opts.AuditMaxRows)
+	}
 	if opts.RouteQuota < 1 || opts.RouteQuota > MaxRouteQuota {
 		return nil, optErr("route quota %d: want 1 to %d prefixes per device", opts.RouteQuota, MaxRouteQuota)
 	}
@@ -220,6 +237,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
+	s.pruneAudit(ctx)
 	s.pub.start(s.HubConfig)
 	return s, nil
 }
@@ -351,9 +369,14 @@ func (s *Server) changedLocked(ctx context.Context) {
 // audit records an admin action or registration attempt in the log and the
 // store. Never pass a key or credential.
 func (s *Server) audit(ctx context.Context, who, action, target, result, detail string) {
+	// Fields may hold what a client sent: capped and escaped.
+	who, action, target, result, detail = capField(who), capField(action), capField(target), capField(result), capField(detail)
 	s.log.Info("audit", "who", who, "action", action, "target", target, "result", result, "detail", detail)
 	if err := s.store.AppendAudit(context.WithoutCancel(ctx), store.AuditEntry{At: s.now(), Who: who, Action: action, Target: target, Result: result, Detail: detail}); err != nil {
 		s.log.Error("audit log", "err", err)
+	}
+	if every := int64(min(auditPruneEvery, max(1, s.opts.AuditMaxRows/10))); s.appends.Add(1)%every == 0 {
+		s.pruneAudit(ctx)
 	}
 }
 

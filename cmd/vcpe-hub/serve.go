@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +31,8 @@ type serveOptions struct {
 	cloud       []string
 	lanPools    []string
 	deny        []string
+	auditAge    time.Duration
+	auditRows   int
 	routeQuota  int
 	names       []string
 	hub         hubOptions
@@ -44,7 +47,7 @@ func (o serveOptions) endpoint() (netip.AddrPort, error) {
 // controllerOptions turns flags into controller options, deriving the hub
 // endpoint from a specific --listen address when it is not given.
 func (o serveOptions) controllerOptions() (controller.Options, error) {
-	opts := controller.Options{StateDir: o.state, RouteQuota: o.routeQuota, Names: o.names}
+	opts := controller.Options{StateDir: o.state, RouteQuota: o.routeQuota, Names: o.names, AuditMaxAge: o.auditAge, AuditMaxRows: o.auditRows}
 	host, _, err := net.SplitHostPort(o.listen)
 	if err != nil {
 		return opts, cli.Usagef("--listen %q: want ADDR:PORT or :PORT (for example :8443)", o.listen)
@@ -185,6 +188,8 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	f.StringSliceVar(&o.cloud, "cloud-prefix", nil, "cloud-side prefix behind the hub, learnt by CCN members (repeatable)")
 	f.StringSliceVar(&o.lanPools, "lan-pool", nil, "prefix devices may advertise inside (repeatable; default the private ranges 10/8, 100.64/10, 172.16/12, 192.168/16, 198.18/15)")
 	f.StringSliceVar(&o.deny, "deny-prefix", nil, "prefix no device may advertise into (repeatable)")
+	f.DurationVar(&o.auditAge, "audit-max-age", controller.DefaultAuditMaxAge, "audit log entries older than this are pruned")
+	f.IntVar(&o.auditRows, "audit-max-rows", controller.DefaultAuditMaxRows, "the audit log keeps at most this many entries")
 	f.IntVar(&o.routeQuota, "route-quota", controller.DefaultRouteQuota, "default number of prefixes a device may advertise (up to 50)")
 	f.StringSliceVar(&o.names, "name", nil, "extra DNS name or IP address for the server certificate (repeatable)")
 	f.BoolVar(&o.hub.disabled, "no-dataplane", false, "run the controller only: no tunnel endpoint, no reflector")
