@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -161,7 +162,7 @@ func mustJSON(t *testing.T, v any) string {
 func rawReq(t *testing.T, h *controllertest.Harness, from netip.Addr, method, path, credential string, body []byte) (int, string) {
 	t.Helper()
 	opts := h.ClientOptions(from)
-	hc := &http.Client{Transport: &http.Transport{DialContext: opts.Dial, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	hc := &http.Client{Transport: &http.Transport{DialContext: opts.Dial, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
 	req, _ := http.NewRequest(method, controllertest.URL+path, bytes.NewReader(body))
 	if credential != "" {
 		req.Header.Set("Authorization", "Bearer "+credential)
@@ -231,9 +232,9 @@ func TestAttackLockout(t *testing.T) {
 	h := controllertest.Serve(t)
 	inst := newInstance(t, h, "shop1")
 	d := inst.Devices[0]
-	attacker := netip.MustParseAddr("2001:db8:66:1::1")
+	attacker := h.Client(netip.MustParseAddr("2001:db8:66:1::1"))
 	for i := range 200 {
-		_, _ = h.Client(attacker).Register(ctx(t), device.RegisterRequest{SN: d.SN, Key: "guess" + strconv.Itoa(i), PublicKey: wgKey(t).PublicKey()})
+		_, _ = attacker.Register(ctx(t), device.RegisterRequest{SN: d.SN, Key: "guess" + strconv.Itoa(i), PublicKey: wgKey(t).PublicKey()})
 	}
 	// Another address of the same /64 is throttled too.
 	_, err := h.Client(netip.MustParseAddr("2001:db8:66:1:dead::2")).Register(ctx(t), device.RegisterRequest{SN: d.SN, Key: "more", PublicKey: wgKey(t).PublicKey()})
@@ -279,5 +280,43 @@ func TestAuditIsPruned(t *testing.T) {
 	h.Restart() // prunes at start
 	if n := len(auditRows(t, h)); n != 0 {
 		t.Errorf("%d audit rows older than a day after a restart; want 0", n)
+	}
+}
+
+// TestAttackConnectionFlood: one source holding many idle connections gets
+// at most MaxConnsPerSource of them; the others are closed at once, and a
+// device elsewhere is still served.
+func TestAttackConnectionFlood(t *testing.T) {
+	h := controllertest.Serve(t)
+	dial := h.ClientOptions(evil).Dial
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	closed := 0
+	for range controller.MaxConnsPerSource + 8 {
+		c, err := dial(ctx(t), "tcp", "controller.test:8443")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	// A refused connection was closed by the server before any TLS byte:
+	// writing to it fails at once; an accepted one takes the byte (the
+	// server waits for the rest of a ClientHello).
+	for _, c := range held {
+		_ = c.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := c.Write([]byte{0x16}); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			closed++
+		}
+	}
+	if closed != 8 {
+		t.Errorf("%d of %d idle connections from one source closed; want the 8 beyond %d", closed, controller.MaxConnsPerSource+8, controller.MaxConnsPerSource)
+	}
+	inst := newInstance(t, h, "shop1")
+	if _, err := register(t, h, site1, inst.Devices[0].SN, inst.Devices[0].Key, wgKey(t).PublicKey(), lan1); err != nil {
+		t.Errorf("a device elsewhere during the flood: %v", err)
 	}
 }

@@ -209,7 +209,7 @@ func (j *Journal) StartProcess(spec ProcessSpec) (changed bool, err error) {
 	defer devnull.Close()
 	cmd := exec.Command(spec.Argv[0], spec.Argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
-	cmd.Env = append(os.Environ(), spec.Env...)
+	cmd.Env = append(daemonEnv(os.Environ()), spec.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return true, fmt.Errorf("start %s: %w", spec.Argv[0], err)
@@ -263,4 +263,18 @@ func (j *Journal) undoProcess(c Change) error {
 		return err
 	}
 	return nil
+}
+
+// daemonEnv is the environment a detached daemon inherits: ours without
+// the device key (VCPE_KEY, VCPE_KEY_FILE), which the daemon never needs
+// and must not keep in /proc/PID/environ.
+func daemonEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == "VCPE_KEY" || k == "VCPE_KEY_FILE" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
