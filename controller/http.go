@@ -273,7 +273,9 @@ func (s *Server) deviceServer() *http.Server {
 func (s *Server) ServeDevice(ctx context.Context, ln net.Listener) error {
 	srv := s.deviceServer()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(newLimitListener(ln, MaxConnsPerSource, MaxConns), srv.TLSConfig)) }()
+	go func() {
+		errc <- srv.Serve(tls.NewListener(newLimitListener(ln, MaxConnsPerSource, MaxConns), srv.TLSConfig))
+	}()
 	var err error
 	select {
 	case <-ctx.Done():
