@@ -160,8 +160,13 @@ func (b *Bundle) WriteTo(w io.Writer, secrets []string) error {
 	return nil
 }
 
-// maxFileSize bounds each file Read accepts (a bundle is small).
-const maxFileSize = 64 << 20
+// Limits of what Read accepts from a bundle (a file from anyone): each
+// file, the number of entries of any kind, and the total of the files.
+const (
+	maxFileSize   = 64 << 20
+	maxEntries    = 1000
+	maxTotalBytes = 128 << 20
+)
 
 // Read reads a bundle written by WriteTo: every file by name (the manifest
 // included), after checking each listed file's SHA-256.
@@ -172,6 +177,7 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 	}
 	tr := tar.NewReader(gz)
 	files := map[string][]byte{}
+	entries, total := 0, 0
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -179,6 +185,9 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("read bundle: %w", err)
+		}
+		if entries++; entries > maxEntries {
+			return nil, nil, fmt.Errorf("read bundle: more than %d entries; a vcpe bundle holds a few dozen", maxEntries)
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue
@@ -193,6 +202,9 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 		}
 		if len(data) > maxFileSize {
 			return nil, nil, fmt.Errorf("read bundle: %s is larger than %d bytes", name, maxFileSize)
+		}
+		if total += len(data); total > maxTotalBytes {
+			return nil, nil, fmt.Errorf("read bundle: the files hold more than %d bytes in all", maxTotalBytes)
 		}
 		files[name] = data
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -209,4 +210,23 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadCapsEntriesAndTotal: a bundle file from anyone cannot make Read
+// hold more than maxEntries entries or maxTotalBytes in all.
+func TestReadCapsEntriesAndTotal(t *testing.T) {
+	many := map[string][]byte{}
+	for i := range maxEntries + 1 {
+		many[fmt.Sprintf("f%d", i)] = nil
+	}
+	if _, _, err := Read(bytes.NewReader(rawTarGz(t, many))); err == nil || !strings.Contains(err.Error(), "entries") {
+		t.Errorf("Read of %d entries: %v; want refused", len(many), err)
+	}
+	// Three files just under the per-file cap, of zeros (gzip makes them
+	// small on disk), exceed the total.
+	big := make([]byte, maxFileSize)
+	huge := map[string][]byte{"a": big, "b": big, "c": big}
+	if _, _, err := Read(bytes.NewReader(rawTarGz(t, huge))); err == nil || !strings.Contains(err.Error(), "in all") {
+		t.Errorf("Read of %d MiB: %v; want refused", 3*maxFileSize>>20, err)
+	}
 }
