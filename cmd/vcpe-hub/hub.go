@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/controller"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
@@ -23,6 +25,27 @@ type hubOptions struct {
 	reflector string
 	check     dataplane.HealthCheck
 	preempt   bool
+	// reflectorEndpoint lets the reflector answer on the hub endpoint's
+	// address too (devices measure WAN loss with it).
+	reflectorEndpoint bool
+}
+
+// reflectorScope is where the hub's reflector answers: the overlay, the
+// cloud-side prefixes, loopback and, unless turned off, the hub
+// endpoint's address; never any other address of the host.
+func (o serveOptions) reflectorScope(cfg api.HubConfig, ep netip.AddrPort) func(netip.Addr) bool {
+	ps := append([]netip.Prefix{cfg.Overlay, netip.MustParsePrefix("127.0.0.0/8")}, cfg.CloudPrefixes...)
+	if o.hub.reflectorEndpoint {
+		ps = append(ps, netip.PrefixFrom(ep.Addr().Unmap(), 32))
+	}
+	return func(a netip.Addr) bool {
+		for _, p := range ps {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // startHub runs the hub's tunnel end next to the controller: the
@@ -108,7 +131,8 @@ func startHub(ctx context.Context, srv *controller.Server, o serveOptions, log *
 			return nil, fmt.Errorf("probe reflector on %s: %w (choose another --reflector address, or empty to disable)", o.hub.reflector, err)
 		}
 		go func() {
-			if err := (&diag.Reflector{}).Serve(rctx, pc); err != nil && rctx.Err() == nil {
+			r := &diag.Reflector{AllowDst: o.reflectorScope(cfg, ep)}
+			if err := r.Serve(rctx, pc); err != nil && rctx.Err() == nil {
 				log.Error("probe reflector stopped", "err", err)
 			}
 		}()

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -155,6 +156,10 @@ func run(ctx context.Context, o options) error {
 		return cli.Usagef("%v", err)
 	}
 
+	// The reflector answers on the overlay and LAN addresses only, never
+	// on the WAN: it is for probes through the tunnel.
+	reflectorScope := &scope{}
+	reflectorScope.set(st.Config)
 	var syncer *dataplane.Syncer
 	static := dataplane.SyncStatus{Mode: "static", State: "static", Generation: st.Config.Generation}
 	switch {
@@ -173,6 +178,7 @@ func run(ctx context.Context, o options) error {
 				return err
 			}
 			cur.Config = cfg
+			reflectorScope.set(cfg)
 			return device.SaveState(o.stateDir, cur)
 		}
 	}
@@ -221,7 +227,8 @@ func run(ctx context.Context, o options) error {
 		rctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go func() {
-			if err := (&diag.Reflector{}).Serve(rctx, pc); err != nil && rctx.Err() == nil {
+			r := &diag.Reflector{AllowDst: reflectorScope.allow}
+			if err := r.Serve(rctx, pc); err != nil && rctx.Err() == nil {
 				log.Error("probe reflector stopped", "err", err)
 			}
 		}()
@@ -289,4 +296,27 @@ func controllerProtected(controller string) func() []dataplane.Protected {
 		out = append(out, dataplane.Protected{Addr: a, What: "the controller " + a.String()})
 	}
 	return func() []dataplane.Protected { return out }
+}
+
+// scope is where the device's reflector answers: its overlay network, its
+// advertised LAN prefixes and loopback; it follows the configuration.
+type scope struct {
+	ps atomic.Pointer[[]netip.Prefix]
+}
+
+func (s *scope) set(cfg api.DeviceConfig) {
+	ps := append([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, cfg.Advertised...)
+	if cfg.OverlayAddr.IsValid() {
+		ps = append(ps, cfg.OverlayAddr.Masked())
+	}
+	s.ps.Store(&ps)
+}
+
+func (s *scope) allow(a netip.Addr) bool {
+	for _, p := range *s.ps.Load() {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
