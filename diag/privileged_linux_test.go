@@ -513,7 +513,9 @@ func TestReflectorScope(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	answered := func(dst netip.Addr) bool {
 		var c *net.UDPConn
-		inNS(t, cl, func() { c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, ReflectorPort))) })
+		inNS(t, cl, func() {
+			c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, ReflectorPort)))
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -88,7 +88,6 @@ func (v Verdict) String() string {
 	return [...]string{"answer", "malformed", "oversized", "rate-limited"}[v]
 }
 
-
 // defaultMaxPayload is the largest probe payload a reflector answers by
 // default: a full 1,500-byte packet.
 const defaultMaxPayload = 1500 - udpIPHeaders
