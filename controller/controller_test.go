@@ -41,13 +41,13 @@ var (
 	cloud = netip.MustParsePrefix("198.19.100.0/24")
 )
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return c
 }
 
-func newInstance(t *testing.T, h *controllertest.Harness, name string) *controller.CreatedInstance {
+func newInstance(t testing.TB, h *controllertest.Harness, name string) *controller.CreatedInstance {
 	t.Helper()
 	res, err := h.Admin().CreateInstance(ctx(t), controller.CreateInstanceRequest{Name: name})
 	if err != nil {
@@ -68,7 +68,7 @@ func attach(t *testing.T, h *controllertest.Harness, ccn, inst string) {
 	}
 }
 
-func wgKey(t *testing.T) api.Key {
+func wgKey(t testing.TB) api.Key {
 	t.Helper()
 	k, err := api.GeneratePrivateKey()
 	if err != nil {
@@ -77,7 +77,7 @@ func wgKey(t *testing.T) api.Key {
 	return k
 }
 
-func register(t *testing.T, h *controllertest.Harness, from netip.Addr, sn, key string, pub api.Key, adv ...netip.Prefix) (api.RegisterResponse, error) {
+func register(t testing.TB, h *controllertest.Harness, from netip.Addr, sn, key string, pub api.Key, adv ...netip.Prefix) (api.RegisterResponse, error) {
 	t.Helper()
 	return h.Client(from).Register(ctx(t), device.RegisterRequest{SN: sn, Key: key, PublicKey: pub, Advertise: adv})
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/time/rate"
+
 	"github.com/openvcpe/vcpe/controller/store"
 )
 
@@ -203,4 +205,23 @@ func (s *Server) pruneAudit(ctx context.Context) {
 	if n > 0 {
 		s.log.Info("audit log pruned", "rows", n, "max_age", s.opts.AuditMaxAge, "max_rows", s.opts.AuditMaxRows)
 	}
+}
+
+// Route changes per device: a burst, then one a second.
+const (
+	advertiseRate  = 1
+	advertiseBurst = 10
+)
+
+// advertiseAllowedLocked takes one route change from the device's bucket.
+func (s *Server) advertiseAllowedLocked(sn string) bool {
+	if s.advLim == nil {
+		s.advLim = newLRU[*rate.Limiter](maxBackoffKeys)
+	}
+	l, ok := s.advLim.get(sn)
+	if !ok {
+		l = rate.NewLimiter(advertiseRate, advertiseBurst)
+		s.advLim.put(sn, l)
+	}
+	return l.AllowN(s.now(), 1)
 }

@@ -320,6 +320,13 @@ func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Pr
 			return s.deviceConfigLocked(d), nil
 		}
 	}
+	// A device may change its routes a few times in a burst, then about
+	// once a second: each change is a store write, an audit row and a new
+	// hub configuration.
+	if !s.advertiseAllowedLocked(d.SN) {
+		return api.DeviceConfig{}, &api.Error{Code: api.CodeRateLimited, RetryAfter: 1,
+			Message: "routes changed too often", Fix: "send route changes at most once a second"}
+	}
 	err := func() error {
 		if e := ValidateAdvertise(ps, in.RouteQuota); e != nil {
 			return e
@@ -342,10 +349,16 @@ func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Pr
 		d.ProbeAddrs = p
 		return nil
 	}()
-	s.auditResult(ctx, "device:"+d.SN, "device.advertise", in.Name, err)
 	if err != nil {
+		var ae *api.Error
+		result := "error"
+		if errors.As(err, &ae) {
+			result = ae.Code
+		}
+		s.auditFailure(ctx, "sn:"+d.SN, "device:"+d.SN, "device.advertise", in.Name, result, err.Error())
 		return api.DeviceConfig{}, err
 	}
+	s.auditResult(ctx, "device:"+d.SN, "device.advertise", in.Name, nil)
 	s.changedLocked(ctx)
 	return s.deviceConfigLocked(d), nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/controller/store"
 	"github.com/openvcpe/vcpe/internal/atomicfile"
+	"golang.org/x/time/rate"
 )
 
 // Store is what the controller needs from its database. store.SQLite is
@@ -114,7 +115,8 @@ type Server struct {
 	regSN   *backoff // failed registration proofs per SN and source network
 	nonces  *nonces
 	sampler auditSampler
-	appends atomic.Int64 // audit rows since start, for pruning
+	advLim  *lru[*rate.Limiter] // route changes per device (under mu)
+	appends atomic.Int64        // audit rows since start, for pruning
 
 	reachOnce sync.Once
 	reachLim  *reachLimiter // outside-in reach requests per source address
