@@ -187,7 +187,7 @@ func TestAttackHubCannotBeSteered(t *testing.T) {
 	if mainAfter != mainBefore {
 		t.Errorf("main table after Close:\n%s\nwant as before:\n%s", mainAfter, mainBefore)
 	}
-	if rules := ns.Run("ip", "rule", "show"); strings.Contains(rules, strconv.Itoa(dataplane.DefaultHubRouteTable)) {
+	if rules := ns.Run("ip", "rule", "show"); strings.Contains(rules, strconv.Itoa(dataplane.DefaultRouteTable)) {
 		t.Errorf("policy rules left after Close:\n%s", rules)
 	}
 }
@@ -247,6 +247,14 @@ func TestAttackDeviceGuardsEveryConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	check([]string{"198.19.2.0/24", "198.19.7.0/24"}, map[string]string{"198.19.5.0/25": "198.19.5.2", "198.19.6.0/24": "198.19.6.9"})
+	// A learned route carries traffic into the tunnel, but never
+	// WireGuard's own packets (fwmark), on the device as on the hub.
+	if out := ns.Run("ip", "route", "get", "198.19.7.1"); !strings.Contains(out, "dev "+dataplane.DefaultTUN) {
+		t.Errorf("route to a learned prefix: %s; want via %s", out, dataplane.DefaultTUN)
+	}
+	if out, _ := ns.Try("ip", "route", "get", "198.19.7.1", "mark", strconv.Itoa(dataplane.DefaultFwMark)); strings.Contains(out, "dev "+dataplane.DefaultTUN) {
+		t.Errorf("WireGuard's own packets to a learned prefix: %s; want them exempt from the tunnel", out)
+	}
 	// Nothing in the kernel sends the SSH client into the tunnel.
 	if out := ns.Run("ip", "route", "get", "198.19.5.2"); strings.Contains(out, dataplane.DefaultTUN) {
 		t.Errorf("route to the SSH client: %s", out)

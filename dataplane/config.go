@@ -23,11 +23,12 @@ const (
 	// again after a crash and never touch anyone else's.
 	RouteProtocol = 118
 
-	// DefaultHubRouteTable is the hub's own routing table for the devices'
-	// prefixes, DefaultFwMark the mark on WireGuard's packets that exempts
-	// them from it (wg-quick's numbers), DefaultRulePriority the priority
-	// of the first of the two policy rules that consult it.
-	DefaultHubRouteTable = 51820
+	// DefaultRouteTable is vcpe's own routing table for tunnel routes (on
+	// the hub and on devices), DefaultFwMark the mark on WireGuard's
+	// packets that exempts them from it (wg-quick's numbers),
+	// DefaultRulePriority the priority of the first of the two policy
+	// rules that consult it.
+	DefaultRouteTable    = 51820
 	DefaultFwMark        = 51820
 	DefaultRulePriority  = 32700
 
@@ -72,6 +73,14 @@ type EdgeOptions struct {
 
 	HA EdgeHA
 
+	// RouteTable, FwMark and RulePriority place the tunnel routes in
+	// vcpe's own table behind two policy rules, as on the hub (see
+	// HubOptions); defaults DefaultRouteTable, DefaultFwMark,
+	// DefaultRulePriority.
+	RouteTable   int
+	FwMark       uint32
+	RulePriority int
+
 	// Protect returns addresses no learned route may capture, besides the
 	// hub endpoint and the SSH clients connected to port 22, which the
 	// engine always protects (vcped passes the controller). It is called
@@ -108,7 +117,7 @@ type HubOptions struct {
 	// isolation rules; "vcpe" by default. It is removed on Close.
 	TableName string
 	// RouteTable is the routing table of the devices' prefixes
-	// (DefaultHubRouteTable), FwMark the mark on WireGuard's own packets
+	// (DefaultRouteTable), FwMark the mark on WireGuard's own packets
 	// (DefaultFwMark) and RulePriority the priority of the first of the
 	// two policy rules that consult it (DefaultRulePriority). The main
 	// table is never written.
@@ -258,4 +267,22 @@ func cloneHubConfig(c api.HubConfig) api.HubConfig {
 		c.Peers[i].AllowedIPs = slices.Clone(c.Peers[i].AllowedIPs)
 	}
 	return c
+}
+
+// routeTableOptions applies the defaults of the route table options and
+// checks them.
+func routeTableOptions(table int, mark uint32, prio int) (int, uint32, int, error) {
+	if table == 0 {
+		table = DefaultRouteTable
+	}
+	if mark == 0 {
+		mark = DefaultFwMark
+	}
+	if prio == 0 {
+		prio = DefaultRulePriority
+	}
+	if table < 1 || table >= 253 && table <= 255 || prio < 1 || prio > 32765 {
+		return 0, 0, 0, fmt.Errorf("route table %d / rule priority %d: want a table other than main, local and default (1..252, 256..) and a priority below main's (1..32765)", table, prio)
+	}
+	return table, mark, prio, nil
 }

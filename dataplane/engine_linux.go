@@ -45,6 +45,9 @@ type Engine struct {
 	// Multi-attach: the HA goroutines hold haMu, never mu.
 	ha          EdgeHA
 	protect     func() []Protected
+	routeTable  int
+	fwMark      uint32
+	rulePrio    int
 	dropped     []GuardedRoute // learned routes refused by guardLocked
 	snv         atomic.Pointer[string]
 	haMu        sync.Mutex
@@ -69,6 +72,9 @@ func New(opts EdgeOptions) (*Engine, error) {
 	}
 	e := &Engine{c: c, probeInterval: opts.ProbeInterval, deadAfter: opts.DeadAfter, state: StateStopped,
 		ha: opts.HA, protect: opts.Protect, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true}
+	if e.routeTable, e.fwMark, e.rulePrio, err = routeTableOptions(opts.RouteTable, opts.FwMark, opts.RulePriority); err != nil {
+		return nil, err
+	}
 	e.ha.Check = e.ha.Check.WithDefaults()
 	if e.ha.ClaimPort == 0 {
 		e.ha.ClaimPort = DefaultClaimPort
@@ -116,6 +122,11 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 		}
 	}()
 	if err = w.setAddr(cfg.OverlayAddr, netip.Prefix{}); err != nil {
+		return err
+	}
+	// Tunnel routes live in vcpe's own table, behind the main table's
+	// specific routes; WireGuard's own packets never use them.
+	if err = w.useTable(e.routeTable, e.fwMark, e.rulePrio); err != nil {
 		return err
 	}
 	cfg = e.guardLocked(w, cfg)

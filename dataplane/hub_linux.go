@@ -46,17 +46,8 @@ func NewHub(opts HubOptions) (*Hub, error) {
 	}
 	h := &Hub{c: c, table: opts.TableName, claimPort: opts.ClaimPort, check: opts.Check.WithDefaults(), onSwitch: opts.OnSwitch,
 		routeTable: opts.RouteTable, fwMark: opts.FwMark, rulePrio: opts.RulePriority}
-	if h.routeTable == 0 {
-		h.routeTable = DefaultHubRouteTable
-	}
-	if h.fwMark == 0 {
-		h.fwMark = DefaultFwMark
-	}
-	if h.rulePrio == 0 {
-		h.rulePrio = DefaultRulePriority
-	}
-	if h.routeTable < 1 || h.routeTable >= 253 && h.routeTable <= 255 || h.rulePrio < 1 || h.rulePrio > 32765 {
-		return nil, fmt.Errorf("hub route table %d / rule priority %d: want a table other than main, local and default (1..252, 256..) and a priority below main's (1..32765)", h.routeTable, h.rulePrio)
+	if h.routeTable, h.fwMark, h.rulePrio, err = routeTableOptions(h.routeTable, h.fwMark, h.rulePrio); err != nil {
+		return nil, err
 	}
 	if h.claimPort == 0 {
 		h.claimPort = DefaultClaimPort

@@ -38,7 +38,24 @@ func (w *wgIface) useTable(table int, mark uint32, prio int) error {
 		}
 	}
 	w.rules = true
+	w.dropMainLeftovers()
 	return nil
+}
+
+// dropMainLeftovers deletes vcpe-marked routes of the main table: earlier
+// versions, or a crash, left them there, and now they would shadow the
+// routes of vcpe's own table.
+func (w *wgIface) dropMainLeftovers() {
+	rs, err := vcpeRoutes(w.nl, unix.RT_TABLE_MAIN)
+	if err != nil {
+		return
+	}
+	for _, r := range rs {
+		r := r
+		if err := w.nl.RouteDel(&r); err == nil {
+			w.c.log.Info("deleted stale route", "prefix", routePrefix(r), "table", "main")
+		}
+	}
 }
 
 // removeRules deletes the policy rules useTable added (any vcpe-marked

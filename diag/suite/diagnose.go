@@ -388,21 +388,21 @@ func (d *diagnosis) routesMatch() {
 	f := Finding{ID: "routes.match", Category: CatConfig, Title: "Routes equal to what the controller says",
 		CausedBy: []string{"daemon.running", "tun.present", "registration.valid"}}
 	f.Evidence = []string{fmt.Sprintf("learned from the %s: %s", src, joinPrefixes(c.Routes)),
-		fmt.Sprintf("in the kernel (ip route show proto %d): %s", dataplane.RouteProtocol, joinPrefixes(h.Routes))}
+		fmt.Sprintf("in the kernel (ip route show table %d proto %d): %s", dataplane.DefaultRouteTable, dataplane.RouteProtocol, joinPrefixes(h.Routes))}
 	tun := d.tun()
 	switch {
 	case len(missing) > 0:
 		f.Severity, f.Title = SevError, "Learned routes missing from the kernel: "+strings.Join(missing, ", ")
 		var cmds []string
 		for _, p := range missing {
-			cmds = append(cmds, fmt.Sprintf("ip route replace %s dev %s proto %d", p, tun, dataplane.RouteProtocol))
+			cmds = append(cmds, fmt.Sprintf("ip route replace %s dev %s proto %d table %d", p, tun, dataplane.RouteProtocol, dataplane.DefaultRouteTable))
 		}
 		f.Fix = strings.Join(cmds, "; ") + " (or restart vcped: systemctl restart vcped)"
 	case len(extra) > 0:
 		f.Severity, f.Title = SevWarning, "Routes in the kernel the controller no longer gives: "+strings.Join(extra, ", ")
 		var cmds []string
 		for _, p := range extra {
-			cmds = append(cmds, fmt.Sprintf("ip route del %s proto %d", p, dataplane.RouteProtocol))
+			cmds = append(cmds, fmt.Sprintf("ip route del %s proto %d table %d", p, dataplane.RouteProtocol, dataplane.DefaultRouteTable))
 		}
 		f.Fix = strings.Join(cmds, "; ")
 	default:

@@ -191,10 +191,10 @@ func TestDiagPlantedFaults(t *testing.T) {
 	})
 	t.Run("a learned route deleted", func(t *testing.T) {
 		// The restore is the finding's own fix, run as written.
-		run(t, sh(node, "ip", "route", "del", LANB.String(), "proto", "118"), func(top suite.Finding) error {
+		run(t, sh(node, "ip", "route", "del", LANB.String(), "proto", "118", "table", "51820"), func(top suite.Finding) error {
 			fix, _, _ := strings.Cut(top.Fix, " (")
 			if top.ID != "routes.match" { // diag failed this subtest; undo by hand
-				fix = "ip route replace " + LANB.String() + " dev vcpe0 proto 118"
+				fix = "ip route replace " + LANB.String() + " dev vcpe0 proto 118 table 51820"
 			}
 			for _, c := range strings.Split(fix, "; ") {
 				if err := sh(node, strings.Fields(c)...)(); err != nil {
