@@ -28,9 +28,9 @@ const (
 	// packets that exempts them from it (wg-quick's numbers),
 	// DefaultRulePriority the priority of the first of the two policy
 	// rules that consult it.
-	DefaultRouteTable    = 51820
-	DefaultFwMark        = 51820
-	DefaultRulePriority  = 32700
+	DefaultRouteTable   = 51820
+	DefaultFwMark       = 51820
+	DefaultRulePriority = 32700
 
 	// DefaultKeepalive is the persistent keepalive (seconds) an edge uses
 	// when the controller leaves it to the device.
