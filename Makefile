@@ -5,13 +5,21 @@ BIN        := bin
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -s -w -X main.version=$(VERSION)
 CMDS       := $(notdir $(wildcard cmd/vcpe cmd/vcped cmd/vcpe-hub cmd/vcpe-lab))
+DIST       ?= dist
+PKG_OUT    := $(abspath $(DIST))
+STAGE      := $(PKG_OUT)/.stage
+HOST_ARCH  := $(shell $(GO) env GOHOSTARCH)
+PKG_ARCHS  ?= amd64 arm64
+PKG_VERSION ?= $(shell deploy/version.sh 2>/dev/null || echo 0.0.0~dev)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 TEST_FLAGS ?= -count=1 -p 2 -timeout 15m
 export CGO_ENABLED = 0
 
 # System commands the tests, the lab and the benchmarks run, and the Debian
 # packages that provide them.
 SYSTEM_DEPS := ip:iproute2 iptables:iptables nft:nftables tc:iproute2 ping:iputils-ping \
-               iperf3:iperf3 tmux:tmux ss:iproute2 tcpdump:tcpdump systemd-analyze:systemd ethtool:ethtool
+               iperf3:iperf3 tmux:tmux ss:iproute2 tcpdump:tcpdump systemd-analyze:systemd ethtool:ethtool \
+               rpm:rpm rpmlint:rpmlint ansible-playbook:ansible-core
 
 .DEFAULT_GOAL := help
 
@@ -58,9 +66,9 @@ test: deps ## Run every test; privileged ones need root (sudo make test)
 	exit $$rc
 
 .PHONY: vet
-vet: ## go vet, and the build for a non-Linux target
+vet: ## go vet, for Linux and for a non-Linux target (tests included)
 	$(GO) vet ./...
-	GOOS=darwin $(GO) build ./...
+	GOOS=darwin $(GO) vet ./...
 
 .PHONY: check
 check: vet test ## vet + tests
@@ -94,6 +102,26 @@ clean-netns: ## Remove namespaces left by a killed test run (only vcpe's own, vc
 		ip netns pids $$n | xargs -r kill -9; ip netns del $$n && echo "removed $$n"; \
 	done
 
+.PHONY: packages
+packages: ## deb and rpm packages of vcpe and vcpe-hub for amd64 and arm64 into dist/ (nfpm; PKG_ARCHS=amd64 for one)
+	@rm -rf $(STAGE) $(PKG_OUT)/vcpe*.deb $(PKG_OUT)/vcpe*.rpm && mkdir -p $(STAGE)
+	@for a in $(PKG_ARCHS) $(if $(filter $(HOST_ARCH),$(PKG_ARCHS)),,$(HOST_ARCH)); do for c in vcpe vcped vcpe-hub; do \
+		echo "GOARCH=$$a go build -o $(STAGE)/$$a/$$c ./cmd/$$c"; \
+		GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(STAGE)/$$a/$$c ./cmd/$$c || exit 1; \
+	done; done
+	@# Man pages and completions come from the commands themselves.
+	@export SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH); h=$(STAGE)/$(HOST_ARCH); \
+	$$h/vcpe gen-docs --man $(STAGE)/man/vcpe --completions $(STAGE)/completions && \
+	$$h/vcped gen-docs --man $(STAGE)/man/vcpe --completions $(STAGE)/completions && \
+	$$h/vcpe-hub gen-docs --man $(STAGE)/man/vcpe-hub --completions $(STAGE)/completions
+	@cd deploy/tools && $(GO) build -o $(STAGE)/vcpe-package ./cmd/vcpe-package
+	@cd deploy/tools && for a in $(PKG_ARCHS); do for p in vcpe vcpe-hub; do for f in deb rpm; do \
+		VERSION=$(PKG_VERSION) ARCH=$$a ROOT=$(CURDIR) STAGE=$(STAGE) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+			$(STAGE)/vcpe-package --config ../nfpm/$$p.yaml --packager $$f --target $(PKG_OUT) || exit 1; \
+	done; done; done
+	@rm -rf $(STAGE)
+	@ls -l $(PKG_OUT)
+
 .PHONY: clean
 clean: ## Remove build output
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)

@@ -131,6 +131,22 @@ type DeviceConfig struct {
 
 	// PersistentKeepalive in seconds; 0 lets the device choose.
 	PersistentKeepalive int `json:"persistent_keepalive,omitempty"`
+
+	// Slots is how many devices the instance may have (more than one:
+	// multi-attach); 0 from a controller that does not say.
+	Slots int `json:"slots,omitempty"`
+	// Peers are the instance's other registered devices, so that a second
+	// device can take the same multi-attach settings as the first.
+	Peers []InstancePeer `json:"peers,omitempty"`
+}
+
+// InstancePeer is another registered device of the same instance.
+type InstancePeer struct {
+	SN     string `json:"sn"`
+	Active bool   `json:"active"`
+	// LANGateway is the shared LAN gateway it registered with (invalid
+	// when it gave none).
+	LANGateway netip.Prefix `json:"lan_gateway,omitzero"`
 }
 
 // ProbeTarget is an address inside a learned prefix that answers the probe

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -87,4 +88,21 @@ func FuzzValidateSN(f *testing.F) {
 			}
 		}
 	})
+}
+func TestJoinPrefixes(t *testing.T) {
+	ps := []netip.Prefix{netip.MustParsePrefix("198.19.1.0/24"), netip.MustParsePrefix("198.19.2.0/24")}
+	for _, tc := range []struct {
+		ps   []netip.Prefix
+		sep  string
+		want string
+	}{
+		{nil, ",", ""},
+		{ps[:1], ",", "198.19.1.0/24"},
+		{ps, ",", "198.19.1.0/24,198.19.2.0/24"},
+		{ps, ", ", "198.19.1.0/24, 198.19.2.0/24"},
+	} {
+		if got := JoinPrefixes(tc.ps, tc.sep); got != tc.want {
+			t.Errorf("JoinPrefixes(%v, %q) = %q; want %q", tc.ps, tc.sep, got, tc.want)
+		}
+	}
 }

@@ -41,6 +41,11 @@ type RegisterRequest struct {
 	// an advertised prefix), not a security claim, and a wrong one costs
 	// nothing but a failed probe.
 	ProbeAddrs []netip.Addr `json:"probe_addrs,omitempty"`
+	// LANGateway is the multi-attach gateway ADDR/LEN the device will
+	// hold while active (inside Advertise), told to the instance's other
+	// devices (DeviceConfig.Peers) so they take the same one. Like
+	// ProbeAddrs it is a validated hint, not covered by Proof.
+	LANGateway netip.Prefix `json:"lan_gateway,omitzero"`
 	Proof      []byte       `json:"proof"` // base64 in JSON
 }
 

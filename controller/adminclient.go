@@ -1,12 +1,9 @@
 package controller
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,66 +11,59 @@ import (
 	"syscall"
 
 	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/jsonhttp"
 )
 
 // AdminClient talks to a running controller over its admin socket.
 type AdminClient struct {
 	path string
-	hc   *http.Client
+	json jsonhttp.Client
 }
 
 // NewAdminClient returns a client for the controller whose state is in dir.
 func NewAdminClient(dir string) *AdminClient {
 	path := filepath.Join(dir, AdminSocket)
-	return &AdminClient{path: path, hc: &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-	}}}
+	c := &AdminClient{path: path}
+	c.json = jsonhttp.Client{
+		HTTP: &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			},
+		}},
+		Base:   "http://vcpe-hub",
+		Limit:  64 << 20,
+		Errors: c.adminError,
+	}
+	return c
 }
 
 func (c *AdminClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://vcpe-hub"+path, rd)
-	if err != nil {
-		return fmt.Errorf("admin request: %w", err)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
+	return c.json.Do(ctx, method, path, body, out)
+}
+
+// adminError names the fix when the socket does not answer, and returns
+// the controller's *api.Error when it refused.
+func (c *AdminClient) adminError(err error) error {
+	var te *jsonhttp.TransportError
+	if errors.As(err, &te) {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("no controller answers on %s: start it with vcpe-hub serve --state %s (or pass the right --state)", c.path, filepath.Dir(c.path))
 		}
 		if errors.Is(err, syscall.EACCES) {
 			return fmt.Errorf("admin socket %s: permission denied: run as root", c.path)
 		}
-		return fmt.Errorf("admin request to %s: %w", c.path, err)
+		return fmt.Errorf("admin request to %s: %w", c.path, te.Err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("read admin answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
+	var se *jsonhttp.StatusError
+	if errors.As(err, &se) {
 		var ae api.Error
-		if json.Unmarshal(b, &ae) == nil && ae.Code != "" {
+		if se.Decode(&ae) && ae.Code != "" {
 			return &ae
 		}
-		return fmt.Errorf("admin API answered %s", resp.Status)
+		return fmt.Errorf("admin API answered %s", se.Status)
 	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("decode admin answer: %w", err)
-		}
-	}
-	return nil
+	return err
 }
 
 // CreateInstance makes an instance; the answer holds each slot's SN and key.
@@ -148,18 +138,6 @@ func (c *AdminClient) Routes(ctx context.Context, ccn string) (RoutesReport, err
 		q = "?ccn=" + url.QueryEscape(ccn)
 	}
 	return out, c.do(ctx, http.MethodGet, "/admin/v1/routes"+q, nil, &out)
-}
-
-// HubConfig returns the hub's desired state.
-func (c *AdminClient) HubConfig(ctx context.Context) (api.HubConfig, error) {
-	var out api.HubConfig
-	return out, c.do(ctx, http.MethodGet, "/admin/v1/hub", nil, &out)
-}
-
-// Status returns the controller's identity.
-func (c *AdminClient) Status(ctx context.Context) (Status, error) {
-	var out Status
-	return out, c.do(ctx, http.MethodGet, "/admin/v1/status", nil, &out)
 }
 
 // Audit returns the last n audit entries.

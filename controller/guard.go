@@ -70,7 +70,7 @@ func (s *Server) hostConflictLocked(i int, p netip.Prefix) *api.Error {
 		}
 	}
 	if !inPool {
-		e := prefixError(api.CodeInvalidInput, i, "prefix %s is outside the LAN pools this hub allows (%s)", p, joinPrefixes(pools))
+		e := prefixError(api.CodeInvalidInput, i, "prefix %s is outside the LAN pools this hub allows (%s)", p, api.JoinPrefixes(pools, ","))
 		e.Fix = "advertise a LAN prefix inside an allowed pool, or ask the hub operator to allow it (vcpe-hub serve --lan-pool)"
 		return e
 	}

@@ -87,66 +87,60 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
+// handler is the one adaptor of both APIs: f reads the request (its body
+// bounded to maxBody) and returns the answer, sent as 200 OK JSON, or an
+// error, sent by writeError.
+func (s *Server) handler(f func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		v, err := f(r)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// decode reads the request body as one JSON document of type T.
+func decode[T any](r *http.Request) (T, error) {
+	var v T
+	err := DecodeJSON(r, nil, &v)
+	return v, err
+}
+
 // DeviceHandler is the device API (served over HTTPS).
 func (s *Server) DeviceHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/register/challenge", func(w http.ResponseWriter, r *http.Request) {
-		var req api.ChallengeRequest
-		if err := DecodeJSON(r, w, &req); err != nil {
-			s.writeError(w, err)
-			return
-		}
-		c, err := s.Challenge(remoteAddr(r), req.SN)
+	handle := func(pattern string, f func(r *http.Request) (any, error)) { mux.HandleFunc(pattern, s.handler(f)) }
+	handle("POST /v1/register/challenge", func(r *http.Request) (any, error) {
+		req, err := decode[api.ChallengeRequest](r)
 		if err != nil {
-			s.writeError(w, err)
-			return
+			return nil, err
 		}
-		writeJSON(w, http.StatusOK, c)
+		return s.Challenge(remoteAddr(r), req.SN)
 	})
-	mux.HandleFunc("POST /v1/register", func(w http.ResponseWriter, r *http.Request) {
-		var req api.RegisterRequest
-		if err := DecodeJSON(r, w, &req); err != nil {
-			s.writeError(w, err)
-			return
-		}
-		res, err := s.Register(r.Context(), remoteAddr(r), req)
+	handle("POST /v1/register", func(r *http.Request) (any, error) {
+		req, err := decode[api.RegisterRequest](r)
 		if err != nil {
-			s.writeError(w, err)
-			return
+			return nil, err
 		}
-		writeJSON(w, http.StatusOK, res)
+		return s.Register(r.Context(), remoteAddr(r), req)
 	})
-	mux.HandleFunc("GET /v1/device/config", func(w http.ResponseWriter, r *http.Request) {
-		cfg, err := s.DeviceConfig(bearer(r))
+	handle("GET /v1/device/config", func(r *http.Request) (any, error) { return s.DeviceConfig(bearer(r)) })
+	handle("POST /v1/device/routes", func(r *http.Request) (any, error) {
+		req, err := decode[api.AdvertiseRequest](r)
 		if err != nil {
-			s.writeError(w, err)
-			return
+			return nil, err
 		}
-		writeJSON(w, http.StatusOK, cfg)
+		return s.Advertise(r.Context(), bearer(r), req.Advertise, req.ProbeAddrs)
 	})
-	mux.HandleFunc("POST /v1/device/routes", func(w http.ResponseWriter, r *http.Request) {
-		var req api.AdvertiseRequest
-		if err := DecodeJSON(r, w, &req); err != nil {
-			s.writeError(w, err)
-			return
-		}
-		cfg, err := s.Advertise(r.Context(), bearer(r), req.Advertise, req.ProbeAddrs)
-		if err != nil {
-			s.writeError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, cfg)
+	handle("POST /v1/device/release", func(r *http.Request) (any, error) {
+		return struct{}{}, s.Release(r.Context(), remoteAddr(r), bearer(r))
 	})
-	mux.HandleFunc("POST /v1/device/release", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.Release(r.Context(), remoteAddr(r), bearer(r)); err != nil {
-			s.writeError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, struct{}{})
-	})
-	mux.HandleFunc("POST /v1/reach", s.handleReach)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no API at %s %s", r.Method, r.URL.Path)})
+	handle("POST /v1/reach", s.reach)
+	handle("/", func(r *http.Request) (any, error) {
+		return nil, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no API at %s %s", r.Method, r.URL.Path)}
 	})
 	return mux
 }
@@ -165,12 +159,7 @@ func (s *Server) AdminHandler() http.Handler {
 				writeJSON(w, http.StatusForbidden, &api.Error{Code: api.CodeUnauthorized, Message: "the admin API is for root only", Fix: "run vcpe-hub as root"})
 				return
 			}
-			v, err := f(r, who.String())
-			if err != nil {
-				s.writeError(w, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, v)
+			s.handler(func(r *http.Request) (any, error) { return f(r, who.String()) })(w, r)
 		})
 	}
 	handle("POST /admin/v1/instances", func(r *http.Request, who string) (any, error) {

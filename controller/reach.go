@@ -89,24 +89,18 @@ func reachRateLimited(d time.Duration, what string) *api.Error {
 		Message: fmt.Sprintf("too many reach checks %s", what), Fix: fmt.Sprintf("wait %ds and ask again", secs)}
 }
 
-func (s *Server) handleReach(w http.ResponseWriter, r *http.Request) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, reachMaxBody))
+// reach answers POST /v1/reach: the request names only the nonce; the
+// address probed is the one the request came from.
+func (s *Server) reach(r *http.Request) (any, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, reachMaxBody))
 	if err != nil {
-		s.writeError(w, &api.Error{Code: api.CodeInvalidInput, Message: fmt.Sprintf("reach request: %v", err), Fix: `send {"nonce": "<32 hex digits>"}`})
-		return
+		return nil, &api.Error{Code: api.CodeInvalidInput, Message: fmt.Sprintf("reach request: %v", err), Fix: `send {"nonce": "<32 hex digits>"}`}
 	}
 	req, err := api.ParseReachRequest(b)
 	if err != nil {
-		s.writeError(w, err)
-		return
+		return nil, err
 	}
-	src := remoteAddr(r)
-	res, err := s.Reach(r.Context(), src, req)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+	return s.Reach(r.Context(), remoteAddr(r), req)
 }
 
 // Reach probes src — the address the request came from, and only it — on

@@ -146,12 +146,15 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 	if e != nil {
 		return api.RegisterResponse{}, e
 	}
+	if e := validateLANGateway(req.LANGateway, req.Advertise); e != nil {
+		return api.RegisterResponse{}, e
+	}
 	nin := *in
 	if other := s.otherRegisteredLocked(d); other != "" {
 		if !samePrefixes(req.Advertise, in.Advertised) {
 			return api.RegisterResponse{}, &api.Error{Code: api.CodePrefixConflict, Field: "advertise",
 				Message: fmt.Sprintf("instance %s advertises %v (device %s); both devices of an instance advertise the same prefixes", in.Name, in.Advertised, other),
-				Fix:     fmt.Sprintf("pass --advertise %s", joinPrefixes(in.Advertised))}
+				Fix:     fmt.Sprintf("pass --advertise %s", api.JoinPrefixes(in.Advertised, ","))}
 		}
 	} else {
 		if e := s.conflictsLocked(in.ID, in.CCN, req.Advertise); e != nil {
@@ -169,6 +172,7 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 	nd.PublicKey = req.PublicKey
 	nd.Status = store.StatusRegistered
 	nd.ProbeAddrs = probe
+	nd.LANGateway = req.LANGateway
 	cred, hash := newCredential()
 	c := store.Credential{Hash: hash[:], SN: d.SN, State: store.CredValid, CreatedAt: now}
 	if err := s.store.BindDevice(ctx, nd, c, nin); err != nil {
@@ -190,6 +194,24 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 	return api.RegisterResponse{Credential: cred, Config: s.deviceConfigLocked(d)}, nil
 }
 
+// validateLANGateway checks a registering device's multi-attach gateway:
+// an IPv4 host address with its LAN's length, inside an advertised prefix.
+func validateLANGateway(gw netip.Prefix, advertise []netip.Prefix) *api.Error {
+	if !gw.IsValid() {
+		return nil
+	}
+	if gw.Addr().Is4() && gw.Bits() >= 8 && gw.Bits() < 32 {
+		for _, p := range advertise {
+			if p.Contains(gw.Addr()) {
+				return nil
+			}
+		}
+	}
+	return &api.Error{Code: api.CodeInvalidInput, Field: "lan_gateway",
+		Message: fmt.Sprintf("LAN gateway %s is not an IPv4 ADDR/LEN inside the advertised prefixes", gw),
+		Fix:     "pass --lan-gateway with an address of the LAN, e.g. 198.19.1.254/24"}
+}
+
 // otherRegisteredLocked returns the SN of another registered device of
 // d's instance, or "".
 func (s *Server) otherRegisteredLocked(d *store.Device) string {
@@ -199,17 +221,6 @@ func (s *Server) otherRegisteredLocked(d *store.Device) string {
 		}
 	}
 	return ""
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	out := ""
-	for i, p := range ps {
-		if i > 0 {
-			out += ","
-		}
-		out += p.String()
-	}
-	return out
 }
 
 // deviceConfigLocked is what device d is told.
@@ -224,7 +235,13 @@ func (s *Server) deviceConfigLocked(d *store.Device) api.DeviceConfig {
 		OverlayAddr:    netip.PrefixFrom(d.Overlay, s.opts.Overlay.Bits()),
 		HubOverlayAddr: s.hubAddr, HubPublicKey: s.hubKey.PublicKey(), HubEndpoint: s.opts.HubEndpoint,
 		Routes: []netip.Prefix{}, Advertised: nonNil(slices.Clone(in.Advertised)), Role: role,
-		PersistentKeepalive: 25,
+		PersistentKeepalive: 25, Slots: in.Slots,
+	}
+	active := s.activeLocked(in.ID)
+	for _, sn := range s.instDevices[in.ID] {
+		if o := s.devices[sn]; sn != d.SN && o.Status == store.StatusRegistered {
+			cfg.Peers = append(cfg.Peers, api.InstancePeer{SN: sn, Active: sn == active, LANGateway: o.LANGateway})
+		}
 	}
 	if in.CCN != "" {
 		for other := range s.members[in.CCN] {
@@ -275,6 +292,7 @@ func (s *Server) Release(ctx context.Context, from netip.Addr, credential string
 	nd.RegisteredSeq = 0
 	nd.RegisteredAt = time.Time{}
 	nd.ProbeAddrs = nil
+	nd.LANGateway = netip.Prefix{}
 	err := s.store.UpdateDevice(ctx, nd, store.CredReleased)
 	if err == nil {
 		delete(s.byPubKey, d.PublicKey)

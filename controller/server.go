@@ -83,9 +83,7 @@ type Options struct {
 	// Names are extra DNS names or IP addresses for the server certificate
 	// (localhost, 127.0.0.1, ::1 and the hub endpoint's address are always
 	// in it).
-	Names []string
-	// Store overrides the SQLite store in StateDir (tests, other databases).
-	Store  Store
+	Names  []string
 	Logger *slog.Logger
 	Now    func() time.Time // default time.Now
 }
@@ -227,13 +225,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if s.hubKey, err = loadOrCreateHubKey(filepath.Join(opts.StateDir, HubKeyFile)); err != nil {
 		return nil, err
 	}
-	s.store = opts.Store
-	if s.store == nil {
-		db, err := store.OpenSQLite(filepath.Join(opts.StateDir, StoreFile))
-		if err != nil {
-			return nil, err
-		}
-		s.store = db
+	if s.store, err = store.OpenSQLite(filepath.Join(opts.StateDir, StoreFile)); err != nil {
+		return nil, err
 	}
 	if err := s.load(ctx); err != nil {
 		s.store.Close()

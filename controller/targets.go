@@ -26,7 +26,7 @@ func ValidateProbeAddrs(addrs []netip.Addr, advertise []netip.Prefix) ([]netip.A
 		}
 		if !slices.ContainsFunc(advertise, func(p netip.Prefix) bool { return p.Contains(a) }) {
 			return nil, &api.Error{Code: api.CodeInvalidInput, Field: field,
-				Message: fmt.Sprintf("probe address %s lies in none of the advertised prefixes %s", a, joinPrefixes(advertise)),
+				Message: fmt.Sprintf("probe address %s lies in none of the advertised prefixes %s", a, api.JoinPrefixes(advertise, ",")),
 				Fix:     "send only the device's own addresses inside the prefixes it advertises"}
 		}
 	}

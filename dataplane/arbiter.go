@@ -55,11 +55,13 @@ func (h HealthCheck) deadAfter() time.Duration {
 }
 
 // withdrawAfter is how long a device waits without a claim reply before it
-// withdraws its claim: an interval less than deadAfter, so the device that
-// lost the hub has dropped its gateway address before the hub hands the
-// role to the other one (the device checks every Interval/5).
+// withdraws its claim: ten intervals, sustained evidence that random loss
+// (which the claim copies make rare) does not give. A device that lost the
+// hub learns sooner that the role moved on: the new active device
+// announces the gateway address on the LAN before it takes it, and the old
+// one yields on hearing that.
 func (h HealthCheck) withdrawAfter() time.Duration {
-	return time.Duration(h.Failures)*h.Interval - h.Interval/2
+	return max(10*h.Interval, h.deadAfter()+h.Interval)
 }
 
 // Claim is what a device sends the hub through the tunnel every interval.
@@ -75,6 +77,35 @@ type ClaimReply struct {
 	Seq    uint64 `json:"seq"`
 	Role   string `json:"role"` // api.RoleActive or api.RoleStandby
 	Active string `json:"active,omitempty"`
+	// Members is how many devices the instance has (0 from hubs that do
+	// not say). A site's only device never withdraws its claim: no other
+	// device could take over, so withdrawing would only cut the site off.
+	Members int `json:"members,omitempty"`
+}
+
+// claimCopies is how many copies of each claim a device sends (the hub
+// answers each): with 30 % random loss each way the hub misses a whole
+// round 2.7 % of the time instead of 30 %, so loss does not pass for a
+// dead device.
+const claimCopies = 3
+
+// Reasons of a device's own role changes.
+const (
+	reasonHub      = "hub's decision"
+	reasonWithdraw = "no claim reply from the hub: claim withdrawn"
+)
+
+// deviceRole is the role a device holds: the hub's last answer while it
+// is fresh, standby (claim withdrawn) after withdrawAfter without one. A
+// site's only device (members == 1, as the hub
+// last said) never withdraws: nobody could take over, and dropping the
+// gateway address would only cut the LAN off while answers are late or
+// lost.
+func deviceRole(now time.Time, hubRole string, lastReply time.Time, members int, chk HealthCheck) (role, reason string) {
+	if members != 1 && now.Sub(lastReply) > chk.withdrawAfter() {
+		return api.RoleStandby, reasonWithdraw
+	}
+	return hubRole, reasonHub
 }
 
 // RoleEvent is one role switch: which device became what, why and when.
@@ -85,7 +116,15 @@ type RoleEvent struct {
 	Role     string    `json:"role"`
 	Previous string    `json:"previous,omitempty"` // the SN that held the role before (hub side)
 	Reason   string    `json:"reason"`
+	// Count and Last fold repeated identical events (same instance, SN,
+	// role, previous and reason) into one: Count is how many (0 or 1: one),
+	// Time the first and Last the latest.
+	Count int       `json:"count,omitempty"`
+	Last  time.Time `json:"last,omitzero"`
 }
+
+// Times is how many times the event happened (at least 1).
+func (e RoleEvent) Times() int { return max(e.Count, 1) }
 
 // HAStatus is the multi-attach part of Status.
 type HAStatus struct {
@@ -114,12 +153,36 @@ func (h *HAStatus) ClaimsAnswered(now time.Time) bool {
 // standby unless Preempt is set and it is the preferred device (the
 // controller's choice). A member the arbiter has just learned counts as
 // fresh for deadAfter, so a hub restart switches nothing.
+//
+// Silence is evidence only while the hub was listening: with PauseAfter
+// set, when the arbiter was not run at all (no Claim, no Tick) for longer
+// than that (the hub's process starved of CPU or stopped), the members'
+// freshness is extended by the pause, so a stalled hub does not take its
+// own pause for dead devices.
 type Arbiter struct {
-	DeadAfter time.Duration
-	Preempt   bool
+	DeadAfter  time.Duration
+	Preempt    bool
+	PauseAfter time.Duration // 0: off
 
-	mu    sync.Mutex
-	insts map[string]*arbInstance
+	mu      sync.Mutex
+	insts   map[string]*arbInstance
+	lastRun time.Time
+}
+
+// creditPauseLocked extends every member's freshness by a pause of the
+// arbiter itself (see Arbiter).
+func (a *Arbiter) creditPauseLocked(now time.Time) {
+	if pause := now.Sub(a.lastRun); a.PauseAfter > 0 && !a.lastRun.IsZero() && pause > a.PauseAfter {
+		for _, in := range a.insts {
+			for _, m := range in.members {
+				m.last = m.last.Add(pause)
+				if m.last.After(now) {
+					m.last = now
+				}
+			}
+		}
+	}
+	a.lastRun = now
 }
 
 type arbInstance struct {
@@ -191,6 +254,7 @@ func (a *Arbiter) Forget(keep map[string]bool) {
 func (a *Arbiter) Claim(now time.Time, inst, sn string, c Claim) (role string, events []RoleEvent) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.creditPauseLocked(now)
 	in := a.insts[inst]
 	if in == nil || in.members[sn] == nil {
 		return api.RoleStandby, nil
@@ -208,6 +272,7 @@ func (a *Arbiter) Claim(now time.Time, inst, sn string, c Claim) (role string, e
 func (a *Arbiter) Tick(now time.Time) []RoleEvent {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.creditPauseLocked(now)
 	var out []RoleEvent
 	ids := make([]string, 0, len(a.insts))
 	for id := range a.insts {
@@ -218,6 +283,16 @@ func (a *Arbiter) Tick(now time.Time) []RoleEvent {
 		out = append(out, a.decideLocked(now, id, a.insts[id])...)
 	}
 	return out
+}
+
+// Members returns how many devices the instance has.
+func (a *Arbiter) Members(inst string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if in := a.insts[inst]; in != nil {
+		return len(in.members)
+	}
+	return 0
 }
 
 // Active returns the instance's active SN ("" when none).
@@ -284,11 +359,15 @@ func (a *Arbiter) decideLocked(now time.Time, inst string, in *arbInstance) []Ro
 	return ev
 }
 
-// appendEvents keeps the last maxEvents.
+// appendEvents adds events to the history (the last maxEvents), folding
+// each into an identical one among the last two entries: a device flapping
+// between two roles leaves two entries with counts, not a full history.
 func appendEvents(have []RoleEvent, add ...RoleEvent) []RoleEvent {
-	have = append(have, add...)
-	if len(have) > maxEvents {
-		have = slices.Clone(have[len(have)-maxEvents:])
+	for _, ev := range add {
+		same := func(a RoleEvent) bool {
+			return a.Instance == ev.Instance && a.SN == ev.SN && a.Role == ev.Role && a.Previous == ev.Previous && a.Reason == ev.Reason
+		}
+		have = foldAppend(have, ev, same, func(old *RoleEvent) { old.Count, old.Last = old.Times()+1, ev.Time })
 	}
 	return have
 }

@@ -5,27 +5,22 @@ import (
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/clock"
 )
-
-// fakeClock is advanced by the test; nothing sleeps.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time                { return c.t }
-func (c *fakeClock) add(d time.Duration) time.Time { c.t = c.t.Add(d); return c.t }
 
 var healthy = Claim{Healthy: true, LANOK: true}
 
-func newTestArbiter(preempt bool) (*Arbiter, *fakeClock) {
-	clk := &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+func newTestArbiter(preempt bool) (*Arbiter, *clock.Fake) {
+	clk := clock.NewFake(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	a := &Arbiter{DeadAfter: HealthCheck{}.WithDefaults().deadAfter(), Preempt: preempt}
-	a.SetMembers(clk.now(), "i1", []string{"A", "B"}, "A")
+	a.SetMembers(clk.Now(), "i1", []string{"A", "B"}, "A")
 	return a, clk
 }
 
 // claim has sn claim c now and returns its role and the switches.
-func claim(t *testing.T, a *Arbiter, clk *fakeClock, sn string, c Claim) (string, []RoleEvent) {
+func claim(t *testing.T, a *Arbiter, clk *clock.Fake, sn string, c Claim) (string, []RoleEvent) {
 	t.Helper()
-	return a.Claim(clk.now(), "i1", sn, c)
+	return a.Claim(clk.Now(), "i1", sn, c)
 }
 
 func wantSwitch(t *testing.T, ev []RoleEvent, to, reason string) {
@@ -38,7 +33,7 @@ func wantSwitch(t *testing.T, ev []RoleEvent, to, reason string) {
 func TestArbiterKeepsControllerChoiceAtStart(t *testing.T) {
 	a, clk := newTestArbiter(false)
 	// Only B has claimed yet (a hub restart): A is still within its grace.
-	clk.add(50 * time.Millisecond)
+	clk.Advance(50 * time.Millisecond)
 	if r, ev := claim(t, a, clk, "B", healthy); r != api.RoleStandby || len(ev) != 0 {
 		t.Fatalf("B: role %s, events %+v; want standby and no switch", r, ev)
 	}
@@ -53,14 +48,14 @@ func TestArbiterClaimsStop(t *testing.T) {
 	claim(t, a, clk, "B", healthy)
 	// B keeps claiming every 100 ms; A stops.
 	for i := 0; i < 3; i++ {
-		clk.add(100 * time.Millisecond)
+		clk.Advance(100 * time.Millisecond)
 		claim(t, a, clk, "B", healthy)
-		if ev := a.Tick(clk.now()); len(ev) != 0 {
+		if ev := a.Tick(clk.Now()); len(ev) != 0 {
 			t.Fatalf("switched after %d missed claims (< %v): %+v", i+1, a.DeadAfter, ev)
 		}
 	}
-	clk.add(60 * time.Millisecond) // 360 ms since A's last claim > 350 ms
-	ev := a.Tick(clk.now())
+	clk.Advance(60 * time.Millisecond) // 360 ms since A's last claim > 350 ms
+	ev := a.Tick(clk.Now())
 	wantSwitch(t, ev, "B", "claims stopped")
 	if ev[0].SN != "A" || ev[0].Role != api.RoleStandby {
 		t.Errorf("first event %+v; want A → standby", ev[0])
@@ -90,8 +85,8 @@ func TestArbiterNoBetterCandidateKeepsActive(t *testing.T) {
 		t.Fatalf("both unhealthy: A %s, events %+v; want A to keep the role", r, ev)
 	}
 	// A single device whose claims stop keeps the role: nobody is better.
-	clk.add(time.Second)
-	if ev := a.Tick(clk.now()); len(ev) != 0 || a.Active("i1") != "A" {
+	clk.Advance(time.Second)
+	if ev := a.Tick(clk.Now()); len(ev) != 0 || a.Active("i1") != "A" {
 		t.Fatalf("both silent: events %+v, active %s; want A kept", ev, a.Active("i1"))
 	}
 }
@@ -99,19 +94,19 @@ func TestArbiterNoBetterCandidateKeepsActive(t *testing.T) {
 func TestArbiterRecoveredComesBackStandby(t *testing.T) {
 	a, clk := newTestArbiter(false)
 	claim(t, a, clk, "A", healthy)
-	clk.add(time.Second)
+	clk.Advance(time.Second)
 	claim(t, a, clk, "B", healthy)
-	a.Tick(clk.now())
+	a.Tick(clk.Now())
 	if a.Active("i1") != "B" {
 		t.Fatalf("active %s; want B", a.Active("i1"))
 	}
 	for i := 0; i < 10; i++ {
-		clk.add(100 * time.Millisecond)
+		clk.Advance(100 * time.Millisecond)
 		if r, ev := claim(t, a, clk, "A", healthy); r != api.RoleStandby || len(ev) != 0 {
 			t.Fatalf("recovered A: role %s, events %+v; want standby, no switch", r, ev)
 		}
 		claim(t, a, clk, "B", healthy)
-		if ev := a.Tick(clk.now()); len(ev) != 0 {
+		if ev := a.Tick(clk.Now()); len(ev) != 0 {
 			t.Fatalf("flap: %+v", ev)
 		}
 	}
@@ -121,8 +116,8 @@ func TestArbiterBothDownFirstBackWins(t *testing.T) {
 	a, clk := newTestArbiter(false)
 	claim(t, a, clk, "A", healthy)
 	claim(t, a, clk, "B", healthy)
-	clk.add(2 * time.Second)
-	if ev := a.Tick(clk.now()); len(ev) != 0 {
+	clk.Advance(2 * time.Second)
+	if ev := a.Tick(clk.Now()); len(ev) != 0 {
 		t.Fatalf("both down: %+v; want no switch (nobody to switch to)", ev)
 	}
 	r, ev := claim(t, a, clk, "B", healthy)
@@ -131,9 +126,9 @@ func TestArbiterBothDownFirstBackWins(t *testing.T) {
 	}
 	wantSwitch(t, ev, "B", "claims stopped")
 	// A is still down: nothing moves back to it.
-	clk.add(100 * time.Millisecond)
+	clk.Advance(100 * time.Millisecond)
 	claim(t, a, clk, "B", healthy)
-	if ev := a.Tick(clk.now()); len(ev) != 0 || a.Active("i1") != "B" {
+	if ev := a.Tick(clk.Now()); len(ev) != 0 || a.Active("i1") != "B" {
 		t.Fatalf("events %+v, active %s; want B kept", ev, a.Active("i1"))
 	}
 }
@@ -142,7 +137,7 @@ func TestArbiterBothDownNeverPicksOneStillDown(t *testing.T) {
 	a, clk := newTestArbiter(false)
 	claim(t, a, clk, "A", healthy)
 	claim(t, a, clk, "B", healthy)
-	clk.add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	// B is back but unhealthy: it does not get the role.
 	if r, ev := claim(t, a, clk, "B", Claim{}); r != api.RoleStandby || len(ev) != 0 {
 		t.Fatalf("unhealthy B: %s %+v; want standby, no switch", r, ev)
@@ -152,10 +147,10 @@ func TestArbiterBothDownNeverPicksOneStillDown(t *testing.T) {
 func TestArbiterPreemption(t *testing.T) {
 	for _, preempt := range []bool{false, true} {
 		a, clk := newTestArbiter(preempt)
-		clk.add(time.Second)
+		clk.Advance(time.Second)
 		claim(t, a, clk, "B", healthy)
-		a.Tick(clk.now())
-		clk.add(100 * time.Millisecond)
+		a.Tick(clk.Now())
+		clk.Advance(100 * time.Millisecond)
 		claim(t, a, clk, "B", healthy)
 		r, ev := claim(t, a, clk, "A", healthy)
 		if preempt {
@@ -171,14 +166,14 @@ func TestArbiterPreemption(t *testing.T) {
 
 func TestArbiterMembership(t *testing.T) {
 	a, clk := newTestArbiter(false)
-	if r, ev := a.Claim(clk.now(), "i1", "X", healthy); r != api.RoleStandby || len(ev) != 0 {
+	if r, ev := a.Claim(clk.Now(), "i1", "X", healthy); r != api.RoleStandby || len(ev) != 0 {
 		t.Errorf("non-member: %s %+v", r, ev)
 	}
-	if r, _ := a.Claim(clk.now(), "nope", "A", healthy); r != api.RoleStandby {
+	if r, _ := a.Claim(clk.Now(), "nope", "A", healthy); r != api.RoleStandby {
 		t.Errorf("unknown instance: %s", r)
 	}
 	// The active device leaves (revoked): the controller's new choice.
-	a.SetMembers(clk.now(), "i1", []string{"B"}, "B")
+	a.SetMembers(clk.Now(), "i1", []string{"B"}, "B")
 	if a.Active("i1") != "B" {
 		t.Errorf("active %s after A left; want B", a.Active("i1"))
 	}
@@ -189,38 +184,38 @@ func TestArbiterMembership(t *testing.T) {
 }
 
 func TestHealthTracker(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(0, 0)}
+	clk := clock.NewFake(time.Unix(0, 0))
 	tr := newHealthTracker(HealthCheck{RTTThreshold: 50 * time.Millisecond})
 	for seq := uint64(1); seq <= 2; seq++ {
-		tr.sent(seq, clk.now())
-		clk.add(200 * time.Millisecond)
-		if !tr.expire(clk.now()) {
+		tr.sent(seq, clk.Now())
+		clk.Advance(200 * time.Millisecond)
+		if !tr.expire(clk.Now()) {
 			t.Fatalf("down after %d failures; want %d", seq, DefaultHAFailures)
 		}
 	}
-	tr.sent(3, clk.now())
-	clk.add(80 * time.Millisecond)
-	tr.answered(3, clk.now()) // over the RTT threshold: a failure
-	if tr.expire(clk.now()) {
+	tr.sent(3, clk.Now())
+	clk.Advance(80 * time.Millisecond)
+	tr.answered(3, clk.Now()) // over the RTT threshold: a failure
+	if tr.expire(clk.Now()) {
 		t.Fatal("up after 3 failures (the last over the RTT threshold)")
 	}
-	tr.sent(4, clk.now())
-	clk.add(10 * time.Millisecond)
-	tr.answered(4, clk.now())
-	if !tr.expire(clk.now()) {
+	tr.sent(4, clk.Now())
+	clk.Advance(10 * time.Millisecond)
+	tr.answered(4, clk.Now())
+	if !tr.expire(clk.Now()) {
 		t.Fatal("still down after a good answer")
 	}
-	tr.answered(99, clk.now()) // unknown sequence: ignored
+	tr.answered(99, clk.Now()) // unknown sequence: ignored
 }
 
 func TestArbiterPreferredSurvivesReportedSwitch(t *testing.T) {
 	a, clk := newTestArbiter(true)
-	clk.add(time.Second)
+	clk.Advance(time.Second)
 	claim(t, a, clk, "B", healthy)
-	a.Tick(clk.now())
+	a.Tick(clk.Now())
 	// The controller learns the switch and now names B active.
-	a.SetMembers(clk.now(), "i1", []string{"A", "B"}, "B")
-	clk.add(100 * time.Millisecond)
+	a.SetMembers(clk.Now(), "i1", []string{"A", "B"}, "B")
+	clk.Advance(100 * time.Millisecond)
 	claim(t, a, clk, "B", healthy)
 	if _, ev := claim(t, a, clk, "A", healthy); len(ev) == 0 {
 		t.Errorf("preempt: A (the first choice) did not get the role back")
@@ -228,10 +223,31 @@ func TestArbiterPreferredSurvivesReportedSwitch(t *testing.T) {
 }
 
 func TestArbiterNoControllerChoiceNoTakeover(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(0, 0)}
+	clk := clock.NewFake(time.Unix(0, 0))
 	a := &Arbiter{DeadAfter: time.Second}
-	a.SetMembers(clk.now(), "i1", []string{"A"}, "")
-	if r, ev := a.Claim(clk.now(), "i1", "A", healthy); r != api.RoleStandby || len(ev) != 0 {
+	a.SetMembers(clk.Now(), "i1", []string{"A"}, "")
+	if r, ev := a.Claim(clk.Now(), "i1", "A", healthy); r != api.RoleStandby || len(ev) != 0 {
 		t.Errorf("controller named no active: A %s %+v; want standby", r, ev)
 	}
+}
+
+func TestArbiterOwnPauseIsNotSilence(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	a.PauseAfter = 200 * time.Millisecond
+	claim(t, a, clk, "A", healthy)
+	claim(t, a, clk, "B", healthy)
+	// The hub's process stalls for 600 ms (no Tick, no claim read); then
+	// B's claim happens to be read before A's.
+	clk.Advance(600 * time.Millisecond)
+	if r, ev := claim(t, a, clk, "B", healthy); r != api.RoleStandby || len(ev) != 0 {
+		t.Fatalf("after the hub's own pause: B %s, events %+v; want standby, no switch", r, ev)
+	}
+	// A really stopped: ticking along, the switch comes after DeadAfter.
+	var ev []RoleEvent
+	for i := 0; i < 10 && len(ev) == 0; i++ {
+		clk.Advance(50 * time.Millisecond)
+		_, ev = claim(t, a, clk, "B", healthy)
+		ev = append(ev, a.Tick(clk.Now())...)
+	}
+	wantSwitch(t, ev, "B", "claims stopped")
 }

@@ -40,7 +40,7 @@ const (
 	// address through the tunnel.
 	DefaultProbeInterval = time.Second
 	// DefaultDeadAfter is how long without a probe answer before the edge
-	// forces a new handshake.
+	// starts a new handshake beside the current session (which it keeps).
 	DefaultDeadAfter = 3 * time.Second
 
 	// handshakeGrace is how long a handshake may stay unanswered before
@@ -70,6 +70,9 @@ type EdgeOptions struct {
 
 	ProbeInterval time.Duration // DefaultProbeInterval
 	DeadAfter     time.Duration // DefaultDeadAfter
+	// PathMTUInterval is how often the path MTU through the tunnel is
+	// checked (DefaultPathMTUInterval); negative turns the watch off.
+	PathMTUInterval time.Duration
 
 	HA EdgeHA
 

@@ -7,8 +7,18 @@
 //     the rtnetlink protocol RouteProtocol so a start after a crash
 //     reconciles them (stale ones deleted, missing ones added, none
 //     duplicated). A liveness prober pings the hub's overlay address through
-//     the tunnel and forces a new handshake as soon as the path looks dead,
-//     so the tunnel never waits out WireGuard's 90-second give-up.
+//     the tunnel every second and judges a window of those probes (loss,
+//     median RTT; up, lossy or down, with hysteresis). A session is never
+//     torn down for late or lost answers: after DefaultDeadAfter without
+//     one it starts a new handshake beside the current keypair
+//     (SendHandshakeInitiation, no ExpireCurrentKeypairs), which heals a
+//     hub that lost its state or a changed NAT mapping and costs nothing
+//     while the session works. A path-MTU watch sends DF probes of the
+//     tunnel's MTU through it every DefaultPathMTUInterval; when they vanish
+//     while small ones pass (a black hole), it lowers the tunnel's MTU to
+//     the largest size that passes, with an event. Edge and hub clamp the
+//     MSS of TCP SYNs forwarded into the tunnel to the route's MTU
+//     (nftables, table vcpe-mss-TUN), which follows the lowered MTU.
 //   - Hub (run inside vcpe-hub serve): one UDP endpoint for every device,
 //     peers added, removed and updated live, kernel routes for the peers'
 //     prefixes, and CCN isolation in an nftables table of vcpe's own.
@@ -31,10 +41,16 @@
 // (HubOptions.Preempt gives the role back to the controller's first
 // choice); with both down, the first to claim healthy again wins. The
 // controller stays the source of membership; the hub never invents a
-// member. A device that gets no claim reply for half an interval less
-// than the hub's detection time withdraws: it turns standby and drops the
-// LAN gateway address, so two devices are never active for longer than a
-// claim in flight.
+// member. Each claim goes claimCopies times so random loss does not pass
+// for a dead device. A device that becomes active announces the gateway
+// address (gratuitous ARP) takeoverWait before it takes it; an active
+// device that hears another announce it yields at once, even when the
+// hub's word has not reached it (it lost the hub), so two devices are
+// never active together. A device that gets no claim reply for ten
+// intervals (sustained evidence: random loss does not give that) withdraws
+// as well; a site's only device (ClaimReply.Members) never withdraws, as
+// nobody could take over. Repeated identical role events are folded into
+// one (Count, Last).
 //
 // The LAN gateway (EdgeHA.LANGateway) is a virtual address the active
 // device adds to its LAN interface and announces with gratuitous ARP

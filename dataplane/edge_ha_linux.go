@@ -32,7 +32,18 @@ type haRun struct {
 	link  netlink.Link   // the LAN interface, nil without a LAN gateway
 	mac   net.HardwareAddr
 	garps int // gratuitous ARPs still to send
+	// seq is the last claim's sequence number; yieldSeq the one at the
+	// last yield to another device's announcement: answers to claims up
+	// to it predate the hub's switch and are not taken as "active". Both
+	// under e.haMu.
+	seq, yieldSeq uint64
 }
+
+// takeoverWait is how long a device that becomes active waits between
+// announcing the gateway address and taking it: the device that held it
+// (cut off from the hub, so it has not heard of the switch) yields on the
+// announcement, so two devices never hold it at once.
+const takeoverWait = 20 * time.Millisecond
 
 // startHA opens the sockets and starts the HA goroutines. The device starts
 // as standby (dropping a gateway address a killed predecessor left).
@@ -75,6 +86,9 @@ func (e *Engine) startHA(ctx context.Context, w *wgIface) (err error) {
 			return err
 		}
 		r.dropVIP()
+		if err = r.listenAnnouncements(ctx); err != nil {
+			return err
+		}
 	}
 	e.bg.Add(3)
 	go func() { defer e.bg.Done(); <-ctx.Done(); r.close() }()
@@ -146,7 +160,6 @@ func (r *haRun) loop(ctx context.Context) {
 	}
 	e.lanTrackers = trackers
 	id := (os.Getpid() + 1) & 0xffff
-	var seq uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,9 +171,10 @@ func (r *haRun) loop(ctx context.Context) {
 			continue
 		case <-t.C:
 		}
-		seq++
 		now := e.c.now()
 		e.haMu.Lock()
+		r.seq++
+		seq := r.seq
 		lanOK := len(trackers) == 0
 		for i, tr := range trackers {
 			if tr.expire(now) {
@@ -184,7 +198,12 @@ func (r *haRun) loop(ctx context.Context) {
 		e.haMu.Unlock()
 		b, _ := json.Marshal(Claim{SN: e.sn(), Healthy: lanOK, LANOK: lanOK, Seq: seq})
 		dst := &net.UDPAddr{IP: e.target.Load().hubOverlay.AsSlice(), Port: int(e.ha.ClaimPort)}
-		_, _ = r.claim.WriteTo(b, dst)
+		// Each claim goes claimCopies times (the hub answers each): a
+		// lossy path loses all copies far less often than one, so random
+		// loss does not pass for a lost device or a lost hub.
+		for range claimCopies {
+			_, _ = r.claim.WriteTo(b, dst)
+		}
 	}
 }
 
@@ -210,7 +229,10 @@ func (r *haRun) readReplies() {
 		}
 		now := e.c.now()
 		e.haMu.Lock()
-		e.lastReply, e.hubRole = now, rep.Role
+		e.lastReply, e.members = now, rep.Members
+		if rep.Role == api.RoleStandby || rep.Seq > r.yieldSeq {
+			e.hubRole = rep.Role
+		}
 		r.evalLocked(now)
 		e.haMu.Unlock()
 	}
@@ -248,18 +270,14 @@ func (r *haRun) readLAN() {
 	}
 }
 
-// evalLocked derives the role: the hub's answer while it is fresh,
-// standby (claim withdrawn) after withdrawAfter without one.
+// evalLocked applies deviceRole.
 func (r *haRun) evalLocked(now time.Time) {
 	e := r.e
-	role, reason := e.hubRole, "hub's decision"
-	if now.Sub(e.lastReply) > e.ha.Check.withdrawAfter() {
-		role, reason = api.RoleStandby, "no claim reply from the hub: claim withdrawn"
-	}
+	role, reason := deviceRole(now, e.hubRole, e.lastReply, e.members, e.ha.Check)
 	if role == e.role {
 		return
 	}
-	if role == api.RoleStandby && !e.lanOK && e.role == api.RoleActive && reason == "hub's decision" {
+	if role == api.RoleStandby && !e.lanOK && e.role == api.RoleActive && reason == reasonHub {
 		reason = "LAN targets unreachable"
 	}
 	prev := e.role
@@ -271,6 +289,8 @@ func (r *haRun) evalLocked(now time.Time) {
 		return
 	}
 	if role == api.RoleActive {
+		r.sendGARP()
+		time.Sleep(takeoverWait)
 		if err := r.w.nl.AddrReplace(r.link, &netlink.Addr{IPNet: ipNet(e.ha.LANGateway)}); err != nil {
 			e.c.log.Error("add LAN gateway address", "addr", e.ha.LANGateway, "interface", r.link.Attrs().Name, "err", err)
 			return
@@ -279,6 +299,93 @@ func (r *haRun) evalLocked(now time.Time) {
 		r.garps = 3
 		return
 	}
+	r.dropVIP()
+	r.garps = 0
+}
+
+// listenAnnouncements watches the LAN for another device announcing the
+// gateway address (a gratuitous ARP: sender and target address both the
+// gateway, another MAC). Only vcped sends those, when the hub made it
+// active; the active device that hears one yields at once, even while
+// the hub's word has not reached it (it lost the hub). Kernel ARP replies
+// of a killed device that still holds the address are not
+// announcements and are ignored.
+func (r *haRun) listenAnnouncements(ctx context.Context) error {
+	var fd int
+	err := r.w.inNS(func() error {
+		var e2 error
+		fd, e2 = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
+		if e2 != nil {
+			return e2
+		}
+		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: r.link.Attrs().Index}
+		if e2 = unix.Bind(fd, sa); e2 != nil {
+			unix.Close(fd)
+			return e2
+		}
+		// Wake up now and then to notice the end of the run.
+		tv := unix.NsecToTimeval((200 * time.Millisecond).Nanoseconds())
+		if e2 = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); e2 != nil {
+			unix.Close(fd)
+			return e2
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gateway announcement socket on %s: %w", r.link.Attrs().Name, err)
+	}
+	e := r.e
+	vip := e.ha.LANGateway.Addr()
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		defer unix.Close(fd)
+		buf := make([]byte, 256)
+		for ctx.Err() == nil {
+			n, from, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				continue // timeout or interrupted: check ctx
+			}
+			if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype == unix.PACKET_OUTGOING {
+				continue
+			}
+			if !isAnnouncement(buf[:n], vip, r.mac) {
+				continue
+			}
+			e.haMu.Lock()
+			if e.role == api.RoleActive {
+				r.yieldLocked(e.c.now())
+			}
+			e.haMu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// isAnnouncement reports whether frame is a gratuitous ARP for vip from
+// another MAC than own.
+func isAnnouncement(frame []byte, vip netip.Addr, own net.HardwareAddr) bool {
+	p := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+	a, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP)
+	if !ok || a.Protocol != layers.EthernetTypeIPv4 || len(a.SourceProtAddress) != 4 || len(a.DstProtAddress) != 4 {
+		return false
+	}
+	spa, _ := netip.AddrFromSlice(a.SourceProtAddress)
+	tpa, _ := netip.AddrFromSlice(a.DstProtAddress)
+	return spa == vip && tpa == vip && !slices.Equal(a.SourceHwAddress, own)
+}
+
+// yieldLocked gives the role up because another device announced the
+// gateway address: answers to the claims sent so far predate the hub's
+// switch.
+func (r *haRun) yieldLocked(now time.Time) {
+	e := r.e
+	r.yieldSeq = r.seq
+	e.hubRole = api.RoleStandby
+	e.role = api.RoleStandby
+	reason := "another device announced the gateway address"
+	e.haEvents = appendEvents(e.haEvents, RoleEvent{Time: now, SN: e.sn(), Role: api.RoleStandby, Reason: reason})
+	e.c.log.Warn("role switch", "sn", e.sn(), "role", api.RoleStandby, "previous", api.RoleActive, "reason", reason)
 	r.dropVIP()
 	r.garps = 0
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
@@ -27,17 +28,25 @@ type Engine struct {
 	probeInterval time.Duration
 	deadAfter     time.Duration
 
-	mu      sync.Mutex
-	w       *wgIface
-	cfg     api.DeviceConfig
-	state   string // StateStopped before Start and after Close, StateRevoked after Revoke
-	reason  string
-	syncFn  func() SyncStatus
-	cancel  context.CancelFunc
-	bg      sync.WaitGroup
-	probe   net.PacketConn
-	lastRx  atomic.Int64 // unix nanos of the last probe answer
-	lastFix atomic.Int64 // unix nanos of the last forced handshake
+	mu     sync.Mutex
+	w      *wgIface
+	cfg    api.DeviceConfig
+	state  string // StateStopped before Start and after Close, StateRevoked after Revoke
+	reason string
+	syncFn func() SyncStatus
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+	probe  net.PacketConn
+	nft    *nftables.Conn // the TCP MSS clamp's table
+	// linkMu guards link (the windowed liveness of the tunnel), pmtu and
+	// the tunnel events.
+	linkMu       sync.Mutex
+	link         *linkJudge
+	pmtu         PathMTUStatus
+	events       []Event
+	pmtuInterval time.Duration
+	pmtuKick     chan struct{} // a network change: measure the path again
+	mtu          atomic.Int64  // the tunnel interface's MTU now
 	// target is what the background goroutines need of the config; they
 	// never take mu, so Close (which holds mu) can wait for them.
 	target atomic.Pointer[probeTarget]
@@ -53,6 +62,7 @@ type Engine struct {
 	haMu        sync.Mutex
 	role        string // api.RoleActive or api.RoleStandby as applied
 	hubRole     string // the hub's last answer
+	members     int    // devices of the instance, as the hub last said
 	lastReply   time.Time
 	lanOK       bool
 	lanTrackers []*healthTracker
@@ -70,8 +80,8 @@ func New(opts EdgeOptions) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{c: c, probeInterval: opts.ProbeInterval, deadAfter: opts.DeadAfter, state: StateStopped,
-		ha: opts.HA, protect: opts.Protect, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true}
+	e := &Engine{c: c, probeInterval: opts.ProbeInterval, deadAfter: opts.DeadAfter, pmtuInterval: opts.PathMTUInterval, state: StateStopped,
+		ha: opts.HA, protect: opts.Protect, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true, pmtuKick: make(chan struct{}, 1)}
 	if e.routeTable, e.fwMark, e.rulePrio, err = routeTableOptions(opts.RouteTable, opts.FwMark, opts.RulePriority); err != nil {
 		return nil, err
 	}
@@ -87,6 +97,9 @@ func New(opts EdgeOptions) (*Engine, error) {
 	}
 	if e.deadAfter <= 0 {
 		e.deadAfter = DefaultDeadAfter
+	}
+	if e.pmtuInterval == 0 {
+		e.pmtuInterval = DefaultPathMTUInterval
 	}
 	return e, nil
 }
@@ -136,6 +149,9 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 	if err = w.enableForwarding(); err != nil {
 		return err
 	}
+	if e.nft, err = openMSSClamp(w); err != nil {
+		return err
+	}
 	if err = w.ipcSet(edgePeerUAPI(nil, cfg)); err != nil {
 		return fmt.Errorf("configure hub peer: %w", err)
 	}
@@ -151,9 +167,11 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 	e.cancel = cancel
 	e.w, e.cfg, e.state, e.reason = w, cloneDeviceConfig(cfg), StateConnecting, ""
 	e.target.Store(&probeTarget{hubKey: cfg.HubPublicKey, hubOverlay: cfg.HubOverlayAddr})
-	now := e.c.now().UnixNano()
-	e.lastRx.Store(now)
-	e.lastFix.Store(now)
+	e.linkMu.Lock()
+	e.link = newLinkJudge(e.c.now(), e.probeInterval, e.deadAfter)
+	e.pmtu = PathMTUStatus{Configured: e.c.mtu, Current: e.c.mtu}
+	e.linkMu.Unlock()
+	e.mtu.Store(int64(e.c.mtu))
 	updates := make(chan struct{}, 1)
 	if err = e.watchNetlink(ctx, w, updates); err != nil {
 		e.w = nil
@@ -162,6 +180,12 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 	sn := cfg.SN
 	e.snv.Store(&sn)
 	if err = e.startHA(ctx, w); err != nil {
+		cancel()
+		e.bg.Wait()
+		e.w = nil
+		return err
+	}
+	if err = e.startPathMTU(ctx, w); err != nil {
 		cancel()
 		e.bg.Wait()
 		e.w = nil
@@ -254,6 +278,12 @@ func (e *Engine) stopLocked(w *wgIface) {
 	if w.nl != nil && w.link != nil {
 		w.removeRoutes()
 	}
+	if e.nft != nil {
+		if err := deleteMSSClamp(e.nft, w.name); err != nil {
+			e.c.log.Warn("remove the TCP MSS clamp", "err", err)
+		}
+		e.nft = nil
+	}
 	w.close()
 	e.w = nil
 }
@@ -274,6 +304,14 @@ func (e *Engine) Status() Status {
 		st.Routes = []netip.Prefix{}
 		return st
 	}
+	st.Link, st.MTU = e.linkHealth(), int(e.mtu.Load())
+	e.linkMu.Lock()
+	if e.pmtuInterval > 0 {
+		p := e.pmtu
+		st.PathMTU = &p
+	}
+	st.Events = slices.Clone(e.events)
+	e.linkMu.Unlock()
 	peers, err := e.w.peers()
 	if err != nil {
 		st.Reason = err.Error()
@@ -291,30 +329,32 @@ func (e *Engine) Status() Status {
 	return st
 }
 
-// ForceHandshake drops the current session with the hub and starts a new
-// handshake now, instead of waiting for WireGuard's timers.
-func (e *Engine) forceHandshake(w *wgIface, hub api.Key, why string) {
+// startHandshake starts a new handshake with the hub beside the current
+// session: the current keypair keeps carrying traffic until the new one
+// is confirmed, so a session that still works is never torn down.
+// wireguard-go sends at most one initiation per RekeyTimeout and
+// retransmits it on its own.
+func (e *Engine) startHandshake(w *wgIface, hub api.Key, why string) {
 	p := w.dev.LookupPeer(device.NoisePublicKey(hub))
 	if p == nil {
 		return
 	}
-	e.lastFix.Store(e.c.now().UnixNano())
-	e.c.log.Debug("forcing a new handshake with the hub", "reason", why)
-	p.ExpireCurrentKeypairs()
+	e.c.log.Debug("starting a new handshake with the hub beside the current session", "reason", why)
 	_ = p.SendHandshakeInitiation(false)
 }
 
 // liveness pings the hub's overlay address through the tunnel every probe
-// interval; after deadAfter without an answer it forces a handshake (and
-// again every deadAfter while the path stays dead). A change of the
-// host's addresses, routes or links (roaming, WAN back up) rebinds the UDP
-// socket and forces a handshake at once.
+// interval and judges a window of those probes (linkJudge): loss and RTT
+// make the link lossy, a window without any answer makes it down; after
+// deadAfter without an answer it starts a new handshake beside the
+// current session (and again every deadAfter while the hub stays quiet).
+// A change of the host's addresses, routes or links (roaming, WAN back
+// up) rebinds the UDP socket and starts a handshake at once.
 func (e *Engine) liveness(ctx context.Context, w *wgIface, probe net.PacketConn, updates <-chan struct{}) {
 	t := time.NewTicker(e.probeInterval)
 	defer t.Stop()
 	id := os.Getpid() & 0xffff
-	var seq int
-	var deadSince time.Time
+	var seq uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -325,28 +365,45 @@ func (e *Engine) liveness(ctx context.Context, w *wgIface, probe net.PacketConn,
 			if err := w.inNS(w.dev.BindUpdate); err != nil {
 				e.c.log.Warn("rebind after network change", "err", err)
 			}
-			e.forceHandshake(w, hub, "network change")
+			e.startHandshake(w, hub, "network change")
+			select {
+			case e.pmtuKick <- struct{}{}:
+			default:
+			}
 		case <-t.C:
 			tg := e.target.Load()
 			hub, dst := tg.hubKey, tg.hubOverlay
 			seq++
-			msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq & 0xffff, Data: []byte("vcpe-liveness")}}
+			now := e.c.now()
+			e.linkMu.Lock()
+			e.link.sent(seq&0xffff, now)
+			v := e.link.eval(now)
+			h := e.link.health()
+			e.linkMu.Unlock()
+			msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: int(seq & 0xffff), Data: []byte("vcpe-liveness")}}
 			if b, err := msg.Marshal(nil); err == nil {
 				_, _ = probe.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()})
 			}
-			now := e.c.now().UnixNano()
-			dead := now-e.lastRx.Load() > int64(e.deadAfter)
-			switch {
-			case dead && deadSince.IsZero():
-				deadSince = time.Unix(0, e.lastRx.Load())
-				e.c.log.Warn("hub not answering through the tunnel; forcing new handshakes until it does",
-					"hub", dst, "every", e.deadAfter)
-			case !dead && !deadSince.IsZero():
-				e.c.log.Info("hub answering again", "hub", dst, "after", time.Duration(now-deadSince.UnixNano()).Round(100*time.Millisecond))
-				deadSince = time.Time{}
+			if v.Changed {
+				args := []any{"hub", dst, "state", v.State, "lost", h.Lost, "probes", h.Probes, "rtt", h.RTT}
+				msg := "tunnel to the hub healthy again"
+				switch v.State {
+				case LinkDown:
+					msg = "hub not answering through the tunnel; the session is kept and new handshakes are started beside it"
+					e.c.log.Warn(msg, args...)
+				case LinkLossy:
+					msg = "tunnel to the hub is lossy or slow; the session is kept"
+					e.c.log.Warn(msg, args...)
+				default:
+					e.c.log.Info(msg, args...)
+				}
+				e.linkMu.Lock()
+				e.events = appendEvent(e.events, Event{Time: now, Kind: "link", Message: msg,
+					Detail: fmt.Sprintf("%d of the last %d probes lost, median RTT %v", h.Lost, h.Probes, h.RTT.Round(10*time.Microsecond))})
+				e.linkMu.Unlock()
 			}
-			if dead && now-e.lastFix.Load() > int64(e.deadAfter) {
-				e.forceHandshake(w, hub, "hub not answering probes")
+			if v.Handshake {
+				e.startHandshake(w, hub, fmt.Sprintf("no answer from the hub for %v", v.Quiet.Round(100*time.Millisecond)))
 			}
 		}
 	}
@@ -368,11 +425,25 @@ func (e *Engine) readProbes(c net.PacketConn) {
 			hub := e.target.Load().hubOverlay
 			if ip, ok := from.(*net.IPAddr); ok {
 				if a, ok := netip.AddrFromSlice(ip.IP); ok && a.Unmap() == hub {
-					e.lastRx.Store(e.c.now().UnixNano())
+					now := e.c.now()
+					e.linkMu.Lock()
+					e.link.answered(uint64(echo.Seq), now)
+					e.linkMu.Unlock()
 				}
 			}
 		}
 	}
+}
+
+// linkHealth reports the liveness window.
+func (e *Engine) linkHealth() *LinkHealth {
+	e.linkMu.Lock()
+	defer e.linkMu.Unlock()
+	if e.link == nil {
+		return nil
+	}
+	h := e.link.health()
+	return &h
 }
 
 // watchNetlink subscribes to IPv4 address and route changes in the

@@ -1,11 +1,12 @@
 package dataplane
 
 import (
+	"cmp"
 	"fmt"
 	"io"
-	"net/netip"
-	"strings"
 	"time"
+
+	"github.com/openvcpe/vcpe/api"
 )
 
 // WriteText renders a Status for people (vcpe status without --json).
@@ -47,7 +48,31 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 			fmt.Fprintf(w, "  problem: %s\n", p.Problem)
 		}
 	}
-	fmt.Fprintf(w, "%-10s %s\n", "routes:", joinPrefixes(st.Routes))
+	if l := st.Link; l != nil {
+		line := fmt.Sprintf("%s, %d of the last %d probes lost", l.State, l.Lost, l.Probes)
+		if l.RTT > 0 {
+			line += fmt.Sprintf(", median RTT %v (max %v)", l.RTT.Round(10*time.Microsecond), l.RTTMax.Round(10*time.Microsecond))
+		}
+		if l.Handshakes > 0 {
+			line += fmt.Sprintf(", %d handshakes started beside the session", l.Handshakes)
+		}
+		fmt.Fprintf(w, "%-10s %s\n", "link:", line)
+	}
+	if st.MTU > 0 {
+		line := fmt.Sprint(st.MTU)
+		if p := st.PathMTU; p != nil && p.Current < p.Configured {
+			line += fmt.Sprintf(" (lowered from %d: path-MTU black hole)", p.Configured)
+		}
+		fmt.Fprintf(w, "%-10s %s\n", "mtu:", line)
+	}
+	for _, ev := range st.Events {
+		line := ev.Message
+		if ev.Detail != "" {
+			line += ": " + ev.Detail
+		}
+		fmt.Fprintf(w, "  %s %s%s\n", ev.Time.Format(time.RFC3339Nano), line, times(ev.Times(), ev.Last))
+	}
+	fmt.Fprintf(w, "%-10s %s\n", "routes:", cmp.Or(api.JoinPrefixes(st.Routes, ", "), "(none)"))
 	if s := st.Sync; s != nil {
 		line := s.Mode + ", " + s.State
 		if !s.LastSuccess.IsZero() {
@@ -72,9 +97,17 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 			if ev.Instance != "" {
 				who = ev.Instance + "/" + ev.SN
 			}
-			fmt.Fprintf(w, "  %s %s became %s: %s\n", ev.Time.Format(time.RFC3339Nano), who, ev.Role, ev.Reason)
+			fmt.Fprintf(w, "  %s %s became %s: %s%s\n", ev.Time.Format(time.RFC3339Nano), who, ev.Role, ev.Reason, times(ev.Times(), ev.Last))
 		}
 	}
+}
+
+// times describes a folded event: "" once, " (×N, last at T)" more often.
+func times(n int, last time.Time) string {
+	if n <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" (×%d, last at %s)", n, last.Format(time.RFC3339Nano))
 }
 
 func orNone(s string) string {
@@ -82,15 +115,4 @@ func orNone(s string) string {
 		return "(no endpoint)"
 	}
 	return s
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	if len(ps) == 0 {
-		return "(none)"
-	}
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
 }

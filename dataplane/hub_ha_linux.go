@@ -172,5 +172,5 @@ func (h *Hub) claim(src netip.Addr, c Claim) (ClaimReply, bool) {
 	id := instanceKey(p)
 	role, events := h.arb.Claim(h.c.now(), id, p.SN, c)
 	h.switchLocked(events)
-	return ClaimReply{Seq: c.Seq, Role: role, Active: h.arb.Active(id)}, true
+	return ClaimReply{Seq: c.Seq, Role: role, Active: h.arb.Active(id), Members: h.arb.Members(id)}, true
 }

@@ -52,7 +52,9 @@ func NewHub(opts HubOptions) (*Hub, error) {
 	if h.claimPort == 0 {
 		h.claimPort = DefaultClaimPort
 	}
-	h.arb = &Arbiter{DeadAfter: h.check.deadAfter(), Preempt: opts.Preempt}
+	// The hub ticks the arbiter every Interval/2: a gap of two intervals
+	// is the hub's own pause, not the devices' silence.
+	h.arb = &Arbiter{DeadAfter: h.check.deadAfter(), Preempt: opts.Preempt, PauseAfter: 2 * h.check.Interval}
 	if h.table == "" {
 		h.table = "vcpe"
 	}
@@ -81,6 +83,7 @@ func (h *Hub) Start(cfg api.HubConfig) (err error) {
 	defer func() {
 		if err != nil {
 			_ = deleteIsolation(nft, h.table)
+			_ = deleteMSSClamp(nft, w.name)
 			w.removeRoutes()
 			w.close()
 		}
@@ -99,6 +102,9 @@ func (h *Hub) Start(cfg api.HubConfig) (err error) {
 	}
 	// Isolation first: no packet may cross before the rules are in place.
 	if err = writeIsolation(nft, h.table, w.name, cfg); err != nil {
+		return err
+	}
+	if err = writeMSSClamp(nft, w.name); err != nil {
 		return err
 	}
 	desired := cloneHubConfig(cfg)
@@ -187,7 +193,7 @@ func (h *Hub) Close() error {
 	if h.w == nil {
 		return nil
 	}
-	err := deleteIsolation(h.nft, h.table)
+	err := errors.Join(deleteIsolation(h.nft, h.table), deleteMSSClamp(h.nft, h.w.name))
 	h.w.removeRoutes()
 	h.w.close()
 	h.w = nil

@@ -10,6 +10,7 @@ type Collector struct {
 	status func() Status
 
 	up, handshake, rx, tx, routes, syncOK *prometheus.Desc
+	loss, rtt, mtu                        *prometheus.Desc
 }
 
 // NewCollector returns a Collector over status.
@@ -22,12 +23,15 @@ func NewCollector(status func() Status) *Collector {
 		tx:        prometheus.NewDesc("vcpe_peer_transmit_bytes_total", "Bytes sent to the peer through the tunnel.", []string{"peer", "public_key"}, nil),
 		routes:    prometheus.NewDesc("vcpe_routes", "Routes vcpe installed into the tunnel.", nil, nil),
 		syncOK:    prometheus.NewDesc("vcpe_controller_sync_ok", "1 when the last controller sync succeeded (static mode: 1).", []string{"state"}, nil),
+		loss:      prometheus.NewDesc("vcpe_link_probe_loss_ratio", "Share of the liveness window's probes to the hub that got no answer.", []string{"state"}, nil),
+		rtt:       prometheus.NewDesc("vcpe_link_rtt_seconds", "Median round-trip time of the liveness window's answered probes.", nil, nil),
+		mtu:       prometheus.NewDesc("vcpe_tunnel_mtu_bytes", "The tunnel interface's MTU (lowered when a path-MTU black hole is found).", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.handshake, c.rx, c.tx, c.routes, c.syncOK} {
+	for _, d := range []*prometheus.Desc{c.up, c.handshake, c.rx, c.tx, c.routes, c.syncOK, c.loss, c.rtt, c.mtu} {
 		ch <- d
 	}
 }
@@ -57,6 +61,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.tx, prometheus.CounterValue, float64(p.TxBytes), p.Name, k)
 	}
 	ch <- prometheus.MustNewConstMetric(c.routes, prometheus.GaugeValue, float64(len(st.Routes)))
+	if l := st.Link; l != nil {
+		ch <- prometheus.MustNewConstMetric(c.loss, prometheus.GaugeValue, l.Loss, l.State)
+		ch <- prometheus.MustNewConstMetric(c.rtt, prometheus.GaugeValue, l.RTT.Seconds())
+	}
+	if st.MTU > 0 {
+		ch <- prometheus.MustNewConstMetric(c.mtu, prometheus.GaugeValue, float64(st.MTU))
+	}
 	if st.Sync != nil {
 		ok := 0.0
 		if st.Sync.State == "ok" || st.Sync.State == "static" {

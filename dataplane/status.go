@@ -40,10 +40,64 @@ type Status struct {
 	Peers         []PeerStatus   `json:"peers"`
 	Sync          *SyncStatus    `json:"sync,omitempty"`
 	HA            *HAStatus      `json:"ha,omitempty"`
+	// Link is the device's liveness of the tunnel: a window of probes to
+	// the hub's overlay address (loss, RTT).
+	Link *LinkHealth `json:"link,omitempty"`
+	// MTU is the tunnel interface's MTU now; PathMTU the device's path-MTU
+	// watch (a black hole lowers the MTU).
+	MTU     int            `json:"mtu,omitempty"`
+	PathMTU *PathMTUStatus `json:"path_mtu,omitempty"`
+	// Events are the device's tunnel events (link health, MTU changes),
+	// oldest first; repeated identical ones are folded into one.
+	Events []Event `json:"events,omitempty"`
 	// Source says where this status came from: "daemon" (live) or
 	// "state file" (the daemon is not running).
 	Source string    `json:"source"`
 	Time   time.Time `json:"time"`
+}
+
+// Event is one tunnel event of a device. Repeated identical events (same
+// kind and message) are folded: Count says how many, Time is the first
+// and Last the latest.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Last    time.Time `json:"last,omitzero"`
+	Count   int       `json:"count,omitempty"`
+	Kind    string    `json:"kind"` // "link" or "mtu"
+	Message string    `json:"message"`
+	Detail  string    `json:"detail,omitempty"` // of the latest occurrence
+}
+
+// Times is how many times the event happened (at least 1).
+func (e Event) Times() int { return max(e.Count, 1) }
+
+// appendEvent adds ev to the history (the last maxEvents), folding it into
+// an identical event among the last two (a flap between two states folds
+// into two entries), which moves to the end.
+func appendEvent(have []Event, ev Event) []Event {
+	same := func(a Event) bool { return a.Kind == ev.Kind && a.Message == ev.Message }
+	return foldAppend(have, ev, same, func(old *Event) {
+		old.Count, old.Last, old.Detail = old.Times()+1, ev.Time, ev.Detail
+	})
+}
+
+// foldAppend appends ev, or, when same matches one of the last two
+// entries, folds ev into it (fold) and moves it to the end. It keeps the
+// last maxEvents.
+func foldAppend[E any](have []E, ev E, same func(E) bool, fold func(*E)) []E {
+	for i := len(have) - 1; i >= max(0, len(have)-2); i-- {
+		if same(have[i]) {
+			old := have[i]
+			fold(&old)
+			have = append(have[:i:i], have[i+1:]...)
+			return append(have, old)
+		}
+	}
+	have = append(have, ev)
+	if len(have) > maxEvents {
+		have = append([]E(nil), have[len(have)-maxEvents:]...)
+	}
+	return have
 }
 
 // PeerStatus is one WireGuard peer.

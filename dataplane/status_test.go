@@ -210,7 +210,8 @@ func TestControlSocketRoundTrip(t *testing.T) {
 
 func TestCollector(t *testing.T) {
 	st := Status{Role: "edge", State: StateUp, Interface: "vcpe0", Routes: pfx("198.19.2.0/24"),
-		Peers: []PeerStatus{{Name: "hub", PublicKey: key(9), RxBytes: 10, TxBytes: 20}}, Sync: &SyncStatus{State: "ok"}}
+		Peers: []PeerStatus{{Name: "hub", PublicKey: key(9), RxBytes: 10, TxBytes: 20}}, Sync: &SyncStatus{State: "ok"},
+		Link: &LinkHealth{State: LinkLossy, Probes: 60, Lost: 15, Loss: 0.25, RTT: 2 * time.Millisecond}, MTU: 1228}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(func() Status { return st }))
 	mfs, err := reg.Gather()
@@ -229,7 +230,8 @@ func TestCollector(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]float64{"vcpe_tunnel_up": 1, "vcpe_peer_receive_bytes_total": 10,
-		"vcpe_peer_transmit_bytes_total": 20, "vcpe_routes": 1, "vcpe_controller_sync_ok": 1} {
+		"vcpe_peer_transmit_bytes_total": 20, "vcpe_routes": 1, "vcpe_controller_sync_ok": 1,
+		"vcpe_link_probe_loss_ratio": 0.25, "vcpe_link_rtt_seconds": 0.002, "vcpe_tunnel_mtu_bytes": 1228} {
 		if got[name] != want {
 			t.Errorf("%s = %v; want %v", name, got[name], want)
 		}
@@ -241,11 +243,19 @@ func TestWriteText(t *testing.T) {
 	st := Status{Role: "edge", State: StateHandshakeNotCompleting, Reason: "handshake not completing with peer X",
 		Interface: "vcpe0", ListenPort: 4500, OverlayAddr: netip.MustParsePrefix("198.18.64.2/18"), Source: "daemon",
 		Peers:  []PeerStatus{{Name: "hub", PublicKey: key(9), Endpoint: "198.18.0.1:4500", Problem: "handshake not completing with peer X"}},
-		Routes: pfx("198.19.2.0/24"), Sync: &SyncStatus{Mode: "static", State: "static"}}
+		Routes: pfx("198.19.2.0/24"), Sync: &SyncStatus{Mode: "static", State: "static"},
+		Link: &LinkHealth{State: LinkLossy, Probes: 60, Lost: 27, RTT: time.Millisecond, RTTMax: 3 * time.Millisecond, Handshakes: 4},
+		MTU:  1228, PathMTU: &PathMTUStatus{Configured: 1420, Current: 1228},
+		Events: []Event{{Time: now, Last: now.Add(time.Minute), Count: 3, Kind: "link", Message: "tunnel to the hub is lossy"}},
+		HA: &HAStatus{Check: HealthCheck{}.WithDefaults(), Events: []RoleEvent{{Time: now, Last: now.Add(time.Second), Count: 95, SN: "A",
+			Role: "standby", Reason: reasonWithdraw}}}}
 	var b bytes.Buffer
 	WriteText(&b, st, now)
 	for _, want := range []string{"state:     handshake not completing (live from vcped)", "hub:       " + key(9).String() + " at 198.18.0.1:4500",
-		"last handshake none yet", "problem: handshake not completing", "routes:    198.19.2.0/24", "sync:      static, static"} {
+		"last handshake none yet", "problem: handshake not completing", "routes:    198.19.2.0/24", "sync:      static, static",
+		"link:      lossy, 27 of the last 60 probes lost, median RTT 1ms (max 3ms), 4 handshakes started beside the session",
+		"mtu:       1228 (lowered from 1420: path-MTU black hole)", "tunnel to the hub is lossy (×3, last at 2026-11-26T12:01:00Z)",
+		"A became standby: " + reasonWithdraw + " (×95, last at 2026-11-26T12:00:01Z)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, b.String())
 		}

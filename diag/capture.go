@@ -16,17 +16,6 @@ type Packet struct {
 	Payload  []byte // valid only during the callback
 }
 
-// CaptureWireGuard captures WireGuard messages on UDP port for d (or until
-// ctx ends) on iface and summarizes them. It needs root (CAP_NET_RAW).
-func CaptureWireGuard(ctx context.Context, iface string, port uint16, d time.Duration) (CaptureReport, error) {
-	c, err := OpenCapture(iface)
-	if err != nil {
-		return CaptureReport{}, err
-	}
-	defer c.Close()
-	return c.WireGuard(ctx, port, d)
-}
-
 // WireGuard reads the capture for d (or until ctx ends), keeps the
 // WireGuard messages on UDP port and summarizes them.
 func (c *Capture) WireGuard(ctx context.Context, port uint16, d time.Duration) (CaptureReport, error) {

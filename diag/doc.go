@@ -6,8 +6,8 @@
 // tells a black-holing path apart from one that answers "fragmentation
 // needed".
 //
-// It also reads WireGuard traffic off the WAN interface (Capture,
-// CaptureWireGuard: an AF_PACKET socket through gopacket, no cgo, a kernel
+// It also reads WireGuard traffic off the WAN interface (Capture and its
+// WireGuard summary: an AF_PACKET socket through gopacket, no cgo, a kernel
 // BPF filter from x/net/bpf; ParseWireGuard decodes message types) and runs
 // the outside-in reach check (OutsideIn): it asks the controller to probe
 // this host's public address on api.ReachPorts and watches which probes

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/openvcpe/vcpe/internal/clock"
 )
 
 // FuzzReflectorHandle: whatever arrives, the reflector answers only a
@@ -13,7 +15,7 @@ func FuzzReflectorHandle(f *testing.F) {
 	f.Add(request(1, 64), []byte{198, 18, 0, 11})
 	f.Add([]byte("VCPR"), []byte{198, 18, 0, 12})
 	f.Add(request(7, 1500), []byte{0, 0, 0, 0})
-	clk := &fakeClock{t: t0}
+	clk := clock.NewFake(t0)
 	r := &Reflector{Now: clk.Now, MaxSources: 64, Total: 100, TotalBurst: 10}
 	f.Fuzz(func(t *testing.T, b []byte, src []byte) {
 		a, ok := netip.AddrFromSlice(src)

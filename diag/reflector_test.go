@@ -5,19 +5,16 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/openvcpe/vcpe/internal/clock"
 )
-
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time          { return c.t }
-func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func request(seq uint32, n int) []byte {
 	return AppendProbe(nil, Probe{Kind: KindRequest, Seq: seq, Sent: t0, Len: n})
 }
 
 func TestReflectorHandle(t *testing.T) {
-	clk := &fakeClock{t: t0}
+	clk := clock.NewFake(t0)
 	r := &Reflector{Now: clk.Now, MaxPayload: 100}
 	src := netip.MustParseAddr("198.18.0.11")
 
@@ -57,7 +54,7 @@ func TestReflectorHandle(t *testing.T) {
 }
 
 func TestReflectorRateLimit(t *testing.T) {
-	clk := &fakeClock{t: t0}
+	clk := clock.NewFake(t0)
 	r := &Reflector{Now: clk.Now, PerSource: 10, PerSourceBurst: 5, Total: 1000, TotalBurst: 1000}
 	a, b := netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("198.18.0.12")
 	count := func(src netip.Addr, n int) (answered int) {
@@ -99,7 +96,7 @@ func TestReflectorRateLimit(t *testing.T) {
 }
 
 func TestReflectorTotalAndSourceTable(t *testing.T) {
-	clk := &fakeClock{t: t0}
+	clk := clock.NewFake(t0)
 	r := &Reflector{Now: clk.Now, PerSource: 100, PerSourceBurst: 100, Total: 1, TotalBurst: 3, MaxSources: 2}
 	srcs := []netip.Addr{netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.0.13")}
 	answered := 0
@@ -122,7 +119,7 @@ func TestReflectorTotalAndSourceTable(t *testing.T) {
 // once (the least recently seen source is evicted), the table never grows
 // past its bound, and the global cap still bounds the replies.
 func TestReflectorSpoofedFloodCannotLockOutProbers(t *testing.T) {
-	clk := &fakeClock{t: t0}
+	clk := clock.NewFake(t0)
 	r := &Reflector{Now: clk.Now, MaxSources: 4096, Total: 1000, TotalBurst: 1000}
 	answered := 0
 	for i := range 4200 {

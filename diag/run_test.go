@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -59,18 +60,22 @@ func TestRunCollectsSamples(t *testing.T) {
 	}
 }
 
+// TestRunStopsOnCancel runs in a synctest bubble: the cancel comes after
+// 30 ms of the bubble's clock, whatever the machine's load.
 func TestRunStopsOnCancel(t *testing.T) {
-	c := newFakeConn(func(int, int) ([]fakeAnswer, error) { return nil, nil })
-	ctx, cancel := context.WithCancel(context.Background())
-	o, _ := Options{Count: 1000, Interval: 10 * time.Millisecond}.withDefaults()
-	go func() { time.Sleep(30 * time.Millisecond); cancel() }()
-	samples, err := run(ctx, c, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(c.sizes()); n >= 1000 || len(samples) != n {
-		t.Errorf("sent %d probes, %d samples after cancel", n, len(samples))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeConn(func(int, int) ([]fakeAnswer, error) { return nil, nil })
+		ctx, cancel := context.WithCancel(context.Background())
+		o, _ := Options{Count: 1000, Interval: 10 * time.Millisecond}.withDefaults()
+		go func() { time.Sleep(30 * time.Millisecond); cancel() }()
+		samples, err := run(ctx, c, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(c.sizes()); n >= 1000 || len(samples) != n {
+			t.Errorf("sent %d probes, %d samples after cancel", n, len(samples))
+		}
+	})
 }
 
 func TestOptionsValidation(t *testing.T) {

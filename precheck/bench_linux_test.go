@@ -4,6 +4,9 @@ import (
 	"context"
 	"os/exec"
 	"testing"
+
+	"github.com/openvcpe/vcpe/internal/command"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // BenchmarkLivePrecheck is a full live precheck of this host: gather (files,
@@ -37,11 +40,11 @@ func BenchmarkRunChecks(b *testing.B) {
 // live precheck is compared with.
 func BenchmarkBaselineIptablesSave(b *testing.B) {
 	if _, err := exec.LookPath("iptables-save"); err != nil {
-		b.Skip("iptables-save not installed")
+		namespace.Skipf(b, "iptables-save not installed")
 	}
 	for b.Loop() {
-		if _, err := (ExecRunner{}).Output(context.Background(), "iptables-save"); err != nil {
-			b.Skipf("iptables-save: %v (needs root)", err)
+		if _, err := (command.Exec{}).Output(context.Background(), "iptables-save"); err != nil {
+			namespace.Skipf(b, "iptables-save: %v (needs root)", err)
 		}
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"strings"
 )
 
-// Ports DESIGN.md lists. vcpe binds the "own" ones itself, so a socket on
-// loopback conflicts with them too; the reserved ones only conflict when
-// bound on a non-loopback address.
+// The ports vcpe needs: the "own" ones vcpe binds itself (4500 the tunnel,
+// 12345 the probe reflector, 8443 the controller, 10000-10100 the
+// outside-in reachability check), so a socket on loopback conflicts with them
+// too; the reserved ones (required free by the platform's spec) only
+// conflict when bound on a non-loopback address.
 var (
 	udpOwn      = portSet(4500, 12345, rangeOf(10000, 10100))
 	udpReserved = portSet(53, 500, 789, 801, 27890, 33336, 43337, 56543, 62345)
@@ -267,13 +269,6 @@ func checkPorts(s *Snapshot, o Options, proto string, own, reserved []uint16) Re
 		return skipf(strings.Join(notChecked, "; "))
 	}
 	return Result{Status: Pass, Detail: fmt.Sprintf("%s %s free and not filtered", up, describePorts(own, reserved))}
-}
-
-func portText(f Finding) string {
-	if f.PortEnd != 0 {
-		return fmt.Sprintf("%d-%d", f.Port, f.PortEnd)
-	}
-	return fmt.Sprint(f.Port)
 }
 
 func describePorts(own, reserved []uint16) string {

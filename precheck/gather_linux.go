@@ -18,6 +18,8 @@ import (
 	gnet "github.com/shirou/gopsutil/v4/net"
 	"github.com/shirou/gopsutil/v4/process"
 	"github.com/vishvananda/netlink"
+
+	"github.com/openvcpe/vcpe/internal/command"
 )
 
 // commandTimeout bounds each firewall command.
@@ -30,7 +32,7 @@ const commandTimeout = 10 * time.Second
 // unknown.
 func Gather(ctx context.Context, o GatherOptions) (*Snapshot, error) {
 	if o.Runner == nil {
-		o.Runner = ExecRunner{}
+		o.Runner = command.Exec{}
 	}
 	root := o.Root
 	if root == "" {
@@ -68,7 +70,7 @@ func Gather(ctx context.Context, o GatherOptions) (*Snapshot, error) {
 			defer cancel()
 			out, err := o.Runner.Output(cctx, c.name, c.args...)
 			if err != nil {
-				why := fmt.Sprintf("%s: %v", c.name, err)
+				why := err.Error()
 				if os.Geteuid() != 0 {
 					why += " (run as root to read the firewall)"
 				}

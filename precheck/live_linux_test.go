@@ -347,7 +347,7 @@ func TestLiveSaveThenRoot(t *testing.T) {
 // with the reason, nothing crashes.
 func TestLiveNonRoot(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("setpriv (util-linux) not installed")
+		namespace.Skipf(t, "setpriv (util-linux) not installed")
 	}
 	dev, _ := wanNS(t)
 	dev.Run("iptables", "-A", "INPUT", "-p", "udp", "--dport", "4500", "-j", "DROP")

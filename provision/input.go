@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -62,7 +63,7 @@ func LoadInstallConfig(path string) (InstallInput, error) {
 	if err := dec.Decode(&in); err != nil && !errors.Is(err, io.EOF) {
 		msg := err.Error()
 		if m := unknownKey.FindStringSubmatch(msg); m != nil {
-			msg = fmt.Sprintf("unknown key %q on line %s; the keys are controller, controller_fingerprint, sn, advertise, lan_if, wan_if, state_dir, key_file, force", m[2], m[1])
+			msg = fmt.Sprintf("unknown key %q on line %s; the keys are controller, controller_fingerprint, sn, advertise, lan_if, wan_if, state_dir, key_file, force, lan_gateway, lan_targets", m[2], m[1])
 		}
 		return in, &api.InputError{Field: "--config", Source: "config file " + path, Msg: msg}
 	}
@@ -179,4 +180,121 @@ func (in InstallInput) Merge(over InstallInput) InstallInput {
 	}
 	in.Force = in.Force || over.Force
 	return in
+}
+
+// ParseLANGateway parses the multi-attach gateway (--lan-gateway): an IPv4
+// ADDR/LEN, a host address (not the network or broadcast address of its
+// prefix) inside one of the LAN prefixes when any are given, so LAN hosts
+// can reach it. An empty s is no gateway.
+func ParseLANGateway(s string, lan []netip.Prefix) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return netip.Prefix{}, nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() || p.Bits() >= 32 || p.Bits() < 8 {
+		return netip.Prefix{}, &api.InputError{Field: "--lan-gateway", Msg: fmt.Sprintf("%q: want the gateway address with the LAN's prefix length, e.g. 198.19.1.254/24", s)}
+	}
+	if p.Bits() < 31 {
+		if p.Addr() == p.Masked().Addr() || p.Addr() == broadcast(p) {
+			return netip.Prefix{}, &api.InputError{Field: "--lan-gateway", Msg: fmt.Sprintf("%s is the network or broadcast address of %s; pick a host address, e.g. %s", p.Addr(), p.Masked(), netip.PrefixFrom(broadcast(p).Prev(), p.Bits()))}
+		}
+	}
+	if len(lan) == 0 {
+		return p, nil
+	}
+	for _, q := range lan {
+		if q.Contains(p.Addr()) {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, &api.InputError{Field: "--lan-gateway", Msg: fmt.Sprintf("%s is outside the LAN prefixes %s; the LAN hosts' gateway must be an address of their LAN, e.g. %s",
+		p.Addr(), api.JoinPrefixes(lan, ", "), netip.PrefixFrom(broadcast(lan[0]).Prev(), lan[0].Bits()))}
+}
+
+func broadcast(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	n := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	n |= ^uint32(0) >> p.Bits()
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+}
+
+// ParseLANTargets parses the LAN hosts to probe (--lan-target): IPv4
+// addresses, each item possibly comma separated, no duplicates.
+func ParseLANTargets(items []string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, item := range items {
+		for _, s := range strings.Split(item, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(s)
+			if err != nil || !a.Is4() {
+				return nil, &api.InputError{Field: "--lan-target", Msg: fmt.Sprintf("%q: want an IPv4 address of a LAN host, e.g. 198.19.1.10", s)}
+			}
+			if slices.Contains(out, a) {
+				return nil, &api.InputError{Field: "--lan-target", Msg: fmt.Sprintf("%s is given twice", a)}
+			}
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// ValidateInterface checks that name (for field, "--wan-if" or "--lan-if")
+// is one of the host's interfaces. An empty name is the default (guessed)
+// interface; an empty list (unknown) accepts any name.
+func ValidateInterface(field, name string, ifs []Interface) error {
+	name = strings.TrimSpace(name)
+	if name == "" || len(ifs) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(ifs))
+	for _, i := range ifs {
+		if i.Name == name {
+			return nil
+		}
+		names = append(names, i.Name)
+	}
+	return &api.InputError{Field: field, Msg: fmt.Sprintf("no interface %q on this host; pick one of %s", name, strings.Join(names, ", "))}
+}
+
+// ConfigFile renders in as a YAML file for `vcpe install --yes --config
+// FILE`, the set fields only. The device key is never written (the header
+// says where it must come from), and neither is force: a lockout override
+// is decided per host, never copied to a fleet.
+func (in InstallInput) ConfigFile() ([]byte, error) {
+	out := struct {
+		Controller            string   `yaml:"controller,omitempty"`
+		ControllerFingerprint string   `yaml:"controller_fingerprint,omitempty"`
+		SN                    string   `yaml:"sn,omitempty"`
+		Advertise             []string `yaml:"advertise,omitempty"`
+		WANInterface          string   `yaml:"wan_if,omitempty"`
+		LANInterface          string   `yaml:"lan_if,omitempty"`
+		StateDir              string   `yaml:"state_dir,omitempty"`
+		KeyFile               string   `yaml:"key_file,omitempty"`
+		LANGateway            string   `yaml:"lan_gateway,omitempty"`
+		LANTargets            []string `yaml:"lan_targets,omitempty"`
+	}{in.Controller, in.ControllerFingerprint, in.SN, in.Advertise, in.WANInterface, in.LANInterface,
+		in.StateDir, in.KeyFile, in.LANGateway, in.LANTargets}
+	var doc yaml.Node
+	if err := doc.Encode(out); err != nil {
+		return nil, fmt.Errorf("encode install config: %w", err)
+	}
+	doc.HeadComment = "vcpe install values: vcpe install --yes --config THIS_FILE\n" +
+		"Each site changes sn (and advertise, lan_gateway, lan_targets for its LAN).\n" +
+		"The device key is not in this file and must never be: give it with\n" +
+		"key_file: FILE (mode 0600), the VCPE_KEY variable, or on standard input.\n" +
+		"force (the lockout override) is never saved; pass --force on the host that needs it."
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, fmt.Errorf("encode install config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encode install config: %w", err)
+	}
+	return b.Bytes(), nil
 }

@@ -2,8 +2,10 @@ package provision
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -121,5 +123,90 @@ func TestInstallInputPrecedence(t *testing.T) {
 		return ""
 	}); err == nil || !strings.Contains(err.Error(), "VCPE_FORCE") {
 		t.Errorf("VCPE_FORCE=maybe: %v; want an error naming it", err)
+	}
+}
+
+func TestParseLANGateway(t *testing.T) {
+	lan := []netip.Prefix{netip.MustParsePrefix("198.19.1.0/24")}
+	if gw, err := ParseLANGateway(" 198.19.1.254/24 ", lan); err != nil || gw != netip.MustParsePrefix("198.19.1.254/24") {
+		t.Fatalf("got %v, %v; want 198.19.1.254/24", gw, err)
+	}
+	if gw, err := ParseLANGateway("", lan); err != nil || gw.IsValid() {
+		t.Fatalf("empty: %v, %v; want no gateway, no error", gw, err)
+	}
+	for _, c := range []struct{ in, want string }{
+		{"198.19.1.254", "want the gateway address with the LAN's prefix length"},
+		{"198.19.1.254/32", "want the gateway address"},
+		{"2001:db8::1/64", "want the gateway address"},
+		{"198.19.9.254/24", "198.19.9.254 is outside the LAN prefixes 198.19.1.0/24"},
+		{"198.19.1.0/24", "network or broadcast address"},
+		{"198.19.1.255/24", "network or broadcast address"},
+	} {
+		_, err := ParseLANGateway(c.in, lan)
+		var ie *api.InputError
+		if !errors.As(err, &ie) || ie.Field != "--lan-gateway" || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v; want a --lan-gateway error with %q", c.in, err, c.want)
+		}
+	}
+}
+
+func TestParseLANTargets(t *testing.T) {
+	ts, err := ParseLANTargets([]string{"198.19.1.10, 198.19.1.11", " 198.19.1.12"})
+	if err != nil || len(ts) != 3 {
+		t.Fatalf("got %v, %v; want three targets", ts, err)
+	}
+	for _, in := range []string{"lan-a", "198.19.1.10,198.19.1.10", "2001:db8::1"} {
+		if _, err := ParseLANTargets([]string{in}); err == nil || !strings.Contains(err.Error(), "--lan-target") {
+			t.Errorf("%q: %v; want a --lan-target error", in, err)
+		}
+	}
+}
+
+func TestValidateInterface(t *testing.T) {
+	ifs := []Interface{{Name: "eth0"}, {Name: "lan0"}}
+	for _, ok := range []string{"", "eth0", " lan0 "} {
+		if err := ValidateInterface("--lan-if", ok, ifs); err != nil {
+			t.Errorf("%q: %v; want ok", ok, err)
+		}
+	}
+	err := ValidateInterface("--lan-if", "eth7", ifs)
+	if err == nil || err.Error() != `--lan-if: no interface "eth7" on this host; pick one of eth0, lan0` {
+		t.Errorf("eth7: %v", err)
+	}
+	if err := ValidateInterface("--wan-if", "eth7", nil); err != nil {
+		t.Errorf("unknown list: %v; want any name accepted", err)
+	}
+}
+
+// TestConfigFileRoundTrip: the saved answers load back as the same input,
+// never hold a key or force, and say where the key comes from.
+func TestConfigFileRoundTrip(t *testing.T) {
+	in := InstallInput{Controller: "https://198.18.0.1:8443", ControllerFingerprint: "sha256:ab", SN: "SN-1",
+		Advertise: []string{"198.19.1.0/24"}, WANInterface: "wan0", LANInterface: "lan0", StateDir: "/var/lib/vcpe",
+		LANGateway: "198.19.1.254/24", LANTargets: []string{"198.19.1.10"}, Force: true}
+	b, err := in.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"VCPE_KEY", "key_file", "never saved"} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("config file does not mention %s:\n%s", w, b)
+		}
+	}
+	if strings.Contains(string(b), "force:") {
+		t.Errorf("config file carries force:\n%s", b)
+	}
+	p := filepath.Join(t.TempDir(), "site.yaml")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadInstallConfig(p)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	want := in
+	want.Force = false
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("loaded %+v; want %+v\n%s", got, want, b)
 	}
 }

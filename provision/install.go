@@ -10,13 +10,16 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/command"
 	"github.com/openvcpe/vcpe/internal/device"
+	"github.com/openvcpe/vcpe/internal/logfile"
 	"github.com/openvcpe/vcpe/precheck"
 )
 
@@ -31,6 +34,9 @@ const (
 const (
 	PIDFile = "vcped.pid"
 	LogFile = "vcped.log"
+	// LogBackups is how many rotated logs (vcped.log.1, …) a detached
+	// vcped keeps; each log file holds up to 10 MiB.
+	LogBackups = 3
 )
 
 // InstallOptions configure an install run. Zero values take the defaults
@@ -63,8 +69,8 @@ type InstallOptions struct {
 	Given Registration
 	// Gather takes the host snapshot precheck judges; precheck.Gather when nil.
 	Gather func(ctx context.Context) (*precheck.Snapshot, error)
-	Sysctl Sysctl // ProcSysctl{} when nil
-	Runner Runner // ExecRunner when nil
+	Sysctl Sysctl         // ProcSysctl{} when nil
+	Runner command.Runner // command.Exec when nil
 	Client device.ClientOptions
 	Log    *slog.Logger
 	Now    func() time.Time
@@ -95,7 +101,7 @@ func (o *InstallOptions) defaults() {
 		o.Sysctl = ProcSysctl{}
 	}
 	if o.Runner == nil {
-		o.Runner = ExecRunner
+		o.Runner = command.Exec{}
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -209,6 +215,12 @@ func (in *install) suggestions() Suggestions {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	def := in.snap.WANInterface("")
+	for _, n := range names {
+		if n != "lo" && !strings.HasPrefix(n, "vcpe") {
+			s.Interfaces = append(s.Interfaces, Interface{Name: n, Addrs: addrs[n], DefaultRoute: n == def})
+		}
+	}
 	for _, n := range names {
 		if n == s.WANInterface || n == "lo" || strings.HasPrefix(n, "vcpe") {
 			continue
@@ -230,10 +242,16 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 	if err := validateRegistration(&reg); err != nil {
 		return StatusFailed, "", err
 	}
+	if err := in.takeNetwork(reg); err != nil {
+		return StatusFailed, "", err
+	}
 	in.reg = reg
 	if st, err := device.LoadState(in.o.StateDir); err == nil && st.SN == reg.SN && st.Controller == reg.Controller &&
 		st.ControllerFingerprint == reg.Fingerprint && slices.Equal(st.Advertise, reg.Advertise) && st.Credential != "" {
 		in.state = st
+		if err := in.askAttach(ctx); err != nil {
+			return StatusFailed, "", err
+		}
 		return StatusUnchanged, fmt.Sprintf("already registered as %s (overlay %s)", st.SN, st.Config.OverlayAddr), nil
 	} else if err != nil && !errors.Is(err, device.ErrNoState) {
 		return StatusFailed, "", err
@@ -247,11 +265,15 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 		}
 	}
 	r.Progress("registering "+reg.SN+" with "+reg.Controller, nil)
-	st, err := device.Register(ctx, device.RegisterParams{
-		StateDir: in.o.StateDir, Controller: reg.Controller, Fingerprint: reg.Fingerprint,
-		SN: reg.SN, Key: reg.Key.Reveal(), Advertise: reg.Advertise, Client: in.o.Client,
-		ExcludeProbe: in.o.LANGateway.Addr(),
-	})
+	register := func() (*device.State, error) {
+		return device.Register(ctx, device.RegisterParams{
+			StateDir: in.o.StateDir, Controller: reg.Controller, Fingerprint: reg.Fingerprint,
+			SN: reg.SN, Key: reg.Key.Reveal(), Advertise: reg.Advertise, Client: in.o.Client,
+			ExcludeProbe: in.o.LANGateway.Addr(), LANGateway: in.o.LANGateway,
+		})
+	}
+	registeredGW := in.o.LANGateway
+	st, err := register()
 	if err != nil {
 		return StatusFailed, "", err
 	}
@@ -262,7 +284,80 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 		return StatusFailed, "", err
 	}
 	in.state = st
+	if err := in.askAttach(ctx); err != nil {
+		return StatusFailed, "", err
+	}
+	if in.o.LANGateway != registeredGW {
+		// The gateway was chosen after the controller answered: register
+		// again (same key) so the instance's other device is told it.
+		r.Progress("telling the controller the shared gateway "+in.o.LANGateway.String(), nil)
+		if st, err = register(); err != nil {
+			return StatusFailed, "", err
+		}
+		in.state = st
+	}
 	return StatusOK, fmt.Sprintf("registered %s: overlay %s, hub %s, role %s", st.SN, st.Config.OverlayAddr, st.Config.HubEndpoint, st.Config.Role), nil
+}
+
+// takeNetwork checks the interfaces and multi-attach settings of the
+// answers against the host and takes them over the options: the same
+// checks for --yes and the wizard.
+func (in *install) takeNetwork(reg Registration) error {
+	ifs := in.suggestions().Interfaces
+	if reg.WANInterface != "" {
+		if err := ValidateInterface("--wan-if", reg.WANInterface, ifs); err != nil {
+			return err
+		}
+		in.o.WANInterface = reg.WANInterface
+	}
+	if reg.LANInterface != "" {
+		if err := ValidateInterface("--lan-if", reg.LANInterface, ifs); err != nil {
+			return err
+		}
+		in.o.LANInterface = reg.LANInterface
+	}
+	if in.o.LANInterface != "" && in.o.LANInterface == in.o.WANInterface {
+		return &api.InputError{Field: "--lan-if", Msg: fmt.Sprintf("%s is also the WAN interface; the LAN must be another interface", in.o.LANInterface)}
+	}
+	if reg.LANGateway.IsValid() {
+		in.o.LANGateway = reg.LANGateway
+	}
+	if len(reg.LANTargets) > 0 {
+		in.o.LANTargets = reg.LANTargets
+	}
+	if in.o.LANGateway.IsValid() {
+		if _, err := ParseLANGateway(in.o.LANGateway.String(), reg.Advertise); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// askAttach asks a Prompter that can (the wizard) for the multi-attach
+// settings, now that the controller has told about the instance.
+func (in *install) askAttach(ctx context.Context) error {
+	ap, ok := in.o.Prompter.(AttachPrompter)
+	if !ok {
+		return nil
+	}
+	cfg := in.state.Config
+	q := AttachQuestion{Instance: cfg.InstanceName, Role: cfg.Role, LAN: cfg.Advertised, Given: in.reg}
+	q.Given.LANGateway, q.Given.LANTargets, q.Given.LANInterface = in.o.LANGateway, in.o.LANTargets, in.o.LANInterface
+	attachFromConfig(&q, cfg)
+	if !q.MultiDevice() {
+		return nil
+	}
+	a, err := ap.Attach(ctx, q)
+	if err != nil {
+		return err
+	}
+	if a.LANGateway.IsValid() {
+		if _, err := ParseLANGateway(a.LANGateway.String(), cfg.Advertised); err != nil {
+			return err
+		}
+	}
+	in.o.LANGateway, in.o.LANTargets = a.LANGateway, a.LANTargets
+	return nil
 }
 
 // validateRegistration checks the operator's answers and normalises the
@@ -306,9 +401,18 @@ func (in *install) stepPlan(ctx context.Context, r *Run) (Status, string, error)
 	}
 	tunnel := append(slices.Clone(cfg.Routes), cfg.OverlayAddr.Masked())
 	if err := CheckLockout(tunnel, in.protect); err != nil {
-		if !in.reg.Force {
+		force := in.reg.Force
+		var le *LockoutError
+		if lp, ok := in.o.Prompter.(LockoutPrompter); ok && !force && errors.As(err, &le) {
+			var perr error
+			if force, perr = lp.OverrideLockout(ctx, le); perr != nil {
+				return StatusFailed, "", perr
+			}
+		}
+		if !force {
 			return StatusFailed, "", err
 		}
+		in.reg.Force = true
 		p.Warnings = append(p.Warnings, "forced: "+err.Error())
 	}
 	if v, err := in.o.Sysctl.Get("net.ipv4.ip_forward"); err != nil || v != "1" {
@@ -323,11 +427,17 @@ func (in *install) stepPlan(ctx context.Context, r *Run) (Status, string, error)
 		p.Changes = append(p.Changes, "start "+in.o.Vcped+" as a detached daemon (pid file "+filepath.Join(in.o.StateDir, PIDFile)+")")
 	}
 	in.lanGW = in.lanGateway(cfg.Advertised)
+	if in.o.LANGateway.IsValid() {
+		// Multi-attach: LAN hosts use the shared gateway, whichever device
+		// of the pair is active, never this device's own address.
+		in.lanGW = in.o.LANGateway.Addr()
+	}
 	if in.lanGW.IsValid() {
 		p.LANCommands = LANCommands(cfg.Routes, in.lanGW)
 	} else if len(cfg.Routes) > 0 {
-		p.Warnings = append(p.Warnings, "no LAN interface found with an address in "+joinPrefixes(cfg.Advertised)+": pass --lan-if to get the LAN-side route commands")
+		p.Warnings = append(p.Warnings, "no LAN interface found with an address in "+api.JoinPrefixes(cfg.Advertised, ", ")+": pass --lan-if to get the LAN-side route commands")
 	}
+	p.Warnings = append(p.Warnings, peerGatewayWarnings(cfg.Peers, in.o.LANGateway)...)
 	for _, res := range in.report.Checks {
 		if res.Status == precheck.Warn {
 			p.Warnings = append(p.Warnings, res.ID+": "+res.Detail)
@@ -384,7 +494,8 @@ func (in *install) stepApply(ctx context.Context, r *Run) (Status, string, error
 }
 
 func (in *install) vcpedArgs() []string {
-	args := []string{in.o.Vcped, "--state-dir", in.o.StateDir}
+	args := []string{in.o.Vcped, "--state-dir", in.o.StateDir,
+		"--log-file", filepath.Join(in.o.StateDir, LogFile), "--log-max-backups", strconv.Itoa(LogBackups)}
 	if in.o.UAPIDir != "" {
 		args = append(args, "--uapi-dir", in.o.UAPIDir)
 	}
@@ -416,6 +527,15 @@ func (in *install) stepStart(ctx context.Context, r *Run) (Status, string, error
 		changed, err = in.j.InstallUnit(ctx, path, unit)
 		what = "systemd unit " + UnitName
 	default:
+		// vcped rotates its log into fixed names: record them all, so
+		// uninstall removes them.
+		if _, running := RunningPID(filepath.Join(in.o.StateDir, PIDFile), in.o.Vcped); !running {
+			for _, name := range logfile.Names(filepath.Join(in.o.StateDir, LogFile), LogBackups)[1:] {
+				if err := in.j.RecordFile(name); err != nil {
+					return StatusFailed, "", err
+				}
+			}
+		}
 		changed, err = in.j.StartProcess(ProcessSpec{
 			Argv:    in.vcpedArgs(),
 			PIDFile: filepath.Join(in.o.StateDir, PIDFile),
@@ -523,10 +643,33 @@ func orUnknown(s string) string {
 	return s
 }
 
-func joinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
+// peerGatewayWarnings compare this device's multi-attach gateway with the
+// one the instance's other devices registered with: both must hold the
+// same, or LAN hosts lose their gateway when the role moves.
+func peerGatewayWarnings(peers []api.InstancePeer, gw netip.Prefix) []string {
+	var out []string
+	for _, p := range peers {
+		switch {
+		case !p.LANGateway.IsValid() || p.LANGateway == gw:
+		case !gw.IsValid():
+			out = append(out, fmt.Sprintf("device %s of this instance holds the shared LAN gateway %s, but this device has none, so it will never take it over: pass --lan-gateway %s", p.SN, p.LANGateway, p.LANGateway))
+		default:
+			out = append(out, fmt.Sprintf("device %s of this instance uses the shared LAN gateway %s, this device %s: LAN hosts lose their gateway when the role moves; use the same --lan-gateway on both", p.SN, p.LANGateway, gw))
+		}
 	}
-	return strings.Join(s, ", ")
+	return out
+}
+
+// attachFromConfig reads what the controller told about the instance's
+// other devices: the active one, and the gateway they registered with.
+func attachFromConfig(q *AttachQuestion, cfg api.DeviceConfig) {
+	q.Slots = cfg.Slots
+	for _, p := range cfg.Peers {
+		if p.Active {
+			q.ActiveSN = p.SN
+		}
+		if p.LANGateway.IsValid() && (!q.PeerGateway.IsValid() || p.Active) {
+			q.PeerGateway = p.LANGateway
+		}
+	}
 }

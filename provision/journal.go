@@ -13,6 +13,7 @@ import (
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/internal/atomicfile"
+	"github.com/openvcpe/vcpe/internal/command"
 	"github.com/openvcpe/vcpe/internal/device"
 )
 
@@ -112,9 +113,9 @@ type Journal struct {
 	path   string
 	sysctl Sysctl
 	now    func() time.Time
-	// Run runs systemctl for unit changes; nil means ExecRunner.
-	Run     Runner   `json:"-"`
-	Changes []Change `json:"changes"`
+	// Run runs systemctl for unit changes; nil means command.Exec.
+	Run     command.Runner `json:"-"`
+	Changes []Change       `json:"changes"`
 }
 
 // OpenJournal loads the journal in dir, or starts an empty one. dir is
@@ -137,11 +138,11 @@ func OpenJournal(dir string, sysctl Sysctl, now func() time.Time) (*Journal, err
 	return j, nil
 }
 
-func (j *Journal) runner() Runner {
+func (j *Journal) runner() command.Runner {
 	if j.Run != nil {
 		return j.Run
 	}
-	return ExecRunner
+	return command.Exec{}
 }
 
 // Len is the number of recorded changes.

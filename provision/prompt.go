@@ -37,6 +37,23 @@ type Registration struct {
 	Advertise   []netip.Prefix
 	// Force overrides the operator-lockout guard.
 	Force bool
+	// WANInterface and LANInterface name the host's interfaces; empty
+	// keeps the guess (the default route's, the one with an address in an
+	// advertised prefix).
+	WANInterface, LANInterface string
+	// LANGateway and LANTargets are the multi-attach settings (see
+	// InstallOptions).
+	LANGateway netip.Prefix
+	LANTargets []netip.Addr
+}
+
+// Interface is one of the host's network interfaces, as the wizard lists
+// them.
+type Interface struct {
+	Name  string
+	Addrs []netip.Prefix
+	// DefaultRoute is set on the interface of the IPv4 default route.
+	DefaultRoute bool
 }
 
 // Suggestions are what the Engine offers the operator before asking for
@@ -46,6 +63,52 @@ type Suggestions struct {
 	Given        Registration
 	LANPrefixes  []netip.Prefix
 	WANInterface string
+	// Interfaces are the host's interfaces (not lo or vcpe's own), sorted
+	// by name.
+	Interfaces []Interface
+}
+
+// AttachQuestion is what the controller said at registration about this
+// device's instance, for the multi-attach question.
+type AttachQuestion struct {
+	Instance string
+	// Role is this device's role now (api.RoleActive or api.RoleStandby).
+	Role string
+	// Slots is how many devices the instance may have; 0 when the
+	// controller does not say.
+	Slots int
+	// ActiveSN is the instance's active device when it is another one.
+	ActiveSN string
+	// PeerGateway is the shared LAN gateway another device of the
+	// instance registered with (invalid when none did).
+	PeerGateway netip.Prefix
+	// LAN are the instance's advertised prefixes: the gateway lies in one.
+	LAN []netip.Prefix
+	// Given are the settings given so far (flags, environment, config).
+	Given Registration
+}
+
+// MultiDevice reports whether the instance can have a second device.
+func (q AttachQuestion) MultiDevice() bool { return q.Slots != 1 }
+
+// Attach are the multi-attach answers; a zero Attach is a single device.
+type Attach struct {
+	LANGateway netip.Prefix
+	LANTargets []netip.Addr
+}
+
+// AttachPrompter is a Prompter that also asks for the multi-attach
+// settings once the controller has told about the instance (the wizard
+// does; --yes takes them from its flags).
+type AttachPrompter interface {
+	Attach(ctx context.Context, q AttachQuestion) (Attach, error)
+}
+
+// LockoutPrompter is a Prompter that may override the lockout guard: it is
+// shown the route that would capture a protected address and returns true
+// to install anyway (--force).
+type LockoutPrompter interface {
+	OverrideLockout(ctx context.Context, e *LockoutError) (bool, error)
 }
 
 // Plan is what apply will do, shown to the operator before anything on

@@ -23,19 +23,6 @@ const (
 	ChangeProcess = "process" // Target: pid file of a detached supervised daemon
 )
 
-// Runner runs a command and returns its combined output. Tests pass a
-// fake; the real one is ExecRunner.
-type Runner func(ctx context.Context, name string, args ...string) ([]byte, error)
-
-// ExecRunner runs commands with os/exec.
-func ExecRunner(ctx context.Context, name string, args ...string) ([]byte, error) {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return out, nil
-}
-
 // SystemdRunning reports whether systemd is PID 1 on this host (the test
 // sd_booted(3) uses).
 func SystemdRunning() bool {
@@ -122,7 +109,7 @@ func (j *Journal) InstallUnit(ctx context.Context, path string, content []byte) 
 	name := filepath.Base(path)
 	old, rerr := os.ReadFile(path)
 	if rerr == nil && bytes.Equal(old, content) {
-		if _, err := run(ctx, "systemctl", "is-active", "--quiet", name); err == nil {
+		if _, err := run.Output(ctx, "systemctl", "is-active", "--quiet", name); err == nil {
 			return false, nil
 		}
 	}
@@ -134,7 +121,7 @@ func (j *Journal) InstallUnit(ctx context.Context, path string, content []byte) 
 		return true, err
 	}
 	for _, args := range [][]string{{"daemon-reload"}, {"enable", name}, {"restart", name}} {
-		if _, err := run(ctx, "systemctl", args...); err != nil {
+		if _, err := run.Output(ctx, "systemctl", args...); err != nil {
 			return true, fmt.Errorf("start %s: %w", name, err)
 		}
 	}
@@ -150,19 +137,19 @@ func (j *Journal) undoUnit(c Change) error {
 		if err := atomicfile.WriteFile(c.Target, c.Before, c.Mode); err != nil {
 			errs = append(errs, err)
 		}
-		_, _ = j.runner()(ctx, "systemctl", "daemon-reload")
-		if _, err := j.runner()(ctx, "systemctl", "restart", name); err != nil {
+		_, _ = j.runner().Output(ctx, "systemctl", "daemon-reload")
+		if _, err := j.runner().Output(ctx, "systemctl", "restart", name); err != nil {
 			errs = append(errs, err)
 		}
 		return errors.Join(errs...)
 	}
-	if _, err := j.runner()(ctx, "systemctl", "disable", "--now", name); err != nil {
+	if _, err := j.runner().Output(ctx, "systemctl", "disable", "--now", name); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.Remove(c.Target); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
-	if _, err := j.runner()(ctx, "systemctl", "daemon-reload"); err != nil {
+	if _, err := j.runner().Output(ctx, "systemctl", "daemon-reload"); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

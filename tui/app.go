@@ -33,7 +33,22 @@ const (
 	pageConnectivity
 	pageDone
 	pageCount
+	// Pages shown within a step, numbered as the step in the header.
+	pageInterfaces // after routes, when the host's interfaces are known
+	pageAttach     // after registration, when the instance may have two devices
+	pageLockout    // before review, when the plan would capture a protected address
 )
+
+// number is the page's position in the flow, for the header.
+func (p pageID) number() int {
+	switch p {
+	case pageInterfaces, pageAttach:
+		return int(pageRoutes) + 1
+	case pageLockout:
+		return int(pageReview) + 1
+	}
+	return int(p) + 1
+}
 
 // Messages from the Engine's goroutine (through the Bridge) into the
 // program.
@@ -61,6 +76,16 @@ type (
 		Plan  provision.Plan
 		reply chan<- bool
 	}
+	// attachPromptMsg asks for the multi-attach settings.
+	attachPromptMsg struct {
+		Question provision.AttachQuestion
+		reply    chan<- provision.Attach
+	}
+	// lockoutPromptMsg asks whether to override the lockout guard.
+	lockoutPromptMsg struct {
+		Err   provision.LockoutError
+		reply chan<- bool
+	}
 	// quitRequestMsg asks to quit; force skips the question (a signal, the
 	// caller's context ended).
 	quitRequestMsg struct{ force bool }
@@ -76,6 +101,9 @@ type Model struct {
 	precheck *pages.Precheck
 	register *pages.Register
 	routes   *pages.Routes
+	ifaces   *pages.Interfaces
+	attach   *pages.Attach
+	lockout  *pages.Lockout
 	review   *pages.Review
 	apply    *pages.Apply
 	conn     *pages.Connectivity
@@ -104,7 +132,10 @@ type Model struct {
 	precheckReply chan<- provision.PrecheckDecision
 	regReply      chan<- provision.Registration
 	confirmReply  chan<- bool
-	reg           provision.Registration
+	attachReply   chan<- provision.Attach
+	lockoutReply  chan<- bool
+	sugg          provision.Suggestions
+	reg           provision.Registration // the answers (the key is dropped once sent)
 	plan          *provision.Plan
 
 	Summary provision.Summary
@@ -163,6 +194,12 @@ func (m *Model) current() pages.Page {
 		return m.register
 	case pageRoutes:
 		return m.routes
+	case pageInterfaces:
+		return m.ifaces
+	case pageAttach:
+		return m.attach
+	case pageLockout:
+		return m.lockout
 	case pageReview:
 		return m.review
 	case pageApply:
@@ -182,7 +219,13 @@ func (m *Model) frame() pages.Frame {
 }
 
 // formPage is true on pages where letters are typed (q must not quit).
-func (m *Model) formPage() bool { return m.page == pageRegister || m.page == pageRoutes }
+func (m *Model) formPage() bool {
+	switch m.page {
+	case pageRegister, pageRoutes, pageInterfaces, pageAttach:
+		return true
+	}
+	return m.page == pageDone && m.done.Saving()
+}
 
 func (m *Model) quit() tea.Cmd {
 	m.exitOK = true
@@ -233,6 +276,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.register = pages.NewRegister(msg.Suggestions.Given, colour)
 		m.routes = pages.NewRoutes(msg.Suggestions, colour)
 		m.regReply = msg.reply
+		m.sugg = msg.Suggestions
 		m.page = pageRegister
 		// The forms learn the size and the background (light or dark) now;
 		// the terminal told the root model before they existed.
@@ -241,6 +285,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			p.Update(m.background(), m.frame())
 		}
 		return m, m.register.Init()
+	case attachPromptMsg:
+		m.attach = pages.NewAttach(msg.Question, hasColour(m.profile))
+		m.attachReply = msg.reply
+		m.page = pageAttach
+		return m, m.initForm(m.attach)
+	case lockoutPromptMsg:
+		m.lockout = pages.NewLockout(msg.Err)
+		m.lockoutReply = msg.reply
+		m.page = pageLockout
+		return m, nil
 	case confirmPromptMsg:
 		m.plan = &msg.Plan
 		m.review = pages.NewReview(msg.Plan)
@@ -274,11 +328,30 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.routes.Init()
 	case pages.RoutesDoneMsg:
 		m.reg.Advertise = msg.Prefixes
-		if m.regReply != nil {
-			m.regReply <- m.reg
-			m.regReply = nil
+		if len(m.sugg.Interfaces) > 0 {
+			m.ifaces = pages.NewInterfaces(m.sugg, msg.Prefixes, hasColour(m.profile))
+			m.page = pageInterfaces
+			return m, m.initForm(m.ifaces)
 		}
-		m.reg.Key = provision.Secret{} // the Engine has it now
+		m.sendRegistration()
+		return m, nil
+	case pages.InterfacesDoneMsg:
+		m.reg.WANInterface, m.reg.LANInterface = msg.WAN, msg.LAN
+		m.sendRegistration()
+		return m, nil
+	case pages.AttachDoneMsg:
+		m.reg.LANGateway, m.reg.LANTargets = msg.Attach.LANGateway, msg.Attach.LANTargets
+		if m.attachReply != nil {
+			m.attachReply <- msg.Attach
+			m.attachReply = nil
+		}
+		m.page = pageApply
+		return m, nil
+	case pages.LockoutDoneMsg:
+		if m.lockoutReply != nil {
+			m.lockoutReply <- msg.Force
+			m.lockoutReply = nil
+		}
 		m.page = pageApply
 		return m, nil
 	case pages.ReviewDoneMsg:
@@ -301,6 +374,27 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, m.current().Update(msg, m.frame())
 }
 
+// sendRegistration hands the answers to the Engine and drops the key.
+func (m *Model) sendRegistration() {
+	if m.regReply != nil {
+		m.regReply <- m.reg
+		m.regReply = nil
+	}
+	m.reg.Key = provision.Secret{} // the Engine has it now
+	m.page = pageApply
+}
+
+// initForm gives a form built late the size and background (the terminal
+// told the root model before it existed) and starts it.
+func (m *Model) initForm(p interface {
+	pages.Page
+	Init() tea.Cmd
+}) tea.Cmd {
+	p.Update(tea.WindowSizeMsg{Width: m.width, Height: m.height}, m.frame())
+	p.Update(m.background(), m.frame())
+	return p.Init()
+}
+
 // forms are the pages built around huh forms, once they exist: they need
 // every size and background message, shown or not.
 func (m *Model) forms() []pages.Page {
@@ -311,7 +405,37 @@ func (m *Model) forms() []pages.Page {
 	if m.routes != nil {
 		out = append(out, m.routes)
 	}
+	if m.ifaces != nil {
+		out = append(out, m.ifaces)
+	}
+	if m.attach != nil {
+		out = append(out, m.attach)
+	}
 	return out
+}
+
+// answers are the operator's answers as install input, for the done
+// page's config file; nil before the registration was answered.
+func (m *Model) answers() *provision.InstallInput {
+	r := m.reg
+	if r.SN == "" {
+		return nil
+	}
+	in := &provision.InstallInput{Controller: r.Controller, ControllerFingerprint: r.Fingerprint, SN: r.SN,
+		WANInterface: r.WANInterface, LANInterface: r.LANInterface}
+	for _, p := range r.Advertise {
+		in.Advertise = append(in.Advertise, p.String())
+	}
+	if r.LANGateway.IsValid() {
+		in.LANGateway = r.LANGateway.String()
+	}
+	for _, t := range r.LANTargets {
+		in.LANTargets = append(in.LANTargets, t.String())
+	}
+	if m.plan != nil {
+		in.StateDir = m.plan.StateDir
+	}
+	return in
 }
 
 // background is the terminal background as a message for late-built forms.
@@ -431,6 +555,10 @@ func (m *Model) engineFinished(msg engineDoneMsg) tea.Cmd {
 	m.applying = false
 	m.askQuit = false
 	m.done.Summary, m.done.Err, m.done.Plan, m.done.Probes = msg.Summary, msg.Err, m.plan, m.conn.Probes
+	m.done.Answers, m.done.Colour = m.answers(), hasColour(m.profile)
+	if a := m.done.Answers; a != nil {
+		m.done.SavePath = "vcpe-install-" + a.SN + ".yaml"
+	}
 	if m.quitting {
 		return m.quit()
 	}
@@ -463,7 +591,7 @@ func (m *Model) render() string {
 	p := m.current()
 	f := m.frame()
 	left := s.Title.Render("vcpe install") + " · " + s.Bold.Render(p.Title())
-	right := s.Subtle.Render(fmt.Sprintf("page %d/%d", int(m.page)+1, int(pageCount)))
+	right := s.Subtle.Render(fmt.Sprintf("page %d/%d", m.page.number(), int(pageCount)))
 	gap := max(m.width-lipgloss.Width(left)-lipgloss.Width(right), 1)
 	header := left + strings.Repeat(" ", gap) + right
 

@@ -73,3 +73,22 @@ func (b *Bridge) Confirm(ctx context.Context, p provision.Plan) error {
 	}
 	return nil
 }
+
+var (
+	_ provision.AttachPrompter  = (*Bridge)(nil)
+	_ provision.LockoutPrompter = (*Bridge)(nil)
+)
+
+// Attach shows the multi-attach page.
+func (b *Bridge) Attach(ctx context.Context, q provision.AttachQuestion) (provision.Attach, error) {
+	return ask(ctx, b.Send, func(c chan<- provision.Attach) tea.Msg {
+		return attachPromptMsg{Question: q, reply: c}
+	})
+}
+
+// OverrideLockout shows the lockout page; true overrides the guard.
+func (b *Bridge) OverrideLockout(ctx context.Context, e *provision.LockoutError) (bool, error) {
+	return ask(ctx, b.Send, func(c chan<- bool) tea.Msg {
+		return lockoutPromptMsg{Err: *e, reply: c}
+	})
+}

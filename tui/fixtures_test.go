@@ -99,3 +99,27 @@ func testProbes() []components.Probe {
 		probe("site-b LAN", "198.19.2.1:0", -1, -1, -1, -1),
 	}
 }
+
+// hostSuggestions are suggestions with the host's interfaces listed.
+func hostSuggestions() provision.Suggestions {
+	s := suggestions()
+	s.Interfaces = []provision.Interface{
+		{Name: "eth0", Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.11/24")}, DefaultRoute: true},
+		{Name: "lan0", Addrs: []netip.Prefix{netip.MustParsePrefix("198.19.1.1/24")}},
+		{Name: "mgmt0", Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.200.5/24"), netip.MustParsePrefix("198.18.201.5/24")}},
+	}
+	return s
+}
+
+// standbyQuestion is the multi-attach question for the second device of
+// a pair whose active device registered with a shared gateway.
+func standbyQuestion() provision.AttachQuestion {
+	return provision.AttachQuestion{Instance: "site-a", Role: "standby", Slots: 2, ActiveSN: "SN-A-0001",
+		PeerGateway: netip.MustParsePrefix("198.19.1.254/24"), LAN: []netip.Prefix{netip.MustParsePrefix("198.19.1.0/24")},
+		Given: provision.Registration{LANTargets: []netip.Addr{netip.MustParseAddr("198.19.1.10")}}}
+}
+
+func testLockout() provision.LockoutError {
+	return provision.LockoutError{Route: netip.MustParsePrefix("198.18.0.0/16"),
+		Protected: provision.Protected{Addr: netip.MustParseAddr("198.18.0.5"), What: "the SSH client (SSH_CONNECTION)"}}
+}

@@ -44,7 +44,7 @@ func newFakeFlow(t *testing.T) *fakeFlow {
 }
 
 func (f *fakeFlow) newEngine(t *testing.T) NewEngine {
-	return func(p provision.Prompter, emit func(provision.Event)) Runner {
+	return func(p provision.Prompter, emit func(provision.Event)) Installer {
 		stateDir := filepath.Join(f.root, "var/lib/vcpe")
 		j, err := provision.OpenJournal(stateDir, provision.ProcSysctl{Root: filepath.Join(f.root, "proc")}, nil)
 		if err != nil {

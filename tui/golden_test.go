@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,6 +38,52 @@ func TestGoldenFrames(t *testing.T) {
 			for _, v := range []string{testController, testFingerprint, "SN-A-0001", "key"} {
 				d.fill(v)
 			}
+		}},
+		{"interfaces", func(d *driver) {
+			d.keys("enter")
+			d.send(registrationPromptMsg{Suggestions: hostSuggestions(), reply: make(chan provision.Registration, 1)})
+			for _, v := range []string{testController, testFingerprint, "SN-A-0002", "key"} {
+				d.fill(v)
+			}
+			d.keys("enter")
+			d.fill("eth7") // an interface that does not exist
+		}},
+		{"attach-standby", func(d *driver) {
+			d.keys("enter")
+			d.send(attachPromptMsg{Question: standbyQuestion(), reply: make(chan provision.Attach, 1)})
+		}},
+		{"attach-error", func(d *driver) {
+			q := standbyQuestion()
+			q.ActiveSN, q.PeerGateway, q.Role = "", netip.Prefix{}, "active"
+			d.keys("enter")
+			d.send(attachPromptMsg{Question: q, reply: make(chan provision.Attach, 1)})
+			d.keys("up", "enter")
+			d.fill("198.19.9.254/24") // outside the LAN prefix
+		}},
+		{"lockout", func(d *driver) {
+			d.keys("enter")
+			d.send(lockoutPromptMsg{Err: testLockout(), reply: make(chan bool, 1)})
+		}},
+		{"review-long", func(d *driver) {
+			p := testPlan()
+			p.Warnings = []string{"forced: " + (&provision.LockoutError{Route: testLockout().Route, Protected: testLockout().Protected}).Error()}
+			d.keys("enter")
+			d.send(confirmPromptMsg{Plan: p, reply: make(chan bool, 1)})
+		}},
+		{"done-save", func(d *driver) {
+			d.keys("enter")
+			d.send(registrationPromptMsg{Suggestions: suggestions(), reply: make(chan provision.Registration, 1)})
+			for _, v := range []string{testController, testFingerprint, "SN-A-0002", "key"} {
+				d.fill(v)
+			}
+			d.keys("enter")
+			d.send(confirmPromptMsg{Plan: testPlan(), reply: make(chan bool, 1)})
+			d.keys("y")
+			d.send(engineDoneMsg{Summary: provision.Summary{OK: true, Changed: true, Steps: []provision.StepResult{
+				{Step: provision.StepRegister, Status: provision.StatusOK, Message: "registered SN-A-0002"},
+				{Step: provision.StepTunnel, Status: provision.StatusOK, Message: "handshake with 198.18.0.1:4500"},
+			}}})
+			d.keys("s")
 		}},
 		{"review", func(d *driver) {
 			d.keys("enter")

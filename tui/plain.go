@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/charmbracelet/x/ansi"
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
@@ -237,7 +238,80 @@ func (l *LinePrompter) Registration(ctx context.Context, s provision.Suggestions
 		return reg, err
 	}
 	reg.Advertise, _ = provision.ParseAdvertise([]string{adv})
+	if len(s.Interfaces) == 0 {
+		return reg, nil
+	}
+	l.printf("This host's interfaces:\n%s\n", strings.Join(pages.InterfaceLines(s.Interfaces, plainWidth), "\n"))
+	wan, lan := pages.InterfaceDefaults(s, reg.Advertise)
+	if reg.WANInterface, err = l.ask(ctx, "WAN interface", wan, false, func(v string) error {
+		return provision.ValidateInterface("--wan-if", v, s.Interfaces)
+	}); err != nil {
+		return reg, err
+	}
+	if reg.LANInterface, err = l.ask(ctx, "LAN interface", lan, false, func(v string) error {
+		return pages.CheckLANInterface(v, reg.WANInterface, s.Interfaces)
+	}); err != nil {
+		return reg, err
+	}
 	return reg, nil
+}
+
+var (
+	_ provision.AttachPrompter  = (*LinePrompter)(nil)
+	_ provision.LockoutPrompter = (*LinePrompter)(nil)
+)
+
+// Attach asks whether the site has two devices and, if so, for the
+// shared gateway and the LAN hosts to watch.
+func (l *LinePrompter) Attach(ctx context.Context, q provision.AttachQuestion) (provision.Attach, error) {
+	l.printf("%s\n", ansi.Wrap(pages.AttachIntro(q), plainWidth, ""))
+	two, gw, ts := pages.AttachDefaults(q)
+	def := "n"
+	if two {
+		def = "y"
+	}
+	yn, err := l.ask(ctx, "This site has two devices (an active one and a standby)? [y/n]", def, false, func(v string) error {
+		switch strings.ToLower(v) {
+		case "y", "yes", "n", "no":
+			return nil
+		}
+		return errors.New("answer y or n")
+	})
+	if err != nil || strings.HasPrefix(strings.ToLower(yn), "n") {
+		return provision.Attach{}, err
+	}
+	var a provision.Attach
+	if gw, err = l.ask(ctx, "Shared LAN gateway ADDR/LEN", gw, false, func(v string) error { return pages.CheckSharedGateway(v, q) }); err != nil {
+		return a, err
+	}
+	a.LANGateway, _ = provision.ParseLANGateway(gw, q.LAN)
+	if ts, err = l.ask(ctx, "LAN hosts to watch (comma separated)", ts, false, func(v string) error {
+		_, err := provision.ParseLANTargets([]string{v})
+		return err
+	}); err != nil {
+		return a, err
+	}
+	a.LANTargets, _ = provision.ParseLANTargets([]string{ts})
+	return a, nil
+}
+
+// OverrideLockout explains the lockout and overrides it only when the
+// operator types "force".
+func (l *LinePrompter) OverrideLockout(ctx context.Context, e *provision.LockoutError) (bool, error) {
+	l.printf("%s\n", strings.Join(pages.LockoutLines(*e, func(s ...string) string { return strings.Join(s, " ") }, plainWidth), "\n"))
+	for {
+		l.printf("Type force to install anyway, or n to stop with nothing changed: ")
+		s, err := l.read(ctx, false)
+		if err != nil {
+			return false, err
+		}
+		switch strings.ToLower(s) {
+		case "force":
+			return true, nil
+		case "n", "no":
+			return false, nil
+		}
+	}
 }
 
 // Confirm prints the plan and asks to apply it.

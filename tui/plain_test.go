@@ -103,3 +103,47 @@ func TestPlainPromptUnblocksOnCancel(t *testing.T) {
 		t.Errorf("Confirm = %v; want Canceled", err)
 	}
 }
+
+// TestPlainAsksInterfacesAttachAndLockout: the line-by-line wizard asks
+// what the full-screen one does, with the same checks.
+func TestPlainAsksInterfacesAttachAndLockout(t *testing.T) {
+	in := strings.Join([]string{
+		testController, testFingerprint, "SN-A-0002", "key", "", // registration, suggested prefix
+		"eth7", "", // no such WAN: refused; then the default route's
+		"eth0", "lan0", // LAN = WAN refused; then lan0
+		"",                                       // two devices: yes (proposed)
+		"198.19.9.254/24", "198.19.1.253/24", "", // outside the LAN, not the peer's: refused; then the peer's
+		"198.19.1.10",
+		"yes please", "force", // lockout: not an answer, then force
+	}, "\n") + "\n"
+	var out bytes.Buffer
+	l := &LinePrompter{Out: &Plain{W: &out}, R: newReader(strings.NewReader(in))}
+	ctx := context.Background()
+	reg, err := l.Registration(ctx, hostSuggestions())
+	if err != nil || reg.WANInterface != "eth0" || reg.LANInterface != "lan0" {
+		t.Fatalf("registration %+v, %v; want eth0, lan0\n%s", reg, err, out.String())
+	}
+	a, err := l.Attach(ctx, standbyQuestion())
+	if err != nil || a.LANGateway.String() != "198.19.1.254/24" || len(a.LANTargets) != 1 {
+		t.Fatalf("attach %+v, %v\n%s", a, err, out.String())
+	}
+	e := testLockout()
+	force, err := l.OverrideLockout(ctx, &e)
+	if err != nil || !force {
+		t.Fatalf("lockout %v, %v", force, err)
+	}
+	o := out.String()
+	for _, want := range []string{
+		"eth0   198.18.0.11/24  (default route)",
+		`--wan-if: no interface "eth7" on this host`,
+		"--lan-if: eth0 is the WAN interface",
+		"site-a already has an active device, SN-A-0001",
+		"--lan-gateway: 198.19.9.254 is outside the LAN prefixes 198.19.1.0/24",
+		"the other device of site-a uses 198.19.1.254/24",
+		"route:     198.18.0.0/16",
+	} {
+		if !strings.Contains(o, want) {
+			t.Errorf("plain output lacks %q:\n%s", want, o)
+		}
+	}
+}

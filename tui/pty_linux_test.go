@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"golang.org/x/sys/unix"
 
+	"github.com/openvcpe/vcpe/internal/namespace"
 	"github.com/openvcpe/vcpe/provision"
 )
 
@@ -23,7 +24,7 @@ func openPTY(t *testing.T, cols, rows int) (ptm, pts *os.File) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
+		namespace.Skipf(t, "no pseudo-terminals here: %v", err)
 	}
 	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
 		m.Close()
@@ -37,7 +38,7 @@ func openPTY(t *testing.T, cols, rows int) (ptm, pts *os.File) {
 	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		m.Close()
-		t.Skipf("open pty %d: %v", n, err)
+		namespace.Skipf(t, "open pty %d: %v", n, err)
 	}
 	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: uint16(cols), Row: uint16(rows)}); err != nil {
 		t.Fatalf("set pty size: %v", err)

@@ -17,15 +17,15 @@ import (
 	"github.com/openvcpe/vcpe/provision"
 )
 
-// Runner runs an install; *provision.Engine is one.
-type Runner interface {
+// Installer runs an install; *provision.Engine is one.
+type Installer interface {
 	Run(ctx context.Context) (provision.Summary, error)
 }
 
 // NewEngine builds the install Engine for one run, asking the operator
 // through p and reporting through emit (set it as Engine.Emit). The steps
 // call p; the wizard never runs a step itself.
-type NewEngine func(p provision.Prompter, emit func(provision.Event)) Runner
+type NewEngine func(p provision.Prompter, emit func(provision.Event)) Installer
 
 // File is a terminal's side: *os.File.
 type File interface {

@@ -19,7 +19,7 @@ func TestRunWithoutTTYFailsAtOnce(t *testing.T) {
 	defer r.Close()
 	defer w.Close()
 	built := false
-	newEngine := func(provision.Prompter, func(provision.Event)) Runner { built = true; return nil }
+	newEngine := func(provision.Prompter, func(provision.Event)) Installer { built = true; return nil }
 	done := make(chan error, 1)
 	go func() {
 		_, err := Run(context.Background(), newEngine, Options{In: r, Out: w, Env: []string{"TERM=xterm-256color"}})

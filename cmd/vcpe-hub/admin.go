@@ -13,10 +13,6 @@ import (
 	"github.com/openvcpe/vcpe/controller"
 )
 
-func init() {
-	subcommands = append(subcommands, newInstanceCmd, newDeviceCmd, newCCNCmd, newRoutesCmd, newAuditCmd)
-}
-
 // adminCall runs f against the controller's admin socket with a timeout.
 func adminCall(cmd *cobra.Command, g *globals, f func(ctx context.Context, c *controller.AdminClient) error) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)

@@ -39,15 +39,12 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.state, "state", DefaultStateDir, "controller state directory")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print a JSON document on stdout")
-	for _, add := range subcommands {
-		root.AddCommand(add(g))
-	}
+	root.AddCommand(newServeCmd(g), newFingerprintCmd(g), newStatusCmd(g),
+		newInstanceCmd(g), newDeviceCmd(g), newCCNCmd(g), newRoutesCmd(g), newAuditCmd(g),
+		newBackupCmd(g), newRestoreCmd(g))
+	root.AddCommand(cli.DocsCommand(root))
 	return root
 }
-
-// subcommands is filled by the init functions of the files that define them,
-// so each command lives in its own file.
-var subcommands []func(*globals) *cobra.Command
 
 func main() {
 	os.Exit(run(os.Args[1:]))

@@ -20,8 +20,6 @@ import (
 	"github.com/openvcpe/vcpe/internal/device"
 )
 
-func init() { subcommands = append(subcommands, newServeCmd) }
-
 // serveOptions are serve's flags.
 type serveOptions struct {
 	state       string
@@ -159,7 +157,7 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 			o.state = g.state
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			log := newServeLogger(os.Stderr, os.Getenv("JOURNAL_STREAM") != "")
 			srv, err := newServer(ctx, o, log)
 			if err != nil {
 				return err
@@ -178,7 +176,7 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "controller CA fingerprint: %s\n", srv.Fingerprint())
 				fmt.Fprintf(cmd.OutOrStdout(), "devices register with: vcpe register --controller %s --controller-fingerprint %s --sn SN --advertise PREFIX\n", controllerURL(o.listen), srv.Fingerprint())
 			}
-			return srv.ListenAndServe(ctx, o.listen)
+			return listenAndServe(ctx, srv, o.listen, o.state)
 		},
 	}
 	f := cmd.Flags()
@@ -215,8 +213,6 @@ func controllerURL(listen string) string {
 	}
 	return "https://" + net.JoinHostPort(host, port)
 }
-
-func init() { subcommands = append(subcommands, newFingerprintCmd) }
 
 func newFingerprintCmd(g *globals) *cobra.Command {
 	return &cobra.Command{

@@ -11,8 +11,6 @@ import (
 	"github.com/openvcpe/vcpe/dataplane"
 )
 
-func init() { subcommands = append(subcommands, newStatusCmd) }
-
 func newStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",

@@ -41,7 +41,7 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "vcpe-lab",
 		Short: "Run the whole vcpe system in network namespaces on this machine",
-		Long: "vcpe-lab builds DESIGN.md's topology (hub, cloud, site-a, site-a2, site-b, lan-a, lan-b,\n" +
+		Long: "vcpe-lab builds the lab topology (hub, cloud, site-a, site-a2, site-b, lan-a, lan-b,\n" +
 			"joined by an \"internet\" segment) in network namespaces named PREFIX-NODE.\n" +
 			"Every address is inside 198.18.0.0/15; the root namespace is never touched.",
 		Version: version,
@@ -50,7 +50,11 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&o.prefix, "prefix", lab.DefaultPrefix, "namespace name prefix (namespaces are PREFIX-NODE)")
 	root.PersistentFlags().StringVar(&o.runDir, "run-dir", "", "lab state, logs and pid files (default /run/vcpe-lab/PREFIX)")
+	root.AddCommand(newUpCmd(o), newCheckCmd(o), newDownCmd(o), newStatusCmd(o), newExecCmd(o))
+	return root
+}
 
+func newUpCmd(o *options) *cobra.Command {
 	var networkOnly bool
 	up := &cobra.Command{
 		Use:   "up",
@@ -100,17 +104,15 @@ func newRootCmd() *cobra.Command {
 			fmt.Fprintf(out, "Fail over:     sudo %s exec site-a -- ip link set wan0 down   (then: vcpe-hub status on the hub)\n", self)
 			fmt.Fprintf(out, "Probe again:   sudo %s check\n", self)
 			fmt.Fprintf(out, "Remove it all: sudo %s down\n", self)
-			for _, r := range rs {
-				if !r.OK {
-					return cli.Failed(fmt.Errorf("connectivity check failed: %s", r.What))
-				}
-			}
-			return nil
+			return connectivityFailed(rs)
 		},
 	}
 	up.Flags().BoolVar(&networkOnly, "network-only", false, "build the namespaces and links only; start nothing")
-	root.AddCommand(up)
-	root.AddCommand(&cobra.Command{
+	return up
+}
+
+func newCheckCmd(o *options) *cobra.Command {
+	return &cobra.Command{
 		Use:   "check",
 		Short: "Probe LAN to LAN and LAN to cloud through the running lab",
 		Args:  cobra.NoArgs,
@@ -121,15 +123,13 @@ func newRootCmd() *cobra.Command {
 			}
 			rs := o.lab().Connectivity(cmd.Context(), b, lab.DefaultProbes(), 5)
 			lab.WriteConnectivity(cmd.OutOrStdout(), rs)
-			for _, r := range rs {
-				if !r.OK {
-					return cli.Failed(fmt.Errorf("connectivity check failed: %s", r.What))
-				}
-			}
-			return nil
+			return connectivityFailed(rs)
 		},
-	})
-	root.AddCommand(&cobra.Command{
+	}
+}
+
+func newDownCmd(o *options) *cobra.Command {
+	return &cobra.Command{
 		Use:   "down",
 		Short: "Stop every process in the lab and remove its namespaces and state",
 		Args:  cobra.NoArgs,
@@ -142,7 +142,10 @@ func newRootCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "lab %s is down: removed %d namespaces\n", o.prefix, len(names))
 			return nil
 		},
-	})
+	}
+}
+
+func newStatusCmd(o *options) *cobra.Command {
 	var asJSON bool
 	status := &cobra.Command{
 		Use:   "status",
@@ -190,8 +193,11 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print a JSON document")
-	root.AddCommand(status)
-	root.AddCommand(&cobra.Command{
+	return status
+}
+
+func newExecCmd(o *options) *cobra.Command {
+	return &cobra.Command{
 		Use:   "exec NODE -- CMD [ARG...]",
 		Short: "Run a command inside a node (a shell when no command is given)",
 		Args:  cobra.MinimumNArgs(1),
@@ -221,8 +227,17 @@ func newRootCmd() *cobra.Command {
 			}
 			return err
 		},
-	})
-	return root
+	}
+}
+
+// connectivityFailed is the first failed probe as a check failure (exit 1).
+func connectivityFailed(rs []lab.ProbeResult) error {
+	for _, r := range rs {
+		if !r.OK {
+			return cli.Failed(fmt.Errorf("connectivity check failed: %s", r.What))
+		}
+	}
+	return nil
 }
 
 func main() {

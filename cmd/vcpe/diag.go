@@ -13,12 +13,6 @@ import (
 	"github.com/openvcpe/vcpe/diag/suite"
 )
 
-func init() { subcommands = append(subcommands, newDiagCmd) }
-
-// diagSubcommands are the children of vcpe diag; each lives in its own
-// file and registers itself from init.
-var diagSubcommands []func() *cobra.Command
-
 func newDiagCmd() *cobra.Command {
 	var (
 		jsonOut, tuiOut bool
@@ -107,8 +101,6 @@ of this host; --tui shows a live dashboard (needs a terminal).`,
 	f.StringSliceVar(&targets, "target", nil, "also probe `ADDR` (ICMP echo) through the tunnel (repeatable); it replaces the default target of the learned prefix it lies in (every learned prefix is probed by default at the reflector address the controller names)")
 	f.DurationVar(&timeout, "timeout", 10*time.Second, "bound of the whole run")
 	f.StringVar(&fromBundle, "from-bundle", "", "judge the evidence in support bundle `FILE.tar.gz` instead of this host")
-	for _, add := range diagSubcommands {
-		cmd.AddCommand(add())
-	}
+	cmd.AddCommand(newDiagBundleCmd(), newDiagCaptureCmd(), newDiagHACmd())
 	return cmd
 }

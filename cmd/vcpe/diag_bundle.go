@@ -23,8 +23,6 @@ import (
 	"github.com/openvcpe/vcpe/provision"
 )
 
-func init() { diagSubcommands = append(diagSubcommands, newDiagBundleCmd) }
-
 func newDiagBundleCmd() *cobra.Command {
 	var stateDir string
 	cmd := &cobra.Command{

@@ -13,8 +13,6 @@ import (
 	"github.com/openvcpe/vcpe/internal/device"
 )
 
-func init() { diagSubcommands = append(diagSubcommands, newDiagCaptureCmd) }
-
 func newDiagCaptureCmd() *cobra.Command {
 	var (
 		seconds  int

@@ -11,8 +11,6 @@ import (
 	"github.com/openvcpe/vcpe/dataplane"
 )
 
-func init() { diagSubcommands = append(diagSubcommands, newDiagHACmd) }
-
 // haReport is the --json document of vcpe diag ha.
 type haReport struct {
 	OK     bool                `json:"ok"`
@@ -89,6 +87,10 @@ func writeHA(w io.Writer, rep haReport) {
 		fmt.Fprintln(w, "no role switch since vcped started")
 	}
 	for _, ev := range rep.HA.Events {
-		fmt.Fprintf(w, "%s  %s became %s: %s\n", ev.Time.Format(time.RFC3339Nano), ev.SN, ev.Role, ev.Reason)
+		line := fmt.Sprintf("%s  %s became %s: %s", ev.Time.Format(time.RFC3339Nano), ev.SN, ev.Role, ev.Reason)
+		if n := ev.Times(); n > 1 {
+			line += fmt.Sprintf(" (×%d, last at %s)", n, ev.Last.Format(time.RFC3339Nano))
+		}
+		fmt.Fprintln(w, line)
 	}
 }

@@ -29,23 +29,3 @@ func TestJudgeHA(t *testing.T) {
 		}
 	}
 }
-
-func TestParseHAFlags(t *testing.T) {
-	gw, ts, err := parseHAFlags("198.19.1.254/24", []string{"198.19.1.10", " 198.19.1.11"})
-	if err != nil || gw.String() != "198.19.1.254/24" || len(ts) != 2 {
-		t.Fatalf("got %v %v %v", gw, ts, err)
-	}
-	for _, c := range []struct{ gw, target, field string }{
-		{"198.19.1.254", "", "--lan-gateway"},
-		{"198.19.1.254/32", "", "--lan-gateway"},
-		{"", "lan-a", "--lan-target"},
-	} {
-		var targets []string
-		if c.target != "" {
-			targets = []string{c.target}
-		}
-		if _, _, err := parseHAFlags(c.gw, targets); err == nil || !strings.Contains(err.Error(), c.field) {
-			t.Errorf("%q %q: %v; want an error naming %s", c.gw, c.target, err, c.field)
-		}
-	}
-}

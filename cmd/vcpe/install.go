@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,8 +22,6 @@ import (
 	"github.com/openvcpe/vcpe/provision"
 	"github.com/openvcpe/vcpe/tui"
 )
-
-func init() { subcommands = append(subcommands, newInstallCmd) }
 
 type installFlags struct {
 	yes, json, force                       bool
@@ -145,9 +142,14 @@ func runInstall(cmd *cobra.Command, f *installFlags) error {
 		LANInterface: in.LANInterface, WANInterface: in.WANInterface,
 		SSHConnection: os.Getenv("SSH_CONNECTION"), TunnelTimeout: f.tunnelTimeout,
 	}
-	if opts.LANGateway, opts.LANTargets, err = parseHAFlags(in.LANGateway, in.LANTargets); err != nil {
-		return err
+	if opts.LANGateway, err = provision.ParseLANGateway(in.LANGateway, adv); err != nil {
+		return &cli.UsageError{Err: err}
 	}
+	if opts.LANTargets, err = provision.ParseLANTargets(in.LANTargets); err != nil {
+		return &cli.UsageError{Err: err}
+	}
+	given.WANInterface, given.LANInterface = in.WANInterface, in.LANInterface
+	given.LANGateway, given.LANTargets = opts.LANGateway, opts.LANTargets
 	if !f.yes {
 		if in.KeyFile != "" || os.Getenv("VCPE_KEY") != "" {
 			key, err := readDeviceKey(cmd, in.KeyFile)
@@ -216,10 +218,10 @@ func runWizard(cmd *cobra.Command, opts provision.InstallOptions) error {
 	if _, err := provision.NewInstall(withPrompter(opts, provision.AutoPrompter{})); err != nil {
 		return installInputError(err)
 	}
-	newEngine := func(p provision.Prompter, emit func(provision.Event)) tui.Runner {
+	newEngine := func(p provision.Prompter, emit func(provision.Event)) tui.Installer {
 		eng, err := provision.NewInstall(withPrompter(opts, p))
 		if err != nil { // checked above; only a vanished state dir gets here
-			return failedRunner{err}
+			return failedInstall{err}
 		}
 		eng.Emit = emit
 		return eng
@@ -243,9 +245,9 @@ func withPrompter(o provision.InstallOptions, p provision.Prompter) provision.In
 	return o
 }
 
-type failedRunner struct{ err error }
+type failedInstall struct{ err error }
 
-func (f failedRunner) Run(context.Context) (provision.Summary, error) {
+func (f failedInstall) Run(context.Context) (provision.Summary, error) {
 	return provision.Summary{Error: f.err.Error()}, f.err
 }
 
@@ -357,24 +359,4 @@ func findVcped(flag string) (string, error) {
 		}
 	}
 	return "", cli.Usagef("vcped not found next to vcpe or on PATH: install it (make build puts it in bin/) or pass --vcped PATH")
-}
-
-// parseHAFlags parses --lan-gateway and --lan-target.
-func parseHAFlags(gw string, targets []string) (netip.Prefix, []netip.Addr, error) {
-	var p netip.Prefix
-	if gw != "" {
-		var err error
-		if p, err = netip.ParsePrefix(gw); err != nil || !p.Addr().Is4() || p.Bits() >= 32 {
-			return p, nil, cli.Usagef("--lan-gateway %q: want the gateway address with the LAN's prefix length, e.g. 198.19.1.254/24", gw)
-		}
-	}
-	var out []netip.Addr
-	for _, t := range targets {
-		a, err := netip.ParseAddr(strings.TrimSpace(t))
-		if err != nil || !a.Is4() {
-			return p, nil, cli.Usagef("--lan-target %q: want an IPv4 address of a LAN host, e.g. 198.19.1.10", t)
-		}
-		out = append(out, a)
-	}
-	return p, out, nil
 }

@@ -27,15 +27,10 @@ func newRootCmd() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	for _, add := range subcommands {
-		root.AddCommand(add())
-	}
+	root.AddCommand(newPrecheckCmd(), newInstallCmd(), newRegisterCmd(), newStatusCmd(), newDiagCmd(), newProbeCmd(), newUninstallCmd())
+	root.AddCommand(cli.DocsCommand(root))
 	return root
 }
-
-// subcommands is filled by the init functions of the files that define them,
-// so each command lives in its own file.
-var subcommands []func() *cobra.Command
 
 func main() {
 	os.Exit(run(os.Args[1:]))

@@ -16,8 +16,6 @@ import (
 	"github.com/openvcpe/vcpe/precheck"
 )
 
-func init() { subcommands = append(subcommands, newPrecheckCmd) }
-
 func newPrecheckCmd() *cobra.Command {
 	var (
 		jsonOut           bool

@@ -21,8 +21,6 @@ import (
 	"github.com/openvcpe/vcpe/diag"
 )
 
-func init() { subcommands = append(subcommands, newProbeCmd) }
-
 func newProbeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "probe",

@@ -18,8 +18,6 @@ import (
 	"github.com/openvcpe/vcpe/provision"
 )
 
-func init() { subcommands = append(subcommands, newRegisterCmd) }
-
 type registerFlags struct {
 	controller  string
 	fingerprint string

@@ -16,8 +16,6 @@ import (
 	"github.com/openvcpe/vcpe/internal/device"
 )
 
-func init() { subcommands = append(subcommands, newStatusCmd) }
-
 func newStatusCmd() *cobra.Command {
 	var stateDir string
 	var asJSON bool

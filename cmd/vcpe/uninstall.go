@@ -15,8 +15,6 @@ import (
 	"github.com/openvcpe/vcpe/provision"
 )
 
-func init() { subcommands = append(subcommands, newUninstallCmd) }
-
 // uninstallResult is the --json document of vcpe uninstall.
 type uninstallResult struct {
 	OK      bool     `json:"ok"`

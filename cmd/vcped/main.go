@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -52,10 +53,12 @@ type options struct {
 	check         dataplane.HealthCheck
 	gomaxprocs    int
 	memoryLimit   int64
+	log           logOptions
+	pmtuInterval  time.Duration
 }
 
-func main() {
-	var o options
+// newRootCmd builds vcped's command; run reads the flags from o.
+func newRootCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           "vcped --state-dir DIR",
 		Short:         "vcpe dataplane daemon: the device's WireGuard tunnel to the hub",
@@ -63,7 +66,7 @@ func main() {
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), o) },
+		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), *o) },
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cli.UsageError{Err: err} })
 	f := cmd.Flags()
@@ -75,24 +78,39 @@ func main() {
 	f.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "Go processors for the daemon (0: $GOMAXPROCS if set, else half the CPUs, at least 1, leaving the rest to the kernel's packet processing)")
 	f.Int64Var(&o.memoryLimit, "memory-limit", 0, fmt.Sprintf("soft memory limit of the daemon in MiB (0: $GOMEMLIMIT if set, else %d)", dataplane.DefaultMemoryLimitMiB))
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.log.file, "log-file", "", "write the log to this file, rotated by size, instead of stderr (detached mode; under systemd the log goes to the journal)")
+	f.IntVar(&o.log.maxMiB, "log-max-size", 10, "with --log-file: rotate when the log reaches this many MiB")
+	f.IntVar(&o.log.backups, "log-max-backups", 3, "with --log-file: rotated logs to keep (FILE.1 … FILE.N)")
 	f.DurationVar(&o.syncInterval, "sync-interval", 5*time.Second, "how often to poll the controller for configuration")
 	f.StringVar(&o.reflector, "reflector", ":12345", "UDP address of the probe reflector (vcpe probe udp); empty disables it")
 	f.StringVar(&o.lanGateway, "lan-gateway", "", "multi-attach: LAN gateway ADDR/LEN the active device holds (e.g. 198.19.1.254/24)")
 	f.StringVar(&o.lanIf, "lan-if", "", "multi-attach: interface for --lan-gateway (default: the one with an address in its prefix)")
 	f.StringSliceVar(&o.lanTargets, "lan-target", nil, "multi-attach: LAN host to probe; none answering makes the device unhealthy")
+	f.DurationVar(&o.pmtuInterval, "pmtu-interval", dataplane.DefaultPathMTUInterval, "how often to check that packets of the tunnel's MTU reach the hub (a black hole lowers the MTU); 0 turns the check off")
 	f.DurationVar(&o.check.Interval, "ha-interval", dataplane.DefaultHAInterval, "multi-attach: probe and claim interval")
 	f.DurationVar(&o.check.Timeout, "ha-timeout", 0, "multi-attach: LAN probe timeout (default: the interval)")
 	f.IntVar(&o.check.Failures, "ha-failures", dataplane.DefaultHAFailures, "multi-attach: failed probes (or missed hub replies) before down")
 	f.DurationVar(&o.check.RTTThreshold, "ha-rtt-threshold", 0, "multi-attach: a LAN probe slower than this counts as failed (0: no threshold)")
+	cmd.AddCommand(cli.DocsCommand(cmd))
+	return cmd
+}
+
+func main() {
+	var o options
+	cmd := newRootCmd(&o)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	os.Exit(cli.Report(os.Stderr, "vcped", cmd.ExecuteContext(ctx)))
 }
 
-func newLogger(level string) (*slog.Logger, error) {
+func newLogger(level string, lo logOptions) (*slog.Logger, io.Closer, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, cli.Usagef("--log-level %q: use debug, info, warn or error", level)
+		return nil, nil, cli.Usagef("--log-level %q: use debug, info, warn or error", level)
+	}
+	w, closer, err := lo.writer(os.Stderr)
+	if err != nil {
+		return nil, nil, err
 	}
 	opts := &slog.HandlerOptions{Level: l}
 	if os.Getenv("JOURNAL_STREAM") != "" { // journald stamps lines itself
@@ -103,14 +121,15 @@ func newLogger(level string) (*slog.Logger, error) {
 			return a
 		}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	return slog.New(slog.NewTextHandler(w, opts)), closer, nil
 }
 
 func run(ctx context.Context, o options) error {
-	log, err := newLogger(o.logLevel)
+	log, logCloser, err := newLogger(o.logLevel, o.log)
 	if err != nil {
 		return err
 	}
+	defer logCloser.Close()
 	procs, err := dataplane.ChooseProcs(o.gomaxprocs, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0))
 	if err != nil {
 		return cli.Usagef("%v", err)
@@ -148,9 +167,17 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	pmtu := o.pmtuInterval
+	switch {
+	case pmtu < 0:
+		return cli.Usagef("--pmtu-interval %v: want a positive duration, or 0 to turn the check off", pmtu)
+	case pmtu == 0:
+		pmtu = -1 // off
+	}
 	eng, err := dataplane.New(dataplane.EdgeOptions{
 		PrivateKey: st.PrivateKey, TUN: o.tun, ListenPort: o.listenPort, UAPIDir: o.uapiDir, Logger: log, HA: ha,
-		Protect: controllerProtected(st.Controller),
+		Protect:         controllerProtected(st.Controller),
+		PathMTUInterval: pmtu,
 	})
 	if err != nil {
 		return cli.Usagef("%v", err)

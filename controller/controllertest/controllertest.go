@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/openvcpe/vcpe/controller"
+	"github.com/openvcpe/vcpe/internal/clock"
 	"github.com/openvcpe/vcpe/internal/device"
 )
 
@@ -26,32 +27,12 @@ import (
 // never resolved.
 const URL = "https://controller.test:8443"
 
-// Clock is a settable clock for the controller's throttling and nonces.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // Harness is a running controller.
 type Harness struct {
 	*controller.Server
 	StateDir    string
 	Fingerprint string
-	Clock       *Clock
+	Clock       *clock.Fake
 	Options     controller.Options
 
 	tb     testing.TB
@@ -78,7 +59,7 @@ func Serve(tb testing.TB, opts ...Option) *Harness {
 	for _, f := range opts {
 		f(&o)
 	}
-	h := &Harness{StateDir: o.StateDir, Options: o, tb: tb, Clock: &Clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	h := &Harness{StateDir: o.StateDir, Options: o, tb: tb, Clock: clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 	h.start()
 	tb.Cleanup(h.Stop)
 	return h

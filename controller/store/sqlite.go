@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS devices (
 	slot INTEGER NOT NULL, secret BLOB NOT NULL, overlay TEXT NOT NULL UNIQUE,
 	public_key TEXT, status TEXT NOT NULL, registered_seq INTEGER NOT NULL DEFAULT 0,
 	registered_at INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
-	probe_addrs TEXT NOT NULL DEFAULT '');
+	probe_addrs TEXT NOT NULL DEFAULT '', lan_gateway TEXT NOT NULL DEFAULT '');
 CREATE UNIQUE INDEX IF NOT EXISTS devices_public_key ON devices(public_key) WHERE public_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS credentials (
 	hash BLOB PRIMARY KEY,
@@ -64,11 +64,19 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// One connection: the controller serialises writes anyway, and an
 	// in-memory database exists per connection.
 	db.SetMaxOpenConns(1)
+	if err := checkSchemaVersion(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: create schema: %w", path, err)
 	}
 	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := setSchemaVersion(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -80,6 +88,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 // leaves an existing table as it is).
 var columns = []struct{ table, column, def string }{
 	{"devices", "probe_addrs", "TEXT NOT NULL DEFAULT ''"},
+	{"devices", "lan_gateway", "TEXT NOT NULL DEFAULT ''"},
 }
 
 func migrate(db *sql.DB) error {
@@ -128,14 +137,6 @@ func fromUnix(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-func joinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ",")
-}
-
 func splitPrefixes(s string) ([]netip.Prefix, error) {
 	if s == "" {
 		return nil, nil
@@ -157,6 +158,13 @@ func joinAddrs(as []netip.Addr) string {
 		s[i] = a.String()
 	}
 	return strings.Join(s, ",")
+}
+
+func gatewayText(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
 }
 
 func splitAddrs(s string) ([]netip.Addr, error) {
@@ -242,15 +250,15 @@ func (s *SQLite) Load(ctx context.Context) (*Snapshot, error) {
 	}
 	rows.Close()
 
-	rows, err = s.db.QueryContext(ctx, `SELECT sn, instance_id, slot, secret, overlay, COALESCE(public_key, ''), status, registered_seq, registered_at, created_at, probe_addrs FROM devices ORDER BY instance_id, slot`)
+	rows, err = s.db.QueryContext(ctx, `SELECT sn, instance_id, slot, secret, overlay, COALESCE(public_key, ''), status, registered_seq, registered_at, created_at, probe_addrs, lan_gateway FROM devices ORDER BY instance_id, slot`)
 	if err != nil {
 		return nil, fmt.Errorf("load devices: %w", err)
 	}
 	for rows.Next() {
 		var d Device
-		var overlay, pub, probe string
+		var overlay, pub, probe, gw string
 		var regAt, at int64
-		if err := rows.Scan(&d.SN, &d.InstanceID, &d.Slot, &d.Secret, &overlay, &pub, &d.Status, &d.RegisteredSeq, &regAt, &at, &probe); err != nil {
+		if err := rows.Scan(&d.SN, &d.InstanceID, &d.Slot, &d.Secret, &overlay, &pub, &d.Status, &d.RegisteredSeq, &regAt, &at, &probe, &gw); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load devices: %w", err)
 		}
@@ -261,6 +269,12 @@ func (s *SQLite) Load(ctx context.Context) (*Snapshot, error) {
 		if d.ProbeAddrs, err = splitAddrs(probe); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load device %s: probe addresses: %w", d.SN, err)
+		}
+		if gw != "" {
+			if d.LANGateway, err = netip.ParsePrefix(gw); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("load device %s: LAN gateway: %w", d.SN, err)
+			}
 		}
 		if pub != "" {
 			if d.PublicKey, err = api.ParseKey(pub); err != nil {
@@ -322,7 +336,7 @@ func (s *SQLite) tx(ctx context.Context, what string, f func(*sql.Tx) error) err
 func (s *SQLite) CreateInstance(ctx context.Context, in Instance, devs []Device) error {
 	return s.tx(ctx, "create instance "+in.Name, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO instances (id, name, slots, route_quota, ccn_id, advertised, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			in.ID, in.Name, in.Slots, in.RouteQuota, nullString(in.CCN), joinPrefixes(in.Advertised), unix(in.CreatedAt)); err != nil {
+			in.ID, in.Name, in.Slots, in.RouteQuota, nullString(in.CCN), api.JoinPrefixes(in.Advertised, ","), unix(in.CreatedAt)); err != nil {
 			return err
 		}
 		for _, d := range devs {
@@ -335,11 +349,11 @@ func (s *SQLite) CreateInstance(ctx context.Context, in Instance, devs []Device)
 }
 
 func putDevice(ctx context.Context, tx *sql.Tx, d Device) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO devices (sn, instance_id, slot, secret, overlay, public_key, status, registered_seq, registered_at, created_at, probe_addrs)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := tx.ExecContext(ctx, `INSERT INTO devices (sn, instance_id, slot, secret, overlay, public_key, status, registered_seq, registered_at, created_at, probe_addrs, lan_gateway)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(sn) DO UPDATE SET secret = excluded.secret, public_key = excluded.public_key, status = excluded.status,
-			registered_seq = excluded.registered_seq, registered_at = excluded.registered_at, probe_addrs = excluded.probe_addrs`,
-		d.SN, d.InstanceID, d.Slot, d.Secret, d.Overlay.String(), nullKey(d.PublicKey), d.Status, d.RegisteredSeq, unix(d.RegisteredAt), unix(d.CreatedAt), joinAddrs(d.ProbeAddrs))
+			registered_seq = excluded.registered_seq, registered_at = excluded.registered_at, probe_addrs = excluded.probe_addrs, lan_gateway = excluded.lan_gateway`,
+		d.SN, d.InstanceID, d.Slot, d.Secret, d.Overlay.String(), nullKey(d.PublicKey), d.Status, d.RegisteredSeq, unix(d.RegisteredAt), unix(d.CreatedAt), joinAddrs(d.ProbeAddrs), gatewayText(d.LANGateway))
 	return err
 }
 
@@ -353,7 +367,7 @@ func (s *SQLite) UpdateInstance(ctx context.Context, in Instance) error {
 
 func updateInstance(ctx context.Context, tx *sql.Tx, in Instance) error {
 	r, err := tx.ExecContext(ctx, `UPDATE instances SET name = ?, route_quota = ?, ccn_id = ?, advertised = ? WHERE id = ?`,
-		in.Name, in.RouteQuota, nullString(in.CCN), joinPrefixes(in.Advertised), in.ID)
+		in.Name, in.RouteQuota, nullString(in.CCN), api.JoinPrefixes(in.Advertised, ","), in.ID)
 	if err != nil {
 		return err
 	}
@@ -400,8 +414,8 @@ func (s *SQLite) DeleteInstance(ctx context.Context, id string) error {
 // (revoke, key reset).
 func (s *SQLite) UpdateDevice(ctx context.Context, d Device, credState string) error {
 	return s.tx(ctx, "update device "+d.SN, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `UPDATE devices SET secret = ?, public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ? WHERE sn = ?`,
-			d.Secret, nullKey(d.PublicKey), d.Status, d.RegisteredSeq, unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), d.SN)
+		r, err := tx.ExecContext(ctx, `UPDATE devices SET secret = ?, public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ?, lan_gateway = ? WHERE sn = ?`,
+			d.Secret, nullKey(d.PublicKey), d.Status, d.RegisteredSeq, unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), gatewayText(d.LANGateway), d.SN)
 		if err != nil {
 			return err
 		}
@@ -421,9 +435,9 @@ func (s *SQLite) UpdateDevice(ctx context.Context, d Device, credState string) e
 // all in one transaction.
 func (s *SQLite) BindDevice(ctx context.Context, d Device, cred Credential, in Instance) error {
 	return s.tx(ctx, "register device "+d.SN, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ?
+		r, err := tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ?, lan_gateway = ?
 			WHERE sn = ? AND status != ? AND (public_key IS NULL OR public_key = ?)`,
-			d.PublicKey.String(), StatusRegistered, d.RegisteredSeq, unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), d.SN, StatusRevoked, d.PublicKey.String())
+			d.PublicKey.String(), StatusRegistered, d.RegisteredSeq, unix(d.RegisteredAt), joinAddrs(d.ProbeAddrs), gatewayText(d.LANGateway), d.SN, StatusRevoked, d.PublicKey.String())
 		if err != nil {
 			return err
 		}

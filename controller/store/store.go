@@ -66,7 +66,10 @@ type Device struct {
 	// ProbeAddrs are the device's own addresses inside its instance's
 	// advertised prefixes where its probe reflector answers (a diagnostics
 	// hint, set at registration and with the advertised routes).
-	ProbeAddrs    []netip.Addr
+	ProbeAddrs []netip.Addr
+	// LANGateway is the shared LAN gateway (multi-attach) the device
+	// registered with; invalid when none.
+	LANGateway    netip.Prefix
 	RegisteredSeq uint64 // order of first registration with this key; 0 when unregistered
 	RegisteredAt  time.Time
 	CreatedAt     time.Time

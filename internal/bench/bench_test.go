@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"math"
 	"net"
 	"net/netip"
@@ -15,12 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/internal/goldenfile"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/openvcpe/vcpe/api"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func TestParseIperf(t *testing.T) {
 	tests := []struct {
@@ -356,19 +355,7 @@ func TestMarkdownGolden(t *testing.T) {
 	if err := sampleReport().WriteMarkdown(&b); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "report.golden.md")
-	if *update {
-		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), b.String()); diff != "" {
-		t.Errorf("Markdown differs from %s (-want +got):\n%s", golden, diff)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", "report.golden.md"), b.Bytes())
 }
 
 func TestParseSpec(t *testing.T) {

@@ -4,9 +4,9 @@
 //
 // Every variant gets its own pair of network namespaces (named like
 // internal/namespace's, vcpet-*, so make clean-netns finds leftovers) joined by a
-// veth pair on 198.18.0.0/24; the tunnels use 198.18.64.0/18 (DESIGN.md's
-// address plan). An iperf3 client in namespace A measures against an
-// iperf3 server in namespace B:
+// veth pair on 198.18.0.0/24; the tunnels use 198.18.64.0/18 (the overlay
+// of the lab's address plan, cmd/vcpe-lab/lab/topology.go). An iperf3
+// client in namespace A measures against an iperf3 server in namespace B:
 //
 //   - raw: straight over the veth, no tunnel: the baseline;
 //   - upstream: the wireguard-go main package of the module version in

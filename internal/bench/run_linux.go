@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // Run sets up every variant, measures every case on each, interleaving the
@@ -233,7 +235,7 @@ func (t *topo) iperf(ctx context.Context, c Case, seconds, omit int, rate float6
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+omit+20)*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(cctx, "ip", append([]string{"netns", "exec", t.a, "iperf3"}, IperfArgs(c, t.target, seconds, omit, rate)...)...)
+	cmd := namespace.Command(cctx, t.a, append([]string{"iperf3"}, IperfArgs(c, t.target, seconds, omit, rate)...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 

@@ -19,9 +19,11 @@ import (
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/internal/device"
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
-// The address plan of every variant's pair of namespaces (DESIGN.md):
+// The address plan of every variant's pair of namespaces (the lab's WAN
+// and overlay prefixes, cmd/vcpe-lab/lab/topology.go):
 // WAN 198.18.0.0/24 with end A at .11 and end B at .12, overlay
 // 198.18.64.0/18 with A at .11 and B at .12. Each variant has its own pair
 // of namespaces, so the same addresses never meet.
@@ -132,15 +134,20 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// keyPair generates the private keys of a tunnel's two ends.
+func keyPair() (a, b api.Key, err error) {
+	if a, err = api.GeneratePrivateKey(); err != nil {
+		return a, b, err
+	}
+	b, err = api.GeneratePrivateKey()
+	return a, b, err
+}
+
 func (t *topo) startUpstream(ctx context.Context, bins Binaries) error {
 	if bins.WireGuardGo == "" {
 		return errors.New("not available: wireguard-go was not built")
 	}
-	privA, err := api.GeneratePrivateKey()
-	if err != nil {
-		return err
-	}
-	privB, err := api.GeneratePrivateKey()
+	privA, privB, err := keyPair()
 	if err != nil {
 		return err
 	}
@@ -195,11 +202,7 @@ func (t *topo) startVcpe(ctx context.Context, bins Binaries, tmp string) error {
 	if bins.Vcped == "" {
 		return errors.New(bins.VcpedErr)
 	}
-	privA, err := api.GeneratePrivateKey()
-	if err != nil {
-		return err
-	}
-	privB, err := api.GeneratePrivateKey()
+	privA, privB, err := keyPair()
 	if err != nil {
 		return err
 	}
@@ -264,7 +267,7 @@ func (t *topo) waitReachable(ctx context.Context) error {
 		}
 		c, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
-		return exec.CommandContext(c, "ip", "netns", "exec", t.a, "ping", "-c", "1", "-W", "1", "-q", t.target.String()).Run()
+		return namespace.Command(c, t.a, "ping", "-c", "1", "-W", "1", "-q", t.target.String()).Run()
 	})
 	if err != nil {
 		var out []string
@@ -285,7 +288,7 @@ func (t *topo) startServer() (*proc, error) {
 		if !p.alive() {
 			return errExited
 		}
-		out, err := exec.Command("ip", "netns", "exec", t.b, "ss", "-Hltn", "sport", "=", ":"+strconv.Itoa(IperfPort)).Output()
+		out, err := namespace.Command(context.Background(), t.b, "ss", "-Hltn", "sport", "=", ":"+strconv.Itoa(IperfPort)).Output()
 		if err != nil {
 			return err
 		}
@@ -377,7 +380,7 @@ func (t *topo) notes(ctx context.Context) []string {
 	if t.tunA == "" {
 		return nil
 	}
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", t.a, "ss", "-Huanm", "sport", "=", ":"+strconv.Itoa(TunnelPort)).Output(); err == nil {
+	if out, err := namespace.Command(ctx, t.a, "ss", "-Huanm", "sport", "=", ":"+strconv.Itoa(TunnelPort)).Output(); err == nil {
 		if f := strings.Fields(string(out)); len(f) > 0 {
 			notes = append(notes, "end A UDP socket memory "+f[len(f)-1])
 		}
@@ -394,7 +397,7 @@ func (t *topo) notes(ctx context.Context) []string {
 		notes = append(notes, "TUN offloads not shown: ethtool is not installed")
 		return notes
 	}
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", t.a, "ethtool", "-k", t.tunA).Output(); err == nil {
+	if out, err := namespace.Command(ctx, t.a, "ethtool", "-k", t.tunA).Output(); err == nil {
 		var on []string
 		for _, line := range strings.Split(string(out), "\n") {
 			k, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
@@ -413,7 +416,7 @@ func (t *topo) counters(ctx context.Context) (Counters, error) {
 	c := Counters{}
 	for _, s := range []struct{ tag, ns, tun string }{{"A", t.a, t.tunA}, {"B", t.b, t.tunB}} {
 		one := Counters{}
-		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", s.ns, "cat", "/proc/net/snmp").Output()
+		out, err := namespace.Command(ctx, s.ns, "cat", "/proc/net/snmp").Output()
 		if err == nil {
 			err = ParseSNMP(out, one)
 		}
@@ -460,7 +463,7 @@ type proc struct {
 func startProc(role, ns string, env []string, name string, args ...string) (*proc, error) {
 	// ip netns exec execs the command in place, so the PID is the
 	// command's own.
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	cmd := namespace.Command(context.Background(), ns, append([]string{name}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	out := &tailBuffer{max: 16 << 10}
 	cmd.Stdout, cmd.Stderr = out, out

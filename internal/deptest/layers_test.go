@@ -27,12 +27,18 @@ func p(names ...string) []string {
 
 // Layers, top to bottom: cmd → tui → provision (the install Engine) →
 // diag → precheck, dataplane, controller (siblings) → internal/device →
-// api, internal/atomicfile, internal/namespace (leaves). An import only
-// ever points down.
+// api, internal/atomicfile, internal/namespace, internal/jsonhttp,
+// internal/command, internal/clock, internal/goldenfile (leaves). An import
+// only ever points down.
 var rules = []Rule{
 	{From: mod + "api/...", Deny: p("..."), Why: "the wire types are a leaf that imports nothing of the project"},
 	{From: mod + "internal/atomicfile", Deny: p("..."), Why: "a leaf helper imports nothing of the project"},
 	{From: mod + "internal/namespace", Deny: p("..."), Why: "a leaf helper imports nothing of the project"},
+	{From: mod + "internal/jsonhttp", Deny: p("..."), Why: "a leaf helper imports nothing of the project"},
+	{From: mod + "internal/command", Deny: p("..."), Why: "a leaf helper imports nothing of the project"},
+	{From: mod + "internal/clock", Deny: p("..."), Why: "a leaf helper imports nothing of the project"},
+	{From: mod + "internal/goldenfile", Deny: p("..."), Why: "a leaf helper imports nothing of the project"},
+	{From: mod + "internal/logfile", Deny: p("..."), Why: "a leaf helper imports nothing of the project"},
 	{From: mod + "internal/device", Deny: p("dataplane/...", "diag/...", "precheck/...", "provision/...", "tui/...", "controller/...", "cmd/..."), Why: "device state and the device API client sit below every layer that reads them"},
 	{From: mod + "controller/...", Deny: append(p("dataplane/...", "diag/...", "precheck/...", "provision/...", "tui/...", "cmd/..."), heavy...), Why: "the controller is the cloud side's control plane: no device code and no packet machinery in its build"},
 	{From: mod + "dataplane/...", Deny: p("provision/...", "diag/...", "precheck/...", "tui/...", "controller/...", "cmd/..."), Why: "the dataplane is below the Engine and the diagnosis, beside precheck and the controller"},

@@ -1,16 +1,13 @@
 package device
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/jsonhttp"
 )
 
 // ClientOptions tune a Client; the zero value is right for production.
@@ -34,8 +32,7 @@ type ClientOptions struct {
 type Client struct {
 	base        *url.URL
 	fingerprint string
-	credential  string
-	hc          *http.Client
+	json        jsonhttp.Client
 }
 
 // FingerprintError means the controller presented no certificate chain
@@ -113,7 +110,9 @@ func NewClient(controllerURL, fingerprint string, opts ClientOptions) (*Client, 
 	if tr.DialContext == nil {
 		tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
 	}
-	return &Client{base: u, fingerprint: fp, hc: &http.Client{Transport: tr, Timeout: opts.Timeout, CheckRedirect: refuseRedirect}}, nil
+	c := &Client{base: u, fingerprint: fp}
+	c.json = jsonhttp.Client{HTTP: &http.Client{Transport: tr, Timeout: opts.Timeout, CheckRedirect: refuseRedirect}, Base: u.String(), Errors: c.apiError}
+	return c, nil
 }
 
 // NewClientFromState returns a client that authenticates as the device in
@@ -123,7 +122,9 @@ func NewClientFromState(st *State, opts ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device state: %w", err)
 	}
-	c.credential = st.Credential
+	if st.Credential != "" {
+		c.json.Header = http.Header{"Authorization": {"Bearer " + st.Credential}}
+	}
 	return c, nil
 }
 
@@ -157,49 +158,30 @@ func verifyPinned(cs tls.ConnectionState, fp string) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
-	if err != nil {
-		return fmt.Errorf("controller request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if c.credential != "" {
-		req.Header.Set("Authorization", "Bearer "+c.credential)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
+	return c.json.Do(ctx, method, path, body, out)
+}
+
+// apiError turns what jsonhttp reports into the client's errors: an
+// *api.Error when the controller refused, *FingerprintError or
+// *UnreachableError when it could not be talked to.
+func (c *Client) apiError(err error) error {
+	var te *jsonhttp.TransportError
+	if errors.As(err, &te) {
 		var fe *FingerprintError
 		if errors.As(err, &fe) {
 			return fe
 		}
-		return &UnreachableError{URL: c.base.String(), Err: err}
+		return &UnreachableError{URL: c.base.String(), Err: te.Err}
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return &UnreachableError{URL: c.base.String(), Err: err}
-	}
-	if resp.StatusCode != http.StatusOK {
+	var se *jsonhttp.StatusError
+	if errors.As(err, &se) {
 		var ae api.Error
-		if json.Unmarshal(b, &ae) == nil && ae.Code != "" {
+		if se.Decode(&ae) && ae.Code != "" {
 			return &ae
 		}
-		return fmt.Errorf("controller answered %s to %s %s", resp.Status, method, path)
+		return fmt.Errorf("controller answered %s to %s %s", se.Status, se.Method, se.Path)
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("decode controller answer to %s: %w", path, err)
-	}
-	return nil
+	return err
 }
 
 // RegisterRequest is what Client.Register needs. Key is the device key as
@@ -212,6 +194,9 @@ type RegisterRequest struct {
 	// ProbeAddrs are this host's addresses inside Advertise where its
 	// probe reflector answers (not part of the proof).
 	ProbeAddrs []netip.Addr
+	// LANGateway is the multi-attach gateway the device will hold while
+	// active (not part of the proof).
+	LANGateway netip.Prefix
 }
 
 // Register runs the challenge-response registration. API refusals are
@@ -222,7 +207,7 @@ func (c *Client) Register(ctx context.Context, r RegisterRequest) (api.RegisterR
 		return api.RegisterResponse{}, err
 	}
 	req := api.RegisterRequest{
-		SN: r.SN, Nonce: ch.Nonce, PublicKey: r.PublicKey, Advertise: r.Advertise, ProbeAddrs: r.ProbeAddrs,
+		SN: r.SN, Nonce: ch.Nonce, PublicKey: r.PublicKey, Advertise: r.Advertise, ProbeAddrs: r.ProbeAddrs, LANGateway: r.LANGateway,
 		Proof: api.RegistrationProof(api.DeviceKeySecret(r.Key), ch.Nonce, r.SN, r.PublicKey, r.Advertise),
 	}
 	var res api.RegisterResponse

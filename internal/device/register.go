@@ -24,6 +24,9 @@ type RegisterParams struct {
 	// ExcludeProbe is an address of this host not to offer as a probe
 	// address (the multi-attach LAN gateway, which moves).
 	ExcludeProbe netip.Addr
+	// LANGateway is the multi-attach gateway, told to the controller so
+	// the instance's other device can take the same one.
+	LANGateway netip.Prefix
 	// InterfaceAddrs lists the host's addresses, from which the probe
 	// addresses inside Advertise are taken; InterfaceAddrs (live) when nil.
 	InterfaceAddrs func() ([]netip.Prefix, error)
@@ -73,7 +76,7 @@ func Register(ctx context.Context, p RegisterParams) (*State, error) {
 		return nil, err
 	}
 	probe := ProbeAddrsIn(ifaddrs, p.Advertise, p.ExcludeProbe)
-	res, err := c.Register(ctx, RegisterRequest{SN: p.SN, Key: p.Key, PublicKey: st.PrivateKey.PublicKey(), Advertise: p.Advertise, ProbeAddrs: probe})
+	res, err := c.Register(ctx, RegisterRequest{SN: p.SN, Key: p.Key, PublicKey: st.PrivateKey.PublicKey(), Advertise: p.Advertise, ProbeAddrs: probe, LANGateway: p.LANGateway})
 	if err != nil {
 		return nil, err
 	}

@@ -60,15 +60,31 @@ func LoadState(dir string) (*State, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("device state %s is corrupt (%v); move it aside and register again", path, err)
 	}
+	if s.Version > stateVersion {
+		return nil, fmt.Errorf("%w: %s has layout version %d and this vcpe reads up to %d; it was left unchanged: upgrade vcpe (the package) again", ErrNewerState, path, s.Version, stateVersion)
+	}
 	if s.Version != stateVersion {
 		return nil, fmt.Errorf("device state %s has layout version %d; this vcpe reads version %d", path, s.Version, stateVersion)
 	}
 	return &s, nil
 }
 
+// ErrNewerState means the device state was written by a newer vcpe; it is
+// never read or overwritten by an older one.
+var ErrNewerState = errors.New("device state is newer than this vcpe")
+
 // SaveState writes DIR/device.json atomically with mode 0600, creating DIR
-// with mode 0700 when needed.
+// with mode 0700 when needed. It refuses to replace a state file a newer
+// vcpe wrote.
 func SaveState(dir string, s *State) error {
+	if b, err := os.ReadFile(filepath.Join(dir, StateFile)); err == nil {
+		var old struct {
+			Version int `json:"version"`
+		}
+		if json.Unmarshal(b, &old) == nil && old.Version > stateVersion {
+			return fmt.Errorf("%w: %s has layout version %d and this vcpe writes %d; it was left unchanged: upgrade vcpe (the package) again", ErrNewerState, filepath.Join(dir, StateFile), old.Version, stateVersion)
+		}
+	}
 	s.Version = stateVersion
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {

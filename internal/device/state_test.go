@@ -61,3 +61,23 @@ func TestLoadStateMissingAndCorrupt(t *testing.T) {
 		t.Errorf("corrupt state file was modified: %q", b)
 	}
 }
+
+// TestNewerStateIsRefusedAndLeftAlone: a state file from a newer vcpe is
+// neither read nor overwritten.
+func TestNewerStateIsRefusedAndLeftAlone(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, StateFile)
+	newer := []byte(`{"version": 7, "sn": "SN1", "something_new": true}` + "\n")
+	if err := os.WriteFile(path, newer, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadState(dir); !errors.Is(err, ErrNewerState) || !strings.Contains(err.Error(), "version 7") {
+		t.Errorf("LoadState = %v; want ErrNewerState naming version 7", err)
+	}
+	if err := SaveState(dir, &State{SN: "SN1"}); !errors.Is(err, ErrNewerState) {
+		t.Errorf("SaveState over a newer file = %v; want ErrNewerState", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != string(newer) {
+		t.Errorf("the newer state file was changed:\n%s", b)
+	}
+}

@@ -1,10 +1,13 @@
-// Package namespace gives privileged tests throw-away network namespaces and
+// Package namespace is the project's one network-namespace helper: Create,
+// Command, PIDs and Delete serve the bench harness and the lab; on top of
+// them New, Veth and Binary give privileged tests throw-away namespaces and
 // the project's binaries to run inside them.
 //
-// Every namespace it makes is named with Prefix and a random suffix, and is
-// removed (after killing the processes left inside it) when the test ends,
-// pass or fail. Nothing here touches the root namespace: veth pairs are
-// created directly inside the namespaces that own them.
+// Every namespace a test or a bench run makes is named with Prefix and a
+// random suffix (NewName), and is removed (after killing the processes left
+// inside it) when the test ends, pass or fail. Nothing here touches the
+// root namespace: veth pairs are created directly inside the namespaces
+// that own them.
 //
 // Without root, New skips the test with a clear message, unless the
 // environment variable VCPE_REQUIRE_PRIVILEGED is set (CI sets it), in which
@@ -14,16 +17,12 @@ package namespace
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -39,10 +38,21 @@ func RequireRoot(tb testing.TB) {
 	if os.Geteuid() == 0 {
 		return
 	}
+	Skipf(tb, "needs root for network namespaces (run: sudo make test)")
+}
+
+// Skipf is the one way a privileged test (or benchmark) skips: when
+// something it needs is missing here (root, a system command, pseudo-
+// terminals) it skips with the reason, or fails with it when
+// VCPE_REQUIRE_PRIVILEGED is set, so CI never passes a privileged test by
+// skipping it.
+func Skipf(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	reason := fmt.Sprintf(format, args...)
 	if os.Getenv("VCPE_REQUIRE_PRIVILEGED") != "" {
-		tb.Fatalf("privileged test needs root (VCPE_REQUIRE_PRIVILEGED is set): run as root, e.g. sudo make test")
+		tb.Fatalf("privileged test cannot run (VCPE_REQUIRE_PRIVILEGED is set): %s", reason)
 	}
-	tb.Skip("privileged test skipped: needs root for network namespaces (run: sudo make test)")
+	tb.Skipf("privileged test skipped: %s", reason)
 }
 
 // NS is a network namespace owned by one test.
@@ -56,42 +66,25 @@ type NS struct {
 func New(tb testing.TB) *NS {
 	tb.Helper()
 	RequireRoot(tb)
-	var b [5]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		tb.Fatalf("namespace: random name: %v", err)
+	name, err := NewName("")
+	if err != nil {
+		tb.Fatalf("namespace: %v", err)
 	}
-	ns := &NS{Name: Prefix + hex.EncodeToString(b[:]), tb: tb}
-	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
-		tb.Fatalf("namespace: ip netns add %s: %v: %s", ns.Name, err, out)
+	if err := Create(name); err != nil {
+		tb.Fatalf("namespace: %v", err)
 	}
-	tb.Cleanup(func() { Remove(ns.Name) })
-	ns.Run("ip", "link", "set", "lo", "up")
-	return ns
-}
-
-// Remove kills every process inside the namespace and deletes it. It is
-// safe to call on a namespace that is already gone.
-func Remove(name string) {
-	for range 3 {
-		out, _ := exec.Command("ip", "netns", "pids", name).Output()
-		pids := strings.Fields(string(out))
-		if len(pids) == 0 {
-			break
+	tb.Cleanup(func() {
+		if err := Delete(0, name); err != nil {
+			tb.Errorf("namespace: %v", err)
 		}
-		for _, p := range pids {
-			if pid, err := strconv.Atoi(p); err == nil && pid > 1 {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = exec.Command("ip", "netns", "del", name).Run()
+	})
+	return &NS{Name: name, tb: tb}
 }
 
 // Command returns a command that runs inside the namespace (ip netns exec,
 // which also gives it the namespace's own /sys).
 func (ns *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+	return Command(ctx, ns.Name, append([]string{name}, args...)...)
 }
 
 // Run runs a command inside the namespace and fails the test if it fails.

@@ -2,6 +2,9 @@ package pages
 
 import (
 	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/huh/v2"
@@ -54,4 +57,26 @@ func (s *syncForm) update(msg tea.Msg) tea.Cmd {
 		return s.apply(huh.PrevField())
 	}
 	return s.apply(k)
+}
+
+// view is the form's view with its error lines (" * …", which huh wraps
+// to column 0) wrapped again under their text, in the frame's Fail style.
+func (s *syncForm) view(f Frame) []string {
+	lines := strings.Split(s.form.View(), "\n")
+	var out []string
+	for i := 0; i < len(lines); i++ {
+		l := ansi.Strip(lines[i])
+		if !strings.HasPrefix(l, " * ") {
+			out = append(out, lines[i])
+			continue
+		}
+		for i+1 < len(lines) && lines[i+1] != "" && !strings.HasPrefix(ansi.Strip(lines[i+1]), " ") {
+			i++
+			l += " " + ansi.Strip(lines[i])
+		}
+		for _, w := range wrap(strings.TrimRight(l, " "), f.Width) {
+			out = append(out, f.Styles.Fail.Render(w))
+		}
+	}
+	return out
 }

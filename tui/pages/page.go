@@ -1,6 +1,7 @@
 package pages
 
 import (
+	"regexp"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -95,12 +96,63 @@ func (s *scroller) clip(lines []string, f Frame) string {
 
 func scrollKeys(f Frame) []key.Binding { return []key.Binding{f.Keys.Up, f.Keys.Down} }
 
-// wrap word-wraps a paragraph to the width.
+// wrap word-wraps a paragraph to the width. Continuation lines keep the
+// first line's indent (its leading spaces and a list marker: "! ", "1. ",
+// "- "), so a long item never falls back to column 0.
 func wrap(s string, width int) []string {
-	return strings.Split(ansi.Wrap(s, max(width, 10), ""), "\n")
+	width = max(width, 10)
+	if ansi.StringWidth(s) <= width {
+		return []string{s}
+	}
+	ind := hangingIndent(s)
+	if ind == 0 || ind > width/2 {
+		return strings.Split(ansi.Wrap(s, width, ""), "\n")
+	}
+	head, body := s[:ind], s[ind:]
+	lines := strings.Split(ansi.Wrap(body, width-ind, ""), "\n")
+	pad := strings.Repeat(" ", ind)
+	for i := range lines {
+		if i == 0 {
+			lines[i] = head + lines[i]
+		} else {
+			lines[i] = pad + lines[i]
+		}
+	}
+	return lines
 }
 
-func truncate(s string, width int) string { return ansi.Truncate(s, width, "…") }
+// wrapHanging wraps text after prefix (a label, a badge) so that every
+// continuation line starts under the text, not at column 0.
+func wrapHanging(prefix, text string, width int) []string {
+	width = max(width, 10)
+	ind := ansi.StringWidth(prefix)
+	if ind > width/2 {
+		return wrap(prefix+text, width)
+	}
+	lines := strings.Split(ansi.Wrap(text, width-ind, ""), "\n")
+	pad := strings.Repeat(" ", ind)
+	for i := range lines {
+		if i == 0 {
+			lines[i] = prefix + lines[i]
+		} else {
+			lines[i] = pad + lines[i]
+		}
+	}
+	return lines
+}
+
+// listMarker matches an item's leading spaces and list marker.
+var listMarker = regexp.MustCompile(`^ *(?:(?:[!*•-]|\d+\.) )?`)
+
+// hangingIndent is the width (in bytes, all ASCII) continuation lines of
+// s are indented by: the leading spaces and list marker of an item, only
+// for lines that start with a space (plain paragraphs wrap flush).
+func hangingIndent(s string) int {
+	if !strings.HasPrefix(s, " ") {
+		return 0
+	}
+	return len(listMarker.FindString(s))
+}
 
 // clipLines keeps the first height lines.
 func clipLines(lines []string, height int) string {

@@ -96,7 +96,7 @@ func (r *Register) Errors() []error { return r.form.form.Errors() }
 
 func (r *Register) View(f Frame) string {
 	intro := wrap("Enter what the controller issued for this device. Values given as flags or VCPE_* variables are filled in.", f.Width)
-	return clipLines(append(intro, strings.Split(r.form.form.View(), "\n")...), f.Height)
+	return clipLines(append(intro, r.form.view(f)...), f.Height)
 }
 
 func (r *Register) Help(f Frame) []key.Binding {

@@ -97,7 +97,7 @@ func (r *Routes) View(f Frame) string {
 		lines = append(lines, wrap("No LAN prefixes found on this host's non-WAN interfaces: type them.", f.Width)...)
 	}
 	lines = append(lines, "")
-	lines = append(lines, strings.Split(r.form.form.View(), "\n")...)
+	lines = append(lines, r.form.view(f)...)
 	return clipLines(lines, f.Height)
 }
 

@@ -13,7 +13,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes, as DESIGN.md promises them to scripts.
+// Exit codes, a contract with scripts: 0 success (warnings allowed), 1 a
+// check or step failed, 2 usage or input error.
 const (
 	ExitOK     = 0
 	ExitFailed = 1

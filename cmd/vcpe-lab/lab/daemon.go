@@ -1,16 +1,17 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/openvcpe/vcpe/internal/namespace"
 	"github.com/openvcpe/vcpe/provision"
 )
 
@@ -36,7 +37,7 @@ func (l *Lab) StartDaemon(node, name string, argv []string, env []string) (*Daem
 		return nil, fmt.Errorf("start %s on %s: %w", name, node, err)
 	}
 	defer logf.Close()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", l.NS(node)}, argv...)...)
+	cmd := namespace.Command(context.Background(), l.NS(node), argv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -75,6 +75,13 @@ func startHA(t testing.TB, ctx context.Context, l *Lab, b Binaries) *haLab {
 	if out, err := l.Run(ctx, "lan-a", "ip", "route", "replace", "default", "via", haVIP.Addr().String()); err != nil {
 		t.Fatalf("lan-a default route: %v\n%s", err, out)
 	}
+	startEcho(t, l)
+	return h
+}
+
+// startEcho runs a UDP echo on lan-b at haEchoAddr until the test ends.
+func startEcho(t testing.TB, l *Lab) {
+	t.Helper()
 	var pc net.PacketConn
 	if err := l.inNS("lan-b", func() error {
 		var err error
@@ -94,7 +101,6 @@ func startHA(t testing.TB, ctx context.Context, l *Lab, b Binaries) *haLab {
 			_, _ = pc.WriteTo(buf[:n], from)
 		}
 	}()
-	return h
 }
 
 func (h *haLab) install(t testing.TB, ctx context.Context, node string) {
@@ -195,6 +201,7 @@ type stream struct {
 	conn net.Conn
 	mu   sync.Mutex
 	got  []time.Time
+	sent []time.Time
 	done chan struct{}
 }
 
@@ -229,6 +236,9 @@ func startStream(t testing.TB, ctx context.Context, l *Lab) *stream {
 			}
 			seq++
 			binary.BigEndian.PutUint64(b, seq)
+			s.mu.Lock()
+			s.sent = append(s.sent, time.Now())
+			s.mu.Unlock()
 			_, _ = c.Write(b)
 		}
 	}()
@@ -296,11 +306,12 @@ func (h *haLab) logs(t testing.TB) {
 	t.Logf("vcpe-hub:\n%s", h.l.DaemonLog("hub", "vcpe-hub"))
 }
 
+// countActive counts switches to active, folded repeats included.
 func countActive(evs []dataplane.RoleEvent) int {
 	n := 0
 	for _, e := range evs {
 		if e.Role == api.RoleActive {
-			n++
+			n += e.Times()
 		}
 	}
 	return n
@@ -414,9 +425,13 @@ func TestHAFailover(t *testing.T) {
 			t.Fatalf("%v: %s", err, out)
 		}
 		both := 0
+		var yielded time.Duration
 		for time.Since(t0) < 2*time.Second {
 			if h.role("site-a") == api.RoleActive && h.role("site-a2") == api.RoleActive {
 				both++
+			}
+			if yielded == 0 && h.role(act) == api.RoleStandby {
+				yielded = time.Since(t0)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -424,6 +439,13 @@ func TestHAFailover(t *testing.T) {
 			t.Errorf("both devices active in %d samples", both)
 		}
 		check(t, "split", act, t0)
+		// The cut-off active heard the new active announce the gateway
+		// address and yielded, before its own withdrawal (1 s without an
+		// answer from the hub).
+		t.Logf("split: %s standby after %v", act, yielded.Round(time.Millisecond))
+		if yielded <= 0 || yielded >= 900*time.Millisecond {
+			t.Errorf("%s, cut off from the hub, became standby after %v; want it to yield to the announcement well within 900ms", act, yielded)
+		}
 		l.Run(ctx, act, "nft", "delete", "table", "inet", "hasplit")
 		h.waitRole(t, act, api.RoleStandby, 10*time.Second)
 	})

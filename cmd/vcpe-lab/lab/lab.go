@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // DefaultPrefix names the namespaces of the lab that vcpe-lab builds
@@ -53,7 +55,7 @@ func (l *Lab) Node(name string) (Node, bool) {
 // Command runs argv inside a node's namespace (ip netns exec, which also
 // gives it the namespace's own /sys).
 func (l *Lab) Command(ctx context.Context, node string, argv ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.NS(node)}, argv...)...)
+	return namespace.Command(ctx, l.NS(node), argv...)
 }
 
 // Run runs argv in a node and returns its combined output; the error says

@@ -7,15 +7,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/openvcpe/vcpe/internal/namespace"
 )
 
 // UpNetwork creates the namespaces, links, addresses and routes of the
@@ -47,8 +46,8 @@ func (l *Lab) UpNetwork(ctx context.Context) (err error) {
 	}()
 	for _, n := range l.Topo.Nodes {
 		name := l.NS(n.Name)
-		if out, err := exec.CommandContext(ctx, "ip", "netns", "add", name).CombinedOutput(); err != nil {
-			return fmt.Errorf("create namespace %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+		if err := namespace.Create(name); err != nil {
+			return err
 		}
 		ns, err := netns.GetFromName(name)
 		if err != nil {
@@ -60,9 +59,6 @@ func (l *Lab) UpNetwork(ctx context.Context) (err error) {
 			return fmt.Errorf("netlink handle in %s: %w", name, err)
 		}
 		handles[n.Name] = h
-		if err := setUp(h, "lo"); err != nil {
-			return fmt.Errorf("%s: %w", n.Name, err)
-		}
 		if n.Kind == KindSwitch {
 			br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
 			if err := h.LinkAdd(br); err != nil {
@@ -163,28 +159,11 @@ func (l *Lab) Down() error {
 	if err != nil {
 		return err
 	}
-	// Ask nicely first, so daemons undo their changes; then insist.
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		pids := 0
-		for _, ns := range names {
-			for _, pid := range nsPIDs(ns) {
-				_ = syscall.Kill(pid, sig)
-				pids++
-			}
-		}
-		if pids == 0 {
-			break
-		}
-		deadline := time.Now().Add(3 * time.Second)
-		for time.Now().Before(deadline) && anyPIDs(names) {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	// Ask nicely first (SIGTERM, 3 s), so daemons undo their changes; then
+	// insist.
 	var errs []error
-	for _, ns := range names {
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("delete namespace %s: %w: %s", ns, err, strings.TrimSpace(string(out))))
-		}
+	if err := namespace.Delete(3*time.Second, names...); err != nil {
+		errs = append(errs, err)
 	}
 	if l.RunDir != "" {
 		if err := os.RemoveAll(l.RunDir); err != nil {
@@ -192,26 +171,6 @@ func (l *Lab) Down() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func nsPIDs(ns string) []int {
-	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
-	var pids []int
-	for _, f := range strings.Fields(string(out)) {
-		if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-func anyPIDs(names []string) bool {
-	for _, ns := range names {
-		if len(nsPIDs(ns)) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 func setUp(h *netlink.Handle, name string) error {

@@ -60,7 +60,7 @@ type Plan struct {
 // devices is active.
 var LANAGateway = netip.MustParsePrefix("198.19.1.254/24")
 
-// DefaultPlan is DESIGN.md's: site A (an active and a standby device
+// DefaultPlan is the lab's default: site A (an active and a standby device
 // sharing the LAN gateway address) and site B in one CCN.
 func DefaultPlan() Plan {
 	return Plan{Instances: []Instance{

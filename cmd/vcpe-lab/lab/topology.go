@@ -46,7 +46,10 @@ type Topology struct {
 	BridgeAddr []Addr `json:"bridge_addrs,omitempty"`
 }
 
-// The address plan of DESIGN.md.
+// The lab's address plan, every address inside 198.18.0.0/15: the
+// "internet" segment 198.18.0.0/24 (hub .1, gateway .254), the overlay
+// 198.18.64.0/18, the cloud-side prefix 198.19.100.0/24 and the site LANs
+// 198.19.1.0/24 (A) and 198.19.2.0/24 (B).
 var (
 	Internet      = netip.MustParsePrefix("198.18.0.0/24")
 	InternetGW    = netip.MustParseAddr("198.18.0.254")
@@ -63,7 +66,7 @@ var (
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
-// Default is DESIGN.md's lab: a hub with a cloud-side host, site A with an
+// Default is the lab's topology: a hub with a cloud-side host, site A with an
 // active and a standby device on one LAN, site B, all joined by an
 // "internet" segment whose gateway is 198.18.0.254.
 func Default() Topology {

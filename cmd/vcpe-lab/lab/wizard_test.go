@@ -84,7 +84,8 @@ func (w *tmuxWizard) drive(ctx context.Context, stop func(screen string) bool) s
 		// Answer each page once, then give it time to move on.
 		if time.Since(lastKey) > 700*time.Millisecond {
 			switch {
-			case strings.Contains(title, "· Welcome"), strings.Contains(title, "· Registration"), strings.Contains(title, "· Routes"):
+			case strings.Contains(title, "· Welcome"), strings.Contains(title, "· Registration"), strings.Contains(title, "· Routes"),
+				strings.Contains(title, "· Interfaces"), strings.Contains(title, "· Multi-attach"):
 				w.keys("Enter")
 				lastKey = time.Now()
 			case strings.Contains(title, "· Connectivity") && strings.Contains(s, "enter continue"):

@@ -1,5 +1,0 @@
-package provision
-
-import "golang.org/x/sys/unix"
-
-func getsid(pid int) (int, error) { return unix.Getsid(pid) }
