@@ -8,7 +8,8 @@
 //
 //	GET  /v1/device/config   Authorization: Bearer CRED  → DeviceConfig
 //	POST /v1/device/routes   Authorization: Bearer CRED  {"advertise": [...], "probe_addrs": [...]} → DeviceConfig
-//	POST /v1/device/release  Authorization: Bearer CRED  → {} (the slot is free again)
+//	POST /v1/device/release  Authorization: Bearer CRED  → ReleaseResponse (the slot is free again)
+//	POST /v1/device/release  ReleaseRequest (no credential: a WireGuard key proof) → ReleaseResponse
 //
 // A credential that is no longer valid (device revoked, key reset) answers
 // 401 with an Error whose Code says which (CodeRevoked, CodeKeyReset,
@@ -197,6 +198,10 @@ const (
 	CodeQuota          = "quota_exceeded"  // 409: more prefixes than allowed
 	CodeNotFound       = "not_found"       // 404
 	CodeInternal       = "internal"        // 500
+	// CodeUnavailable means the controller cannot serve the request for now
+	// (its store is full, read-only or locked): retry after RetryAfter
+	// seconds; nothing was refused.
+	CodeUnavailable = "unavailable" // 503
 )
 
 // Error is the JSON body of every non-2xx API answer.

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"net/netip"
 	"strings"
+
+	"golang.org/x/crypto/curve25519"
 )
 
 // Registration is a challenge-response exchange; the device key never
@@ -22,10 +24,14 @@ type ChallengeRequest struct {
 	SN string `json:"sn"`
 }
 
-// Challenge is the controller's single-use nonce.
+// Challenge is the controller's single-use nonce. HubPublicKey is the
+// hub's WireGuard public key, with which a device proves it holds its own
+// WireGuard key (KeyProof) when it gives its slot back without the
+// credential.
 type Challenge struct {
-	Nonce     string `json:"nonce"`
-	ExpiresIn int    `json:"expires_in"` // seconds
+	Nonce        string `json:"nonce"`
+	ExpiresIn    int    `json:"expires_in"` // seconds
+	HubPublicKey Key    `json:"hub_public_key,omitzero"`
 }
 
 // RegisterRequest proves knowledge of the device key for SN.
@@ -100,4 +106,59 @@ func RegistrationProof(secret []byte, nonce, sn string, pub Key, advertise []net
 // CheckProof reports, in constant time, whether proof is the right one.
 func CheckProof(secret []byte, nonce, sn string, pub Key, advertise []netip.Prefix, proof []byte) bool {
 	return hmac.Equal(RegistrationProof(secret, nonce, sn, pub, advertise), proof)
+}
+
+// ReleaseRequest gives a device's slot back without the credential (POST
+// /v1/device/release with no Authorization header): the device proves it
+// holds the WireGuard private key the SN is bound to. This is how an
+// install that was killed, or whose registration answer never arrived,
+// undoes its registration: the WireGuard key is written down before the
+// registration is sent, the credential only after the answer.
+type ReleaseRequest struct {
+	SN        string `json:"sn"`
+	Nonce     string `json:"nonce"` // from POST /v1/register/challenge
+	PublicKey Key    `json:"public_key"`
+	Proof     []byte `json:"proof"` // KeyProof; base64 in JSON
+}
+
+// ReleaseResponse says what a release did. Released is false when the SN
+// was not bound to the key of the request (never registered from it, or
+// already given back): there was nothing to undo.
+type ReleaseResponse struct {
+	Released bool `json:"released"`
+}
+
+// KeyProof is HMAC-SHA256, keyed with the X25519 shared secret of the
+// device's WireGuard private key and the hub's public key, over the nonce,
+// the SN and the device's public key. Only the holder of the device's
+// private key (or of the hub's) can make it. It returns nil for a hub key
+// of low order.
+func KeyProof(priv, hubPub Key, nonce, sn string) []byte {
+	shared, err := curve25519.X25519(priv[:], hubPub[:])
+	if err != nil {
+		return nil
+	}
+	return keyProof(shared, nonce, sn, priv.PublicKey())
+}
+
+// CheckKeyProof reports, in constant time, whether proof is KeyProof for
+// the device public key devPub; hubPriv is the hub's private key.
+func CheckKeyProof(hubPriv, devPub Key, nonce, sn string, proof []byte) bool {
+	shared, err := curve25519.X25519(hubPriv[:], devPub[:])
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(keyProof(shared, nonce, sn, devPub), proof)
+}
+
+func keyProof(shared []byte, nonce, sn string, pub Key) []byte {
+	m := hmac.New(sha256.New, shared)
+	for _, s := range []string{"vcpe-release-v1", nonce, sn, pub.String()} {
+		var n [4]byte
+		l := len(s)
+		n[0], n[1], n[2], n[3] = byte(l>>24), byte(l>>16), byte(l>>8), byte(l)
+		m.Write(n[:])
+		m.Write([]byte(s))
+	}
+	return m.Sum(nil)
 }

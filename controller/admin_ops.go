@@ -96,9 +96,18 @@ func notFound(what, ref string) *api.Error {
 	return &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no %s %q", what, ref), Fix: "list them with vcpe-hub " + what + " list"}
 }
 
+// internal wraps a failure below the API. A storage failure (full,
+// read-only, locked) is CodeUnavailable with its cause and fix: the request
+// can be retried, it was not refused.
 func internal(err error) *api.Error {
+	if cause, fix, ok := store.Unavailable(err); ok {
+		return &api.Error{Code: api.CodeUnavailable, Message: cause, Fix: fix, RetryAfter: storeRetryAfter}
+	}
 	return &api.Error{Code: api.CodeInternal, Message: err.Error()}
 }
+
+// storeRetryAfter is the Retry-After of a storage failure, in seconds.
+const storeRetryAfter = 30
 
 func checkName(field, name string) *api.Error {
 	if !nameRE.MatchString(name) {
@@ -304,10 +313,14 @@ func (s *Server) dropCredsLocked(sn, state string) {
 		if c.SN != sn {
 			continue
 		}
-		if state == "" {
+		switch {
+		case state == "":
 			delete(s.creds, h)
-		} else if c.State == store.CredValid {
+		case c.State == store.CredValid:
 			c.State = state
+		default:
+			// An earlier ended credential: the store keeps only the latest.
+			delete(s.creds, h)
 		}
 	}
 }

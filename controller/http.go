@@ -36,6 +36,8 @@ func HTTPStatus(code string) int {
 		return http.StatusConflict
 	case api.CodeNotFound:
 		return http.StatusNotFound
+	case api.CodeUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -46,16 +48,44 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeError answers a device: an internal error says only that it is
+// one; a storage failure is 503 with Retry-After and no details of the
+// controller's disk.
 func (s *Server) writeError(w http.ResponseWriter, err error) {
 	var ae *api.Error
 	if !errors.As(err, &ae) {
-		s.log.Error("api", "err", err)
-		ae = &api.Error{Code: api.CodeInternal, Message: "internal error; see the controller's log"}
+		ae = internal(err)
 	}
-	if ae.Code == api.CodeInternal {
+	switch ae.Code {
+	case api.CodeInternal:
 		s.log.Error("api", "err", ae.Message)
 		ae = &api.Error{Code: api.CodeInternal, Message: "internal error; see the controller's log"}
+	case api.CodeUnavailable:
+		s.log.Error("api: store unavailable", "err", ae.Message, "fix", ae.Fix)
+		ae = &api.Error{Code: api.CodeUnavailable, RetryAfter: ae.RetryAfter,
+			Message: "the controller cannot store this now; nothing was refused",
+			Fix:     fmt.Sprintf("retry in %d seconds", ae.RetryAfter)}
 	}
+	s.writeAPIError(w, ae)
+}
+
+// writeAdminError answers the root-only admin socket: the cause and the
+// fix of a storage failure or an internal error are shown, not hidden.
+func (s *Server) writeAdminError(w http.ResponseWriter, err error) {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		ae = internal(err)
+	}
+	if ae.Code == api.CodeInternal || ae.Code == api.CodeUnavailable {
+		s.log.Error("admin api", "err", ae.Message)
+		if ae.Fix == "" {
+			ae.Fix = "see the controller's log"
+		}
+	}
+	s.writeAPIError(w, ae)
+}
+
+func (s *Server) writeAPIError(w http.ResponseWriter, ae *api.Error) {
 	if ae.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
 	}
@@ -87,15 +117,22 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// handler is the one adaptor of both APIs: f reads the request (its body
-// bounded to maxBody) and returns the answer, sent as 200 OK JSON, or an
-// error, sent by writeError.
+// handler is the device API's adaptor: see handlerWith; errors are sent by
+// writeError, which hides the controller's internals from devices.
 func (s *Server) handler(f func(r *http.Request) (any, error)) http.HandlerFunc {
+	return s.handlerWith(s.writeError, f)
+}
+
+// handlerWith is the one adaptor of both APIs: f reads the request (its
+// body bounded to maxBody) and returns the answer, sent as 200 OK JSON, or
+// an error, sent by writeErr (writeError for devices, writeAdminError for
+// the root-only admin socket).
+func (s *Server) handlerWith(writeErr func(http.ResponseWriter, error), f func(r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		v, err := f(r)
 		if err != nil {
-			s.writeError(w, err)
+			writeErr(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
@@ -136,7 +173,14 @@ func (s *Server) DeviceHandler() http.Handler {
 		return s.Advertise(r.Context(), bearer(r), req.Advertise, req.ProbeAddrs)
 	})
 	handle("POST /v1/device/release", func(r *http.Request) (any, error) {
-		return struct{}{}, s.Release(r.Context(), remoteAddr(r), bearer(r))
+		if cred := bearer(r); cred != "" {
+			return api.ReleaseResponse{Released: true}, s.Release(r.Context(), remoteAddr(r), cred)
+		}
+		req, err := decode[api.ReleaseRequest](r)
+		if err != nil {
+			return nil, err
+		}
+		return s.ReleaseByKey(r.Context(), remoteAddr(r), req)
 	})
 	handle("POST /v1/reach", s.reach)
 	handle("/", func(r *http.Request) (any, error) {
@@ -159,7 +203,7 @@ func (s *Server) AdminHandler() http.Handler {
 				writeJSON(w, http.StatusForbidden, &api.Error{Code: api.CodeUnauthorized, Message: "the admin API is for root only", Fix: "run vcpe-hub as root"})
 				return
 			}
-			s.handler(func(r *http.Request) (any, error) { return f(r, who.String()) })(w, r)
+			s.handlerWith(s.writeAdminError, func(r *http.Request) (any, error) { return f(r, who.String()) })(w, r)
 		})
 	}
 	handle("POST /admin/v1/instances", func(r *http.Request, who string) (any, error) {

@@ -48,7 +48,7 @@ func (s *Server) Challenge(from netip.Addr, sn string) (api.Challenge, error) {
 	}
 	nonce := base64.RawURLEncoding.EncodeToString(randomBytes(32))
 	s.nonces.add(nonce, sn, src, now)
-	return api.Challenge{Nonce: nonce, ExpiresIn: int(NonceTTL / time.Second)}, nil
+	return api.Challenge{Nonce: nonce, ExpiresIn: int(NonceTTL / time.Second), HubPublicKey: s.hubKey.PublicKey()}, nil
 }
 
 // Register checks a registration proof and binds the device's WireGuard
@@ -286,6 +286,56 @@ func (s *Server) Release(ctx context.Context, from netip.Addr, credential string
 		return e
 	}
 	sn := d.SN
+	err := s.releaseLocked(ctx, d)
+	s.mu.Unlock()
+	s.auditResult(ctx, "device@"+from.String(), "device.release", sn, err)
+	return err
+}
+
+// ReleaseByKey gives a device's slot back when the request proves it holds
+// the WireGuard private key the SN is bound to (api.KeyProof over a nonce
+// of Challenge). It needs no credential, so a device whose registration
+// answer was lost, or whose state file is gone, can still undo its own
+// registration. When the SN is not bound to that key there is nothing to
+// undo and the answer says so (Released false), for an unknown SN too.
+func (s *Server) ReleaseByKey(ctx context.Context, from netip.Addr, req api.ReleaseRequest) (api.ReleaseResponse, error) {
+	now := s.now()
+	addrKey := netKey(from)
+	if d := s.regAddr.blocked(addrKey, now); d > 0 {
+		return api.ReleaseResponse{}, rateLimited(d)
+	}
+	if e := api.ValidateSN(req.SN); e != nil {
+		s.regAddr.fail(addrKey, now)
+		return api.ReleaseResponse{}, e
+	}
+	if !s.nonces.take(req.Nonce, req.SN, now) {
+		s.regAddr.fail(addrKey, now)
+		return api.ReleaseResponse{}, &api.Error{Code: api.CodeUnauthorized,
+			Message: "the challenge is unknown, expired or already used", Fix: "request a new challenge and answer it within 60 seconds"}
+	}
+	if req.PublicKey.IsZero() || !api.CheckKeyProof(s.hubKey, req.PublicKey, req.Nonce, req.SN, req.Proof) {
+		s.regAddr.fail(addrKey, now)
+		return api.ReleaseResponse{}, &api.Error{Code: api.CodeUnauthorized, Message: "the WireGuard key proof is wrong",
+			Fix: "release from the device that holds the WireGuard key the SN is bound to"}
+	}
+	s.mu.Lock()
+	d, ok := s.devices[req.SN]
+	if !ok || d.Status != store.StatusRegistered || d.PublicKey != req.PublicKey {
+		s.mu.Unlock()
+		return api.ReleaseResponse{Released: false}, nil
+	}
+	err := s.releaseLocked(ctx, d)
+	s.mu.Unlock()
+	s.auditResult(ctx, "device@"+from.String(), "device.release", req.SN, err)
+	if err != nil {
+		return api.ReleaseResponse{}, err
+	}
+	return api.ReleaseResponse{Released: true}, nil
+}
+
+// releaseLocked unbinds d: its WireGuard key, its credentials, its place
+// among the hub's peers.
+func (s *Server) releaseLocked(ctx context.Context, d *store.Device) error {
 	nd := *d
 	nd.PublicKey = api.Key{}
 	nd.Status = store.StatusUnregistered
@@ -293,19 +343,14 @@ func (s *Server) Release(ctx context.Context, from netip.Addr, credential string
 	nd.RegisteredAt = time.Time{}
 	nd.ProbeAddrs = nil
 	nd.LANGateway = netip.Prefix{}
-	err := s.store.UpdateDevice(ctx, nd, store.CredReleased)
-	if err == nil {
-		delete(s.byPubKey, d.PublicKey)
-		*d = nd
-		s.dropCredsLocked(sn, store.CredReleased)
-		s.changedLocked(ctx)
+	if err := s.store.UpdateDevice(ctx, nd, store.CredReleased); err != nil {
+		return internal(err)
 	}
-	s.mu.Unlock()
-	if err != nil {
-		err = internal(err)
-	}
-	s.auditResult(ctx, "device@"+from.String(), "device.release", sn, err)
-	return err
+	delete(s.byPubKey, d.PublicKey)
+	*d = nd
+	s.dropCredsLocked(nd.SN, store.CredReleased)
+	s.changedLocked(ctx)
+	return nil
 }
 
 // DeviceConfig returns the configuration of the device holding credential

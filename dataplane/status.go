@@ -121,11 +121,14 @@ type PeerStatus struct {
 // SyncStatus is the controller sync as the edge sees it.
 type SyncStatus struct {
 	Mode        string    `json:"mode"`  // "controller" or "static"
-	State       string    `json:"state"` // "ok", "controller unreachable", "revoked", "key reset", "static"
+	State       string    `json:"state"` // "ok", "controller unreachable", "save failed", "revoked", "key reset", "static"
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	Generation  uint64    `json:"generation"`
+	// SavedGeneration is the generation the state file holds; behind
+	// Generation (state "save failed") when it could not be written.
+	SavedGeneration uint64 `json:"saved_generation"`
 }
 
 // attempts records handshake initiations per peer, fed by wireguard-go's

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,5 +260,41 @@ func TestWriteText(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestSyncerSaveFailureIsASyncError: a configuration that could not be
+// saved (disk full) shows as a sync error naming both generations, and is
+// saved at the next poll once there is space, with no new generation.
+func TestSyncerSaveFailureIsASyncError(t *testing.T) {
+	eng := &fakeEngine{}
+	src := &seqSource{answers: []any{api.DeviceConfig{Generation: 2}, api.DeviceConfig{Generation: 2}, api.DeviceConfig{Generation: 2}}}
+	s := NewSyncer(src, eng, 1)
+	full := true
+	var saved []uint64
+	s.Save = func(c api.DeviceConfig) error {
+		if full {
+			return syscall.ENOSPC
+		}
+		saved = append(saved, c.Generation)
+		return nil
+	}
+	ctx := context.Background()
+	s.Once(ctx)
+	st := s.Status()
+	if st.State != "save failed" || st.Generation != 2 || st.SavedGeneration != 1 || !strings.Contains(st.LastError, "no space left") {
+		t.Errorf("after a failed save: %+v; want state 'save failed', generation 2, saved 1 and the cause", st)
+	}
+	s.Once(ctx)
+	if s.Status().State != "save failed" {
+		t.Errorf("still full: state %q", s.Status().State)
+	}
+	full = false
+	s.Once(ctx)
+	if st := s.Status(); st.State != "ok" || st.SavedGeneration != 2 || len(saved) != 1 {
+		t.Errorf("space back: %+v, saved %v; want ok and generation 2 saved once", st, saved)
+	}
+	if len(eng.applied) != 1 {
+		t.Errorf("applied %v; want generation 2 once", eng.applied)
 	}
 }

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -38,13 +39,16 @@ type Syncer struct {
 	status SyncStatus
 	gen    uint64
 	done   bool
+	// unsaved is an applied configuration Save could not write (a full
+	// or read-only disk): saved again at every poll until it succeeds.
+	unsaved *api.DeviceConfig
 }
 
 // NewSyncer returns a Syncer starting from the configuration currently
 // applied (generation gen).
 func NewSyncer(src ConfigSource, eng edgeApplier, gen uint64) *Syncer {
 	return &Syncer{Source: src, Engine: eng, gen: gen, Interval: 5 * time.Second, Timeout: 10 * time.Second,
-		status: SyncStatus{Mode: "controller", State: "starting", Generation: gen}}
+		status: SyncStatus{Mode: "controller", State: "starting", Generation: gen, SavedGeneration: gen}}
 }
 
 // Status returns the sync state.
@@ -137,16 +141,36 @@ func (s *Syncer) Once(ctx context.Context) bool {
 			return true
 		}
 		log.Info("applied device config", "generation", cfg.Generation, "routes", len(cfg.Routes))
-		if s.Save != nil {
-			if err := s.Save(cfg); err != nil {
-				log.Error("save device config", "err", err)
-			}
+		s.mu.Lock()
+		s.unsaved = &cfg
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	s.gen = cfg.Generation
+	unsaved := s.unsaved
+	s.mu.Unlock()
+	var saveErr error
+	if unsaved != nil && s.Save != nil {
+		if saveErr = s.Save(*unsaved); saveErr != nil {
+			log.Error("save device config; the running configuration is newer than the state file", "generation", unsaved.Generation, "err", saveErr)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.gen = cfg.Generation
-	s.status.LastAttempt, s.status.State, s.status.LastError = at, "ok", ""
-	s.status.LastSuccess, s.status.Generation = at, s.gen
+	s.status.LastAttempt, s.status.Generation = at, s.gen
+	if saveErr != nil {
+		s.status.State = "save failed"
+		s.status.LastError = fmt.Sprintf("%v: the tunnel runs generation %d but the state file holds %d; it is saved again at every poll (free space in the state dir)",
+			saveErr, unsaved.Generation, s.status.SavedGeneration)
+		return true
+	}
+	if unsaved != nil {
+		s.status.SavedGeneration = unsaved.Generation
+		if s.unsaved == unsaved {
+			s.unsaved = nil
+		}
+	}
+	s.status.State, s.status.LastError = "ok", ""
+	s.status.LastSuccess = at
 	return true
 }

@@ -133,9 +133,20 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 			e.Emit(ev)
 		}
 	}
-	startLen := e.Journal.Len()
-	r := &Run{Journal: e.Journal, emit: emit, Values: map[string]any{}}
 	var sum Summary
+	// A run that was killed before it ended left changes whose outcome
+	// may be unknown (a registration whose answer never came, a daemon
+	// without a pid file): undo them first, then install afresh.
+	if open := e.Journal.Interrupted(); open != nil && e.Journal.Len() > open.Start {
+		log.Warn("undoing an interrupted install", "pid", open.PID, "started", open.Started)
+		if err := e.rollback(emit, open.Start, fmt.Sprintf("undoing %d change(s) of an install that did not end (pid %d, started %s)",
+			e.Journal.Len()-open.Start, open.PID, open.Started.Format(time.RFC3339))); err != nil {
+			sum.Error = fmt.Sprintf("%s: %v", StepRollback, err)
+			return sum, fmt.Errorf("undo the interrupted install: %w", err)
+		}
+	}
+	startLen := e.Journal.BeginRun("install")
+	r := &Run{Journal: e.Journal, emit: emit, Values: map[string]any{}}
 	for _, s := range e.Steps {
 		r.step = s.ID
 		started := now()
@@ -146,7 +157,9 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 			err error
 		)
 		if err = ctx.Err(); err == nil {
+			testPause("before:" + string(s.ID))
 			st, msg, err = s.Run(ctx, r)
+			testPause("after:" + string(s.ID))
 		}
 		if err != nil {
 			st, msg = StatusFailed, err.Error()
@@ -158,11 +171,23 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 			log.Warn("install step failed; rolling back", "step", s.ID, "err", err)
 			sum.Error = fmt.Sprintf("%s: %v", s.ID, err)
 			sum.RolledBack = true
-			if rerr := e.rollback(emit, startLen); rerr != nil {
+			if rerr := e.rollback(emit, startLen, ""); rerr != nil {
 				return sum, fmt.Errorf("%s: %w (and the rollback failed: %v)", s.ID, err, rerr)
 			}
 			return sum, fmt.Errorf("%s: %w", s.ID, err)
 		}
+	}
+	// A run whose end cannot be recorded (a full disk) would look killed
+	// to the next install, which would undo it: undo it now instead, so
+	// nothing is left half-recorded.
+	if err := e.Journal.EndRun(); err != nil {
+		log.Warn("recording the end of the install failed; rolling back", "err", err)
+		sum.Error = fmt.Sprintf("record the end of the install in the journal: %v", err)
+		sum.RolledBack = true
+		if rerr := e.rollback(emit, startLen, ""); rerr != nil {
+			return sum, fmt.Errorf("record the end of the install in the journal: %w (and the rollback failed: %v)", err, rerr)
+		}
+		return sum, fmt.Errorf("record the end of the install in the journal: %w", err)
 	}
 	sum.OK = true
 	sum.Changed = e.Journal.Len() > startLen
@@ -171,17 +196,25 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 
 // rollback undoes the changes recorded since startLen. Changes from an
 // earlier, completed install stay.
-func (e *Engine) rollback(emit func(Event), startLen int) error {
+func (e *Engine) rollback(emit func(Event), startLen int, title string) error {
 	n := e.Journal.Len() - startLen
-	emit(Event{Step: StepRollback, Kind: EventStarted, Message: fmt.Sprintf("undoing %d change(s)", n)})
+	if title == "" {
+		title = fmt.Sprintf("undoing %d change(s)", n)
+	}
+	emit(Event{Step: StepRollback, Kind: EventStarted, Message: title})
 	// The rollback must run even though the install's context may be
 	// cancelled (the operator pressed Ctrl-C): give it its own deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := e.Journal.UndoSince(ctx, startLen)
 	st, msg := StatusOK, fmt.Sprintf("undid %d change(s); the host is as it was", n)
+	if err == nil {
+		err = e.Journal.EndRun()
+	}
 	if err != nil {
-		st, msg = StatusFailed, err.Error()
+		// The run stays open in the journal: the next install adopts what
+		// is left, and vcpe uninstall undoes it.
+		st, msg = StatusFailed, err.Error()+"; what is left stays in the journal: run vcpe uninstall --yes (or the same install) again"
 	}
 	emit(Event{Step: StepRollback, Kind: EventFinished, Status: st, Message: msg})
 	return err

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -32,7 +33,7 @@ const (
 
 // Files the install keeps in the state dir besides the state itself.
 const (
-	PIDFile = "vcped.pid"
+	PIDFile = device.PIDFile
 	LogFile = "vcped.log"
 	// LogBackups is how many rotated logs (vcped.log.1, …) a detached
 	// vcped keeps; each log file holds up to 10 MiB.
@@ -113,18 +114,21 @@ func (o *InstallOptions) defaults() {
 
 // install is one install run's shared state, filled step by step.
 type install struct {
-	o        InstallOptions
-	j        *Journal
-	snap     *precheck.Snapshot
-	report   precheck.Report
-	reg      Registration
-	state    *device.State
-	plan     Plan
-	service  string
-	forward  bool // ip_forward must be turned on
-	protect  []Protected
-	lanGW    netip.Addr
-	results  []diag.Result
+	o       InstallOptions
+	j       *Journal
+	snap    *precheck.Snapshot
+	report  precheck.Report
+	reg     Registration
+	state   *device.State
+	plan    Plan
+	service string
+	forward bool // ip_forward must be turned on
+	protect []Protected
+	lanGW   netip.Addr
+	results []diag.Result
+	// repaired: the device state was re-registered; a running vcped holds
+	// the old credential and is restarted.
+	repaired bool
 	precheck precheck.Options
 }
 
@@ -154,6 +158,7 @@ func NewInstall(o InstallOptions) (*Engine, error) {
 		return nil, err
 	}
 	j.Run = o.Runner
+	j.Client = o.Client
 	in := &install{o: o, j: j, service: o.Service}
 	return &Engine{
 		Journal: j,
@@ -246,6 +251,7 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 		return StatusFailed, "", err
 	}
 	in.reg = reg
+	var corrupt *device.CorruptStateError
 	if st, err := device.LoadState(in.o.StateDir); err == nil && st.SN == reg.SN && st.Controller == reg.Controller &&
 		st.ControllerFingerprint == reg.Fingerprint && slices.Equal(st.Advertise, reg.Advertise) && st.Credential != "" {
 		in.state = st
@@ -253,7 +259,7 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 			return StatusFailed, "", err
 		}
 		return StatusUnchanged, fmt.Sprintf("already registered as %s (overlay %s)", st.SN, st.Config.OverlayAddr), nil
-	} else if err != nil && !errors.Is(err, device.ErrNoState) {
+	} else if err != nil && !errors.Is(err, device.ErrNoState) && !errors.As(err, &corrupt) {
 		return StatusFailed, "", err
 	}
 	if _, err := in.j.MkdirAll(in.o.StateDir, 0o700); err != nil {
@@ -264,23 +270,45 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 			return StatusFailed, "", err
 		}
 	}
+	if corrupt != nil {
+		// Repair: the damaged file is in the journal (an undo puts it
+		// back); registering again with the journal's WireGuard key gives
+		// a new credential and configuration.
+		if _, ok := in.j.RegistrationKey(reg.SN, reg.Fingerprint); !ok {
+			return StatusFailed, "", fmt.Errorf("%w; the journal holds no WireGuard key of %s to register again with: run 'vcpe uninstall --yes', ask the operator to free the SN (vcpe-hub device reset-key %s), then install again", corrupt, reg.SN, reg.SN)
+		}
+		r.Progress("repairing the corrupt "+corrupt.Path+" (kept in the journal)", nil)
+		if err := os.Remove(corrupt.Path); err != nil {
+			return StatusFailed, "", fmt.Errorf("move the corrupt device state aside: %w", err)
+		}
+	}
+	// Write-ahead: the WireGuard key the SN will be bound to is journalled
+	// before the request is sent, so that an undo can give the slot back
+	// whether or not the answer arrives (a kill, a lost connection, a full
+	// disk when the state is saved). A key a killed install journalled is
+	// used again: the controller accepts the same key twice.
+	priv, err := in.registrationKey(reg)
+	if err != nil {
+		return StatusFailed, "", err
+	}
+	if err := in.j.RecordRegistration(in.o.StateDir, RegistrationIntent{
+		Controller: reg.Controller, Fingerprint: reg.Fingerprint, SN: reg.SN, PrivateKey: priv,
+	}); err != nil {
+		return StatusFailed, "", err
+	}
+	testPause("register:journalled")
 	r.Progress("registering "+reg.SN+" with "+reg.Controller, nil)
 	register := func() (*device.State, error) {
 		return device.Register(ctx, device.RegisterParams{
 			StateDir: in.o.StateDir, Controller: reg.Controller, Fingerprint: reg.Fingerprint,
 			SN: reg.SN, Key: reg.Key.Reveal(), Advertise: reg.Advertise, Client: in.o.Client,
-			ExcludeProbe: in.o.LANGateway.Addr(), LANGateway: in.o.LANGateway,
+			ExcludeProbe: in.o.LANGateway.Addr(), LANGateway: in.o.LANGateway, PrivateKey: priv,
+			Answered: func() { testPause("register:answered") },
 		})
 	}
 	registeredGW := in.o.LANGateway
 	st, err := register()
 	if err != nil {
-		return StatusFailed, "", err
-	}
-	// The controller now binds the SN to this device's WireGuard key: an
-	// undo gives the registration back so the same SN and key can install
-	// again.
-	if err := in.j.record(Change{Kind: ChangeRegistration, Target: in.o.StateDir}); err != nil {
 		return StatusFailed, "", err
 	}
 	in.state = st
@@ -296,6 +324,8 @@ func (in *install) stepRegister(ctx context.Context, r *Run) (Status, string, er
 		}
 		in.state = st
 	}
+	// A running vcped holds the credential of the earlier registration.
+	in.repaired = true
 	return StatusOK, fmt.Sprintf("registered %s: overlay %s, hub %s, role %s", st.SN, st.Config.OverlayAddr, st.Config.HubEndpoint, st.Config.Role), nil
 }
 
@@ -358,6 +388,19 @@ func (in *install) askAttach(ctx context.Context) error {
 	}
 	in.o.LANGateway, in.o.LANTargets = a.LANGateway, a.LANTargets
 	return nil
+}
+
+// registrationKey is the WireGuard key to register: the state's (a
+// device registering again), a killed install's from the journal, or a new
+// one.
+func (in *install) registrationKey(reg Registration) (api.Key, error) {
+	if st, err := device.LoadState(in.o.StateDir); err == nil && st.SN == reg.SN && st.ControllerFingerprint == reg.Fingerprint && !st.PrivateKey.IsZero() {
+		return st.PrivateKey, nil
+	}
+	if k, ok := in.j.RegistrationKey(reg.SN, reg.Fingerprint); ok {
+		return k, nil
+	}
+	return api.GeneratePrivateKey()
 }
 
 // validateRegistration checks the operator's answers and normalises the
@@ -424,7 +467,7 @@ func (in *install) stepPlan(ctx context.Context, r *Run) (Status, string, error)
 	} else if in.service == ServiceSystemd {
 		p.Changes = append(p.Changes, "install, enable and start systemd unit "+filepath.Join(in.o.UnitDir, UnitName))
 	} else {
-		p.Changes = append(p.Changes, "start "+in.o.Vcped+" as a detached daemon (pid file "+filepath.Join(in.o.StateDir, PIDFile)+")")
+		p.Changes = append(p.Changes, "start "+in.o.Vcped+" as a detached, supervised daemon (pid file "+filepath.Join(in.o.StateDir, PIDFile)+")")
 	}
 	in.lanGW = in.lanGateway(cfg.Advertised)
 	if in.o.LANGateway.IsValid() {
@@ -494,7 +537,9 @@ func (in *install) stepApply(ctx context.Context, r *Run) (Status, string, error
 }
 
 func (in *install) vcpedArgs() []string {
-	args := []string{in.o.Vcped, "--state-dir", in.o.StateDir,
+	// Detached, vcped runs under its own supervisor, which writes the pid
+	// file before the daemon starts and restarts it if it dies.
+	args := []string{in.o.Vcped, "--supervise", "--pid-file", filepath.Join(in.o.StateDir, PIDFile), "--state-dir", in.o.StateDir,
 		"--log-file", filepath.Join(in.o.StateDir, LogFile), "--log-max-backups", strconv.Itoa(LogBackups)}
 	if in.o.UAPIDir != "" {
 		args = append(args, "--uapi-dir", in.o.UAPIDir)
@@ -526,7 +571,16 @@ func (in *install) stepStart(ctx context.Context, r *Run) (Status, string, error
 		path := filepath.Join(in.o.UnitDir, UnitName)
 		changed, err = in.j.InstallUnit(ctx, path, unit)
 		what = "systemd unit " + UnitName
+		if err == nil && !changed && in.repaired {
+			if _, err = in.o.Runner.Output(ctx, "systemctl", "restart", UnitName); err == nil {
+				return StatusOK, "restarted " + what + " with the new registration", nil
+			}
+		}
 	default:
+		if pid, ok := RunningPID(filepath.Join(in.o.StateDir, PIDFile), in.o.Vcped); ok && in.repaired {
+			// The daemon runs on the credential the damaged state held.
+			stopPIDs([]int{pid}, func(p int) bool { return procIs(p, in.o.Vcped) })
+		}
 		// vcped rotates its log into fixed names: record them all, so
 		// uninstall removes them.
 		if _, running := RunningPID(filepath.Join(in.o.StateDir, PIDFile), in.o.Vcped); !running {

@@ -18,7 +18,7 @@ import (
 )
 
 // JournalFile is the name of the change journal inside the state dir.
-const JournalFile = "journal.json"
+const JournalFile = device.JournalFile
 
 // Change kinds.
 const (
@@ -43,8 +43,39 @@ type Change struct {
 	// Mode is the previous file mode when Existed.
 	Mode fs.FileMode `json:"mode,omitempty"`
 	// After is the value the change sets (sysctl), for the plan.
-	After string    `json:"after,omitempty"`
-	At    time.Time `json:"at"`
+	After string `json:"after,omitempty"`
+	// Owner (process) is the token set in the daemon's environment
+	// (OwnerEnv) before it is started, by which undo finds it even when
+	// its pid file was never written.
+	Owner string `json:"owner,omitempty"`
+	// Registration is what undoing a registration needs whether or not its
+	// answer arrived: written before the request is sent.
+	Registration *RegistrationIntent `json:"registration,omitempty"`
+	At           time.Time           `json:"at"`
+}
+
+// RegistrationIntent is a registration at the controller, journalled before
+// the request is sent. The WireGuard private key is both what the SN gets
+// bound to and the proof (api.KeyProof) with which the device gives the
+// slot back without the credential, which only the answer carries. It stays
+// in the journal (0600, like device.json) until the release is confirmed.
+type RegistrationIntent struct {
+	Controller  string  `json:"controller"`
+	Fingerprint string  `json:"controller_fingerprint"`
+	SN          string  `json:"sn"`
+	PrivateKey  api.Key `json:"private_key"`
+}
+
+// RunInfo identifies the install or uninstall that is writing the journal.
+// It is saved with the run's first change and cleared when the run ends; a
+// journal that still holds one was left by a run that was killed, whose
+// changes the next install undoes before it starts afresh.
+type RunInfo struct {
+	PID     int       `json:"pid"`
+	Command string    `json:"command"`
+	Started time.Time `json:"started"`
+	// Start is the number of changes in the journal when the run began.
+	Start int `json:"start"`
 }
 
 // Describe is a one-line human description of the change.
@@ -114,9 +145,41 @@ type Journal struct {
 	sysctl Sysctl
 	now    func() time.Time
 	// Run runs systemctl for unit changes; nil means command.Exec.
-	Run     command.Runner `json:"-"`
-	Changes []Change       `json:"changes"`
+	Run command.Runner `json:"-"`
+	// Client reaches the controller to undo a registration (tests dial
+	// in memory).
+	Client  device.ClientOptions `json:"-"`
+	Changes []Change             `json:"changes"`
+	// Open is the run in progress, or one that was killed.
+	Open *RunInfo `json:"open,omitempty"`
+	// saved tells whether Open was written to disk.
+	saved bool
 }
+
+// BeginRun marks the start of an install run and returns how many changes
+// it must keep on rollback: those of completed earlier runs. The Engine
+// undoes a killed run's changes before it begins; any it could not see
+// (an open run with nothing recorded) are adopted by this one.
+func (j *Journal) BeginRun(command string) int {
+	start := len(j.Changes)
+	if j.Open != nil && j.Open.Start <= start {
+		start = j.Open.Start
+	}
+	j.Open = &RunInfo{PID: os.Getpid(), Command: command, Started: j.now().UTC(), Start: start}
+	return start
+}
+
+// EndRun marks the run as ended (completed or rolled back).
+func (j *Journal) EndRun() error {
+	j.Open = nil
+	if !j.saved || len(j.Changes) == 0 {
+		return nil
+	}
+	return j.save()
+}
+
+// Interrupted returns the run that was killed before it ended, if any.
+func (j *Journal) Interrupted() *RunInfo { return j.Open }
 
 // OpenJournal loads the journal in dir, or starts an empty one. dir is
 // created (0700) when the first change is recorded.
@@ -133,10 +196,25 @@ func OpenJournal(dir string, sysctl Sysctl, now func() time.Time) (*Journal, err
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
 	if err := json.Unmarshal(b, j); err != nil {
-		return nil, fmt.Errorf("journal %s is corrupt (%v): undo by hand what it lists, then remove it", j.path, err)
+		return nil, &CorruptJournalError{Path: j.path, Err: err}
 	}
+	j.saved = j.Open != nil
 	return j, nil
 }
+
+// CorruptJournalError means journal.json cannot be read as a journal. Its
+// message says how to repair by hand; `vcpe uninstall --yes` falls back to
+// what the state dir itself shows (device state, pid file).
+type CorruptJournalError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptJournalError) Error() string {
+	return fmt.Sprintf("journal %s is corrupt (%v): 'vcpe uninstall --yes' undoes what the state dir still shows (registration, daemon) and lists the rest; or move it aside and undo by hand the changes it lists", e.Path, e.Err)
+}
+
+func (e *CorruptJournalError) Unwrap() error { return e.Err }
 
 func (j *Journal) runner() command.Runner {
 	if j.Run != nil {
@@ -159,6 +237,7 @@ func (j *Journal) record(c Change) error {
 }
 
 func (j *Journal) save() error {
+	j.saved = j.Open != nil
 	if len(j.Changes) == 0 {
 		err := os.Remove(j.path)
 		if errors.Is(err, os.ErrNotExist) {
@@ -170,10 +249,21 @@ func (j *Journal) save() error {
 	if err != nil {
 		return fmt.Errorf("encode journal: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
+	dir := filepath.Dir(j.path)
+	_, statErr := os.Stat(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
-	return atomicfile.WriteFile(j.path, b, 0o600)
+	if err := atomicfile.WriteFile(j.path, b, 0o600); err != nil {
+		// The directory was made only to hold this journal (its first
+		// entry records it): a journal that could not be written must not
+		// leave it behind (a full disk).
+		if errors.Is(statErr, os.ErrNotExist) {
+			_ = os.Remove(dir)
+		}
+		return err
+	}
+	return nil
 }
 
 // SetSysctl sets a kernel parameter, recording the old value first. When
@@ -236,10 +326,25 @@ func (j *Journal) RecordFile(path string) error {
 	return j.record(c)
 }
 
-// undoRegistration gives the registration recorded in the state dir back
-// to the controller. A credential the controller no longer accepts (the
-// device was already released, reset or revoked) leaves nothing to undo.
+// undoRegistration gives the registration back to the controller. With the
+// intent's WireGuard key it works whether or not the registration's answer
+// arrived (api.KeyProof); the controller says whether the SN was bound to
+// that key at all. Older journals name only the state dir, whose credential
+// is used. A registration the controller no longer holds leaves nothing to
+// undo.
 func (j *Journal) undoRegistration(c Change) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if ri := c.Registration; ri != nil {
+		cl, err := device.NewClient(ri.Controller, ri.Fingerprint, j.client())
+		if err != nil {
+			return err
+		}
+		if _, err := cl.ReleaseWithKey(ctx, ri.SN, ri.PrivateKey); err != nil {
+			return fmt.Errorf("give registration %s back to %s: %w (the journal keeps what is needed: run vcpe uninstall again when the controller answers)", ri.SN, ri.Controller, err)
+		}
+		return nil
+	}
 	st, err := device.LoadState(c.Target)
 	if errors.Is(err, device.ErrNoState) {
 		return nil
@@ -247,12 +352,10 @@ func (j *Journal) undoRegistration(c Change) error {
 	if err != nil {
 		return err
 	}
-	cl, err := device.NewClientFromState(st, device.ClientOptions{Timeout: 10 * time.Second})
+	cl, err := device.NewClientFromState(st, j.client())
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
 	err = cl.Release(ctx)
 	var ae *api.Error
 	if errors.As(err, &ae) && (ae.Code == api.CodeReleased || ae.Code == api.CodeUnauthorized || ae.Code == api.CodeRevoked || ae.Code == api.CodeKeyReset) {
@@ -262,6 +365,38 @@ func (j *Journal) undoRegistration(c Change) error {
 		return fmt.Errorf("give registration %s back to %s: %w (the slot stays bound until 'vcpe-hub device reset-key %s')", st.SN, st.Controller, err, st.SN)
 	}
 	return nil
+}
+
+func (j *Journal) client() device.ClientOptions {
+	o := j.Client
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second
+	}
+	return o
+}
+
+// RecordRegistration journals a registration before its request is sent.
+// An identical intent already in the journal (a repeated or resumed
+// install) is not recorded twice.
+func (j *Journal) RecordRegistration(stateDir string, ri RegistrationIntent) error {
+	for _, c := range j.Changes {
+		if c.Kind == ChangeRegistration && c.Registration != nil && *c.Registration == ri {
+			return nil
+		}
+	}
+	return j.record(Change{Kind: ChangeRegistration, Target: stateDir, Registration: &ri})
+}
+
+// RegistrationKey returns the WireGuard key of a registration of sn at the
+// controller with this fingerprint that the journal holds (a killed
+// install's), so that a repeated install registers the same key.
+func (j *Journal) RegistrationKey(sn, fingerprint string) (api.Key, bool) {
+	for i := len(j.Changes) - 1; i >= 0; i-- {
+		if ri := j.Changes[i].Registration; ri != nil && ri.SN == sn && ri.Fingerprint == fingerprint {
+			return ri.PrivateKey, true
+		}
+	}
+	return api.Key{}, false
 }
 
 // MkdirAll creates a directory (and its missing parents), recording each
@@ -345,9 +480,11 @@ func (j *Journal) undo(c Change) error {
 	case ChangeProcess:
 		return j.undoProcess(c)
 	case ChangeDir:
-		// The journal itself lives here; anything else left inside was not
-		// made by vcpe and keeps the directory.
+		// The journal itself lives here, and the temporary files of
+		// interrupted atomic writes; anything else left inside was not made
+		// by vcpe and keeps the directory.
 		_ = os.Remove(filepath.Join(c.Target, JournalFile))
+		atomicfile.RemoveTemps(c.Target)
 		if err := os.Remove(c.Target); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", c.Target, err)
 		}

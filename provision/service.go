@@ -3,11 +3,14 @@ package provision
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -166,22 +169,38 @@ type ProcessSpec struct {
 	Env []string
 }
 
+// OwnerEnv is the environment variable that ties a detached daemon to its
+// journal entry: set to a random token recorded before the daemon starts,
+// so that undo finds the daemon, and only it, even when a kill came
+// between its start and its pid file.
+const OwnerEnv = "VCPE_OWNER"
+
 // StartProcess starts a detached daemon (its own session, stdin from
 // /dev/null, output to LogFile) and writes its pid file, recording it
-// first. A daemon already running from the same pid file and binary is
-// left alone (changed=false).
+// first with an owner token the daemon carries in its environment. A
+// daemon already running from the same pid file and binary is left alone
+// (changed=false).
 func (j *Journal) StartProcess(spec ProcessSpec) (changed bool, err error) {
 	if len(spec.Argv) == 0 || !filepath.IsAbs(spec.Argv[0]) {
 		return false, fmt.Errorf("start daemon: program %v must be an absolute path", spec.Argv)
 	}
-	if pid, ok := RunningPID(spec.PIDFile, spec.Argv[0]); ok {
-		_ = pid
+	if _, ok := RunningPID(spec.PIDFile, spec.Argv[0]); ok {
+		return false, nil
+	}
+	// A daemon this journal started may run without a usable pid file
+	// (deleted, damaged): find it by its owner token and write the pid
+	// file again rather than start a second copy.
+	if pid, ok := j.ownedDaemon(spec.PIDFile, spec.Argv[0]); ok {
+		if err := atomicfile.WriteFile(spec.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+			return false, fmt.Errorf("rewrite the pid file of %s (pid %d): %w", spec.Argv[0], pid, err)
+		}
 		return false, nil
 	}
 	if err := j.RecordFile(spec.LogFile); err != nil {
 		return false, err
 	}
-	if err := j.record(Change{Kind: ChangeProcess, Target: spec.PIDFile, After: spec.Argv[0]}); err != nil {
+	owner := hex.EncodeToString(randomBytes(16))
+	if err := j.record(Change{Kind: ChangeProcess, Target: spec.PIDFile, After: spec.Argv[0], Owner: owner}); err != nil {
 		return false, err
 	}
 	logf, err := os.OpenFile(spec.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -196,19 +215,51 @@ func (j *Journal) StartProcess(spec ProcessSpec) (changed bool, err error) {
 	defer devnull.Close()
 	cmd := exec.Command(spec.Argv[0], spec.Argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
-	cmd.Env = append(daemonEnv(os.Environ()), spec.Env...)
+	cmd.Env = append(append(daemonEnv(os.Environ()), spec.Env...), OwnerEnv+"="+owner)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	testPause("start:before-exec")
 	if err := cmd.Start(); err != nil {
 		return true, fmt.Errorf("start %s: %w", spec.Argv[0], err)
 	}
 	pid := cmd.Process.Pid
 	// The daemon outlives us: release it so it is not reaped by us.
 	_ = cmd.Process.Release()
+	testPause("start:before-pidfile")
 	if err := atomicfile.WriteFile(spec.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		return true, err
 	}
 	return true, nil
+}
+
+// ownedDaemon finds the running daemon a journal entry for pidFile and exe
+// owns: the eldest of the processes carrying its owner token (a
+// supervisor rather than its child).
+func (j *Journal) ownedDaemon(pidFile, exe string) (int, bool) {
+	for i := len(j.Changes) - 1; i >= 0; i-- {
+		c := j.Changes[i]
+		if c.Kind != ChangeProcess || c.Target != pidFile || c.After != exe || c.Owner == "" {
+			continue
+		}
+		pids := daemonProcs(exe, c.Owner, "")
+		if len(pids) == 0 {
+			continue
+		}
+		slices.Sort(pids)
+		for _, p := range pids {
+			if !slices.Contains(pids, parentPID(p)) {
+				return p, true
+			}
+		}
+		return pids[0], true
+	}
+	return 0, false
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
 }
 
 // RunningPID returns the pid in pidFile when that process is alive and
@@ -232,19 +283,33 @@ func RunningPID(pidFile, exe string) (int, bool) {
 	return pid, true
 }
 
+// undoProcess stops the daemon of the pid file and every process of the
+// same program that carries the entry's owner token (a daemon started by a
+// run killed before it wrote the pid file, or the children of a
+// supervisor), and nothing else.
 func (j *Journal) undoProcess(c Change) error {
-	if pid, ok := RunningPID(c.Target, c.After); ok {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if _, ok := RunningPID(c.Target, c.After); !ok {
-				break
+	// Scan again after each stop: a supervisor may have started a new
+	// daemon between the scan and its own signal.
+	for round := 0; ; round++ {
+		var pids []int
+		if pid, ok := RunningPID(c.Target, c.After); ok {
+			pids = append(pids, pid)
+		}
+		if c.Owner != "" {
+			for _, p := range daemonProcs(c.After, c.Owner, "") {
+				if !slices.Contains(pids, p) {
+					pids = append(pids, p)
+				}
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
-		if _, ok := RunningPID(c.Target, c.After); ok {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+		if len(pids) == 0 {
+			break
 		}
+		if round == 3 {
+			return fmt.Errorf("stop %s (pids %v): still running", c.After, pids)
+		}
+		stopPIDs(pids, func(pid int) bool { return procIs(pid, c.After) })
+		time.Sleep(50 * time.Millisecond)
 	}
 	if err := os.Remove(c.Target); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/internal/atomicfile"
 	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
@@ -64,7 +65,12 @@ or --config FILE (YAML; flags win over the environment, which wins over the file
 The device key comes from --key-file, VCPE_KEY or standard input, never a flag.
 Without --yes, on a terminal, the wizard asks for what is missing.
 
-Exit 0 installed or unchanged, 1 a step failed (the host is as it was), 2 bad input.`,
+One install or uninstall runs at a time per state dir and per host: a second one
+says who holds the lock and exits 2 without changing anything. An install that was
+killed is undone by the next install before it starts afresh (or by uninstall).
+
+Exit 0 installed or unchanged, 1 a step failed (the host is as it was), 2 bad input
+or another install or uninstall running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInstall(cmd, f) },
 	}
@@ -150,6 +156,15 @@ func runInstall(cmd *cobra.Command, f *installFlags) error {
 	}
 	given.WANInterface, given.LANInterface = in.WANInterface, in.LANInterface
 	given.LANGateway, given.LANTargets = opts.LANGateway, opts.LANTargets
+	// One install or uninstall at a time, per state dir and per host; the
+	// lock is freed by the kernel if this process is killed.
+	lock, err := provision.AcquireLock(in.StateDir, "install")
+	if err != nil {
+		return &cli.UsageError{Err: err}
+	}
+	defer lock.Release()
+	// Temporary files of atomic writes a killed run left behind.
+	atomicfile.RemoveTemps(in.StateDir)
 	if !f.yes {
 		if in.KeyFile != "" || os.Getenv("VCPE_KEY") != "" {
 			key, err := readDeviceKey(cmd, in.KeyFile)

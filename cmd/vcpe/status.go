@@ -24,16 +24,29 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the tunnel: state, last handshake, bytes, routes, controller sync",
 		Long: `Show the dataplane's status, read from vcped's control socket (STATE-DIR/vcped.sock).
 When vcped is not running, the last known configuration is read from the state file and
-the output says so. Exit code 0 when the tunnel is up, 1 otherwise.`,
+the output says so. A damaged, missing or left-over file of the state dir (device state,
+journal, pid file, temporary files) is listed as a problem with its repair.
+Exit code 0 when the tunnel is up and the state dir has no problem, 1 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			problems := device.CheckStateDir(stateDir)
 			st, err := readStatus(stateDir)
 			if err != nil {
+				if len(problems) == 0 {
+					return err
+				}
+				st = dataplane.Status{State: dataplane.StateStopped, Reason: err.Error(), Routes: []netip.Prefix{}, Peers: []dataplane.PeerStatus{}, Source: "state dir", Time: time.Now()}
+			}
+			doc := statusDoc{Status: st, Problems: problems}
+			out := cmd.OutOrStdout()
+			if err := cli.WriteResult(out, asJSON, doc, func(w io.Writer) {
+				dataplane.WriteText(w, st, time.Now())
+				writeProblems(w, problems)
+			}); err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if err := cli.WriteResult(out, asJSON, st, func(w io.Writer) { dataplane.WriteText(w, st, time.Now()) }); err != nil {
-				return err
+			if len(problems) > 0 {
+				return cli.Failed(fmt.Errorf("the state dir %s has %d problem(s); the tunnel is %s", stateDir, len(problems), st.State))
 			}
 			if st.State != dataplane.StateUp {
 				return cli.Failed(fmt.Errorf("tunnel is %s", st.State))
@@ -75,4 +88,18 @@ func readStatus(dir string) (dataplane.Status, error) {
 		st.Peers = append(st.Peers, dataplane.PeerStatus{Name: "hub", PublicKey: c.HubPublicKey, Endpoint: c.HubEndpoint.String()})
 	}
 	return st, nil
+}
+
+// statusDoc is the --json document of vcpe status: vcped's status and the
+// problems of the state dir's files.
+type statusDoc struct {
+	dataplane.Status
+	Problems []device.StateProblem `json:"problems,omitempty"`
+}
+
+func writeProblems(w io.Writer, ps []device.StateProblem) {
+	for _, p := range ps {
+		fmt.Fprintf(w, "%-10s %s: %s\n", "problem:", p.File, p.Problem)
+		fmt.Fprintf(w, "%-10s %s\n", "  fix:", p.Fix)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/internal/device"
+	"github.com/openvcpe/vcpe/internal/supervise"
 )
 
 var version = "dev"
@@ -55,6 +57,8 @@ type options struct {
 	memoryLimit   int64
 	log           logOptions
 	pmtuInterval  time.Duration
+	supervise     bool
+	pidFile       string
 }
 
 // newRootCmd builds vcped's command; run reads the flags from o.
@@ -66,7 +70,12 @@ func newRootCmd(o *options) *cobra.Command {
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), *o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.supervise {
+				return runSupervisor(cmd.Context(), *o)
+			}
+			return run(cmd.Context(), *o)
+		},
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cli.UsageError{Err: err} })
 	f := cmd.Flags()
@@ -91,6 +100,8 @@ func newRootCmd(o *options) *cobra.Command {
 	f.DurationVar(&o.check.Timeout, "ha-timeout", 0, "multi-attach: LAN probe timeout (default: the interval)")
 	f.IntVar(&o.check.Failures, "ha-failures", dataplane.DefaultHAFailures, "multi-attach: failed probes (or missed hub replies) before down")
 	f.DurationVar(&o.check.RTTThreshold, "ha-rtt-threshold", 0, "multi-attach: a LAN probe slower than this counts as failed (0: no threshold)")
+	f.BoolVar(&o.supervise, "supervise", false, "run as a supervisor that restarts vcped (with the other flags) within a second after it dies, one copy at a time; for hosts without systemd")
+	f.StringVar(&o.pidFile, "pid-file", "", "with --supervise: write the supervisor's pid here before the daemon starts")
 	cmd.AddCommand(cli.DocsCommand(cmd))
 	return cmd
 }
@@ -188,7 +199,7 @@ func run(ctx context.Context, o options) error {
 	reflectorScope := &scope{}
 	reflectorScope.set(st.Config)
 	var syncer *dataplane.Syncer
-	static := dataplane.SyncStatus{Mode: "static", State: "static", Generation: st.Config.Generation}
+	static := dataplane.SyncStatus{Mode: "static", State: "static", Generation: st.Config.Generation, SavedGeneration: st.Config.Generation}
 	switch {
 	case st.Controller == "":
 		log.Info("no controller in the state file: running static on the saved configuration")
@@ -346,4 +357,33 @@ func (s *scope) allow(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// runSupervisor runs vcped under internal/supervise: the same command line
+// without --supervise and --pid-file.
+func runSupervisor(ctx context.Context, o options) error {
+	// The supervisor logs its few lines to stderr (where the install sends
+	// them); the daemon it runs keeps --log-file and its rotation.
+	log, _, err := newLogger(o.logLevel, logOptions{})
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("supervise: find vcped: %w", err)
+	}
+	argv := []string{exe}
+	args := os.Args[1:]
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--supervise" || strings.HasPrefix(a, "--supervise="):
+		case a == "--pid-file":
+			i++
+		case strings.HasPrefix(a, "--pid-file="):
+		default:
+			argv = append(argv, a)
+		}
+	}
+	return supervise.Run(ctx, supervise.Options{Argv: argv, PIDFile: o.pidFile, Log: log})
 }

@@ -411,7 +411,8 @@ func (s *SQLite) DeleteInstance(ctx context.Context, id string) error {
 
 // UpdateDevice stores a device's key secret, binding and status, and sets
 // the state of its valid credentials to credState when that is not empty
-// (revoke, key reset).
+// (revoke, key reset, release), dropping the device's earlier ended
+// credentials.
 func (s *SQLite) UpdateDevice(ctx context.Context, d Device, credState string) error {
 	return s.tx(ctx, "update device "+d.SN, func(tx *sql.Tx) error {
 		r, err := tx.ExecContext(ctx, `UPDATE devices SET secret = ?, public_key = ?, status = ?, registered_seq = ?, registered_at = ?, probe_addrs = ?, lan_gateway = ? WHERE sn = ?`,
@@ -423,6 +424,12 @@ func (s *SQLite) UpdateDevice(ctx context.Context, d Device, credState string) e
 			return ErrNotFound
 		}
 		if credState != "" {
+			// Only the latest ended credential of a device is kept (it
+			// answers "released", "revoked" or "key reset" rather than
+			// "unknown"): register/release churn never grows the table.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE sn = ? AND state != ?`, d.SN, CredValid); err != nil {
+				return err
+			}
 			_, err = tx.ExecContext(ctx, `UPDATE credentials SET state = ? WHERE sn = ? AND state = ?`, credState, d.SN, CredValid)
 		}
 		return err

@@ -124,6 +124,7 @@ func Collect(ctx context.Context, o Options) *Evidence {
 	} else {
 		e.State = st
 	}
+	e.StateFiles = device.CheckStateDir(o.StateDir)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	// Leave a margin for the slowest part to report before the deadline.

@@ -101,6 +101,7 @@ func (d *diagnosis) answered(name string) (ran, ok bool) {
 func (d *diagnosis) run() {
 	// Configuration: the device's own state, first.
 	d.deviceState()
+	d.stateFiles()
 	d.registration()
 	d.daemon()
 	d.tunPresent()
@@ -140,6 +141,20 @@ func (d *diagnosis) deviceState() {
 		return
 	}
 	d.add(f)
+}
+
+// stateFiles reports each damaged, missing or left-over file of the state
+// dir with its repair. Left-over temporary files are a warning; the rest
+// are errors: an uninstall or a restart would go wrong.
+func (d *diagnosis) stateFiles() {
+	for _, p := range d.e.StateFiles {
+		sev := SevError
+		if p.ID == "state.tempfiles" {
+			sev = SevWarning
+		}
+		d.add(Finding{ID: p.ID, Category: CatConfig, Severity: sev, Title: "State dir: " + p.Problem,
+			Evidence: []string{p.File}, Fix: p.Fix})
+	}
 }
 
 func (d *diagnosis) registration() {

@@ -45,6 +45,9 @@ type Evidence struct {
 	// StateError why it could not be read.
 	State      *device.State `json:"-"`
 	StateError string        `json:"state_error,omitempty"`
+	// StateFiles are the problems of the state dir's files (device state,
+	// journal, pid file, left-over temporary files).
+	StateFiles []device.StateProblem `json:"state_files,omitempty"`
 
 	// Status is vcped's answer on its control socket (bundle: status.json);
 	// StatusError why the socket did not answer.

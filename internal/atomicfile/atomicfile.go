@@ -46,3 +46,18 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	}
 	return nil
 }
+
+// RemoveTemps removes, from dir, the temporary files (".NAME.tmp-*") that
+// WriteFile calls killed before their rename left behind, and returns
+// their names. Call it only while no WriteFile into dir is running (under
+// the lock of whoever writes there).
+func RemoveTemps(dir string) []string {
+	ms, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	var removed []string
+	for _, m := range ms {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && os.Remove(m) == nil {
+			removed = append(removed, filepath.Base(m))
+		}
+	}
+	return removed
+}

@@ -128,6 +128,14 @@ func NewClientFromState(st *State, opts ClientOptions) (*Client, error) {
 	return c, nil
 }
 
+// WithCredential returns a client that shares c's connections and
+// authenticates as the device holding credential.
+func (c *Client) WithCredential(credential string) *Client {
+	cc := *c
+	cc.json.Header = http.Header{"Authorization": {"Bearer " + credential}}
+	return &cc
+}
+
 func fingerprintOf(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.Raw)
 	return "sha256:" + hex.EncodeToString(sum[:])
@@ -229,6 +237,27 @@ func (c *Client) DeviceConfig(ctx context.Context) (api.DeviceConfig, error) {
 // can register again (from a new WireGuard key).
 func (c *Client) Release(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/device/release", struct{}{}, nil)
+}
+
+// ReleaseWithKey gives the slot of sn back when it is bound to the
+// WireGuard key priv, without the credential: the device proves it holds
+// priv (api.KeyProof). released is false when sn was not bound to that key
+// (nothing to undo). It is how an install whose registration answer never
+// arrived, or whose state file is lost, undoes its registration.
+func (c *Client) ReleaseWithKey(ctx context.Context, sn string, priv api.Key) (released bool, err error) {
+	var ch api.Challenge
+	if err := c.do(ctx, http.MethodPost, "/v1/register/challenge", api.ChallengeRequest{SN: sn}, &ch); err != nil {
+		return false, err
+	}
+	if ch.HubPublicKey.IsZero() {
+		return false, fmt.Errorf("the controller %s does not support releasing by WireGuard key (no hub key in its challenge); upgrade vcpe-hub", c.base)
+	}
+	req := api.ReleaseRequest{SN: sn, Nonce: ch.Nonce, PublicKey: priv.PublicKey(), Proof: api.KeyProof(priv, ch.HubPublicKey, ch.Nonce, sn)}
+	var res api.ReleaseResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/device/release", req, &res); err != nil {
+		return false, err
+	}
+	return res.Released, nil
 }
 
 // AdvertiseRoutes replaces the LAN prefixes the device's instance

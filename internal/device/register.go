@@ -31,6 +31,14 @@ type RegisterParams struct {
 	// addresses inside Advertise are taken; InterfaceAddrs (live) when nil.
 	InterfaceAddrs func() ([]netip.Prefix, error)
 	Client         ClientOptions
+	// PrivateKey is the WireGuard key to register when the state holds
+	// none; a pending key (PendingKeyFile) is made when it is zero. The
+	// install journals it before calling Register, so that the
+	// registration can be undone whether or not the answer arrives.
+	PrivateKey api.Key
+	// Answered, when set, is called once the controller's answer arrived,
+	// before the state is saved (a fault-injection point for tests).
+	Answered func()
 }
 
 // ErrStateMismatch means the state dir already holds another device.
@@ -63,6 +71,9 @@ func Register(ctx context.Context, p RegisterParams) (*State, error) {
 		return nil, fmt.Errorf("%w: %s holds device %s of the controller %s (%s); use another --state-dir, or vcpe uninstall first", ErrStateMismatch, p.StateDir, st.SN, st.Controller, st.ControllerFingerprint)
 	}
 	pending := filepath.Join(p.StateDir, PendingKeyFile)
+	if st.PrivateKey.IsZero() && !p.PrivateKey.IsZero() {
+		st.PrivateKey = p.PrivateKey
+	}
 	if st.PrivateKey.IsZero() {
 		if st.PrivateKey, err = pendingKey(pending); err != nil {
 			return nil, err
@@ -79,6 +90,9 @@ func Register(ctx context.Context, p RegisterParams) (*State, error) {
 	res, err := c.Register(ctx, RegisterRequest{SN: p.SN, Key: p.Key, PublicKey: st.PrivateKey.PublicKey(), Advertise: p.Advertise, ProbeAddrs: probe, LANGateway: p.LANGateway})
 	if err != nil {
 		return nil, err
+	}
+	if p.Answered != nil {
+		p.Answered()
 	}
 	st.Controller = c.base.String()
 	st.ControllerFingerprint = c.fingerprint

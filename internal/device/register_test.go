@@ -135,3 +135,41 @@ func TestRegisterRepeatsWithTheSameKeyAfterALostAnswer(t *testing.T) {
 		t.Errorf("hub peers %+v", peers)
 	}
 }
+
+// TestReleaseWithKey: a device that lost its credential (the registration
+// answer never arrived, the state file is gone) gives its slot back by
+// proving it holds the WireGuard key; a wrong key releases nothing.
+func TestReleaseWithKey(t *testing.T) {
+	h := controllertest.Serve(t)
+	inst, err := h.Admin().CreateInstance(context.Background(), controller.CreateInstanceRequest{Name: "shop1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sn, key := inst.Devices[0].SN, inst.Devices[0].Key
+	c := h.Client(netip.MustParseAddr("198.18.0.11"))
+	priv, _ := api.GeneratePrivateKey()
+	other, _ := api.GeneratePrivateKey()
+	if rel, err := c.ReleaseWithKey(ctx, sn, priv); err != nil || rel {
+		t.Fatalf("release of an unbound SN: released %v, %v; want false, nil", rel, err)
+	}
+	if _, err := c.Register(ctx, device.RegisterRequest{SN: sn, Key: key, PublicKey: priv.PublicKey()}); err != nil {
+		t.Fatal(err)
+	}
+	if rel, err := c.ReleaseWithKey(ctx, sn, other); err != nil || rel {
+		t.Fatalf("release with another WireGuard key: released %v, %v; want false, nil", rel, err)
+	}
+	if len(h.HubConfig().Peers) != 1 {
+		t.Fatal("a release with the wrong key unbound the device")
+	}
+	if rel, err := c.ReleaseWithKey(ctx, sn, priv); err != nil || !rel {
+		t.Fatalf("release with the bound key: released %v, %v; want true", rel, err)
+	}
+	if len(h.HubConfig().Peers) != 0 {
+		t.Errorf("hub peers after release: %+v", h.HubConfig().Peers)
+	}
+	// The slot is free: the same SN and key register from a new key.
+	if _, err := c.Register(ctx, device.RegisterRequest{SN: sn, Key: key, PublicKey: other.PublicKey()}); err != nil {
+		t.Errorf("register after release: %v", err)
+	}
+}

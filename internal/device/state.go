@@ -58,7 +58,7 @@ func LoadState(dir string) (*State, error) {
 	}
 	var s State
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("device state %s is corrupt (%v); move it aside and register again", path, err)
+		return nil, &CorruptStateError{Path: path, Err: err}
 	}
 	if s.Version > stateVersion {
 		return nil, fmt.Errorf("%w: %s has layout version %d and this vcpe reads up to %d; it was left unchanged: upgrade vcpe (the package) again", ErrNewerState, path, s.Version, stateVersion)
@@ -72,6 +72,20 @@ func LoadState(dir string) (*State, error) {
 // ErrNewerState means the device state was written by a newer vcpe; it is
 // never read or overwritten by an older one.
 var ErrNewerState = errors.New("device state is newer than this vcpe")
+
+// CorruptStateError means device.json is not a device state. `vcpe install
+// --yes` with the same inputs repairs it: it keeps the damaged file in its
+// journal and registers again with the WireGuard key the journal holds.
+type CorruptStateError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptStateError) Error() string {
+	return fmt.Sprintf("device state %s is corrupt (%v); repair it with 'vcpe install --yes' and the same inputs (it registers again with the WireGuard key its journal holds)", e.Path, e.Err)
+}
+
+func (e *CorruptStateError) Unwrap() error { return e.Err }
 
 // SaveState writes DIR/device.json atomically with mode 0600, creating DIR
 // with mode 0700 when needed. It refuses to replace a state file a newer
