@@ -1,29 +1,22 @@
 package api
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
-// MaxSNLen is the longest serial number the API accepts.
+// MaxSNLen is the longest serial number a device or a controller accepts.
 const MaxSNLen = 64
 
-// ValidateSN checks a serial number as it arrives from the network, before
-// it is stored, logged or looked up: 1 to MaxSNLen characters of A–Z, a–z,
-// 0–9, '-', '_' and '.'. Issued SNs ("VC" and 14 base32 characters) always
-// pass. The error names the field and never echoes the value.
-func ValidateSN(sn string) *Error {
-	bad := func(msg string) *Error {
-		return &Error{Code: CodeInvalidInput, Field: "sn", Message: msg, Fix: "pass the SN issued by vcpe-hub instance create"}
-	}
+// ValidateSN checks a serial number's shape, the one rule both ends apply:
+// 1 to MaxSNLen printable ASCII characters, no space. Whether the SN exists
+// is the controller's to say. The error is an *InputError for --sn.
+func ValidateSN(sn string) error {
 	if sn == "" {
-		return bad("the SN is empty")
+		return &InputError{Field: "--sn", Msg: "missing; pass the device's serial number from 'vcpe-hub instance create'"}
 	}
-	if len(sn) > MaxSNLen {
-		return bad(fmt.Sprintf("the SN is longer than %d characters", MaxSNLen))
-	}
-	for i := 0; i < len(sn); i++ {
-		c := sn[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return bad(fmt.Sprintf("the SN holds a character outside A-Z, a-z, 0-9, '-', '_', '.' (byte %d)", i))
-		}
+	if len(sn) > MaxSNLen || strings.ContainsFunc(sn, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return &InputError{Field: "--sn", Msg: fmt.Sprintf("%q is not a serial number (printable ASCII without spaces, at most %d characters)", sn, MaxSNLen)}
 	}
 	return nil
 }

@@ -18,12 +18,6 @@ import (
 // NonceTTL is how long a registration challenge stays valid.
 const NonceTTL = 60 * time.Second
 
-func rateLimited(d time.Duration) *api.Error {
-	secs := int(math.Ceil(d.Seconds()))
-	return &api.Error{Code: api.CodeRateLimited, RetryAfter: secs,
-		Message: "too many failed registrations", Fix: fmt.Sprintf("wait %d seconds and try again", secs)}
-}
-
 // unknownSecret stands in for an unknown SN so that the proof is checked
 // the same way (and takes the same time) as for a known one.
 var unknownSecret = api.DeviceKeySecret("vcpe: no such device")
@@ -31,6 +25,25 @@ var unknownSecret = api.DeviceKeySecret("vcpe: no such device")
 func errWrongKey() *api.Error {
 	return &api.Error{Code: api.CodeUnauthorized, Message: "the SN or the key is wrong",
 		Fix: "check --sn and the key issued with it (vcpe-hub instance create or device reset-key)"}
+}
+
+func rateLimited(d time.Duration) *api.Error {
+	secs := int(math.Ceil(d.Seconds()))
+	return &api.Error{Code: api.CodeRateLimited, RetryAfter: secs,
+		Message: "too many failed registrations", Fix: fmt.Sprintf("wait %d seconds and try again", secs)}
+}
+
+// checkSN applies the devices' own SN rule (api.ValidateSN) to what a
+// client sends.
+func checkSN(sn string) *api.Error {
+	var ie *api.InputError
+	if err := api.ValidateSN(sn); errors.As(err, &ie) {
+		// The value is not echoed: it may be huge or hold escape codes.
+		return &api.Error{Code: api.CodeInvalidInput, Field: "sn",
+			Message: fmt.Sprintf("the SN is not a serial number (1 to %d printable ASCII characters without spaces)", api.MaxSNLen),
+			Fix:     "pass the SN issued by vcpe-hub instance create"}
+	}
+	return nil
 }
 
 // Challenge issues a single-use registration nonce for sn. The answer does
@@ -42,7 +55,7 @@ func (s *Server) Challenge(from netip.Addr, sn string) (api.Challenge, error) {
 	if d := s.regAddr.blocked(src, now); d > 0 {
 		return api.Challenge{}, rateLimited(d)
 	}
-	if e := api.ValidateSN(sn); e != nil {
+	if e := checkSN(sn); e != nil {
 		s.regAddr.fail(src, now)
 		return api.Challenge{}, e
 	}
@@ -83,7 +96,7 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 	if d := s.regAddr.blocked(src, now); d > 0 {
 		return api.RegisterResponse{}, rateLimited(d)
 	}
-	if e := api.ValidateSN(req.SN); e != nil {
+	if e := checkSN(req.SN); e != nil {
 		s.regAddr.fail(src, now)
 		return api.RegisterResponse{}, e
 	}
@@ -304,7 +317,7 @@ func (s *Server) ReleaseByKey(ctx context.Context, from netip.Addr, req api.Rele
 	if d := s.regAddr.blocked(addrKey, now); d > 0 {
 		return api.ReleaseResponse{}, rateLimited(d)
 	}
-	if e := api.ValidateSN(req.SN); e != nil {
+	if e := checkSN(req.SN); e != nil {
 		s.regAddr.fail(addrKey, now)
 		return api.ReleaseResponse{}, e
 	}

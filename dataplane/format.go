@@ -74,7 +74,7 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 	}
 	fmt.Fprintf(w, "%-10s %s\n", "routes:", cmp.Or(api.JoinPrefixes(st.Routes, ", "), "(none)"))
 	if s := st.Sync; s != nil {
-		line := s.Mode + ", " + s.State
+		line := s.Mode + ", " + string(s.State)
 		if !s.LastSuccess.IsZero() {
 			line += fmt.Sprintf(", last success %s ago", ago(now, s.LastSuccess))
 		}

@@ -70,9 +70,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if st.Sync != nil {
 		ok := 0.0
-		if st.Sync.State == "ok" || st.Sync.State == "static" {
+		if st.Sync.State == SyncOK || st.Sync.State == SyncStatic {
 			ok = 1
 		}
-		ch <- prometheus.MustNewConstMetric(c.syncOK, prometheus.GaugeValue, ok, st.Sync.State)
+		ch <- prometheus.MustNewConstMetric(c.syncOK, prometheus.GaugeValue, ok, string(st.Sync.State))
 	}
 }

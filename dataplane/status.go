@@ -118,10 +118,27 @@ type PeerStatus struct {
 	Problem string `json:"problem,omitempty"`
 }
 
+// SyncState is the state of the controller sync (SyncStatus.State): vcped
+// writes it, vcpe status prints it and vcpe diag matches it.
+type SyncState string
+
+// The sync states.
+const (
+	SyncStarting    SyncState = "starting"
+	SyncOK          SyncState = "ok"
+	SyncUnreachable SyncState = "controller unreachable"
+	SyncRevoked     SyncState = "revoked"
+	SyncKeyReset    SyncState = "key reset"
+	SyncReleased    SyncState = "released"
+	SyncApplyFailed SyncState = "apply failed" // the config came but could not be applied
+	SyncSaveFailed  SyncState = "save failed"  // applied, but the state file could not be written
+	SyncStatic      SyncState = "static"       // no controller: the state file's config
+)
+
 // SyncStatus is the controller sync as the edge sees it.
 type SyncStatus struct {
-	Mode        string    `json:"mode"`  // "controller" or "static"
-	State       string    `json:"state"` // "ok", "controller unreachable", "save failed", "revoked", "key reset", "static"
+	Mode        string    `json:"mode"` // "controller" or "static"
+	State       SyncState `json:"state"`
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`

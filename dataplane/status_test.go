@@ -164,7 +164,7 @@ func TestSyncer(t *testing.T) {
 	var saved []uint64
 	s.Save = func(c api.DeviceConfig) error { saved = append(saved, c.Generation); return nil }
 	ctx := context.Background()
-	for i, wantState := range []string{"ok", "ok", "controller unreachable", "ok"} {
+	for i, wantState := range []SyncState{SyncOK, SyncOK, SyncUnreachable, SyncOK} {
 		if !s.Once(ctx) {
 			t.Fatalf("poll %d stopped syncing", i)
 		}

@@ -48,7 +48,7 @@ type Syncer struct {
 // applied (generation gen).
 func NewSyncer(src ConfigSource, eng edgeApplier, gen uint64) *Syncer {
 	return &Syncer{Source: src, Engine: eng, gen: gen, Interval: 5 * time.Second, Timeout: 10 * time.Second,
-		status: SyncStatus{Mode: "controller", State: "starting", Generation: gen, SavedGeneration: gen}}
+		status: SyncStatus{Mode: "controller", State: SyncStarting, Generation: gen, SavedGeneration: gen}}
 }
 
 // Status returns the sync state.
@@ -100,12 +100,12 @@ func (s *Syncer) Once(ctx context.Context) bool {
 	// sync status while holding its own lock.
 	var ae *api.Error
 	if errors.As(err, &ae) && (ae.Code == api.CodeRevoked || ae.Code == api.CodeKeyReset || ae.Code == api.CodeReleased) {
-		state, why := StateRevoked, "the controller revoked this device"
+		state, why := SyncRevoked, "the controller revoked this device"
 		switch ae.Code {
 		case api.CodeKeyReset:
-			state, why = "key reset", "the device key was reset on the controller; register again (vcpe register)"
+			state, why = SyncKeyReset, "the device key was reset on the controller; register again (vcpe register)"
 		case api.CodeReleased:
-			state, why = "released", "this device gave its registration back (vcpe uninstall); install again to rejoin"
+			state, why = SyncReleased, "this device gave its registration back (vcpe uninstall); install again to rejoin"
 		}
 		if ae.Message != "" {
 			why += ": " + ae.Message
@@ -123,10 +123,10 @@ func (s *Syncer) Once(ctx context.Context) bool {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.status.State != "controller unreachable" {
+		if s.status.State != SyncUnreachable {
 			log.Warn("controller sync failed; keeping the last known configuration", "err", err)
 		}
-		s.status.LastAttempt, s.status.State, s.status.LastError = at, "controller unreachable", err.Error()
+		s.status.LastAttempt, s.status.State, s.status.LastError = at, SyncUnreachable, err.Error()
 		return true
 	}
 	s.mu.Lock()
@@ -136,7 +136,7 @@ func (s *Syncer) Once(ctx context.Context) bool {
 		if err := s.Engine.Apply(cfg); err != nil {
 			log.Error("apply device config", "generation", cfg.Generation, "err", err)
 			s.mu.Lock()
-			s.status.LastAttempt, s.status.State, s.status.LastError = at, "apply failed", err.Error()
+			s.status.LastAttempt, s.status.State, s.status.LastError = at, SyncApplyFailed, err.Error()
 			s.mu.Unlock()
 			return true
 		}
@@ -159,7 +159,7 @@ func (s *Syncer) Once(ctx context.Context) bool {
 	defer s.mu.Unlock()
 	s.status.LastAttempt, s.status.Generation = at, s.gen
 	if saveErr != nil {
-		s.status.State = "save failed"
+		s.status.State = SyncSaveFailed
 		s.status.LastError = fmt.Sprintf("%v: the tunnel runs generation %d but the state file holds %d; it is saved again at every poll (free space in the state dir)",
 			saveErr, unsaved.Generation, s.status.SavedGeneration)
 		return true
@@ -170,7 +170,7 @@ func (s *Syncer) Once(ctx context.Context) bool {
 			s.unsaved = nil
 		}
 	}
-	s.status.State, s.status.LastError = "ok", ""
+	s.status.State, s.status.LastError = SyncOK, ""
 	s.status.LastSuccess = at
 	return true
 }

@@ -329,7 +329,7 @@ func TestBranches(t *testing.T) {
 		name  string
 		files map[string]string
 		o     Options
-		id    string
+		id    CheckID
 		want  Status
 		say   string
 	}{

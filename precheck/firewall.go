@@ -2,18 +2,42 @@ package precheck
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 )
 
-// Packet is a new inbound IPv4 packet from an arbitrary Internet source, as
-// the firewall evaluation imagines it.
+// Packet is a new IPv4 packet as the firewall evaluation imagines it: on
+// the input path, from an arbitrary Internet source; on the forward and
+// output paths, with the interfaces and addresses the route gives it. A
+// field left empty makes a rule that tests it "maybe" match, and a rule
+// that only maybe matches is assumed not to.
 type Packet struct {
-	Proto    string // udp, tcp or icmp
-	DPort    uint16 // udp/tcp
-	ICMPType string // icmp: echo-request
-	InIface  string // the WAN interface; empty when unknown
+	Proto    string     // udp, tcp or icmp
+	DPort    uint16     // udp/tcp
+	ICMPType string     // icmp: echo-request
+	InIface  string     // the interface it arrives on; empty when unknown (output: none)
+	OutIface string     // the interface it leaves by (forward, output)
+	Src, Dst netip.Addr // zero: unknown
+}
+
+// Path is the way a packet takes through netfilter.
+type Path string
+
+// The paths.
+const (
+	PathInput   Path = "input"   // arriving for this host
+	PathForward Path = "forward" // routed through this host
+	PathOutput  Path = "output"  // sent by this host
+)
+
+// prefixMatch compares a rule's address prefix with the packet's address.
+func prefixMatch(p netip.Prefix, a netip.Addr) tri {
+	if !a.IsValid() {
+		return maybe
+	}
+	return boolTri(p.Contains(a))
 }
 
 // tri is a three-valued match result: a rule whose conditions cannot be
@@ -93,13 +117,23 @@ func (v Verdict) action() string {
 	return "dropped"
 }
 
-// iptInputPath is the order a new inbound packet meets iptables chains.
-var iptInputPath = [][2]string{{"raw", "PREROUTING"}, {"mangle", "PREROUTING"}, {"mangle", "INPUT"}, {"filter", "INPUT"}}
+// iptPaths are the iptables chains a new packet meets on each path, in
+// order (the filtering ones: raw, mangle, filter).
+var iptPaths = map[Path][][2]string{
+	PathInput:   {{"raw", "PREROUTING"}, {"mangle", "PREROUTING"}, {"mangle", "INPUT"}, {"filter", "INPUT"}},
+	PathForward: {{"raw", "PREROUTING"}, {"mangle", "PREROUTING"}, {"mangle", "FORWARD"}, {"filter", "FORWARD"}, {"mangle", "POSTROUTING"}},
+	PathOutput:  {{"raw", "OUTPUT"}, {"mangle", "OUTPUT"}, {"filter", "OUTPUT"}, {"mangle", "POSTROUTING"}},
+}
 
 // EvalInput runs the packet through the IPv4 input path of an iptables
 // ruleset (tool is "iptables" or "ip6tables", used in the fix).
 func (rs *IptRuleset) EvalInput(p Packet, tool string) Verdict {
-	for _, tc := range iptInputPath {
+	return rs.EvalPath(PathInput, p, tool)
+}
+
+// EvalPath runs the packet through the iptables chains of path.
+func (rs *IptRuleset) EvalPath(path Path, p Packet, tool string) Verdict {
+	for _, tc := range iptPaths[path] {
 		t := rs.table(tc[0])
 		c := t.chain(tc[1])
 		if c == nil {
@@ -150,6 +184,19 @@ func (rs *IptRuleset) evalChain(t *IptTable, c *IptChain, p Packet, tool string,
 }
 
 func allowArgs(p Packet) string {
+	if p.OutIface != "" {
+		// forward and output: allow the flow between its interfaces
+		// and addresses, every protocol.
+		var a []string
+		if p.InIface != "" {
+			a = append(a, "-i "+p.InIface)
+		}
+		a = append(a, "-o "+p.OutIface)
+		if p.Dst.IsValid() {
+			a = append(a, "-d "+p.Dst.String())
+		}
+		return strings.Join(a, " ")
+	}
 	switch p.Proto {
 	case "icmp":
 		return "-p icmp --icmp-type echo-request"
@@ -191,19 +238,30 @@ func (rs *IptRuleset) FloodRules(proto, tool string) []Finding {
 }
 
 // nftInputHooks in the order a new inbound packet meets them.
-var nftHookOrder = map[string]int{"prerouting": 0, "input": 1}
+var nftHookOrder = map[Path]map[string]int{
+	PathInput:   {"prerouting": 0, "input": 1},
+	PathForward: {"prerouting": 0, "forward": 1, "postrouting": 2},
+	PathOutput:  {"output": 0, "postrouting": 1},
+}
 
 // EvalInput runs the packet through the base chains of the ip and inet
 // families on the prerouting and input hooks, in hook and priority order.
 // Tables in skipTables ("family table") are left out (iptables-nft's own
 // tables when iptables-save already covers them).
 func (rs *NftRuleset) EvalInput(p Packet, skipTables map[string]bool) Verdict {
+	return rs.EvalPath(PathInput, p, skipTables)
+}
+
+// EvalPath runs the packet through the filter base chains of the ip and
+// inet families on the hooks of path, in hook and priority order.
+func (rs *NftRuleset) EvalPath(path Path, p Packet, skipTables map[string]bool) Verdict {
 	if rs == nil {
 		return Verdict{}
 	}
+	order := nftHookOrder[path]
 	var base []*NftChain
 	for _, c := range rs.Chains {
-		if _, ok := nftHookOrder[c.Hook]; !ok || (c.Family != "ip" && c.Family != "inet") || skipTables[c.Family+" "+c.Table] {
+		if _, ok := order[c.Hook]; !ok || (c.Family != "ip" && c.Family != "inet") || skipTables[c.Family+" "+c.Table] {
 			continue
 		}
 		if c.Type != "" && c.Type != "filter" {
@@ -212,7 +270,7 @@ func (rs *NftRuleset) EvalInput(p Packet, skipTables map[string]bool) Verdict {
 		base = append(base, c)
 	}
 	slices.SortStableFunc(base, func(a, b *NftChain) int {
-		if c := cmp.Compare(nftHookOrder[a.Hook], nftHookOrder[b.Hook]); c != 0 {
+		if c := cmp.Compare(order[a.Hook], order[b.Hook]); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Prio, b.Prio)
@@ -235,6 +293,17 @@ func (rs *NftRuleset) EvalInput(p Packet, skipTables map[string]bool) Verdict {
 }
 
 func nftAllow(p Packet) string {
+	if p.OutIface != "" {
+		var a []string
+		if p.InIface != "" {
+			a = append(a, `iifname "`+p.InIface+`"`)
+		}
+		a = append(a, `oifname "`+p.OutIface+`"`)
+		if p.Dst.IsValid() {
+			a = append(a, "ip daddr "+p.Dst.String())
+		}
+		return strings.Join(a, " ") + " accept"
+	}
 	if p.Proto == "icmp" {
 		return "icmp type echo-request accept"
 	}

@@ -128,6 +128,31 @@ func (fw firewall) evalInput(p Packet) Verdict {
 	return Verdict{}
 }
 
+// EvalFirewall runs p through the IPv4 firewall views of s (iptables-save,
+// then the nft ruleset) on path: the first that blocks it decides. It
+// fails when the snapshot holds no view of the firewall.
+func EvalFirewall(s *Snapshot, path Path, p Packet) (Verdict, error) {
+	fw := loadFirewall(s)
+	if !fw.known() {
+		return Verdict{}, errNoFirewall(fw)
+	}
+	if fw.ipt != nil {
+		if v := fw.ipt.EvalPath(path, p, "iptables"); v.Blocked {
+			return v, nil
+		}
+	}
+	if fw.nft != nil {
+		if v := fw.nft.EvalPath(path, p, fw.skip); v.Blocked {
+			return v, nil
+		}
+	}
+	return Verdict{}, nil
+}
+
+func errNoFirewall(fw firewall) error {
+	return fmt.Errorf("no firewall view in the snapshot: %s", fw.missingV4())
+}
+
 func checkPortsUDP(_ context.Context, s *Snapshot, o Options) Result {
 	return checkPorts(s, o, "udp", udpOwn, udpReserved)
 }

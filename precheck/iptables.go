@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -36,6 +37,11 @@ type IptRule struct {
 	ProtoNeg    bool
 	InIface     string
 	InNeg       bool
+	OutIface    string
+	OutNeg      bool
+	Src, Dst    netip.Prefix // zero: any
+	SrcNeg      bool
+	DstNeg      bool
 	DPorts      []portRange
 	DPortNeg    bool
 	ICMPType    string
@@ -204,10 +210,20 @@ func parseIptRule(line string) (*IptRule, error) {
 		case "-i", "--in-interface":
 			r.InIface, r.InNeg = v, neg
 		case "-o", "--out-interface":
-			// INPUT traffic has no output interface; ignore.
+			r.OutIface, r.OutNeg = v, neg
 		case "-s", "--source", "-d", "--destination":
-			if v != "0.0.0.0/0" && v != "::/0" {
+			if v == "0.0.0.0/0" || v == "::/0" {
+				break
+			}
+			pf, err := parsePrefixArg(v)
+			if err != nil {
 				r.Undecidable = true
+				break
+			}
+			if a == "-s" || a == "--source" {
+				r.Src, r.SrcNeg = pf, neg
+			} else {
+				r.Dst, r.DstNeg = pf, neg
 			}
 		case "-m", "--match":
 			r.Matches = append(r.Matches, v)
@@ -262,6 +278,19 @@ func parseIptRule(line string) (*IptRule, error) {
 		return nil, fmt.Errorf("rule %q names no chain", line)
 	}
 	return r, nil
+}
+
+// parsePrefixArg parses an iptables address: "198.19.2.0/24" or "198.19.2.10".
+func parsePrefixArg(v string) (netip.Prefix, error) {
+	if strings.Contains(v, "/") {
+		p, err := netip.ParsePrefix(v)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // parsePortList parses "4500", "10000:10100", "53,500,10000:10100".
@@ -322,6 +351,15 @@ func (r *IptRule) match(p Packet) tri {
 	}
 	if r.InIface != "" {
 		res = res.and(ifaceMatch(r.InIface, p.InIface, "+").neg(r.InNeg))
+	}
+	if r.OutIface != "" {
+		res = res.and(ifaceMatch(r.OutIface, p.OutIface, "+").neg(r.OutNeg))
+	}
+	if r.Src.IsValid() {
+		res = res.and(prefixMatch(r.Src, p.Src).neg(r.SrcNeg))
+	}
+	if r.Dst.IsValid() {
+		res = res.and(prefixMatch(r.Dst, p.Dst).neg(r.DstNeg))
 	}
 	if len(r.DPorts) > 0 {
 		if p.Proto != "udp" && p.Proto != "tcp" {

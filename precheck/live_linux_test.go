@@ -127,7 +127,7 @@ func precheckIn(t *testing.T, ns *namespace.NS, args ...string) (int, precheck.R
 	return code, rep
 }
 
-func check(t *testing.T, rep precheck.Report, id string, want precheck.Status, says ...string) precheck.Result {
+func check(t *testing.T, rep precheck.Report, id precheck.CheckID, want precheck.Status, says ...string) precheck.Result {
 	t.Helper()
 	for _, r := range rep.Checks {
 		if r.ID != id {
@@ -149,7 +149,7 @@ func check(t *testing.T, rep precheck.Report, id string, want precheck.Status, s
 
 // cleanChecks are the checks a bare namespace with a veth and a default
 // route passes.
-var cleanChecks = []string{"ports.udp", "ports.tcp", "icmp.echo", "flood.udp", "flood.icmp", "throttle.tc", "host.services"}
+var cleanChecks = []precheck.CheckID{"ports.udp", "ports.tcp", "icmp.echo", "flood.udp", "flood.icmp", "throttle.tc", "host.services"}
 
 func TestLiveCleanNamespace(t *testing.T) {
 	dev, _ := wanNS(t)
@@ -372,7 +372,7 @@ func TestLiveNonRoot(t *testing.T) {
 	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
 		t.Fatalf("non-root precheck (%v): not a JSON report: %v\n%s", err, jerr, out)
 	}
-	for _, id := range []string{"ports.udp", "flood.udp", "flood.icmp", "icmp.echo"} {
+	for _, id := range []precheck.CheckID{"ports.udp", "flood.udp", "flood.icmp", "icmp.echo"} {
 		check(t, rep, id, precheck.Skip, "root")
 	}
 	check(t, rep, "throttle.tc", precheck.Pass)

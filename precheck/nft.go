@@ -3,6 +3,7 @@ package precheck
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -171,6 +172,15 @@ func (m nftMatch) eval(p Packet) tri {
 			t = m.cmp(func(v any) bool { return v == "echo-request" || numEq(v, 8) }, func(lo, hi int) bool { return 8 >= lo && 8 <= hi })
 		case pl.Protocol == "ip" && pl.Field == "protocol":
 			t = m.cmp(protoEq(p.Proto), nil)
+		case pl.Protocol == "ip" && (pl.Field == "saddr" || pl.Field == "daddr"):
+			a := p.Src
+			if pl.Field == "daddr" {
+				a = p.Dst
+			}
+			if !a.IsValid() {
+				return maybe
+			}
+			t = m.cmp(func(v any) bool { return nftAddrHas(v, a) }, nil)
 		default:
 			return maybe
 		}
@@ -183,6 +193,11 @@ func (m nftMatch) eval(p Packet) tri {
 				return maybe
 			}
 			t = m.cmp(func(v any) bool { s, _ := v.(string); return ifaceMatch(s, p.InIface, "*") == yes }, nil)
+		case "oifname":
+			if p.OutIface == "" {
+				return maybe
+			}
+			t = m.cmp(func(v any) bool { s, _ := v.(string); return ifaceMatch(s, p.OutIface, "*") == yes }, nil)
 		case "nfproto":
 			t = m.cmp(func(v any) bool { return v == "ipv4" }, nil)
 		case "protocol":
@@ -196,6 +211,30 @@ func (m nftMatch) eval(p Packet) tri {
 		return maybe
 	}
 	return t
+}
+
+// nftAddrHas reports whether an address value of nft's JSON ("198.19.2.10",
+// "198.19.2.0/24" or {"prefix": {"addr": ..., "len": ...}}) holds a.
+func nftAddrHas(v any, a netip.Addr) bool {
+	switch x := v.(type) {
+	case string:
+		if p, err := netip.ParsePrefix(x); err == nil {
+			return p.Masked().Contains(a)
+		}
+		b, err := netip.ParseAddr(x)
+		return err == nil && b == a
+	case map[string]any:
+		pf, _ := x["prefix"].(map[string]any)
+		addr, _ := pf["addr"].(string)
+		l, _ := pf["len"].(float64)
+		b, err := netip.ParseAddr(addr)
+		if err != nil {
+			return false
+		}
+		p, err := b.Prefix(int(l))
+		return err == nil && p.Contains(a)
+	}
+	return false
 }
 
 func protoEq(proto string) func(any) bool {
@@ -237,6 +276,9 @@ func (m nftMatch) cmp(eq func(any) bool, inRange func(lo, hi int) bool) tri {
 					}
 				}
 				return false, true
+			}
+			if _, ok := x["prefix"]; ok {
+				return eq(x), true
 			}
 			if rg, ok := x["range"].([]any); ok && len(rg) == 2 && inRange != nil {
 				lo, ok1 := rg[0].(float64)

@@ -20,14 +20,38 @@ const (
 	Skip Status = "skip"
 )
 
+// CheckID names a check of the catalogue; the IDs are a contract (--json,
+// the diagnosis suite's precheck findings).
+type CheckID string
+
+// The checks' IDs.
+const (
+	CheckOSRelease    CheckID = "os.release"
+	CheckKernel       CheckID = "kernel.version"
+	CheckCPU          CheckID = "cpu.cores"
+	CheckMem          CheckID = "mem.total"
+	CheckPerfClass    CheckID = "perf.class"
+	CheckNICWAN       CheckID = "nic.wan"
+	CheckWANInternet  CheckID = "wan.internet"
+	CheckRemoteLogon  CheckID = "remote.logon"
+	CheckHostServices CheckID = "host.services"
+	CheckPortsUDP     CheckID = "ports.udp"
+	CheckPortsTCP     CheckID = "ports.tcp"
+	CheckICMPEcho     CheckID = "icmp.echo"
+	CheckFloodUDP     CheckID = "flood.udp"
+	CheckFloodICMP    CheckID = "flood.icmp"
+	CheckThrottle     CheckID = "throttle.tc"
+	CheckIPForward    CheckID = "ip.forward"
+)
+
 // Result is the outcome of one check. Fix is the exact command or file edit
 // that resolves a warn or fail; it is empty for pass and skip.
 type Result struct {
-	ID     string `json:"id"`
-	Status Status `json:"status"`
-	Title  string `json:"title"`
-	Detail string `json:"detail"`
-	Fix    string `json:"fix"`
+	ID     CheckID `json:"id"`
+	Status Status  `json:"status"`
+	Title  string  `json:"title"`
+	Detail string  `json:"detail"`
+	Fix    string  `json:"fix"`
 
 	// Extra fields, present when a check has them.
 	Interface    string    `json:"interface,omitempty"`
@@ -96,7 +120,7 @@ type OutsideInAnswer struct {
 
 // Check is one entry of the catalogue.
 type Check struct {
-	ID    string
+	ID    CheckID
 	Title string
 	Run   func(ctx context.Context, s *Snapshot, o Options) Result
 }
@@ -104,22 +128,22 @@ type Check struct {
 // Catalogue returns the checks in report order. The IDs are a contract.
 func Catalogue() []Check {
 	return []Check{
-		{"os.release", "Operating system release", checkOSRelease},
-		{"kernel.version", "Kernel version", checkKernel},
-		{"cpu.cores", "CPU cores", checkCPU},
-		{"mem.total", "Memory", checkMem},
-		{"perf.class", "Throughput class", checkPerfClass},
-		{"nic.wan", "Internet-facing NIC", checkNICWAN},
-		{"wan.internet", "Reach the controller", checkWANInternet},
-		{"remote.logon", "Remote logon (SSH)", checkRemoteLogon},
-		{"host.services", "Conflicting services", checkHostServices},
-		{"ports.udp", "Required UDP ports free and unfiltered", checkPortsUDP},
-		{"ports.tcp", "Required TCP ports free and unfiltered", checkPortsTCP},
-		{"icmp.echo", "ICMP echo allowed", checkICMPEcho},
-		{"flood.udp", "No UDP flood protection", checkFloodUDP},
-		{"flood.icmp", "No ICMP flood protection", checkFloodICMP},
-		{"throttle.tc", "No traffic shaping on the WAN interface", checkThrottle},
-		{"ip.forward", "IPv4 forwarding", checkIPForward},
+		{CheckOSRelease, "Operating system release", checkOSRelease},
+		{CheckKernel, "Kernel version", checkKernel},
+		{CheckCPU, "CPU cores", checkCPU},
+		{CheckMem, "Memory", checkMem},
+		{CheckPerfClass, "Throughput class", checkPerfClass},
+		{CheckNICWAN, "Internet-facing NIC", checkNICWAN},
+		{CheckWANInternet, "Reach the controller", checkWANInternet},
+		{CheckRemoteLogon, "Remote logon (SSH)", checkRemoteLogon},
+		{CheckHostServices, "Conflicting services", checkHostServices},
+		{CheckPortsUDP, "Required UDP ports free and unfiltered", checkPortsUDP},
+		{CheckPortsTCP, "Required TCP ports free and unfiltered", checkPortsTCP},
+		{CheckICMPEcho, "ICMP echo allowed", checkICMPEcho},
+		{CheckFloodUDP, "No UDP flood protection", checkFloodUDP},
+		{CheckFloodICMP, "No ICMP flood protection", checkFloodICMP},
+		{CheckThrottle, "No traffic shaping on the WAN interface", checkThrottle},
+		{CheckIPForward, "IPv4 forwarding", checkIPForward},
 	}
 }
 

@@ -22,15 +22,15 @@ func loadFixture(t *testing.T, name string) *Snapshot {
 	return s
 }
 
-func statuses(r Report) map[string]Status {
-	m := map[string]Status{}
+func statuses(r Report) map[CheckID]Status {
+	m := map[CheckID]Status{}
 	for _, c := range r.Checks {
 		m[c.ID] = c.Status
 	}
 	return m
 }
 
-func result(t *testing.T, r Report, id string) Result {
+func result(t *testing.T, r Report, id CheckID) Result {
 	t.Helper()
 	for _, c := range r.Checks {
 		if c.ID == id {
@@ -42,8 +42,8 @@ func result(t *testing.T, r Report, id string) Result {
 }
 
 // allPass is the verdict of a clean host judged offline.
-func allPass() map[string]Status {
-	m := map[string]Status{}
+func allPass() map[CheckID]Status {
+	m := map[CheckID]Status{}
 	for _, c := range Catalogue() {
 		m[c.ID] = Pass
 	}
@@ -51,9 +51,9 @@ func allPass() map[string]Status {
 	return m
 }
 
-func with(base map[string]Status, kv ...any) map[string]Status {
+func with(base map[CheckID]Status, kv ...any) map[CheckID]Status {
 	for i := 0; i < len(kv); i += 2 {
-		base[kv[i].(string)] = kv[i+1].(Status)
+		base[CheckID(kv[i].(string))] = kv[i+1].(Status)
 	}
 	return base
 }
@@ -63,7 +63,7 @@ func with(base map[string]Status, kv ...any) map[string]Status {
 func TestSnapshots(t *testing.T) {
 	tests := []struct {
 		name   string
-		want   map[string]Status
+		want   map[CheckID]Status
 		detail map[string][]string // id → substrings of Detail (and Fix)
 	}{
 		{"centos79-clean", allPass(), map[string][]string{
@@ -131,7 +131,7 @@ func TestSnapshots(t *testing.T) {
 				t.Fatalf("statuses (-want +got):\n%s", diff)
 			}
 			for id, subs := range tt.detail {
-				r := result(t, rep, id)
+				r := result(t, rep, CheckID(id))
 				for _, sub := range subs {
 					if !strings.Contains(r.Detail+"\n"+r.Fix, sub) {
 						t.Errorf("%s: detail %q / fix %q does not mention %q", id, r.Detail, r.Fix, sub)
@@ -206,7 +206,7 @@ func TestEditingSnapshotChangesVerdict(t *testing.T) {
 	edits := []struct {
 		name, file, content string
 		appendTo            bool // also write FILE6 (proc/net/tcp6)
-		id                  string
+		id                  CheckID
 		want                Status
 	}{
 		{"centos 7.5", "etc/centos-release", "CentOS Linux release 7.5.1804 (Core)\n", false, "os.release", Fail},

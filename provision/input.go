@@ -72,18 +72,6 @@ func LoadInstallConfig(path string) (InstallInput, error) {
 
 var unknownKey = regexp.MustCompile(`line (\d+): field (\S+) not found`)
 
-// ValidateSN checks a serial number's shape (the controller decides
-// whether it exists).
-func ValidateSN(s string) error {
-	if s == "" {
-		return &api.InputError{Field: "--sn", Msg: "missing; pass the device's serial number from 'vcpe-hub instance create'"}
-	}
-	if len(s) > 64 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' }) {
-		return &api.InputError{Field: "--sn", Msg: fmt.Sprintf("%q is not a serial number (printable ASCII, at most 64 characters)", s)}
-	}
-	return nil
-}
-
 // MaxAdvertise is the most prefixes a device may advertise (the
 // controller's quota is 5 by default, configurable up to this).
 const MaxAdvertise = 50

@@ -46,17 +46,6 @@ func TestLoadInstallConfig(t *testing.T) {
 	}
 }
 
-func TestValidateSN(t *testing.T) {
-	if err := ValidateSN("VCPE-0001"); err != nil {
-		t.Error(err)
-	}
-	for _, bad := range []string{"", "has space", strings.Repeat("x", 65)} {
-		if err := ValidateSN(bad); err == nil {
-			t.Errorf("ValidateSN(%q) accepted", bad)
-		}
-	}
-}
-
 func TestParseAdvertise(t *testing.T) {
 	if got, err := ParseAdvertise([]string{"", " , "}); err != nil || len(got) != 0 {
 		t.Errorf("ParseAdvertise of nothing = %v, %v; want no prefixes and no error", got, err)

@@ -13,11 +13,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/diag/suite"
 	"github.com/openvcpe/vcpe/internal/command"
 	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/internal/logfile"
@@ -414,7 +416,7 @@ func validateRegistration(reg *Registration) error {
 		return err
 	}
 	reg.Fingerprint = fp
-	if err := ValidateSN(reg.SN); err != nil {
+	if err := api.ValidateSN(reg.SN); err != nil {
 		return err
 	}
 	if reg.Key.IsZero() {
@@ -483,7 +485,7 @@ func (in *install) stepPlan(ctx context.Context, r *Run) (Status, string, error)
 	p.Warnings = append(p.Warnings, peerGatewayWarnings(cfg.Peers, in.o.LANGateway)...)
 	for _, res := range in.report.Checks {
 		if res.Status == precheck.Warn {
-			p.Warnings = append(p.Warnings, res.ID+": "+res.Detail)
+			p.Warnings = append(p.Warnings, string(res.ID)+": "+res.Detail)
 		}
 	}
 	in.plan = p
@@ -641,33 +643,41 @@ func (in *install) stepTunnel(ctx context.Context, r *Run) (Status, string, erro
 	}
 }
 
+// stepConnectivity probes, through the tunnel, the same targets as vcpe
+// diag: the hub's reflector and the default target of every learned
+// prefix, concurrently; each series is reported under its label.
 func (in *install) stepConnectivity(ctx context.Context, r *Run) (Status, string, error) {
-	hub := in.state.Config.HubOverlayAddr
-	if !hub.IsValid() {
+	targets := suite.TunnelTargets(in.state.Config, nil)
+	if len(targets) == 0 {
 		return StatusSkipped, "no hub overlay address to probe", nil
 	}
 	o := diag.Options{Count: in.o.ProbeCount, Interval: 200 * time.Millisecond, Timeout: time.Second}
+	type outcome struct {
+		res diag.Result
+		err error
+	}
+	outs := make([]outcome, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			res, err := diag.PingUDP(ctx, t.Addr, o)
+			outs[i] = outcome{res, err}
+		})
+	}
+	wg.Wait()
 	var lines []string
 	worst := StatusOK
-	for _, probe := range []struct {
-		name string
-		run  func() (diag.Result, error)
-	}{
-		{"ICMP to the hub " + hub.String(), func() (diag.Result, error) { return diag.PingICMP(ctx, hub, o) }},
-		{"UDP to the hub's reflector " + hub.String() + ":12345", func() (diag.Result, error) {
-			return diag.PingUDP(ctx, netip.AddrPortFrom(hub, 12345), o)
-		}},
-	} {
-		res, err := probe.run()
+	for i, t := range targets {
+		res, err := outs[i].res, outs[i].err
 		if err != nil {
 			worst = StatusWarn
-			lines = append(lines, probe.name+": "+err.Error())
+			lines = append(lines, t.Label+": "+err.Error())
 			continue
 		}
 		in.results = append(in.results, res)
-		r.Progress(probe.name, res)
+		r.Progress(t.Label, res)
 		st := res.Stats
-		lines = append(lines, fmt.Sprintf("%s: %d/%d answered, avg %v", probe.name, st.Received, st.Sent, st.Avg.Round(10*time.Microsecond)))
+		lines = append(lines, fmt.Sprintf("%s %s: %d/%d answered, avg %v", t.Label, t.Addr, st.Received, st.Sent, st.Avg.Round(10*time.Microsecond)))
 		if st.Received < st.Sent {
 			worst = StatusWarn
 		}

@@ -170,7 +170,7 @@ func (a AutoPrompter) AfterPrecheck(_ context.Context, rep precheck.Report) (Pre
 	var failed []string
 	for _, r := range rep.Checks {
 		if r.Status == precheck.Fail {
-			failed = append(failed, r.ID)
+			failed = append(failed, string(r.ID))
 		}
 	}
 	return PrecheckAbort, fmt.Errorf("precheck failed: %s; run 'vcpe precheck' for the fixes; nothing was changed", strings.Join(failed, ", "))

@@ -513,7 +513,7 @@ func (m *Model) event(ev provision.Event) tea.Cmd {
 		}
 		return nil
 	case provision.StepConnectivity:
-		for _, p := range probesOf(ev.Data) {
+		for _, p := range probesOf(ev.Data, ev.Message) {
 			m.conn.SetProbe(p)
 		}
 		if m.page == pageApply && !m.quitting && (ev.Kind == provision.EventStarted || ev.Kind == provision.EventProgress) {
@@ -524,8 +524,9 @@ func (m *Model) event(ev provision.Event) tea.Cmd {
 	return nil
 }
 
-// probesOf reads probe results from an event's Data.
-func probesOf(data any) []components.Probe {
+// probesOf reads probe results from an event's Data; a bare diag.Result
+// takes the event's message as its label.
+func probesOf(data any, label string) []components.Probe {
 	switch d := data.(type) {
 	case components.Probe:
 		return []components.Probe{d}
@@ -534,18 +535,20 @@ func probesOf(data any) []components.Probe {
 	case []components.Probe:
 		return d
 	case diag.Result:
-		return []components.Probe{bareProbe(d)}
+		return []components.Probe{bareProbe(d, label)}
 	case *diag.Result:
-		return []components.Probe{bareProbe(*d)}
+		return []components.Probe{bareProbe(*d, label)}
 	}
 	return nil
 }
 
-// bareProbe names a diag.Result sent without a name by its target; a
-// result with a summary is a finished series.
-func bareProbe(r diag.Result) components.Probe {
-	p := components.Probe{Result: r, Done: r.Stats.Sent > 0}
-	p.Name = p.Target()
+// bareProbe names a diag.Result by its label (its target when it has
+// none); a result with a summary is a finished series.
+func bareProbe(r diag.Result, label string) components.Probe {
+	p := components.Probe{Result: r, Done: r.Stats.Sent > 0, Name: label}
+	if p.Name == "" {
+		p.Name = p.Target()
+	}
 	return p
 }
 

@@ -572,8 +572,15 @@ func TestConnectivityAcceptsBareDiagResults(t *testing.T) {
 	if d.m.page != pageConnectivity || len(d.m.conn.Probes) != 1 {
 		t.Fatalf("page %d, %d probes; want connectivity with one series (the same target twice)", d.m.page, len(d.m.conn.Probes))
 	}
-	if f := d.frame(); !strings.Contains(f, "! warn 198.19.100.10:12345 udp") || !strings.Contains(f, "loss 1/10 (10%)") {
-		t.Errorf("a bare diag.Result is not shown:\n%s", f)
+	if f := d.frame(); !strings.Contains(f, "! warn 198.19.100.10:12345 udp") || !strings.Contains(f, "loss 1/10 (10%)") || strings.Count(f, "198.19.100.10:12345 udp") != 1 {
+		t.Errorf("a bare diag.Result is not shown, with its target once:\n%s", f)
+	}
+	// A labelled one (the install's per-prefix targets): label and
+	// target, each once.
+	r.Target = netip.MustParseAddr("198.19.2.1")
+	d.send(engineEventMsg{provision.Event{Step: provision.StepConnectivity, Kind: provision.EventProgress, Message: "learned 198.19.2.0/24 (device SN-B)", Data: r}})
+	if f := d.frame(); strings.Count(f, "learned 198.19.2.0/24 (device SN-B)") != 1 || strings.Count(f, "198.19.2.1:12345 udp") != 1 {
+		t.Errorf("a labelled series is not shown with its label and target once each:\n%s", f)
 	}
 }
 

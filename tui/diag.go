@@ -177,7 +177,7 @@ func (m *DiagModel) render() string {
 			out = append(out, ansi.Truncate(line, w, "…"))
 			switch {
 			case len(f.CausedBy) > 0:
-				out = append(out, ansi.Truncate(s.Subtle.Render("       caused by "+strings.Join(f.CausedBy, ", ")), w, "…"))
+				out = append(out, ansi.Truncate(s.Subtle.Render("       caused by "+joinCauses(f.CausedBy)), w, "…"))
 			case f.Fix != "":
 				out = append(out, ansi.Truncate("       fix: "+f.Fix, w, "…"))
 			}
@@ -229,4 +229,12 @@ func RunDiag(ctx context.Context, round DiagRound, o Options) error {
 		return fmt.Errorf("terminal: %w", err)
 	}
 	return nil
+}
+
+func joinCauses(ids []suite.FindingID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
+	}
+	return strings.Join(s, ", ")
 }

@@ -48,7 +48,7 @@ func dashboard(t *testing.T) *DiagModel {
 	}, Findings: []suite.Finding{
 		{ID: "wan.loss", Severity: suite.SevError, Category: suite.CatQuality, Title: "WAN to the hub 198.18.0.1: heavy loss (35%)",
 			Fix: "the loss is on the WAN path: check the WAN interface's errors (ip -s link), then the upstream link with the provider (mtr -n 198.18.0.1)"},
-		{ID: "tunnel.hub", Severity: suite.SevError, Category: suite.CatLink, Title: "Through the tunnel to the hub's reflector 198.18.64.1:12345: heavy loss (50%)", CausedBy: []string{"wan.loss"}},
+		{ID: "tunnel.hub", Severity: suite.SevError, Category: suite.CatLink, Title: "Through the tunnel to the hub's reflector 198.18.64.1:12345: heavy loss (50%)", CausedBy: []suite.FindingID{"wan.loss"}},
 		{ID: "ccn.attached", Severity: suite.SevOK, Title: "Instance attached to a CCN"},
 	}})
 	return m

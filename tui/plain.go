@@ -48,7 +48,7 @@ func (p *Plain) Emit(ev provision.Event) {
 	case *precheck.Result:
 		p.result(*d)
 	}
-	for _, pr := range probesOf(ev.Data) {
+	for _, pr := range probesOf(ev.Data, ev.Message) {
 		if pr.Done || pr.Err != "" {
 			fmt.Fprintf(p.W, "  %s %s\n", stateWord(pr.State()), pr.Summary())
 		}
@@ -207,7 +207,7 @@ func (l *LinePrompter) Registration(ctx context.Context, s provision.Suggestions
 		return reg, err
 	}
 	reg.Fingerprint, _ = device.ParseFingerprint(fp)
-	if reg.SN, err = l.ask(ctx, "Serial number (SN)", s.Given.SN, false, provision.ValidateSN); err != nil {
+	if reg.SN, err = l.ask(ctx, "Serial number (SN)", s.Given.SN, false, api.ValidateSN); err != nil {
 		return reg, err
 	}
 	if s.Given.Key.IsZero() {

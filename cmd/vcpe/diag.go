@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/diag/bundle"
 	"github.com/openvcpe/vcpe/diag/suite"
 )
 
@@ -24,13 +25,17 @@ func newDiagCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "diag",
 		Short: "Diagnose this device: what is broken, where, the evidence and the fix",
-		Long: `Run the read-only diagnosis suite: configuration (daemon, TUN, routes against
-the controller, forwarding, firewall, registration, CCN, prefix overlaps), the
-service link (controller, hub over ICMP / UDP 4500 / the reflector, handshake)
-and Internet quality (WAN and tunnel loss, latency, jitter; path MTU; and every
-learned prefix, probed at the reflector address the controller names for it:
-the remote site's device, or the hub in a cloud-side prefix).
-Findings come root cause first, each with its evidence and the exact fix.
+		Long: `Run the read-only diagnosis suite: configuration (daemon, TUN and its address,
+routes against the controller, the route the kernel picks for each learned prefix
+from this host and from each advertised prefix, forwarding, the firewall's input
+and output hooks, source NAT, connection tracking, registration, CCN, prefix
+overlaps), the LAN side (LAN interfaces and addresses, the firewall's forward hook),
+the service link (controller, hub over ICMP / UDP 4500 / the reflector, handshake,
+WAN path MTU) and Internet quality (WAN and tunnel loss, latency, jitter; tunnel
+path MTU; and every learned prefix, probed at the reflector address the controller
+names for it: the remote site's device, or the hub in a cloud-side prefix).
+Findings come causes first (each declares what it explains), each with its
+evidence and the exact fix; --json adds the commands that apply it here.
 Exit 0 when no finding is an error (warnings allowed), 1 otherwise.
 
 --from-bundle FILE.tar.gz judges the evidence a support bundle holds instead
@@ -66,7 +71,7 @@ of this host; --tui shows a live dashboard (needs a terminal).`,
 			source := "live"
 			if fromBundle != "" {
 				var err error
-				if ev, err = suite.LoadBundle(fromBundle); err != nil {
+				if ev, _, err = bundle.Load(fromBundle); err != nil {
 					if errors.Is(err, os.ErrNotExist) {
 						return cli.Usagef("--from-bundle %s: no such file; give a bundle written by 'vcpe diag bundle FILE.tar.gz'", fromBundle)
 					}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,14 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
-	"github.com/openvcpe/vcpe/dataplane"
-	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/diag/bundle"
 	"github.com/openvcpe/vcpe/diag/suite"
-	"github.com/openvcpe/vcpe/internal/device"
-	"github.com/openvcpe/vcpe/precheck"
 	"github.com/openvcpe/vcpe/provision"
 )
 
@@ -30,10 +24,11 @@ func newDiagBundleCmd() *cobra.Command {
 		Short: "Write a support bundle: snapshot, status, state, config, probes, logs and findings, secrets redacted",
 		Long: `Write a support bundle to FILE.tar.gz (mode 0600): the precheck snapshot, vcped's
 status, the device state and the controller's configuration with every secret
-redacted, a few probes to the hub, the tail of vcped's log and the diagnosis
-findings, with a manifest (manifest.json: files and their SHA-256). Every file is
+redacted, the probes, routes and links the diagnosis judged, the tail of vcped's
+log and the diagnosis findings, with a manifest (manifest.json: files and their SHA-256). Every file is
 scrubbed of the device key (VCPE_KEY or VCPE_KEY_FILE), the WireGuard private key and the device
-credential before it is written. 'vcpe diag --from-bundle FILE' analyses it offline.`,
+credential before it is written. 'vcpe diag --from-bundle FILE' judges the same
+evidence offline and gives the same findings.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := args[0]
@@ -55,7 +50,10 @@ credential before it is written. 'vcpe diag --from-bundle FILE' analyses it offl
 			start := time.Now()
 			ev := suite.Collect(ctx, suite.Options{StateDir: stateDir, Reach: outsideInFromState})
 			report := suite.NewReport(suite.Diagnose(*ev), ev.Time, time.Since(start), "live")
-			b, secrets, err := bundle.Collect(ctx, evidenceSources(ev, report, stateDir, host))
+			logs, logErr := bundleLogs(ctx, stateDir)
+			b, secrets, err := bundle.FromEvidence(ev, bundle.Extras{
+				Host: host, Report: report, Log: logs, LogError: logErr, DeviceKey: deviceKeyFromEnv(),
+			})
 			if err != nil {
 				return err
 			}
@@ -83,48 +81,6 @@ func deviceKeyFromEnv() string {
 		}
 	}
 	return ""
-}
-
-// evidenceSources feeds a bundle from the suite's evidence and report.
-func evidenceSources(ev *suite.Evidence, report any, stateDir, host string) bundle.Sources {
-	return bundle.Sources{
-		StateDir: stateDir,
-		Host:     host,
-		Now:      time.Now,
-		Gather: func(context.Context) (*precheck.Snapshot, error) {
-			if ev.Snapshot == nil {
-				return nil, errors.New("the host snapshot could not be taken")
-			}
-			return ev.Snapshot, nil
-		},
-		Status: func(dir string) (dataplane.Status, error) {
-			if ev.Status != nil {
-				return *ev.Status, nil
-			}
-			return readStatus(dir) // the state file's view when vcped is down
-		},
-		Config: func(context.Context, *device.State) (api.DeviceConfig, error) {
-			switch {
-			case ev.Config != nil:
-				return *ev.Config, nil
-			case ev.ConfigError != nil:
-				return api.DeviceConfig{}, ev.ConfigError
-			case ev.ControllerError != "":
-				return api.DeviceConfig{}, errors.New(ev.ControllerError)
-			}
-			return api.DeviceConfig{}, errors.New("the controller was not asked (no device state)")
-		},
-		Probes: func(context.Context, api.DeviceConfig) (map[string]diag.Result, map[string]error) {
-			errs := map[string]error{}
-			for name, e := range ev.ProbeErrors {
-				errs[name] = errors.New(e)
-			}
-			return ev.Probes, errs
-		},
-		Logs:      bundleLogs,
-		Suite:     func(context.Context) (any, error) { return report, nil },
-		DeviceKey: deviceKeyFromEnv(),
-	}
 }
 
 // bundleLogs is the tail of STATE/vcped.log, or journalctl's when systemd

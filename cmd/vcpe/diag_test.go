@@ -1,51 +1,31 @@
 package main
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"encoding/json"
-	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/diag/bundle"
 	"github.com/openvcpe/vcpe/diag/suite"
 	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 )
 
-// writeBundle saves e and packs it as a .tar.gz the way a bundle is.
+// writeBundle writes e as vcpe diag bundle does.
 func writeBundle(t *testing.T, e *suite.Evidence) string {
 	t.Helper()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "b")
-	if err := e.Save(src); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "bundle.tar.gz")
-	f, err := os.Create(file)
+	b, secrets, err := bundle.FromEvidence(e, bundle.Extras{Host: "site-a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	zw := gzip.NewWriter(f)
-	tw := tar.NewWriter(zw)
-	filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		b, _ := os.ReadFile(p)
-		tw.WriteHeader(&tar.Header{Name: filepath.ToSlash(rel), Mode: 0o600, Size: int64(len(b)), Typeflag: tar.TypeReg})
-		_, err = tw.Write(b)
-		return err
-	})
-	tw.Close()
-	zw.Close()
-	f.Close()
+	file := filepath.Join(t.TempDir(), "bundle.tar.gz")
+	if err := b.WriteFile(file, secrets); err != nil {
+		t.Fatal(err)
+	}
 	return file
 }
 

@@ -61,6 +61,9 @@ func runRegister(cmd *cobra.Command, f registerFlags) error {
 			return cli.Usagef("%s is required", r.name)
 		}
 	}
+	if err := api.ValidateSN(strings.TrimSpace(f.sn)); err != nil {
+		return &cli.UsageError{Err: err}
+	}
 	if _, err := device.ParseControllerURL(f.controller); err != nil {
 		return &cli.UsageError{Err: err}
 	}

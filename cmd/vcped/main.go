@@ -199,7 +199,7 @@ func run(ctx context.Context, o options) error {
 	reflectorScope := &scope{}
 	reflectorScope.set(st.Config)
 	var syncer *dataplane.Syncer
-	static := dataplane.SyncStatus{Mode: "static", State: "static", Generation: st.Config.Generation, SavedGeneration: st.Config.Generation}
+	static := dataplane.SyncStatus{Mode: "static", State: dataplane.SyncStatic, Generation: st.Config.Generation, SavedGeneration: st.Config.Generation}
 	switch {
 	case st.Controller == "":
 		log.Info("no controller in the state file: running static on the saved configuration")

@@ -22,6 +22,7 @@ const Version = 1
 // The files of a bundle.
 const (
 	FileManifest = "manifest.json"
+	FileEvidence = "evidence.json"
 	DirSnapshot  = "snapshot"
 	FileStatus   = "status.json"
 	FileState    = "state.json"
@@ -160,16 +161,17 @@ func (b *Bundle) WriteTo(w io.Writer, secrets []string) error {
 	return nil
 }
 
-// Limits of what Read accepts from a bundle (a file from anyone): each
-// file, the number of entries of any kind, and the total of the files.
+// Bounds of what Read accepts: a bundle is a few hundred small files.
 const (
-	maxFileSize   = 64 << 20
-	maxEntries    = 1000
-	maxTotalBytes = 128 << 20
+	MaxEntries   = 10000     // archive entries of any type
+	MaxFileSize  = 64 << 20  // bytes of one file
+	MaxTotalSize = 256 << 20 // bytes of all files together
 )
 
 // Read reads a bundle written by WriteTo: every file by name (the manifest
-// included), after checking each listed file's SHA-256.
+// included), after checking each listed file's SHA-256 and that no file
+// outside the manifest is in it. It refuses more than MaxEntries entries,
+// a file larger than MaxFileSize and more than MaxTotalSize in all.
 func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
@@ -186,8 +188,8 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("read bundle: %w", err)
 		}
-		if entries++; entries > maxEntries {
-			return nil, nil, fmt.Errorf("read bundle: more than %d entries; a vcpe bundle holds a few dozen", maxEntries)
+		if entries++; entries > MaxEntries {
+			return nil, nil, fmt.Errorf("read bundle: more than %d entries", MaxEntries)
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue
@@ -196,15 +198,18 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 		if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
 			return nil, nil, fmt.Errorf("read bundle: entry %q escapes the bundle", h.Name)
 		}
-		data, err := io.ReadAll(io.LimitReader(tr, maxFileSize+1))
+		if _, dup := files[name]; dup {
+			return nil, nil, fmt.Errorf("read bundle: %s appears twice", name)
+		}
+		data, err := io.ReadAll(io.LimitReader(tr, MaxFileSize+1))
 		if err != nil {
 			return nil, nil, fmt.Errorf("read bundle: %s: %w", name, err)
 		}
-		if len(data) > maxFileSize {
-			return nil, nil, fmt.Errorf("read bundle: %s is larger than %d bytes", name, maxFileSize)
+		if len(data) > MaxFileSize {
+			return nil, nil, fmt.Errorf("read bundle: %s is larger than %d bytes", name, MaxFileSize)
 		}
-		if total += len(data); total > maxTotalBytes {
-			return nil, nil, fmt.Errorf("read bundle: the files hold more than %d bytes in all", maxTotalBytes)
+		if total += len(data); total > MaxTotalSize {
+			return nil, nil, fmt.Errorf("read bundle: its files hold more than %d bytes", MaxTotalSize)
 		}
 		files[name] = data
 	}
@@ -212,7 +217,9 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 	if err := json.Unmarshal(files[FileManifest], &m); err != nil {
 		return nil, nil, fmt.Errorf("read bundle: %s: %w", FileManifest, err)
 	}
+	listed := map[string]bool{FileManifest: true}
 	for _, f := range m.Files {
+		listed[f.Name] = true
 		data, ok := files[f.Name]
 		if !ok {
 			return nil, nil, fmt.Errorf("read bundle: %s is listed in the manifest but missing", f.Name)
@@ -220,6 +227,11 @@ func Read(r io.Reader) (map[string][]byte, *Manifest, error) {
 		sum := sha256.Sum256(data)
 		if hex.EncodeToString(sum[:]) != f.SHA256 {
 			return nil, nil, fmt.Errorf("read bundle: %s does not match its SHA-256 in the manifest", f.Name)
+		}
+	}
+	for name := range files {
+		if !listed[name] {
+			return nil, nil, fmt.Errorf("read bundle: %s is not in the manifest", name)
 		}
 	}
 	return files, &m, nil

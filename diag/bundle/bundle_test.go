@@ -4,10 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/diag/suite"
 	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 )
@@ -27,107 +27,69 @@ const (
 	testDevKey = "devkey-ABCDEFGHIJ"
 )
 
-func testState(t *testing.T) (string, *device.State) {
-	dir := t.TempDir()
+var (
+	t0         = time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	hubWAN     = netip.MustParseAddr("198.18.0.1")
+	hubOverlay = netip.MustParseAddr("198.18.64.1")
+	lanA       = netip.MustParsePrefix("198.19.1.0/24")
+	lanB       = netip.MustParsePrefix("198.19.2.0/24")
+	siteB      = netip.MustParseAddr("198.19.2.1")
+)
+
+func series(proto string, target netip.Addr, lost int) diag.Result {
+	r := diag.Result{Protocol: proto, Target: target}
+	for i := range 20 {
+		s := diag.Sample{Seq: i, Sent: t0.Add(time.Duration(i) * 50 * time.Millisecond), Size: 84}
+		if i >= lost {
+			s.RTT = time.Millisecond
+			s.Received = s.Sent.Add(s.RTT)
+		}
+		r.Samples = append(r.Samples, s)
+	}
+	r.Stats = diag.Summarize(r.Samples)
+	return r
+}
+
+// healthyEvidence is what Collect gathers on a working device of the lab,
+// with real secrets in its state and a host snapshot.
+func healthyEvidence(t *testing.T) *suite.Evidence {
 	k, err := api.GeneratePrivateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &device.State{Controller: "https://198.18.0.1:8443", ControllerFingerprint: "sha256:00", SN: "SN1",
-		PrivateKey: k, Credential: testCred,
-		Config: api.DeviceConfig{SN: "SN1", HubEndpoint: netip.MustParseAddrPort("198.18.0.1:4500")}}
-	if err := device.SaveState(dir, st); err != nil {
-		t.Fatal(err)
-	}
-	return dir, st
-}
-
-func fakeSources(dir string, st *device.State) Sources {
-	return Sources{
-		StateDir: dir, Host: "site-a", Now: func() time.Time { return time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) },
-		Gather: func(context.Context) (*precheck.Snapshot, error) {
-			return precheck.NewSnapshot(map[string][]byte{"proc/version": []byte("Linux version 6.1\n")}), nil
+	cfg := api.DeviceConfig{Generation: 3, SN: "SN-A", InstanceName: "site-a", CCN: "corp",
+		OverlayAddr: netip.MustParsePrefix("198.18.64.11/18"), HubOverlayAddr: hubOverlay,
+		HubEndpoint: netip.AddrPortFrom(hubWAN, 4500), Routes: []netip.Prefix{lanB}, Advertised: []netip.Prefix{lanA},
+		Targets: []api.ProbeTarget{{Prefix: lanB, Addr: siteB, SN: "SN-B"}}}
+	st := &device.State{Version: 1, Controller: "https://198.18.0.1:8443", SN: "SN-A", PrivateKey: k, Credential: testCred,
+		Advertise: []netip.Prefix{lanA}, Config: cfg}
+	c := cfg
+	snap := precheck.NewSnapshot(map[string][]byte{"proc/sys/net/ipv4/ip_forward": []byte("1\n"), "proc/version": []byte("Linux version 6.1\n")})
+	rep := precheck.Run(t.Context(), snap, precheck.Options{})
+	return &suite.Evidence{
+		Time: t0, StateDir: "/var/lib/vcpe", State: st, Config: &c, Snapshot: snap, Precheck: &rep,
+		Status: &dataplane.Status{Role: "active", State: dataplane.StateUp, Interface: "vcpe0", PublicKey: k.PublicKey(),
+			Routes: []netip.Prefix{lanB}, Source: "daemon", Time: t0,
+			Peers: []dataplane.PeerStatus{{Name: "hub", Endpoint: "198.18.0.1:4500", LastHandshake: t0.Add(-30 * time.Second)}}},
+		Controller: &suite.Dial{Addr: netip.MustParseAddrPort("198.18.0.1:8443"), OK: true},
+		Host: &suite.Host{TUN: "vcpe0", TUNPresent: true, TUNUp: true, TUNMTU: 1420, Routes: []netip.Prefix{lanB},
+			Addresses: []suite.IfAddr{{Interface: "wan0", Prefix: netip.MustParsePrefix("198.18.0.11/24")}}},
+		Probes: map[string]diag.Result{
+			suite.ProbeWANICMP: series("icmp", hubWAN, 0), suite.ProbeWANReflector: series("udp", hubWAN, 0),
+			suite.ProbeTunnelHub: series("udp", hubOverlay, 0), suite.ProbeTargetPrefix + siteB.String(): series("udp", siteB, 0),
 		},
-		Status: func(string) (dataplane.Status, error) {
-			return dataplane.Status{Role: "edge", State: dataplane.StateUp, PublicKey: st.PrivateKey.PublicKey()}, nil
-		},
-		Config: func(context.Context, *device.State) (api.DeviceConfig, error) {
-			return api.DeviceConfig{}, errors.New("controller said 401 for credential " + testCred)
-		},
-		Probes: func(_ context.Context, c api.DeviceConfig) (map[string]diag.Result, map[string]error) {
-			return map[string]diag.Result{"hub_wan_icmp": {Protocol: "icmp", Target: c.HubEndpoint.Addr()}}, map[string]error{"hub_overlay_icmp": errors.New("timeout")}
-		},
-		Logs: func(context.Context, string) ([]byte, error) {
-			return []byte("level=INFO msg=up key=" + st.PrivateKey.String() + " device key " + testDevKey + "\n"), nil
-		},
-		DeviceKey: testDevKey,
+		ProbeErrors: map[string]string{},
+		Targets:     cfg.Targets,
+		MTU:         &diag.MTUResult{Protocol: "udp", Target: hubOverlay, MTU: 1420, RouteMTU: 1420, Verdict: diag.MTUFull},
 	}
 }
 
-func TestCollectWriteReadScrubs(t *testing.T) {
-	dir, st := testState(t)
-	b, secrets, err := Collect(context.Background(), fakeSources(dir, st))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := b.WriteTo(&buf, secrets); err != nil {
-		t.Fatal(err)
-	}
-	files, m, err := Read(bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{FileManifest, FileStatus, FileState, FileConfig, FileProbes, FileLog, FileDiag, DirSnapshot + "/proc/version"} {
-		if _, ok := files[want]; !ok {
-			t.Errorf("bundle lacks %s; has %v", want, b.Files())
-		}
-	}
-	if len(m.Files) != len(files)-1 || m.Host != "site-a" || m.Version != Version {
-		t.Errorf("manifest = %+v; want every file but itself, host site-a", m)
-	}
-	for name, data := range files {
-		for _, s := range []string{st.PrivateKey.String(), testCred, testDevKey} {
-			if bytes.Contains(data, []byte(s)) {
-				t.Errorf("%s contains the secret %q", name, s)
-			}
-		}
-	}
-	if !bytes.Contains(files[FileLog], []byte(Redacted)) || !bytes.Contains(files[FileConfig], []byte(`"error"`)) {
-		t.Errorf("log or config not as expected:\n%s\n%s", files[FileLog], files[FileConfig])
-	}
-	if strings.TrimSpace(string(files[FileDiag])) != "null" {
-		t.Errorf("diag.json = %s; want null without a suite", files[FileDiag])
-	}
-	var sm map[string]any
-	if err := json.Unmarshal(files[FileState], &sm); err != nil || sm["private_key"] != Redacted || sm["credential"] != Redacted || sm["sn"] != "SN1" {
-		t.Errorf("state.json = %s (%v)", files[FileState], err)
-	}
-	var probes map[string]diag.Result
-	if err := json.Unmarshal(files[FileProbes], &probes); err != nil || probes["hub_wan_icmp"].Target != netip.MustParseAddr("198.18.0.1") {
-		t.Errorf("probes.json = %s (%v)", files[FileProbes], err)
-	}
-	if !strings.Contains(strings.Join(m.Notes, "\n"), "hub_overlay_icmp: timeout") {
-		t.Errorf("notes %q do not record the failed probe", m.Notes)
-	}
-	// The snapshot loads with precheck.Load.
-	snapDir := t.TempDir()
-	for name, data := range files {
-		if rel, ok := strings.CutPrefix(name, DirSnapshot+"/"); ok {
-			p := filepath.Join(snapDir, filepath.FromSlash(rel))
-			os.MkdirAll(filepath.Dir(p), 0o755)
-			os.WriteFile(p, data, 0o644)
-		}
-	}
-	snap, err := precheck.Load(snapDir)
-	if err != nil || !snap.Has("proc/version") {
-		t.Fatalf("precheck.Load of the bundle's snapshot: %v", err)
-	}
-}
-
-func TestWriteFileMode(t *testing.T) {
-	dir, st := testState(t)
-	b, secrets, err := Collect(context.Background(), fakeSources(dir, st))
+// roundTrip writes ev as the production writer does and reads it back.
+func roundTrip(t *testing.T, ev *suite.Evidence) (*suite.Evidence, map[string][]byte) {
+	t.Helper()
+	rep := suite.NewReport(suite.Diagnose(*ev), ev.Time, 0, "live")
+	b, secrets, err := FromEvidence(ev, Extras{Host: "site-a", Now: func() time.Time { return t0 }, Report: rep,
+		Log: []byte("level=INFO device key " + testDevKey + "\n"), DeviceKey: testDevKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,20 +97,104 @@ func TestWriteFileMode(t *testing.T) {
 	if err := b.WriteFile(p, secrets); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(p)
-	if err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("bundle mode = %v (%v); want 0600", fi.Mode(), err)
 	}
-}
-
-func TestCollectWithoutState(t *testing.T) {
-	s := fakeSources(t.TempDir(), &device.State{})
-	b, _, err := Collect(context.Background(), s)
+	back, _, err := Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(b.files[FileConfig], []byte("no device state")) {
-		t.Errorf("config.json = %s; want the missing state named", b.files[FileConfig])
+	raw, _ := os.ReadFile(p)
+	files, _, err := Read(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back, files
+}
+
+// TestRoundTripGivesTheSameFindings: the production writer, then Load,
+// then Diagnose give the live run's findings, on a healthy device and on
+// broken ones; no secret is in any file.
+func TestRoundTripGivesTheSameFindings(t *testing.T) {
+	cases := map[string]func(e *suite.Evidence){
+		"healthy": func(*suite.Evidence) {},
+		"route deleted": func(e *suite.Evidence) {
+			e.Host.Routes = nil
+		},
+		"daemon down": func(e *suite.Evidence) {
+			e.Status, e.StatusError = nil, "connect to control socket /var/lib/vcpe/vcped.sock: no such file"
+			e.Probes[suite.ProbeTunnelHub] = series("udp", hubOverlay, 20)
+		},
+		"no daemon, no state": func(e *suite.Evidence) {
+			*e = suite.Evidence{Time: t0, StateDir: "/var/lib/vcpe", Snapshot: e.Snapshot, Precheck: e.Precheck, Host: e.Host,
+				StateError: "read /var/lib/vcpe/device.json: no device state", StatusError: "connect: no such file"}
+		},
+		"revoked": func(e *suite.Evidence) {
+			e.Config, e.ConfigError = nil, &api.Error{Code: api.CodeRevoked, Message: "device revoked"}
+		},
+		"controller unreachable": func(e *suite.Evidence) {
+			e.Config, e.ControllerError = nil, "dial tcp 198.18.0.1:8443: connect: connection refused"
+			e.Controller = &suite.Dial{Addr: netip.MustParseAddrPort("198.18.0.1:8443"), Refused: true, Error: "refused"}
+		},
+	}
+	for name, plant := range cases {
+		t.Run(name, func(t *testing.T) {
+			ev := healthyEvidence(t)
+			var secrets []string
+			if ev.State != nil {
+				secrets = append(Secrets(ev.State), testDevKey)
+			}
+			plant(ev)
+			back, files := roundTrip(t, ev)
+			if d := cmp.Diff(suite.Diagnose(*ev), suite.Diagnose(*back)); d != "" {
+				t.Errorf("findings from the bundle differ (-live +bundle):\n%s", d)
+			}
+			for n, data := range files {
+				for _, s := range secrets {
+					if bytes.Contains(data, []byte(s)) {
+						t.Errorf("%s holds the secret %q", n, s)
+					}
+				}
+			}
+			var live suite.Report
+			if err := json.Unmarshal(files[FileDiag], &live); err != nil || len(live.Findings) == 0 {
+				t.Errorf("diag.json holds no findings: %v", err)
+			}
+		})
+	}
+}
+
+func TestStateIsRedactedAndReadBack(t *testing.T) {
+	ev := healthyEvidence(t)
+	back, files := roundTrip(t, ev)
+	var sm map[string]any
+	if err := json.Unmarshal(files[FileState], &sm); err != nil || sm["private_key"] != Redacted || sm["credential"] != Redacted || sm["sn"] != "SN-A" {
+		t.Errorf("state.json = %s (%v)", files[FileState], err)
+	}
+	if back.State == nil || back.State.SN != "SN-A" || !back.State.PrivateKey.IsZero() || back.State.Credential != "" {
+		t.Errorf("state read back = %+v; want SN-A without its secrets", back.State)
+	}
+	if !bytes.Contains(files[FileLog], []byte(Redacted)) {
+		t.Errorf("the device key is not scrubbed from the log:\n%s", files[FileLog])
+	}
+	if back.Snapshot == nil || !back.Snapshot.Has("proc/sys/net/ipv4/ip_forward") {
+		t.Error("snapshot not read back")
+	}
+}
+
+func TestErrorDocuments(t *testing.T) {
+	ev := healthyEvidence(t)
+	ev.Status, ev.StatusError = nil, "vcped does not answer"
+	ev.Config, ev.ControllerError = nil, "connection refused"
+	back, files := roundTrip(t, ev)
+	for _, name := range []string{FileStatus, FileConfig} {
+		var doc map[string]string
+		if err := json.Unmarshal(files[name], &doc); err != nil || doc["error"] == "" {
+			t.Errorf("%s = %s; want an error document", name, files[name])
+		}
+	}
+	if back.Status != nil || back.StatusError != "vcped does not answer" || back.Config != nil || back.ControllerError != "connection refused" {
+		t.Errorf("read back status %v %q config %v %q; want the errors and no records", back.Status, back.StatusError, back.Config, back.ControllerError)
 	}
 }
 
@@ -176,20 +222,47 @@ func TestReadRejectsTampering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tampered := map[string][]byte{FileManifest: files[FileManifest], FileStatus: []byte(`{"x":1}`)}
-	if _, _, err := Read(bytes.NewReader(rawTarGz(t, tampered))); err == nil || !strings.Contains(err.Error(), "SHA-256") {
-		t.Errorf("Read of a tampered file: %v; want a SHA-256 mismatch", err)
-	}
-	missing := map[string][]byte{FileManifest: files[FileManifest]}
-	if _, _, err := Read(bytes.NewReader(rawTarGz(t, missing))); err == nil || !strings.Contains(err.Error(), "missing") {
-		t.Errorf("Read of a bundle lacking a listed file: %v; want it named missing", err)
-	}
-	escape := map[string][]byte{FileManifest: files[FileManifest], FileStatus: []byte("{}"), "../evil": nil}
-	if _, _, err := Read(bytes.NewReader(rawTarGz(t, escape))); err == nil || !strings.Contains(err.Error(), "escapes") {
-		t.Errorf("Read of ../evil: %v; want refused", err)
+	for name, c := range map[string]struct {
+		files map[string][]byte
+		want  string
+	}{
+		"tampered": {map[string][]byte{FileManifest: files[FileManifest], FileStatus: []byte(`{"x":1}`)}, "SHA-256"},
+		"missing":  {map[string][]byte{FileManifest: files[FileManifest]}, "missing"},
+		"escape":   {map[string][]byte{FileManifest: files[FileManifest], FileStatus: []byte("{}"), "../evil": nil}, "escapes"},
+		"unlisted": {map[string][]byte{FileManifest: files[FileManifest], FileStatus: []byte("{}"), "extra.json": []byte("{}")}, "not in the manifest"},
+	} {
+		if _, _, err := Read(bytes.NewReader(rawTarGz(t, c.files))); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Read: %v; want an error naming %q", name, err, c.want)
+		}
 	}
 	if _, _, err := Read(bytes.NewReader([]byte("not gzip"))); err == nil {
 		t.Error("Read accepted garbage")
+	}
+}
+
+func TestReadBoundsEntries(t *testing.T) {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for i := range MaxEntries + 1 {
+		tw.WriteHeader(&tar.Header{Name: "d" + strings.Repeat("x", i%7) + "/", Typeflag: tar.TypeDir, Mode: 0o700})
+	}
+	tw.Close()
+	gz.Close()
+	if _, _, err := Read(&buf); err == nil || !strings.Contains(err.Error(), "entries") {
+		t.Errorf("Read of %d entries: %v; want refused", MaxEntries+1, err)
+	}
+}
+
+func TestLoadWithoutEvidenceFile(t *testing.T) {
+	b := New("h", t0)
+	b.Add(FileStatus, []byte("{}"))
+	p := filepath.Join(t.TempDir(), "old.tar.gz")
+	if err := b.WriteFile(p, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Load(p); err == nil || !strings.Contains(err.Error(), FileEvidence) {
+		t.Errorf("Load of a bundle without %s: %v; want it named", FileEvidence, err)
 	}
 }
 
@@ -209,24 +282,6 @@ func FuzzRead(f *testing.F) {
 				t.Fatalf("Read accepted a manifest listing missing %s", e.Name)
 			}
 		}
+		Evidence(files) // must not panic
 	})
-}
-
-// TestReadCapsEntriesAndTotal: a bundle file from anyone cannot make Read
-// hold more than maxEntries entries or maxTotalBytes in all.
-func TestReadCapsEntriesAndTotal(t *testing.T) {
-	many := map[string][]byte{}
-	for i := range maxEntries + 1 {
-		many[fmt.Sprintf("f%d", i)] = nil
-	}
-	if _, _, err := Read(bytes.NewReader(rawTarGz(t, many))); err == nil || !strings.Contains(err.Error(), "entries") {
-		t.Errorf("Read of %d entries: %v; want refused", len(many), err)
-	}
-	// Three files just under the per-file cap, of zeros (gzip makes them
-	// small on disk), exceed the total.
-	big := make([]byte, maxFileSize)
-	huge := map[string][]byte{"a": big, "b": big, "c": big}
-	if _, _, err := Read(bytes.NewReader(rawTarGz(t, huge))); err == nil || !strings.Contains(err.Error(), "in all") {
-		t.Errorf("Read of %d MiB: %v; want refused", 3*maxFileSize>>20, err)
-	}
 }

@@ -11,154 +11,221 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
+	"github.com/openvcpe/vcpe/diag/suite"
 	"github.com/openvcpe/vcpe/internal/device"
 	"github.com/openvcpe/vcpe/precheck"
 )
 
-// Sources are where Collect gets each part. Every field is required except
-// where said; cmd/vcpe wires the real ones, tests their own.
-type Sources struct {
-	StateDir string
-	Host     string
-	Now      func() time.Time
-
-	// Gather takes the precheck snapshot.
-	Gather func(ctx context.Context) (*precheck.Snapshot, error)
-	// Status asks vcped (or falls back to the state file).
-	Status func(stateDir string) (dataplane.Status, error)
-	// Config asks the controller as the device in st.
-	Config func(ctx context.Context, st *device.State) (api.DeviceConfig, error)
-	// Probes run a few probes to the hub, each by name.
-	Probes func(ctx context.Context, cfg api.DeviceConfig) (map[string]diag.Result, map[string]error)
-	// Logs returns the daemon's recent log.
-	Logs func(ctx context.Context, stateDir string) ([]byte, error)
-	// Suite runs the diagnosis suite; nil writes null.
-	Suite func(ctx context.Context) (any, error)
+// Extras are what a bundle holds besides the evidence.
+type Extras struct {
+	Host string
+	Now  func() time.Time // the manifest's time; time.Now when nil
+	// Report is the live run's findings (diag.json); nil writes null.
+	Report any
+	// Log is the tail of vcped's log; LogError why it could not be read.
+	Log      []byte
+	LogError error
 	// DeviceKey, when known (VCPE_KEY), is scrubbed like the other secrets.
 	DeviceKey string
 }
 
-// Collect assembles a bundle and the secrets it must be scrubbed of. What
-// cannot be collected is recorded in the manifest's notes (and in the file
-// itself where the layout says so); only a failure to collect anything
-// useful is an error.
-func Collect(ctx context.Context, s Sources) (*Bundle, []string, error) {
-	b := New(s.Host, s.Now())
+// errorDoc stands in a part file for a part that could not be gathered.
+type errorDoc struct {
+	Error string `json:"error"`
+}
+
+// FromEvidence assembles the bundle of ev, the evidence a live diagnosis
+// judged, and returns it with the secrets it must be scrubbed of. Every
+// part of ev goes in; what could not be gathered is said in the part's
+// file and in the manifest's notes.
+func FromEvidence(ev *suite.Evidence, x Extras) (*Bundle, []string, error) {
+	if x.Now == nil {
+		x.Now = time.Now
+	}
+	b := New(x.Host, x.Now())
 	secrets := []string{}
-	if s.DeviceKey != "" {
-		secrets = append(secrets, s.DeviceKey)
+	if x.DeviceKey != "" {
+		secrets = append(secrets, x.DeviceKey)
 	}
-
-	st, stErr := device.LoadState(s.StateDir)
-	if stErr != nil {
-		b.Note("state: %v", stErr)
-		if err := b.AddJSON(FileState, map[string]string{"error": stErr.Error()}); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		secrets = append(secrets, Secrets(st)...)
-		if err := b.AddJSON(FileState, redactState(st)); err != nil {
-			return nil, nil, err
-		}
-	}
-
-	// The slow parts run concurrently: the snapshot, the controller call,
-	// the probes and the suite.
-	var (
-		wg                sync.WaitGroup
-		snapFiles         map[string][]byte
-		snapErr, suiteErr error
-		cfgDoc            any
-		probes            map[string]diag.Result
-		probeErrs         map[string]error
-		suite             any
-	)
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		snap, err := s.Gather(ctx)
-		if err != nil {
-			snapErr = err
-			return
-		}
-		snapFiles, snapErr = snapshotFiles(snap)
-	}()
-	go func() {
-		defer wg.Done()
-		if st == nil {
-			cfgDoc = map[string]string{"error": "no device state: " + stErr.Error()}
-			return
-		}
-		cfg, err := s.Config(ctx, st)
-		if err != nil {
-			cfgDoc = map[string]string{"error": err.Error()}
-		} else {
-			cfgDoc = cfg
-		}
-		c := cfg
-		if err != nil {
-			c = st.Config // the last known configuration still names the hub
-		}
-		p, perr := s.Probes(ctx, c)
-		probes, probeErrs = p, perr
-	}()
-	go func() {
-		defer wg.Done()
-		if s.Suite == nil {
-			return
-		}
-		suite, suiteErr = s.Suite(ctx)
-	}()
-	wg.Wait()
-
-	if snapErr != nil {
-		b.Note("snapshot: %v", snapErr)
-	}
-	for n, data := range snapFiles {
-		b.Add(DirSnapshot+"/"+n, data)
-	}
-	if err := b.AddJSON(FileConfig, cfgDoc); err != nil {
+	if err := b.AddJSON(FileEvidence, ev); err != nil {
 		return nil, nil, err
 	}
+
+	var state any = errorDoc{Error: "not read"}
+	switch {
+	case ev.State != nil:
+		secrets = append(secrets, Secrets(ev.State)...)
+		state = redactState(ev.State)
+	case ev.StateError != "":
+		state = errorDoc{Error: ev.StateError}
+		b.Note("state: %s", ev.StateError)
+	}
+	if err := b.AddJSON(FileState, state); err != nil {
+		return nil, nil, err
+	}
+
+	var status any = errorDoc{Error: "not asked"}
+	switch {
+	case ev.Status != nil:
+		status = ev.Status
+	case ev.StatusError != "":
+		status = errorDoc{Error: ev.StatusError}
+		b.Note("status: %s", ev.StatusError)
+	}
+	if err := b.AddJSON(FileStatus, status); err != nil {
+		return nil, nil, err
+	}
+
+	var cfg any = errorDoc{Error: "the controller was not asked (no device state)"}
+	switch {
+	case ev.Config != nil:
+		cfg = ev.Config
+	case ev.ConfigError != nil:
+		cfg = errorDoc{Error: ev.ConfigError.Error()}
+		b.Note("config: %s", ev.ConfigError.Error())
+	case ev.ControllerError != "":
+		cfg = errorDoc{Error: ev.ControllerError}
+		b.Note("config: %s", ev.ControllerError)
+	}
+	if err := b.AddJSON(FileConfig, cfg); err != nil {
+		return nil, nil, err
+	}
+
+	probes := ev.Probes
 	if probes == nil {
 		probes = map[string]diag.Result{}
-	}
-	for n, err := range probeErrs {
-		b.Note("probe %s: %v", n, err)
 	}
 	if err := b.AddJSON(FileProbes, probes); err != nil {
 		return nil, nil, err
 	}
-	if suiteErr != nil {
-		b.Note("diagnosis suite: %v", suiteErr)
-		suite = nil
-	}
-	if err := b.AddJSON(FileDiag, suite); err != nil {
-		return nil, nil, err
+	for n, e := range ev.ProbeErrors {
+		b.Note("probe %s: %s", n, e)
 	}
 
-	status, err := s.Status(s.StateDir)
-	if err != nil {
-		b.Note("status: %v", err)
-		if err := b.AddJSON(FileStatus, map[string]string{"error": err.Error()}); err != nil {
-			return nil, nil, err
+	if ev.Snapshot != nil {
+		files, err := snapshotFiles(ev.Snapshot)
+		if err != nil {
+			b.Note("snapshot: %v", err)
 		}
-	} else if err := b.AddJSON(FileStatus, status); err != nil {
-		return nil, nil, err
+		for n, data := range files {
+			b.Add(DirSnapshot+"/"+n, data)
+		}
+	} else {
+		b.Note("snapshot: the host snapshot could not be taken")
 	}
 
-	logs, err := s.Logs(ctx, s.StateDir)
-	if err != nil {
-		b.Note("logs: %v", err)
+	if err := b.AddJSON(FileDiag, x.Report); err != nil {
+		return nil, nil, err
 	}
-	b.Add(FileLog, logs)
+	if x.LogError != nil {
+		b.Note("logs: %v", x.LogError)
+	}
+	b.Add(FileLog, x.Log)
 	return b, secrets, nil
+}
+
+// Load reads the bundle in file (checked against its manifest) back into
+// the evidence it was made from.
+func Load(file string) (*suite.Evidence, *Manifest, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open bundle: %w", err)
+	}
+	defer f.Close()
+	files, m, err := Read(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	ev, err := Evidence(files)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ev, m, nil
+}
+
+// Evidence decodes the evidence of a bundle's files (as Read returns
+// them). A part file holding an error document leaves its part not
+// gathered (evidence.json says why); the secrets' "[redacted]" stand-ins
+// are read as absent.
+func Evidence(files map[string][]byte) (*suite.Evidence, error) {
+	ev := &suite.Evidence{}
+	raw, ok := files[FileEvidence]
+	if !ok {
+		return nil, fmt.Errorf("read bundle: no %s: not a bundle of this version (written by vcpe diag bundle %d)", FileEvidence, Version)
+	}
+	if err := json.Unmarshal(raw, ev); err != nil {
+		return nil, fmt.Errorf("read bundle: %s: %w", FileEvidence, err)
+	}
+	// part decodes name into v unless it holds an error document (written
+	// for the reader of the archive; why the part is missing is in
+	// evidence.json). Secrets' "[redacted]" stand-ins are read as absent.
+	part := func(name string, v any, redacted ...string) (bool, error) {
+		data, ok := files[name]
+		if !ok {
+			return false, nil
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(data, &m); err != nil {
+			return false, fmt.Errorf("read bundle: %s: %w", name, err)
+		}
+		if _, ok := m["error"]; ok && len(m) == 1 {
+			return false, nil
+		}
+		for _, k := range redacted {
+			if string(m[k]) == `"`+Redacted+`"` {
+				delete(m, k)
+			}
+		}
+		clean, _ := json.Marshal(m)
+		if err := json.Unmarshal(clean, v); err != nil {
+			return false, fmt.Errorf("read bundle: %s: %w", name, err)
+		}
+		return true, nil
+	}
+	var st device.State
+	if ok, err := part(FileState, &st, "private_key", "credential"); err != nil {
+		return nil, err
+	} else if ok {
+		ev.State = &st
+	}
+	var status dataplane.Status
+	if ok, err := part(FileStatus, &status); err != nil {
+		return nil, err
+	} else if ok {
+		ev.Status = &status
+	}
+	var cfg api.DeviceConfig
+	if ok, err := part(FileConfig, &cfg); err != nil {
+		return nil, err
+	} else if ok {
+		ev.Config = &cfg
+	}
+	if data, ok := files[FileProbes]; ok {
+		if err := json.Unmarshal(data, &ev.Probes); err != nil {
+			return nil, fmt.Errorf("read bundle: %s: %w", FileProbes, err)
+		}
+	}
+	snap := map[string][]byte{}
+	for name, data := range files {
+		if rel, ok := strings.CutPrefix(name, DirSnapshot+"/"); ok && rel != "" {
+			snap[rel] = data
+		}
+	}
+	if len(snap) > 0 {
+		ev.Snapshot = precheck.NewSnapshot(snap)
+		if ev.Precheck == nil {
+			// The checks are pure functions of the snapshot.
+			r := precheck.Run(context.Background(), ev.Snapshot, precheck.Options{})
+			ev.Precheck = &r
+		}
+	}
+	return ev, nil
 }
 
 // Secrets are the values of st that must never leave the host: the

@@ -47,7 +47,7 @@ type Options struct {
 	ReadStatus  func(path string) (dataplane.Status, error)
 	FetchConfig func(ctx context.Context, st *device.State, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (api.DeviceConfig, error)
 	Dial        func(ctx context.Context, network, addr string) (net.Conn, error)
-	ReadHost    func(tun string) (*Host, error)
+	ReadHost    func(q HostQuery) (*Host, error)
 	PingICMP    func(ctx context.Context, target netip.Addr, o diag.Options) (diag.Result, error)
 	PingUDP     func(ctx context.Context, target netip.AddrPort, o diag.Options) (diag.Result, error)
 	PathMTU     func(ctx context.Context, target netip.Addr, o diag.MTUOptions) (diag.MTUResult, error)
@@ -133,6 +133,9 @@ func Collect(ctx context.Context, o Options) *Evidence {
 	// The outside-in check listens on required ports: it starts only once
 	// the host snapshot is taken, so precheck never sees its own sockets.
 	gathered := make(chan struct{})
+	// It asks the controller: it waits for the config fetch, and does not
+	// run when the controller does not answer.
+	fetched := make(chan struct{})
 	wg.Go(func() {
 		defer close(gathered)
 		pctx, cancel := context.WithTimeout(ctx, budget)
@@ -158,8 +161,18 @@ func Collect(ctx context.Context, o Options) *Evidence {
 		e.Status = &s
 	})
 	wg.Go(func() {
-		tun := dataplane.DefaultTUN
-		h, err := o.ReadHost(tun)
+		q := HostQuery{TUN: dataplane.DefaultTUN}
+		if st != nil {
+			q.Learned, q.Advertised = st.Config.Routes, st.Advertise
+			if len(st.Config.Advertised) > 0 {
+				q.Advertised = st.Config.Advertised
+			}
+			q.Targets = map[netip.Prefix]netip.Addr{}
+			for _, t := range st.Config.Targets {
+				q.Targets[t.Prefix] = t.Addr
+			}
+		}
+		h, err := o.ReadHost(q)
 		if err != nil {
 			o.Log.Warn("read host routes", "err", err)
 			return
@@ -172,9 +185,20 @@ func Collect(ctx context.Context, o Options) *Evidence {
 		wg.Go(func() {
 			rctx, cancel := context.WithTimeout(ctx, budget)
 			defer cancel()
-			select {
-			case <-gathered:
-			case <-rctx.Done():
+			for _, ch := range []chan struct{}{gathered, fetched} {
+				select {
+				case <-ch:
+				case <-rctx.Done():
+					return
+				}
+			}
+			mu.Lock()
+			c := e.Controller
+			mu.Unlock()
+			if c != nil && !c.OK {
+				mu.Lock()
+				e.ReachError = fmt.Sprintf("not run: the controller %s does not answer over TCP", c.Addr)
+				mu.Unlock()
 				return
 			}
 			r, err := o.Reach(rctx, st)
@@ -209,6 +233,7 @@ func Collect(ctx context.Context, o Options) *Evidence {
 			return c, err
 		}
 		wg.Go(func() {
+			defer close(fetched)
 			cctx, cancel := context.WithTimeout(ctx, min(budget, 5*time.Second))
 			defer cancel()
 			cfg, err := o.FetchConfig(cctx, st, recordDial)
@@ -253,15 +278,27 @@ func Collect(ctx context.Context, o Options) *Evidence {
 			})
 		}
 		if hubWAN.IsValid() {
+			wg.Go(func() {
+				mctx, cancel := context.WithTimeout(ctx, budget)
+				defer cancel()
+				m, err := o.PathMTU(mctx, hubWAN, diag.MTUOptions{UDP: true, Timeout: 300 * time.Millisecond, Tries: 2})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					e.WANMTUError = err.Error()
+					return
+				}
+				e.WANMTU = &m
+			})
 			series(ProbeWANICMP, func(c context.Context, op diag.Options) (diag.Result, error) { return o.PingICMP(c, hubWAN, op) })
 			series(ProbeWANReflector, func(c context.Context, op diag.Options) (diag.Result, error) {
 				return o.PingUDP(c, netip.AddrPortFrom(hubWAN, diag.ReflectorPort), op)
 			})
 		}
+		for _, t := range TunnelTargets(st.Config, o.Targets) {
+			series(t.Name, func(c context.Context, op diag.Options) (diag.Result, error) { return o.PingUDP(c, t.Addr, op) })
+		}
 		if hubOverlay.IsValid() {
-			series(ProbeTunnelHub, func(c context.Context, op diag.Options) (diag.Result, error) {
-				return o.PingUDP(c, netip.AddrPortFrom(hubOverlay, diag.ReflectorPort), op)
-			})
 			wg.Go(func() {
 				mctx, cancel := context.WithTimeout(ctx, budget)
 				defer cancel()
@@ -279,13 +316,14 @@ func Collect(ctx context.Context, o Options) *Evidence {
 			series(ProbeTargetPrefix+t.String(), func(c context.Context, op diag.Options) (diag.Result, error) { return o.PingICMP(c, t, op) })
 		}
 		e.Targets = defaultTargets(st.Config.Targets, o.Targets)
-		for _, t := range e.Targets {
-			series(ProbeTargetPrefix+t.Addr.String(), func(c context.Context, op diag.Options) (diag.Result, error) {
-				return o.PingUDP(c, netip.AddrPortFrom(t.Addr, diag.ReflectorPort), op)
-			})
-		}
 	}
 	wg.Wait()
+	if e.Status != nil {
+		// Again, for WireGuard's counters over the time the probes ran.
+		if s, err := o.ReadStatus(filepath.Join(o.StateDir, dataplane.ControlSocket)); err == nil {
+			e.StatusAfter = &s
+		}
+	}
 	return e
 }
 

@@ -71,7 +71,7 @@ func TestCollectWithFakes(t *testing.T) {
 			mark("dial "+addr, ctx)
 			return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
 		},
-		ReadHost: func(tun string) (*Host, error) { mark("host", nil); return e.Host, nil },
+		ReadHost: func(HostQuery) (*Host, error) { mark("host", nil); return e.Host, nil },
 		PingICMP: func(ctx context.Context, target netip.Addr, op diag.Options) (diag.Result, error) {
 			mark("icmp "+target.String(), ctx)
 			s := diag.Sample{Seq: 0, Sent: t0, Received: t0.Add(time.Millisecond), RTT: time.Millisecond}
@@ -126,7 +126,7 @@ func TestCollectWithoutState(t *testing.T) {
 	ev := Collect(context.Background(), Options{StateDir: t.TempDir(), Timeout: time.Second,
 		Gather:     func(context.Context) (*precheck.Snapshot, error) { return precheck.NewSnapshot(nil), nil },
 		ReadStatus: func(string) (dataplane.Status, error) { return dataplane.Status{}, errors.New("no socket") },
-		ReadHost:   func(string) (*Host, error) { return &Host{TUN: "vcpe0"}, nil },
+		ReadHost:   func(HostQuery) (*Host, error) { return &Host{TUN: "vcpe0"}, nil },
 	})
 	if ev.StateError == "" || len(ev.Probes) != 0 || ev.Controller != nil {
 		t.Errorf("without state: %+v; want a state error and no probes", ev)

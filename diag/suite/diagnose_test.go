@@ -84,7 +84,19 @@ func healthy() Evidence {
 		Host: &Host{TUN: "vcpe0", TUNPresent: true, TUNUp: true, TUNMTU: 1420,
 			Routes: []netip.Prefix{lanB, cloud, netip.MustParsePrefix("198.18.64.0/18")},
 			Addresses: []IfAddr{{"wan0", netip.MustParsePrefix("198.18.0.11/24")}, {"lan0", netip.MustParsePrefix("198.19.1.1/24")},
-				{"vcpe0", netip.MustParsePrefix("198.18.64.11/18")}, {"lo", netip.MustParsePrefix("127.0.0.1/8")}}},
+				{"vcpe0", netip.MustParsePrefix("198.18.64.11/18")}, {"lo", netip.MustParsePrefix("127.0.0.1/8")}},
+			WAN: "wan0",
+			Links: []Link{{Name: "lo", Up: true, Carrier: true, MTU: 65536}, {Name: "wan0", Up: true, Carrier: true, MTU: 1500, Kind: "veth"},
+				{Name: "lan0", Up: true, Carrier: true, MTU: 1500, Kind: "veth"}, {Name: "vcpe0", Up: true, Carrier: true, MTU: 1420, Kind: "tun"}},
+			Lookups: []Lookup{
+				{Prefix: lanA, To: netip.MustParseAddr("198.19.1.254"), Advertised: true, Dev: "lan0", Type: "unicast", Table: 254, Route: lanA},
+				{Prefix: lanB, To: netip.MustParseAddr("198.19.2.1"), Dev: "vcpe0", Type: "unicast", Table: 254, Route: lanB},
+				{Prefix: lanB, To: netip.MustParseAddr("198.19.2.1"), From: netip.MustParseAddr("198.19.1.254"), IIf: "lan0", Dev: "vcpe0", Type: "unicast", Table: 254, Route: lanB},
+				{Prefix: cloud, To: netip.MustParseAddr("198.19.100.1"), Dev: "vcpe0", Type: "unicast", Table: 254, Route: cloud},
+				{Prefix: cloud, To: netip.MustParseAddr("198.19.100.1"), From: netip.MustParseAddr("198.19.1.254"), IIf: "lan0", Dev: "vcpe0", Type: "unicast", Table: 254, Route: cloud},
+			},
+			Sysctls: map[string]int{"net.ipv4.conf.all.rp_filter": 0, "net.netfilter.nf_conntrack_count": 12, "net.netfilter.nf_conntrack_max": 262144}},
+		Snapshot: precheck.NewSnapshot(map[string][]byte{"cmd/nft-ruleset.json": []byte(`{"nftables":[{"metainfo":{"version":"1.0.6"}}]}`)}),
 		Probes: map[string]diag.Result{
 			ProbeWANICMP:      series("icmp", hubWAN, good(20)...),
 			ProbeWANReflector: series("udp", hubWAN, good(20)...),
@@ -94,7 +106,14 @@ func healthy() Evidence {
 	}
 }
 
-func find(fs []Finding, id string) (Finding, bool) {
+// nftSnapshot is a host snapshot whose nft ruleset holds table t (and
+// ip nat) with the given chain and rule objects.
+func nftSnapshot(objs ...string) *precheck.Snapshot {
+	doc := `{"nftables":[{"metainfo":{"version":"1.0.6"}},{"table":{"family":"inet","name":"t","handle":1}},{"table":{"family":"ip","name":"nat","handle":2}},` + strings.Join(objs, ",") + `]}`
+	return precheck.NewSnapshot(map[string][]byte{"cmd/nft-ruleset.json": []byte(doc)})
+}
+
+func find(fs []Finding, id FindingID) (Finding, bool) {
 	i := slices.IndexFunc(fs, func(f Finding) bool { return f.ID == id })
 	if i < 0 {
 		return Finding{}, false
@@ -105,7 +124,7 @@ func find(fs []Finding, id string) (Finding, bool) {
 func ids(fs []Finding) string {
 	var s []string
 	for _, f := range fs {
-		s = append(s, f.ID+"="+f.Severity)
+		s = append(s, string(f.ID)+"="+string(f.Severity))
 	}
 	return strings.Join(s, " ")
 }
@@ -117,7 +136,7 @@ func TestHealthyDeviceHasNoProblem(t *testing.T) {
 			t.Errorf("%s is %s on a healthy device: %s %v", f.ID, f.Severity, f.Title, f.Evidence)
 		}
 	}
-	for _, id := range []string{"device.state", "registration.valid", "daemon.running", "tun.present", "ip.forward",
+	for _, id := range []FindingID{"device.state", "registration.valid", "daemon.running", "tun.present", "ip.forward",
 		"routes.match", "ccn.attached", "prefix.overlap", "wan.reachable", "controller.reachable", "tunnel.handshake",
 		"tunnel.hub", "wan.loss", "wan.latency", "wan.jitter", "tunnel.mtu", "hub.udp4500", "targets.unprobed"} {
 		if _, ok := find(fs, id); !ok {
@@ -129,20 +148,23 @@ func TestHealthyDeviceHasNoProblem(t *testing.T) {
 	}
 }
 
-// TestRules plants one fault per case and checks the top finding (the
-// root cause), its severity and fix, and which symptoms name it as cause.
-func TestRules(t *testing.T) {
+// ruleCase plants one fault in healthy().
+type ruleCase struct {
+	name    string
+	plant   func(e *Evidence)
+	top     FindingID
+	sev     Severity
+	fix     string      // substring of the top finding's fix
+	symptom []FindingID // findings that must name top as a cause
+}
+
+// ruleCases are the planted faults of TestRules (and the corpus of
+// TestCausesAreEmitted).
+func ruleCases() []ruleCase {
 	deadTunnel := func(e *Evidence) {
 		e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 100)...)
 	}
-	for _, c := range []struct {
-		name    string
-		plant   func(e *Evidence)
-		top     string
-		sev     string
-		fix     string   // substring of the top finding's fix
-		symptom []string // findings that must name top as a cause
-	}{
+	return []ruleCase{
 		{"no state", func(e *Evidence) {
 			*e = Evidence{Time: t0, StateError: "read /var/lib/vcpe/device.json: no device state", StatusError: "connect: no such file", Precheck: e.Precheck}
 		}, "device.state", SevError, "vcpe install", nil},
@@ -152,7 +174,7 @@ func TestRules(t *testing.T) {
 			e.Status.Peers = nil
 			e.Host.Routes = nil
 			deadTunnel(e)
-		}, "registration.valid", SevError, "vcpe-hub device reset-key SN-A", []string{"tunnel.hub", "tunnel.handshake", "tunnel.routes"}},
+		}, "registration.valid", SevError, "vcpe-hub device reset-key SN-A", []FindingID{"tunnel.hub", "tunnel.handshake", "tunnel.routes"}},
 		{"key reset", func(e *Evidence) {
 			e.Config, e.ConfigError = nil, &api.Error{Code: api.CodeKeyReset, Message: "key reset"}
 		}, "registration.valid", SevError, "vcpe install", nil},
@@ -160,8 +182,8 @@ func TestRules(t *testing.T) {
 			e.Status, e.StatusError = nil, "connect to control socket /var/lib/vcpe/vcped.sock: connection refused"
 			e.Host.TUNPresent, e.Host.Routes = false, nil
 			deadTunnel(e)
-		}, "daemon.running", SevError, "systemctl start vcped", []string{"tunnel.hub", "tunnel.routes"}},
-		{"tun down", func(e *Evidence) { e.Host.TUNUp = false; deadTunnel(e) }, "tun.present", SevError, "ip link set vcpe0 up", []string{"tunnel.hub"}},
+		}, "daemon.running", SevError, "systemctl start vcped", []FindingID{"tunnel.hub", "tunnel.routes"}},
+		{"tun down", func(e *Evidence) { e.Host.TUNUp = false; deadTunnel(e) }, "tun.present", SevError, "ip link set vcpe0 up", []FindingID{"tunnel.hub"}},
 		{"forwarding off", func(e *Evidence) {
 			e.Precheck.Checks[0] = precheck.Result{ID: "ip.forward", Status: precheck.Warn, Detail: "IPv4 forwarding is off"}
 		}, "ip.forward", SevError, "sysctl -w net.ipv4.ip_forward=1", nil},
@@ -184,17 +206,17 @@ func TestRules(t *testing.T) {
 				Fix:      "nft delete rule inet f out handle 4",
 				Findings: []precheck.Finding{{Proto: "udp", Port: 4500, Rule: "udp dport 4500 drop", Reason: "dropped by inet f out", Fix: "nft delete rule inet f out handle 4"}}}
 			deadTunnel(e)
-		}, "hub.udp4500", SevError, "nft delete rule inet f out handle 4", []string{"tunnel.hub", "precheck.ports.udp"}},
+		}, "hub.udp4500", SevError, "nft delete rule inet f out handle 4", []FindingID{"tunnel.hub", "precheck.ports.udp"}},
 		{"path blocks 4500", func(e *Evidence) {
 			deadTunnel(e)
 			e.Status.Peers[0].Problem = "handshake not completing with peer X: last attempt 1s ago"
-		}, "hub.udp4500", SevError, "allow UDP 4500", []string{"tunnel.hub", "tunnel.handshake", "tunnel.routes"}},
+		}, "hub.udp4500", SevError, "allow UDP 4500", []FindingID{"tunnel.hub", "tunnel.handshake", "tunnel.routes"}},
 		{"hub down", func(e *Evidence) {
 			e.Config, e.ControllerError = nil, "controller https://198.18.0.1:8443 is unreachable"
 			e.Controller = &Dial{Addr: e.Controller.Addr, Refused: true, Error: "connect: connection refused"}
 			e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 100)...)
 			deadTunnel(e)
-		}, "hub.down", SevError, "systemctl start vcpe-hub", []string{"controller.reachable", "tunnel.hub", "tunnel.routes"}},
+		}, "hub.down", SevError, "systemctl start vcpe-hub", []FindingID{"controller.reachable", "tunnel.hub", "tunnel.routes"}},
 		{"wan down", func(e *Evidence) {
 			e.Config, e.ControllerError = nil, "unreachable"
 			e.Controller = &Dial{Addr: e.Controller.Addr, Error: "i/o timeout"}
@@ -202,13 +224,13 @@ func TestRules(t *testing.T) {
 			e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 100)...)
 			e.Status.Peers[0].LastHandshake = t0.Add(-10 * time.Minute)
 			deadTunnel(e)
-		}, "wan.reachable", SevError, "ip route get 198.18.0.1", []string{"controller.reachable", "tunnel.handshake", "tunnel.hub", "tunnel.routes"}},
+		}, "wan.reachable", SevError, "ip route get 198.18.0.1", []FindingID{"controller.reachable", "tunnel.handshake", "tunnel.hub", "tunnel.routes"}},
 		{"wan heavy loss", func(e *Evidence) {
 			e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 60)...)
 			e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 55)...)
 			e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 65)...)
 			e.Controller = &Dial{Addr: e.Controller.Addr, Error: "i/o timeout"}
-		}, "wan.loss", SevError, "mtr -n 198.18.0.1", []string{"tunnel.hub", "controller.reachable"}},
+		}, "wan.loss", SevError, "mtr -n 198.18.0.1", []FindingID{"tunnel.hub", "controller.reachable"}},
 		{"hub filters ICMP", func(e *Evidence) {
 			e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 100)...)
 		}, "hub.icmp", SevWarning, "allow ICMP echo", nil},
@@ -236,14 +258,77 @@ func TestRules(t *testing.T) {
 		{"target lost behind deleted route", func(e *Evidence) {
 			e.Host.Routes = []netip.Prefix{cloud}
 			e.Probes[ProbeTargetPrefix+"198.19.2.10"] = series("icmp", netip.MustParseAddr("198.19.2.10"), lossy(20, 100)...)
-		}, "routes.match", SevError, "ip route replace 198.19.2.0/24", []string{"target.198.19.2.10"}},
+		}, "routes.match", SevError, "ip route replace 198.19.2.0/24", []FindingID{"target.198.19.2.10"}},
 		{"precheck flood", func(e *Evidence) {
 			e.Precheck.Checks[2] = precheck.Result{ID: "flood.udp", Status: precheck.Warn, Title: "No UDP flood protection", Detail: "hashlimit on UDP", Fix: "nft delete rule inet f in handle 9"}
 		}, "precheck.flood.udp", SevWarning, "nft delete rule inet f in handle 9", nil},
+		{"LAN interface down", func(e *Evidence) {
+			e.Host.Links[2].Up, e.Host.Links[2].Carrier = false, false
+		}, "lan.link", SevError, "ip link set lan0 up", nil},
+		{"LAN address gone", func(e *Evidence) {
+			e.Host.Addresses = slices.DeleteFunc(e.Host.Addresses, func(a IfAddr) bool { return a.Interface == "lan0" })
+			e.Host.Lookups[0] = Lookup{Prefix: lanA, To: netip.MustParseAddr("198.19.1.254"), Advertised: true, Dev: "wan0", Gateway: netip.MustParseAddr("198.18.0.254"), Type: "unicast", Table: 254}
+		}, "lan.addr", SevError, "ip addr add 198.19.1.1/24 dev lan0", nil},
+		{"TUN lost its address", func(e *Evidence) {
+			e.Host.Addresses = slices.DeleteFunc(e.Host.Addresses, func(a IfAddr) bool { return a.Interface == "vcpe0" })
+			deadTunnel(e)
+		}, "tun.addr", SevError, "ip addr replace 198.18.64.11/18 dev vcpe0", []FindingID{"tunnel.hub"}},
+		{"learned route shadowed", func(e *Evidence) {
+			for i := range e.Host.Lookups {
+				if e.Host.Lookups[i].Prefix == lanB {
+					e.Host.Lookups[i].Dev, e.Host.Lookups[i].Gateway, e.Host.Lookups[i].Route = "wan0", netip.MustParseAddr("198.18.0.254"), netip.MustParsePrefix("198.19.2.0/25")
+				}
+			}
+		}, "route.path", SevError, "ip route del 198.19.2.0/25", nil},
+		{"learned route black-holed", func(e *Evidence) {
+			for i := range e.Host.Lookups {
+				if e.Host.Lookups[i].Prefix == lanB {
+					e.Host.Lookups[i] = Lookup{Prefix: lanB, To: e.Host.Lookups[i].To, From: e.Host.Lookups[i].From, IIf: e.Host.Lookups[i].IIf,
+						Error: "invalid argument", Type: "blackhole", Table: 254, Route: netip.MustParsePrefix("198.19.2.0/25")}
+				}
+			}
+		}, "route.path", SevError, "ip route del blackhole 198.19.2.0/25", nil},
+		{"policy rule", func(e *Evidence) {
+			for i := range e.Host.Lookups {
+				if e.Host.Lookups[i].Prefix == lanB && e.Host.Lookups[i].From.IsValid() {
+					e.Host.Lookups[i] = Lookup{Prefix: lanB, To: e.Host.Lookups[i].To, From: e.Host.Lookups[i].From, IIf: "lan0",
+						Error: "permission denied", Rule: "priority 100: from 198.19.1.0/24 to 198.19.2.0/24 prohibit", RulePriority: 100, Table: 254, Route: lanB}
+				}
+			}
+		}, "route.path", SevError, "ip rule del priority 100", nil},
+		{"forward hook drops", func(e *Evidence) {
+			e.Snapshot = nftSnapshot(`{"chain":{"family":"inet","table":"t","name":"fwd","handle":1,"type":"filter","hook":"forward","prio":0,"policy":"accept"}}`,
+				`{"rule":{"family":"inet","table":"t","chain":"fwd","handle":4,"expr":[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"vcpe0"}},{"drop":null}]}}`)
+		}, "fw.forward", SevError, "nft delete rule inet t fwd handle 4", nil},
+		{"output hook drops 4500", func(e *Evidence) {
+			e.Snapshot = nftSnapshot(`{"chain":{"family":"inet","table":"t","name":"out","handle":1,"type":"filter","hook":"output","prio":0,"policy":"accept"}}`,
+				`{"rule":{"family":"inet","table":"t","chain":"out","handle":7,"expr":[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"wan0"}},{"match":{"op":"==","left":{"payload":{"protocol":"udp","field":"dport"}},"right":4500}},{"drop":null}]}}`)
+			deadTunnel(e)
+			e.Status.Peers[0].Problem = "handshake not completing"
+		}, "fw.output", SevError, "nft delete rule inet t out handle 7", []FindingID{"tunnel.hub", "tunnel.handshake"}},
+		{"SNAT into the tunnel", func(e *Evidence) {
+			e.Snapshot = nftSnapshot(`{"chain":{"family":"ip","table":"nat","name":"post","handle":1,"type":"nat","hook":"postrouting","prio":100,"policy":"accept"}}`,
+				`{"rule":{"family":"ip","table":"nat","chain":"post","handle":3,"expr":[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"vcpe0"}},{"snat":{"addr":"198.18.0.11"}}]}}`)
+			deadTunnel(e)
+		}, "nat.tunnel", SevError, "nft delete rule ip nat post handle 3", []FindingID{"tunnel.hub"}},
+		{"conntrack full", func(e *Evidence) {
+			e.Host.Sysctls["net.netfilter.nf_conntrack_count"] = 262144
+		}, "conntrack.full", SevError, "nf_conntrack_max=524288", nil},
+		{"WAN MTU black hole", func(e *Evidence) {
+			e.WANMTU = &diag.MTUResult{Protocol: "udp", Target: hubWAN, MTU: 1400, RouteMTU: 1500, Verdict: diag.MTUBlackHole}
+			e.MTU = &diag.MTUResult{Protocol: "udp", Target: hubOverlay, MTU: 1340, RouteMTU: 1420, Verdict: diag.MTUBlackHole}
+			e.Config, e.ControllerError = nil, "TLS handshake timeout"
+		}, "wan.mtu", SevError, "ip link set wan0 mtu 1400", []FindingID{"controller.reachable", "tunnel.mtu"}},
 		{"controller TLS broken", func(e *Evidence) {
 			e.Config, e.ControllerError = nil, "certificate is not from the pinned CA"
 		}, "controller.reachable", SevError, "fingerprint", nil},
-	} {
+	}
+}
+
+// TestRules plants one fault per case and checks the top finding (the
+// root cause), its severity and fix, and which symptoms name it as cause.
+func TestRules(t *testing.T) {
+	for _, c := range ruleCases() {
 		t.Run(c.name, func(t *testing.T) {
 			e := healthy()
 			c.plant(&e)
@@ -281,7 +366,9 @@ func TestRules(t *testing.T) {
 	}
 }
 
-// TestOrdering: errors, then warnings, then ok; roots before symptoms.
+// TestOrdering: problems before ok; among problems, root causes before
+// the findings they explain, each group errors before warnings; a kept
+// cause is found and at least as severe as what it explains.
 func TestOrdering(t *testing.T) {
 	e := healthy()
 	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 60)...)
@@ -289,28 +376,30 @@ func TestOrdering(t *testing.T) {
 	e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 60)...)
 	e.Config.CCN = "" // a warning
 	fs := Diagnose(e)
-	last, lastRoot := -1, true
-	for _, f := range fs {
-		r := sevRank(f.Severity)
-		if r < last {
-			t.Fatalf("%s (%s) after a less severe finding: %s", f.ID, f.Severity, ids(fs))
+	phase := func(f Finding) int {
+		switch {
+		case f.Severity == SevOK:
+			return 4
+		case f.Root():
+			return sevRank(f.Severity)
 		}
-		if r > last {
-			lastRoot = true
-		}
-		if f.Root() && !lastRoot {
-			t.Fatalf("root %s after a symptom of the same severity: %s", f.ID, ids(fs))
-		}
-		last, lastRoot = r, f.Root()
+		return 2 + sevRank(f.Severity)
 	}
-	// Only causes that were found are kept.
+	for i := 1; i < len(fs); i++ {
+		if phase(fs[i]) < phase(fs[i-1]) {
+			t.Fatalf("%s (%s, root %v) after %s (%s, root %v): %s", fs[i].ID, fs[i].Severity, fs[i].Root(), fs[i-1].ID, fs[i-1].Severity, fs[i-1].Root(), ids(fs))
+		}
+	}
 	for _, f := range fs {
 		for _, c := range f.CausedBy {
 			cf, ok := find(fs, c)
-			if !ok || cf.Severity == SevOK {
-				t.Errorf("%s caused by %s, which is %v", f.ID, c, cf.Severity)
+			if !ok || cf.Severity == SevOK || sevRank(cf.Severity) > sevRank(f.Severity) {
+				t.Errorf("%s (%s) caused by %s, which is %v", f.ID, f.Severity, c, cf.Severity)
 			}
 		}
+	}
+	if fs[0].ID != "wan.loss" {
+		t.Errorf("top %s; want wan.loss: %s", fs[0].ID, ids(fs))
 	}
 }
 
@@ -340,8 +429,8 @@ func TestMultiAttachFinding(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		ha     dataplane.HAStatus
-		wantID string
-		sev    string
+		wantID FindingID
+		sev    Severity
 	}{
 		{"answered", dataplane.HAStatus{Check: dataplane.HealthCheck{Interval: 100 * time.Millisecond, Failures: 3}, LastReply: now.Add(-50 * time.Millisecond),
 			Events: []dataplane.RoleEvent{{Time: now.Add(-time.Minute), SN: "SN-A2", Role: "active", Reason: "claims stopped"}}}, "ha.role", SevOK},
@@ -353,7 +442,7 @@ func TestMultiAttachFinding(t *testing.T) {
 			fs := Diagnose(Evidence{Time: now, Status: &dataplane.Status{Role: "active", Source: "daemon", HA: &ha}})
 			var got *Finding
 			for i := range fs {
-				if strings.HasPrefix(fs[i].ID, "ha.") {
+				if strings.HasPrefix(string(fs[i].ID), "ha.") {
 					got = &fs[i]
 				}
 			}
@@ -375,7 +464,7 @@ func TestOutsideInFinding(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		ev   Evidence
-		sev  string
+		sev  Severity
 	}{
 		{"all arrived", Evidence{Reach: &diag.ReachReport{Ports: []diag.PortReach{port("udp", 4500, diag.ReachArrived), port("tcp", 10050, diag.ReachArrived)}}}, SevOK},
 		{"UDP 4500 blocked", Evidence{Reach: &diag.ReachReport{Ports: []diag.PortReach{port("udp", 4500, diag.ReachNotArrived), port("tcp", 10050, diag.ReachArrived)}}}, SevError},
@@ -397,5 +486,95 @@ func TestOutsideInFinding(t *testing.T) {
 				t.Errorf("fix %q; want the port's own fix", got.Fix)
 			}
 		})
+	}
+}
+
+// TestBlockedNeedsEnoughEvidence: "blocked" only when every one of enough
+// probes went unanswered, WireGuard's counters say nothing came back, and
+// the hub answers other ports with little loss; else it is loss.
+func TestBlockedNeedsEnoughEvidence(t *testing.T) {
+	withCounters := func(e *Evidence, tx, rx uint64) {
+		after := *e.Status
+		after.Peers = slices.Clone(e.Status.Peers)
+		after.Peers[0].TxBytes += tx
+		after.Peers[0].RxBytes += rx
+		e.StatusAfter = &after
+	}
+	for _, c := range []struct {
+		name    string
+		plant   func(e *Evidence)
+		blocked bool
+	}{
+		{"silent tunnel, nothing back, clean WAN", func(e *Evidence) {
+			e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 100)...)
+			withCounters(e, 2000, 0)
+		}, true},
+		{"silent tunnel, but WireGuard receives", func(e *Evidence) {
+			e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 100)...)
+			withCounters(e, 2000, 640)
+		}, false},
+		{"only 3 probes", func(e *Evidence) {
+			e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(3, 100)...)
+			withCounters(e, 300, 0)
+		}, false},
+		{"heavy WAN loss", func(e *Evidence) {
+			e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 70)...)
+			e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 70)...)
+			e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 100)...)
+			withCounters(e, 2000, 0)
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := healthy()
+			c.plant(&e)
+			fs := Diagnose(e)
+			f, _ := find(fs, FindHubUDP4500)
+			if got := f.Severity == SevError; got != c.blocked {
+				t.Errorf("hub.udp4500 %s (%s); want blocked %v\nall: %s", f.Severity, f.Title, c.blocked, ids(fs))
+			}
+			if c.name == "heavy WAN loss" && fs[0].ID != FindWANLoss {
+				t.Errorf("top %s; want wan.loss with the measured figure: %s", fs[0].ID, ids(fs))
+			}
+		})
+	}
+}
+
+// TestTunnelLossWithinWANLoss: the tunnel rides the WAN; a tunnel loss the
+// WAN's measured loss accounts for is the WAN's, however the two samples
+// happened to fall; a loss well above it is the tunnel's own.
+func TestTunnelLossWithinWANLoss(t *testing.T) {
+	e := healthy()
+	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 15)...)
+	e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 15)...)
+	e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 30)...)
+	fs := Diagnose(e)
+	tf, _ := find(fs, FindTunnelHub)
+	if fs[0].ID != FindWANLoss || !slices.Contains(tf.CausedBy, FindWANLoss) {
+		t.Errorf("top %s, tunnel.hub caused by %v; want wan.loss explaining it: %s", fs[0].ID, tf.CausedBy, ids(fs))
+	}
+	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 5)...)
+	e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 5)...)
+	e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 80)...)
+	if fs := Diagnose(e); fs[0].ID != FindTunnelHub {
+		t.Errorf("tunnel loss far above the WAN's: top %s; want tunnel.hub: %s", fs[0].ID, ids(fs))
+	}
+}
+
+// TestMTUNotJudgedUnderHeavyLoss: random loss makes large probes vanish
+// too; a black hole is not claimed on such evidence.
+func TestMTUNotJudgedUnderHeavyLoss(t *testing.T) {
+	e := healthy()
+	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 60)...)
+	e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 60)...)
+	e.WANMTU = &diag.MTUResult{Protocol: "udp", Target: hubWAN, MTU: 900, RouteMTU: 1500, Verdict: diag.MTUBlackHole}
+	e.MTU = &diag.MTUResult{Protocol: "udp", Target: hubOverlay, MTU: 800, RouteMTU: 1420, Verdict: diag.MTUBlackHole}
+	fs := Diagnose(e)
+	for _, id := range []FindingID{FindWANMTU, FindTunnelMTU} {
+		if f, ok := find(fs, id); ok && f.Severity != SevOK {
+			t.Errorf("%s %s under 60%% loss: %s", id, f.Severity, f.Title)
+		}
+	}
+	if fs[0].ID != FindWANLoss {
+		t.Errorf("top %s; want wan.loss: %s", fs[0].ID, ids(fs))
 	}
 }

@@ -5,9 +5,11 @@
 // Diagnose, which returns Findings ordered root cause first.
 //
 // It lives apart from package diag because it reads the device state
-// (package provision), which itself uses diag's probes.
+// (package internal/device) and the daemon's status (package dataplane),
+// which diag's probes do not need. The support bundle that carries the
+// Evidence to another machine is package diag/bundle's.
 //
 // It must not change the host: every check is read-only, every probe is
 // bounded in count and time, and secrets (private key, credential) never
-// leave Collect: Evidence.Save writes the state redacted.
+// leave Collect's Evidence except through the bundle, which redacts them.
 package suite

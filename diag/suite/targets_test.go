@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/precheck"
 )
 
 var (
@@ -31,7 +32,8 @@ func TestDefaultTargetsHealthy(t *testing.T) {
 	withTargets(&e)
 	fs := Diagnose(e)
 	for _, tc := range []struct {
-		id, prefix string
+		id     FindingID
+		prefix string
 	}{{"target.198.19.2.1", "198.19.2.0/24"}, {"target.198.19.100.1", "198.19.100.0/24"}} {
 		f, ok := find(fs, tc.id)
 		if !ok || f.Severity != SevOK || !strings.Contains(f.Title, tc.prefix) || len(f.Evidence) < 2 {
@@ -62,9 +64,9 @@ func TestDefaultTargetRules(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		plant   func(e *Evidence)
-		top     string
+		top     FindingID
 		fix     []string
-		symptom []string
+		symptom []FindingID
 	}{
 		{"remote device down", func(e *Evidence) {
 			e.Probes[ProbeTargetPrefix+siteB.String()] = series("udp", siteB, lossy(20, 100)...)
@@ -82,14 +84,14 @@ func TestDefaultTargetRules(t *testing.T) {
 				r := e.Probes[n]
 				e.Probes[n] = series(r.Protocol, r.Target, lossy(20, 100)...)
 			}
-		}, "wan.reachable", []string{"ip route get 198.18.0.1"}, []string{"target.198.19.2.1", "target.198.19.100.1"}},
+		}, "wan.reachable", []string{"ip route get 198.18.0.1"}, []FindingID{"target.198.19.2.1", "target.198.19.100.1"}},
 		{"tunnel down", func(e *Evidence) {
 			e.Status.Peers[0].Problem = "handshake not completing with peer X: last attempt 1s ago"
 			for _, n := range []string{ProbeTunnelHub, ProbeTargetPrefix + siteB.String()} {
 				r := e.Probes[n]
 				e.Probes[n] = series(r.Protocol, r.Target, lossy(20, 100)...)
 			}
-		}, "hub.udp4500", []string{"4500"}, []string{"target.198.19.2.1"}},
+		}, "hub.udp4500", []string{"4500"}, []FindingID{"target.198.19.2.1"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := healthy()
@@ -115,24 +117,35 @@ func TestDefaultTargetRules(t *testing.T) {
 	}
 }
 
-// TestDefaultTargetsSurviveSaveLoad: a bundle carries the targets, so the
-// offline analysis judges them the same way.
-func TestDefaultTargetsSurviveSaveLoad(t *testing.T) {
+// TestStaleTargetIsNotARemoteFault: after the instance leaves its CCN the
+// device still probes its stored targets; their silence is the
+// detachment's, not the remote site's.
+func TestStaleTargetIsNotARemoteFault(t *testing.T) {
 	e := healthy()
 	withTargets(&e)
 	e.Probes[ProbeTargetPrefix+siteB.String()] = series("udp", siteB, lossy(20, 100)...)
-	dir := t.TempDir()
-	if err := e.Save(dir); err != nil {
-		t.Fatal(err)
+	e.Config.CCN, e.Config.Routes, e.Config.Targets = "", nil, nil
+	fs := Diagnose(e)
+	if fs[0].ID != FindCCN {
+		t.Fatalf("top %s; want ccn.attached: %s", fs[0].ID, ids(fs))
 	}
-	back, err := LoadEvidence(dir)
-	if err != nil {
-		t.Fatal(err)
+	f, _ := find(fs, TargetFinding(siteB))
+	if f.Severity != SevWarning || !slices.Contains(f.CausedBy, FindCCN) || strings.Contains(f.Title, "Remote site") {
+		t.Errorf("target finding %+v; want a warning caused by ccn.attached, not blaming the remote site", f)
 	}
-	if !slices.Equal(back.Targets, e.Targets) {
-		t.Errorf("targets after save/load %v; want %v", back.Targets, e.Targets)
+}
+
+// TestOwnSocketsAreNotConflicts: precheck cannot always name the process
+// holding UDP 4500; when vcped runs with that port, it is vcped's.
+func TestOwnSocketsAreNotConflicts(t *testing.T) {
+	e := healthy()
+	e.Precheck.Checks[1] = precheck.Result{ID: precheck.CheckPortsUDP, Status: precheck.Fail, Detail: "UDP 4500 bound by an unknown process",
+		Findings: []precheck.Finding{{Proto: "udp", Port: 4500, Reason: "bound by an unknown process"}}}
+	if fs := Diagnose(e); fs[0].Severity != SevOK {
+		t.Errorf("vcped's own socket judged a conflict: %s", ids(fs))
 	}
-	if a, b := ids(Diagnose(e)), ids(Diagnose(*back)); a != b || Diagnose(*back)[0].ID != "target.198.19.2.1" {
-		t.Errorf("live %s\nloaded %s", a, b)
+	e.Precheck.Checks[1].Findings[0].Process = "openvpn"
+	if fs := Diagnose(e); fs[0].ID != PrecheckFinding(precheck.CheckPortsUDP) {
+		t.Errorf("another process on UDP 4500 not reported: %s", ids(fs))
 	}
 }

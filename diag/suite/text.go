@@ -32,15 +32,15 @@ func (r Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-var categories = []string{CatConfig, CatLink, CatQuality}
+var categories = []Category{CatConfig, CatLAN, CatLink, CatQuality}
 
 // mark is a finding's severity as text; colour only adds to it.
-func mark(sev string, color bool) string {
-	m := map[string]string{SevError: "ERROR", SevWarning: "WARN ", SevOK: "ok   "}[sev]
+func mark(sev Severity, color bool) string {
+	m := map[Severity]string{SevError: "ERROR", SevWarning: "WARN ", SevOK: "ok   "}[sev]
 	if !color {
 		return m
 	}
-	c := map[string]string{SevError: "31;1", SevWarning: "33", SevOK: "32"}[sev]
+	c := map[Severity]string{SevError: "31;1", SevWarning: "33", SevOK: "32"}[sev]
 	return "\x1b[" + c + "m" + m + "\x1b[0m"
 }
 
@@ -71,14 +71,14 @@ func (r Report) WriteText(w io.Writer, color bool) error {
 		if len(in) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "%s\n", strings.ToUpper(cat[:1])+cat[1:])
+		fmt.Fprintf(&b, "%s\n", strings.ToUpper(string(cat[:1]))+string(cat[1:]))
 		for _, f := range in {
 			fmt.Fprintf(&b, "  %s %s [%s]\n", mark(f.Severity, color), f.Title, f.ID)
 			if f.Severity == SevOK {
 				continue
 			}
 			if len(f.CausedBy) > 0 {
-				fmt.Fprintf(&b, "        caused by: %s\n", strings.Join(f.CausedBy, ", "))
+				fmt.Fprintf(&b, "        caused by: %s\n", joinIDs(f.CausedBy))
 			}
 			for _, ev := range f.Evidence {
 				fmt.Fprintf(&b, "        evidence: %s\n", ev)
@@ -88,7 +88,7 @@ func (r Report) WriteText(w io.Writer, color bool) error {
 			}
 		}
 	}
-	c := map[string]int{}
+	c := map[Severity]int{}
 	for _, f := range r.Findings {
 		c[f.Severity]++
 	}
@@ -99,4 +99,12 @@ func (r Report) WriteText(w io.Writer, color bool) error {
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func joinIDs(ids []FindingID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
+	}
+	return strings.Join(s, ", ")
 }

@@ -49,8 +49,8 @@ var ErrStateMismatch = errors.New("state dir holds another device")
 // device already registered with the same SN and controller keeps its key,
 // so registering again is idempotent.
 func Register(ctx context.Context, p RegisterParams) (*State, error) {
-	if strings.TrimSpace(p.SN) == "" {
-		return nil, errors.New("--sn is empty: pass the SN issued by vcpe-hub instance create")
+	if err := api.ValidateSN(p.SN); err != nil {
+		return nil, err
 	}
 	if strings.TrimSpace(p.Key) == "" {
 		return nil, errors.New("the device key is empty: pass it with --key-file, VCPE_KEY or at the prompt")

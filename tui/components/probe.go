@@ -124,7 +124,11 @@ func figures(st diag.Stats) string {
 // ProbeView renders one series in three lines or more: name, target and
 // state; the sparkline; loss, RTT and jitter (and the path MTU).
 func ProbeView(s Styles, p Probe, spin string, width int) string {
-	head := s.Badge(p.State(), spin) + " " + s.Bold.Render(p.Name) + "  " + s.Subtle.Render(p.Target())
+	// Each label once: a series named by its target shows the target alone.
+	head := s.Badge(p.State(), spin) + " " + s.Bold.Render(p.Name)
+	if t := p.Target(); t != p.Name {
+		head += "  " + s.Subtle.Render(t)
+	}
 	lines := []string{ansi.Truncate(head, width, "…")}
 	if p.Err != "" {
 		lines = append(lines, wrapIndent(p.Err, "         ", width)...)
@@ -142,14 +146,22 @@ func ProbeView(s Styles, p Probe, spin string, width int) string {
 	return strings.Join(lines, "\n")
 }
 
+// label is the name and the target, each once.
+func (p Probe) label() string {
+	if t := p.Target(); t != p.Name {
+		return p.Name + " " + t
+	}
+	return p.Name
+}
+
 // Summary is a one-line summary of a series for plain output and the done
 // page.
 func (p Probe) Summary() string {
 	if p.Err != "" {
-		return fmt.Sprintf("%s %s: %s", p.Name, p.Target(), p.Err)
+		return fmt.Sprintf("%s: %s", p.label(), p.Err)
 	}
 	st := p.Stats()
-	s := fmt.Sprintf("%s %s: loss %d/%d (%.0f%%)", p.Name, p.Target(), st.Sent-st.Received, st.Sent, st.LossPct)
+	s := fmt.Sprintf("%s: loss %d/%d (%.0f%%)", p.label(), st.Sent-st.Received, st.Sent, st.LossPct)
 	if st.Received > 0 {
 		s += fmt.Sprintf(", rtt avg %s, jitter %s", fmtDur(st.Avg), fmtDur(st.Jitter))
 	}

@@ -38,7 +38,7 @@ func NewPrecheck() *Precheck {
 func (p *Precheck) Reset() {
 	p.List = components.CheckList{}
 	for _, c := range precheck.Catalogue() {
-		p.List.Set(components.CheckItem{ID: c.ID, Title: c.Title, State: components.Pending})
+		p.List.Set(components.CheckItem{ID: string(c.ID), Title: c.Title, State: components.Pending})
 	}
 	p.Report, p.Notice = nil, ""
 }
@@ -56,14 +56,14 @@ func (p *Precheck) Running() {
 func (p *Precheck) SetResult(r precheck.Result) {
 	title := r.Title
 	for _, it := range p.List.Items {
-		if it.ID == r.ID && title == "" {
+		if it.ID == string(r.ID) && title == "" {
 			title = it.Title
 		}
 	}
 	if title == "" {
-		title = r.ID
+		title = string(r.ID)
 	}
-	p.List.Set(components.CheckItem{ID: r.ID, Title: title, State: CheckState(r.Status), Detail: r.Detail, Fix: r.Fix})
+	p.List.Set(components.CheckItem{ID: string(r.ID), Title: title, State: CheckState(r.Status), Detail: r.Detail, Fix: r.Fix})
 }
 
 // Ask shows the full report and waits for the decision.

@@ -50,7 +50,7 @@ func NewRegister(given provision.Registration, colour bool) *Register {
 			Validate(checkFingerprint),
 		huh.NewInput().Key("sn").Title("Serial number (SN)").
 			Description("from `vcpe-hub instance create`").Value(&r.SN).
-			Validate(func(s string) error { return provision.ValidateSN(strings.TrimSpace(s)) }),
+			Validate(func(s string) error { return api.ValidateSN(strings.TrimSpace(s)) }),
 		huh.NewInput().Key("key").Title("Device key").
 			Description("issued with the SN; it is not shown and never logged").
 			EchoMode(huh.EchoModePassword).Value(&r.Key).

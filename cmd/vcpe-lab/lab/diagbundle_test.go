@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/diag/bundle"
 	"github.com/openvcpe/vcpe/diag/suite"
@@ -333,5 +335,53 @@ func TestDiagReachCaptureBundle(t *testing.T) {
 		if err == nil || c.Sent["initiation"] == 0 || c.Received["response"] != 0 || c.ResponsesComeBack || !strings.Contains(c.Verdict, "no response came back") {
 			t.Errorf("blocked capture: exit %v sent %v received %v %q; want exit 1, initiations out, no response", err, c.Sent, c.Received, c.Verdict)
 		}
+	})
+	// The production writer, then --from-bundle: the same findings as the
+	// live run the bundle was made from (its diag.json), on a healthy
+	// device, with vcped stopped, and with neither vcped nor a state. Last:
+	// each bundle asks for an outside-in check, which the controller
+	// rate-limits.
+	roundTrip := func(t *testing.T, stateDir string) {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "b.tar.gz")
+		if msg, err := l.Run(ctx, "site-a", b.Vcpe, "diag", "bundle", out, "--state-dir", stateDir); err != nil {
+			t.Fatalf("vcpe diag bundle: %v\n%s", err, msg)
+		}
+		f, err := os.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, _, err := bundle.Read(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var live suite.Report
+		if err := json.Unmarshal(files[bundle.FileDiag], &live); err != nil || len(live.Findings) == 0 {
+			t.Fatalf("diag.json holds no findings: %v\n%s", err, files[bundle.FileDiag])
+		}
+		r := runDiag(ctx, t, l, b, "site-a", "--from-bundle", out)
+		if d := cmp.Diff(live.Findings, r.rep.Findings); d != "" {
+			t.Errorf("--from-bundle findings differ from the live run's (-live +bundle):\n%s", d)
+		}
+		if r.rep.OK != live.OK || (r.code == 0) != live.OK {
+			t.Errorf("--from-bundle: ok %v exit %d; live ok %v", r.rep.OK, r.code, live.OK)
+		}
+		t.Logf("top finding: %s %s (%d findings)", r.rep.Findings[0].ID, r.rep.Findings[0].Severity, len(r.rep.Findings))
+	}
+	t.Run("from-bundle gives the live findings: healthy", func(t *testing.T) {
+		waitClean(ctx, t, l, b, "site-a", 40*time.Second)
+		roundTrip(t, l.DeviceState("site-a"))
+	})
+	t.Run("from-bundle gives the live findings: vcped stopped", func(t *testing.T) {
+		argv := stopVcped(t, l, "site-a")
+		defer func() {
+			startVcped(t, l, "site-a", argv, 9)
+			if _, err := l.WaitTunnel(ctx, b, "site-a"); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		roundTrip(t, l.DeviceState("site-a"))
+		t.Run("and no state", func(t *testing.T) { roundTrip(t, t.TempDir()) })
 	})
 }

@@ -161,7 +161,7 @@ func TestSystemEndToEnd(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		if st.State != dataplane.StateRevoked || !strings.Contains(strings.ToLower(st.Reason+" "+st.Sync.State), "revoked") {
+		if st.State != dataplane.StateRevoked || !strings.Contains(strings.ToLower(st.Reason+" "+string(st.Sync.State)), "revoked") {
 			t.Errorf("status after revoke: state %q reason %q; want revoked with the reason", st.State, st.Reason)
 		}
 	})
