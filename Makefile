@@ -80,10 +80,10 @@ vet: ## go vet, for Linux and for a non-Linux target (tests included)
 check: vet test ## vet + tests
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
+fuzz: ## Run each fuzz target for FUZZTIME (default 60s)
 	@for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-			echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg || exit 1; \
+			echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-60s} $$pkg || exit 1; \
 		done; \
 	done
 

@@ -155,8 +155,11 @@ type InstancePeer struct {
 type ProbeTarget struct {
 	Prefix netip.Prefix `json:"prefix"`
 	Addr   netip.Addr   `json:"addr"`
-	// SN is the device that holds Addr; empty when it is the hub's.
-	SN string `json:"sn,omitempty"`
+	// SN is the device that holds Addr when it is the device's own; the
+	// controller never names another instance's devices (Remote says the
+	// address is a remote site's, not the hub's).
+	SN     string `json:"sn,omitempty"`
+	Remote bool   `json:"remote,omitempty"`
 }
 
 // HubPeer is one registered device as the hub dataplane sees it.

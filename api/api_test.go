@@ -57,6 +57,23 @@ func FuzzParseKey(f *testing.F) {
 	})
 }
 
+func FuzzValidateSN(f *testing.F) {
+	f.Add("VC3KQ7M2ZB9XW4TD")
+	f.Add("\x1b]0;x\x07")
+	f.Fuzz(func(t *testing.T, sn string) {
+		if ValidateSN(sn) != nil {
+			return
+		}
+		if len(sn) == 0 || len(sn) > MaxSNLen {
+			t.Fatalf("accepted length %d", len(sn))
+		}
+		for _, r := range sn {
+			if r < 0x21 || r > 0x7e {
+				t.Fatalf("accepted %q", sn)
+			}
+		}
+	})
+}
 func TestJoinPrefixes(t *testing.T) {
 	ps := []netip.Prefix{netip.MustParsePrefix("198.19.1.0/24"), netip.MustParsePrefix("198.19.2.0/24")}
 	for _, tc := range []struct {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,13 +41,13 @@ var (
 	cloud = netip.MustParsePrefix("198.19.100.0/24")
 )
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return c
 }
 
-func newInstance(t *testing.T, h *controllertest.Harness, name string) *controller.CreatedInstance {
+func newInstance(t testing.TB, h *controllertest.Harness, name string) *controller.CreatedInstance {
 	t.Helper()
 	res, err := h.Admin().CreateInstance(ctx(t), controller.CreateInstanceRequest{Name: name})
 	if err != nil {
@@ -55,7 +56,19 @@ func newInstance(t *testing.T, h *controllertest.Harness, name string) *controll
 	return res
 }
 
-func wgKey(t *testing.T) api.Key {
+// attach puts instance inst into CCN ccn, creating the CCN when needed.
+func attach(t *testing.T, h *controllertest.Harness, ccn, inst string) {
+	t.Helper()
+	a := h.Admin()
+	if _, err := a.CreateCCN(ctx(t), ccn); err != nil && !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("ccn create %s: %v", ccn, err)
+	}
+	if _, err := a.Attach(ctx(t), ccn, inst); err != nil {
+		t.Fatalf("ccn attach %s %s: %v", ccn, inst, err)
+	}
+}
+
+func wgKey(t testing.TB) api.Key {
 	t.Helper()
 	k, err := api.GeneratePrivateKey()
 	if err != nil {
@@ -64,7 +77,7 @@ func wgKey(t *testing.T) api.Key {
 	return k
 }
 
-func register(t *testing.T, h *controllertest.Harness, from netip.Addr, sn, key string, pub api.Key, adv ...netip.Prefix) (api.RegisterResponse, error) {
+func register(t testing.TB, h *controllertest.Harness, from netip.Addr, sn, key string, pub api.Key, adv ...netip.Prefix) (api.RegisterResponse, error) {
 	t.Helper()
 	return h.Client(from).Register(ctx(t), device.RegisterRequest{SN: sn, Key: key, PublicKey: pub, Advertise: adv})
 }
@@ -377,6 +390,7 @@ func TestActiveStandbyAndSubscribe(t *testing.T) {
 		t.Fatalf("first hub config %+v", first)
 	}
 	inst := newInstance(t, h, "shop1")
+	attach(t, h, "corp", "shop1") // an instance in no CCN gets nothing routed
 	a, err := register(t, h, site1, inst.Devices[0].SN, inst.Devices[0].Key, wgKey(t).PublicKey(), lan1)
 	if err != nil {
 		t.Fatal(err)

@@ -61,6 +61,7 @@ func TestSecondDeviceLearnsTheSharedGateway(t *testing.T) {
 func TestSetActiveFollowsTheHub(t *testing.T) {
 	h := controllertest.Serve(t)
 	inst := newInstance(t, h, "shop1")
+	attach(t, h, "corp", "shop1") // an instance in no CCN gets nothing routed
 	a, b := inst.Devices[0].SN, inst.Devices[1].SN
 	if _, err := register(t, h, site1, a, inst.Devices[0].Key, wgKey(t).PublicKey(), lan1); err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func HTTPStatus(code string) int {
 	switch code {
 	case api.CodeInvalidInput:
 		return http.StatusBadRequest
-	case api.CodeUnauthorized, api.CodeRevoked, api.CodeKeyReset:
+	case api.CodeUnauthorized, api.CodeRevoked, api.CodeKeyReset, api.CodeReleased:
 		return http.StatusUnauthorized
 	case api.CodeRateLimited:
 		return http.StatusTooManyRequests
@@ -340,7 +340,7 @@ func ListenAdmin(dir string) (net.Listener, error) {
 func (s *Server) deviceServer() *http.Server {
 	return &http.Server{
 		Handler: s.DeviceHandler(), TLSConfig: s.TLSConfig(), ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute,
 		MaxHeaderBytes: 16 << 10,
 	}
 }
@@ -350,7 +350,9 @@ func (s *Server) deviceServer() *http.Server {
 func (s *Server) ServeDevice(ctx context.Context, ln net.Listener) error {
 	srv := s.deviceServer()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(ln, srv.TLSConfig)) }()
+	go func() {
+		errc <- srv.Serve(tls.NewListener(newLimitListener(ln, MaxConnsPerSource, MaxConns), srv.TLSConfig))
+	}()
 	var err error
 	select {
 	case <-ctx.Done():
@@ -381,7 +383,10 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	errc := make(chan error, 2)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); errc <- dev.Serve(tls.NewListener(ln, dev.TLSConfig)) }()
+	go func() {
+		defer wg.Done()
+		errc <- dev.Serve(tls.NewListener(newLimitListener(ln, MaxConnsPerSource, MaxConns), dev.TLSConfig))
+	}()
 	go func() { defer wg.Done(); errc <- adm.Serve(admin) }()
 	var err error
 	select {

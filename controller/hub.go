@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
 	"slices"
@@ -42,13 +43,45 @@ func (s *Server) hubConfigUnsorted() api.HubConfig {
 				OverlayAddr: d.Overlay, AllowedIPs: []netip.Prefix{netip.PrefixFrom(d.Overlay, 32)},
 				Active: sn == active,
 			}
-			if p.Active {
+			// An instance in no CCN gets nothing routed: only its overlay
+			// address reaches the hub.
+			if p.Active && in.CCN != "" {
 				p.AllowedIPs = append(p.AllowedIPs, in.Advertised...)
 			}
 			hc.Peers = append(hc.Peers, p)
 		}
 	}
+	s.dropSharedPrefixesLocked(hc.Peers)
 	return hc
+}
+
+// dropSharedPrefixesLocked keeps every routed prefix on one peer only.
+// The controller refuses overlapping advertisements, so this only acts on
+// state stored before that check existed: the device that registered
+// first keeps an overlapping prefix, the other loses it (logged), rather
+// than the hub's single AllowedIPs trie moving it to whichever peer it
+// configured last.
+func (s *Server) dropSharedPrefixesLocked(peers []api.HubPeer) {
+	order := make([]int, len(peers))
+	for i := range order {
+		order[i] = i
+	}
+	seq := func(i int) uint64 { return s.devices[peers[i].SN].RegisteredSeq }
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(seq(a), seq(b)) })
+	var held []netip.Prefix
+	for _, i := range order {
+		p := &peers[i]
+		kept := p.AllowedIPs[:1] // the overlay /32 is unique by construction
+		for _, q := range p.AllowedIPs[1:] {
+			if slices.ContainsFunc(held, q.Overlaps) {
+				s.log.Warn("prefix held by two instances: not routed to the later one", "prefix", q, "sn", p.SN)
+				continue
+			}
+			held = append(held, q)
+			kept = append(kept, q)
+		}
+		p.AllowedIPs = kept
+	}
 }
 
 // SetActive records the hub's arbiter's decision that sn is now the active

@@ -1,14 +1,17 @@
 package controller
 
 import (
+	"container/list"
 	"sync"
 	"time"
 )
 
-// backoff throttles failed attempts per key (a source address or an SN):
-// after free failures, each further failure blocks the key for base·2ⁿ,
-// capped at max. A key that has not failed for forget starts over. There is
-// no permanent lockout.
+// backoff throttles failed attempts per key (a source network, or an SN
+// and source network): after free failures, each further failure blocks
+// the key for base·2ⁿ, capped at max. A key that has not failed for
+// forget starts over. There is no permanent lockout. The table is a
+// bounded LRU: a flood of new keys evicts the least recently failed ones,
+// it never grows without bound nor is scanned.
 type backoff struct {
 	free   int
 	base   time.Duration
@@ -16,7 +19,7 @@ type backoff struct {
 	forget time.Duration
 
 	mu sync.Mutex
-	m  map[string]*backoffState
+	m  *lru[*backoffState]
 }
 
 type backoffState struct {
@@ -25,20 +28,19 @@ type backoffState struct {
 	until time.Time
 }
 
-// maxBackoffKeys bounds the limiter's memory; beyond it, forgotten keys are
-// swept.
+// maxBackoffKeys bounds each limiter's memory.
 const maxBackoffKeys = 100_000
 
 func newBackoff(free int, base, max, forget time.Duration) *backoff {
-	return &backoff{free: free, base: base, max: max, forget: forget, m: map[string]*backoffState{}}
+	return &backoff{free: free, base: base, max: max, forget: forget, m: newLRU[*backoffState](maxBackoffKeys)}
 }
 
 // blocked returns how long key must still wait.
 func (b *backoff) blocked(key string, now time.Time) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	st := b.m[key]
-	if st == nil || !now.Before(st.until) {
+	st, ok := b.m.get(key)
+	if !ok || !now.Before(st.until) {
 		return 0
 	}
 	return st.until.Sub(now)
@@ -48,13 +50,10 @@ func (b *backoff) blocked(key string, now time.Time) time.Duration {
 func (b *backoff) fail(key string, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	st := b.m[key]
-	if st == nil {
-		if len(b.m) >= maxBackoffKeys {
-			b.sweepLocked(now)
-		}
+	st, ok := b.m.get(key)
+	if !ok {
 		st = &backoffState{}
-		b.m[key] = st
+		b.m.put(key, st)
 	}
 	if now.Sub(st.last) > b.forget {
 		st.fails = 0
@@ -75,69 +74,65 @@ func (b *backoff) fail(key string, now time.Time) {
 // reset forgets key's failures.
 func (b *backoff) reset(key string) {
 	b.mu.Lock()
-	delete(b.m, key)
+	b.m.del(key)
 	b.mu.Unlock()
 }
 
-func (b *backoff) sweepLocked(now time.Time) {
-	for k, st := range b.m {
-		if now.Sub(st.last) > b.forget && !now.Before(st.until) {
-			delete(b.m, k)
-		}
-	}
-}
-
 // nonces holds issued registration challenges until used or expired. One
-// source address holds at most perAddr live nonces (its oldest is dropped
-// for a new one), so a single host cannot fill the table and starve real
-// devices of challenges.
+// source network holds at most perNet live nonces (its oldest is dropped
+// for a new one), and the whole table at most max: a new nonce then
+// replaces the oldest one, so the table is bounded and a flood never
+// stops real devices from getting challenges (a device answers within
+// seconds; a flooder's old nonces go first).
 type nonces struct {
-	ttl     time.Duration
-	max     int
-	perAddr int
+	ttl    time.Duration
+	max    int
+	perNet int
 
-	mu     sync.Mutex
-	m      map[string]nonceEntry
-	byAddr map[string][]string // address → its nonces, oldest first
+	mu    sync.Mutex
+	order *list.List               // of *nonceEntry, oldest at the back
+	m     map[string]*list.Element // nonce → its element
+	byNet map[string][]string      // source network → its nonces, oldest first
 }
 
 type nonceEntry struct {
+	nonce   string
 	sn      string
-	addr    string
+	net     string
 	expires time.Time
 }
 
-func newNonces(ttl time.Duration, max, perAddr int) *nonces {
-	return &nonces{ttl: ttl, max: max, perAddr: perAddr, m: map[string]nonceEntry{}, byAddr: map[string][]string{}}
+func newNonces(ttl time.Duration, max, perNet int) *nonces {
+	return &nonces{ttl: ttl, max: max, perNet: perNet, order: list.New(), m: map[string]*list.Element{}, byNet: map[string][]string{}}
 }
 
-// add stores a nonce for sn requested from addr; false when the table is
-// full of live nonces.
-func (n *nonces) add(nonce, sn, addr string, now time.Time) bool {
+// add stores a nonce for sn requested from source network src.
+func (n *nonces) add(nonce, sn, src string, now time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if l := n.byAddr[addr]; len(l) >= n.perAddr {
-		delete(n.m, l[0])
-		n.byAddr[addr] = l[1:]
+	if l := n.byNet[src]; len(l) >= n.perNet {
+		n.removeLocked(l[0])
 	}
-	if len(n.m) >= n.max {
-		for k, e := range n.m {
-			if !now.Before(e.expires) {
-				n.removeLocked(k, e)
-			}
+	for n.order.Len() > 0 {
+		old := n.order.Back().Value.(*nonceEntry)
+		if n.order.Len() < n.max && now.Before(old.expires) {
+			break
 		}
-		if len(n.m) >= n.max {
-			return false
-		}
+		n.removeLocked(old.nonce)
 	}
-	n.m[nonce] = nonceEntry{sn: sn, addr: addr, expires: now.Add(n.ttl)}
-	n.byAddr[addr] = append(n.byAddr[addr], nonce)
-	return true
+	n.m[nonce] = n.order.PushFront(&nonceEntry{nonce: nonce, sn: sn, net: src, expires: now.Add(n.ttl)})
+	n.byNet[src] = append(n.byNet[src], nonce)
 }
 
-func (n *nonces) removeLocked(nonce string, e nonceEntry) {
+func (n *nonces) removeLocked(nonce string) {
+	el, ok := n.m[nonce]
+	if !ok {
+		return
+	}
+	e := el.Value.(*nonceEntry)
 	delete(n.m, nonce)
-	l := n.byAddr[e.addr]
+	n.order.Remove(el)
+	l := n.byNet[e.net]
 	for i, x := range l {
 		if x == nonce {
 			l = append(l[:i:i], l[i+1:]...)
@@ -145,9 +140,9 @@ func (n *nonces) removeLocked(nonce string, e nonceEntry) {
 		}
 	}
 	if len(l) == 0 {
-		delete(n.byAddr, e.addr)
+		delete(n.byNet, e.net)
 	} else {
-		n.byAddr[e.addr] = l
+		n.byNet[e.net] = l
 	}
 }
 
@@ -156,10 +151,18 @@ func (n *nonces) removeLocked(nonce string, e nonceEntry) {
 func (n *nonces) take(nonce, sn string, now time.Time) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	e, ok := n.m[nonce]
+	el, ok := n.m[nonce]
 	if !ok {
 		return false
 	}
-	n.removeLocked(nonce, e)
+	e := el.Value.(*nonceEntry)
+	n.removeLocked(nonce)
 	return e.sn == sn && now.Before(e.expires)
+}
+
+// len is the number of nonces held.
+func (n *nonces) len() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.order.Len()
 }

@@ -38,25 +38,29 @@ func rateLimited(d time.Duration) *api.Error {
 func checkSN(sn string) *api.Error {
 	var ie *api.InputError
 	if err := api.ValidateSN(sn); errors.As(err, &ie) {
-		return &api.Error{Code: api.CodeInvalidInput, Field: "sn", Message: "sn: " + ie.Msg, Fix: "pass the SN issued by vcpe-hub instance create"}
+		// The value is not echoed: it may be huge or hold escape codes.
+		return &api.Error{Code: api.CodeInvalidInput, Field: "sn",
+			Message: fmt.Sprintf("the SN is not a serial number (1 to %d printable ASCII characters without spaces)", api.MaxSNLen),
+			Fix:     "pass the SN issued by vcpe-hub instance create"}
 	}
 	return nil
 }
 
 // Challenge issues a single-use registration nonce for sn. The answer does
-// not depend on whether sn exists.
+// not depend on whether sn exists. A source network throttled for its own
+// failures is refused before anything else; a malformed SN counts as one.
 func (s *Server) Challenge(from netip.Addr, sn string) (api.Challenge, error) {
-	if e := checkSN(sn); e != nil {
-		return api.Challenge{}, e
-	}
 	now := s.now()
-	if d := max(s.regAddr.blocked("addr:"+from.String(), now), s.regSN.blocked(sn, now)); d > 0 {
+	src := netKey(from)
+	if d := s.regAddr.blocked(src, now); d > 0 {
 		return api.Challenge{}, rateLimited(d)
 	}
-	nonce := base64.RawURLEncoding.EncodeToString(randomBytes(32))
-	if !s.nonces.add(nonce, sn, from.String(), now) {
-		return api.Challenge{}, rateLimited(NonceTTL)
+	if e := checkSN(sn); e != nil {
+		s.regAddr.fail(src, now)
+		return api.Challenge{}, e
 	}
+	nonce := base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	s.nonces.add(nonce, sn, src, now)
 	// The store holds the nonce too, so the answer may reach any replica.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -68,36 +72,47 @@ func (s *Server) Challenge(from netip.Addr, sn string) (api.Challenge, error) {
 
 // Register checks a registration proof and binds the device's WireGuard
 // key to its SN. from is the client's address, for throttling and audit.
+// Throttling and input checks come before any write; failures are
+// recorded sampled per source network, so a flood cannot fill the disk.
 func (s *Server) Register(ctx context.Context, from netip.Addr, req api.RegisterRequest) (api.RegisterResponse, error) {
 	res, err := s.register(ctx, from, req)
 	who := "device@" + from.String()
 	var ae *api.Error
-	if errors.As(err, &ae) && ae.Code == api.CodeRateLimited {
-		// Throttled attempts are logged, not stored: a flood must not fill
-		// the disk.
-		s.log.Info("audit", "who", who, "action", "device.register", "target", req.SN, "result", ae.Code)
-		return res, err
+	switch {
+	case err == nil:
+		s.auditResult(ctx, who, "device.register", req.SN, nil)
+	case errors.As(err, &ae) && ae.Code == api.CodeRateLimited:
+		// Throttled attempts are neither stored nor logged one by one.
+	case errors.As(err, &ae) && ae.Field == "sn":
+		// The SN itself is malformed: it is not recorded.
+		s.auditFailure(ctx, netKey(from), who, "device.register", "(malformed SN)", ae.Code, ae.Message)
+	default:
+		result := "error"
+		if ae != nil {
+			result = ae.Code
+		}
+		s.auditFailure(ctx, netKey(from), who, "device.register", req.SN, result, err.Error())
 	}
-	s.auditResult(ctx, who, "device.register", req.SN, err)
 	return res, err
 }
 
 func (s *Server) register(ctx context.Context, from netip.Addr, req api.RegisterRequest) (api.RegisterResponse, error) {
-	if e := checkSN(req.SN); e != nil {
-		return api.RegisterResponse{}, e
-	}
 	now := s.now()
-	addrKey := "addr:" + from.String()
-	if d := max(s.regAddr.blocked(addrKey, now), s.regSN.blocked(req.SN, now)); d > 0 {
+	src := netKey(from)
+	if d := s.regAddr.blocked(src, now); d > 0 {
 		return api.RegisterResponse{}, rateLimited(d)
 	}
-	s.nonces.take(req.Nonce, req.SN, now) // frees this replica's count
+	if e := checkSN(req.SN); e != nil {
+		s.regAddr.fail(src, now)
+		return api.RegisterResponse{}, e
+	}
+	s.nonces.take(req.Nonce, req.SN, now) // frees this replica's entry
 	taken, err := s.store.TakeNonce(ctx, req.Nonce, req.SN, now)
 	if err != nil {
 		return api.RegisterResponse{}, internal(err)
 	}
 	if !taken {
-		s.regAddr.fail(addrKey, now)
+		s.regAddr.fail(src, now)
 		return api.RegisterResponse{}, &api.Error{Code: api.CodeUnauthorized,
 			Message: "the registration challenge is unknown, expired or already used", Fix: "request a new challenge and answer it within 60 seconds"}
 	}
@@ -115,12 +130,20 @@ func (s *Server) register(ctx context.Context, from netip.Addr, req api.Register
 		secret = d.Secret
 	}
 	s.mu.RUnlock()
+	// The proof is checked first: a valid one is never refused because of
+	// failures from elsewhere. A wrong one counts against this source
+	// network, for this SN and overall.
+	snKey := req.SN + "|" + src
 	if !api.CheckProof(secret, req.Nonce, req.SN, req.PublicKey, req.Advertise, req.Proof) || !known {
-		s.regAddr.fail(addrKey, now)
-		s.regSN.fail(req.SN, now)
+		d := s.regSN.blocked(snKey, now)
+		s.regAddr.fail(src, now)
+		s.regSN.fail(snKey, now)
+		if d > 0 {
+			return api.RegisterResponse{}, rateLimited(d)
+		}
 		return api.RegisterResponse{}, errWrongKey()
 	}
-	s.regSN.reset(req.SN)
+	s.regSN.reset(snKey)
 
 	unlock, err := s.lockWrite(ctx)
 	if err != nil {
@@ -309,15 +332,16 @@ func (s *Server) Release(ctx context.Context, from netip.Addr, credential string
 // registration. When the SN is not bound to that key there is nothing to
 // undo and the answer says so (Released false), for an unknown SN too.
 func (s *Server) ReleaseByKey(ctx context.Context, from netip.Addr, req api.ReleaseRequest) (api.ReleaseResponse, error) {
-	if e := checkSN(req.SN); e != nil {
-		return api.ReleaseResponse{}, e
-	}
 	now := s.now()
-	addrKey := "addr:" + from.String()
-	if d := max(s.regAddr.blocked(addrKey, now), s.regSN.blocked(req.SN, now)); d > 0 {
+	addrKey := netKey(from)
+	if d := s.regAddr.blocked(addrKey, now); d > 0 {
 		return api.ReleaseResponse{}, rateLimited(d)
 	}
-	s.nonces.take(req.Nonce, req.SN, now) // frees this replica's count
+	if e := checkSN(req.SN); e != nil {
+		s.regAddr.fail(addrKey, now)
+		return api.ReleaseResponse{}, e
+	}
+	s.nonces.take(req.Nonce, req.SN, now) // frees this replica's entry
 	taken, err := s.store.TakeNonce(ctx, req.Nonce, req.SN, now)
 	if err != nil {
 		return api.ReleaseResponse{}, internal(err)
@@ -420,6 +444,13 @@ func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Pr
 			return s.deviceConfigLocked(d), nil
 		}
 	}
+	// A device may change its routes a few times in a burst, then about
+	// once a second: each change is a store write, an audit row and a new
+	// hub configuration.
+	if !s.advertiseAllowedLocked(d.SN) {
+		return api.DeviceConfig{}, &api.Error{Code: api.CodeRateLimited, RetryAfter: 1,
+			Message: "routes changed too often", Fix: "send route changes at most once a second"}
+	}
 	err = func() error {
 		if e := ValidateAdvertise(ps, in.RouteQuota); e != nil {
 			return e
@@ -442,10 +473,16 @@ func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Pr
 		d.ProbeAddrs = p
 		return nil
 	}()
-	s.auditResult(ctx, "device:"+d.SN, "device.advertise", in.Name, err)
 	if err != nil {
+		var ae *api.Error
+		result := "error"
+		if errors.As(err, &ae) {
+			result = ae.Code
+		}
+		s.auditFailure(ctx, "sn:"+d.SN, "device:"+d.SN, "device.advertise", in.Name, result, err.Error())
 		return api.DeviceConfig{}, err
 	}
+	s.auditResult(ctx, "device:"+d.SN, "device.advertise", in.Name, nil)
 	s.changedLocked(ctx)
 	return s.deviceConfigLocked(d), nil
 }

@@ -102,7 +102,7 @@ func replicasLike(t *testing.T, h *controllertest.Harness) *controllertest.Harne
 
 // TestReplicasRaceOneSlot: two devices race for one slot through two
 // replicas, many times: exactly one wins each time, and the loser is told
-// the slot is taken. Two instances of one CCN race for one prefix the same
+// the slot is taken (each round on its own LAN prefix). Two instances of one CCN race for one prefix the same
 // way.
 func TestReplicasRaceOneSlot(t *testing.T) {
 	hs := replicas(t, 2)
@@ -113,13 +113,16 @@ func TestReplicasRaceOneSlot(t *testing.T) {
 	for round := range 5 {
 		in := newInstance(t, hs[round%2], "race"+string(rune('a'+round)))
 		dev := in.Devices[0]
+		// LAN prefixes are unique across the hub: each round's instance
+		// has its own.
+		lan := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(10 + round), 0}), 24)
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		for i := range 2 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = registerVia(ctx(t), hs[i], hs[i], site1, dev.SN, dev.Key, wgKey(t).PublicKey(), lan1)
+				_, errs[i] = registerVia(ctx(t), hs[i], hs[i], site1, dev.SN, dev.Key, wgKey(t).PublicKey(), lan)
 			}()
 		}
 		wg.Wait()

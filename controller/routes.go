@@ -92,7 +92,10 @@ func comparePrefix(a, b netip.Prefix) int {
 }
 
 // conflictsLocked checks prefixes instance inst would advertise against the
-// overlay pool, the cloud-side prefixes and the other members of ccnID.
+// overlay pool, the cloud-side prefixes, the hub host's own networks, the
+// allowed pools and deny-list, and every other instance's prefixes. A
+// conflict with a member of the same CCN names it; one with another tenant
+// does not.
 func (s *Server) conflictsLocked(instID, ccnID string, ps []netip.Prefix) *api.Error {
 	for i, p := range ps {
 		if p.Overlaps(s.opts.Overlay) {
@@ -107,20 +110,29 @@ func (s *Server) conflictsLocked(instID, ccnID string, ps []netip.Prefix) *api.E
 				return e
 			}
 		}
-		if ccnID == "" {
-			continue
+		if e := s.hostConflictLocked(i, p); e != nil {
+			return e
 		}
-		for other := range s.members[ccnID] {
-			if other == instID {
+		// Prefixes are unique across every instance at the hub, in any CCN
+		// or none: the hub has one WireGuard AllowedIPs trie and one routing
+		// table, so a prefix held twice would move to whoever sent it last.
+		for _, oi := range s.instances {
+			if oi.ID == instID {
 				continue
 			}
-			oi := s.instances[other]
 			for _, q := range oi.Advertised {
-				if p.Overlaps(q) {
+				if !p.Overlaps(q) {
+					continue
+				}
+				if ccnID != "" && oi.CCN == ccnID {
 					e := prefixError(api.CodePrefixConflict, i, "prefix %s overlaps %s advertised by instance %s in CCN %s", p, q, oi.Name, s.ccns[ccnID].Name)
 					e.Fix = "every instance in one CCN needs distinct LAN prefixes: renumber one site or use another CCN"
 					return e
 				}
+				// Another tenant: say that the prefix is taken, not by whom.
+				e := prefixError(api.CodePrefixConflict, i, "prefix %s overlaps a prefix another instance already advertises at this hub", p)
+				e.Fix = "LAN prefixes are unique across the hub: renumber this site, or ask the hub operator (vcpe-hub routes names the holder)"
+				return e
 			}
 		}
 	}

@@ -86,34 +86,68 @@ func TestBackoffHasNoPermanentLockout(t *testing.T) {
 func TestNonces(t *testing.T) {
 	n := newNonces(time.Minute, 2, 2)
 	now := time.Unix(0, 0)
-	if !n.add("a", "SN1", "h1", now) || !n.add("b", "SN1", "h2", now) {
-		t.Fatal("add")
+	n.add("a", "SN1", "h1", now)
+	n.add("b", "SN1", "h2", now)
+	// A full table evicts its oldest nonce, never refuses a new one.
+	n.add("c", "SN1", "h3", now)
+	if n.len() != 2 || n.take("a", "SN1", now) {
+		t.Errorf("full table: %d nonces, oldest still there; want 2 with the oldest evicted", n.len())
 	}
-	if n.add("c", "SN1", "h3", now) {
-		t.Error("table full of live nonces accepted another")
-	}
-	if n.take("a", "SN2", now) {
+	if n.take("b", "SN2", now) {
 		t.Error("nonce for SN1 accepted for SN2")
 	}
-	if n.take("a", "SN1", now) {
+	if n.take("b", "SN1", now) {
 		t.Error("nonce reused after a failed take")
 	}
-	if n.take("b", "SN1", now.Add(time.Minute)) {
+	if n.take("c", "SN1", now.Add(time.Minute)) {
 		t.Error("expired nonce accepted")
 	}
-	if !n.add("c", "SN1", "h1", now.Add(2*time.Minute)) || !n.take("c", "SN1", now.Add(2*time.Minute)) {
+	n.add("d", "SN1", "h1", now.Add(2*time.Minute))
+	if !n.take("d", "SN1", now.Add(2*time.Minute)) {
 		t.Error("fresh nonce refused")
 	}
-	// One address keeps only its newest perAddr nonces.
+	// One network keeps only its newest perNet nonces.
 	n = newNonces(time.Minute, 100, 2)
 	for _, x := range []string{"x1", "x2", "x3"} {
 		n.add(x, "SN1", "flood", now)
 	}
 	if n.take("x1", "SN1", now) || !n.take("x3", "SN1", now) || !n.take("x2", "SN1", now) {
-		t.Error("per-address limit: want the oldest nonce dropped, the newer two kept")
+		t.Error("per-network limit: want the oldest nonce dropped, the newer two kept")
 	}
-	if len(n.byAddr) != 0 || len(n.m) != 0 {
-		t.Errorf("left over: %v %v", n.byAddr, n.m)
+	if len(n.byNet) != 0 || len(n.m) != 0 || n.len() != 0 {
+		t.Errorf("left over: %v %v", n.byNet, n.m)
+	}
+}
+
+func TestNetKeyAndLRU(t *testing.T) {
+	a, b := netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParseAddr("2001:db8:1:2:ffff::9")
+	if netKey(a) != netKey(b) || netKey(a) != "2001:db8:1:2::/64" {
+		t.Errorf("IPv6 keys %s %s; want one /64", netKey(a), netKey(b))
+	}
+	if netKey(netip.MustParseAddr("::ffff:198.18.0.1")) != "198.18.0.1" || netKey(netip.MustParseAddr("198.18.0.1")) == netKey(netip.MustParseAddr("198.18.0.2")) {
+		t.Error("IPv4 keys are per address")
+	}
+	l := newLRU[int](3)
+	for i, k := range []string{"a", "b", "c"} {
+		l.put(k, i)
+	}
+	l.get("a") // a is now the most recent: b goes first
+	l.put("d", 3)
+	if _, ok := l.get("b"); ok || l.len() != 3 {
+		t.Errorf("LRU kept b (len %d); want it evicted", l.len())
+	}
+	for _, k := range []string{"a", "c", "d"} {
+		if _, ok := l.get(k); !ok {
+			t.Errorf("LRU lost %s", k)
+		}
+	}
+	// A backoff table never exceeds its bound.
+	bo := newBackoff(0, time.Second, time.Minute, time.Hour)
+	for i := range maxBackoffKeys + 10 {
+		bo.fail(netKey(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}))+string(rune(i)), time.Unix(0, 0))
+	}
+	if bo.m.len() != maxBackoffKeys {
+		t.Errorf("backoff table %d keys; want %d", bo.m.len(), maxBackoffKeys)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/controller/store"
 	"github.com/openvcpe/vcpe/internal/atomicfile"
+	"golang.org/x/time/rate"
 )
 
 // Store is what the controller needs from its database: store.SQLite (one
@@ -76,6 +77,21 @@ type Options struct {
 	// target (api.DeviceConfig.Targets).
 	HubAddrs   []netip.Addr
 	RouteQuota int // default per-device prefix quota for new instances; default 5
+	// LANPools are the prefixes advertisements must lie inside
+	// (DefaultLANPools when empty); DenyPrefixes are never accepted.
+	LANPools     []netip.Prefix
+	DenyPrefixes []netip.Prefix
+	// HostNetworks are the hub host's own addresses, connected networks
+	// and default gateways (gathered at start by vcpe-hub serve); no
+	// advertised prefix may overlap one. ControllerAddr is the device
+	// API's address when it is a specific one.
+	HostNetworks   []HostNetwork
+	ControllerAddr netip.Addr
+	// AuditMaxAge and AuditMaxRows bound the audit log: older rows and
+	// rows beyond the newest AuditMaxRows are pruned (defaults
+	// DefaultAuditMaxAge, DefaultAuditMaxRows).
+	AuditMaxAge  time.Duration
+	AuditMaxRows int
 	// Names are extra DNS names or IP addresses for the server certificate
 	// (localhost, 127.0.0.1, ::1 and the hub endpoint's address are always
 	// in it).
@@ -109,9 +125,12 @@ type Server struct {
 	ca          *x509.Certificate
 	fingerprint string
 
-	regAddr *backoff // failed registration proofs per source address
-	regSN   *backoff // failed registration proofs per SN
+	regAddr *backoff // failed registration requests per source network
+	regSN   *backoff // failed registration proofs per SN and source network
 	nonces  *nonces
+	sampler auditSampler
+	advLim  *lru[*rate.Limiter] // route changes per device (under mu)
+	appends atomic.Int64        // audit rows since start, for pruning
 
 	reachOnce sync.Once
 	reachLim  *reachLimiter // outside-in reach requests per source address
@@ -174,8 +193,20 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			return nil, optErr("cloud prefix %s overlaps the overlay %s: choose prefixes outside the overlay", c, opts.Overlay)
 		}
 	}
+	if err := validatePolicy(opts); err != nil {
+		return nil, err
+	}
 	if opts.RouteQuota == 0 {
 		opts.RouteQuota = DefaultRouteQuota
+	}
+	if opts.AuditMaxAge == 0 {
+		opts.AuditMaxAge = DefaultAuditMaxAge
+	}
+	if opts.AuditMaxRows == 0 {
+		opts.AuditMaxRows = DefaultAuditMaxRows
+	}
+	if opts.AuditMaxAge < time.Hour || opts.AuditMaxRows < 100 {
+		return nil, optErr("audit retention %s / %d rows: keep at least an hour and 100 rows (--audit-max-age, --audit-max-rows)", opts.AuditMaxAge, opts.AuditMaxRows)
 	}
 	if opts.RouteQuota < 1 || opts.RouteQuota > MaxRouteQuota {
 		return nil, optErr("route quota %d: want 1 to %d prefixes per device", opts.RouteQuota, MaxRouteQuota)
@@ -243,6 +274,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopWatch, s.watchDone = cancel, make(chan struct{})
 	go func() { defer close(s.watchDone); s.watchStore(wctx) }()
+	s.pruneAudit(ctx)
 	s.pub.start(s.HubConfig)
 	return s, nil
 }
@@ -354,9 +386,14 @@ func (s *Server) changedLocked(ctx context.Context) {
 // audit records an admin action or registration attempt in the log and the
 // store. Never pass a key or credential.
 func (s *Server) audit(ctx context.Context, who, action, target, result, detail string) {
+	// Fields may hold what a client sent: capped and escaped.
+	who, action, target, result, detail = capField(who), capField(action), capField(target), capField(result), capField(detail)
 	s.log.Info("audit", "who", who, "action", action, "target", target, "result", result, "detail", detail)
 	if err := s.store.AppendAudit(context.WithoutCancel(ctx), store.AuditEntry{At: s.now(), Who: who, Action: action, Target: target, Result: result, Detail: detail}); err != nil {
 		s.log.Error("audit log", "err", err)
+	}
+	if every := int64(min(auditPruneEvery, max(1, s.opts.AuditMaxRows/10))); s.appends.Add(1)%every == 0 {
+		s.pruneAudit(ctx)
 	}
 }
 

@@ -75,7 +75,9 @@ func (s *Server) targetsLocked(ccnID, self string, routes []netip.Prefix) []api.
 			}
 			for _, a := range s.devices[sn].ProbeAddrs {
 				if p.Contains(a) {
-					found[i] = &api.ProbeTarget{Prefix: p, Addr: a, SN: sn}
+					// Another instance's device is not named: its SN is
+					// that instance's, not this one's.
+					found[i] = &api.ProbeTarget{Prefix: p, Addr: a, Remote: true}
 					break
 				}
 			}

@@ -58,7 +58,7 @@ func TestDeviceConfigTargets(t *testing.T) {
 	cred := res.Credential
 	cfg := res.Config
 	want := []api.ProbeTarget{
-		{Prefix: lan1, Addr: addr("198.19.1.1"), SN: a.Devices[0].SN},
+		{Prefix: lan1, Addr: addr("198.19.1.1"), Remote: true},
 		{Prefix: cloud, Addr: addr("198.19.100.1")},
 	}
 	if diff := cmp.Diff(want, cfg.Targets, cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})); diff != "" {
@@ -71,7 +71,7 @@ func TestDeviceConfigTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want[0] = api.ProbeTarget{Prefix: lan1, Addr: addr("198.19.1.2"), SN: a.Devices[1].SN}
+	want[0] = api.ProbeTarget{Prefix: lan1, Addr: addr("198.19.1.2"), Remote: true}
 	if diff := cmp.Diff(want, cfg2.Targets, cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})); diff != "" {
 		t.Errorf("after failover (-want +got):\n%s", diff)
 	}
@@ -99,7 +99,7 @@ func TestDeviceConfigTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantA := []api.ProbeTarget{
-		{Prefix: lan2, Addr: addr("198.19.2.9"), SN: b.Devices[0].SN},
+		{Prefix: lan2, Addr: addr("198.19.2.9"), Remote: true},
 		{Prefix: cloud, Addr: addr("198.19.100.1")},
 	}
 	if diff := cmp.Diff(wantA, cfgA.Targets, cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})); diff != "" {

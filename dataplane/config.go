@@ -23,6 +23,15 @@ const (
 	// again after a crash and never touch anyone else's.
 	RouteProtocol = 118
 
+	// DefaultRouteTable is vcpe's own routing table for tunnel routes (on
+	// the hub and on devices), DefaultFwMark the mark on WireGuard's
+	// packets that exempts them from it (wg-quick's numbers),
+	// DefaultRulePriority the priority of the first of the two policy
+	// rules that consult it.
+	DefaultRouteTable   = 51820
+	DefaultFwMark       = 51820
+	DefaultRulePriority = 32700
+
 	// DefaultKeepalive is the persistent keepalive (seconds) an edge uses
 	// when the controller leaves it to the device.
 	DefaultKeepalive = 15
@@ -38,6 +47,14 @@ const (
 	// status reports "handshake not completing" (WireGuard's RekeyTimeout).
 	handshakeGrace = 5 * time.Second
 )
+
+// HostNetwork is something of the hub's host (an address, a connected
+// network, a gateway) that no device prefix may cover; What names it for
+// a refusal ("the default gateway 198.18.0.254").
+type HostNetwork struct {
+	Prefix netip.Prefix
+	What   string
+}
 
 // ErrUnsupported is returned on systems where the dataplane cannot run.
 var ErrUnsupported = errors.New("the vcpe dataplane runs on Linux only")
@@ -58,6 +75,20 @@ type EdgeOptions struct {
 	PathMTUInterval time.Duration
 
 	HA EdgeHA
+
+	// RouteTable, FwMark and RulePriority place the tunnel routes in
+	// vcpe's own table behind two policy rules, as on the hub (see
+	// HubOptions); defaults DefaultRouteTable, DefaultFwMark,
+	// DefaultRulePriority.
+	RouteTable   int
+	FwMark       uint32
+	RulePriority int
+
+	// Protect returns addresses no learned route may capture, besides the
+	// hub endpoint and the SSH clients connected to port 22, which the
+	// engine always protects (vcped passes the controller). It is called
+	// on every configuration.
+	Protect func() []Protected
 
 	Logger *slog.Logger     // slog.Default()
 	Now    func() time.Time // time.Now
@@ -88,6 +119,14 @@ type HubOptions struct {
 	// TableName is the nftables table (family inet) holding the CCN
 	// isolation rules; "vcpe" by default. It is removed on Close.
 	TableName string
+	// RouteTable is the routing table of the devices' prefixes
+	// (DefaultRouteTable), FwMark the mark on WireGuard's own packets
+	// (DefaultFwMark) and RulePriority the priority of the first of the
+	// two policy rules that consult it (DefaultRulePriority). The main
+	// table is never written.
+	RouteTable   int
+	FwMark       uint32
+	RulePriority int
 
 	// ClaimPort is the UDP port taking devices' claims on the hub's
 	// overlay address (DefaultClaimPort); Check the health-check model
@@ -231,4 +270,22 @@ func cloneHubConfig(c api.HubConfig) api.HubConfig {
 		c.Peers[i].AllowedIPs = slices.Clone(c.Peers[i].AllowedIPs)
 	}
 	return c
+}
+
+// routeTableOptions applies the defaults of the route table options and
+// checks them.
+func routeTableOptions(table int, mark uint32, prio int) (int, uint32, int, error) {
+	if table == 0 {
+		table = DefaultRouteTable
+	}
+	if mark == 0 {
+		mark = DefaultFwMark
+	}
+	if prio == 0 {
+		prio = DefaultRulePriority
+	}
+	if table < 1 || table >= 253 && table <= 255 || prio < 1 || prio > 32765 {
+		return 0, 0, 0, fmt.Errorf("route table %d / rule priority %d: want a table other than main, local and default (1..252, 256..) and a priority below main's (1..32765)", table, prio)
+	}
+	return table, mark, prio, nil
 }

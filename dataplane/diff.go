@@ -90,6 +90,41 @@ func HubPeerDiff(have, want []api.HubPeer) []PeerChange {
 			out = append(out, PeerChange{Op: "remove", Peer: p})
 		}
 	}
+	return append(out, refreshOwners(hm, want, out)...)
+}
+
+// refreshOwners returns an "update" for every unchanged peer that holds a
+// prefix one of the changes touches. WireGuard keeps one owner per prefix
+// in its AllowedIPs trie: when a prefix was moved to another peer and is
+// now moved away (a withdrawal, a failover, a re-advertisement), the
+// unchanged peer that still should own it has lost it in the trie. Giving
+// it its AllowedIPs again, after the other changes, puts it back.
+func refreshOwners(have map[api.Key]api.HubPeer, want []api.HubPeer, changes []PeerChange) []PeerChange {
+	touched := map[netip.Prefix]bool{}
+	changed := map[api.Key]bool{}
+	for _, c := range changes {
+		changed[c.Peer.PublicKey] = true
+		for _, p := range c.Peer.AllowedIPs {
+			touched[p.Masked()] = true
+		}
+		if old, ok := have[c.Peer.PublicKey]; ok {
+			for _, p := range old.AllowedIPs {
+				touched[p.Masked()] = true
+			}
+		}
+	}
+	var out []PeerChange
+	for _, p := range want {
+		if changed[p.PublicKey] {
+			continue
+		}
+		for _, a := range p.AllowedIPs {
+			if touched[a.Masked()] {
+				out = append(out, PeerChange{Op: "update", Peer: p})
+				break
+			}
+		}
+	}
 	return out
 }
 

@@ -68,7 +68,14 @@
 //
 // One engine (edge or hub) runs per network namespace: routes marked with
 // RouteProtocol that do not go through the engine's own TUN are treated as
-// leftovers of a crash and deleted.
+// leftovers of a crash and deleted. Both roles keep their routes in vcpe's
+// own table (DefaultRouteTable) behind two policy rules, "lookup main
+// suppress_prefixlength 0" then "not fwmark DefaultFwMark lookup
+// DefaultRouteTable", with WireGuard's socket marked: the main table's
+// specific routes always win, vcpe's routes beat only the default route,
+// and WireGuard's own packets never enter the tunnel. Before installing a
+// device's routes the edge drops those that would capture the hub
+// endpoint, the controller or a connected SSH client (Status.DroppedRoutes).
 //
 // The package must not talk to the controller (it takes configuration
 // through Apply and a ConfigSource defined here), must not change anything

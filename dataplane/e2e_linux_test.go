@@ -252,7 +252,7 @@ type vcpeRoute struct {
 func vcpeRoutes(t *testing.T, ns *namespace.NS) []string {
 	t.Helper()
 	var rs []vcpeRoute
-	out := ns.Run("ip", "-j", "route", "show", "proto", strconv.Itoa(dataplane.RouteProtocol))
+	out := ns.Run("ip", "-j", "route", "show", "table", "all", "proto", strconv.Itoa(dataplane.RouteProtocol))
 	if err := json.Unmarshal([]byte(out), &rs); err != nil {
 		t.Fatalf("ip -j route: %v: %s", err, out)
 	}

@@ -53,6 +53,11 @@ type Engine struct {
 
 	// Multi-attach: the HA goroutines hold haMu, never mu.
 	ha          EdgeHA
+	protect     func() []Protected
+	routeTable  int
+	fwMark      uint32
+	rulePrio    int
+	dropped     []GuardedRoute // learned routes refused by guardLocked
 	snv         atomic.Pointer[string]
 	haMu        sync.Mutex
 	role        string // api.RoleActive or api.RoleStandby as applied
@@ -76,7 +81,10 @@ func New(opts EdgeOptions) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{c: c, probeInterval: opts.ProbeInterval, deadAfter: opts.DeadAfter, pmtuInterval: opts.PathMTUInterval, state: StateStopped,
-		ha: opts.HA, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true, pmtuKick: make(chan struct{}, 1)}
+		ha: opts.HA, protect: opts.Protect, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true, pmtuKick: make(chan struct{}, 1)}
+	if e.routeTable, e.fwMark, e.rulePrio, err = routeTableOptions(opts.RouteTable, opts.FwMark, opts.RulePriority); err != nil {
+		return nil, err
+	}
 	e.ha.Check = e.ha.Check.WithDefaults()
 	if e.ha.ClaimPort == 0 {
 		e.ha.ClaimPort = DefaultClaimPort
@@ -129,6 +137,12 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 	if err = w.setAddr(cfg.OverlayAddr, netip.Prefix{}); err != nil {
 		return err
 	}
+	// Tunnel routes live in vcpe's own table, behind the main table's
+	// specific routes; WireGuard's own packets never use them.
+	if err = w.useTable(e.routeTable, e.fwMark, e.rulePrio); err != nil {
+		return err
+	}
+	cfg = e.guardLocked(w, cfg)
 	if err = w.reconcileRoutes(routedPrefixes(cfg.OverlayAddr.Masked(), cfg.Routes)); err != nil {
 		return err
 	}
@@ -199,6 +213,7 @@ func (e *Engine) Apply(cfg api.DeviceConfig) error {
 		return errClosed
 	}
 	old := e.cfg
+	cfg = e.guardLocked(w, cfg)
 	if old.OverlayAddr != cfg.OverlayAddr {
 		if err := w.setAddr(cfg.OverlayAddr, old.OverlayAddr); err != nil {
 			return err
@@ -280,7 +295,7 @@ func (e *Engine) Status() Status {
 	now := e.c.now()
 	st := Status{Role: e.haRole(), HA: e.haStatus(), State: e.state, Reason: e.reason, Interface: e.c.tun, ListenPort: e.c.listenPort,
 		PublicKey: e.c.key.PublicKey(), OverlayAddr: e.cfg.OverlayAddr, Generation: e.cfg.Generation,
-		Routes: routedPrefixes(e.cfg.OverlayAddr.Masked(), e.cfg.Routes), Peers: []PeerStatus{}, Source: "daemon", Time: now}
+		Routes: routedPrefixes(e.cfg.OverlayAddr.Masked(), e.cfg.Routes), DroppedRoutes: slices.Clone(e.dropped), Peers: []PeerStatus{}, Source: "daemon", Time: now}
 	if e.syncFn != nil {
 		s := e.syncFn()
 		st.Sync = &s

@@ -49,3 +49,6 @@ func (h *Hub) Close() error { return nil }
 func (h *Hub) Status() Status {
 	return Status{Role: "hub", State: StateStopped, Reason: ErrUnsupported.Error()}
 }
+
+// HostNetworks is empty outside Linux.
+func HostNetworks() ([]HostNetwork, error) { return nil, ErrUnsupported }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/dataplane"
@@ -42,6 +43,10 @@ func TestMain(m *testing.M) {
 		os.Exit(udpSendMain(os.Args[1:]))
 	case "httpget":
 		os.Exit(httpGetMain(os.Args[1:]))
+	case "tcplisten":
+		os.Exit(tcpListenMain(os.Args[1:]))
+	case "tcphold":
+		os.Exit(tcpHoldMain(os.Args[1:]))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(helperEnv))
 		os.Exit(2)
@@ -220,7 +225,8 @@ func (n *notifySock) wait(t *testing.T, want string) {
 // namespace that carry vcpe's protocol number, sorted.
 func ownRouteDsts(t *testing.T) []string {
 	t.Helper()
-	rs, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: dataplane.RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
+	// Every table: the hub's routes live in their own.
+	rs, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: dataplane.RouteProtocol, Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,4 +236,34 @@ func ownRouteDsts(t *testing.T) []string {
 	}
 	slices.Sort(s)
 	return s
+}
+
+// tcpListenMain accepts TCP connections on args[0] and holds them open
+// until killed (an SSH server stand-in).
+func tcpListenMain(args []string) int {
+	ln, err := net.Listen("tcp4", args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var held []net.Conn
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		held = append(held, c)
+	}
+}
+
+// tcpHoldMain connects to args[0] and holds the connection open until
+// killed (an SSH client stand-in).
+func tcpHoldMain(args []string) int {
+	c, err := net.DialTimeout("tcp4", args[0], 5*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer c.Close()
+	select {}
 }

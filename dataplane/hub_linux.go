@@ -19,6 +19,10 @@ type Hub struct {
 	c     common
 	table string
 
+	routeTable int
+	fwMark     uint32
+	rulePrio   int
+
 	claimPort uint16
 	check     HealthCheck
 	onSwitch  func(RoleEvent)
@@ -40,7 +44,11 @@ func NewHub(opts HubOptions) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{c: c, table: opts.TableName, claimPort: opts.ClaimPort, check: opts.Check.WithDefaults(), onSwitch: opts.OnSwitch}
+	h := &Hub{c: c, table: opts.TableName, claimPort: opts.ClaimPort, check: opts.Check.WithDefaults(), onSwitch: opts.OnSwitch,
+		routeTable: opts.RouteTable, fwMark: opts.FwMark, rulePrio: opts.RulePriority}
+	if h.routeTable, h.fwMark, h.rulePrio, err = routeTableOptions(h.routeTable, h.fwMark, h.rulePrio); err != nil {
+		return nil, err
+	}
 	if h.claimPort == 0 {
 		h.claimPort = DefaultClaimPort
 	}
@@ -76,6 +84,7 @@ func (h *Hub) Start(cfg api.HubConfig) (err error) {
 		if err != nil {
 			_ = deleteIsolation(nft, h.table)
 			_ = deleteMSSClamp(nft, w.name)
+			w.removeRoutes()
 			w.close()
 		}
 	}()
@@ -83,6 +92,12 @@ func (h *Hub) Start(cfg api.HubConfig) (err error) {
 		return err
 	}
 	if err = w.enableForwarding(); err != nil {
+		return err
+	}
+	// The devices' prefixes live in the hub's own table: they never
+	// replace a route of the main table, and never carry WireGuard's own
+	// packets.
+	if err = w.useTable(h.routeTable, h.fwMark, h.rulePrio); err != nil {
 		return err
 	}
 	// Isolation first: no packet may cross before the rules are in place.

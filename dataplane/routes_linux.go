@@ -5,14 +5,13 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
-// vcpeRoutes lists the IPv4 routes of the main table marked with
-// RouteProtocol, on any link.
-func vcpeRoutes(nl *netlink.Handle) ([]netlink.Route, error) {
+// vcpeRoutes lists the IPv4 routes of table marked with RouteProtocol, on
+// any link.
+func vcpeRoutes(nl *netlink.Handle, table int) ([]netlink.Route, error) {
 	rs, err := nl.RouteListFiltered(netlink.FAMILY_V4,
-		&netlink.Route{Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN},
+		&netlink.Route{Protocol: RouteProtocol, Table: table},
 		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("list vcpe routes: %w", err)
@@ -37,7 +36,7 @@ func routePrefix(r netlink.Route) netip.Prefix {
 // duplicate another, are deleted (leftovers of a crash); missing ones are
 // added. Routes vcpe did not mark are never touched.
 func (w *wgIface) reconcileRoutes(want []netip.Prefix) error {
-	have, err := vcpeRoutes(w.nl)
+	have, err := vcpeRoutes(w.nl, w.routeTable())
 	if err != nil {
 		return err
 	}
@@ -64,17 +63,27 @@ func (w *wgIface) reconcileRoutes(want []netip.Prefix) error {
 		if kept[p] {
 			continue
 		}
-		r := &netlink.Route{LinkIndex: idx, Dst: ipNet(p), Protocol: RouteProtocol, Scope: netlink.SCOPE_LINK, Table: unix.RT_TABLE_MAIN}
-		if err := w.nl.RouteReplace(r); err != nil {
+		r := &netlink.Route{LinkIndex: idx, Dst: ipNet(p), Protocol: RouteProtocol, Scope: netlink.SCOPE_LINK, Table: w.routeTable()}
+		add := w.nl.RouteReplace
+		if w.table != 0 {
+			// In vcpe's own table a route of the same prefix is someone
+			// else's: never replace it.
+			add = w.nl.RouteAdd
+		}
+		if err := add(r); err != nil {
 			return fmt.Errorf("add route %s dev %s: %w", p, w.name, err)
 		}
 	}
 	return nil
 }
 
-// removeRoutes deletes the vcpe routes through the TUN.
+// removeRoutes deletes the vcpe routes through the TUN, and the policy
+// rules of useTable.
 func (w *wgIface) removeRoutes() {
-	have, err := vcpeRoutes(w.nl)
+	if w.rules {
+		w.removeRules()
+	}
+	have, err := vcpeRoutes(w.nl, w.routeTable())
 	if err != nil {
 		return
 	}

@@ -33,9 +33,13 @@ type Status struct {
 	OverlayAddr netip.Prefix   `json:"overlay_addr,omitzero"`
 	Generation  uint64         `json:"generation"`
 	Routes      []netip.Prefix `json:"routes"`
-	Peers       []PeerStatus   `json:"peers"`
-	Sync        *SyncStatus    `json:"sync,omitempty"`
-	HA          *HAStatus      `json:"ha,omitempty"`
+	// DroppedRoutes are learned routes the device refused to install
+	// because they would capture the hub endpoint, the controller or the
+	// SSH client.
+	DroppedRoutes []GuardedRoute `json:"dropped_routes,omitempty"`
+	Peers         []PeerStatus   `json:"peers"`
+	Sync          *SyncStatus    `json:"sync,omitempty"`
+	HA            *HAStatus      `json:"ha,omitempty"`
 	// Link is the device's liveness of the tunnel: a window of probes to
 	// the hub's overlay address (loss, RTT).
 	Link *LinkHealth `json:"link,omitempty"`

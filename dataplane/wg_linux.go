@@ -35,6 +35,10 @@ type wgIface struct {
 	name string
 	link netlink.Link
 	att  *attempts
+	// table is the routing table of vcpe's routes (0: main); rules says
+	// useTable added policy rules.
+	table int
+	rules bool
 	// closing quiets wireguard-go's complaints about the TUN vanishing
 	// while the device is being closed.
 	closing atomic.Bool
@@ -218,11 +222,24 @@ func (w *wgIface) listenUAPI() error {
 			return fmt.Errorf("uapi socket %s is in use by another process: pick another --uapi-dir or --tun", path)
 		}
 		_ = os.Remove(path)
-		ln, err := net.Listen("unix", path)
+		// The socket is made in a private directory, restricted to 0600
+		// there and only then moved into place: it is never reachable
+		// with the looser mode the process umask gives it.
+		tmp, err := os.MkdirTemp(w.c.uapiDir, ".uapi-")
+		if err != nil {
+			return fmt.Errorf("uapi dir %s: %w", w.c.uapiDir, err)
+		}
+		defer os.RemoveAll(tmp)
+		ln, err := net.Listen("unix", filepath.Join(tmp, "s"))
 		if err != nil {
 			return fmt.Errorf("listen on uapi socket %s: %w", path, err)
 		}
-		if err := os.Chmod(path, 0o600); err != nil {
+		ln.(*net.UnixListener).SetUnlinkOnClose(false)
+		if err := os.Chmod(filepath.Join(tmp, "s"), 0o600); err != nil {
+			ln.Close()
+			return fmt.Errorf("uapi socket %s: %w", path, err)
+		}
+		if err := os.Rename(filepath.Join(tmp, "s"), path); err != nil {
 			ln.Close()
 			return fmt.Errorf("uapi socket %s: %w", path, err)
 		}

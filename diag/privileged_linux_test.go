@@ -491,3 +491,51 @@ func TestPathMTUOverUDP(t *testing.T) {
 		t.Errorf("UDP search: %+v; want 1300 frag-needed from %v over udp/%d", res, wanHub, ReflectorPort)
 	}
 }
+
+// TestReflectorScope: a reflector on the wildcard address with AllowDst
+// answers probes to its tunnel-side address and none to its WAN address.
+func TestReflectorScope(t *testing.T) {
+	cl, srv := pair(t)
+	overlayAddr := netip.MustParseAddr("198.18.64.1")
+	srv.Run("ip", "addr", "add", overlayAddr.String()+"/32", "dev", "wan0")
+	cl.Run("ip", "route", "add", overlayAddr.String()+"/32", "via", wanHub.String())
+	r := &Reflector{AllowDst: func(a netip.Addr) bool { return a == overlayAddr }}
+	var pc net.PacketConn
+	var err error
+	inNS(t, srv, func() { pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", ReflectorPort)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx, pc) }()
+	defer func() { cancel(); <-done }()
+	answered := func(dst netip.Addr) bool {
+		var c *net.UDPConn
+		inNS(t, cl, func() {
+			c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, ReflectorPort)))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for i := range 3 {
+			_, _ = c.Write(request(uint32(i), 64))
+			_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if _, err := c.Read(make([]byte, 100)); err == nil {
+				return true
+			}
+		}
+		return false
+	}
+	if !answered(overlayAddr) {
+		t.Error("probe to the tunnel-side address: no answer")
+	}
+	if answered(wanHub) {
+		t.Error("probe to the WAN address: answered; want silence")
+	}
+	if st := r.Stats(); st.OutOfScope == 0 {
+		t.Errorf("stats %+v: no out-of-scope probes counted", st)
+	}
+}

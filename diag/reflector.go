@@ -1,6 +1,7 @@
 package diag
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"log/slog"
@@ -31,9 +32,16 @@ type Reflector struct {
 	// Total caps replies over all sources (default 2000/s, burst 200).
 	Total      rate.Limit
 	TotalBurst int
-	// MaxSources bounds the per-source table (default 4096); when full,
-	// new sources are refused until idle entries expire.
+	// MaxSources bounds the per-source table (default 4096); when full, a
+	// new source evicts the least recently seen one, so spoofed sources
+	// cannot lock real probers out.
 	MaxSources int
+	// AllowDst, when set, restricts the reflector to datagrams sent to
+	// the addresses it accepts (for example the overlay and cloud-side
+	// addresses, not the WAN); others are dropped unanswered. It needs
+	// the destination address (IP_PKTINFO on an IPv4 UDP socket); a
+	// datagram whose destination is unknown is dropped.
+	AllowDst func(netip.Addr) bool
 	// Now is the clock (default time.Now); Logger defaults to slog.Default.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -41,18 +49,19 @@ type Reflector struct {
 	once    sync.Once
 	mu      sync.Mutex
 	total   *rate.Limiter
-	sources map[netip.Addr]*sourceState
-	lastGC  time.Time
+	sources map[netip.Addr]*list.Element // of *sourceState, most recent first in lru
+	lru     *list.List
 	stats   reflectorCounters
 }
 
 type sourceState struct {
+	addr netip.Addr
 	lim  *rate.Limiter
 	seen time.Time
 }
 
 type reflectorCounters struct {
-	answered, malformed, oversized, limited atomic.Uint64
+	answered, malformed, oversized, limited, scope atomic.Uint64
 }
 
 // ReflectorStats counts what the reflector did with the datagrams it read.
@@ -61,6 +70,8 @@ type ReflectorStats struct {
 	Malformed   uint64 `json:"malformed"`
 	Oversized   uint64 `json:"oversized"`
 	RateLimited uint64 `json:"rate_limited"`
+	// OutOfScope counts datagrams to an address AllowDst refuses.
+	OutOfScope uint64 `json:"out_of_scope,omitempty"`
 }
 
 // Verdict is what the reflector does with one datagram.
@@ -76,8 +87,6 @@ const (
 func (v Verdict) String() string {
 	return [...]string{"answer", "malformed", "oversized", "rate-limited"}[v]
 }
-
-const sourceIdle = time.Minute
 
 // defaultMaxPayload is the largest probe payload a reflector answers by
 // default: a full 1,500-byte packet.
@@ -109,7 +118,8 @@ func (r *Reflector) init() {
 		if r.Logger == nil {
 			r.Logger = slog.Default()
 		}
-		r.sources = make(map[netip.Addr]*sourceState)
+		r.sources = make(map[netip.Addr]*list.Element)
+		r.lru = list.New()
 		r.total = rate.NewLimiter(r.Total, r.TotalBurst)
 	})
 }
@@ -118,7 +128,7 @@ func (r *Reflector) init() {
 func (r *Reflector) Stats() ReflectorStats {
 	return ReflectorStats{
 		Answered: r.stats.answered.Load(), Malformed: r.stats.malformed.Load(),
-		Oversized: r.stats.oversized.Load(), RateLimited: r.stats.limited.Load(),
+		Oversized: r.stats.oversized.Load(), RateLimited: r.stats.limited.Load(), OutOfScope: r.stats.scope.Load(),
 	}
 }
 
@@ -149,25 +159,25 @@ func (r *Reflector) allow(src netip.Addr) bool {
 	now := r.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if now.Sub(r.lastGC) > sourceIdle {
-		for a, s := range r.sources {
-			if now.Sub(s.seen) > sourceIdle {
-				delete(r.sources, a)
-			}
+	var s *sourceState
+	if e, ok := r.sources[src]; ok {
+		s = e.Value.(*sourceState)
+		r.lru.MoveToFront(e)
+	} else {
+		// A full table gives the least recently seen source's slot to the
+		// new one: spoofed floods churn the table, they cannot fill it.
+		if r.lru.Len() >= r.MaxSources {
+			old := r.lru.Back()
+			delete(r.sources, old.Value.(*sourceState).addr)
+			r.lru.Remove(old)
 		}
-		r.lastGC = now
-	}
-	s := r.sources[src]
-	if s == nil {
-		if len(r.sources) >= r.MaxSources {
-			return false
-		}
-		s = &sourceState{lim: rate.NewLimiter(r.PerSource, r.PerSourceBurst)}
-		r.sources[src] = s
+		s = &sourceState{addr: src, lim: rate.NewLimiter(r.PerSource, r.PerSourceBurst)}
+		r.sources[src] = r.lru.PushFront(s)
 	}
 	s.seen = now
 	// Take from the source's bucket first so one busy source cannot drain
-	// the shared one; the total protects against many spoofed sources.
+	// the shared one; the total caps replies over every source (spoofed
+	// ones included).
 	return s.lim.AllowN(now, 1) && r.total.AllowN(now, 1)
 }
 
@@ -221,6 +231,10 @@ func (r *Reflector) Serve(ctx context.Context, pc net.PacketConn) error {
 			return err
 		}
 		src := addrOf(addr)
+		if r.AllowDst != nil && (cm == nil || cm.Dst == nil || !r.allowDst(cm.Dst)) {
+			r.stats.scope.Add(1)
+			continue
+		}
 		if v := r.Handle(buf[:n], src); v != Answer {
 			r.Logger.Debug("reflector refused probe", "from", addr, "bytes", n, "reason", v)
 			continue
@@ -229,6 +243,11 @@ func (r *Reflector) Serve(ctx context.Context, pc net.PacketConn) error {
 			r.Logger.Debug("reflector reply", "to", addr, "err", err)
 		}
 	}
+}
+
+func (r *Reflector) allowDst(ip net.IP) bool {
+	a, ok := netip.AddrFromSlice(ip)
+	return ok && r.AllowDst(a.Unmap())
 }
 
 func addrOf(a net.Addr) netip.Addr {

@@ -112,10 +112,30 @@ func TestReflectorTotalAndSourceTable(t *testing.T) {
 	if v := r.Handle(request(1, 64), srcs[2]); v != Answer {
 		t.Errorf("a third source after the table expired: %v; want answer", v)
 	}
-	r2 := &Reflector{Now: clk.Now, MaxSources: 2}
-	r2.Handle(request(1, 64), srcs[0])
-	r2.Handle(request(1, 64), srcs[1])
-	if v := r2.Handle(request(1, 64), srcs[2]); v != RefuseRateLimited {
-		t.Errorf("a third source with a full table: %v; want rate-limited", v)
+}
+
+// TestReflectorSpoofedFloodCannotLockOutProbers: thousands of spoofed
+// sources fill the source table; a new real prober is still answered at
+// once (the least recently seen source is evicted), the table never grows
+// past its bound, and the global cap still bounds the replies.
+func TestReflectorSpoofedFloodCannotLockOutProbers(t *testing.T) {
+	clk := clock.NewFake(t0)
+	r := &Reflector{Now: clk.Now, MaxSources: 4096, Total: 1000, TotalBurst: 1000}
+	answered := 0
+	for i := range 4200 {
+		spoofed := netip.AddrFrom4([4]byte{198, 18, byte(100 + i/256), byte(i)})
+		if r.Handle(request(uint32(i), 64), spoofed) == Answer {
+			answered++
+		}
+	}
+	if answered > 1000 {
+		t.Errorf("%d replies to 4,200 spoofed sources in an instant; want at most the global burst 1000", answered)
+	}
+	if n := len(r.sources); n != 4096 || r.lru.Len() != 4096 {
+		t.Errorf("source table %d entries; want the bound 4096", n)
+	}
+	clk.Advance(time.Second) // the global bucket refills
+	if v := r.Handle(request(1, 64), netip.MustParseAddr("198.19.0.7")); v != Answer {
+		t.Errorf("a real prober after the flood: %v; want answer", v)
 	}
 }

@@ -215,7 +215,7 @@ func (j *Journal) StartProcess(spec ProcessSpec) (changed bool, err error) {
 	defer devnull.Close()
 	cmd := exec.Command(spec.Argv[0], spec.Argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
-	cmd.Env = append(append(os.Environ(), spec.Env...), OwnerEnv+"="+owner)
+	cmd.Env = append(append(daemonEnv(os.Environ()), spec.Env...), OwnerEnv+"="+owner)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	testPause("start:before-exec")
 	if err := cmd.Start(); err != nil {
@@ -315,4 +315,18 @@ func (j *Journal) undoProcess(c Change) error {
 		return err
 	}
 	return nil
+}
+
+// daemonEnv is the environment a detached daemon inherits: ours without
+// the device key (VCPE_KEY, VCPE_KEY_FILE), which the daemon never needs
+// and must not keep in /proc/PID/environ.
+func daemonEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == "VCPE_KEY" || k == "VCPE_KEY_FILE" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 
 	"github.com/openvcpe/vcpe/api"
@@ -23,6 +24,27 @@ type hubOptions struct {
 	reflector string
 	check     dataplane.HealthCheck
 	preempt   bool
+	// reflectorEndpoint lets the reflector answer on the hub endpoint's
+	// address too (devices measure WAN loss with it).
+	reflectorEndpoint bool
+}
+
+// reflectorScope is where the hub's reflector answers: the overlay, the
+// cloud-side prefixes, loopback and, unless turned off, the hub
+// endpoint's address; never any other address of the host.
+func (o serveOptions) reflectorScope(cfg api.HubConfig, ep netip.AddrPort) func(netip.Addr) bool {
+	ps := append([]netip.Prefix{cfg.Overlay, netip.MustParsePrefix("127.0.0.0/8")}, cfg.CloudPrefixes...)
+	if o.hub.reflectorEndpoint && ep.Addr().IsValid() {
+		ps = append(ps, netip.PrefixFrom(ep.Addr().Unmap(), 32))
+	}
+	return func(a netip.Addr) bool {
+		for _, p := range ps {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // hubSource is where the hub's tunnel end gets its desired state and
@@ -56,11 +78,14 @@ func startHub(ctx context.Context, srv hubSource, o serveOptions, log *slog.Logg
 			srv.SetActive(context.Background(), ev.Instance, ev.SN, ev.Reason)
 		}
 	}()
+	// A hub of its own (--role hub) may not know the endpoint devices use
+	// (it is the controller's --hub-endpoint): it listens on 4500 then.
 	port := uint16(4500)
-	if ep, err := o.endpoint(); err == nil {
+	ep, epErr := o.endpoint()
+	if epErr == nil {
 		port = ep.Port()
 	} else if o.role != roleHub {
-		return nil, err
+		return nil, epErr
 	}
 	h, err := dataplane.NewHub(dataplane.HubOptions{
 		PrivateKey: srv.HubPrivateKey(),
@@ -125,7 +150,8 @@ func startHub(ctx context.Context, srv hubSource, o serveOptions, log *slog.Logg
 			return nil, fmt.Errorf("probe reflector on %s: %w (choose another --reflector address, or empty to disable)", o.hub.reflector, err)
 		}
 		go func() {
-			if err := (&diag.Reflector{}).Serve(rctx, pc); err != nil && rctx.Err() == nil {
+			r := &diag.Reflector{AllowDst: o.reflectorScope(cfg, ep)}
+			if err := r.Serve(rctx, pc); err != nil && rctx.Err() == nil {
 				log.Error("probe reflector stopped", "err", err)
 			}
 		}()

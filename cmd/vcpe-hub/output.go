@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
@@ -26,7 +29,11 @@ func table(w io.Writer, header string, rows [][]string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, header)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = safeCell(c)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	tw.Flush()
 }
@@ -47,4 +54,22 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// safeCell escapes what a terminal would act on (escape sequences, other
+// control characters, tabs and newlines that break the table): table
+// cells can hold text a device sent (an SN, an error).
+func safeCell(s string) string {
+	clean := true
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == utf8.RuneError {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	q := strconv.QuoteToASCII(s)
+	return q[1 : len(q)-1]
 }

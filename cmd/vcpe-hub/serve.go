@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,6 +27,10 @@ type serveOptions struct {
 	hubEndpoint string
 	overlay     string
 	cloud       []string
+	lanPools    []string
+	deny        []string
+	auditAge    time.Duration
+	auditRows   int
 	routeQuota  int
 	names       []string
 	hub         hubOptions
@@ -43,7 +48,7 @@ func (o serveOptions) endpoint() (netip.AddrPort, error) {
 // controllerOptions turns flags into controller options, deriving the hub
 // endpoint from a specific --listen address when it is not given.
 func (o serveOptions) controllerOptions() (controller.Options, error) {
-	opts := controller.Options{StateDir: o.state, RouteQuota: o.routeQuota, Names: o.names}
+	opts := controller.Options{StateDir: o.state, RouteQuota: o.routeQuota, Names: o.names, AuditMaxAge: o.auditAge, AuditMaxRows: o.auditRows}
 	host, _, err := net.SplitHostPort(o.listen)
 	if err != nil {
 		return opts, cli.Usagef("--listen %q: want ADDR:PORT or :PORT (for example :8443)", o.listen)
@@ -69,6 +74,22 @@ func (o serveOptions) controllerOptions() (controller.Options, error) {
 			return opts, cli.Usagef("--cloud-prefix %q: want a prefix such as 198.19.100.0/24", c)
 		}
 		opts.CloudPrefixes = append(opts.CloudPrefixes, p)
+	}
+	for _, f := range []struct {
+		flag string
+		in   []string
+		out  *[]netip.Prefix
+	}{{"--lan-pool", o.lanPools, &opts.LANPools}, {"--deny-prefix", o.deny, &opts.DenyPrefixes}} {
+		for _, c := range f.in {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return opts, cli.Usagef("%s %q: want an IPv4 prefix such as 10.0.0.0/8", f.flag, c)
+			}
+			*f.out = append(*f.out, p)
+		}
+	}
+	if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
+		opts.ControllerAddr = a
 	}
 	return opts, nil
 }
@@ -107,6 +128,15 @@ func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*controll
 	}
 	if opts.HubAddrs, err = o.reflectorAddrs(opts.CloudPrefixes); err != nil {
 		return nil, err
+	}
+	// No device may advertise a prefix covering the hub's own addresses,
+	// connected networks or gateways.
+	hn, err := dataplane.HostNetworks()
+	if err != nil && !errors.Is(err, dataplane.ErrUnsupported) {
+		return nil, err
+	}
+	for _, h := range hn {
+		opts.HostNetworks = append(opts.HostNetworks, controller.HostNetwork{Prefix: h.Prefix, What: h.What})
 	}
 	srv, err := controller.New(ctx, opts)
 	if err != nil && opts.Store != nil {
@@ -173,6 +203,10 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	f.StringVar(&o.hubEndpoint, "hub-endpoint", "", "WireGuard endpoint devices dial, ADDR:PORT (default: the --listen address, port 4500)")
 	f.StringVar(&o.overlay, "overlay", controller.DefaultOverlay.String(), "overlay address pool; the hub takes the first address")
 	f.StringSliceVar(&o.cloud, "cloud-prefix", nil, "cloud-side prefix behind the hub, learnt by CCN members (repeatable)")
+	f.StringSliceVar(&o.lanPools, "lan-pool", nil, "prefix devices may advertise inside (repeatable; default the private ranges 10/8, 100.64/10, 172.16/12, 192.168/16, 198.18/15)")
+	f.StringSliceVar(&o.deny, "deny-prefix", nil, "prefix no device may advertise into (repeatable)")
+	f.DurationVar(&o.auditAge, "audit-max-age", controller.DefaultAuditMaxAge, "audit log entries older than this are pruned")
+	f.IntVar(&o.auditRows, "audit-max-rows", controller.DefaultAuditMaxRows, "the audit log keeps at most this many entries")
 	f.IntVar(&o.routeQuota, "route-quota", controller.DefaultRouteQuota, "default number of prefixes a device may advertise (up to 50)")
 	f.StringVar(&o.db.url, "database", "", "store: sqlite (default, in --state) or postgres://USER@HOST[:PORT]/DB for replicas; default $"+DatabaseEnv+"; never put the password here")
 	f.StringVar(&o.db.passwordFile, "database-password-file", "", "file holding the PostgreSQL password (or PGPASSWORD, PGPASSFILE)")
@@ -184,7 +218,8 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	f.BoolVar(&o.hub.disabled, "no-dataplane", false, "run the controller only: no tunnel endpoint, no reflector")
 	f.StringVar(&o.hub.tun, "tun", "vcpe-hub", "name of the hub's TUN interface")
 	f.StringVar(&o.hub.uapiDir, "uapi-dir", dataplane.DefaultUAPIDir, "directory of the WireGuard UAPI socket (wg show)")
-	f.StringVar(&o.hub.reflector, "reflector", ":12345", "UDP address of the probe reflector; empty disables it")
+	f.StringVar(&o.hub.reflector, "reflector", ":12345", "UDP address of the probe reflector; empty disables it. It answers only on the overlay and cloud-side addresses (and the hub endpoint, see --reflector-endpoint)")
+	f.BoolVar(&o.hub.reflectorEndpoint, "reflector-endpoint", true, "let the reflector answer on the hub endpoint's address too (devices' vcpe diag measures WAN loss with it); no other WAN address ever answers")
 	f.DurationVar(&o.hub.check.Interval, "ha-interval", dataplane.DefaultHAInterval, "multi-attach: the claim interval devices use")
 	f.IntVar(&o.hub.check.Failures, "ha-failures", dataplane.DefaultHAFailures, "multi-attach: claim intervals missed before the active device counts as down")
 	f.BoolVar(&o.hub.preempt, "ha-preempt", false, "multi-attach: give the role back to the first-registered device when it recovers")

@@ -14,12 +14,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -185,12 +187,17 @@ func run(ctx context.Context, o options) error {
 	}
 	eng, err := dataplane.New(dataplane.EdgeOptions{
 		PrivateKey: st.PrivateKey, TUN: o.tun, ListenPort: o.listenPort, UAPIDir: o.uapiDir, Logger: log, HA: ha,
+		Protect:         controllerProtected(st.Controller),
 		PathMTUInterval: pmtu,
 	})
 	if err != nil {
 		return cli.Usagef("%v", err)
 	}
 
+	// The reflector answers on the overlay and LAN addresses only, never
+	// on the WAN: it is for probes through the tunnel.
+	reflectorScope := &scope{}
+	reflectorScope.set(st.Config)
 	var syncer *dataplane.Syncer
 	static := dataplane.SyncStatus{Mode: "static", State: dataplane.SyncStatic, Generation: st.Config.Generation, SavedGeneration: st.Config.Generation}
 	switch {
@@ -209,6 +216,7 @@ func run(ctx context.Context, o options) error {
 				return err
 			}
 			cur.Config = cfg
+			reflectorScope.set(cfg)
 			return device.SaveState(o.stateDir, cur)
 		}
 	}
@@ -257,7 +265,8 @@ func run(ctx context.Context, o options) error {
 		rctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go func() {
-			if err := (&diag.Reflector{}).Serve(rctx, pc); err != nil && rctx.Err() == nil {
+			r := &diag.Reflector{AllowDst: reflectorScope.allow}
+			if err := r.Serve(rctx, pc); err != nil && rctx.Err() == nil {
 				log.Error("probe reflector stopped", "err", err)
 			}
 		}()
@@ -299,6 +308,55 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 	}
+}
+
+// controllerProtected is the controller's address, which no learned route
+// may capture (the engine adds the hub endpoint and the SSH clients). A
+// name is resolved once, at start.
+func controllerProtected(controller string) func() []dataplane.Protected {
+	u, err := url.Parse(controller)
+	if controller == "" || err != nil || u.Hostname() == "" {
+		return nil
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+		addrs = []netip.Addr{a.Unmap()}
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ips, _ := net.DefaultResolver.LookupNetIP(ctx, "ip4", u.Hostname())
+		cancel()
+		for _, a := range ips {
+			addrs = append(addrs, a.Unmap())
+		}
+	}
+	out := make([]dataplane.Protected, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, dataplane.Protected{Addr: a, What: "the controller " + a.String()})
+	}
+	return func() []dataplane.Protected { return out }
+}
+
+// scope is where the device's reflector answers: its overlay network, its
+// advertised LAN prefixes and loopback; it follows the configuration.
+type scope struct {
+	ps atomic.Pointer[[]netip.Prefix]
+}
+
+func (s *scope) set(cfg api.DeviceConfig) {
+	ps := append([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, cfg.Advertised...)
+	if cfg.OverlayAddr.IsValid() {
+		ps = append(ps, cfg.OverlayAddr.Masked())
+	}
+	s.ps.Store(&ps)
+}
+
+func (s *scope) allow(a netip.Addr) bool {
+	for _, p := range *s.ps.Load() {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // runSupervisor runs vcped under internal/supervise: the same command line

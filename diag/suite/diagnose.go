@@ -260,7 +260,7 @@ func (d *diagnosis) tunPresent() {
 		if c, _, ok := d.config(); ok {
 			for _, p := range c.Routes {
 				if !p.Contains(c.OverlayAddr.Addr()) {
-					f.Commands = append(f.Commands, fmt.Sprintf("ip route replace %s dev %s proto %d", p.Masked(), h.TUN, dataplane.RouteProtocol))
+					f.Commands = append(f.Commands, fmt.Sprintf("ip route replace %s dev %s proto %d table %d", p.Masked(), h.TUN, dataplane.RouteProtocol, dataplane.DefaultRouteTable))
 				}
 			}
 		}
@@ -481,11 +481,22 @@ func (d *diagnosis) routesMatch() {
 		kernel[p.Masked()] = true
 	}
 	want := map[netip.Prefix]bool{}
+	guarded := map[netip.Prefix]bool{}
+	if d.e.Status != nil {
+		for _, g := range d.e.Status.DroppedRoutes {
+			guarded[g.Prefix.Masked()] = true
+			d.add(Finding{ID: FindingID("routes.guard." + g.Prefix.String()), Category: CatConfig, Severity: SevWarning,
+				Title:    fmt.Sprintf("Learned route %s not installed: it would capture %s", g.Prefix, g.Protected.What),
+				Evidence: []string{fmt.Sprintf("vcped dropped %s from the controller's routes: it contains %s", g.Prefix, g.Protected.Addr)},
+				Fix: fmt.Sprintf("ask the hub operator: another site advertises %s, which covers %s; the hub should refuse it (vcpe-hub serve --deny-prefix) or that site renumber",
+					g.Prefix, g.Protected.Addr)})
+		}
+	}
 	var missing, extra []string
 	for _, p := range c.Routes {
 		p = p.Masked()
 		want[p] = true
-		if !kernel[p] && !p.Contains(c.OverlayAddr.Addr()) {
+		if !kernel[p] && !guarded[p] && !p.Contains(c.OverlayAddr.Addr()) {
 			missing = append(missing, p.String())
 		}
 	}
@@ -499,14 +510,14 @@ func (d *diagnosis) routesMatch() {
 	f := Finding{ID: FindRoutesMatch, Category: CatConfig, Title: "Routes equal to what the controller says",
 		CausedBy: []FindingID{FindDaemon, FindTUN, FindRegistration}}
 	f.Evidence = []string{fmt.Sprintf("learned from the %s: %s", src, joinPrefixes(c.Routes)),
-		fmt.Sprintf("in the kernel (ip route show proto %d): %s", dataplane.RouteProtocol, joinPrefixes(h.Routes))}
+		fmt.Sprintf("in the kernel (ip route show table %d proto %d): %s", dataplane.DefaultRouteTable, dataplane.RouteProtocol, joinPrefixes(h.Routes))}
 	tun := d.tun()
 	switch {
 	case len(missing) > 0:
 		f.Severity, f.Title = SevError, "Learned routes missing from the kernel: "+strings.Join(missing, ", ")
 		var cmds []string
 		for _, p := range missing {
-			cmds = append(cmds, fmt.Sprintf("ip route replace %s dev %s proto %d", p, tun, dataplane.RouteProtocol))
+			cmds = append(cmds, fmt.Sprintf("ip route replace %s dev %s proto %d table %d", p, tun, dataplane.RouteProtocol, dataplane.DefaultRouteTable))
 		}
 		f.Fix = strings.Join(cmds, "; ") + " (or restart vcped: systemctl restart vcped)"
 		f.Commands = cmds
@@ -515,7 +526,7 @@ func (d *diagnosis) routesMatch() {
 		f.CausedBy = append(f.CausedBy, FindCCN)
 		var cmds []string
 		for _, p := range extra {
-			cmds = append(cmds, fmt.Sprintf("ip route del %s proto %d", p, dataplane.RouteProtocol))
+			cmds = append(cmds, fmt.Sprintf("ip route del %s proto %d table %d", p, dataplane.RouteProtocol, dataplane.DefaultRouteTable))
 		}
 		f.Fix = strings.Join(cmds, "; ")
 		f.Commands = cmds
@@ -1000,8 +1011,13 @@ func (d *diagnosis) targets() {
 // where.
 func (d *diagnosis) defaultTarget(name string, t api.ProbeTarget, hubOK bool) (Finding, bool) {
 	who := "the hub's reflector " + t.Addr.String()
+	remote := t.SN != "" || t.Remote
+	dev := "the remote device"
 	if t.SN != "" {
-		who = fmt.Sprintf("device %s's reflector %s", t.SN, t.Addr)
+		dev = "device " + t.SN
+	}
+	if remote {
+		who = fmt.Sprintf("%s's reflector %s", dev, t.Addr)
 	}
 	what := fmt.Sprintf("Learned %s via %s", t.Prefix, who)
 	f := Finding{ID: FindingID(name), Category: CatQuality, Title: what + ": no loss", CausedBy: targetCauses}
@@ -1011,8 +1027,8 @@ func (d *diagnosis) defaultTarget(name string, t api.ProbeTarget, hubOK bool) (F
 		return f, false
 	}
 	src := fmt.Sprintf("default target of %s from the controller: ", t.Prefix)
-	if t.SN != "" {
-		src += fmt.Sprintf("the active device %s of the site advertising it, at %s", t.SN, t.Addr)
+	if remote {
+		src += fmt.Sprintf("the active device of the site advertising it, at %s", t.Addr)
 	} else {
 		src += fmt.Sprintf("the hub's own address %s", t.Addr)
 	}
@@ -1033,14 +1049,14 @@ func (d *diagnosis) defaultTarget(name string, t api.ProbeTarget, hubOK bool) (F
 	switch {
 	case !hubOK:
 		f.Fix = fmt.Sprintf("fix the tunnel to the hub first (the finding above); then check: vcpe probe udp %s", t.Addr)
-	case t.SN != "":
+	case remote:
 		f.CausedBy = nil // the hub answers: nothing here explains it
-		f.Title = fmt.Sprintf("Remote site %s: device %s at %s does not answer through the hub", t.Prefix, t.SN, t.Addr)
+		f.Title = fmt.Sprintf("Remote site %s: %s at %s does not answer through the hub", t.Prefix, dev, t.Addr)
 		f.Evidence = append(f.Evidence, "the hub's reflector answers through the tunnel, so this side is fine: the fault is at the remote site")
-		f.Fix = fmt.Sprintf("on the remote device %s (SN %s): run vcpe diag there (vcpe status; is vcped running, is its tunnel up?); from here: vcpe probe udp %s", t.Addr, t.SN, t.Addr)
+		f.Fix = fmt.Sprintf("on the remote device %s: run vcpe diag there (vcpe status; is vcped running, is its tunnel up?); from here: vcpe probe udp %s", t.Addr, t.Addr)
 		if d.lossOnly(name) {
-			f.Title = fmt.Sprintf("Remote site %s: loss to device %s at %s through the hub", t.Prefix, t.SN, t.Addr)
-			f.Fix = fmt.Sprintf("on the remote device %s (SN %s): run vcpe diag there (its WAN loss); from here: vcpe probe udp %s -c 100", t.Addr, t.SN, t.Addr)
+			f.Title = fmt.Sprintf("Remote site %s: loss to %s at %s through the hub", t.Prefix, dev, t.Addr)
+			f.Fix = fmt.Sprintf("on the remote device %s: run vcpe diag there (its WAN loss); from here: vcpe probe udp %s -c 100", t.Addr, t.Addr)
 		}
 	default:
 		f.CausedBy = nil

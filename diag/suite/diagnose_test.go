@@ -187,8 +187,13 @@ func ruleCases() []ruleCase {
 		{"forwarding off", func(e *Evidence) {
 			e.Precheck.Checks[0] = precheck.Result{ID: "ip.forward", Status: precheck.Warn, Detail: "IPv4 forwarding is off"}
 		}, "ip.forward", SevError, "sysctl -w net.ipv4.ip_forward=1", nil},
-		{"route deleted", func(e *Evidence) { e.Host.Routes = []netip.Prefix{cloud} }, "routes.match", SevError, "ip route replace 198.19.2.0/24 dev vcpe0 proto 118", nil},
-		{"stale route", func(e *Evidence) { e.Host.Routes = append(e.Host.Routes, netip.MustParsePrefix("198.19.9.0/24")) }, "routes.match", SevWarning, "ip route del 198.19.9.0/24 proto 118", nil},
+		{"route deleted", func(e *Evidence) { e.Host.Routes = []netip.Prefix{cloud} }, "routes.match", SevError, "ip route replace 198.19.2.0/24 dev vcpe0 proto 118 table 51820", nil},
+		{"route guarded", func(e *Evidence) {
+			e.Host.Routes = []netip.Prefix{cloud}
+			e.Status.DroppedRoutes = []dataplane.GuardedRoute{{Prefix: netip.MustParsePrefix("198.19.2.0/24"),
+				Protected: dataplane.Protected{Addr: netip.MustParseAddr("198.19.2.7"), What: "the SSH client 198.19.2.7"}}}
+		}, "routes.guard.198.19.2.0/24", SevWarning, "--deny-prefix", nil},
+		{"stale route", func(e *Evidence) { e.Host.Routes = append(e.Host.Routes, netip.MustParsePrefix("198.19.9.0/24")) }, "routes.match", SevWarning, "ip route del 198.19.9.0/24 proto 118 table 51820", nil},
 		{"no ccn", func(e *Evidence) {
 			e.Config.CCN, e.Config.Routes = "", nil
 			e.State.Config.Routes, e.Host.Routes = nil, nil

@@ -14,7 +14,7 @@ func TestTextNamesTopFindingAndNoColourWithoutTTY(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	if !strings.HasPrefix(out, "TOP FINDING: Learned routes missing") || !strings.Contains(out, "ip route replace 198.19.2.0/24 dev vcpe0 proto 118") {
+	if !strings.HasPrefix(out, "TOP FINDING: Learned routes missing") || !strings.Contains(out, "ip route replace 198.19.2.0/24 dev vcpe0 proto 118 table 51820") {
 		t.Errorf("text output:\n%s", out)
 	}
 	if strings.Contains(out, "\x1b[") {

@@ -34,12 +34,14 @@ func readHost(q HostQuery) (*Host, error) {
 		h.TUNUp = l.Attrs().Flags&net.FlagUp != 0
 		h.TUNMTU = l.Attrs().MTU
 	}
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: dataplane.RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
+	// vcpe's routes live in its own table (main in earlier versions).
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: dataplane.RouteProtocol, Table: unix.RT_TABLE_UNSPEC},
+		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		h.RoutesError = fmt.Sprintf("list routes: %v", err)
 	}
 	for _, r := range routes {
-		if r.Dst == nil || (r.Table != 0 && r.Table != unix.RT_TABLE_MAIN) {
+		if r.Dst == nil || (r.Table != 0 && r.Table != unix.RT_TABLE_MAIN && r.Table != dataplane.DefaultRouteTable) {
 			continue
 		}
 		if p, ok := prefixOf(r.Dst); ok {

@@ -13,7 +13,7 @@ import (
 var (
 	siteB   = netip.MustParseAddr("198.19.2.1")
 	hubCld  = netip.MustParseAddr("198.19.100.1")
-	targetB = api.ProbeTarget{Prefix: lanB, Addr: siteB, SN: "SN-B"}
+	targetB = api.ProbeTarget{Prefix: lanB, Addr: siteB, Remote: true}
 	targetC = api.ProbeTarget{Prefix: cloud, Addr: hubCld}
 )
 
@@ -70,7 +70,7 @@ func TestDefaultTargetRules(t *testing.T) {
 	}{
 		{"remote device down", func(e *Evidence) {
 			e.Probes[ProbeTargetPrefix+siteB.String()] = series("udp", siteB, lossy(20, 100)...)
-		}, "target.198.19.2.1", []string{"remote device 198.19.2.1", "SN-B", "vcpe diag"}, nil},
+		}, "target.198.19.2.1", []string{"remote device 198.19.2.1", "vcpe diag"}, nil},
 		{"remote device lossy", func(e *Evidence) {
 			e.Probes[ProbeTargetPrefix+siteB.String()] = series("udp", siteB, lossy(20, 40)...)
 		}, "target.198.19.2.1", []string{"remote device 198.19.2.1", "WAN loss"}, nil},

@@ -114,7 +114,7 @@ func NewClient(controllerURL, fingerprint string, opts ClientOptions) (*Client, 
 	if tr.DialContext == nil {
 		tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
 	}
-	return &Client{bases: []*url.URL{u}, fingerprint: fp, hc: &http.Client{Transport: tr, Timeout: opts.Timeout}, long: &http.Client{Transport: tr}}, nil
+	return &Client{bases: []*url.URL{u}, fingerprint: fp, hc: &http.Client{Transport: tr, Timeout: opts.Timeout, CheckRedirect: refuseRedirect}, long: &http.Client{Transport: tr, CheckRedirect: refuseRedirect}}, nil
 }
 
 // AddControllers adds more URLs of the same controller (replicas behind no
@@ -343,4 +343,11 @@ func (c *Client) Reach(ctx context.Context, req api.ReachRequest) (api.ReachResp
 	var res api.ReachResponse
 	err := c.do(ctx, http.MethodPost, "/v1/reach", req, &res)
 	return res, err
+}
+
+// refuseRedirect refuses every redirect: the device API never redirects,
+// and following one could send the device credential elsewhere, even in
+// clear over http://.
+func refuseRedirect(req *http.Request, _ []*http.Request) error {
+	return fmt.Errorf("the controller answered with a redirect to %s: refused (the device API never redirects; check --controller)", req.URL.Redacted())
 }
