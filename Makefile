@@ -13,6 +13,9 @@ PKG_ARCHS  ?= amd64 arm64
 PKG_VERSION ?= $(shell deploy/version.sh 2>/dev/null || echo 0.0.0~dev)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 TEST_FLAGS ?= -count=1 -p 2 -timeout 15m
+# The end-to-end tier runs one lab test at a time; together they take about
+# 20 minutes on 2 CPUs, so its timeout is its own.
+E2E_TIMEOUT ?= 45m
 export CGO_ENABLED = 0
 
 # System commands the tests, the lab and the benchmarks run, and the Debian
@@ -67,8 +70,8 @@ test: deps ## Run every test; privileged ones need root (sudo make test)
 	@export VCPE_REQUIRE_PRIVILEGED=$$( [ "$$(id -u)" = 0 ] && echo 1 ); rc=0; \
 	echo "go test $(TEST_FLAGS) (unit and privileged tiers)"; \
 	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v '/cmd/vcpe-lab') || rc=1; \
-	echo "go test $(TEST_FLAGS) -p 1 $(E2E_PKGS) (end-to-end tier)"; \
-	$(GO) test $(TEST_FLAGS) -p 1 $(E2E_PKGS) || rc=1; \
+	echo "go test $(TEST_FLAGS) -p 1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS) (end-to-end tier)"; \
+	$(GO) test $(TEST_FLAGS) -p 1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS) || rc=1; \
 	exit $$rc
 
 .PHONY: vet
