@@ -265,5 +265,9 @@ func tcpHoldMain(args []string) int {
 		return 1
 	}
 	defer c.Close()
-	select {}
+	// Block reading the connection (until the peer closes it or this
+	// process is killed): a bare select{} would be reported by the runtime
+	// as a deadlock and end the process, dropping the connection.
+	_, _ = io.Copy(io.Discard, c)
+	return 0
 }
