@@ -337,18 +337,25 @@ func ListenAdmin(dir string) (net.Listener, error) {
 	return ln, nil
 }
 
-func (s *Server) deviceServer() *http.Server {
+// deviceServer is the device API's HTTP server. endPolls ends every
+// request's context: called before Shutdown, it answers the long-polls at
+// once (with the unchanged configuration), which Shutdown would otherwise
+// wait for until they time out.
+func (s *Server) deviceServer() (srv *http.Server, endPolls context.CancelFunc) {
+	base, endPolls := context.WithCancel(context.Background())
 	return &http.Server{
 		Handler: s.DeviceHandler(), TLSConfig: s.TLSConfig(), ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute,
 		MaxHeaderBytes: 16 << 10,
-	}
+		BaseContext:    func(net.Listener) context.Context { return base },
+	}, endPolls
 }
 
 // ServeDevice serves only the device API over TLS on ln until ctx ends,
 // then shuts it down gracefully. Serve does this and the admin API.
 func (s *Server) ServeDevice(ctx context.Context, ln net.Listener) error {
-	srv := s.deviceServer()
+	srv, endPolls := s.deviceServer()
+	defer endPolls()
 	errc := make(chan error, 1)
 	go func() {
 		errc <- srv.Serve(tls.NewListener(newLimitListener(ln, MaxConnsPerSource, MaxConns), srv.TLSConfig))
@@ -356,6 +363,7 @@ func (s *Server) ServeDevice(ctx context.Context, ln net.Listener) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		endPolls()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
@@ -372,7 +380,8 @@ func (s *Server) ServeDevice(ctx context.Context, ln net.Listener) error {
 // until ctx ends, then shuts both down gracefully (10 s for requests in
 // flight).
 func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
-	dev := s.deviceServer()
+	dev, endPolls := s.deviceServer()
+	defer endPolls()
 	adm := &http.Server{
 		Handler: s.AdminHandler(), ErrorLog: dev.ErrorLog, ReadHeaderTimeout: 10 * time.Second,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
@@ -393,6 +402,7 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	endPolls()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_ = dev.Shutdown(sctx)

@@ -390,3 +390,38 @@ func TestReleaseByKeyAcrossReplicas(t *testing.T) {
 		t.Errorf("register again after the release, from a new key: %v", err)
 	}
 }
+
+// TestStopAnswersLongPolls: stopping the controller answers the long-polls
+// in flight at once, instead of waiting (up to Shutdown's 10 s) for them
+// to time out, so vcpe-hub exits promptly on SIGTERM.
+func TestStopAnswersLongPolls(t *testing.T) {
+	h := controllertest.Serve(t)
+	in := newInstance(t, h, "shop1")
+	res, err := register(t, h, site1, in.Devices[0].SN, in.Devices[0].Key, wgKey(t).PublicKey(), lan1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := device.NewClientFromState(&device.State{Controller: controllertest.URL, ControllerFingerprint: h.Fingerprint, Credential: res.Credential}, h.ClientOptions(site1))
+	cur, err := c.WaitDeviceConfig(ctx(t), 0, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	polled := make(chan error, 1)
+	go func() {
+		_, err := c.WaitDeviceConfig(ctx(t), cur.Generation, 20*time.Second)
+		polled <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the poll is in flight
+	stopped := make(chan struct{})
+	go func() { h.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(8 * time.Second):
+		t.Fatal("Stop waited more than 8 s with a 20 s long-poll in flight; want the poll answered at once")
+	}
+	select {
+	case <-polled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long-poll was not answered when the controller stopped")
+	}
+}
