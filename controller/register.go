@@ -99,22 +99,8 @@ func (s *Server) Register(ctx context.Context, from netip.Addr, req api.Register
 func (s *Server) register(ctx context.Context, from netip.Addr, req api.RegisterRequest) (api.RegisterResponse, error) {
 	now := s.now()
 	src := netKey(from)
-	if d := s.regAddr.blocked(src, now); d > 0 {
-		return api.RegisterResponse{}, rateLimited(d)
-	}
-	if e := checkSN(req.SN); e != nil {
-		s.regAddr.fail(src, now)
-		return api.RegisterResponse{}, e
-	}
-	s.nonces.take(req.Nonce, req.SN, now) // frees this replica's entry
-	taken, err := s.store.TakeNonce(ctx, req.Nonce, req.SN, now)
-	if err != nil {
-		return api.RegisterResponse{}, internal(err)
-	}
-	if !taken {
-		s.regAddr.fail(src, now)
-		return api.RegisterResponse{}, &api.Error{Code: api.CodeUnauthorized,
-			Message: "the registration challenge is unknown, expired or already used", Fix: "request a new challenge and answer it within 60 seconds"}
+	if err := s.takeChallenge(ctx, src, req.SN, req.Nonce, "registration challenge", now); err != nil {
+		return api.RegisterResponse{}, err
 	}
 	if req.PublicKey.IsZero() {
 		return api.RegisterResponse{}, &api.Error{Code: api.CodeInvalidInput, Field: "public_key", Message: "the WireGuard public key is missing"}
@@ -334,22 +320,8 @@ func (s *Server) Release(ctx context.Context, from netip.Addr, credential string
 func (s *Server) ReleaseByKey(ctx context.Context, from netip.Addr, req api.ReleaseRequest) (api.ReleaseResponse, error) {
 	now := s.now()
 	addrKey := netKey(from)
-	if d := s.regAddr.blocked(addrKey, now); d > 0 {
-		return api.ReleaseResponse{}, rateLimited(d)
-	}
-	if e := checkSN(req.SN); e != nil {
-		s.regAddr.fail(addrKey, now)
-		return api.ReleaseResponse{}, e
-	}
-	s.nonces.take(req.Nonce, req.SN, now) // frees this replica's entry
-	taken, err := s.store.TakeNonce(ctx, req.Nonce, req.SN, now)
-	if err != nil {
-		return api.ReleaseResponse{}, internal(err)
-	}
-	if !taken {
-		s.regAddr.fail(addrKey, now)
-		return api.ReleaseResponse{}, &api.Error{Code: api.CodeUnauthorized,
-			Message: "the challenge is unknown, expired or already used", Fix: "request a new challenge and answer it within 60 seconds"}
+	if err := s.takeChallenge(ctx, addrKey, req.SN, req.Nonce, "challenge", now); err != nil {
+		return api.ReleaseResponse{}, err
 	}
 	if req.PublicKey.IsZero() || !api.CheckKeyProof(s.hubKey, req.PublicKey, req.Nonce, req.SN, req.Proof) {
 		s.regAddr.fail(addrKey, now)
@@ -485,4 +457,29 @@ func (s *Server) Advertise(ctx context.Context, credential string, ps []netip.Pr
 	s.auditResult(ctx, "device:"+d.SN, "device.advertise", in.Name, nil)
 	s.changedLocked(ctx)
 	return s.deviceConfigLocked(d), nil
+}
+
+// takeChallenge is what registration and release by key proof check first:
+// the source network is not throttled, the SN follows the rule, and the
+// challenge (what names it in the refusal) was issued for sn and not used
+// yet, on any replica. Failures count against the source network.
+func (s *Server) takeChallenge(ctx context.Context, src, sn, nonce, what string, now time.Time) error {
+	if d := s.regAddr.blocked(src, now); d > 0 {
+		return rateLimited(d)
+	}
+	if e := checkSN(sn); e != nil {
+		s.regAddr.fail(src, now)
+		return e
+	}
+	s.nonces.take(nonce, sn, now) // frees this replica's entry
+	taken, err := s.store.TakeNonce(ctx, nonce, sn, now)
+	if err != nil {
+		return internal(err)
+	}
+	if !taken {
+		s.regAddr.fail(src, now)
+		return &api.Error{Code: api.CodeUnauthorized,
+			Message: "the " + what + " is unknown, expired or already used", Fix: "request a new challenge and answer it within 60 seconds"}
+	}
+	return nil
 }
