@@ -139,6 +139,32 @@ type DeviceConfig struct {
 	// Peers are the instance's other registered devices, so that a second
 	// device can take the same multi-attach settings as the first.
 	Peers []InstancePeer `json:"peers,omitempty"`
+
+	// Hubs is the device's hub group, primary first, then the secondary
+	// (the controller's assignment for the instance). The device keeps a
+	// WireGuard session to every hub listed and carries its traffic
+	// through one of them. HubPublicKey, HubEndpoint and HubOverlayAddr
+	// above always repeat Hubs[0] (the primary), so a device that knows
+	// nothing of hub groups keeps working with the primary alone. Empty
+	// from a controller without hub groups: the fields above are the one
+	// hub.
+	Hubs []HubInfo `json:"hubs,omitempty"`
+	// Failback gives the traffic back to the primary hub once it has been
+	// healthy again for a while; false (the default) keeps it on the hub
+	// that carries it until that one fails, so a flapping hub cannot
+	// flap the sites.
+	Failback bool `json:"failback,omitempty"`
+}
+
+// HubInfo is one hub of a hub group: what a device or another hub needs to
+// peer with it.
+type HubInfo struct {
+	// Name is the hub's name: the name of its hub credential, or the
+	// controller's --hub-name for the hub it runs itself (--role all).
+	Name        string         `json:"name"`
+	PublicKey   Key            `json:"public_key"`
+	Endpoint    netip.AddrPort `json:"endpoint"`
+	OverlayAddr netip.Addr     `json:"overlay_addr"`
 }
 
 // InstancePeer is another registered device of the same instance.
@@ -173,16 +199,41 @@ type HubPeer struct {
 	// active one of its instance, the instance's advertised prefixes.
 	AllowedIPs []netip.Prefix `json:"allowed_ips"`
 	Active     bool           `json:"active"`
+	// Hubs are the names of the hubs this device is assigned to, primary
+	// first (the instance's assignment). A hub peers only with devices
+	// that name it; it knows the others (for routing through the hub that
+	// carries them, and for CCN isolation) without peering. Empty from a
+	// controller without hub groups: every hub peers with the device.
+	Hubs []string `json:"hubs,omitempty"`
 }
 
 // HubConfig is the hub dataplane's whole desired state. The controller
 // publishes a new one on every change; the hub applies the difference.
+// Peers holds every device of the hub group, not only the hub's own.
 type HubConfig struct {
 	Generation     uint64         `json:"generation"`
 	Overlay        netip.Prefix   `json:"overlay"`
 	HubOverlayAddr netip.Addr     `json:"hub_overlay_addr"`
 	CloudPrefixes  []netip.Prefix `json:"cloud_prefixes"`
 	Peers          []HubPeer      `json:"peers"`
+	// Name is this hub's name in the group (empty: no hub groups).
+	Name string `json:"name,omitempty"`
+	// Hubs are the other hubs of the group, which this hub keeps
+	// hub-to-hub WireGuard sessions with, so traffic for a device that
+	// another hub carries crosses one encrypted hop per segment.
+	Hubs []HubInfo `json:"hubs,omitempty"`
+	// Failback as in DeviceConfig: the group's setting.
+	Failback bool `json:"failback,omitempty"`
+}
+
+// HubRegister is a hub process's announcement of itself to the controller
+// (POST /v1/hub/register, hub credential): its own WireGuard public key
+// and the endpoint devices dial. The hub's name is its credential's name.
+// The answer is the HubInfo the controller recorded, overlay address
+// included.
+type HubRegister struct {
+	PublicKey Key            `json:"public_key"`
+	Endpoint  netip.AddrPort `json:"endpoint"`
 }
 
 // HubActive is a hub's report that its arbiter made SN the active device

@@ -70,6 +70,12 @@ type Claim struct {
 	Healthy bool   `json:"healthy"`
 	LANOK   bool   `json:"lan_ok"`
 	Seq     uint64 `json:"seq"`
+	// Via names the hub of the device's hub group that carries its
+	// traffic now (empty: a device without hub groups, whose one hub
+	// carries it). A device sends claims to every hub of its group; the
+	// hub named here routes the instance's prefixes to the device, the
+	// others to that hub over their hub-to-hub session.
+	Via string `json:"via,omitempty"`
 }
 
 // ClaimReply is the hub's answer: the device's role now.
@@ -81,6 +87,12 @@ type ClaimReply struct {
 	// not say). A site's only device never withdraws its claim: no other
 	// device could take over, so withdrawing would only cut the site off.
 	Members int `json:"members,omitempty"`
+	// Hub is the answering hub's name (empty: no hub groups).
+	Hub string `json:"hub,omitempty"`
+	// Degraded says the hub's tunnel end works but it cannot carry
+	// traffic onward (its cloud-side health targets do not answer: a gray
+	// failure): a device carries through another healthy hub of its group.
+	Degraded bool `json:"degraded,omitempty"`
 }
 
 // claimCopies is how many copies of each claim a device sends (the hub
