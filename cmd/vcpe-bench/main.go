@@ -36,7 +36,7 @@ func options(args []string, stderr io.Writer) (o bench.Options, out, vcped strin
 	variants := fs.String("variants", "raw,upstream,vcpe", "comma-separated variants to measure; tune one with +: vcpe+pin, upstream+GOMAXPROCS=1, vcpe+txqlen=5000")
 	runs := fs.Int("runs", 0, "runs per cell (default 3, quick 1)")
 	seconds := fs.Int("seconds", 0, "seconds per measured TCP run (default 4, quick 2)")
-	cases := fs.String("cases", "all", "which cases to measure: all, tcp or udp")
+	cases := fs.String("cases", "all", "which cases to measure: all, tcp, udp or hub (4 sites sending to one hub at once); or a comma-separated list of them")
 	fs.StringVar(&vcped, "vcped", "", "use this vcped binary instead of building ./cmd/vcped")
 	if err := fs.Parse(args); err != nil {
 		return o, "", "", err
@@ -58,16 +58,17 @@ func options(args []string, stderr io.Writer) (o bench.Options, out, vcped strin
 	if *seconds > 0 {
 		o.Seconds = *seconds
 	}
-	switch *cases {
-	case "all":
-	case "tcp", "udp":
-		for _, c := range bench.DefaultCases() {
-			if c.Proto == *cases {
-				o.Cases = append(o.Cases, c)
+	if *cases != "all" {
+		for _, kind := range strings.Split(*cases, ",") {
+			if kind != "tcp" && kind != "udp" && kind != "hub" {
+				return o, "", "", fmt.Errorf("-cases %q: want all, tcp, udp or hub, or a comma-separated list of them", *cases)
+			}
+			for _, c := range bench.DefaultCases() {
+				if (kind == "hub" && c.Sites > 0) || (c.Sites == 0 && c.Proto == kind) {
+					o.Cases = append(o.Cases, c)
+				}
 			}
 		}
-	default:
-		return o, "", "", fmt.Errorf("-cases %q: want all, tcp or udp", *cases)
 	}
 	o.Variants = strings.Split(*variants, ",")
 	for _, v := range o.Variants {

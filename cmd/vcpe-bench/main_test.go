@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/openvcpe/vcpe/internal/bench"
 )
 
 func TestBadInputExitsTwo(t *testing.T) {
@@ -16,7 +18,7 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{[]string{"-runs", "-1"}, "-runs -1"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 		{[]string{"-nope"}, "flag provided but not defined: -nope"},
-		{[]string{"-cases", "icmp"}, `-cases "icmp": want all, tcp or udp`},
+		{[]string{"-cases", "icmp"}, `-cases "icmp": want all, tcp, udp or hub, or a comma-separated list of them`},
 	} {
 		var stderr bytes.Buffer
 		if code := run(tt.args, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.want) {
@@ -47,6 +49,13 @@ func TestCasesFilter(t *testing.T) {
 		if c.Proto != "udp" {
 			t.Errorf("-cases udp kept %+v", c)
 		}
+	}
+	o, _, _, err = options([]string{"-cases", "tcp,hub"}, &bytes.Buffer{})
+	if err != nil || len(o.Cases) != 5 {
+		t.Fatalf("-cases tcp,hub: %d cases, %v; want the 4 two-end TCP cases and the hub case", len(o.Cases), err)
+	}
+	if last := o.Cases[4]; last.Sites != bench.HubSites || last.Proto != "tcp" {
+		t.Errorf("-cases tcp,hub: last case %+v; want the hub case", last)
 	}
 	if o, _, _, err := options(nil, &bytes.Buffer{}); err != nil || len(o.Cases) != 0 {
 		t.Errorf("default: %d cases, %v; want none set (the harness then takes all)", len(o.Cases), err)

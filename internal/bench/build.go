@@ -26,6 +26,9 @@ type Binaries struct {
 	// Vcped is vcpe's device daemon; empty when VcpedErr says why.
 	Vcped    string
 	VcpedErr string
+	// Hub is vcpe-hub, the hub case's hub; empty when HubErr says why.
+	Hub    string
+	HubErr string
 	// WireGuardVersion is the wireguard module version from go.mod.
 	WireGuardVersion string
 }
@@ -53,6 +56,7 @@ func Build(ctx context.Context, root, dir, vcped string) (Binaries, error) {
 		WireGuardGo: filepath.Join(dir, "wireguard-go"),
 		UAPIDir:     filepath.Join(dir, "wg-uapi"),
 		Vcped:       filepath.Join(dir, "vcped"),
+		Hub:         filepath.Join(dir, "vcpe-hub"),
 	}
 	if err := os.MkdirAll(b.UAPIDir, 0o700); err != nil {
 		return b, fmt.Errorf("build: %w", err)
@@ -68,6 +72,9 @@ func Build(ctx context.Context, root, dir, vcped string) (Binaries, error) {
 		"-ldflags", "-X "+WireGuardModule+"/ipc.socketDirectory="+b.UAPIDir,
 		"-o", b.WireGuardGo, WireGuardModule); err != nil {
 		return b, fmt.Errorf("build wireguard-go: %w", err)
+	}
+	if _, err := goCmd(ctx, root, "build", "-trimpath", "-o", b.Hub, "./cmd/vcpe-hub"); err != nil {
+		b.Hub, b.HubErr = "", fmt.Sprintf("not available: %v", err)
 	}
 	if vcped != "" {
 		if _, err := exec.LookPath(vcped); err != nil {

@@ -19,7 +19,16 @@
 //
 // Cases are TCP (default MSS and MSS 1024) and UDP with 1,024-byte
 // payloads at the highest rate with under 1% loss (found by a bounded
-// search, then measured), each with 1 and 4 streams. The variants are
+// search, then measured), each with 1 and 4 streams; and the hub case:
+// HubSites sites, each in its own namespace with its own veth pair to a
+// hub namespace (WAN 198.18.i.0/24), send TCP to the hub at once, one
+// iperf3 client per site against its own server in the hub's namespace.
+// Its cell is the sum of the sites' goodputs and its CPU columns are the
+// hub's daemon and the sites' daemons together. Upstream's hub is one
+// wireguard-go with a peer per site; vcpe's is vcpe-hub serve --role hub
+// forwarding on a saved configuration (its static stability: the
+// --controller it is given is a closed port on its own WAN address) with
+// a static-mode vcped per site; raw is the sites over their veths. The variants are
 // interleaved run by run and each cell is the median of its runs; CPU per
 // process comes from /proc/PID/stat deltas (the iperf3 client from its
 // rusage), host CPU from /proc/stat, daemon RSS from /proc/PID/status when

@@ -16,11 +16,16 @@ type Case struct {
 	MSS     int    `json:"mss,omitempty"` // TCP maximum segment size; 0 is the kernel's default
 	Len     int    `json:"len,omitempty"` // UDP payload bytes
 	Streams int    `json:"streams"`       // iperf3 -P
+	// Sites is the number of sites sending to one hub at once, each with
+	// its own iperf3 client; 0 is the two-end case. Only TCP.
+	Sites int `json:"sites,omitempty"`
 }
 
 // String names the case the way the report's rows do.
 func (c Case) String() string {
 	switch {
+	case c.Sites > 0:
+		return fmt.Sprintf("hub: %d sites at once, TCP -P %d each", c.Sites, c.Streams)
 	case c.Proto == "udp":
 		return fmt.Sprintf("UDP %d B, lossless, -P %d", c.Len, c.Streams)
 	case c.MSS > 0:
@@ -30,9 +35,13 @@ func (c Case) String() string {
 	}
 }
 
+// HubSites is how many sites the hub case sends from at once.
+const HubSites = 4
+
 // DefaultCases are the rows issue 4 asks for: TCP with the default MSS and
 // with MSS 1024, and lossless UDP with 1024-byte payloads, each with 1 and 4
-// streams.
+// streams; and the hub's row (issue 18): HubSites sites sending TCP to one
+// hub at once.
 func DefaultCases() []Case {
 	return []Case{
 		{Proto: "tcp", Streams: 1},
@@ -41,6 +50,7 @@ func DefaultCases() []Case {
 		{Proto: "tcp", MSS: 1024, Streams: 4},
 		{Proto: "udp", Len: 1024, Streams: 1},
 		{Proto: "udp", Len: 1024, Streams: 4},
+		{Proto: "tcp", Streams: 1, Sites: HubSites},
 	}
 }
 
@@ -55,8 +65,12 @@ const IperfPort = 5201
 // out of the result). rate is the total offered UDP rate in bit/s, spread
 // over the streams; 0 means as fast as the sender can.
 func IperfArgs(c Case, target netip.Addr, seconds, omit int, rate float64) []string {
+	return iperfArgsPort(c, target, IperfPort, seconds, omit, rate)
+}
+
+func iperfArgsPort(c Case, target netip.Addr, port, seconds, omit int, rate float64) []string {
 	args := []string{
-		"-c", target.String(), "-p", strconv.Itoa(IperfPort),
+		"-c", target.String(), "-p", strconv.Itoa(port),
 		"-J", "-t", strconv.Itoa(seconds), "--connect-timeout", "3000",
 	}
 	if omit > 0 {

@@ -310,6 +310,13 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 
+	for _, row := range r.Rows {
+		if row.Case.Sites > 0 {
+			p("\nIn the hub row (%s) end B is the hub's daemon, end A the %d sites' daemons together, and the iperf3 columns are summed over the sites; the throughput is the sum of the sites' goodputs.\n", row.Name, row.Case.Sites)
+			break
+		}
+	}
+
 	var lossLines []string
 	for _, row := range r.Rows {
 		for _, res := range row.Results {
@@ -345,7 +352,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			p("| %s | %s | %.1f | %.1f | %.1f |\n", v.Name, m.Role, mib(m.IdleKiB), mib(m.LoadKiB), mib(m.PeakKiB))
 		}
 	}
-	p("\nvcpe aims under 40 MiB idle.\n")
+	p("\nvcpe aims under 40 MiB idle. Ends hub and site1… are the hub case's daemons.\n")
 
 	var errs, notes []string
 	for _, v := range r.Variants {

@@ -33,10 +33,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			Search: o.Search, Quick: o.Quick},
 	}
 	topos := map[string]*topo{}
+	hubs := map[string]*hubTopo{}
+	hubErrs := map[string]string{}
 	finish := func(err error) (*Report, error) {
 		for i := range rep.Variants {
 			if t := topos[rep.Variants[i].Name]; t != nil {
 				rep.Variants[i].Memory = t.memory()
+			}
+			if t := hubs[rep.Variants[i].Name]; t != nil {
+				rep.Variants[i].Memory = append(rep.Variants[i].Memory, t.memory()...)
 			}
 		}
 		rep.Seconds = o.Now().Sub(start).Seconds()
@@ -45,6 +50,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer func() {
 		for _, t := range topos {
+			t.close()
+		}
+		for _, t := range hubs {
 			t.close()
 		}
 	}()
@@ -58,6 +66,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				info.Error = "not available: vcped was not built"
 			}
 			o.Log.Warn("variant not available", "variant", v, "err", info.Error)
+			rep.Variants = append(rep.Variants, info)
+			continue
+		}
+		if !slices.ContainsFunc(o.Cases, func(c Case) bool { return c.Sites == 0 }) {
+			// Only hub cases: the two-end topology is not needed.
+			live = append(live, v)
 			rep.Variants = append(rep.Variants, info)
 			continue
 		}
@@ -84,14 +98,44 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			row.Results = append(row.Results, Result{Variant: info.Name, Error: info.Error})
 		}
 		res := func(v string) *Result { return row.result(v) }
+		targets := map[string]measurer{}
+		for _, v := range live {
+			if topos[v] != nil {
+				targets[v] = topos[v]
+			}
+		}
+		if c.Sites > 0 {
+			// The hub case has a topology of its own per variant, made
+			// the first time a hub row needs it.
+			for _, v := range live {
+				if hubs[v] == nil && hubErrs[v] == "" {
+					spec, _ := ParseSpec(v)
+					o.Log.Info("setting up the hub case", "variant", v, "sites", c.Sites)
+					t, err := setupHub(ctx, &o, spec, c.Sites)
+					if err != nil {
+						if ctx.Err() != nil {
+							return finish(ctx.Err())
+						}
+						hubErrs[v] = err.Error()
+						o.Log.Warn("hub case not available", "variant", v, "err", err)
+					} else {
+						hubs[v] = t
+					}
+				}
+				if hubErrs[v] != "" {
+					res(v).Error = hubErrs[v]
+				}
+				targets[v] = hubs[v]
+			}
+		}
 		for i := range o.Runs {
 			// Rotate who goes first, so no variant always follows another.
 			order := append(slices.Clone(live[i%max(1, len(live)):]), live[:i%max(1, len(live))]...)
 			var err error
 			if c.Proto == "udp" {
-				err = searchUDP(ctx, &o, c, order, topos, res, i == o.Runs-1)
+				err = searchUDP(ctx, &o, c, order, targets, res, i == o.Runs-1)
 			} else {
-				err = measureTCP(ctx, &o, c, order, topos, res, i == o.Runs-1)
+				err = measureTCP(ctx, &o, c, order, targets, res, i == o.Runs-1)
 			}
 			if err != nil {
 				rep.Rows = append(rep.Rows, row)
@@ -105,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 // measureTCP runs one TCP measurement on every variant in order. A failed
 // run is recorded on its result; only the context's error is returned.
-func measureTCP(ctx context.Context, o *Options, c Case, order []string, topos map[string]*topo, res func(string) *Result, last bool) error {
+func measureTCP(ctx context.Context, o *Options, c Case, order []string, topos map[string]measurer, res func(string) *Result, last bool) error {
 	for _, v := range order {
 		r := res(v)
 		if r.Error != "" {
@@ -130,7 +174,7 @@ func measureTCP(ctx context.Context, o *Options, c Case, order []string, topos m
 // probe of each search is that variant's sample for this run. A search
 // that fails is recorded on its result; only the context's error is
 // returned.
-func searchUDP(ctx context.Context, o *Options, c Case, order []string, topos map[string]*topo, res func(string) *Result, last bool) error {
+func searchUDP(ctx context.Context, o *Options, c Case, order []string, topos map[string]measurer, res func(string) *Result, last bool) error {
 	searchers := map[string]*Searcher{}
 	samples := map[string][]Sample{}
 	for _, v := range order {
@@ -197,6 +241,12 @@ func (r *Result) fail(o *Options, c Case, err error, last bool) {
 	if last && len(r.Runs) == 0 {
 		r.Error = err.Error()
 	}
+}
+
+// measurer is what a case is measured on: the two-end topology of a
+// variant, or its hub case.
+type measurer interface {
+	iperf(ctx context.Context, c Case, seconds, omit int, rate float64) (Sample, error)
 }
 
 // iperf runs one iperf3 client in A against the server in B and measures

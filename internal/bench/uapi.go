@@ -21,14 +21,16 @@ type UAPIPeer struct {
 }
 
 // UAPISet returns the WireGuard UAPI "set=1" request that gives a device
-// its private key, listen port and exactly one peer (see
+// its private key, listen port and exactly these peers (see
 // https://www.wireguard.com/xplatform/). Keys are hex on this protocol.
-func UAPISet(priv api.Key, port uint16, peer UAPIPeer) string {
+func UAPISet(priv api.Key, port uint16, peers ...UAPIPeer) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "set=1\nprivate_key=%s\nlisten_port=%d\nreplace_peers=true\n", hex.EncodeToString(priv[:]), port)
-	fmt.Fprintf(&b, "public_key=%s\nendpoint=%s\nreplace_allowed_ips=true\n", hex.EncodeToString(peer.PublicKey[:]), peer.Endpoint)
-	for _, p := range peer.AllowedIPs {
-		fmt.Fprintf(&b, "allowed_ip=%s\n", p)
+	for _, peer := range peers {
+		fmt.Fprintf(&b, "public_key=%s\nendpoint=%s\nreplace_allowed_ips=true\n", hex.EncodeToString(peer.PublicKey[:]), peer.Endpoint)
+		for _, p := range peer.AllowedIPs {
+			fmt.Fprintf(&b, "allowed_ip=%s\n", p)
+		}
 	}
 	b.WriteString("\n")
 	return b.String()
