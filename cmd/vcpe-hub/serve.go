@@ -22,6 +22,7 @@ import (
 
 // serveOptions are serve's flags.
 type serveOptions struct {
+	tuning      tuningOptions
 	state       string
 	listen      string
 	hubEndpoint string
@@ -167,6 +168,9 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log := newServeLogger(os.Stderr, os.Getenv("JOURNAL_STREAM") != "")
+			if err := o.tuning.apply(o.role != roleController && !o.hub.disabled, log); err != nil {
+				return err
+			}
 			switch o.role {
 			case roleAll, roleController:
 			case roleHub:
@@ -223,6 +227,7 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	f.DurationVar(&o.hub.check.Interval, "ha-interval", dataplane.DefaultHAInterval, "multi-attach: the claim interval devices use")
 	f.IntVar(&o.hub.check.Failures, "ha-failures", dataplane.DefaultHAFailures, "multi-attach: claim intervals missed before the active device counts as down")
 	f.BoolVar(&o.hub.preempt, "ha-preempt", false, "multi-attach: give the role back to the first-registered device when it recovers")
+	addTuningFlags(f, &o.tuning)
 	return cmd
 }
 

@@ -371,6 +371,10 @@ func TestParseSpec(t *testing.T) {
 		{in: "vcpe+txqlen=lots", wantErr: "txqlen=lots is not a queue length"},
 		{in: "vcpe+fast", wantErr: `unknown tuning "fast"`},
 		{in: "vcpe+gomaxprocs=1", wantErr: `unknown tuning "gomaxprocs=1"`},
+		{in: "vcpe+hub:GOMAXPROCS=2", want: Spec{Name: "vcpe+hub:GOMAXPROCS=2", Base: "vcpe", Tuning: "hub:GOMAXPROCS=2", HubEnv: []string{"GOMAXPROCS=2"}}},
+		{in: "vcpe+hub:gomaxprocs=2", wantErr: `unknown tuning "hub:gomaxprocs=2"`},
+		{in: "vcpe+hub:=2", wantErr: `unknown tuning "hub:=2"`},
+		{in: "vcpe+X:Y=2", wantErr: `unknown tuning "X:Y=2"`},
 	}
 	for _, tt := range tests {
 		got, err := ParseSpec(tt.in)

@@ -127,3 +127,40 @@ func ParseSoftnet(b []byte, c Counters) error {
 	c["host backlog drops"] = sum
 	return nil
 }
+
+// ParseSocketDrops adds the receive drops of the UDP sockets bound to port
+// (the skmem d field of ss -Huanm, summed) to c as "udp :PORT drops": the
+// tunnel's own share of the namespace's RcvbufErrors. The iperf3 server's
+// UDP socket lives only during a test, so its drops are the rest.
+func ParseSocketDrops(b []byte, port int, c Counters) error {
+	suffix := ":" + strconv.Itoa(port)
+	var sum uint64
+	// A socket is "STATE RECV-Q SEND-Q LOCAL PEER skmem:(…)".
+	pos, mine := -1, false
+	for _, f := range strings.Fields(string(b)) {
+		switch {
+		case strings.HasPrefix(f, "skmem:("):
+			if mine {
+				for _, kv := range strings.Split(strings.Trim(strings.TrimPrefix(f, "skmem:"), "()"), ",") {
+					if v, ok := strings.CutPrefix(kv, "d"); ok {
+						n, err := strconv.ParseUint(v, 10, 64)
+						if err != nil {
+							return fmt.Errorf("parse ss skmem %q: %w", f, err)
+						}
+						sum += n
+					}
+				}
+			}
+			pos, mine = -1, false
+		case pos < 0:
+			pos = 0 // the state
+		default:
+			pos++
+			if pos == 3 {
+				mine = strings.HasSuffix(f, suffix)
+			}
+		}
+	}
+	c["udp "+suffix+" drops"] = sum
+	return nil
+}

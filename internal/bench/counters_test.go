@@ -55,3 +55,19 @@ func TestParseCountersErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSocketDrops(t *testing.T) {
+	ss := []byte("UNCONN 0      0      0.0.0.0:4500 0.0.0.0:*\n\t skmem:(r0,rb14680064,t0,tb14680064,f0,w0,o0,bl0,d17)\n" +
+		"UNCONN 0      0      [::]:4500 *:*\n\t skmem:(r0,rb14680064,t0,tb14680064,f0,w0,o0,bl0,d3)\n" +
+		"ESTAB 0      0      198.18.64.12:5201 198.18.64.11:4500\n\t skmem:(r0,rb212992,t0,tb212992,f0,w0,o0,bl0,d1000)\n")
+	c := Counters{}
+	if err := ParseSocketDrops(ss, 4500, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := c["udp :4500 drops"]; got != 20 {
+		t.Errorf("udp :4500 drops = %d; want 20 (the peer port of the third socket is not its own)", got)
+	}
+	if err := ParseSocketDrops([]byte("UNCONN 0 0 0.0.0.0:4500 0.0.0.0:* skmem:(r0,dX)"), 4500, Counters{}); err == nil {
+		t.Error("a bad drop count parsed")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ type hubTopo struct {
 	sited   []*proc      // the sites' tunnel daemons
 	servers []*proc
 	env     []string
+	hubEnv  []string // for the hub only, after env
 	pin     bool
 
 	mu  sync.Mutex
@@ -57,7 +59,7 @@ type hubTopo struct {
 
 // setupHub builds the variant's hub case in fresh namespaces.
 func setupHub(ctx context.Context, o *Options, spec Spec, sites int) (*hubTopo, error) {
-	t := &hubTopo{variant: spec.Name, env: spec.Env, pin: spec.Pin, mem: map[string]*ProcMemory{}}
+	t := &hubTopo{variant: spec.Name, env: spec.Env, hubEnv: spec.HubEnv, pin: spec.Pin, mem: map[string]*ProcMemory{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -201,7 +203,11 @@ func (t *hubTopo) startUpstream(ctx context.Context, bins Binaries) error {
 		t.targets = append(t.targets, hubOverlay.Addr())
 	}
 	for _, e := range append([]end{hub}, ends...) {
-		p, err := t.start(e.role, e.ns, append([]string{"WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=error"}, t.env...), bins.WireGuardGo, "-f", e.ifname)
+		env := append([]string{"WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=error"}, t.env...)
+		if e.role == "hub" {
+			env = append(env, t.hubEnv...)
+		}
+		p, err := t.start(e.role, e.ns, env, bins.WireGuardGo, "-f", e.ifname)
 		if err != nil {
 			return err
 		}
@@ -315,7 +321,7 @@ func (t *hubTopo) startVcpe(ctx context.Context, bins Binaries, tmp string) erro
 		}
 	}
 	unreachable := "https://" + netip.AddrPortFrom(hubWAN(1).Addr(), 9).String()
-	if t.hubd, err = t.start("hub", t.hub, t.env, bins.Hub, "serve", "--role", "hub", "--state", hubState,
+	if t.hubd, err = t.start("hub", t.hub, append(slices.Clone(t.env), t.hubEnv...), bins.Hub, "serve", "--role", "hub", "--state", hubState,
 		"--controller", unreachable, "--controller-fingerprint", "sha256:"+randomHex(32),
 		"--hub-credential-file", filepath.Join(hubState, "credential"),
 		"--tun", "vcpehub", "--uapi-dir", hubUAPI, "--reflector", ""); err != nil {

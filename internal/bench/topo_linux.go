@@ -429,6 +429,12 @@ func (t *topo) counters(ctx context.Context) (Counters, error) {
 		if err != nil {
 			return nil, fmt.Errorf("link counters of %s: %w", s.ns, err)
 		}
+		if out, err = namespace.Command(ctx, s.ns, "ss", "-Huanm").Output(); err == nil {
+			err = ParseSocketDrops(out, TunnelPort, one)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("socket counters of %s: %w", s.ns, err)
+		}
 		if out, err = exec.CommandContext(ctx, "tc", "-n", s.ns, "-s", "-j", "qdisc", "show").Output(); err == nil {
 			err = ParseQdiscStats(out, one)
 		}

@@ -13,6 +13,7 @@ import (
 //	vcpe+pin                  end A on CPU 0, end B on CPU 1 (taskset)
 //	upstream+GOMAXPROCS=1     an environment variable for both daemons
 //	vcpe+txqlen=5000          the TUN's transmit queue length, both ends
+//	vcpe+hub:GOMAXPROCS=2     an environment variable for the hub case's hub only
 //
 // Tuned variants run in the same run as the plain ones, so their ratios
 // are comparable. vcpe+X is compared with upstream+X when both are there.
@@ -21,6 +22,8 @@ type Spec struct {
 	Base   string   // raw, upstream or vcpe
 	Tuning string   // what follows the base, e.g. "pin"; empty when none
 	Env    []string // VAR=value for both daemons
+	// HubEnv is VAR=value for the hub case's hub only (hub:VAR=value).
+	HubEnv []string
 	Pin    bool
 	TxQLen int // 0: leave the TUN's queue length alone
 }
@@ -56,10 +59,12 @@ func ParseSpec(name string) (Spec, error) {
 				return s, fmt.Errorf("variant %q: txqlen=%s is not a queue length (1..1048576)", name, v)
 			}
 			s.TxQLen = n
-		case hasValue && k != "" && k == strings.ToUpper(k):
+		case hasValue && strings.HasPrefix(k, "hub:") && k[4:] != "" && k[4:] == strings.ToUpper(k[4:]):
+			s.HubEnv = append(s.HubEnv, strings.TrimPrefix(p, "hub:"))
+		case hasValue && k != "" && k == strings.ToUpper(k) && !strings.Contains(k, ":"):
 			s.Env = append(s.Env, p)
 		default:
-			return s, fmt.Errorf("variant %q: unknown tuning %q; want pin, txqlen=N or VAR=value (upper-case VAR)", name, p)
+			return s, fmt.Errorf("variant %q: unknown tuning %q; want pin, txqlen=N, VAR=value or hub:VAR=value (upper-case VAR)", name, p)
 		}
 	}
 	return s, nil
