@@ -109,3 +109,76 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("WriteMarkdown: %v\n%s", err, md.String())
 	}
 }
+
+// TestHubSmoke keeps the hub case from rotting: one short run of four
+// sites sending to one hub at once, on upstream wireguard-go and on
+// vcpe-hub with four vcped, must give a non-zero aggregate, CPU readings
+// for the hub and the sites, and memory of the hub and every site. It
+// asserts nothing about speed.
+func TestHubSmoke(t *testing.T) {
+	namespace.RequireRoot(t)
+	newNS := func() (string, error) { return namespace.New(t).Name, nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins, err := Build(ctx, root, t.TempDir(), "")
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if bins.Vcped == "" || bins.Hub == "" {
+		t.Fatalf("Build: vcped %q, vcpe-hub %q", bins.VcpedErr, bins.HubErr)
+	}
+	hub := Case{Proto: "tcp", Streams: 1, Sites: HubSites}
+	o := Options{
+		Bins:         bins,
+		NewNamespace: newNS,
+		TempDir:      t.TempDir(),
+		Variants:     []string{VariantUpstream, VariantVcpe},
+		Cases:        []Case{hub},
+		Runs:         1, Seconds: 1, ProbeSeconds: 1,
+		Search: QuickSettings.Search,
+	}
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	row := rep.Rows[0]
+	for _, v := range []string{VariantUpstream, VariantVcpe} {
+		r := row.result(v)
+		if r == nil || r.Error != "" || len(r.Runs) != 1 {
+			t.Fatalf("%s: result %+v; want one run", v, r)
+		}
+		if r.BitsPerSecond <= 0 {
+			t.Errorf("%s: %v bit/s; want more than 0", v, r.BitsPerSecond)
+		}
+		for _, role := range []string{"a", "b", "iperf3-client", "iperf3-server"} {
+			if cpuOf(*r, role) == "—" {
+				t.Errorf("%s: CPU %+v; want a reading for %s", v, r.CPU, role)
+			}
+		}
+		roles := map[string]bool{}
+		for _, m := range rep.variant(v).Memory {
+			if m.IdleKiB > 0 && m.PeakKiB > 0 {
+				roles[m.Role] = true
+			}
+		}
+		for _, role := range []string{"hub", "site1", "site2", "site3", "site4"} {
+			if !roles[role] {
+				t.Errorf("%s memory = %+v; want idle and peak RSS of %s", v, rep.variant(v).Memory, role)
+			}
+		}
+		if len(rep.variant(v).Memory) != 5 {
+			t.Errorf("%s memory = %+v; want the hub and four sites only (no two-end topology for a hub-only run)", v, rep.variant(v).Memory)
+		}
+	}
+	if v := row.Ratio(VariantVcpe, VariantUpstream); v == nil || *v <= 0 {
+		t.Errorf("vcpe/upstream ratio = %v; want a positive number", v)
+	}
+	var md strings.Builder
+	if err := rep.WriteMarkdown(&md); err != nil || !strings.Contains(md.String(), "| "+hub.String()+" |") || !strings.Contains(md.String(), "end B is the hub's daemon") {
+		t.Errorf("WriteMarkdown: %v\n%s", err, md.String())
+	}
+}
