@@ -25,10 +25,17 @@ type Procs struct {
 // carried 1.24–1.37× more lossless 1,024-byte UDP and 1.0–1.3× more TCP
 // than two (ratios within one run; see CHANGELOG). vcpe-hub, when it
 // carries tunnels, takes the same default: make bench's hub case (four
-// sites sending to one hub at once, 2 vCPUs, 3 runs) carried 1,195 ±13%
-// against 897 ±5% Mbit/s with one processor for the hub instead of two,
-// and 1,036 ±13% against 960 ±8% in another run. Hosts with more than
-// two CPUs were not measured here: the rule keeps half.
+// sites sending to one hub at once, 2 vCPUs, 3-4 runs) carried 1,195
+// ±13% against 897 ±5% Mbit/s with one processor for the hub instead of
+// two, and in another run the same (683 ±14% against 677 ±4%) with the
+// hub at 53% instead of 65% of a core: its profile spent less in the
+// scheduler, sysmon and the collector. On a host busy with other work
+// (load average 8-12 on 2 CPUs) the balance turns for vcped: two
+// processors carried 1.5-1.7x more lossless UDP than one in 6 of 6
+// paired runs, because one thread gets only its share of a contended
+// CPU; the default stays at half for a CPE whose CPUs carry its own
+// traffic. Hosts with more than two CPUs were not measured here: the
+// rule keeps half.
 func AutoProcs(available int) int { return max(1, available/2) }
 
 // ChooseProcs picks the GOMAXPROCS: the --gomaxprocs flag when it is not 0,
