@@ -316,6 +316,11 @@ func sampleReport() *Report {
 				}},
 				{Variant: VariantVcpe, Error: missing},
 			}},
+			{Case: Case{Proto: "tcp", Streams: 1, Sites: HubSites}, Results: []Result{
+				{Variant: VariantRaw, Runs: runs(0, 20e9)},
+				{Variant: VariantUpstream, Runs: runs(100, 1e9)},
+				{Variant: VariantVcpe, Error: missing},
+			}},
 		},
 	}
 	r.Summarize()
@@ -347,6 +352,12 @@ func TestSummarize(t *testing.T) {
 	}
 	if r.Rows[1].result(VariantRaw).MeetsSpec != nil {
 		t.Error("raw veth is marked against the spec target; only tunnels are")
+	}
+	if got := cpuPerGbit(*r.Rows[0].result(VariantUpstream)); got != "79" {
+		t.Errorf("upstream TCP ends per Gbit/s = %s; want 79 ((80+85)%% at 2.1 Gbit/s)", got)
+	}
+	if got := cpuPerGbit(*r.Rows[0].result(VariantRaw)); got != "—" {
+		t.Errorf("raw ends per Gbit/s = %s; want — (no tunnel ends)", got)
 	}
 }
 

@@ -298,17 +298,18 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	p("Spec target: lossless 1,024-byte UDP ≥ %.0f Mbit/s on 2 vCPUs; UDP cells of the tunnels say ✓ meets / ✗ misses. A vcpe/upstream ratio under its target is marked ✗.\n", SpecTarget/1e6)
 
 	p("\n## CPU (median %% of one core; host = all CPUs busy incl. softirq, max %d%%)\n\n", 100*max(1, r.Host.CPUs))
-	p("| case | variant | end A (client side) | end B (server side) | iperf3 client | iperf3 server | host |\n")
-	p("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
+	p("| case | variant | end A (client side) | end B (server side) | iperf3 client | iperf3 server | host | ends per Gbit/s |\n")
+	p("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, row := range r.Rows {
 		for _, res := range row.Results {
 			if res.Error != "" || len(res.Runs) == 0 {
 				continue
 			}
-			p("| %s | %s | %s | %s | %s | %s | %.0f |\n", row.Name, res.Variant,
-				cpuOf(res, "a"), cpuOf(res, "b"), cpuOf(res, "iperf3-client"), cpuOf(res, "iperf3-server"), res.HostCPU)
+			p("| %s | %s | %s | %s | %s | %s | %.0f | %s |\n", row.Name, res.Variant,
+				cpuOf(res, "a"), cpuOf(res, "b"), cpuOf(res, "iperf3-client"), cpuOf(res, "iperf3-server"), res.HostCPU, cpuPerGbit(res))
 		}
 	}
+	p("\nEnds per Gbit/s: the two tunnel ends' CPU together for each Gbit/s of goodput, in %% of one core; it moves less with the machine's other load than the rate does, so compare it across variants of one run.\n")
 
 	for _, row := range r.Rows {
 		if row.Case.Sites > 0 {
@@ -440,3 +441,20 @@ func cpuOf(res Result, role string) string {
 }
 
 func mib(kib int64) float64 { return float64(kib) / 1024 }
+
+// cpuPerGbit is the tunnel ends' CPU (roles a and b) per Gbit/s of the
+// median goodput, or "—" without both readings.
+func cpuPerGbit(res Result) string {
+	var sum float64
+	n := 0
+	for _, c := range res.CPU {
+		if c.Role == "a" || c.Role == "b" {
+			sum += c.Percent
+			n++
+		}
+	}
+	if n != 2 || res.BitsPerSecond <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f", sum/(res.BitsPerSecond/1e9))
+}
