@@ -297,7 +297,17 @@ func (s *Server) registerHub(ctx context.Context, name string, req api.HubRegist
 			Message: "the hub's key is the controller's own hub key (a hub.key fetched from the controller by an older vcpe-hub)",
 			Fix:     "remove hub.key from the hub's state directory and start it again: it makes a key of its own"}
 	}
+	if s.opts.EmbeddedHub && ep == s.opts.HubEndpoint {
+		return api.HubInfo{}, false, &api.Error{Code: api.CodeSlotTaken, Field: "endpoint",
+			Message: fmt.Sprintf("hub endpoint %s is the controller's own hub's (--hub-endpoint)", ep),
+			Fix:     "start the hub with --hub-endpoint set to its own address, the one devices dial it on"}
+	}
 	for _, h := range s.hubs {
+		if h.Name != name && h.Endpoint == ep {
+			return api.HubInfo{}, false, &api.Error{Code: api.CodeSlotTaken, Field: "endpoint",
+				Message: fmt.Sprintf("hub endpoint %s is already hub %s's", ep, h.Name),
+				Fix:     "start the hub with --hub-endpoint set to its own address, or remove the other one (vcpe-hub hub remove " + h.Name + ")"}
+		}
 		if h.Name != name && h.PublicKey == req.PublicKey {
 			return api.HubInfo{}, false, &api.Error{Code: api.CodeSlotTaken, Field: "public_key",
 				Message: fmt.Sprintf("the hub's key is already registered by hub %s", h.Name),

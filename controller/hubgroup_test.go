@@ -391,6 +391,8 @@ func TestHubRegisterRefusals(t *testing.T) {
 		{"the controller's hub's name", own, api.HubRegister{PublicKey: k, Endpoint: own.ep}, api.CodeInvalidInput, "name"},
 		{"the controller's hub's key", c, api.HubRegister{PublicKey: h.HubPublicKey(), Endpoint: c.ep}, api.CodeSlotTaken, "public_key"},
 		{"another hub's key", c, api.HubRegister{PublicKey: b.key.PublicKey(), Endpoint: c.ep}, api.CodeSlotTaken, "public_key"},
+		{"another hub's endpoint", c, api.HubRegister{PublicKey: k, Endpoint: b.ep}, api.CodeSlotTaken, "endpoint"},
+		{"the controller's hub's endpoint", c, api.HubRegister{PublicKey: k, Endpoint: netip.MustParseAddrPort("198.18.0.1:4500")}, api.CodeSlotTaken, "endpoint"},
 	} {
 		_, err := tc.p.c.RegisterHub(ctx(t), tc.req)
 		var ae *api.Error
@@ -465,5 +467,15 @@ func TestHubRemovedAndForgotten(t *testing.T) {
 	// The instance keeps h1 as primary and gets h2 back as secondary.
 	if got, _ := h.Admin().ShowInstance(ctx(t), "shop1"); !slices.Equal(got.Hubs, []string{"h1", "h2"}) {
 		t.Errorf("hubs after h2 came back %v; want [h1 h2]", got.Hubs)
+	}
+}
+
+// TestHubNameOption: a --hub-name that is no name is refused at start,
+// naming the flag and the rule.
+func TestHubNameOption(t *testing.T) {
+	_, err := controller.New(ctx(t), controller.Options{StateDir: t.TempDir(), HubEndpoint: netip.MustParseAddrPort("198.18.0.1:4500"), HubName: "no spaces"})
+	var oe *controller.OptionError
+	if !errors.As(err, &oe) || !strings.Contains(err.Error(), "--hub-name") || !strings.Contains(err.Error(), "letters") {
+		t.Errorf("start with --hub-name %q: %v; want an option error naming --hub-name and the rule", "no spaces", err)
 	}
 }

@@ -295,13 +295,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		err = s.load(ctx)
 	}
 	if err == nil {
+		s.watch.init()
+		// Instances made before their hubs registered get their stored
+		// default now (hub groups).
 		err = s.settleAssignments(ctx)
 	}
 	if err != nil {
 		s.store.Close()
 		return nil, err
 	}
-	s.watch.init()
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopWatch, s.watchDone = cancel, make(chan struct{})
 	go func() { defer close(s.watchDone); s.watchStore(wctx) }()
