@@ -349,10 +349,10 @@ func (s *Server) registerHub(ctx context.Context, name string, req api.HubRegist
 	s.hubs[name] = &h
 	s.overlayUsed[h.Overlay] = true
 	s.seenMu.Lock()
-	if s.hubSeen == nil {
-		s.hubSeen = map[string]time.Time{}
+	if s.hubStored == nil {
+		s.hubStored = map[string]time.Time{}
 	}
-	s.hubSeen[name] = now
+	s.hubStored[name] = now
 	s.seenMu.Unlock()
 	if err := s.settleAssignmentsLocked(ctx); err != nil {
 		return api.HubInfo{}, false, err
@@ -371,12 +371,13 @@ func (s *Server) groupHubInfoLocked(h *store.Hub) api.HubInfo {
 func (s *Server) touchHub(ctx context.Context, name string, now time.Time, force bool) {
 	s.seenMu.Lock()
 	if s.hubSeen == nil {
-		s.hubSeen = map[string]time.Time{}
+		s.hubSeen, s.hubStored = map[string]time.Time{}, map[string]time.Time{}
 	}
-	last, ok := s.hubSeen[name]
+	s.hubSeen[name] = now
+	last, ok := s.hubStored[name]
 	write := force || !ok || now.Sub(last) >= hubSeenEvery
 	if write {
-		s.hubSeen[name] = now
+		s.hubStored[name] = now
 	}
 	s.seenMu.Unlock()
 	if !write {
@@ -490,7 +491,7 @@ func (s *Server) ListHubs() []HubEntry {
 		e := HubEntry{Name: h.Name, PublicKey: h.PublicKey, Endpoint: h.Endpoint, OverlayAddr: h.OverlayAddr, Member: true}
 		if r := s.hubs[h.Name]; r != nil && !(s.opts.EmbeddedHub && h.Name == s.opts.HubName) {
 			e.Registered = true
-			e.RegisteredAt, e.LastSeen = timePtr(r.RegisteredAt), timePtr(r.LastSeen)
+			e.RegisteredAt, e.LastSeen = timePtr(r.RegisteredAt), timePtr(s.hubLastSeen(r))
 		} else {
 			e.Controller = true
 		}
@@ -503,7 +504,7 @@ func (s *Server) ListHubs() []HubEntry {
 	for _, r := range s.hubs {
 		if _, ok := idx[r.Name]; !ok {
 			add(HubEntry{Name: r.Name, PublicKey: r.PublicKey, Endpoint: r.Endpoint, OverlayAddr: r.Overlay, Registered: true,
-				RegisteredAt: timePtr(r.RegisteredAt), LastSeen: timePtr(r.LastSeen)})
+				RegisteredAt: timePtr(r.RegisteredAt), LastSeen: timePtr(s.hubLastSeen(r))})
 		}
 	}
 	for id := range s.instances {
@@ -529,6 +530,17 @@ func (s *Server) ListHubs() []HubEntry {
 	}
 	slices.SortFunc(out, func(a, b HubEntry) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// hubLastSeen is when hub h last called: this replica's record, or the
+// store's (another replica's, at most hubSeenEvery old) when later.
+func (s *Server) hubLastSeen(h *store.Hub) time.Time {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if t := s.hubSeen[h.Name]; t.After(h.LastSeen) {
+		return t
+	}
+	return h.LastSeen
 }
 
 func timePtr(t time.Time) *time.Time {

@@ -182,6 +182,15 @@ func TestHubRegistration(t *testing.T) {
 		t.Fatal("a hub's new key did not wake the device's long-poll within 10 s")
 	}
 
+	// Its polls are its last-seen time; the store keeps it across a
+	// restart.
+	h.Clock.Advance(2 * time.Hour)
+	polledAt := h.Clock.Now()
+	b.config(t)
+	if l, _ := h.Admin().ListHubs(ctx(t)); len(l) != 2 || l[1].LastSeen == nil || !l[1].LastSeen.Equal(polledAt) {
+		t.Errorf("hub-b last seen after a poll: %+v; want %v", l, polledAt)
+	}
+
 	// The registry survives a restart.
 	h.Restart()
 	hubs, err := h.Admin().ListHubs(ctx(t))
@@ -189,7 +198,7 @@ func TestHubRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(hubs) != 2 || hubs[1].Name != "hub-b" || hubs[1].PublicKey != b.key.PublicKey() || hubs[1].OverlayAddr != info.OverlayAddr || !hubs[1].Registered ||
-		hubs[1].LastSeen == nil || !hubs[0].Controller || hubs[0].Primary+hubs[1].Primary != 1 || hubs[0].Secondary+hubs[1].Secondary != 1 {
+		hubs[1].LastSeen == nil || !hubs[1].LastSeen.Equal(polledAt) || !hubs[0].Controller || hubs[0].Primary+hubs[1].Primary != 1 || hubs[0].Secondary+hubs[1].Secondary != 1 {
 		t.Errorf("hub list after restart: %+v", hubs)
 	}
 }

@@ -185,10 +185,11 @@ type Server struct {
 
 	pub publisher
 
-	hubs    map[string]*store.Hub // registered hubs by name (hubgroup.go)
-	hubSeen map[string]time.Time  // when each hub's last-seen time was stored (under seenMu)
-	groupMu sync.Mutex
-	group   *hubGroup // cache of the hub group at one generation
+	hubs      map[string]*store.Hub // registered hubs by name (hubgroup.go)
+	hubSeen   map[string]time.Time  // when each hub last called (under seenMu)
+	hubStored map[string]time.Time  // when each hub's last-seen time was stored (under seenMu)
+	groupMu   sync.Mutex
+	group     *hubGroup // cache of the hub group at one generation
 }
 
 // New opens (or, on first start, creates) the controller's state in
