@@ -280,6 +280,11 @@ func (r *remoteHub) Subscribe() (<-chan api.HubConfig, func()) {
 			r.mu.Unlock()
 			if !r.knownIn(hc) {
 				r.log.Warn("the controller does not know this hub (any more): registering again", "generation", hc.Generation)
+				select { // never a busy loop, whatever the controller answers
+				case <-ctx.Done():
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
 				continue
 			}
 			if hc.Generation == gen {
