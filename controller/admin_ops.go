@@ -24,8 +24,11 @@ type InstanceInfo struct {
 	CCNID      string         `json:"ccn_id,omitempty"`
 	Advertised []netip.Prefix `json:"advertised"`
 	Active     string         `json:"active,omitempty"` // SN of the active device
-	Devices    []DeviceInfo   `json:"devices"`
-	CreatedAt  time.Time      `json:"created_at"`
+	// Hubs are the instance's hubs, primary first (hub groups; empty
+	// while no hub has registered).
+	Hubs      []string     `json:"hubs,omitempty"`
+	Devices   []DeviceInfo `json:"devices"`
+	CreatedAt time.Time    `json:"created_at"`
 }
 
 // DeviceInfo describes a device slot. It never holds the key.
@@ -154,7 +157,10 @@ func (s *Server) createInstance(ctx context.Context, req CreateInstanceRequest) 
 		return nil, &api.Error{Code: api.CodeInvalidInput, Field: "name", Message: fmt.Sprintf("an instance named %q exists", req.Name), Fix: "choose another name"}
 	}
 	now := s.now()
-	in := store.Instance{ID: newID("i-"), Name: req.Name, Slots: req.Slots, RouteQuota: req.RouteQuota, CreatedAt: now}
+	// Its hubs are chosen now and stored with it, so they do not move
+	// when hubs join.
+	in := store.Instance{ID: newID("i-"), Name: req.Name, Slots: req.Slots, RouteQuota: req.RouteQuota, CreatedAt: now,
+		Hubs: s.newInstanceHubsLocked()}
 	res := &CreatedInstance{}
 	var devs []store.Device
 	taken := map[netip.Addr]bool{}
@@ -181,8 +187,9 @@ func (s *Server) createInstance(ctx context.Context, req CreateInstanceRequest) 
 		s.instDevices[in.ID] = append(s.instDevices[in.ID], d.SN)
 		s.overlayUsed[d.Overlay] = true
 	}
+	s.noteInstanceLocked(in.ID, in.Hubs)
 	s.changedLocked(ctx)
-	res.Instance = s.instanceInfoLocked(&in)
+	res.Instance = s.instanceInfoLocked(s.instances[in.ID])
 	return res, nil
 }
 
@@ -208,7 +215,8 @@ func (s *Server) ccnRefLocked(ref string) (*store.CCN, *api.Error) {
 
 func (s *Server) instanceInfoLocked(in *store.Instance) InstanceInfo {
 	info := InstanceInfo{ID: in.ID, Name: in.Name, Slots: in.Slots, RouteQuota: in.RouteQuota, CCNID: in.CCN,
-		Advertised: nonNil(in.Advertised), Active: s.activeLocked(in.ID), CreatedAt: in.CreatedAt, Devices: []DeviceInfo{}}
+		Advertised: nonNil(in.Advertised), Active: s.activeLocked(in.ID), CreatedAt: in.CreatedAt, Devices: []DeviceInfo{},
+		Hubs: s.groupLocked().assign[in.ID]}
 	if c := s.ccns[in.CCN]; c != nil {
 		info.CCN = c.Name
 	}
@@ -309,6 +317,7 @@ func (s *Server) deleteInstance(ctx context.Context, ref string) error {
 	if in.CCN != "" {
 		delete(s.members[in.CCN], in.ID)
 	}
+	s.invalidateGroupLocked()
 	s.changedLocked(ctx)
 	return nil
 }

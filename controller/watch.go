@@ -55,11 +55,12 @@ func (s *Server) WaitDeviceConfig(ctx context.Context, credential string, wait u
 	}
 }
 
-// WaitHubConfig is HubConfig as a long-poll, like WaitDeviceConfig.
-func (s *Server) WaitHubConfig(ctx context.Context, wait uint64) api.HubConfig {
+// WaitHubConfigFor is HubConfigFor as a long-poll, like
+// WaitDeviceConfig: the hub called name waits for its next configuration.
+func (s *Server) WaitHubConfigFor(ctx context.Context, name string, wait uint64) api.HubConfig {
 	for {
 		next := s.watch.next()
-		hc := s.HubConfig()
+		hc := s.HubConfigFor(name)
 		if hc.Generation != wait {
 			return hc
 		}

@@ -38,6 +38,9 @@ func newInstanceCmd(g *globals) *cobra.Command {
 					return cli.WriteJSON(cmd.OutOrStdout(), res)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "instance %s (%s), %d slots, up to %d prefixes per device\n", res.Instance.Name, res.Instance.ID, res.Instance.Slots, res.Instance.RouteQuota)
+				if len(res.Instance.Hubs) > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "hubs %s (primary first; vcpe-hub instance hubs changes them)\n", strings.Join(res.Instance.Hubs, ","))
+				}
 				var rows [][]string
 				for _, d := range res.Devices {
 					rows = append(rows, []string{d.SN, d.Key})
@@ -69,9 +72,9 @@ func newInstanceCmd(g *globals) *cobra.Command {
 							reg++
 						}
 					}
-					rows = append(rows, []string{in.Name, in.ID, fmt.Sprintf("%d/%d", reg, in.Slots), orDash(in.CCN), orDash(in.Active), prefixes(in.Advertised)})
+					rows = append(rows, []string{in.Name, in.ID, fmt.Sprintf("%d/%d", reg, in.Slots), orDash(in.CCN), orDash(in.Active), prefixes(in.Advertised), orDash(strings.Join(in.Hubs, ","))})
 				}
-				table(cmd.OutOrStdout(), "NAME\tID\tREGISTERED\tCCN\tACTIVE\tADVERTISED", rows)
+				table(cmd.OutOrStdout(), "NAME\tID\tREGISTERED\tCCN\tACTIVE\tADVERTISED\tHUBS", rows)
 				return nil
 			})
 		},
@@ -88,8 +91,12 @@ func newInstanceCmd(g *globals) *cobra.Command {
 					return cli.WriteJSON(cmd.OutOrStdout(), in)
 				}
 				w := cmd.OutOrStdout()
-				fmt.Fprintf(w, "instance:    %s (%s)\nccn:         %s\nadvertised:  %s\nroute quota: %d per device\nactive:      %s\n\n",
+				fmt.Fprintf(w, "instance:    %s (%s)\nccn:         %s\nadvertised:  %s\nroute quota: %d per device\nactive:      %s\n",
 					in.Name, in.ID, orDash(in.CCN), prefixes(in.Advertised), in.RouteQuota, orDash(in.Active))
+				if len(in.Hubs) > 0 {
+					fmt.Fprintf(w, "hubs:        %s (primary first)\n", strings.Join(in.Hubs, ","))
+				}
+				fmt.Fprintln(w)
 				printDevices(cmd, in.Devices)
 				return nil
 			})
@@ -110,7 +117,35 @@ func newInstanceCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, list, show, del)
+	var primary, secondary string
+	hubs := &cobra.Command{
+		Use:   "hubs NAME|ID --primary HUB [--secondary HUB]",
+		Short: "Assign an instance's primary and secondary hub (hub groups); its devices follow at once",
+		Long: `Assign an instance's hubs. Its devices keep a tunnel to both and carry
+traffic through the primary while it is healthy. Without --secondary the
+controller picks another hub (the one with the fewest secondaries).
+vcpe-hub hub list shows the hubs.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if primary == "" {
+				return cli.Usagef("--primary is required: the hub that carries the instance's traffic (vcpe-hub hub list shows the hubs)")
+			}
+			return adminCall(cmd, g, func(ctx context.Context, c *controller.AdminClient) error {
+				in, err := c.SetInstanceHubs(ctx, args[0], primary, secondary)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return cli.WriteJSON(cmd.OutOrStdout(), in)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "instance %s: hubs %s\n", in.Name, strings.Join(in.Hubs, ","))
+				return nil
+			})
+		},
+	}
+	hubs.Flags().StringVar(&primary, "primary", "", "the instance's primary hub")
+	hubs.Flags().StringVar(&secondary, "secondary", "", "the instance's secondary hub (default: another hub, spread evenly)")
+	cmd.AddCommand(create, list, show, del, hubs)
 	return cmd
 }
 
