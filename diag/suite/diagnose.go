@@ -75,15 +75,37 @@ func (d *diagnosis) tun() string {
 }
 
 // config is the controller's current answer, else the last one the device
-// stored.
+// stored; in a hub group its hub fields name the hub that carries the
+// traffic (ViaCarryingHub).
 func (d *diagnosis) config() (api.DeviceConfig, string, bool) {
 	if d.e.Config != nil {
-		return *d.e.Config, "controller", true
+		return ViaCarryingHub(*d.e.Config, d.e.Status), "controller", true
 	}
 	if d.e.State != nil && d.e.State.Config.SN != "" {
-		return d.e.State.Config, "state file (the controller did not answer)", true
+		return ViaCarryingHub(d.e.State.Config, d.e.Status), "state file (the controller did not answer)", true
 	}
 	return api.DeviceConfig{}, "", false
+}
+
+// ViaCarryingHub returns c with its hub fields (HubPublicKey, HubEndpoint,
+// HubOverlayAddr, which name the primary) set to the hub of its group
+// that carries the traffic as vcped's status s says, so the probes and
+// rules about "the hub" look at the one in use. Without hub groups, or
+// without a status, c is returned as it is.
+func ViaCarryingHub(c api.DeviceConfig, s *dataplane.Status) api.DeviceConfig {
+	if s == nil || len(c.Hubs) == 0 {
+		return c
+	}
+	h := s.CarryingHub()
+	if h == nil {
+		return c
+	}
+	for _, g := range c.Hubs {
+		if g.Name == h.Name {
+			c.HubPublicKey, c.HubEndpoint, c.HubOverlayAddr = g.PublicKey, g.Endpoint, g.OverlayAddr
+		}
+	}
+	return c
 }
 
 func (d *diagnosis) hub() (wan, overlay netip.Addr) {

@@ -376,6 +376,16 @@ func TestHubGroupFindings(t *testing.T) {
 		!strings.Contains(strings.Join(f.Evidence, "\n"), "no claim reply for 650ms") || !strings.Contains(strings.Join(f.Evidence, "\n"), "failback is off") {
 		t.Errorf("hub.secondary: %+v (found %v)", f, ok)
 	}
+	// "The hub" of the other rules and of the probes is the carrying one.
+	h2 := api.HubInfo{Name: "hub2", Endpoint: netip.MustParseAddrPort("198.18.0.2:4500"), OverlayAddr: netip.MustParseAddr("198.18.127.250")}
+	e.Config.Hubs = []api.HubInfo{{Name: "hub1", Endpoint: e.Config.HubEndpoint, OverlayAddr: e.Config.HubOverlayAddr}, h2}
+	d := &diagnosis{e: e}
+	if wan, over := d.hub(); wan != h2.Endpoint.Addr() || over != h2.OverlayAddr {
+		t.Errorf("hub() with hub2 carrying = %s, %s; want hub2's", wan, over)
+	}
+	if c := ViaCarryingHub(*e.Config, nil); c.HubEndpoint != e.Config.HubEndpoint {
+		t.Errorf("without a status the config must stay as it is: %s", c.HubEndpoint)
+	}
 	// The carrying hub down with no other up: an error.
 	e = healthy()
 	hubGroup(&e, 0)
