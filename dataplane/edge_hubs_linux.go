@@ -119,10 +119,14 @@ func (e *Engine) hubSessions(now time.Time, links map[api.Key]LinkHealth) []HubS
 	if e.chooser == nil {
 		return nil
 	}
-	e.chooser.judge(now)
+	// Judge a copy: the HA loop's judgement must see (and record) every
+	// change of state itself.
+	c := *e.chooser
+	c.hubs = slices.Clone(c.hubs)
+	c.judge(now)
 	out := make([]HubSession, len(e.hubs))
 	for i, h := range e.hubs {
-		hh := e.chooser.hubs[i]
+		hh := c.hubs[i]
 		s := HubSession{Name: h.Name, PublicKey: h.PublicKey, Endpoint: h.Endpoint.String(), OverlayAddr: h.OverlayAddr,
 			Primary: i == 0, Carrying: i == e.chooser.carrying, State: hh.state, Since: hh.since, LastReply: hh.lastReply,
 			Role: e.replies[i].role, Switches: e.switches[h.PublicKey]}

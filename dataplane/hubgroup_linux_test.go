@@ -2,6 +2,8 @@ package dataplane_test
 
 import (
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -134,4 +136,71 @@ func TestHubGroupFailover(t *testing.T) {
 		t.Errorf("LAN lost the anycast address after hub1 came back")
 	}
 	_ = hub2Cmd
+}
+
+// TestEdgeHubGroupApply changes the hub group of a running engine (real
+// TUN, wireguard-go, UAPI) and checks the peers after each step: a single
+// hub, a group of two (the carrier holds the routes, the other its /32),
+// the carrier leaving the group (the remaining hub takes everything), and
+// back to a config without hub groups.
+func TestEdgeHubGroupApply(t *testing.T) {
+	ns := namespace.New(t)
+	enter(t, ns)
+	k1, k2 := mustKey(t).PublicKey(), mustKey(t).PublicKey()
+	e, err := dataplane.New(dataplane.EdgeOptions{PrivateKey: mustKey(t), UAPIDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := staticConfig(k1)
+	if err := e.Start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	type peer struct {
+		name string
+		key  api.Key
+		ips  []netip.Prefix
+	}
+	check := func(step string, hubs int, want ...peer) {
+		t.Helper()
+		st := e.Status()
+		if len(st.Hubs) != hubs {
+			t.Errorf("%s: %d hub sessions; want %d", step, len(st.Hubs), hubs)
+		}
+		if len(st.Peers) != len(want) {
+			t.Fatalf("%s: peers %+v; want %d", step, st.Peers, len(want))
+		}
+		for i, w := range want {
+			p := st.Peers[i]
+			if p.Name != w.name || p.PublicKey != w.key || !slices.Equal(p.AllowedIPs, w.ips) {
+				t.Errorf("%s: peer %d = %s %s %v; want %s %s %v", step, i, p.Name, p.PublicKey, p.AllowedIPs, w.name, w.key, w.ips)
+			}
+		}
+	}
+	check("one hub", 0, peer{"hub", k1, pfx("198.18.64.0/18", "198.19.2.0/24")})
+
+	h1 := api.HubInfo{Name: "hub1", PublicKey: k1, Endpoint: hubWAN, OverlayAddr: hubOver}
+	h2 := api.HubInfo{Name: "hub2", PublicKey: k2, Endpoint: netip.MustParseAddrPort("198.18.0.2:4500"), OverlayAddr: netip.MustParseAddr("198.18.127.250")}
+	g := cfg
+	g.Generation, g.Hubs = 2, []api.HubInfo{h1, h2}
+	if err := e.Apply(g); err != nil {
+		t.Fatal(err)
+	}
+	check("two hubs", 2, peer{"hub", k1, pfx("198.18.64.0/18", "198.18.64.1/32", "198.19.2.0/24")}, peer{"hub hub2", k2, pfx("198.18.127.250/32")})
+	if st := e.Status(); st.CarryingHub() == nil || st.CarryingHub().Name != "hub1" || !st.Hubs[0].Primary {
+		t.Errorf("two hubs: %+v; want hub1 primary and carrying", st.Hubs)
+	}
+
+	g.Generation, g.Hubs = 3, []api.HubInfo{h2}
+	g.HubPublicKey, g.HubEndpoint, g.HubOverlayAddr = h2.PublicKey, h2.Endpoint, h2.OverlayAddr
+	if err := e.Apply(g); err != nil {
+		t.Fatal(err)
+	}
+	check("hub1 left", 1, peer{"hub", k2, pfx("198.18.64.0/18", "198.19.2.0/24")})
+
+	cfg.Generation = 4
+	if err := e.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	check("no hub groups again", 0, peer{"hub", k1, pfx("198.18.64.0/18", "198.19.2.0/24")})
 }
