@@ -22,15 +22,17 @@ import (
 // loopback: whichever hub carries the device's traffic answers it.
 const anycast = "198.19.200.1"
 
-// TestHubGroupFailover runs a real vcped whose config names two hubs
-// (two real hub processes in their own namespaces, each with its own key,
-// endpoint and overlay address), checks that both sessions are up with
-// the primary carrying, kills the primary hub with SIGKILL and checks that
-// the traffic from the site's LAN moves to the secondary within a generous
-// bound, that Status.Hubs, the events and vcpe status show the switch with
-// its reason, and that the primary coming back does not take the traffic
-// back (no failback configured).
-func TestHubGroupFailover(t *testing.T) {
+// hubGroupLab is a site whose vcped has two hubs, each a real hub
+// process in its own namespace with its own key, endpoint and overlay
+// address; both hold the anycast address.
+type hubGroupLab struct {
+	*lab
+	a         *site
+	h1, h2    api.HubInfo
+	startHub2 func() *exec.Cmd
+}
+
+func newHubGroupLab(t *testing.T, failback bool) *hubGroupLab {
 	l := newLab(t)
 	a := l.addSite("site-a", "198.18.0.11", "198.19.1", netip.MustParseAddr("198.18.64.2"))
 
@@ -64,19 +66,35 @@ func TestHubGroupFailover(t *testing.T) {
 		})
 		return cmd
 	}
-	hub2Cmd := startHub2()
+	startHub2()
 
 	cfg := l.deviceConfig(a, "198.19.200.0/24")
-	cfg.Hubs = []api.HubInfo{h1, h2}
+	cfg.Hubs, cfg.Failback = []api.HubInfo{h1, h2}, failback
 	a.writeState(t, cfg)
 	l.startVcped(a)
 
-	carrying := func(st dataplane.Status) string {
-		if c := st.CarryingHub(); c != nil {
-			return c.Name
-		}
-		return ""
+	return &hubGroupLab{lab: l, a: a, h1: h1, h2: h2, startHub2: startHub2}
+}
+
+func carryingHub(st dataplane.Status) string {
+	if c := st.CarryingHub(); c != nil {
+		return c.Name
 	}
+	return ""
+}
+
+// TestHubGroupFailover runs a real vcped whose config names two hubs
+// (two real hub processes in their own namespaces, each with its own key,
+// endpoint and overlay address), checks that both sessions are up with
+// the primary carrying, kills the primary hub with SIGKILL and checks that
+// the traffic from the site's LAN moves to the secondary within a generous
+// bound, that Status.Hubs, the events and vcpe status show the switch with
+// its reason, and that the primary coming back does not take the traffic
+// back (no failback configured).
+func TestHubGroupFailover(t *testing.T) {
+	g := newHubGroupLab(t, false)
+	l, a, h1, h2 := g.lab, g.a, g.h1, g.h2
+	carrying := carryingHub
 	var st dataplane.Status
 	waitFor(t, 20*time.Second, "both hub sessions up, hub1 carrying", func() bool {
 		st = a.status(t)
@@ -135,7 +153,48 @@ func TestHubGroupFailover(t *testing.T) {
 	if !ping(a.lan, anycast) {
 		t.Errorf("LAN lost the anycast address after hub1 came back")
 	}
-	_ = hub2Cmd
+}
+
+// TestHubGroupFailback: with failback on, the traffic goes back to the
+// primary once it has been up for the hold-down, with a "failback" event,
+// and the LAN keeps reaching the anycast address.
+func TestHubGroupFailback(t *testing.T) {
+	g := newHubGroupLab(t, true)
+	l, a := g.lab, g.a
+	var st dataplane.Status
+	waitFor(t, 20*time.Second, "both hub sessions up, hub1 carrying", func() bool {
+		st = a.status(t)
+		return len(st.Hubs) == 2 && st.Hubs[0].State == dataplane.HubUp && st.Hubs[1].State == dataplane.HubUp && carryingHub(st) == "hub1"
+	})
+	kill(t, l.hubCmd)
+	waitFor(t, 10*time.Second, "hub2 carrying", func() bool { return carryingHub(a.status(t)) == "hub2" })
+	l.startHub()
+	var back time.Time
+	waitFor(t, 20*time.Second, "hub1 up again", func() bool {
+		st = a.status(t)
+		back = time.Now()
+		return st.Hubs[0].State == dataplane.HubUp
+	})
+	// Not before the hold-down...
+	time.Sleep(dataplane.FailbackHold - 3*time.Second)
+	if c := carryingHub(a.status(t)); c != "hub2" {
+		t.Errorf("carrying %s %v after hub1 came back; want hub2 until the hold-down (%v) has passed", c, time.Since(back).Round(100*time.Millisecond), dataplane.FailbackHold)
+	}
+	// ...and soon after it.
+	waitFor(t, 15*time.Second, "failback to hub1", func() bool { st = a.status(t); return carryingHub(st) == "hub1" })
+	var ev *dataplane.Event
+	for i := range st.Events {
+		if st.Events[i].Kind == "hub" && st.Events[i].Message == "traffic moved to hub hub1" {
+			ev = &st.Events[i]
+		}
+	}
+	if ev == nil || !strings.Contains(ev.Detail, "failback: primary hub hub1 up again") {
+		t.Errorf("no failback event: %+v", st.Events)
+	}
+	if st.Hubs[0].Switches != 1 || st.Hubs[1].Switches != 1 {
+		t.Errorf("switches: %+v; want one onto each hub", st.Hubs)
+	}
+	waitFor(t, 10*time.Second, "LAN reaches the anycast address through hub1 again", func() bool { return ping(a.lan, anycast) })
 }
 
 // TestEdgeHubGroupApply changes the hub group of a running engine (real
