@@ -86,7 +86,8 @@ func carryingHub(st dataplane.Status) string {
 // TestHubGroupFailover runs a real vcped whose config names two hubs
 // (two real hub processes in their own namespaces, each with its own key,
 // endpoint and overlay address), checks that both sessions are up with
-// the primary carrying, kills the primary hub with SIGKILL and checks that
+// the primary carrying, that 30 % random loss each way on the site's WAN
+// for 20 s moves nothing, kills the primary hub with SIGKILL and checks that
 // the traffic from the site's LAN moves to the secondary within a generous
 // bound, that Status.Hubs, the events and vcpe status show the switch with
 // its reason, and that the primary coming back does not take the traffic
@@ -111,6 +112,30 @@ func TestHubGroupFailover(t *testing.T) {
 		t.Errorf("peers before the switch: %+v", st.Peers)
 	}
 	waitFor(t, 10*time.Second, "LAN reaches the anycast address through hub1", func() bool { return ping(a.lan, anycast) })
+
+	// 30 % random loss each way on the site's WAN (nftables, both hubs'
+	// tunnels) for 20 s: no switch, no hub judged down.
+	a.ns.Run("nft", "add table ip loss")
+	a.ns.Run("nft", "add chain ip loss o { type filter hook output priority 0 ; }")
+	a.ns.Run("nft", "add chain ip loss i { type filter hook input priority 0 ; }")
+	a.ns.Run("nft", "add rule ip loss o udp dport 4500 numgen random mod 100 < 30 counter drop")
+	a.ns.Run("nft", "add rule ip loss i udp sport 4500 numgen random mod 100 < 30 counter drop")
+	time.Sleep(20 * time.Second)
+	out := a.ns.Run("nft", "list table ip loss")
+	a.ns.Run("nft", "delete table ip loss")
+	if m := counterRE.FindAllStringSubmatch(out, -1); len(m) != 2 || m[0][1] == "0" || m[1][1] == "0" {
+		t.Fatalf("the loss rules dropped nothing:\n%s", out)
+	}
+	st = a.status(t)
+	if carrying(st) != "hub1" || st.Hubs[0].Switches+st.Hubs[1].Switches != 0 {
+		t.Errorf("30%% loss each way moved the traffic: %+v", st.Hubs)
+	}
+	for _, ev := range st.Events {
+		if ev.Kind == "hub" {
+			t.Errorf("hub event under random loss: %+v", ev)
+		}
+	}
+	t.Logf("after 20 s of 30%% loss each way: hub1 %s (link %d/%d lost), hub2 %s", st.Hubs[0].State, st.Hubs[0].Link.Lost, st.Hubs[0].Link.Probes, st.Hubs[1].State)
 
 	killed := time.Now()
 	kill(t, l.hubCmd)
