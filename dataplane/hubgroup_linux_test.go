@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,7 +36,9 @@ type hubGroupLab struct {
 	startHub2 func() *exec.Cmd
 }
 
-func newHubGroupLab(t *testing.T, failback bool) *hubGroupLab {
+// newHubGroupLab starts it; hub1 runs the helper hub1Helper ("hub", or
+// "claimhub" to answer the claims itself, see claimHubMain).
+func newHubGroupLab(t *testing.T, failback bool, hub1Helper string) *hubGroupLab {
 	l := newLab(t)
 	a := l.addSite("site-a", "198.18.0.11", "198.19.1", netip.MustParseAddr("198.18.64.2"))
 
@@ -50,7 +56,15 @@ func newHubGroupLab(t *testing.T, failback bool) *hubGroupLab {
 	peer := api.HubPeer{SN: a.name, InstanceID: "i-a", CCN: "blue", PublicKey: a.key.PublicKey(), OverlayAddr: a.overlay,
 		AllowedIPs: []netip.Prefix{netip.PrefixFrom(a.overlay, 32), netip.MustParsePrefix("198.19.1.0/24")}, Active: true}
 	l.writeHub(api.HubConfig{Generation: 1, Overlay: overlay, HubOverlayAddr: h1.OverlayAddr, Peers: []api.HubPeer{peer}})
-	l.startHub()
+	if hub1Helper == "hub" {
+		l.startHub()
+	} else {
+		l.hubCmd = l.hub.Start("env", helperEnv+"="+hub1Helper, l.self, l.hubFile)
+		waitFor(t, 10*time.Second, "hub1 control socket", func() bool {
+			_, err := dataplane.ReadStatus(l.hubCtl)
+			return err == nil
+		})
+	}
 	dir := t.TempDir()
 	hub2File, hub2Ctl := filepath.Join(dir, "hub2.json"), filepath.Join(dir, "hub2.sock")
 	b, _ := json.Marshal(map[string]any{"private_key": hub2Key, "uapi_dir": t.TempDir(), "control": hub2Ctl,
@@ -93,7 +107,7 @@ func carryingHub(st dataplane.Status) string {
 // its reason, and that the primary coming back does not take the traffic
 // back (no failback configured).
 func TestHubGroupFailover(t *testing.T) {
-	g := newHubGroupLab(t, false)
+	g := newHubGroupLab(t, false, "hub")
 	l, a, h1, h2 := g.lab, g.a, g.h1, g.h2
 	carrying := carryingHub
 	var st dataplane.Status
@@ -184,7 +198,7 @@ func TestHubGroupFailover(t *testing.T) {
 // primary once it has been up for the hold-down, with a "failback" event,
 // and the LAN keeps reaching the anycast address.
 func TestHubGroupFailback(t *testing.T) {
-	g := newHubGroupLab(t, true)
+	g := newHubGroupLab(t, true, "hub")
 	l, a := g.lab, g.a
 	var st dataplane.Status
 	waitFor(t, 20*time.Second, "both hub sessions up, hub1 carrying", func() bool {
@@ -287,4 +301,107 @@ func TestEdgeHubGroupApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("no hub groups again", 0, peer{"hub", k1, pfx("198.18.64.0/18", "198.19.2.0/24")})
+}
+
+// TestHubGroupGrayFailure: the carrying hub keeps answering claims but
+// says it is degraded (its cloud side is gone): the device moves the
+// traffic to the other hub, with the reason, and the LAN keeps reaching
+// the anycast address.
+func TestHubGroupGrayFailure(t *testing.T) {
+	g := newHubGroupLab(t, false, "claimhub")
+	l, a := g.lab, g.a
+	var st dataplane.Status
+	waitFor(t, 20*time.Second, "both hub sessions up, hub1 carrying", func() bool {
+		st = a.status(t)
+		return len(st.Hubs) == 2 && st.Hubs[0].State == dataplane.HubUp && st.Hubs[1].State == dataplane.HubUp && carryingHub(st) == "hub1"
+	})
+	waitFor(t, 10*time.Second, "LAN reaches the anycast address through hub1", func() bool { return ping(a.lan, anycast) })
+	degraded := time.Now()
+	if err := l.hubCmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "hub2 carrying", func() bool { st = a.status(t); return carryingHub(st) == "hub2" })
+	t.Logf("hub2 carrying %v after hub1 said degraded", time.Since(degraded).Round(10*time.Millisecond))
+	var ev *dataplane.Event
+	for i := range st.Events {
+		if st.Events[i].Kind == "hub" && st.Events[i].Message == "traffic moved to hub hub2" {
+			ev = &st.Events[i]
+		}
+	}
+	if ev == nil || !strings.Contains(ev.Detail, "hub hub1 is degraded") {
+		t.Errorf("no switch event naming the degraded hub: %+v", st.Events)
+	}
+	if st.Hubs[0].State != dataplane.HubDegraded {
+		t.Errorf("hub1 state %s; want degraded", st.Hubs[0].State)
+	}
+	if ev != nil && ev.Time.Sub(degraded) > 3*time.Second {
+		t.Errorf("switched %v after hub1 said degraded; want within 3s", ev.Time.Sub(degraded))
+	}
+	waitFor(t, 10*time.Second, "LAN reaches the anycast address through hub2", func() bool { return ping(a.lan, anycast) })
+}
+
+// claimHubMain runs the hub dataplane with its claim port moved aside and
+// answers the device's claims itself, as "hub1", the way a hub whose
+// cloud-side health targets stopped answering does once it gets SIGUSR1:
+// Degraded in every reply. It stands in for the gray failure of a hub in
+// the device's tests.
+func claimHubMain(args []string) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var f hubFile
+	b, err := os.ReadFile(args[0])
+	if err == nil {
+		err = json.Unmarshal(b, &f)
+	}
+	if err != nil {
+		log.Error("read hub file", "err", err)
+		return 1
+	}
+	h, err := dataplane.NewHub(dataplane.HubOptions{PrivateKey: f.PrivateKey, UAPIDir: f.UAPIDir, Logger: log, ClaimPort: dataplane.DefaultClaimPort + 50})
+	if err != nil {
+		log.Error("new hub", "err", err)
+		return 1
+	}
+	if err := h.Start(f.Config); err != nil {
+		log.Error("start hub", "err", err)
+		return 1
+	}
+	defer h.Close()
+	ctl, err := dataplane.ListenControl(f.Control, h.Status, log)
+	if err != nil {
+		log.Error("control", "err", err)
+		return 1
+	}
+	defer ctl.Close()
+	pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(f.Config.HubOverlayAddr, dataplane.DefaultClaimPort).String())
+	if err != nil {
+		log.Error("claim socket", "err", err)
+		return 1
+	}
+	defer pc.Close()
+	var degraded atomic.Bool
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var c dataplane.Claim
+			if json.Unmarshal(buf[:n], &c) != nil {
+				continue
+			}
+			rep, _ := json.Marshal(dataplane.ClaimReply{Seq: c.Seq, Role: api.RoleActive, Active: c.SN, Members: 1, Hub: "hub1", Degraded: degraded.Load()})
+			_, _ = pc.WriteTo(rep, from)
+		}
+	}()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	for s := range sig {
+		if s != syscall.SIGUSR1 {
+			return 0
+		}
+		log.Info("degraded from now on")
+		degraded.Store(true)
+	}
+	return 0
 }
