@@ -16,6 +16,9 @@ TEST_FLAGS ?= -count=1 -p 2 -timeout 15m
 # The end-to-end tier runs one lab test at a time; together they take about
 # 20 minutes on 2 CPUs, so its timeout is its own.
 E2E_TIMEOUT ?= 45m
+# The end-to-end tier's long tests that mostly wait (kills at 30 points, planted
+# diag faults, packages) run side by side, after the others, this many at once.
+E2E_PARALLEL ?= 3
 export CGO_ENABLED = 0
 
 # System commands the tests, the lab and the benchmarks run, and the Debian
@@ -70,8 +73,8 @@ test: deps ## Run every test; privileged ones need root (sudo make test)
 	@export VCPE_REQUIRE_PRIVILEGED=$$( [ "$$(id -u)" = 0 ] && echo 1 ); rc=0; \
 	echo "go test $(TEST_FLAGS) (unit and privileged tiers)"; \
 	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v '/cmd/vcpe-lab') || rc=1; \
-	echo "go test $(TEST_FLAGS) -p 1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS) (end-to-end tier)"; \
-	$(GO) test $(TEST_FLAGS) -p 1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS) || rc=1; \
+	echo "go test $(TEST_FLAGS) -p 1 -parallel $(E2E_PARALLEL) -timeout $(E2E_TIMEOUT) $(E2E_PKGS) (end-to-end tier)"; \
+	$(GO) test $(TEST_FLAGS) -p 1 -parallel $(E2E_PARALLEL) -timeout $(E2E_TIMEOUT) $(E2E_PKGS) || rc=1; \
 	exit $$rc
 
 .PHONY: vet

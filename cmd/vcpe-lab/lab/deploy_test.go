@@ -89,6 +89,7 @@ func run(t *testing.T, name string, args ...string) string {
 // (nothing left); it inspects the rpms with rpm and rpmlint; and it runs
 // the Ansible device role inside a lab node against the lab's hub.
 func TestPackages(t *testing.T) {
+	t.Parallel() // waits on processes and the network, little CPU: runs beside the other long ones (see the Makefile's E2E_PARALLEL)
 	namespace.RequireRoot(t)
 	requireTools(t, "make", "dpkg", "rpm", "rpmlint", "systemd-analyze", "ansible-playbook")
 	requireCleanHost(t)
@@ -334,7 +335,7 @@ func testAnsibleDevice(t *testing.T, deb string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := hostState(t, l, a.Node)
+	before := settledHostState(t, l, a.Node)
 	work := t.TempDir()
 	uapi := l.Path(a.Node, "uapi")
 	os.MkdirAll(uapi, 0o700)

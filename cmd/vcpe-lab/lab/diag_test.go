@@ -149,6 +149,7 @@ type faultResult struct {
 // applying the fix the finding prints makes diag clean again. It logs a
 // table of the faults, their top findings and run times.
 func TestDiagPlantedFaults(t *testing.T) {
+	t.Parallel() // waits on processes and the network, little CPU: runs beside the other long ones (see the Makefile's E2E_PARALLEL)
 	l := testLab(t)
 	b := testBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
@@ -269,7 +270,25 @@ func TestDiagPlantedFaults(t *testing.T) {
 		{family: "control", name: "prefix conflict: a local address in a learned prefix", plant: sh(node, "ip", "addr", "add", "198.19.2.5/24", "dev", "lan0"),
 			top: suite.FindPrefixOverlap, fixSays: "renumber", fix: func(suite.Finding) error { return run(node, "ip", "addr", "del", "198.19.2.5/24", "dev", "lan0") },
 			undo: sh(node, "ip", "route", "replace", LANB.String(), "dev", "vcpe0", "proto", "118", "table", "51820")},
-		{family: "control", name: "instance detached from its CCN", plant: func() error { return l.Hub(ctx, b, nil, "ccn", "detach", "corp", "site-a") },
+		{family: "control", name: "instance detached from its CCN", plant: func() error {
+			if err := l.Hub(ctx, b, nil, "ccn", "detach", "corp", "site-a"); err != nil {
+				return err
+			}
+			// The fault is the detached instance, not a device caught
+			// applying it: diag starts once vcped has dropped the routes
+			// (under load the long-poll's answer can take a moment).
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				out, err := l.Run(ctx, node, "ip", "route", "show", "table", "51820", "proto", "118")
+				if err == nil && strings.TrimSpace(out) == "" {
+					return nil
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("vcped still has its learned routes 10s after the detach: %v\n%s", err, out)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		},
 			top: suite.FindCCN, fixSays: "vcpe-hub ccn attach CCN site-a", fix: func(suite.Finding) error { return l.Hub(ctx, b, nil, "ccn", "attach", "corp", "site-a") }},
 		{family: "control", name: "device key reset", plant: func() error {
 			var err error

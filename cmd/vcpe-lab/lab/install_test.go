@@ -13,6 +13,21 @@ import (
 	"time"
 )
 
+// settledHostState is node's host state once its IPv6 link-local
+// addresses have left duplicate address detection ("tentative"), which
+// would otherwise differ from any later snapshot.
+func settledHostState(t *testing.T, l *Lab, node string) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st := hostState(t, l, node)
+		if !strings.Contains(st["addrs"], "tentative") || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // hostState is what an install may change on a device node: links,
 // addresses, routes, forwarding, firewall, processes and the state dir.
 func hostState(t *testing.T, l *Lab, node string) map[string]string {
@@ -140,7 +155,7 @@ func TestInstallYes(t *testing.T) {
 	}
 	base := []string{"--controller", ControllerURL(), "--controller-fingerprint", fp, "--sn", a.SN}
 	good := append(append([]string{}, base...), "--advertise", LANA.String(), "--key-file", a.KeyFile)
-	before := hostState(t, l, "site-a")
+	before := settledHostState(t, l, "site-a")
 	defer func() {
 		if t.Failed() {
 			t.Logf("vcpe-hub:\n%s", l.DaemonLog("hub", "vcpe-hub"))

@@ -124,6 +124,7 @@ func waitHostState(t *testing.T, l *Lab, node string, before map[string]string) 
 // vcpe uninstall (which must leave the host exactly as before and the SN
 // free at the controller).
 func TestInstallSurvivesKills(t *testing.T) {
+	t.Parallel() // waits on processes and the network, little CPU: runs beside the other long ones (see the Makefile's E2E_PARALLEL)
 	l := testLab(t)
 	b := testBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -694,21 +695,6 @@ func readStateIn(do func(func()), dir string) (st *device.State, err error) {
 		st = &device.State{}
 	}
 	return st, err
-}
-
-// settledHostState is node's host state once its IPv6 link-local
-// addresses have left duplicate address detection ("tentative"), which
-// would otherwise differ from any later snapshot.
-func settledHostState(t *testing.T, l *Lab, node string) map[string]string {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st := hostState(t, l, node)
-		if !strings.Contains(st["addrs"], "tentative") || time.Now().After(deadline) {
-			return st
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // TestHubSaysWhatIsWrong runs vcpe-hub with its state dir on a small tmpfs

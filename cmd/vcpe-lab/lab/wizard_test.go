@@ -128,7 +128,7 @@ func TestWizardInATerminal(t *testing.T) {
 	a := issued[0]
 	args := []string{"--controller", ControllerURL(), "--controller-fingerprint", fp, "--sn", a.SN,
 		"--advertise", LANA.String(), "--key-file", a.KeyFile}
-	before := hostState(t, l, "site-a")
+	before := settledHostState(t, l, "site-a")
 
 	t.Run("quit at the review page leaves the host as it was", func(t *testing.T) {
 		w := startWizard(t, l, b, "site-a", args...)
