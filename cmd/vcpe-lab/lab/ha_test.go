@@ -80,12 +80,15 @@ func startHA(t testing.TB, ctx context.Context, l *Lab, b Binaries) *haLab {
 }
 
 // startEcho runs a UDP echo on lan-b at haEchoAddr until the test ends.
-func startEcho(t testing.TB, l *Lab) {
+func startEcho(t testing.TB, l *Lab) { startEchoAt(t, l, "lan-b", haEchoAddr) }
+
+// startEchoAt runs a UDP echo on node at addr until the test ends.
+func startEchoAt(t testing.TB, l *Lab, node, addr string) {
 	t.Helper()
 	var pc net.PacketConn
-	if err := l.inNS("lan-b", func() error {
+	if err := l.inNS(node, func() error {
 		var err error
-		pc, err = net.ListenPacket("udp4", haEchoAddr)
+		pc, err = net.ListenPacket("udp4", addr)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -198,6 +201,7 @@ func other(node string) string {
 // lan-b, through lan-a's gateway address, the active device, the hub and
 // site-b. It records when each answer arrived.
 type stream struct {
+	what string // "lan-a → 198.19.2.10:12399"
 	conn net.Conn
 	mu   sync.Mutex
 	got  []time.Time
@@ -207,11 +211,18 @@ type stream struct {
 
 func startStream(t testing.TB, ctx context.Context, l *Lab) *stream {
 	t.Helper()
-	c, err := l.Dial(ctx, "lan-a", "udp4", haEchoAddr)
+	return startStreamTo(t, ctx, l, "lan-a", haEchoAddr)
+}
+
+// startStreamTo is a 100 packets/s UDP probe stream from node to the echo
+// at addr (startEchoAt).
+func startStreamTo(t testing.TB, ctx context.Context, l *Lab, node, addr string) *stream {
+	t.Helper()
+	c, err := l.Dial(ctx, node, "udp4", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stream{conn: c, done: make(chan struct{})}
+	s := &stream{what: node + " → " + addr, conn: c, done: make(chan struct{})}
 	go func() {
 		buf := make([]byte, 64)
 		for {
@@ -271,7 +282,7 @@ func (s *stream) flowing(within time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("probe stream lan-a → lan-b not flowing (%d answers in the last 200ms)", n)
+			return fmt.Errorf("probe stream %s not flowing (%d answers in the last 200ms)", s.what, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
