@@ -32,10 +32,21 @@ var (
 )
 
 type haLab struct {
-	l   *Lab
-	b   Binaries
-	fp  string
-	dev map[string]Issued
+	l    *Lab
+	b    Binaries
+	fp   string
+	plan Plan
+	dev  map[string]Issued
+}
+
+// haPlan is the multi-attach plan: instance site-a with devices site-a and
+// site-a2 (gateway haVIP, LAN target lan-a) and site-b, in the CCN corp.
+func haPlan() Plan {
+	return Plan{Instances: []Instance{
+		{Name: "site-a", CCN: "corp", Devices: []string{"site-a", "site-a2"}, Advertise: []netip.Prefix{LANA},
+			LANGateway: haVIP, LANTargets: []netip.Addr{LANAHost}},
+		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
+	}}
 }
 
 // startHA brings up the hub, instance site-a with devices site-a and
@@ -43,15 +54,18 @@ type haLab struct {
 // and lan-a's default route via the gateway address.
 func startHA(t testing.TB, ctx context.Context, l *Lab, b Binaries) *haLab {
 	t.Helper()
-	plan := Plan{Instances: []Instance{
-		{Name: "site-a", CCN: "corp", Devices: []string{"site-a", "site-a2"}, Advertise: []netip.Prefix{LANA}},
-		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
-	}}
+	return startHAPlan(t, ctx, l, b, haPlan())
+}
+
+// startHAPlan is startHA with another plan (site-a's instance as in
+// haPlan).
+func startHAPlan(t testing.TB, ctx context.Context, l *Lab, b Binaries, plan Plan) *haLab {
+	t.Helper()
 	fp, issued, err := l.StartControlPlane(ctx, b, plan)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &haLab{l: l, b: b, fp: fp, dev: map[string]Issued{}}
+	h := &haLab{l: l, b: b, fp: fp, plan: plan, dev: map[string]Issued{}}
 	for _, d := range issued {
 		h.dev[d.Node] = d
 		h.install(t, ctx, d.Node)
@@ -108,11 +122,8 @@ func startEchoAt(t testing.TB, l *Lab, node, addr string) {
 
 func (h *haLab) install(t testing.TB, ctx context.Context, node string) {
 	t.Helper()
-	var extra []string
-	if node == "site-a" || node == "site-a2" {
-		extra = []string{"--lan-gateway", haVIP.String(), "--lan-target", LANAHost.String()}
-	}
-	if out, err := h.l.Install(ctx, h.b, h.fp, h.dev[node], []netip.Prefix{map[bool]netip.Prefix{true: LANB, false: LANA}[node == "site-b"]}, extra...); err != nil {
+	in := h.plan.instanceOf(node)
+	if out, err := h.l.Install(ctx, h.b, h.fp, h.dev[node], in.Advertise, in.haArgs()...); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 }
