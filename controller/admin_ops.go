@@ -24,8 +24,11 @@ type InstanceInfo struct {
 	CCNID      string         `json:"ccn_id,omitempty"`
 	Advertised []netip.Prefix `json:"advertised"`
 	Active     string         `json:"active,omitempty"` // SN of the active device
-	Devices    []DeviceInfo   `json:"devices"`
-	CreatedAt  time.Time      `json:"created_at"`
+	// Hubs are the instance's hubs, primary first (hub groups; empty
+	// while no hub has registered).
+	Hubs      []string     `json:"hubs,omitempty"`
+	Devices   []DeviceInfo `json:"devices"`
+	CreatedAt time.Time    `json:"created_at"`
 }
 
 // DeviceInfo describes a device slot. It never holds the key.
@@ -181,8 +184,14 @@ func (s *Server) createInstance(ctx context.Context, req CreateInstanceRequest) 
 		s.instDevices[in.ID] = append(s.instDevices[in.ID], d.SN)
 		s.overlayUsed[d.Overlay] = true
 	}
+	// Its hubs are chosen now and stored, so they do not move when hubs
+	// join; should the store refuse, the same default is computed on
+	// every read until the next try.
+	if err := s.settleAssignmentsLocked(ctx); err != nil {
+		s.log.Warn("store the hub assignment of a new instance", "instance", in.Name, "err", err)
+	}
 	s.changedLocked(ctx)
-	res.Instance = s.instanceInfoLocked(&in)
+	res.Instance = s.instanceInfoLocked(s.instances[in.ID])
 	return res, nil
 }
 
@@ -208,7 +217,8 @@ func (s *Server) ccnRefLocked(ref string) (*store.CCN, *api.Error) {
 
 func (s *Server) instanceInfoLocked(in *store.Instance) InstanceInfo {
 	info := InstanceInfo{ID: in.ID, Name: in.Name, Slots: in.Slots, RouteQuota: in.RouteQuota, CCNID: in.CCN,
-		Advertised: nonNil(in.Advertised), Active: s.activeLocked(in.ID), CreatedAt: in.CreatedAt, Devices: []DeviceInfo{}}
+		Advertised: nonNil(in.Advertised), Active: s.activeLocked(in.ID), CreatedAt: in.CreatedAt, Devices: []DeviceInfo{},
+		Hubs: s.groupLocked().assign[in.ID]}
 	if c := s.ccns[in.CCN]; c != nil {
 		info.CCN = c.Name
 	}

@@ -152,3 +152,27 @@ func (c *AdminClient) Audit(ctx context.Context, n int) ([]AuditEntry, error) {
 	var out []AuditEntry
 	return out, c.do(ctx, http.MethodGet, fmt.Sprintf("/admin/v1/audit?last=%d", n), nil, &out)
 }
+
+// SetHubsRequest is the body of instance hubs: the primary hub and,
+// optionally, the secondary (empty: the default).
+type SetHubsRequest struct {
+	Primary   string `json:"primary"`
+	Secondary string `json:"secondary,omitempty"`
+}
+
+// SetInstanceHubs assigns an instance (name or ID) to its hubs.
+func (c *AdminClient) SetInstanceHubs(ctx context.Context, ref, primary, secondary string) (InstanceInfo, error) {
+	var out InstanceInfo
+	return out, c.do(ctx, http.MethodPost, "/admin/v1/instances/"+url.PathEscape(ref)+"/hubs", SetHubsRequest{Primary: primary, Secondary: secondary}, &out)
+}
+
+// ListHubs lists the hub group with each hub's device counts.
+func (c *AdminClient) ListHubs(ctx context.Context) ([]HubEntry, error) {
+	var out []HubEntry
+	return out, c.do(ctx, http.MethodGet, "/admin/v1/hubs", nil, &out)
+}
+
+// RemoveHub takes a registered hub out of the group.
+func (c *AdminClient) RemoveHub(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/admin/v1/hubs/"+url.PathEscape(name), nil, nil)
+}

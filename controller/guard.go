@@ -31,9 +31,10 @@ type HostNetwork struct {
 }
 
 // protected lists what no advertised prefix may overlap besides the
-// overlay and the cloud prefixes: the hub endpoint, the controller's
-// address, the hub's reflector addresses, the host's networks and the
-// operator's deny-list.
+// overlay and the cloud prefixes: the hub endpoint, every registered
+// hub's endpoint, the controller's address, the hub's reflector
+// addresses, the host's networks and the operator's deny-list. s.mu is
+// held.
 func (s *Server) protected() []HostNetwork {
 	out := []HostNetwork{{netip.PrefixFrom(s.opts.HubEndpoint.Addr().Unmap(), 32), "the hub endpoint " + s.opts.HubEndpoint.Addr().Unmap().String()}}
 	if a := s.opts.ControllerAddr; a.IsValid() && a.Unmap().Is4() && !a.IsUnspecified() {
@@ -47,6 +48,11 @@ func (s *Server) protected() []HostNetwork {
 	for _, h := range s.opts.HostNetworks {
 		if h.Prefix.IsValid() && h.Prefix.Addr().Unmap().Is4() {
 			out = append(out, h)
+		}
+	}
+	for _, h := range s.hubs {
+		if a := h.Endpoint.Addr().Unmap(); a.Is4() {
+			out = append(out, HostNetwork{netip.PrefixFrom(a, 32), "the endpoint " + a.String() + " of hub " + h.Name})
 		}
 	}
 	for _, d := range s.opts.DenyPrefixes {

@@ -279,6 +279,17 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		return s.CreateHubCredential(r.Context(), who, req.Name)
 	})
+	handle("GET /admin/v1/hubs", func(*http.Request, string) (any, error) { return s.ListHubs(), nil })
+	handle("DELETE /admin/v1/hubs/{name}", func(r *http.Request, who string) (any, error) {
+		return struct{}{}, s.RemoveHub(r.Context(), who, r.PathValue("name"))
+	})
+	handle("POST /admin/v1/instances/{ref}/hubs", func(r *http.Request, who string) (any, error) {
+		var req SetHubsRequest
+		if err := DecodeJSON(r, nil, &req); err != nil {
+			return nil, err
+		}
+		return s.SetInstanceHubs(r.Context(), who, r.PathValue("ref"), req.Primary, req.Secondary)
+	})
 	for _, op := range []string{"attach", "detach"} {
 		handle("POST /admin/v1/ccns/{ref}/"+op, func(r *http.Request, who string) (any, error) {
 			var req struct {

@@ -15,15 +15,26 @@ import (
 // HubConfig returns the hub dataplane's desired state now: every registered
 // device that is not revoked, with its key and overlay /32, plus the
 // instance's advertised prefixes for the active device of each instance.
+//
+// It is the view of the hub the controller runs itself (Options.HubName)
+// when hubs have registered; see HubConfigFor.
 func (s *Server) HubConfig() api.HubConfig {
-	hc := s.hubConfigUnsorted()
-	slices.SortFunc(hc.Peers, func(a, b api.HubPeer) int { return a.OverlayAddr.Compare(b.OverlayAddr) })
-	return hc
+	name := ""
+	if s.opts.EmbeddedHub {
+		name = s.opts.HubName
+	}
+	return s.HubConfigFor(name)
 }
 
 func (s *Server) hubConfigUnsorted() api.HubConfig {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.baseHubConfigLocked(s.groupLocked())
+}
+
+// baseHubConfigLocked is the hub configuration with every peer, seen
+// from no hub in particular.
+func (s *Server) baseHubConfigLocked(g *hubGroup) api.HubConfig {
 	hc := api.HubConfig{
 		Generation:     s.gen,
 		Overlay:        s.opts.Overlay,
@@ -41,7 +52,7 @@ func (s *Server) hubConfigUnsorted() api.HubConfig {
 			p := api.HubPeer{
 				SN: d.SN, InstanceID: id, CCN: in.CCN, PublicKey: d.PublicKey,
 				OverlayAddr: d.Overlay, AllowedIPs: []netip.Prefix{netip.PrefixFrom(d.Overlay, 32)},
-				Active: sn == active,
+				Active: sn == active, Hubs: g.assign[id],
 			}
 			// An instance in no CCN gets nothing routed: only its overlay
 			// address reaches the hub.

@@ -13,8 +13,10 @@ import (
 
 // Hub processes (vcpe-hub serve --role hub) talk to the controller over
 // the device API, pinned to the same CA, with a hub credential instead of
-// a device credential: they long-poll the hub configuration, fetch the
-// hub key once, and report the arbiter's role switches. A hub credential
+// a device credential: they register their own WireGuard key and endpoint
+// (hub groups, hubgroup.go), long-poll their view of the hub
+// configuration, and report the arbiter's role switches. Hubs of older
+// releases fetch the controller's hub key instead (GET /v1/hub/identity). A hub credential
 // is stored as its SHA-256 under the setting hubcred/NAME, so every
 // replica knows it.
 
@@ -80,9 +82,27 @@ func (s *Server) authHub(credential string) (string, error) {
 }
 
 func (s *Server) hubHandlers(handle func(pattern string, f func(r *http.Request) (any, error))) {
-	handle("GET /v1/hub/config", func(r *http.Request) (any, error) {
-		if _, err := s.authHub(bearer(r)); err != nil {
+	handle("POST /v1/hub/register", func(r *http.Request) (any, error) {
+		name, err := s.authHub(bearer(r))
+		if err != nil {
 			return nil, err
+		}
+		req, err := decode[api.HubRegister](r)
+		if err != nil {
+			return nil, err
+		}
+		return s.RegisterHub(r.Context(), name, req)
+	})
+	handle("GET /v1/hub/config", func(r *http.Request) (any, error) {
+		name, err := s.authHub(bearer(r))
+		if err != nil {
+			return nil, err
+		}
+		s.mu.RLock()
+		_, registered := s.hubs[name]
+		s.mu.RUnlock()
+		if registered {
+			s.touchHub(r.Context(), name, s.now(), false)
 		}
 		if err := s.freshen(r.Context()); err != nil {
 			return nil, err
@@ -92,11 +112,11 @@ func (s *Server) hubHandlers(handle func(pattern string, f func(r *http.Request)
 			return nil, err
 		}
 		if timeout == 0 {
-			return s.HubConfig(), nil
+			return s.HubConfigFor(name), nil
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		return s.WaitHubConfig(ctx, wait), nil
+		return s.WaitHubConfigFor(ctx, name, wait), nil
 	})
 	handle("GET /v1/hub/identity", func(r *http.Request) (any, error) {
 		name, err := s.authHub(bearer(r))

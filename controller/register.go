@@ -253,6 +253,17 @@ func (s *Server) deviceConfigLocked(d *store.Device) api.DeviceConfig {
 		Routes: []netip.Prefix{}, Advertised: nonNil(slices.Clone(in.Advertised)), Role: role,
 		PersistentKeepalive: 25, Slots: in.Slots,
 	}
+	if g := s.groupLocked(); len(g.hubs) > 0 {
+		for _, name := range g.assign[in.ID] {
+			if h, ok := g.info(name); ok {
+				cfg.Hubs = append(cfg.Hubs, h)
+			}
+		}
+		if len(cfg.Hubs) > 0 {
+			cfg.HubOverlayAddr, cfg.HubPublicKey, cfg.HubEndpoint = cfg.Hubs[0].OverlayAddr, cfg.Hubs[0].PublicKey, cfg.Hubs[0].Endpoint
+			cfg.Failback = s.opts.Failback
+		}
+	}
 	active := s.activeLocked(in.ID)
 	for _, sn := range s.instDevices[in.ID] {
 		if o := s.devices[sn]; sn != d.SN && o.Status == store.StatusRegistered {

@@ -180,7 +180,9 @@ func (s *Server) applyLocked(snap *store.Snapshot) {
 		s.validCred = map[string][32]byte{}
 		s.byPubKey = map[api.Key]string{}
 		s.overlayUsed = map[netip.Addr]bool{}
+		s.hubs = map[string]*store.Hub{}
 	}
+	s.invalidateGroupLocked()
 	for k, v := range snap.Meta {
 		if k == "generation" {
 			if g, err := strconv.ParseUint(v, 10, 64); err == nil && g > s.gen {
@@ -234,6 +236,7 @@ func (s *Server) applyLocked(snap *store.Snapshot) {
 			s.byPubKey[d.PublicKey] = d.SN
 		}
 	}
+	s.applyHubsLocked(snap)
 	if snap.Full || s.credsBySN == nil {
 		s.credsBySN = map[string][][32]byte{}
 	}

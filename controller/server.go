@@ -51,6 +51,11 @@ type Store interface {
 	UpdateDevice(ctx context.Context, d store.Device, credState string) error
 	BindDevice(ctx context.Context, d store.Device, cred store.Credential, in store.Instance) error
 	CreateCCN(ctx context.Context, c store.CCN) error
+	// The hub registry and assignments (hub groups).
+	PutHub(ctx context.Context, h store.Hub) error
+	DeleteHub(ctx context.Context, name string) error
+	TouchHub(ctx context.Context, name string, at time.Time) error
+	SetInstanceHubs(ctx context.Context, assign map[string][]string) error
 	AppendAudit(ctx context.Context, e store.AuditEntry) error
 	Audit(ctx context.Context, n int) ([]store.AuditEntry, error)
 	Close() error
@@ -96,6 +101,18 @@ type Options struct {
 	// (localhost, 127.0.0.1, ::1 and the hub endpoint's address are always
 	// in it).
 	Names []string
+	// HubName is the name of the hub the controller stands for itself
+	// (its hub key, HubEndpoint, the overlay's first address): the hub it
+	// runs in the same process with EmbeddedHub, else the default hub
+	// devices are told while no hub has registered. Default DefaultHubName.
+	HubName string
+	// EmbeddedHub says the controller runs a hub dataplane itself
+	// (vcpe-hub serve --role all): that hub is a member of the hub group
+	// besides the registered ones.
+	EmbeddedHub bool
+	// Failback is the hub group's setting (api.DeviceConfig.Failback):
+	// traffic goes back to a recovered primary hub.
+	Failback bool
 	// Store is the controller's database; nil opens the SQLite store in
 	// StateDir. vcpe-hub serve --database passes a store.Postgres, shared
 	// by replicas.
@@ -167,6 +184,11 @@ type Server struct {
 	watchDone chan struct{}
 
 	pub publisher
+
+	hubs    map[string]*store.Hub // registered hubs by name (hubgroup.go)
+	hubSeen map[string]time.Time  // when each hub's last-seen time was stored (under seenMu)
+	groupMu sync.Mutex
+	group   *hubGroup // cache of the hub group at one generation
 }
 
 // New opens (or, on first start, creates) the controller's state in
@@ -210,6 +232,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.RouteQuota < 1 || opts.RouteQuota > MaxRouteQuota {
 		return nil, optErr("route quota %d: want 1 to %d prefixes per device", opts.RouteQuota, MaxRouteQuota)
+	}
+	if opts.HubName == "" {
+		opts.HubName = DefaultHubName
+	}
+	if e := checkName("hub_name", opts.HubName); e != nil {
+		return nil, optErr("--hub-name %q: %s", opts.HubName, e.Fix)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -266,11 +294,16 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err == nil {
 		err = s.load(ctx)
 	}
+	if err == nil {
+		s.watch.init()
+		// Instances made before their hubs registered get their stored
+		// default now (hub groups).
+		err = s.settleAssignments(ctx)
+	}
 	if err != nil {
 		s.store.Close()
 		return nil, err
 	}
-	s.watch.init()
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopWatch, s.watchDone = cancel, make(chan struct{})
 	go func() { defer close(s.watchDone); s.watchStore(wctx) }()
@@ -375,6 +408,7 @@ func (s *Server) TLSConfig() *tls.Config {
 // changedLocked records that the desired state changed: a new generation,
 // persisted so it only ever grows, and a HubConfig to publish.
 func (s *Server) changedLocked(ctx context.Context) {
+	s.invalidateGroupLocked()
 	s.gen++
 	if err := s.store.SetMeta(ctx, "generation", strconv.FormatUint(s.gen, 10)); err != nil {
 		s.log.Error("store generation", "err", err)

@@ -88,8 +88,12 @@ func newInstanceCmd(g *globals) *cobra.Command {
 					return cli.WriteJSON(cmd.OutOrStdout(), in)
 				}
 				w := cmd.OutOrStdout()
-				fmt.Fprintf(w, "instance:    %s (%s)\nccn:         %s\nadvertised:  %s\nroute quota: %d per device\nactive:      %s\n\n",
+				fmt.Fprintf(w, "instance:    %s (%s)\nccn:         %s\nadvertised:  %s\nroute quota: %d per device\nactive:      %s\n",
 					in.Name, in.ID, orDash(in.CCN), prefixes(in.Advertised), in.RouteQuota, orDash(in.Active))
+				if len(in.Hubs) > 0 {
+					fmt.Fprintf(w, "hubs:        %s (primary first)\n", strings.Join(in.Hubs, ","))
+				}
+				fmt.Fprintln(w)
 				printDevices(cmd, in.Devices)
 				return nil
 			})
@@ -110,7 +114,35 @@ func newInstanceCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, list, show, del)
+	var primary, secondary string
+	hubs := &cobra.Command{
+		Use:   "hubs NAME|ID --primary HUB [--secondary HUB]",
+		Short: "Assign an instance's primary and secondary hub (hub groups); its devices follow at once",
+		Long: `Assign an instance's hubs. Its devices keep a tunnel to both and carry
+traffic through the primary while it is healthy. Without --secondary the
+controller picks another hub (the one with the fewest secondaries).
+vcpe-hub hub list shows the hubs.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if primary == "" {
+				return cli.Usagef("--primary is required: the hub that carries the instance's traffic (vcpe-hub hub list shows the hubs)")
+			}
+			return adminCall(cmd, g, func(ctx context.Context, c *controller.AdminClient) error {
+				in, err := c.SetInstanceHubs(ctx, args[0], primary, secondary)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return cli.WriteJSON(cmd.OutOrStdout(), in)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "instance %s: hubs %s\n", in.Name, strings.Join(in.Hubs, ","))
+				return nil
+			})
+		},
+	}
+	hubs.Flags().StringVar(&primary, "primary", "", "the instance's primary hub")
+	hubs.Flags().StringVar(&secondary, "secondary", "", "the instance's secondary hub (default: another hub, spread evenly)")
+	cmd.AddCommand(create, list, show, del, hubs)
 	return cmd
 }
 

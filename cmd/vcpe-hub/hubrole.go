@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,9 @@ const (
 	roleController = "controller"
 	roleHub        = "hub"
 )
+
+// errNotRegistered stands for a poll not made: the hub registers first.
+var errNotRegistered = errors.New("hub not registered")
 
 // HubCredentialEnv holds the hub credential when --hub-credential-file is
 // not given.
@@ -54,10 +58,18 @@ type remoteHub struct {
 	key   api.Key
 	log   *slog.Logger
 	first api.HubConfig
+	// endpoint is where devices and other hubs dial this hub; valid: the
+	// hub registers its own key (hub groups), else it uses the key the
+	// controller hands out (hubs of older releases).
+	endpoint netip.AddrPort
 
 	mu     sync.Mutex
 	status string
 	since  time.Time
+	// self is what the controller recorded at the last registration;
+	// zero until one succeeded, and again when the controller's answers
+	// show it forgot this hub.
+	self api.HubInfo
 }
 
 func newRemoteHub(ctx context.Context, o serveOptions, log *slog.Logger) (*remoteHub, error) {
@@ -90,12 +102,29 @@ func newRemoteHub(ctx context.Context, o serveOptions, log *slog.Logger) (*remot
 		return nil, fmt.Errorf("create hub state directory: %w", err)
 	}
 	r := &remoteHub{c: c, dir: o.state, log: log}
+	if o.hubEndpoint != "" {
+		if r.endpoint, err = netip.ParseAddrPort(o.hubEndpoint); err != nil {
+			return nil, cli.Usagef("--hub-endpoint %q: want ADDR:PORT, the address devices dial this hub on (for example 198.18.0.2:4500)", o.hubEndpoint)
+		}
+	}
 	keyPath := filepath.Join(o.state, hubKeyCache)
 	if b, err := os.ReadFile(keyPath); err == nil {
 		if r.key, err = api.ParseKey(strings.TrimSpace(string(b))); err != nil {
-			return nil, fmt.Errorf("hub key %s is corrupt (%v): remove it to fetch it again", keyPath, err)
+			return nil, fmt.Errorf("hub key %s is corrupt (%v): remove it to make (or fetch) it again", keyPath, err)
 		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read the hub key: %w", err)
+	} else if r.endpoint.IsValid() {
+		// A hub of a hub group: a key of its own, kept across restarts.
+		if r.key, err = api.GeneratePrivateKey(); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.WriteFile(keyPath, []byte(r.key.String()+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("store the hub key: %w", err)
+		}
+		log.Info("made the hub's own WireGuard key", "path", keyPath, "public_key", r.key.PublicKey())
 	} else {
+		log.Warn("no --hub-endpoint: this hub uses the controller's hub key and cannot join a hub group; pass --hub-endpoint ADDR:PORT to register a key of its own")
 		id, err := c.HubIdentity(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("fetch the hub key from the controller: %w", err)
@@ -107,7 +136,22 @@ func newRemoteHub(ctx context.Context, o serveOptions, log *slog.Logger) (*remot
 	}
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if hc, err := c.HubConfig(fctx, 0, 0); err == nil {
+	fetch := func() (api.HubConfig, error) { return c.HubConfig(fctx, 0, 0) }
+	if r.endpoint.IsValid() {
+		if err := r.register(fctx); err != nil {
+			var ae *api.Error
+			if errors.As(err, &ae) && ae.Code != api.CodeInternal && ae.Code != api.CodeUnavailable && ae.Code != api.CodeRateLimited {
+				// Refused: the answer names the field and the fix.
+				return nil, fmt.Errorf("register the hub with the controller: %w", err)
+			}
+			// No controller answers: the saved configuration carries it,
+			// and it registers when one does.
+			fetch = func() (api.HubConfig, error) {
+				return api.HubConfig{}, fmt.Errorf("register the hub with the controller: %w", err)
+			}
+		}
+	}
+	if hc, err := fetch(); err == nil {
 		r.first = hc
 		r.save(hc)
 	} else if b, rerr := os.ReadFile(filepath.Join(o.state, hubConfigCache)); rerr == nil && json.Unmarshal(b, &r.first) == nil {
@@ -117,6 +161,47 @@ func newRemoteHub(ctx context.Context, o serveOptions, log *slog.Logger) (*remot
 		return nil, fmt.Errorf("fetch the hub configuration (and no saved one in %s): %w", o.state, err)
 	}
 	return r, nil
+}
+
+// register announces the hub's own key and endpoint to the controller.
+func (r *remoteHub) register(ctx context.Context) error {
+	info, err := r.c.RegisterHub(ctx, api.HubRegister{PublicKey: r.key.PublicKey(), Endpoint: r.endpoint})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.self = info
+	r.mu.Unlock()
+	r.log.Info("hub registered with the controller", "name", info.Name, "endpoint", info.Endpoint, "overlay_addr", info.OverlayAddr)
+	return nil
+}
+
+// registered reports whether the hub registered (always true for a hub
+// that does not register).
+func (r *remoteHub) registered() bool {
+	if !r.endpoint.IsValid() {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.self.Name != ""
+}
+
+// knownIn reports whether hc is addressed to this hub: a registered hub
+// gets its own name; a configuration without it means the controller
+// forgot the registration (its hub list was removed or restored), so the
+// hub registers again before applying anything.
+func (r *remoteHub) knownIn(hc api.HubConfig) bool {
+	if !r.endpoint.IsValid() {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if hc.Name != "" && hc.Name == r.self.Name {
+		return true
+	}
+	r.self = api.HubInfo{}
+	return false
 }
 
 func withTimeout(o device.ClientOptions, d time.Duration) device.ClientOptions {
@@ -157,7 +242,18 @@ func (r *remoteHub) Subscribe() (<-chan api.HubConfig, func()) {
 	go func() {
 		gen := r.first.Generation
 		for ctx.Err() == nil {
-			hc, err := r.c.HubConfig(ctx, gen, 20*time.Second)
+			var hc api.HubConfig
+			err := errNotRegistered
+			if r.registered() {
+				hc, err = r.c.HubConfig(ctx, gen, 20*time.Second)
+			}
+			if errors.Is(err, errNotRegistered) {
+				if err = r.register(ctx); err == nil {
+					gen = 0 // fetch the configuration at once
+					continue
+				}
+				r.log.Warn("register the hub with the controller", "err", err)
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -182,6 +278,10 @@ func (r *remoteHub) Subscribe() (<-chan api.HubConfig, func()) {
 			}
 			r.since, r.status = time.Time{}, ""
 			r.mu.Unlock()
+			if !r.knownIn(hc) {
+				r.log.Warn("the controller does not know this hub (any more): registering again", "generation", hc.Generation)
+				continue
+			}
 			if hc.Generation == gen {
 				continue
 			}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +88,113 @@ func TestRemoteHubStaticStability(t *testing.T) {
 	}
 	if first := r2.HubConfig(); first.Generation != got.Generation || len(first.Peers) != 1 || r2.HubPrivateKey() != h.HubPrivateKey() {
 		t.Errorf("restarted hub config generation %d with %d peers; want the saved generation %d with 1 peer and the same key", first.Generation, len(first.Peers), got.Generation)
+	}
+}
+
+// TestRemoteHubRegistersItsOwnKey: a hub process given --hub-endpoint
+// makes a WireGuard key of its own (0600 in its state directory, kept
+// across restarts), registers it and takes its own view of the hub group;
+// when the controller forgets it, it registers again by itself; with no
+// controller up it starts from its saved configuration; a refused
+// registration stops it with the controller's reason.
+func TestRemoteHubRegistersItsOwnKey(t *testing.T) {
+	h := controllertest.Serve(t, func(o *controller.Options) { o.EmbeddedHub = true })
+	ctx := context.Background()
+	credFile := func(name string) string {
+		cred, err := h.Admin().CreateHubCredential(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(t.TempDir(), "cred")
+		if err := os.WriteFile(f, []byte(cred.Credential+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	site := netip.MustParseAddr("198.18.0.11")
+	o := serveOptions{state: filepath.Join(t.TempDir(), "hub"), role: roleHub, hubEndpoint: "198.18.0.2:4500", remote: remoteOptions{
+		controllers: []string{controllertest.URL}, fingerprint: h.Fingerprint, credentialFile: credFile("hub-b"),
+		client: h.ClientOptions(site)}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := newRemoteHub(ctx, o, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := r.HubPrivateKey()
+	if key.IsZero() || key == h.HubPrivateKey() {
+		t.Fatal("the hub process uses the controller's hub key; want a key of its own")
+	}
+	keyPath := filepath.Join(o.state, hubKeyCache)
+	fi, err := os.Stat(keyPath)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("hub key file: %v mode %v; want 0600", err, fi.Mode())
+	}
+	hubOf := func(name string) (controller.HubEntry, bool) {
+		l, err := h.Admin().ListHubs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range l {
+			if e.Name == name {
+				return e, true
+			}
+		}
+		return controller.HubEntry{}, false
+	}
+	e, ok := hubOf("hub-b")
+	if !ok || !e.Registered || e.PublicKey != key.PublicKey() || e.Endpoint.String() != "198.18.0.2:4500" {
+		t.Fatalf("hub list entry of the hub process: %+v, %v; want hub-b with its own public key and endpoint", e, ok)
+	}
+	first := r.HubConfig()
+	if first.Name != "hub-b" || first.HubOverlayAddr != e.OverlayAddr || len(first.Hubs) != 1 || first.Hubs[0].Name != "hub" {
+		t.Fatalf("the hub process's first configuration: name %q overlay %v hubs %+v; want hub-b at %v with the controller's hub", first.Name, first.HubOverlayAddr, first.Hubs, e.OverlayAddr)
+	}
+
+	// The controller forgets it: it registers again and gets its own view.
+	updates, cancel := r.Subscribe()
+	defer cancel()
+	if err := h.Admin().RemoveHub(ctx, "hub-b"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(15 * time.Second)
+	for {
+		var got api.HubConfig
+		select {
+		case got = <-updates:
+		case <-deadline:
+			t.Fatal("the hub process did not register again within 15 s of being forgotten")
+		}
+		if got.Name == "hub-b" {
+			if e2, ok := hubOf("hub-b"); !ok || e2.PublicKey != key.PublicKey() {
+				t.Fatalf("hub list after registering again: %+v, %v", e2, ok)
+			}
+			break
+		}
+		if got.Name != "" {
+			t.Fatalf("a configuration named %q reached the dataplane; want only hub-b's", got.Name)
+		}
+		t.Fatal("a configuration not addressed to this hub reached the dataplane")
+	}
+	cancel()
+
+	// A restart keeps the key; with no controller up it starts from the
+	// saved configuration.
+	h.Stop()
+	r2, err := newRemoteHub(ctx, o, log)
+	if err != nil {
+		t.Fatalf("restart with the controller down: %v", err)
+	}
+	if r2.HubPrivateKey() != key || r2.HubConfig().Name != "hub-b" {
+		t.Errorf("restarted hub: same key %v, configuration named %q; want the same key and hub-b's saved configuration", r2.HubPrivateKey() == key, r2.HubConfig().Name)
+	}
+
+	// A registration the controller refuses stops the process with why.
+	h.Restart()
+	bad := o
+	bad.state = filepath.Join(t.TempDir(), "hub2")
+	bad.remote.client = h.ClientOptions(site)
+	bad.remote.credentialFile = credFile("hub") // the controller's own hub's name
+	if _, err := newRemoteHub(ctx, bad, log); err == nil || !strings.Contains(err.Error(), "--hub-name") {
+		t.Errorf("registering under the controller's hub's name: %v; want a refusal naming --hub-name", err)
 	}
 }

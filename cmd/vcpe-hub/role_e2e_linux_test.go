@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/controller"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/internal/namespace"
@@ -62,6 +63,26 @@ func TestHubRoleProcess(t *testing.T) {
 		}
 	}
 	wait("hub process up with no peers", func() bool { return peers() == 0 })
+	// It registered a WireGuard key of its own, kept in its state
+	// directory, not the controller's.
+	b, err := os.ReadFile(filepath.Join(hubState, "hub.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := api.ParseKey(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hubs []controller.HubEntry
+	if err := json.Unmarshal([]byte(ns.Run(hub, "hub", "list", "--state", ctlState, "--json")), &hubs); err != nil {
+		t.Fatal(err)
+	}
+	if len(hubs) != 1 || hubs[0].Name != "hub-a" || !hubs[0].Registered || hubs[0].PublicKey != own.PublicKey() || hubs[0].Endpoint.String() != "198.18.0.1:4500" {
+		t.Fatalf("hub list: %+v; want hub-a registered with the key in its state directory", hubs)
+	}
+	if cb, err := os.ReadFile(filepath.Join(ctlState, controller.HubKeyFile)); err != nil || strings.TrimSpace(string(cb)) == own.String() {
+		t.Fatalf("the hub process holds the controller's hub key (%v); want a key of its own", err)
+	}
 
 	var created controller.CreatedInstance
 	if err := json.Unmarshal([]byte(ns.Run(hub, "instance", "create", "shop1", "--state", ctlState, "--json")), &created); err != nil {
@@ -74,6 +95,19 @@ func TestHubRoleProcess(t *testing.T) {
 	ns.Run(vcpe, "register", "--controller", "https://127.0.0.1:8443", "--controller-fingerprint", fp, "--sn", created.Devices[0].SN,
 		"--advertise", "198.19.1.0/24", "--state-dir", filepath.Join(t.TempDir(), "dev"), "--key-file", keyFile)
 	wait("the registered device becomes a peer of the hub process", func() bool { return peers() == 1 })
+	if out, err := ns.Try(hub, "instance", "hubs", "shop1", "--state", ctlState); exitCode(err) != 2 || !strings.Contains(out, "--primary") {
+		t.Errorf("instance hubs without --primary: exit %d\n%s\nwant 2 naming --primary", exitCode(err), out)
+	}
+	var in controller.InstanceInfo
+	if err := json.Unmarshal([]byte(ns.Run(hub, "instance", "hubs", "shop1", "--primary", "hub-a", "--state", ctlState, "--json")), &in); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Hubs) != 1 || in.Hubs[0] != "hub-a" {
+		t.Errorf("instance hubs --json: %v; want [hub-a]", in.Hubs)
+	}
+	if out, err := ns.Try(hub, "instance", "hubs", "shop1", "--primary", "nope", "--state", ctlState); exitCode(err) != 2 || !strings.Contains(out, "primary") {
+		t.Errorf("instance hubs --primary nope: exit %d\n%s\nwant 2 naming primary", exitCode(err), out)
+	}
 
 	// Every controller gone: the hub keeps its peer.
 	ctl.Process.Signal(syscall.SIGKILL)

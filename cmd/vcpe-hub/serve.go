@@ -37,6 +37,8 @@ type serveOptions struct {
 	db          databaseOptions
 	role        string
 	remote      remoteOptions
+	hubName     string
+	failback    bool
 }
 
 // endpoint is the hub endpoint devices dial.
@@ -48,7 +50,8 @@ func (o serveOptions) endpoint() (netip.AddrPort, error) {
 // controllerOptions turns flags into controller options, deriving the hub
 // endpoint from a specific --listen address when it is not given.
 func (o serveOptions) controllerOptions() (controller.Options, error) {
-	opts := controller.Options{StateDir: o.state, RouteQuota: o.routeQuota, Names: o.names, AuditMaxAge: o.auditAge, AuditMaxRows: o.auditRows}
+	opts := controller.Options{StateDir: o.state, RouteQuota: o.routeQuota, Names: o.names, AuditMaxAge: o.auditAge, AuditMaxRows: o.auditRows,
+		HubName: o.hubName, Failback: o.failback, EmbeddedHub: (o.role == roleAll || o.role == "") && !o.hub.disabled}
 	host, _, err := net.SplitHostPort(o.listen)
 	if err != nil {
 		return opts, cli.Usagef("--listen %q: want ADDR:PORT or :PORT (for example :8443)", o.listen)
@@ -215,6 +218,8 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	f.StringSliceVar(&o.remote.controllers, "controller", nil, "--role hub: URL of the controller, https://HOST:8443 (repeatable: its replicas, tried in turn)")
 	f.StringVar(&o.remote.fingerprint, "controller-fingerprint", "", "--role hub: the controller CA's fingerprint (vcpe-hub fingerprint)")
 	f.StringVar(&o.remote.credentialFile, "hub-credential-file", "", "--role hub: file holding the hub credential (vcpe-hub hub credential NAME), or $"+HubCredentialEnv)
+	f.StringVar(&o.hubName, "hub-name", controller.DefaultHubName, "hub groups: the name of the hub this controller runs itself (--role all) in the group of registered hubs")
+	f.BoolVar(&o.failback, "hub-failback", false, "hub groups: devices give the traffic back to their primary hub once it has recovered (default: it stays on the hub that carries it)")
 	f.BoolVar(&o.hub.disabled, "no-dataplane", false, "run the controller only: no tunnel endpoint, no reflector")
 	f.StringVar(&o.hub.tun, "tun", "vcpe-hub", "name of the hub's TUN interface")
 	f.StringVar(&o.hub.uapiDir, "uapi-dir", dataplane.DefaultUAPIDir, "directory of the WireGuard UAPI socket (wg show)")

@@ -20,7 +20,8 @@ type migration struct {
 // migrations take a database from any earlier schema to the current one.
 // Version 1 is the first release, version 2 added probe addresses and
 // version 3 LAN gateways (all made before schema versions were recorded:
-// see legacyVersion). Version 1
+// see legacyVersion); version 4 made replicas possible and version 5 added
+// hub groups. Version 1
 // only creates what is missing, so it also completes a database of the
 // first release that lacks a table.
 var migrations = []migration{
@@ -95,6 +96,19 @@ var migrations = []migration{
 		`CREATE TABLE nonces (nonce TEXT PRIMARY KEY, sn TEXT NOT NULL, expires BIGINT NOT NULL)`,
 		`CREATE INDEX nonces_expires ON nonces(expires)`,
 		`CREATE UNIQUE INDEX devices_slot ON devices(instance_id, slot)`,
+	}},
+	{5, "hub groups: the hub registry and each instance's hub assignment", []string{
+		`CREATE TABLE hubs (name TEXT PRIMARY KEY, public_key TEXT NOT NULL UNIQUE, endpoint TEXT NOT NULL,
+			overlay TEXT NOT NULL UNIQUE, registered_at INTEGER NOT NULL, last_seen INTEGER NOT NULL DEFAULT 0,
+			rev INTEGER NOT NULL DEFAULT 0)`,
+		`CREATE INDEX hubs_rev ON hubs(rev)`,
+		`ALTER TABLE instances ADD COLUMN hubs TEXT NOT NULL DEFAULT ''`,
+	}, []string{
+		`CREATE TABLE hubs (name TEXT PRIMARY KEY, public_key TEXT NOT NULL UNIQUE, endpoint TEXT NOT NULL,
+			overlay TEXT NOT NULL UNIQUE, registered_at BIGINT NOT NULL, last_seen BIGINT NOT NULL DEFAULT 0,
+			rev BIGINT NOT NULL DEFAULT 0)`,
+		`CREATE INDEX hubs_rev ON hubs(rev)`,
+		`ALTER TABLE instances ADD COLUMN hubs TEXT NOT NULL DEFAULT ''`,
 	}},
 }
 

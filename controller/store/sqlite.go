@@ -214,15 +214,15 @@ func (s *sqlStore) load(ctx context.Context, since int64) (*Snapshot, error) {
 	}
 	rows.Close()
 
-	rows, err = t.QueryContext(ctx, `SELECT id, name, slots, route_quota, COALESCE(ccn_id, ''), advertised, created_at FROM instances WHERE rev > ? ORDER BY created_at, id`, since)
+	rows, err = t.QueryContext(ctx, `SELECT id, name, slots, route_quota, COALESCE(ccn_id, ''), advertised, hubs, created_at FROM instances WHERE rev > ? ORDER BY created_at, id`, since)
 	if err != nil {
 		return nil, fmt.Errorf("load instances: %w", err)
 	}
 	for rows.Next() {
 		var in Instance
-		var adv string
+		var adv, hubs string
 		var at int64
-		if err := rows.Scan(&in.ID, &in.Name, &in.Slots, &in.RouteQuota, &in.CCN, &adv, &at); err != nil {
+		if err := rows.Scan(&in.ID, &in.Name, &in.Slots, &in.RouteQuota, &in.CCN, &adv, &hubs, &at); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load instances: %w", err)
 		}
@@ -230,10 +230,15 @@ func (s *sqlStore) load(ctx context.Context, since int64) (*Snapshot, error) {
 			rows.Close()
 			return nil, fmt.Errorf("load instance %s: advertised prefixes: %w", in.ID, err)
 		}
+		in.Hubs = splitNames(hubs)
 		in.CreatedAt = fromUnix(at)
 		snap.Instances = append(snap.Instances, in)
 	}
 	rows.Close()
+
+	if snap.Hubs, err = loadHubs(ctx, t, since); err != nil {
+		return nil, err
+	}
 
 	rows, err = t.QueryContext(ctx, `SELECT d.sn, d.instance_id, d.slot, d.secret, d.overlay, COALESCE(d.public_key, ''), d.status, d.registered_seq, d.registered_at, d.created_at, d.probe_addrs, d.lan_gateway
 		FROM devices d WHERE d.instance_id IN (SELECT id FROM instances WHERE rev > ?) ORDER BY d.instance_id, d.slot`, since)
@@ -293,15 +298,19 @@ func (s *sqlStore) load(ctx context.Context, since int64) (*Snapshot, error) {
 		return nil, fmt.Errorf("load credentials: %w", err)
 	}
 	if since >= 0 {
-		rows, err = t.QueryContext(ctx, `SELECT id FROM tombstones WHERE rev > ? AND kind = 'instance'`, since)
+		rows, err = t.QueryContext(ctx, `SELECT kind, id FROM tombstones WHERE rev > ? AND kind IN ('instance', 'hub') ORDER BY rev`, since)
 		if err != nil {
 			return nil, fmt.Errorf("load deletions: %w", err)
 		}
 		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
+			var kind, id string
+			if err := rows.Scan(&kind, &id); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("load deletions: %w", err)
+			}
+			if kind == "hub" {
+				snap.DeletedHubs = append(snap.DeletedHubs, id)
+				continue
 			}
 			snap.Deleted = append(snap.Deleted, id)
 		}
@@ -405,8 +414,8 @@ func (s *sqlStore) CreateInstance(ctx context.Context, in Instance, devs []Devic
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO instances (id, name, slots, route_quota, ccn_id, advertised, created_at, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			in.ID, in.Name, in.Slots, in.RouteQuota, nullString(in.CCN), api.JoinPrefixes(in.Advertised, ","), unix(in.CreatedAt), rev); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO instances (id, name, slots, route_quota, ccn_id, advertised, hubs, created_at, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			in.ID, in.Name, in.Slots, in.RouteQuota, nullString(in.CCN), api.JoinPrefixes(in.Advertised, ","), strings.Join(in.Hubs, ","), unix(in.CreatedAt), rev); err != nil {
 			return err
 		}
 		for _, d := range devs {
@@ -427,8 +436,8 @@ func putDevice(ctx context.Context, tx *tx, d Device) error {
 	return err
 }
 
-// UpdateInstance stores an instance's name, quota, CCN and advertised
-// prefixes.
+// UpdateInstance stores an instance's name, quota, CCN, advertised
+// prefixes and hub assignment.
 func (s *sqlStore) UpdateInstance(ctx context.Context, in Instance) error {
 	return s.tx(ctx, "update instance "+in.Name, func(tx *tx) error {
 		return s.updateInstance(ctx, tx, in)
@@ -440,8 +449,8 @@ func (s *sqlStore) updateInstance(ctx context.Context, tx *tx, in Instance) erro
 	if err != nil {
 		return err
 	}
-	r, err := tx.ExecContext(ctx, `UPDATE instances SET name = ?, route_quota = ?, ccn_id = ?, advertised = ?, rev = ? WHERE id = ?`,
-		in.Name, in.RouteQuota, nullString(in.CCN), api.JoinPrefixes(in.Advertised, ","), rev, in.ID)
+	r, err := tx.ExecContext(ctx, `UPDATE instances SET name = ?, route_quota = ?, ccn_id = ?, advertised = ?, hubs = ?, rev = ? WHERE id = ?`,
+		in.Name, in.RouteQuota, nullString(in.CCN), api.JoinPrefixes(in.Advertised, ","), strings.Join(in.Hubs, ","), rev, in.ID)
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,26 @@ type Instance struct {
 	RouteQuota int
 	CCN        string // CCN ID, empty when attached to none
 	Advertised []netip.Prefix
-	CreatedAt  time.Time
+	// Hubs are the names of the hubs the instance's devices are assigned
+	// to, primary first (hub groups); empty until the controller assigns
+	// them.
+	Hubs      []string
+	CreatedAt time.Time
+}
+
+// Hub is a registered hub of the hub group: a vcpe-hub serve --role hub
+// process with its own WireGuard key, named by its hub credential.
+type Hub struct {
+	Name      string
+	PublicKey api.Key
+	Endpoint  netip.AddrPort // where devices and other hubs dial it
+	// Overlay is the hub's tunnel address, allocated by the controller
+	// from the overlay pool (never a device's).
+	Overlay      netip.Addr
+	RegisteredAt time.Time
+	// LastSeen is when it last registered or fetched its configuration
+	// (recorded at most about once a minute).
+	LastSeen time.Time
 }
 
 // Device is one device slot of an instance.
@@ -130,6 +149,7 @@ type Snapshot struct {
 	Devices     []Device
 	CCNs        []CCN
 	Credentials []Credential
+	Hubs        []Hub
 	Meta        map[string]string
 	// Rev is the revision the snapshot was read at (see Changes).
 	Rev uint64
@@ -138,4 +158,7 @@ type Snapshot struct {
 	// Deleted are instances deleted since the revision asked for
 	// (Changes only).
 	Deleted []string
+	// DeletedHubs are hubs removed from the registry since the revision
+	// asked for (Changes only).
+	DeletedHubs []string
 }

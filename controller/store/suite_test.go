@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,10 @@ type testStore interface {
 	UpdateDevice(ctx context.Context, d Device, credState string) error
 	BindDevice(ctx context.Context, d Device, cred Credential, in Instance) error
 	CreateCCN(ctx context.Context, c CCN) error
+	PutHub(ctx context.Context, h Hub) error
+	DeleteHub(ctx context.Context, name string) error
+	TouchHub(ctx context.Context, name string, at time.Time) error
+	SetInstanceHubs(ctx context.Context, assign map[string][]string) error
 	PutNonce(ctx context.Context, nonce, sn string, expires, now time.Time) error
 	TakeNonce(ctx context.Context, nonce, sn string, now time.Time) (bool, error)
 	AppendAudit(ctx context.Context, e AuditEntry) error
@@ -117,6 +122,7 @@ func TestStore(t *testing.T) {
 		{"WatchSeesOtherHandles", testWatch},
 		{"LockExcludesOtherHandles", testLock},
 		{"SchemaVersion", testVersion},
+		{"HubRegistryAndAssignments", testHubs},
 	}
 	for _, e := range engines() {
 		t.Run(e.name, func(t *testing.T) {
@@ -578,3 +584,98 @@ func TestReplicasMigrateOnce(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// testHubs: the hub registry and instances' hub assignments round-trip,
+// reach another handle through Changes (removals as DeletedHubs), a key
+// or overlay address held by another hub is ErrConflict, and recording
+// when a hub was seen takes no revision.
+func testHubs(t *testing.T, s testStore, again func() testStore, _ bool) {
+	ctx := context.Background()
+	in, devs := fixture()
+	in.Hubs = []string{"h1", "h2"}
+	if err := s.CreateInstance(ctx, in, devs); err != nil {
+		t.Fatal(err)
+	}
+	h1 := Hub{Name: "h1", PublicKey: key(1), Endpoint: netip.MustParseAddrPort("198.18.0.2:4500"), Overlay: netip.MustParseAddr("198.18.127.254"), RegisteredAt: at, LastSeen: at}
+	h2 := Hub{Name: "h2", PublicKey: key(2), Endpoint: netip.MustParseAddrPort("198.18.0.3:4500"), Overlay: netip.MustParseAddr("198.18.127.253"), RegisteredAt: at, LastSeen: at}
+	for _, h := range []Hub{h1, h2} {
+		if err := s.PutHub(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]Hub{h1, h2}, base.Hubs, equateHub); diff != "" {
+		t.Errorf("hubs (-want +got):\n%s", diff)
+	}
+	if len(base.Instances) != 1 || !slices.Equal(base.Instances[0].Hubs, []string{"h1", "h2"}) {
+		t.Errorf("instance hubs %+v; want [h1 h2]", base.Instances)
+	}
+	bad := h2
+	bad.Name, bad.Overlay = "h3", netip.MustParseAddr("198.18.127.252")
+	if err := s.PutHub(ctx, bad); !errors.Is(err, ErrConflict) {
+		t.Errorf("a third hub with h2's key: %v; want ErrConflict", err)
+	}
+	bad.PublicKey, bad.Overlay = key(3), h1.Overlay
+	if err := s.PutHub(ctx, bad); !errors.Is(err, ErrConflict) {
+		t.Errorf("a third hub with h1's overlay address: %v; want ErrConflict", err)
+	}
+
+	// Another handle re-keys h1, removes h2 and reassigns the instance.
+	o := again()
+	h1.PublicKey, h1.Endpoint = key(4), netip.MustParseAddrPort("198.18.0.9:4501")
+	if err := o.PutHub(ctx, h1); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.DeleteHub(ctx, "h2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.DeleteHub(ctx, "h2"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("removing h2 twice: %v; want ErrNotFound", err)
+	}
+	if err := o.SetInstanceHubs(ctx, map[string][]string{"i-1": {"h1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetInstanceHubs(ctx, map[string][]string{"i-nope": {"h1"}}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("assigning an unknown instance: %v; want ErrNotFound", err)
+	}
+	ch, err := s.Changes(ctx, base.Rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]Hub{h1}, ch.Hubs, equateHub); diff != "" {
+		t.Errorf("changed hubs (-want +got):\n%s", diff)
+	}
+	if !slices.Equal(ch.DeletedHubs, []string{"h2"}) || len(ch.Deleted) != 0 {
+		t.Errorf("deleted hubs %v instances %v; want [h2] and none", ch.DeletedHubs, ch.Deleted)
+	}
+	if len(ch.Instances) != 1 || !slices.Equal(ch.Instances[0].Hubs, []string{"h1"}) {
+		t.Errorf("changed instance hubs %+v; want [h1]", ch.Instances)
+	}
+
+	rev, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := at.Add(time.Hour)
+	if err := s.TouchHub(ctx, "h1", seen); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchHub(ctx, "h1", at); err != nil { // older: ignored
+		t.Fatal(err)
+	}
+	if r, _ := s.Revision(ctx); r != rev {
+		t.Errorf("revision %d after recording a hub seen; want %d (no change)", r, rev)
+	}
+	full, err := again().Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full.Hubs) != 1 || !full.Hubs[0].LastSeen.Equal(seen) || full.Hubs[0].PublicKey != key(4) {
+		t.Errorf("hubs after reopen: %+v; want h1 re-keyed, last seen %v", full.Hubs, seen)
+	}
+}
+
+var equateHub = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{})

@@ -41,7 +41,16 @@ func (c *Client) HubConfig(ctx context.Context, gen uint64, wait time.Duration) 
 	return hc, c.doWith(ctx, c.long, http.MethodGet, fmt.Sprintf("/v1/hub/config?wait=%d&timeout=%d", gen, secs), nil, &hc)
 }
 
-// HubIdentity fetches the hub's WireGuard private key.
+// RegisterHub announces the hub's own WireGuard public key and endpoint
+// (hub groups); the answer is what the controller recorded, with the
+// overlay address it allocated.
+func (c *Client) RegisterHub(ctx context.Context, r api.HubRegister) (api.HubInfo, error) {
+	var info api.HubInfo
+	return info, c.do(ctx, http.MethodPost, "/v1/hub/register", r, &info)
+}
+
+// HubIdentity fetches the controller's hub WireGuard private key (hubs
+// that do not register a key of their own).
 func (c *Client) HubIdentity(ctx context.Context) (api.HubIdentity, error) {
 	var id api.HubIdentity
 	return id, c.do(ctx, http.MethodGet, "/v1/hub/identity", nil, &id)
