@@ -206,6 +206,24 @@ func ValidateDeviceConfig(c api.DeviceConfig) error {
 			return fmt.Errorf("config.routes[%d] %v is not an IPv4 prefix", i, p)
 		}
 	}
+	names, keys := map[string]bool{}, map[api.Key]bool{}
+	for i, h := range c.Hubs {
+		switch {
+		case h.Name == "":
+			return fmt.Errorf("config.hubs[%d].name is empty: sync the device config again", i)
+		case names[h.Name]:
+			return fmt.Errorf("config.hubs[%d].name %q is listed twice: fix the instance's hub assignment on the controller", i, h.Name)
+		case h.PublicKey.IsZero():
+			return fmt.Errorf("config.hubs[%d] (%s) public_key is missing: sync the device config again", i, h.Name)
+		case keys[h.PublicKey]:
+			return fmt.Errorf("config.hubs[%d] (%s) public_key is used by another hub of the group: each hub needs its own key", i, h.Name)
+		case !h.Endpoint.IsValid() || h.Endpoint.Port() == 0:
+			return fmt.Errorf("config.hubs[%d] (%s) endpoint is missing or has no port: sync the device config again", i, h.Name)
+		case !h.OverlayAddr.Is4():
+			return fmt.Errorf("config.hubs[%d] (%s) overlay_addr is missing or not IPv4: sync the device config again", i, h.Name)
+		}
+		names[h.Name], keys[h.PublicKey] = true, true
+	}
 	return nil
 }
 
@@ -254,11 +272,37 @@ func edgeAllowedIPs(c api.DeviceConfig) []netip.Prefix {
 	return normalize(append([]netip.Prefix{c.OverlayAddr.Masked()}, c.Routes...))
 }
 
+// edgeHubs is the device's hub group, primary first: c.Hubs, or the one
+// hub of the legacy fields (Name empty) from a controller without hub
+// groups.
+func edgeHubs(c api.DeviceConfig) []api.HubInfo {
+	if len(c.Hubs) > 0 {
+		return c.Hubs
+	}
+	return []api.HubInfo{{PublicKey: c.HubPublicKey, Endpoint: c.HubEndpoint, OverlayAddr: c.HubOverlayAddr}}
+}
+
+// hubAllowedIPs is what hub i's peer holds when hub carrying carries the
+// traffic: the carrying hub the overlay prefix and every learned route,
+// the others only their overlay /32 (longest match wins over the overlay
+// prefix). A single hub's peer holds exactly what it always did.
+func hubAllowedIPs(c api.DeviceConfig, hubs []api.HubInfo, i, carrying int) []netip.Prefix {
+	var own []netip.Prefix
+	if len(hubs) > 1 {
+		own = []netip.Prefix{netip.PrefixFrom(hubs[i].OverlayAddr, 32)}
+	}
+	if i != carrying {
+		return own
+	}
+	return normalize(append(own, edgeAllowedIPs(c)...))
+}
+
 // cloneDeviceConfig copies c so the engine's view cannot change under it
 // when the caller reuses its slices.
 func cloneDeviceConfig(c api.DeviceConfig) api.DeviceConfig {
 	c.Routes = slices.Clone(c.Routes)
 	c.Advertised = slices.Clone(c.Advertised)
+	c.Hubs = slices.Clone(c.Hubs)
 	return c
 }
 

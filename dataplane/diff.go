@@ -155,19 +155,52 @@ func hubPeerUAPI(changes []PeerChange) string {
 	return b.String()
 }
 
-// edgePeerUAPI renders the hub peer of an edge, replacing everything about
-// it. When old is non-nil and has another hub key, the old peer is removed.
-func edgePeerUAPI(old *api.DeviceConfig, c api.DeviceConfig) string {
+// edgePeerUAPI renders the hub peers of an edge (one per hub of its
+// group, edgeHubs), replacing everything about them; carrying is the index
+// of the hub that carries the traffic. Peers of old's hubs that c no
+// longer has are removed. The carrying hub's peer is written first, so a
+// prefix moving to it from another hub's peer changes owner in one step.
+func edgePeerUAPI(old *api.DeviceConfig, c api.DeviceConfig, carrying int) string {
 	var b strings.Builder
-	if old != nil && old.HubPublicKey != c.HubPublicKey {
-		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", hexKey(old.HubPublicKey))
+	hubs := edgeHubs(c)
+	if old != nil {
+		for _, o := range edgeHubs(*old) {
+			if !slices.ContainsFunc(hubs, func(h api.HubInfo) bool { return h.PublicKey == o.PublicKey }) {
+				fmt.Fprintf(&b, "public_key=%s\nremove=true\n", hexKey(o.PublicKey))
+			}
+		}
 	}
-	fmt.Fprintf(&b, "public_key=%s\n", hexKey(c.HubPublicKey))
-	fmt.Fprintf(&b, "endpoint=%s\n", c.HubEndpoint)
-	fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", keepaliveOf(c))
-	b.WriteString("replace_allowed_ips=true\n")
-	for _, p := range edgeAllowedIPs(c) {
-		fmt.Fprintf(&b, "allowed_ip=%s\n", p)
+	carrying = min(max(carrying, 0), len(hubs)-1)
+	order := []int{carrying}
+	for i := range hubs {
+		if i != carrying {
+			order = append(order, i)
+		}
+	}
+	for _, i := range order {
+		fmt.Fprintf(&b, "public_key=%s\n", hexKey(hubs[i].PublicKey))
+		fmt.Fprintf(&b, "endpoint=%s\n", hubs[i].Endpoint)
+		fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", keepaliveOf(c))
+		b.WriteString("replace_allowed_ips=true\n")
+		for _, p := range hubAllowedIPs(c, hubs, i, carrying) {
+			fmt.Fprintf(&b, "allowed_ip=%s\n", p)
+		}
+	}
+	return b.String()
+}
+
+// hubSwitchUAPI moves the routed AllowedIPs (overlay prefix and learned
+// routes) from hub from's peer to hub to's in one UAPI write: to's peer
+// first (each prefix changes owner in one step, nothing is unrouted in
+// between), then from's peer keeps only its overlay /32. Endpoints,
+// keepalives and sessions are untouched.
+func hubSwitchUAPI(c api.DeviceConfig, hubs []api.HubInfo, from, to int) string {
+	var b strings.Builder
+	for _, i := range []int{to, from} {
+		fmt.Fprintf(&b, "public_key=%s\nupdate_only=true\nreplace_allowed_ips=true\n", hexKey(hubs[i].PublicKey))
+		for _, p := range hubAllowedIPs(c, hubs, i, to) {
+			fmt.Fprintf(&b, "allowed_ip=%s\n", p)
+		}
 	}
 	return b.String()
 }

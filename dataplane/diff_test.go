@@ -99,13 +99,77 @@ func TestEdgePeerUAPI(t *testing.T) {
 		HubEndpoint: netip.MustParseAddrPort("198.18.0.1:4500"), Routes: pfx("198.19.2.0/24")}
 	want := "public_key=" + hexKey(key(9)) + "\nendpoint=198.18.0.1:4500\npersistent_keepalive_interval=15\n" +
 		"replace_allowed_ips=true\nallowed_ip=198.18.64.0/18\nallowed_ip=198.19.2.0/24\n"
-	if got := edgePeerUAPI(nil, cfg); got != want {
+	if got := edgePeerUAPI(nil, cfg, 0); got != want {
 		t.Errorf("edgePeerUAPI:\n%s\nwant:\n%s", got, want)
 	}
 	old := cfg
 	old.HubPublicKey = key(8)
-	if got := edgePeerUAPI(&old, cfg); !strings.HasPrefix(got, "public_key="+hexKey(key(8))+"\nremove=true\n") {
+	if got := edgePeerUAPI(&old, cfg, 0); !strings.HasPrefix(got, "public_key="+hexKey(key(8))+"\nremove=true\n") {
 		t.Errorf("a new hub key must remove the old peer first:\n%s", got)
+	}
+}
+
+func TestEdgePeerUAPIHubGroup(t *testing.T) {
+	h1 := api.HubInfo{Name: "hub1", PublicKey: key(9), Endpoint: netip.MustParseAddrPort("198.18.0.1:4500"), OverlayAddr: netip.MustParseAddr("198.18.64.1")}
+	h2 := api.HubInfo{Name: "hub2", PublicKey: key(10), Endpoint: netip.MustParseAddrPort("198.18.0.2:4500"), OverlayAddr: netip.MustParseAddr("198.18.127.250")}
+	cfg := api.DeviceConfig{OverlayAddr: netip.MustParsePrefix("198.18.64.2/18"), HubPublicKey: key(9),
+		HubEndpoint: h1.Endpoint, HubOverlayAddr: h1.OverlayAddr, Routes: pfx("198.19.2.0/24"), Hubs: []api.HubInfo{h1, h2}}
+	peer := func(h api.HubInfo, ips ...string) string {
+		s := "public_key=" + hexKey(h.PublicKey) + "\nendpoint=" + h.Endpoint.String() + "\npersistent_keepalive_interval=15\nreplace_allowed_ips=true\n"
+		for _, ip := range ips {
+			s += "allowed_ip=" + ip + "\n"
+		}
+		return s
+	}
+	want := peer(h1, "198.18.64.0/18", "198.18.64.1/32", "198.19.2.0/24") + peer(h2, "198.18.127.250/32")
+	if got := edgePeerUAPI(nil, cfg, 0); got != want {
+		t.Errorf("carrying hub1:\n%s\nwant:\n%s", got, want)
+	}
+	// Carrying the secondary: its peer is written first.
+	want = peer(h2, "198.18.64.0/18", "198.18.127.250/32", "198.19.2.0/24") + peer(h1, "198.18.64.1/32")
+	if got := edgePeerUAPI(nil, cfg, 1); got != want {
+		t.Errorf("carrying hub2:\n%s\nwant:\n%s", got, want)
+	}
+	// The switch is one write of AllowedIPs only, the new carrier first.
+	want = "public_key=" + hexKey(key(10)) + "\nupdate_only=true\nreplace_allowed_ips=true\nallowed_ip=198.18.64.0/18\nallowed_ip=198.18.127.250/32\nallowed_ip=198.19.2.0/24\n" +
+		"public_key=" + hexKey(key(9)) + "\nupdate_only=true\nreplace_allowed_ips=true\nallowed_ip=198.18.64.1/32\n"
+	if got := hubSwitchUAPI(cfg, cfg.Hubs, 0, 1); got != want {
+		t.Errorf("switch to hub2:\n%s\nwant:\n%s", got, want)
+	}
+	// A hub that leaves the group loses its peer.
+	old := cfg
+	cfg.Hubs = []api.HubInfo{h1}
+	if got := edgePeerUAPI(&old, cfg, 0); !strings.HasPrefix(got, "public_key="+hexKey(key(10))+"\nremove=true\n") {
+		t.Errorf("a hub leaving the group must remove its peer:\n%s", got)
+	}
+}
+
+func TestValidateDeviceConfigHubs(t *testing.T) {
+	h1 := api.HubInfo{Name: "hub1", PublicKey: key(9), Endpoint: netip.MustParseAddrPort("198.18.0.1:4500"), OverlayAddr: netip.MustParseAddr("198.18.64.1")}
+	base := api.DeviceConfig{OverlayAddr: netip.MustParsePrefix("198.18.64.2/18"), HubPublicKey: key(9), HubEndpoint: h1.Endpoint, HubOverlayAddr: h1.OverlayAddr}
+	for _, tc := range []struct {
+		name string
+		hub2 func(h api.HubInfo) api.HubInfo
+		want string
+	}{
+		{"same name", func(h api.HubInfo) api.HubInfo { h.PublicKey = key(10); return h }, "listed twice"},
+		{"same key", func(h api.HubInfo) api.HubInfo { h.Name = "hub2"; return h }, "used by another hub"},
+		{"no name", func(h api.HubInfo) api.HubInfo { h.Name = ""; h.PublicKey = key(10); return h }, "name is empty"},
+		{"no endpoint", func(h api.HubInfo) api.HubInfo {
+			h.Name, h.PublicKey, h.Endpoint = "hub2", key(10), netip.AddrPort{}
+			return h
+		}, "endpoint is missing"},
+	} {
+		c := base
+		c.Hubs = []api.HubInfo{h1, tc.hub2(h1)}
+		if err := ValidateDeviceConfig(c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+	c := base
+	c.Hubs = []api.HubInfo{h1, {Name: "hub2", PublicKey: key(10), Endpoint: netip.MustParseAddrPort("198.18.0.2:4500"), OverlayAddr: netip.MustParseAddr("198.18.64.250")}}
+	if err := ValidateDeviceConfig(c); err != nil {
+		t.Errorf("a valid group: %v", err)
 	}
 }
 

@@ -19,6 +19,27 @@
 //     the largest size that passes, with an event. Edge and hub clamp the
 //     MSS of TCP SYNs forwarded into the tunnel to the route's MTU
 //     (nftables, table vcpe-mss-TUN), which follows the lowered MTU.
+//   - Edge in a hub group (DeviceConfig.Hubs, primary first): still one
+//     TUN and one wireguard-go device, with one peer per hub. The carrying
+//     hub's peer holds the overlay prefix and every learned route; every
+//     other hub's peer holds only its overlay /32 (longest match wins). A
+//     switch is one UAPI write that moves the routed AllowedIPs from one
+//     peer to the other (the new carrier's peer first, so each prefix
+//     changes owner in one step): kernel routes, addresses, the LAN side
+//     and both sessions stay as they are, so it takes effect at once and
+//     nothing on the host is half-changed. Claims go to every hub each
+//     interval with Claim.Via naming the carrying hub; each hub's replies
+//     (matched by source, its overlay address) feed a pure judge
+//     (hubChooser): a hub is down after hubDownAfter intervals without a
+//     reply or degraded when its replies say so. The traffic leaves the
+//     carrying hub only when it is down or degraded, and only for a hub
+//     that answered within hubFreshWithin intervals; it goes back to the
+//     primary only with DeviceConfig.Failback, after FailbackHold of
+//     health. Random loss cannot move it (claim copies, see below). The
+//     multi-attach role comes from the carrying hub's replies only.
+//     Liveness probes and handshakes beside the session run per hub; the
+//     path-MTU watch measures the carrying hub's path. A config with one
+//     hub or none behaves exactly as the edge above.
 //   - Hub (run inside vcpe-hub serve): one UDP endpoint for every device,
 //     peers added, removed and updated live, kernel routes for the peers'
 //     prefixes, and CCN isolation in an nftables table of vcpe's own.

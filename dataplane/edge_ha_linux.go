@@ -20,9 +20,10 @@ import (
 	"github.com/openvcpe/vcpe/api"
 )
 
-// haRun is the device side of multi-attach: LAN health probes, a claim to
-// the hub every interval, and the LAN gateway address that follows the
-// role the hub answers with.
+// haRun is the device side of multi-attach and of hub groups: LAN health
+// probes, a claim to every hub of the group every interval, the choice of
+// the hub that carries the traffic, and the LAN gateway address that
+// follows the role the carrying hub answers with.
 type haRun struct {
 	e     *Engine
 	w     *wgIface
@@ -165,8 +166,10 @@ func (r *haRun) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-w.C:
+			now := e.c.now()
+			r.evalHubs(now)
 			e.haMu.Lock()
-			r.evalLocked(e.c.now())
+			r.evalLocked(now)
 			e.haMu.Unlock()
 			continue
 		case <-t.C:
@@ -196,15 +199,35 @@ func (r *haRun) loop(ctx context.Context) {
 			r.sendGARP()
 		}
 		e.haMu.Unlock()
-		b, _ := json.Marshal(Claim{SN: e.sn(), Healthy: lanOK, LANOK: lanOK, Seq: seq})
-		dst := &net.UDPAddr{IP: e.target.Load().hubOverlay.AsSlice(), Port: int(e.ha.ClaimPort)}
-		// Each claim goes claimCopies times (the hub answers each): a
+		tg := e.target.Load()
+		b, _ := json.Marshal(Claim{SN: e.sn(), Healthy: lanOK, LANOK: lanOK, Seq: seq, Via: tg.via})
+		// Each claim goes to every hub of the group (their answers are
+		// their health), claimCopies times (each hub answers each): a
 		// lossy path loses all copies far less often than one, so random
 		// loss does not pass for a lost device or a lost hub.
 		for range claimCopies {
-			_, _ = r.claim.WriteTo(b, dst)
+			for _, h := range tg.hubs {
+				_, _ = r.claim.WriteTo(b, &net.UDPAddr{IP: h.OverlayAddr.AsSlice(), Port: int(e.ha.ClaimPort)})
+			}
 		}
 	}
+}
+
+// evalHubs lets the engine judge the hubs; after a switch the role is the
+// new carrying hub's last answer.
+func (r *haRun) evalHubs(now time.Time) {
+	e := r.e
+	rep, moved := e.evalHubs(r.w, now)
+	if !moved {
+		return
+	}
+	e.haMu.Lock()
+	defer e.haMu.Unlock()
+	e.lastReply, e.members = rep.at, rep.members
+	if rep.role == api.RoleStandby || rep.role == api.RoleActive && rep.seq > r.yieldSeq {
+		e.hubRole = rep.role
+	}
+	r.evalLocked(now)
 }
 
 func (r *haRun) readReplies() {
@@ -220,14 +243,16 @@ func (r *haRun) readReplies() {
 			continue
 		}
 		a, _ := netip.AddrFromSlice(ua.IP)
-		if a.Unmap() != e.target.Load().hubOverlay {
-			continue
-		}
 		var rep ClaimReply
 		if json.Unmarshal(buf[:n], &rep) != nil || (rep.Role != api.RoleActive && rep.Role != api.RoleStandby) {
 			continue
 		}
 		now := e.c.now()
+		// Every hub's replies feed its health; only the carrying hub's
+		// decide the role.
+		if carrying, known := e.hubReplied(a.Unmap(), rep, now); !known || !carrying {
+			continue
+		}
 		e.haMu.Lock()
 		e.lastReply, e.members = now, rep.Members
 		if rep.Role == api.RoleStandby || rep.Seq > r.yieldSeq {

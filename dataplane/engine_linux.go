@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,8 @@ import (
 	"github.com/openvcpe/vcpe/api"
 )
 
-// Engine is the edge (device) dataplane: one WireGuard peer, the hub.
+// Engine is the edge (device) dataplane: one WireGuard peer per hub of the
+// device's group (one hub without hub groups).
 type Engine struct {
 	c             common
 	probeInterval time.Duration
@@ -38,10 +40,10 @@ type Engine struct {
 	bg     sync.WaitGroup
 	probe  net.PacketConn
 	nft    *nftables.Conn // the TCP MSS clamp's table
-	// linkMu guards link (the windowed liveness of the tunnel), pmtu and
-	// the tunnel events.
+	// linkMu guards links (the windowed liveness of the tunnel to each
+	// hub), pmtu and the tunnel events.
 	linkMu       sync.Mutex
-	link         *linkJudge
+	links        []*hubLink
 	pmtu         PathMTUStatus
 	events       []Event
 	pmtuInterval time.Duration
@@ -50,6 +52,16 @@ type Engine struct {
 	// target is what the background goroutines need of the config; they
 	// never take mu, so Close (which holds mu) can wait for them.
 	target atomic.Pointer[probeTarget]
+
+	// The hub group: hubMu guards hubs, hubCfg, chooser, replies and
+	// switches, and serialises the writes of the hub peers' AllowedIPs
+	// (Apply and a switch both make them). Never held with haMu.
+	hubMu    sync.Mutex
+	hubs     []api.HubInfo
+	hubCfg   api.DeviceConfig // the applied config, for the switch's AllowedIPs
+	chooser  *hubChooser
+	replies  []hubReply
+	switches map[api.Key]int // times the traffic moved onto the hub
 
 	// Multi-attach: the HA goroutines hold haMu, never mu.
 	ha          EdgeHA
@@ -69,9 +81,13 @@ type Engine struct {
 	haEvents    []RoleEvent
 }
 
+// probeTarget is the hub group as the background goroutines see it.
 type probeTarget struct {
-	hubKey     api.Key
-	hubOverlay netip.Addr
+	hubKey     api.Key    // the carrying hub's
+	hubOverlay netip.Addr // the carrying hub's
+	hubs       []api.HubInfo
+	carrying   int
+	via        string // Claim.Via: the carrying hub's name (empty without hub groups)
 }
 
 // New validates the options. It changes nothing on the host.
@@ -81,7 +97,8 @@ func New(opts EdgeOptions) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{c: c, probeInterval: opts.ProbeInterval, deadAfter: opts.DeadAfter, pmtuInterval: opts.PathMTUInterval, state: StateStopped,
-		ha: opts.HA, protect: opts.Protect, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true, pmtuKick: make(chan struct{}, 1)}
+		ha: opts.HA, protect: opts.Protect, role: api.RoleStandby, hubRole: api.RoleStandby, lanOK: true, pmtuKick: make(chan struct{}, 1),
+		switches: map[api.Key]int{}}
 	if e.routeTable, e.fwMark, e.rulePrio, err = routeTableOptions(opts.RouteTable, opts.FwMark, opts.RulePriority); err != nil {
 		return nil, err
 	}
@@ -152,7 +169,7 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 	if e.nft, err = openMSSClamp(w); err != nil {
 		return err
 	}
-	if err = w.ipcSet(edgePeerUAPI(nil, cfg)); err != nil {
+	if err = w.ipcSet(edgePeerUAPI(nil, cfg, 0)); err != nil {
 		return fmt.Errorf("configure hub peer: %w", err)
 	}
 	err = w.inNS(func() error {
@@ -166,9 +183,13 @@ func (e *Engine) Start(cfg api.DeviceConfig) (err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.w, e.cfg, e.state, e.reason = w, cloneDeviceConfig(cfg), StateConnecting, ""
-	e.target.Store(&probeTarget{hubKey: cfg.HubPublicKey, hubOverlay: cfg.HubOverlayAddr})
+	e.hubMu.Lock()
+	e.chooser, e.switches = nil, map[api.Key]int{}
+	e.setHubsLocked(cfg, e.regroupLocked(cfg))
+	e.hubMu.Unlock()
 	e.linkMu.Lock()
-	e.link = newLinkJudge(e.c.now(), e.probeInterval, e.deadAfter)
+	e.links = nil
+	e.linksLocked(edgeHubs(cfg))
 	e.pmtu = PathMTUStatus{Configured: e.c.mtu, Current: e.c.mtu}
 	e.linkMu.Unlock()
 	e.mtu.Store(int64(e.c.mtu))
@@ -227,16 +248,23 @@ func (e *Engine) Apply(cfg api.DeviceConfig) error {
 		}
 		e.c.log.Info("routes changed", "added", add, "removed", del)
 	}
-	if old.HubPublicKey != cfg.HubPublicKey || old.HubEndpoint != cfg.HubEndpoint ||
-		keepaliveOf(old) != keepaliveOf(cfg) || !slices.Equal(edgeAllowedIPs(old), edgeAllowedIPs(cfg)) {
-		if err := w.ipcSet(edgePeerUAPI(&old, cfg)); err != nil {
+	e.hubMu.Lock()
+	ch := e.regroupLocked(cfg)
+	if !slices.Equal(edgeHubs(old), edgeHubs(cfg)) || keepaliveOf(old) != keepaliveOf(cfg) ||
+		!slices.Equal(edgeAllowedIPs(old), edgeAllowedIPs(cfg)) || ch.carrying != e.chooser.carrying {
+		if err := w.ipcSet(edgePeerUAPI(&old, cfg, ch.carrying)); err != nil {
+			e.hubMu.Unlock()
 			return fmt.Errorf("update hub peer: %w", err)
 		}
 	}
+	e.setHubsLocked(cfg, ch)
+	e.hubMu.Unlock()
+	e.linkMu.Lock()
+	e.linksLocked(edgeHubs(cfg))
+	e.linkMu.Unlock()
 	e.cfg = cloneDeviceConfig(cfg)
 	sn := cfg.SN
 	e.snv.Store(&sn)
-	e.target.Store(&probeTarget{hubKey: cfg.HubPublicKey, hubOverlay: cfg.HubOverlayAddr})
 	return nil
 }
 
@@ -305,6 +333,7 @@ func (e *Engine) Status() Status {
 		return st
 	}
 	st.Link, st.MTU = e.linkHealth(), int(e.mtu.Load())
+	links := e.linkHealths()
 	e.linkMu.Lock()
 	if e.pmtuInterval > 0 {
 		p := e.pmtu
@@ -317,14 +346,35 @@ func (e *Engine) Status() Status {
 		st.Reason = err.Error()
 		return st
 	}
-	for _, p := range peers {
-		if p.PublicKey != e.cfg.HubPublicKey {
+	tg := e.target.Load()
+	sessions := e.hubSessions(now, links)
+	for i, h := range tg.hubs {
+		j := slices.IndexFunc(peers, func(p uapiPeer) bool { return p.PublicKey == h.PublicKey })
+		if j < 0 {
 			continue
 		}
+		p := peers[j]
 		first, last := e.w.att.get(p.PublicKey, p.LastHandshake)
-		ps := peerStatus(now, "hub", p, first, last)
-		st.Peers = append(st.Peers, ps)
-		st.State, st.Reason = edgeState(now, ps)
+		// The carrying hub's peer is "hub" (the tunnel's peer, as without
+		// hub groups) and comes first; the others are "hub NAME".
+		name := "hub"
+		if i != tg.carrying {
+			name = "hub " + h.Name
+		}
+		ps := peerStatus(now, name, p, first, last)
+		if i == tg.carrying {
+			st.Peers = append([]PeerStatus{ps}, st.Peers...)
+			st.State, st.Reason = edgeState(now, ps)
+		} else {
+			st.Peers = append(st.Peers, ps)
+		}
+		if len(e.cfg.Hubs) > 0 && i < len(sessions) {
+			s := &sessions[i]
+			s.LastHandshake, s.LastAttempt, s.RxBytes, s.TxBytes, s.Problem = ps.LastHandshake, ps.LastAttempt, ps.RxBytes, ps.TxBytes, ps.Problem
+		}
+	}
+	if len(e.cfg.Hubs) > 0 {
+		st.Hubs = sessions
 	}
 	return st
 }
@@ -343,13 +393,14 @@ func (e *Engine) startHandshake(w *wgIface, hub api.Key, why string) {
 	_ = p.SendHandshakeInitiation(false)
 }
 
-// liveness pings the hub's overlay address through the tunnel every probe
-// interval and judges a window of those probes (linkJudge): loss and RTT
-// make the link lossy, a window without any answer makes it down; after
-// deadAfter without an answer it starts a new handshake beside the
-// current session (and again every deadAfter while the hub stays quiet).
-// A change of the host's addresses, routes or links (roaming, WAN back
-// up) rebinds the UDP socket and starts a handshake at once.
+// liveness pings every hub's overlay address through the tunnel every
+// probe interval and judges a window of those probes per hub (linkJudge):
+// loss and RTT make the link lossy, a window without any answer makes it
+// down; after deadAfter without an answer from a hub it starts a new
+// handshake with that hub beside the current session (and again every
+// deadAfter while the hub stays quiet). A change of the host's addresses,
+// routes or links (roaming, WAN back up) rebinds the UDP socket and
+// starts a handshake with every hub at once.
 func (e *Engine) liveness(ctx context.Context, w *wgIface, probe net.PacketConn, updates <-chan struct{}) {
 	t := time.NewTicker(e.probeInterval)
 	defer t.Stop()
@@ -360,53 +411,71 @@ func (e *Engine) liveness(ctx context.Context, w *wgIface, probe net.PacketConn,
 		case <-ctx.Done():
 			return
 		case <-updates:
-			hub := e.target.Load().hubKey
 			e.c.log.Info("network changed: rebinding and starting a new handshake")
 			if err := w.inNS(w.dev.BindUpdate); err != nil {
 				e.c.log.Warn("rebind after network change", "err", err)
 			}
-			e.startHandshake(w, hub, "network change")
+			for _, h := range e.target.Load().hubs {
+				e.startHandshake(w, h.PublicKey, "network change")
+			}
 			select {
 			case e.pmtuKick <- struct{}{}:
 			default:
 			}
 		case <-t.C:
-			tg := e.target.Load()
-			hub, dst := tg.hubKey, tg.hubOverlay
 			seq++
 			now := e.c.now()
 			e.linkMu.Lock()
-			e.link.sent(seq&0xffff, now)
-			v := e.link.eval(now)
-			h := e.link.health()
+			links := slices.Clone(e.links)
 			e.linkMu.Unlock()
 			msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: int(seq & 0xffff), Data: []byte("vcpe-liveness")}}
-			if b, err := msg.Marshal(nil); err == nil {
-				_, _ = probe.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()})
-			}
-			if v.Changed {
-				args := []any{"hub", dst, "state", v.State, "lost", h.Lost, "probes", h.Probes, "rtt", h.RTT}
-				msg := "tunnel to the hub healthy again"
-				switch v.State {
-				case LinkDown:
-					msg = "hub not answering through the tunnel; the session is kept and new handshakes are started beside it"
-					e.c.log.Warn(msg, args...)
-				case LinkLossy:
-					msg = "tunnel to the hub is lossy or slow; the session is kept"
-					e.c.log.Warn(msg, args...)
-				default:
-					e.c.log.Info(msg, args...)
-				}
+			b, _ := msg.Marshal(nil)
+			for _, l := range links {
 				e.linkMu.Lock()
-				e.events = appendEvent(e.events, Event{Time: now, Kind: "link", Message: msg,
-					Detail: fmt.Sprintf("%d of the last %d probes lost, median RTT %v", h.Lost, h.Probes, h.RTT.Round(10*time.Microsecond))})
+				l.judge.sent(seq&0xffff, now)
+				v := l.judge.eval(now)
+				h := l.judge.health()
 				e.linkMu.Unlock()
-			}
-			if v.Handshake {
-				e.startHandshake(w, hub, fmt.Sprintf("no answer from the hub for %v", v.Quiet.Round(100*time.Millisecond)))
+				if b != nil {
+					_, _ = probe.WriteTo(b, &net.IPAddr{IP: l.hub.OverlayAddr.AsSlice()})
+				}
+				if v.Changed {
+					e.linkEvent(now, l.hub, v.State, h)
+				}
+				if v.Handshake {
+					e.startHandshake(w, l.hub.PublicKey, fmt.Sprintf("no answer from %s for %v", hubLabel(l.hub), v.Quiet.Round(100*time.Millisecond)))
+				}
 			}
 		}
 	}
+}
+
+// linkEvent logs and records a change of the liveness state of the tunnel
+// to hub h.
+func (e *Engine) linkEvent(now time.Time, h api.HubInfo, state string, lh LinkHealth) {
+	args := []any{"hub", h.OverlayAddr, "state", state, "lost", lh.Lost, "probes", lh.Probes, "rtt", lh.RTT}
+	if h.Name != "" {
+		args = append(args, "hub_name", h.Name)
+	}
+	msg := "tunnel to the hub healthy again"
+	switch state {
+	case LinkDown:
+		msg = "hub not answering through the tunnel; the session is kept and new handshakes are started beside it"
+	case LinkLossy:
+		msg = "tunnel to the hub is lossy or slow; the session is kept"
+	}
+	if h.Name != "" {
+		msg = strings.Replace(strings.Replace(msg, "the hub", "hub "+h.Name, 1), "hub not", "hub "+h.Name+" not", 1)
+	}
+	if state == LinkUp {
+		e.c.log.Info(msg, args...)
+	} else {
+		e.c.log.Warn(msg, args...)
+	}
+	e.linkMu.Lock()
+	e.events = appendEvent(e.events, Event{Time: now, Kind: "link", Message: msg,
+		Detail: fmt.Sprintf("%d of the last %d probes lost, median RTT %v", lh.Lost, lh.Probes, lh.RTT.Round(10*time.Microsecond))})
+	e.linkMu.Unlock()
 }
 
 func (e *Engine) readProbes(c net.PacketConn) {
@@ -421,29 +490,38 @@ func (e *Engine) readProbes(c net.PacketConn) {
 		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
 			continue
 		}
-		if echo, ok := m.Body.(*icmp.Echo); ok && echo.ID == id {
-			hub := e.target.Load().hubOverlay
-			if ip, ok := from.(*net.IPAddr); ok {
-				if a, ok := netip.AddrFromSlice(ip.IP); ok && a.Unmap() == hub {
-					now := e.c.now()
-					e.linkMu.Lock()
-					e.link.answered(uint64(echo.Seq), now)
-					e.linkMu.Unlock()
-				}
+		echo, ok := m.Body.(*icmp.Echo)
+		ip, ok2 := from.(*net.IPAddr)
+		if !ok || !ok2 || echo.ID != id {
+			continue
+		}
+		a, ok := netip.AddrFromSlice(ip.IP)
+		if !ok {
+			continue
+		}
+		now := e.c.now()
+		e.linkMu.Lock()
+		for _, l := range e.links {
+			if l.hub.OverlayAddr == a.Unmap() {
+				l.judge.answered(uint64(echo.Seq), now)
 			}
 		}
+		e.linkMu.Unlock()
 	}
 }
 
-// linkHealth reports the liveness window.
+// linkHealth reports the liveness window of the carrying hub.
 func (e *Engine) linkHealth() *LinkHealth {
+	key := e.target.Load().hubKey
 	e.linkMu.Lock()
 	defer e.linkMu.Unlock()
-	if e.link == nil {
-		return nil
+	for _, l := range e.links {
+		if l.hub.PublicKey == key {
+			h := l.judge.health()
+			return &h
+		}
 	}
-	h := e.link.health()
-	return &h
+	return nil
 }
 
 // watchNetlink subscribes to IPv4 address and route changes in the

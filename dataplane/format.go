@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"text/tabwriter"
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
@@ -48,6 +49,7 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 			fmt.Fprintf(w, "  problem: %s\n", p.Problem)
 		}
 	}
+	writeHubs(w, st.Hubs, now)
 	if l := st.Link; l != nil {
 		line := fmt.Sprintf("%s, %d of the last %d probes lost", l.State, l.Lost, l.Probes)
 		if l.RTT > 0 {
@@ -119,4 +121,60 @@ func orNone(s string) string {
 		return "(no endpoint)"
 	}
 	return s
+}
+
+// writeHubs renders the hub sessions of a device in a hub group as a
+// table: which hub carries the traffic, each one's state, last claim
+// reply, liveness and handshake.
+func writeHubs(w io.Writer, hubs []HubSession, now time.Time) {
+	if len(hubs) == 0 {
+		return
+	}
+	line := fmt.Sprintf("%d in the group", len(hubs))
+	for _, h := range hubs {
+		if h.Carrying {
+			line += ", " + h.Name + " carries the traffic"
+			if !h.Primary {
+				line += " (the secondary: the primary " + hubs[0].Name + " is " + hubs[0].State + ")"
+			}
+		}
+	}
+	fmt.Fprintf(w, "%-10s %s\n", "hubs:", line)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tASSIGNED\tSTATE\tCARRYING\tLAST REPLY\tLINK\tHANDSHAKE\tSWITCHES\tENDPOINT")
+	for _, h := range hubs {
+		assigned, carrying := "secondary", "-"
+		if h.Primary {
+			assigned = "primary"
+		}
+		if h.Carrying {
+			carrying = "carrying"
+		}
+		state := h.State
+		if !h.Since.IsZero() {
+			state += " " + ago(now, h.Since)
+		}
+		reply := "never"
+		if !h.LastReply.IsZero() {
+			reply = ago(now, h.LastReply) + " ago"
+		}
+		link := "-"
+		if l := h.Link; l != nil {
+			link = fmt.Sprintf("%d/%d lost", l.Lost, l.Probes)
+			if l.RTT > 0 {
+				link += ", rtt " + l.RTT.Round(10*time.Microsecond).String()
+			}
+		}
+		hs := "none yet"
+		if !h.LastHandshake.IsZero() {
+			hs = ago(now, h.LastHandshake) + " ago"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", h.Name, assigned, state, carrying, reply, link, hs, h.Switches, orNone(h.Endpoint))
+	}
+	_ = tw.Flush()
+	for _, h := range hubs {
+		if h.Problem != "" {
+			fmt.Fprintf(w, "  hub %s: %s\n", h.Name, h.Problem)
+		}
+	}
 }

@@ -58,7 +58,7 @@ func FuzzValidateConfigs(f *testing.F) {
 					t.Fatalf("kept %s covers the hub endpoint", r)
 				}
 			}
-			_ = edgePeerUAPI(nil, dc)
+			_ = edgePeerUAPI(nil, dc, 0)
 			_ = routedPrefixes(dc.OverlayAddr.Masked(), dc.Routes)
 		}
 		var hc api.HubConfig

@@ -34,6 +34,11 @@ func (w *wgIface) sshClients() []Protected {
 // newly dropped one, and returns the config to apply.
 func (e *Engine) guardLocked(w *wgIface, cfg api.DeviceConfig) api.DeviceConfig {
 	protect := []Protected{{Addr: cfg.HubEndpoint.Addr().Unmap(), What: "the hub endpoint " + cfg.HubEndpoint.Addr().Unmap().String()}}
+	for _, h := range cfg.Hubs {
+		if a := h.Endpoint.Addr().Unmap(); a != cfg.HubEndpoint.Addr().Unmap() {
+			protect = append(protect, Protected{Addr: a, What: "the endpoint of hub " + h.Name + " " + a.String()})
+		}
+	}
 	protect = append(protect, w.sshClients()...)
 	if e.protect != nil {
 		protect = append(protect, e.protect()...)

@@ -47,8 +47,13 @@ type Status struct {
 	// watch (a black hole lowers the MTU).
 	MTU     int            `json:"mtu,omitempty"`
 	PathMTU *PathMTUStatus `json:"path_mtu,omitempty"`
-	// Events are the device's tunnel events (link health, MTU changes),
-	// oldest first; repeated identical ones are folded into one.
+	// Hubs are the device's sessions with the hubs of its group, primary
+	// first (only with hub groups: DeviceConfig.Hubs set). One of them
+	// carries the traffic; Link is that one's liveness.
+	Hubs []HubSession `json:"hubs,omitempty"`
+	// Events are the device's tunnel events (link health, MTU changes,
+	// hub switches), oldest first; repeated identical ones are folded
+	// into one.
 	Events []Event `json:"events,omitempty"`
 	// Source says where this status came from: "daemon" (live) or
 	// "state file" (the daemon is not running).
@@ -63,7 +68,7 @@ type Event struct {
 	Time    time.Time `json:"time"`
 	Last    time.Time `json:"last,omitzero"`
 	Count   int       `json:"count,omitempty"`
-	Kind    string    `json:"kind"` // "link" or "mtu"
+	Kind    string    `json:"kind"` // "link", "mtu" or "hub"
 	Message string    `json:"message"`
 	Detail  string    `json:"detail,omitempty"` // of the latest occurrence
 }
@@ -98,6 +103,50 @@ func foldAppend[E any](have []E, ev E, same func(E) bool, fold func(*E)) []E {
 		have = append([]E(nil), have[len(have)-maxEvents:]...)
 	}
 	return have
+}
+
+// HubSession is a device's session with one hub of its group: WireGuard
+// peer, claim replies and liveness.
+type HubSession struct {
+	Name        string     `json:"name"`
+	PublicKey   api.Key    `json:"public_key"`
+	Endpoint    string     `json:"endpoint"`
+	OverlayAddr netip.Addr `json:"overlay_addr"`
+	// Primary is the controller's first choice for the device; Carrying
+	// says this hub carries the traffic now (its peer holds the routes).
+	Primary  bool `json:"primary"`
+	Carrying bool `json:"carrying"`
+	// State is HubUp, HubLossy, HubDown, HubDegraded or HubConnecting,
+	// judged from claim replies through this hub's tunnel (and the
+	// liveness window for lossy).
+	State string `json:"state"`
+	// Since is when State began.
+	Since time.Time `json:"since,omitzero"`
+	// LastReply is the last claim reply from this hub; Role the
+	// multi-attach role it answered (only the carrying hub's counts).
+	LastReply time.Time `json:"last_reply,omitzero"`
+	Role      string    `json:"role,omitempty"`
+	// Link is the liveness window of the probes to this hub.
+	Link          *LinkHealth `json:"link,omitempty"`
+	LastHandshake time.Time   `json:"last_handshake,omitzero"`
+	LastAttempt   time.Time   `json:"last_handshake_attempt,omitzero"`
+	RxBytes       uint64      `json:"rx_bytes"`
+	TxBytes       uint64      `json:"tx_bytes"`
+	Problem       string      `json:"problem,omitempty"`
+	// Switches counts how often the traffic moved onto this hub since
+	// vcped started.
+	Switches int `json:"switches"`
+}
+
+// CarryingHub returns the hub session that carries the traffic (nil
+// without hub groups).
+func (s Status) CarryingHub() *HubSession {
+	for i := range s.Hubs {
+		if s.Hubs[i].Carrying {
+			return &s.Hubs[i]
+		}
+	}
+	return nil
 }
 
 // PeerStatus is one WireGuard peer.

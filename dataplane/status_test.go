@@ -263,6 +263,56 @@ func TestWriteText(t *testing.T) {
 	}
 }
 
+func TestHubGroupStatusTextAndMetrics(t *testing.T) {
+	now := time.Date(2026, 12, 3, 18, 0, 0, 0, time.UTC)
+	st := Status{Role: "active", State: StateUp, Interface: "vcpe0", Source: "daemon",
+		Peers: []PeerStatus{{Name: "hub", PublicKey: key(10), RxBytes: 10}, {Name: "hub hub1", PublicKey: key(9), RxBytes: 5}},
+		Hubs: []HubSession{
+			{Name: "hub1", PublicKey: key(9), Endpoint: "198.18.0.1:4500", Primary: true, State: HubDown, Since: now.Add(-5 * time.Second),
+				LastReply: now.Add(-6 * time.Second), Link: &LinkHealth{State: LinkDown, Probes: 60, Lost: 16}},
+			{Name: "hub2", PublicKey: key(10), Endpoint: "198.18.0.2:4500", Carrying: true, State: HubUp, LastReply: now.Add(-50 * time.Millisecond),
+				Link: &LinkHealth{State: LinkUp, Probes: 60, RTT: 2 * time.Millisecond}, Switches: 1, LastHandshake: now.Add(-time.Minute)},
+		},
+		Events: []Event{{Time: now.Add(-5 * time.Second), Kind: "hub", Message: "traffic moved to hub hub2", Detail: "from hub hub1: hub hub1: no claim reply for 650ms"}}}
+	var b bytes.Buffer
+	WriteText(&b, st, now)
+	for _, want := range []string{"hubs:      2 in the group, hub2 carries the traffic (the secondary: the primary hub1 is down)",
+		"hub1  primary    down 5s", "hub2  secondary  up", "carrying", "16/60 lost", "rtt 2ms", "traffic moved to hub hub2: from hub hub1"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(func() Status { return st }))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			name := mf.GetName()
+			for _, l := range m.Label {
+				name += "," + l.GetName() + "=" + l.GetValue()
+			}
+			switch {
+			case m.Gauge != nil:
+				got[name] = m.Gauge.GetValue()
+			case m.Counter != nil:
+				got[name] = m.Counter.GetValue()
+			}
+		}
+	}
+	for name, want := range map[string]float64{"vcpe_hub_session_up,hub=hub1": 0, "vcpe_hub_session_up,hub=hub2": 1,
+		"vcpe_hub_session_carrying,hub=hub1": 0, "vcpe_hub_session_carrying,hub=hub2": 1, "vcpe_hub_session_lost_probes,hub=hub1": 16,
+		"vcpe_hub_session_rtt_seconds,hub=hub2": 0.002, "vcpe_hub_switches_total,hub=hub2": 1, "vcpe_hub_switches_total,hub=hub1": 0,
+		"vcpe_peer_receive_bytes_total,peer=hub hub2,public_key=" + key(10).String(): 10} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (present %v); want %v", name, v, ok, want)
+		}
+	}
+}
+
 // TestSyncerSaveFailureIsASyncError: a configuration that could not be
 // saved (disk full) shows as a sync error naming both generations, and is
 // saved at the next poll once there is space, with no new generation.

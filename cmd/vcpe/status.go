@@ -87,6 +87,10 @@ func readStatus(dir string) (dataplane.Status, error) {
 	if !c.HubPublicKey.IsZero() {
 		st.Peers = append(st.Peers, dataplane.PeerStatus{Name: "hub", PublicKey: c.HubPublicKey, Endpoint: c.HubEndpoint.String()})
 	}
+	for i, h := range c.Hubs {
+		st.Hubs = append(st.Hubs, dataplane.HubSession{Name: h.Name, PublicKey: h.PublicKey, Endpoint: h.Endpoint.String(),
+			OverlayAddr: h.OverlayAddr, Primary: i == 0, State: dataplane.StateStopped})
+	}
 	return st, nil
 }
 

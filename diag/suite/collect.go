@@ -125,6 +125,13 @@ func Collect(ctx context.Context, o Options) *Evidence {
 		e.State = st
 	}
 	e.StateFiles = device.CheckStateDir(o.StateDir)
+	// vcped's status first (a local socket): in a hub group it says which
+	// hub carries the traffic, and the probes of "the hub" go to that one.
+	if s, err := o.ReadStatus(filepath.Join(o.StateDir, dataplane.ControlSocket)); err != nil {
+		e.StatusError = err.Error()
+	} else {
+		e.Status = &s
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	// Leave a margin for the slowest part to report before the deadline.
@@ -149,16 +156,6 @@ func Collect(ctx context.Context, o Options) *Evidence {
 		mu.Lock()
 		e.Snapshot, e.Precheck = snap, &rep
 		mu.Unlock()
-	})
-	wg.Go(func() {
-		s, err := o.ReadStatus(filepath.Join(o.StateDir, dataplane.ControlSocket))
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			e.StatusError = err.Error()
-			return
-		}
-		e.Status = &s
 	})
 	wg.Go(func() {
 		q := HostQuery{TUN: dataplane.DefaultTUN}
@@ -256,7 +253,8 @@ func Collect(ctx context.Context, o Options) *Evidence {
 			e.Controller = d
 			mu.Unlock()
 		})
-		hubWAN, hubOverlay := st.Config.HubEndpoint.Addr(), st.Config.HubOverlayAddr
+		probeCfg := ViaCarryingHub(st.Config, e.Status)
+		hubWAN, hubOverlay := probeCfg.HubEndpoint.Addr(), probeCfg.HubOverlayAddr
 		po := diag.Options{Count: o.Count, Interval: o.Interval, Timeout: time.Second}
 		series := func(name string, run func(context.Context, diag.Options) (diag.Result, error)) {
 			wg.Go(func() {
@@ -295,7 +293,7 @@ func Collect(ctx context.Context, o Options) *Evidence {
 				return o.PingUDP(c, netip.AddrPortFrom(hubWAN, diag.ReflectorPort), op)
 			})
 		}
-		for _, t := range TunnelTargets(st.Config, o.Targets) {
+		for _, t := range TunnelTargets(probeCfg, o.Targets) {
 			series(t.Name, func(c context.Context, op diag.Options) (diag.Result, error) { return o.PingUDP(c, t.Addr, op) })
 		}
 		if hubOverlay.IsValid() {

@@ -75,15 +75,37 @@ func (d *diagnosis) tun() string {
 }
 
 // config is the controller's current answer, else the last one the device
-// stored.
+// stored; in a hub group its hub fields name the hub that carries the
+// traffic (ViaCarryingHub).
 func (d *diagnosis) config() (api.DeviceConfig, string, bool) {
 	if d.e.Config != nil {
-		return *d.e.Config, "controller", true
+		return ViaCarryingHub(*d.e.Config, d.e.Status), "controller", true
 	}
 	if d.e.State != nil && d.e.State.Config.SN != "" {
-		return d.e.State.Config, "state file (the controller did not answer)", true
+		return ViaCarryingHub(d.e.State.Config, d.e.Status), "state file (the controller did not answer)", true
 	}
 	return api.DeviceConfig{}, "", false
+}
+
+// ViaCarryingHub returns c with its hub fields (HubPublicKey, HubEndpoint,
+// HubOverlayAddr, which name the primary) set to the hub of its group
+// that carries the traffic as vcped's status s says, so the probes and
+// rules about "the hub" look at the one in use. Without hub groups, or
+// without a status, c is returned as it is.
+func ViaCarryingHub(c api.DeviceConfig, s *dataplane.Status) api.DeviceConfig {
+	if s == nil || len(c.Hubs) == 0 {
+		return c
+	}
+	h := s.CarryingHub()
+	if h == nil {
+		return c
+	}
+	for _, g := range c.Hubs {
+		if g.Name == h.Name {
+			c.HubPublicKey, c.HubEndpoint, c.HubOverlayAddr = g.PublicKey, g.Endpoint, g.OverlayAddr
+		}
+	}
+	return c
 }
 
 func (d *diagnosis) hub() (wan, overlay netip.Addr) {
@@ -137,6 +159,7 @@ func (d *diagnosis) run() {
 	d.tunnelHub()
 	d.tunnelRoutes()
 	d.multiAttach()
+	d.hubSessions()
 	d.outsideIn()
 	// Internet quality.
 	d.wanQuality()
@@ -1218,4 +1241,131 @@ func (d *diagnosis) outsideIn() {
 		}
 	}
 	d.add(f)
+}
+
+// hubSessions judges the device's sessions with the hubs of its group
+// (only with hub groups): one finding per hub, and an informational one
+// when the traffic runs through a hub other than the primary.
+func (d *diagnosis) hubSessions() {
+	s := d.e.Status
+	if s == nil || d.e.StatusError != "" || len(s.Hubs) == 0 {
+		return
+	}
+	carrying := s.CarryingHub()
+	for _, h := range s.Hubs {
+		d.add(d.hubSession(h, carrying))
+	}
+	if carrying == nil || carrying.Primary {
+		return
+	}
+	primary := s.Hubs[0]
+	f := Finding{ID: FindHubSecondary, Category: CatLink, Severity: SevOK,
+		Title: fmt.Sprintf("Traffic runs through the secondary hub %s (the primary %s is %s)", carrying.Name, primary.Name, primary.State)}
+	f.Evidence = d.hubEvents()
+	failback := false
+	if c, _, ok := d.config(); ok {
+		failback = c.Failback
+	}
+	if failback {
+		f.Evidence = append(f.Evidence, fmt.Sprintf("failback is on: the traffic goes back to %s once it has been up for %v", primary.Name, dataplane.FailbackHold))
+	} else {
+		f.Evidence = append(f.Evidence, fmt.Sprintf("failback is off: the traffic stays on %s until it fails, even when %s is up again", carrying.Name, primary.Name))
+	}
+	if primary.State != dataplane.HubUp {
+		f.Fix = fmt.Sprintf("bring hub %s back (see the finding %s)", primary.Name, HubSessionFinding(primary.Name))
+	}
+	d.add(f)
+}
+
+// hubSession is the finding about the session with hub h.
+func (d *diagnosis) hubSession(h dataplane.HubSession, carrying *dataplane.HubSession) Finding {
+	role := "standby"
+	if h.Carrying {
+		role = "carrying the traffic"
+	}
+	assigned := "secondary"
+	if h.Primary {
+		assigned = "primary"
+	}
+	f := Finding{ID: HubSessionFinding(h.Name), Category: CatLink, Severity: SevOK,
+		Title:    fmt.Sprintf("Hub %s (%s, %s) answers claims through its tunnel", h.Name, assigned, role),
+		CausedBy: []FindingID{FindDaemon, FindTUN, FindFwOutput, FindWANReachable}}
+	reply := "no claim reply since vcped started"
+	if !h.LastReply.IsZero() {
+		reply = fmt.Sprintf("last claim reply %s ago", dur(d.e.Time.Sub(h.LastReply)))
+	}
+	state := "state " + h.State
+	if !h.Since.IsZero() {
+		state += fmt.Sprintf(" for %s", dur(d.e.Time.Sub(h.Since)))
+	}
+	f.Evidence = []string{fmt.Sprintf("%s, %s, endpoint %s, overlay %s", state, reply, h.Endpoint, h.OverlayAddr)}
+	if l := h.Link; l != nil {
+		f.Evidence = append(f.Evidence, fmt.Sprintf("liveness: %d of the last %d probes lost, median RTT %s", l.Lost, l.Probes, dur(l.RTT)))
+	}
+	hs := "no handshake yet"
+	if !h.LastHandshake.IsZero() {
+		hs = fmt.Sprintf("last handshake %s ago", dur(d.e.Time.Sub(h.LastHandshake)))
+	}
+	if h.Problem != "" {
+		hs = h.Problem
+	}
+	f.Evidence = append(f.Evidence, hs)
+	other := "no other hub of the group is up: the site is cut off"
+	if carrying != nil && !h.Carrying && carrying.State == dataplane.HubUp {
+		other = fmt.Sprintf("the traffic runs through %s; the site has no standby hub while this lasts", carrying.Name)
+	} else if h.Carrying {
+		for _, o := range d.e.Status.Hubs {
+			if o.Name != h.Name && (o.State == dataplane.HubUp || o.State == dataplane.HubLossy) {
+				other = fmt.Sprintf("hub %s is up but the traffic has not moved to it yet", o.Name)
+			}
+		}
+	}
+	addr := h.Endpoint
+	if ap, err := netip.ParseAddrPort(h.Endpoint); err == nil {
+		addr = ap.Addr().String()
+	}
+	switch h.State {
+	case dataplane.HubDown:
+		f.Severity = SevWarning
+		if h.Carrying {
+			f.Severity = SevError
+		}
+		f.Title = fmt.Sprintf("Hub %s (%s) does not answer claims through its tunnel: %s", h.Name, assigned, other)
+		f.Fix = fmt.Sprintf("check that vcpe-hub runs on hub %s (vcpe-hub status there) and that UDP %s reaches it from here: vcpe probe udp %s", h.Name, h.Endpoint, h.Endpoint)
+		f.CausedBy = append(f.CausedBy, FindWANLoss, FindHubUDP4500)
+	case dataplane.HubDegraded:
+		f.Severity = SevWarning
+		f.Title = fmt.Sprintf("Hub %s (%s) is degraded: its tunnel end answers but its cloud side does not", h.Name, assigned)
+		f.Evidence = append(f.Evidence, "the hub's claim replies say degraded: none of its cloud-side health targets answers")
+		f.Fix = fmt.Sprintf("on hub %s: check its cloud-side interface and the --cloud-target hosts (vcpe-hub status)", h.Name)
+	case dataplane.HubLossy:
+		f.Severity = SevWarning
+		f.Title = fmt.Sprintf("Hub %s (%s): the tunnel to it loses many probes or is slow", h.Name, assigned)
+		f.Fix = "check the WAN path to the hub: mtr -n " + addr
+		f.CausedBy = append(f.CausedBy, FindWANLoss)
+	case dataplane.HubConnecting:
+		f.Severity = SevWarning
+		f.Title = fmt.Sprintf("Hub %s (%s): no claim reply yet", h.Name, assigned)
+		f.Fix = "wait a few seconds and run vcpe diag again; if it stays, check UDP to " + h.Endpoint
+	}
+	return f
+}
+
+// hubEvents are the device's latest hub events, as evidence.
+func (d *diagnosis) hubEvents() []string {
+	var out []string
+	for _, ev := range d.e.Status.Events {
+		if ev.Kind != "hub" {
+			continue
+		}
+		line := ev.Time.Format(time.RFC3339) + " " + ev.Message
+		if ev.Detail != "" {
+			line += ": " + ev.Detail
+		}
+		if ev.Times() > 1 {
+			line += fmt.Sprintf(" (%d times, last %s)", ev.Times(), ev.Last.Format(time.RFC3339))
+		}
+		out = append(out, line)
+	}
+	return out[max(0, len(out)-5):]
 }

@@ -322,6 +322,79 @@ func ruleCases() []ruleCase {
 		{"controller TLS broken", func(e *Evidence) {
 			e.Config, e.ControllerError = nil, "certificate is not from the pinned CA"
 		}, "controller.reachable", SevError, "fingerprint", nil},
+		{"secondary hub down", func(e *Evidence) {
+			hubGroup(e, 0)
+			e.Status.Hubs[1].State, e.Status.Hubs[1].LastReply = dataplane.HubDown, t0.Add(-time.Minute)
+		}, "hub.session.hub2", SevWarning, "vcpe-hub status", nil},
+		{"primary hub down, traffic on the secondary", func(e *Evidence) {
+			hubGroup(e, 1)
+			e.Status.Hubs[0].State, e.Status.Hubs[0].LastReply = dataplane.HubDown, t0.Add(-time.Minute)
+			e.Status.Events = append(e.Status.Events, dataplane.Event{Time: t0.Add(-time.Minute), Kind: "hub", Message: "traffic moved to hub hub2",
+				Detail: "from hub hub1: hub hub1: no claim reply for 650ms"})
+		}, "hub.session.hub1", SevWarning, "udp 198.18.0.1:4500", nil},
+		{"primary hub degraded", func(e *Evidence) {
+			hubGroup(e, 1)
+			e.Status.Hubs[0].State = dataplane.HubDegraded
+		}, "hub.session.hub1", SevWarning, "--cloud-target", nil},
+	}
+}
+
+// hubGroup makes the healthy device a member of a two-hub group with hub
+// carrying the traffic, both sessions up.
+func hubGroup(e *Evidence, carrying int) {
+	ends := []string{"198.18.0.1:4500", "198.18.0.2:4500"}
+	over := []netip.Addr{hubOverlay, netip.MustParseAddr("198.18.127.250")}
+	e.Status.Hubs = nil
+	for i, name := range []string{"hub1", "hub2"} {
+		e.Status.Hubs = append(e.Status.Hubs, dataplane.HubSession{Name: name, Endpoint: ends[i], OverlayAddr: over[i], Primary: i == 0,
+			Carrying: i == carrying, State: dataplane.HubUp, LastReply: t0.Add(-50 * time.Millisecond), LastHandshake: t0.Add(-time.Minute),
+			Link: &dataplane.LinkHealth{State: dataplane.LinkUp, Probes: 60, RTT: time.Millisecond}})
+	}
+}
+
+// TestHubGroupFindings: with hub groups every hub session is a finding
+// (ok when it answers claims), and traffic on the secondary is told as
+// information with the switch's reason and the failback setting.
+func TestHubGroupFindings(t *testing.T) {
+	e := healthy()
+	hubGroup(&e, 0)
+	fs := Diagnose(e)
+	for _, id := range []FindingID{"hub.session.hub1", "hub.session.hub2"} {
+		if f, ok := find(fs, id); !ok || f.Severity != SevOK {
+			t.Errorf("%s: %+v (found %v); want ok", id, f, ok)
+		}
+	}
+	if _, ok := find(fs, FindHubSecondary); ok {
+		t.Errorf("hub.secondary while the primary carries")
+	}
+	e = healthy()
+	hubGroup(&e, 1)
+	e.Status.Events = []dataplane.Event{{Time: t0.Add(-time.Minute), Kind: "hub", Message: "traffic moved to hub hub2", Detail: "from hub hub1: hub hub1: no claim reply for 650ms"}}
+	fs = Diagnose(e)
+	f, ok := find(fs, FindHubSecondary)
+	if !ok || f.Severity != SevOK || !strings.Contains(f.Title, "secondary hub hub2") ||
+		!strings.Contains(strings.Join(f.Evidence, "\n"), "no claim reply for 650ms") || !strings.Contains(strings.Join(f.Evidence, "\n"), "failback is off") {
+		t.Errorf("hub.secondary: %+v (found %v)", f, ok)
+	}
+	// "The hub" of the other rules and of the probes is the carrying one.
+	h2 := api.HubInfo{Name: "hub2", Endpoint: netip.MustParseAddrPort("198.18.0.2:4500"), OverlayAddr: netip.MustParseAddr("198.18.127.250")}
+	e.Config.Hubs = []api.HubInfo{{Name: "hub1", Endpoint: e.Config.HubEndpoint, OverlayAddr: e.Config.HubOverlayAddr}, h2}
+	d := &diagnosis{e: e}
+	if wan, over := d.hub(); wan != h2.Endpoint.Addr() || over != h2.OverlayAddr {
+		t.Errorf("hub() with hub2 carrying = %s, %s; want hub2's", wan, over)
+	}
+	if c := ViaCarryingHub(*e.Config, nil); c.HubEndpoint != e.Config.HubEndpoint {
+		t.Errorf("without a status the config must stay as it is: %s", c.HubEndpoint)
+	}
+	// The carrying hub down with no other up: an error.
+	e = healthy()
+	hubGroup(&e, 0)
+	for i := range e.Status.Hubs {
+		e.Status.Hubs[i].State = dataplane.HubDown
+	}
+	fs = Diagnose(e)
+	if f, ok := find(fs, "hub.session.hub1"); !ok || f.Severity != SevError || !strings.Contains(f.Title, "cut off") {
+		t.Errorf("carrying hub down, no other: %+v", f)
 	}
 }
 

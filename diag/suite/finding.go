@@ -70,6 +70,7 @@ const (
 	FindFwOutput          FindingID = "fw.output"
 	FindNATTunnel         FindingID = "nat.tunnel"
 	FindConntrack         FindingID = "conntrack.full"
+	FindHubSecondary      FindingID = "hub.secondary"
 	FindPrecheckPortsUDP            = FindingID("precheck." + precheck.CheckPortsUDP)
 	FindPrecheckPortsTCP            = FindingID("precheck." + precheck.CheckPortsTCP)
 	FindPrecheckICMPEcho            = FindingID("precheck." + precheck.CheckICMPEcho)
@@ -84,6 +85,14 @@ func PrecheckFinding(id precheck.CheckID) FindingID { return FindingID("precheck
 
 // TargetFinding is the ID of the finding about probe target a.
 func TargetFinding(a netip.Addr) FindingID { return FindingID(ProbeTargetPrefix + a.String()) }
+
+// HubSessionPrefix starts the ID of the finding about one hub session of
+// a device in a hub group (HubSessionFinding).
+const HubSessionPrefix = "hub.session."
+
+// HubSessionFinding is the ID of the finding about the device's session
+// with hub name.
+func HubSessionFinding(name string) FindingID { return FindingID(HubSessionPrefix + name) }
 
 // Finding is one judgement of the suite.
 type Finding struct {
