@@ -25,6 +25,9 @@ func (h *Hub) effectiveLocked(desired api.HubConfig) api.HubConfig {
 	members := map[string][]string{}
 	ctrlActive := map[string]int{}
 	for i, p := range eff.Peers {
+		if grouped(desired) && !peersWith(p, desired.Name) {
+			continue // a device of other hubs: it never claims here
+		}
 		id := instanceKey(p)
 		members[id] = append(members[id], p.SN)
 		if p.Active {
@@ -61,26 +64,13 @@ func (h *Hub) effectiveLocked(desired api.HubConfig) api.HubConfig {
 	return eff
 }
 
-// instanceKey groups peers by instance; a peer without one is alone.
-func instanceKey(p api.HubPeer) string {
-	if p.InstanceID != "" {
-		return p.InstanceID
-	}
-	return "peer:" + p.SN
-}
-
 // switchLocked applies the arbiter's new roles to the peers (UAPI:
 // immediate) and records and reports the events.
 func (h *Hub) switchLocked(events []RoleEvent) {
 	if len(events) == 0 || h.w == nil {
 		return
 	}
-	eff := h.effectiveLocked(h.desired)
-	if err := h.applyPeers(h.w, h.cfg.Peers, eff); err != nil {
-		h.c.log.Error("move instance prefixes", "err", err)
-	} else {
-		h.cfg = eff
-	}
+	h.replanLocked(true)
 	h.events = appendEvents(h.events, events...)
 	for _, ev := range events {
 		if ev.Role == api.RoleActive {
@@ -115,6 +105,7 @@ func (h *Hub) serveClaims(ctx context.Context, w *wgIface) error {
 	if err != nil {
 		return fmt.Errorf("claim listener on UDP %d: %w", h.claimPort, err)
 	}
+	h.pc = pc
 	h.bg.Add(2)
 	go func() { defer h.bg.Done(); <-ctx.Done(); pc.Close() }()
 	go func() {
@@ -130,6 +121,9 @@ func (h *Hub) serveClaims(ctx context.Context, w *wgIface) error {
 				continue
 			}
 			src, _ := netip.AddrFromSlice(ua.IP)
+			if h.hubMessage(src.Unmap(), buf[:n]) {
+				continue
+			}
 			var c Claim
 			if json.Unmarshal(buf[:n], &c) != nil {
 				continue
@@ -154,6 +148,10 @@ func (h *Hub) serveClaims(ctx context.Context, w *wgIface) error {
 			case <-t.C:
 				h.mu.Lock()
 				h.switchLocked(h.arb.Tick(h.c.now()))
+				// Claims and hub messages go stale: re-decide the routes.
+				if grouped(h.desired) {
+					h.replanLocked(false)
+				}
 				h.mu.Unlock()
 			}
 		}
@@ -170,7 +168,45 @@ func (h *Hub) claim(src netip.Addr, c Claim) (ClaimReply, bool) {
 	}
 	p := h.desired.Peers[i]
 	id := instanceKey(p)
-	role, events := h.arb.Claim(h.c.now(), id, p.SN, c)
+	now := h.c.now()
+	role, events := h.arb.Claim(now, id, p.SN, c)
+	moved := h.g.claim(now, p.SN, c.Via)
 	h.switchLocked(events)
-	return ClaimReply{Seq: c.Seq, Role: role, Active: h.arb.Active(id), Members: h.arb.Members(id)}, true
+	if moved && len(events) == 0 {
+		h.replanLocked(false)
+	}
+	return ClaimReply{Seq: c.Seq, Role: role, Active: h.arb.Active(id), Members: h.arb.Members(id),
+		Hub: h.desired.Name, Degraded: h.degraded}, true
+}
+
+// planLocked is the peers the hub runs for desired: the controller's
+// config with the arbiter's roles, and, in a hub group, only the devices
+// assigned here plus the other hubs, each instance's prefixes where the
+// group's routing puts them (hubGroup.plan).
+func (h *Hub) planLocked(desired api.HubConfig) api.HubConfig {
+	eff := h.effectiveLocked(desired)
+	h.all = eff
+	if !grouped(desired) {
+		h.plan = groupPlan{}
+		return eff
+	}
+	pl := h.g.plan(h.c.now(), eff)
+	h.noteRoutesLocked(pl)
+	h.plan = pl
+	eff.Peers = pl.Peers
+	return eff
+}
+
+// replanLocked recomputes the peers and applies what changed (force: the
+// routes too even when no peer changed).
+func (h *Hub) replanLocked(force bool) {
+	if h.w == nil {
+		return
+	}
+	eff := h.planLocked(h.desired)
+	if err := h.applyPeers(h.w, h.cfg, eff, force); err != nil {
+		h.c.log.Error("move instance prefixes", "err", err)
+		return
+	}
+	h.cfg = eff
 }

@@ -1,0 +1,399 @@
+package dataplane
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/namespace"
+)
+
+// inNamespace runs f on a locked thread inside ns: what f creates (a Hub,
+// a WireGuard interface) keeps working in ns from any goroutine.
+func inNamespace(t *testing.T, ns *namespace.NS, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(ns.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := netns.Set(orig); err != nil {
+			panic(err) // the thread would stay in ns
+		}
+	}()
+	f()
+}
+
+func testKey(t *testing.T) api.Key {
+	t.Helper()
+	k, err := api.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// groupDevice is a device-like WireGuard end in its own namespace: one
+// session per hub, its LAN address on loopback, claims to both hubs
+// naming the hub that carries it (via).
+type groupDevice struct {
+	ns    *namespace.NS
+	w     *wgIface
+	sn    string
+	lan   string // its LAN address, 198.19.N.1
+	claim net.PacketConn
+	via   atomic.Value // string
+	stop  chan struct{}
+}
+
+type testHub struct {
+	name    string
+	key     api.Key
+	ns      *namespace.NS
+	wan     netip.Addr
+	overlay netip.Addr
+	hub     *Hub
+}
+
+func (d *groupDevice) carryVia(t *testing.T, hubs []*testHub, via string, routes []string) {
+	t.Helper()
+	var b strings.Builder
+	for _, h := range hubs {
+		fmt.Fprintf(&b, "public_key=%s\nendpoint=%s\npersistent_keepalive_interval=1\nreplace_allowed_ips=true\nallowed_ip=%s/32\n",
+			hexKey(h.key.PublicKey()), netip.AddrPortFrom(h.wan, 4500), h.overlay)
+		if h.name == via {
+			fmt.Fprintf(&b, "allowed_ip=198.18.64.0/18\n")
+			for _, r := range routes {
+				fmt.Fprintf(&b, "allowed_ip=%s\n", r)
+			}
+		}
+	}
+	if err := d.w.ipcSet(b.String()); err != nil {
+		t.Fatal(err)
+	}
+	d.via.Store(via)
+}
+
+func (d *groupDevice) claims(hubs []*testHub) {
+	seq := uint64(0)
+	tk := time.NewTicker(50 * time.Millisecond)
+	defer tk.Stop()
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, _, err := d.claim.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-tk.C:
+		}
+		seq++
+		b, _ := json.Marshal(Claim{SN: d.sn, Healthy: true, LANOK: true, Seq: seq, Via: d.via.Load().(string)})
+		for _, h := range hubs {
+			_, _ = d.claim.WriteTo(b, &net.UDPAddr{IP: h.overlay.AsSlice(), Port: DefaultClaimPort})
+		}
+	}
+}
+
+// TestHubGroupSiteToSiteAndGateway runs two hubs of a group (in-process
+// Hub instances in their own namespaces, peered hub to hub) and two
+// device-like WireGuard ends, each with a session to both hubs: site A
+// carried by h1, site B by h2, and a cloud host behind both hubs whose
+// gateway is the group's cloud gateway address. It checks site to site
+// across the hubs (one hop each), the cloud and its return path through
+// the gateway holder and the hub-to-hub tunnel, CCN isolation for a
+// device this hub does not peer with, that A's prefixes move to h2 when
+// A's claims say Via = h2, and that the gateway address moves to h2 with
+// gratuitous ARP when h1 stops.
+func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
+	namespace.RequireRoot(t)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	wan, cloud := namespace.New(t), namespace.New(t)
+	wan.Run("ip", "link", "add", "br0", "type", "bridge")
+	wan.Run("ip", "link", "set", "br0", "up")
+	cloud.Run("ip", "link", "add", "br1", "type", "bridge")
+	cloud.Run("ip", "addr", "add", "198.19.100.10/24", "dev", "br1")
+	cloud.Run("ip", "link", "set", "br1", "up")
+	cloud.Run("ip", "route", "add", "198.18.64.0/18", "via", "198.19.100.1")
+	cloud.Run("ip", "route", "add", "198.19.0.0/16", "via", "198.19.100.1")
+	port := 0
+	attach := func(ns *namespace.NS, sw *namespace.NS, bridge, ifName, addr string) {
+		port++
+		p := "p" + strconv.Itoa(port)
+		namespace.Veth(t, ns, ifName, addr, sw, p, "")
+		sw.Run("ip", "link", "set", p, "master", bridge)
+	}
+
+	cloudPrefix := netip.MustParsePrefix("198.19.100.0/24")
+	hubs := []*testHub{
+		{name: "h1", key: testKey(t), ns: namespace.New(t), wan: netip.MustParseAddr("198.18.0.1"), overlay: netip.MustParseAddr("198.18.64.1")},
+		{name: "h2", key: testKey(t), ns: namespace.New(t), wan: netip.MustParseAddr("198.18.0.2"), overlay: netip.MustParseAddr("198.18.64.60")},
+	}
+	for i, h := range hubs {
+		attach(h.ns, wan, "br0", "wan", h.wan.String()+"/24")
+		attach(h.ns, cloud, "br1", "cloud", "198.19.100."+strconv.Itoa(2+i)+"/24")
+	}
+	devKeys := []api.Key{testKey(t), testKey(t)}
+	dev := func(sn string, k api.Key, last byte, lan, ccn string, hubNames ...string) api.HubPeer {
+		own := netip.AddrFrom4([4]byte{198, 18, 64, last})
+		return api.HubPeer{SN: sn, InstanceID: "i-" + sn, CCN: ccn, PublicKey: k.PublicKey(), OverlayAddr: own,
+			AllowedIPs: []netip.Prefix{netip.PrefixFrom(own, 32), netip.MustParsePrefix(lan)}, Active: true, Hubs: hubNames}
+	}
+	peers := []api.HubPeer{
+		dev("a", devKeys[0], 2, "198.19.1.0/24", "blue", "h1", "h2"),
+		dev("b", devKeys[1], 3, "198.19.2.0/24", "blue", "h2", "h1"),
+		// A red site on h2 only: h1 has no session with it.
+		dev("c", testKey(t), 4, "198.19.3.0/24", "red", "h2"),
+	}
+	for i, h := range hubs {
+		other := hubs[1-i]
+		cfg := api.HubConfig{Generation: 1, Overlay: netip.MustParsePrefix("198.18.64.0/18"), HubOverlayAddr: h.overlay,
+			CloudPrefixes: []netip.Prefix{cloudPrefix}, Name: h.name, Peers: peers,
+			Hubs: []api.HubInfo{{Name: other.name, PublicKey: other.key.PublicKey(), Endpoint: netip.AddrPortFrom(other.wan, 4500), OverlayAddr: other.overlay}}}
+		inNamespace(t, h.ns, func() {
+			hub, err := NewHub(HubOptions{PrivateKey: h.key, UAPIDir: t.TempDir(), Logger: quiet.With("hub", h.name),
+				CloudGateway: netip.MustParsePrefix("198.19.100.1/24")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := hub.Start(cfg); err != nil {
+				t.Fatal(err)
+			}
+			h.hub = hub
+		})
+		t.Cleanup(func() { h.hub.Close() })
+	}
+
+	devs := []*groupDevice{
+		{ns: namespace.New(t), sn: "a", lan: "198.19.1.1", stop: make(chan struct{})},
+		{ns: namespace.New(t), sn: "b", lan: "198.19.2.1", stop: make(chan struct{})},
+	}
+	for i, d := range devs {
+		attach(d.ns, wan, "br0", "wan", "198.18.0."+strconv.Itoa(11+i)+"/24")
+		d.ns.Run("ip", "addr", "add", d.lan+"/32", "dev", "lo") // its LAN side
+		inNamespace(t, d.ns, func() {
+			c, err := newCommon(devKeys[i], "", 4500, t.TempDir(), 0, quiet, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.w, err = openWG(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.w.setAddr(netip.MustParsePrefix(fmt.Sprintf("198.18.64.%d/18", 2+i)), netip.Prefix{}); err != nil {
+				t.Fatal(err)
+			}
+			if d.claim, err = net.ListenPacket("udp4", ":0"); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Cleanup(func() { close(d.stop); d.claim.Close(); d.w.close() })
+	}
+	// Each device routes the other LANs and the cloud into its tunnel.
+	devs[0].ns.Run("ip", "route", "add", "198.19.2.0/24", "dev", devs[0].w.name, "src", "198.19.1.1")
+	devs[0].ns.Run("ip", "route", "add", "198.19.3.0/24", "dev", devs[0].w.name, "src", "198.19.1.1")
+	devs[0].ns.Run("ip", "route", "add", "198.19.100.0/24", "dev", devs[0].w.name, "src", "198.19.1.1")
+	devs[1].ns.Run("ip", "route", "add", "198.19.1.0/24", "dev", devs[1].w.name, "src", "198.19.2.1")
+	devs[1].ns.Run("ip", "route", "add", "198.19.100.0/24", "dev", devs[1].w.name, "src", "198.19.2.1")
+	devs[0].carryVia(t, hubs, "h1", []string{"198.19.2.0/24", "198.19.3.0/24", "198.19.100.0/24"})
+	devs[1].carryVia(t, hubs, "h2", []string{"198.19.1.0/24", "198.19.100.0/24"})
+	for _, d := range devs {
+		go d.claims(hubs)
+	}
+	ping := func(ns *namespace.NS, src, dst string) bool {
+		_, err := ns.Try("ping", "-c", "1", "-W", "1", "-I", src, dst)
+		return err == nil
+	}
+	group := func(h *testHub) *HubGroupStatus {
+		st := h.hub.Status()
+		if st.HubGroup == nil {
+			t.Fatalf("%s: status without hub group", h.name)
+		}
+		return st.HubGroup
+	}
+	device := func(g *HubGroupStatus, sn string) GroupDevice {
+		for _, d := range g.Devices {
+			if d.SN == sn {
+				return d
+			}
+		}
+		t.Fatalf("no device %s in %+v", sn, g.Devices)
+		return GroupDevice{}
+	}
+	peerIPs := func(h *testHub, name string) []netip.Prefix {
+		for _, p := range h.hub.Status().Peers {
+			if p.Name == name {
+				return p.AllowedIPs
+			}
+		}
+		return nil
+	}
+
+	waitUntil(t, 15*time.Second, "the hubs hear each other and both devices' claims", func() bool {
+		for _, h := range hubs {
+			g := group(h)
+			if g.Hubs[0].State != GroupHubUp || device(g, "a").Via != "h1" || device(g, "b").Via != "h2" {
+				return false
+			}
+		}
+		return true
+	})
+	t.Run("site to site across hubs", func(t *testing.T) {
+		waitUntil(t, 15*time.Second, "site A reaches site B (A on h1, B on h2)", func() bool { return ping(devs[0].ns, "198.19.1.1", "198.19.2.1") })
+		if !ping(devs[1].ns, "198.19.2.1", "198.19.1.1") {
+			t.Error("site B does not reach site A")
+		}
+		g1 := group(hubs[0])
+		if a, b := device(g1, "a"), device(g1, "b"); a.Route != "here" || !a.Carried || b.Route != "h2" || b.RouteWhy != "claims" {
+			t.Errorf("h1 routes a %+v, b %+v; want a here (carried), b through h2 by claims", a, b)
+		}
+		if ips := peerIPs(hubs[0], "hub:h2"); !slices.Contains(ips, netip.MustParsePrefix("198.19.2.0/24")) {
+			t.Errorf("h1's peer of h2 has %v; want B's LAN", ips)
+		}
+	})
+
+	t.Run("cloud and its return path through the gateway holder", func(t *testing.T) {
+		waitUntil(t, 10*time.Second, "h1 (the lowest name) holds the cloud gateway", func() bool {
+			return group(hubs[0]).GatewayHolder == "h1" && group(hubs[1]).GatewayHolder == "h1"
+		})
+		if !strings.Contains(hubs[0].ns.Run("ip", "-4", "addr", "show", "dev", "cloud"), "198.19.100.1/24") {
+			t.Error("h1 reports the gateway but does not hold 198.19.100.1")
+		}
+		if strings.Contains(hubs[1].ns.Run("ip", "-4", "addr", "show", "dev", "cloud"), "198.19.100.1/24") {
+			t.Error("h2 holds the gateway address too")
+		}
+		if !ping(devs[0].ns, "198.19.1.1", "198.19.100.10") {
+			t.Error("site A (h1) does not reach the cloud host")
+		}
+		// B's packets leave through h2; the answers come back through h1
+		// (the gateway) and the hub-to-hub tunnel.
+		if !ping(devs[1].ns, "198.19.2.1", "198.19.100.10") {
+			t.Error("site B (h2) does not reach the cloud host through the return path h1 → h2")
+		}
+	})
+
+	t.Run("CCN isolation across hubs", func(t *testing.T) {
+		if tbl := hubs[0].ns.Run("nft", "list", "table", "ip", "vcpe"); !strings.Contains(tbl, "198.19.3.0/24") {
+			t.Errorf("h1's isolation sets lack the red site h1 has no session with:\n%s", tbl)
+		}
+		hubs[1].ns.Run("nft", "add", "table", "ip", "count")
+		hubs[1].ns.Run("nft", "add", "chain", "ip", "count", "pre", "{ type filter hook prerouting priority -300 ; }")
+		hubs[1].ns.Run("nft", "add", "rule", "ip", "count", "pre", "ip", "daddr", "198.19.3.0/24", "counter")
+		drops := func() int { return nftDrops(t, hubs[0].ns) }
+		before := drops()
+		for range 3 {
+			if ping(devs[0].ns, "198.19.1.1", "198.19.3.1") {
+				t.Error("blue site A reached the red site")
+			}
+		}
+		if d := drops() - before; d < 3 {
+			t.Errorf("h1 dropped %d packets for the red site; want every one dropped at h1", d)
+		}
+		if out := hubs[1].ns.Run("nft", "list", "chain", "ip", "count", "pre"); !strings.Contains(out, "packets 0 ") {
+			t.Errorf("packets for the red site reached h2:\n%s", out)
+		}
+	})
+
+	t.Run("prefixes follow the device's Via", func(t *testing.T) {
+		devs[0].carryVia(t, hubs, "h2", []string{"198.19.2.0/24", "198.19.3.0/24", "198.19.100.0/24"})
+		waitUntil(t, 5*time.Second, "h1 routes A through h2 and h2 carries A", func() bool {
+			a1, a2 := device(group(hubs[0]), "a"), device(group(hubs[1]), "a")
+			return a1.Route == "h2" && a2.Route == "here" && a2.Carried
+		})
+		if ips := peerIPs(hubs[0], "hub:h2"); !slices.Contains(ips, netip.MustParsePrefix("198.19.1.0/24")) {
+			t.Errorf("h1's peer of h2 has %v; want A's LAN", ips)
+		}
+		if ips := peerIPs(hubs[0], "a"); !slices.Equal(ips, pfx("198.18.64.2/32")) {
+			t.Errorf("h1's peer of A has %v; want its /32 only", ips)
+		}
+		if ips := peerIPs(hubs[1], "a"); !slices.Contains(ips, netip.MustParsePrefix("198.19.1.0/24")) {
+			t.Errorf("h2's peer of A has %v; want A's LAN", ips)
+		}
+		if !ping(devs[0].ns, "198.19.1.1", "198.19.2.1") || !ping(devs[1].ns, "198.19.2.1", "198.19.1.1") {
+			t.Error("A and B do not reach each other through h2")
+		}
+		if !ping(devs[0].ns, "198.19.1.1", "198.19.100.10") {
+			t.Error("A (now on h2) does not reach the cloud host")
+		}
+	})
+
+	t.Run("gateway moves when its holder stops", func(t *testing.T) {
+		mac := strings.Fields(hubs[1].ns.Run("cat", "/sys/class/net/cloud/address"))[0]
+		if !ping(cloud, "198.19.100.10", "198.19.100.1") {
+			t.Fatal("the cloud host does not reach its gateway")
+		}
+		if err := hubs[0].hub.Close(); err != nil {
+			t.Fatal(err)
+		}
+		took := waitUntil(t, 5*time.Second, "h2 takes the cloud gateway", func() bool { return group(hubs[1]).GatewayHolder == "h2" })
+		t.Logf("h2 took the gateway %v after h1 stopped", took.Round(10*time.Millisecond))
+		if strings.Contains(hubs[0].ns.Run("ip", "-4", "addr", "show", "dev", "cloud"), "198.19.100.1/24") {
+			t.Error("h1 still holds the gateway address after Close")
+		}
+		waitUntil(t, 3*time.Second, "the cloud host's neighbour entry moves to h2 (gratuitous ARP)", func() bool {
+			return strings.Contains(cloud.Run("ip", "neigh", "show", "198.19.100.1"), mac)
+		})
+		if !ping(devs[1].ns, "198.19.2.1", "198.19.100.10") {
+			t.Error("site B does not reach the cloud host through h2 alone")
+		}
+	})
+}
+
+// nftDrops sums the counters of the isolation table's drop rules.
+func nftDrops(t *testing.T, ns *namespace.NS) int {
+	t.Helper()
+	n := 0
+	for _, line := range strings.Split(ns.Run("nft", "list", "table", "ip", "vcpe"), "\n") {
+		if !strings.Contains(line, " drop") {
+			continue
+		}
+		f := strings.Fields(line)
+		for i := range f {
+			if f[i] == "packets" && i+1 < len(f) {
+				v, _ := strconv.Atoi(f[i+1])
+				n += v
+			}
+		}
+	}
+	return n
+}

@@ -1,0 +1,266 @@
+package dataplane
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/internal/clock"
+)
+
+// groupCfg is hub h1's config of a three-hub group: device a (site A,
+// primary h1), b (site B, primary h2) and c (site C on h2 and h3 only: h1
+// does not peer with it).
+func groupCfg() api.HubConfig {
+	ov := netip.MustParsePrefix("198.18.64.0/18")
+	dev := func(sn string, last byte, lan string, hubs ...string) api.HubPeer {
+		own := netip.AddrFrom4([4]byte{198, 18, 64, last})
+		return api.HubPeer{SN: sn, InstanceID: "i-" + sn, CCN: "blue", PublicKey: key(last), OverlayAddr: own,
+			AllowedIPs: []netip.Prefix{netip.PrefixFrom(own, 32), netip.MustParsePrefix(lan)}, Active: true, Hubs: hubs}
+	}
+	hub := func(name string, last byte) api.HubInfo {
+		return api.HubInfo{Name: name, PublicKey: key(100 + last), OverlayAddr: netip.AddrFrom4([4]byte{198, 18, 64, last}),
+			Endpoint: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 0, last}), 4500)}
+	}
+	return api.HubConfig{Generation: 1, Overlay: ov, HubOverlayAddr: netip.MustParseAddr("198.18.64.1"), Name: "h1",
+		CloudPrefixes: pfx("198.19.100.0/24"),
+		Hubs:          []api.HubInfo{hub("h2", 60), hub("h3", 61)},
+		Peers: []api.HubPeer{
+			dev("a", 2, "198.19.1.0/24", "h1", "h2"),
+			dev("b", 3, "198.19.2.0/24", "h2", "h1"),
+			dev("c", 4, "198.19.3.0/24", "h2", "h3"),
+		}}
+}
+
+func peerIPs(t *testing.T, pl groupPlan, sn string) []string {
+	t.Helper()
+	i := slices.IndexFunc(pl.Peers, func(p api.HubPeer) bool { return p.SN == sn })
+	if i < 0 {
+		return nil
+	}
+	var out []string
+	for _, p := range pl.Peers[i].AllowedIPs {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+func wantIPs(t *testing.T, pl groupPlan, sn string, want ...string) {
+	t.Helper()
+	if got := peerIPs(t, pl, sn); !slices.Equal(got, want) {
+		t.Errorf("peer %s allowed IPs %v; want %v", sn, got, want)
+	}
+}
+
+func newTestGroup() (*hubGroup, *clock.Fake) {
+	clk := clock.NewFake(time.Date(2026, 12, 3, 18, 0, 0, 0, time.UTC))
+	return newHubGroup("h1", HealthCheck{}), clk
+}
+
+func TestGroupPlanByAssignmentWithoutNews(t *testing.T) {
+	g, clk := newTestGroup()
+	pl := g.plan(clk.Now(), groupCfg())
+	// Peers: a and b (assigned here), not c; then the hubs by name.
+	var sns []string
+	for _, p := range pl.Peers {
+		sns = append(sns, p.SN)
+	}
+	if !slices.Equal(sns, []string{"a", "b", "hub:h2", "hub:h3"}) {
+		t.Fatalf("peers %v", sns)
+	}
+	wantIPs(t, pl, "a", "198.18.64.2/32", "198.19.1.0/24")
+	wantIPs(t, pl, "b", "198.18.64.3/32")
+	// b's prefixes go to its primary h2; c (not peered here) to its first hub.
+	wantIPs(t, pl, "hub:h2", "198.18.64.4/32", "198.18.64.60/32", "198.19.2.0/24", "198.19.3.0/24")
+	wantIPs(t, pl, "hub:h3", "198.18.64.61/32")
+	if pl.Via["i-a"] != viaHere || pl.Via["i-b"] != "h2" || pl.Why["i-b"] != "primary" || len(pl.Carry) != 0 {
+		t.Errorf("via %v why %v carry %v", pl.Via, pl.Why, pl.Carry)
+	}
+}
+
+func TestGroupPlanFollowsClaimsThenMessagesThenPrimary(t *testing.T) {
+	g, clk := newTestGroup()
+	cfg := groupCfg()
+	// a's claims say h2 carries it: its prefixes go to h2.
+	if !g.claim(clk.Now(), "a", "h2") {
+		t.Error("a first claim: want a change")
+	}
+	if g.claim(clk.Now(), "a", "h2") {
+		t.Error("the same claim again: want no change")
+	}
+	pl := g.plan(clk.Now(), cfg)
+	wantIPs(t, pl, "a", "198.18.64.2/32")
+	if ips := peerIPs(t, pl, "hub:h2"); !slices.Contains(ips, "198.19.1.0/24") {
+		t.Errorf("h2 peer %v; want a's LAN", ips)
+	}
+	if pl.Why["i-a"] != "claims" {
+		t.Errorf("why %q", pl.Why["i-a"])
+	}
+	// b's claims name this hub: its prefixes come here, and h1 carries it.
+	g.claim(clk.Now(), "b", "h1")
+	pl = g.plan(clk.Now(), cfg)
+	wantIPs(t, pl, "b", "198.18.64.3/32", "198.19.2.0/24")
+	if !slices.Equal(pl.Carry, []string{"i-b"}) {
+		t.Errorf("carry %v; want [i-b]", pl.Carry)
+	}
+
+	// a's claims stop (its tunnel to h1 broke); h3 says it carries a.
+	clk.Advance(g.claimFresh + time.Millisecond)
+	if !g.message(clk.Now(), hubMessage{Hub: "h3", Seq: 1, Carry: []string{"i-a"}}) {
+		t.Error("first message of h3: want a change")
+	}
+	pl = g.plan(clk.Now(), cfg)
+	if pl.Via["i-a"] != "h3" || pl.Why["i-a"] != "hub message" {
+		t.Errorf("a via %q (%s); want h3 by hub message", pl.Via["i-a"], pl.Why["i-a"])
+	}
+	if ips := peerIPs(t, pl, "hub:h3"); !slices.Contains(ips, "198.19.1.0/24") {
+		t.Errorf("h3 peer %v; want a's LAN", ips)
+	}
+	// h3 falls silent: back to the assignment (a's primary is h1).
+	clk.Advance(g.check.hubDeadAfter() + time.Millisecond)
+	pl = g.plan(clk.Now(), cfg)
+	if pl.Via["i-a"] != viaHere || pl.Why["i-a"] != "primary" {
+		t.Errorf("a via %q (%s); want here by primary", pl.Via["i-a"], pl.Why["i-a"])
+	}
+	wantIPs(t, pl, "a", "198.18.64.2/32", "198.19.1.0/24")
+}
+
+func TestGroupPlanCloudPrefixesOnGatewayHolder(t *testing.T) {
+	g, clk := newTestGroup()
+	cfg := groupCfg()
+	g.message(clk.Now(), hubMessage{Hub: "h3", Seq: 1, Gateway: true})
+	pl := g.plan(clk.Now(), cfg)
+	wantIPs(t, pl, "hub:h3", "198.18.64.61/32", "198.19.100.0/24")
+	eff := cfg
+	eff.Peers = pl.Peers
+	// The cloud prefixes get no route into the TUN on this hub.
+	for _, r := range hubRoutes(eff) {
+		if r.String() == "198.19.100.0/24" {
+			t.Errorf("routes %v hold the cloud prefix", hubRoutes(eff))
+		}
+	}
+	if !slices.Contains(hubRoutes(eff), netip.MustParsePrefix("198.19.2.0/24")) {
+		t.Errorf("routes %v; want b's LAN (carried by h2) routed into the TUN", hubRoutes(eff))
+	}
+	// A message without the gateway takes them off.
+	g.message(clk.Now(), hubMessage{Hub: "h3", Seq: 2})
+	wantIPs(t, g.plan(clk.Now(), cfg), "hub:h3", "198.18.64.61/32")
+}
+
+func TestGroupLiveness(t *testing.T) {
+	g, clk := newTestGroup()
+	if g.live(clk.Now()) {
+		t.Error("live before hearing anything")
+	}
+	g.claim(clk.Now(), "a", "h1")
+	clk.Advance(g.check.hubDeadAfter())
+	if !g.live(clk.Now()) {
+		t.Error("not live within the window after a claim")
+	}
+	clk.Advance(time.Millisecond)
+	if g.live(clk.Now()) {
+		t.Error("live after the window without a claim or message")
+	}
+	g.message(clk.Now(), hubMessage{Hub: "h2"})
+	if !g.live(clk.Now()) || !g.hubUp(clk.Now(), "h2") || g.hubUp(clk.Now(), "h3") {
+		t.Error("a hub message: want live, h2 up, h3 not")
+	}
+	// Four intervals of lost messages do not make h2 down.
+	clk.Advance(4 * g.check.Interval)
+	if !g.hubUp(clk.Now(), "h2") {
+		t.Error("h2 down after 4 intervals")
+	}
+	clk.Advance(2 * g.check.Interval)
+	if g.hubUp(clk.Now(), "h2") {
+		t.Error("h2 up after 6 intervals")
+	}
+}
+
+func TestWantGateway(t *testing.T) {
+	up := func(name string, gw bool) gatewayView { return gatewayView{Name: name, Up: true, Gateway: gw} }
+	tests := []struct {
+		name                              string
+		self                              string
+		live, degraded, holding, failback bool
+		others                            []gatewayView
+		want                              bool
+	}{
+		{"alone and live", "h1", true, false, false, false, nil, true},
+		{"cut off", "h1", false, false, true, false, nil, false},
+		{"degraded", "h1", true, true, true, false, nil, false},
+		{"lowest takes", "h1", true, false, false, false, []gatewayView{up("h2", false)}, true},
+		{"higher waits", "h2", true, false, false, false, []gatewayView{up("h1", false)}, false},
+		{"lower is down", "h2", true, false, false, false, []gatewayView{{Name: "h1"}}, true},
+		{"lower is degraded", "h2", true, false, false, false, []gatewayView{{Name: "h1", Up: true, Degraded: true}}, true},
+		{"no failback: the holder keeps it", "h2", true, false, true, false, []gatewayView{up("h1", false)}, true},
+		{"no failback: the lower back does not take it", "h1", true, false, false, false, []gatewayView{up("h2", true)}, false},
+		{"failback: the lower takes it", "h1", true, false, false, true, []gatewayView{up("h2", true)}, true},
+		{"failback: the higher gives it up", "h2", true, false, true, true, []gatewayView{up("h1", false)}, false},
+		{"two holders: the lower keeps it", "h1", true, false, true, false, []gatewayView{up("h2", true)}, true},
+		{"two holders: the higher yields", "h2", true, false, true, false, []gatewayView{up("h1", true)}, false},
+	}
+	for _, tt := range tests {
+		if got := wantGateway(tt.self, tt.live, tt.degraded, tt.holding, tt.failback, tt.others); got != tt.want {
+			t.Errorf("%s: %v; want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestValidateHubConfigHubs(t *testing.T) {
+	if err := ValidateHubConfig(groupCfg()); err != nil {
+		t.Fatalf("valid group config: %v", err)
+	}
+	for name, mut := range map[string]func(*api.HubConfig){
+		"name":         func(c *api.HubConfig) { c.Hubs[1].Name = "h2" },
+		"self":         func(c *api.HubConfig) { c.Hubs[0].Name = "h1" },
+		"public_key":   func(c *api.HubConfig) { c.Hubs[0].PublicKey = c.Peers[0].PublicKey },
+		"overlay_addr": func(c *api.HubConfig) { c.Hubs[0].OverlayAddr = c.HubOverlayAddr },
+	} {
+		c := groupCfg()
+		mut(&c)
+		err := ValidateHubConfig(c)
+		want := name
+		if name == "self" {
+			want = "name"
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want an error naming %s", name, err, want)
+		}
+	}
+}
+
+func TestGroupPeerUAPIGivesHubsEndpoints(t *testing.T) {
+	cfg := groupCfg()
+	g, clk := newTestGroup()
+	pl := g.plan(clk.Now(), cfg)
+	u := groupPeerUAPI(HubPeerDiff(nil, pl.Peers), cfg.Hubs)
+	if !strings.Contains(u, "endpoint=198.18.0.60:4500\npersistent_keepalive_interval=15\n") {
+		t.Errorf("uapi lacks h2's endpoint:\n%s", u)
+	}
+	if strings.Count(u, "endpoint=") != 2 {
+		t.Errorf("uapi gives %d endpoints; want the two hubs only:\n%s", strings.Count(u, "endpoint="), u)
+	}
+}
+
+func TestGroupSettlesBeforeGateway(t *testing.T) {
+	g, clk := newTestGroup()
+	g.claim(clk.Now(), "a", "h1")
+	if g.settled(clk.Now()) {
+		t.Error("settled at the first claim")
+	}
+	clk.Advance(g.check.hubDeadAfter() - g.check.Interval)
+	g.claim(clk.Now(), "a", "h1")
+	clk.Advance(g.check.Interval)
+	if !g.settled(clk.Now()) {
+		t.Error("not settled after a whole window of claims")
+	}
+	// Cut off, then back: a new window.
+	clk.Advance(g.check.hubDeadAfter() + time.Millisecond)
+	g.claim(clk.Now(), "a", "h1")
+	if g.settled(clk.Now()) {
+		t.Error("settled right after coming back")
+	}
+}
