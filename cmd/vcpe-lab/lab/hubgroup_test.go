@@ -444,7 +444,7 @@ func TestHubGroupFailover(t *testing.T) {
 	if n := g.both.Load(); n > 0 {
 		t.Errorf("both devices of site A were active in %d samples (every 10ms)", n)
 	}
-	if out, err := l.Run(ctx, "hub2", b.Hub, "status", "--state", l.GroupHubState("hub2")); err != nil || !strings.Contains(out, "site-b") {
+	if out, err := l.Run(ctx, "hub2", b.Hub, "status", "--state", l.GroupHubState("hub2")); err != nil || !strings.Contains(out, g.dev["site-b"].SN) {
 		t.Errorf("vcpe-hub status on hub2 does not show its device of site-b: %v\n%s", err, out)
 	}
 }
