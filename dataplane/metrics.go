@@ -11,6 +11,7 @@ type Collector struct {
 
 	up, handshake, rx, tx, routes, syncOK *prometheus.Desc
 	loss, rtt, mtu                        *prometheus.Desc
+	group                                 groupMetrics
 }
 
 // NewCollector returns a Collector over status.
@@ -26,6 +27,7 @@ func NewCollector(status func() Status) *Collector {
 		loss:      prometheus.NewDesc("vcpe_link_probe_loss_ratio", "Share of the liveness window's probes to the hub that got no answer.", []string{"state"}, nil),
 		rtt:       prometheus.NewDesc("vcpe_link_rtt_seconds", "Median round-trip time of the liveness window's answered probes.", nil, nil),
 		mtu:       prometheus.NewDesc("vcpe_tunnel_mtu_bytes", "The tunnel interface's MTU (lowered when a path-MTU black hole is found).", nil, nil),
+		group:     newGroupMetrics(),
 	}
 }
 
@@ -34,6 +36,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.handshake, c.rx, c.tx, c.routes, c.syncOK, c.loss, c.rtt, c.mtu} {
 		ch <- d
 	}
+	c.group.describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -65,6 +68,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.loss, prometheus.GaugeValue, l.Loss, l.State)
 		ch <- prometheus.MustNewConstMetric(c.rtt, prometheus.GaugeValue, l.RTT.Seconds())
 	}
+	c.group.collect(ch, st.HubGroup)
 	if st.MTU > 0 {
 		ch <- prometheus.MustNewConstMetric(c.mtu, prometheus.GaugeValue, float64(st.MTU))
 	}
