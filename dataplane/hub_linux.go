@@ -51,8 +51,10 @@ type Hub struct {
 	pc          net.PacketConn // the claim socket, also sending hub messages
 	msgSeq      uint64
 	degraded    bool
-	cloud       *cloudHealth
-	gw          *cloudGW
+	// routeChanges and gatewayChanges count moves since Start (metrics).
+	routeChanges, gatewayChanges uint64
+	cloud                        *cloudHealth
+	gw                           *cloudGW
 }
 
 // NewHub validates the options. It changes nothing on the host.

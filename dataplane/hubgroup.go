@@ -1,11 +1,18 @@
 package dataplane
 
 import (
+	"cmp"
+	"fmt"
+	"io"
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/openvcpe/vcpe/api"
 )
@@ -448,11 +455,16 @@ type HubGroupStatus struct {
 	// Gateway is the cloud gateway address (with its prefix length), when
 	// configured; GatewayHolder the hub holding it as far as this hub
 	// knows ("" when none).
-	Gateway       netip.Prefix  `json:"gateway,omitzero"`
-	GatewayHolder string        `json:"gateway_holder,omitempty"`
-	Hubs          []GroupHub    `json:"hubs"`
-	Devices       []GroupDevice `json:"devices"`
-	Events        []Event       `json:"events"`
+	Gateway       netip.Prefix `json:"gateway,omitzero"`
+	GatewayHolder string       `json:"gateway_holder,omitempty"`
+	// RouteChanges counts the instances whose traffic this hub moved
+	// (to its device, to another hub); GatewayChanges how often it took
+	// or gave up the cloud gateway. Both since the hub started.
+	RouteChanges   uint64        `json:"route_changes"`
+	GatewayChanges uint64        `json:"gateway_changes"`
+	Hubs           []GroupHub    `json:"hubs"`
+	Devices        []GroupDevice `json:"devices"`
+	Events         []Event       `json:"events"`
 }
 
 // TargetStatus is one health target and whether it answers.
@@ -545,3 +557,151 @@ func (g *hubGroup) groupStatus(now time.Time, desired api.HubConfig, eff api.Hub
 	sort.Slice(st.Devices, func(i, j int) bool { return st.Devices[i].SN < st.Devices[j].SN })
 	return st
 }
+
+// writeHubGroup renders the hub-group part of a hub's status: the cloud
+// side, the gateway, the other hubs and every device of the group with
+// where this hub sends its traffic.
+func writeHubGroup(w io.Writer, g *HubGroupStatus, now time.Time) {
+	if g == nil {
+		return
+	}
+	name := cmp.Or(g.Name, "(no name)")
+	state := "ok"
+	if g.Degraded {
+		state = "DEGRADED (cloud targets do not answer)"
+	}
+	if !g.Live {
+		state += ", cut off (no hub or device heard)"
+	}
+	fmt.Fprintf(w, "%-10s %s, %s\n", "hub group:", cleanText(name), state)
+	for _, t := range g.CloudTargets {
+		fmt.Fprintf(w, "  cloud target %s: %s\n", t.Addr, map[bool]string{true: "answers", false: "no answer"}[t.Up])
+	}
+	if g.Gateway.IsValid() {
+		fmt.Fprintf(w, "%-10s %s held by %s\n", "gateway:", g.Gateway, cleanText(cmp.Or(g.GatewayHolder, "no hub")))
+	}
+	if len(g.Hubs) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  HUB\tSTATE\tENDPOINT\tOVERLAY\tLAST MESSAGE\tGATEWAY\tCARRIES")
+		for _, h := range g.Hubs {
+			last := "never"
+			if !h.LastMessage.IsZero() {
+				last = ago(now, h.LastMessage) + " ago"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\n", cleanText(h.Name), h.State, h.Endpoint, h.OverlayAddr, last, yesNo(h.Gateway), h.Carries)
+		}
+		tw.Flush()
+	}
+	if len(g.Devices) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  DEVICE\tINSTANCE\tCCN\tSESSION HERE\tPRIMARY HERE\tACTIVE\tVIA (CLAIMS)\tTRAFFIC\tCARRIED HERE")
+		for _, d := range g.Devices {
+			route := "-"
+			if d.Route != "" {
+				route = cleanText(d.Route) + " (" + d.RouteWhy + ")"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cleanText(d.SN), cleanText(cmp.Or(d.Instance, "-")), cleanText(cmp.Or(d.CCN, "-")),
+				yesNo(d.Peered), yesNo(d.Primary), yesNo(d.Active), cleanText(cmp.Or(d.Via, "-")), route, yesNo(d.Carried))
+		}
+		tw.Flush()
+	}
+	for _, ev := range g.Events {
+		line := ev.Message
+		if ev.Detail != "" {
+			line += ": " + ev.Detail
+		}
+		fmt.Fprintf(w, "  %s %s%s\n", ev.Time.Format(time.RFC3339Nano), cleanText(line), times(ev.Times(), ev.Last))
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// cleanText keeps names from the controller (device serials, instance and
+// hub names) from steering the terminal: control characters are quoted.
+func cleanText(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// groupMetrics are the hub-group metrics of a hub's Collector: per other
+// hub (label hub) and for this hub.
+type groupMetrics struct {
+	peerUp, peerDegraded, peerGateway, peerCarries, peerLast     *prometheus.Desc
+	degraded, gateway, carried, primary, routeChanges, gwChanges *prometheus.Desc
+}
+
+func newGroupMetrics() groupMetrics {
+	hub := []string{"hub"}
+	return groupMetrics{
+		peerUp:       prometheus.NewDesc("vcpe_hub_group_peer_up", "1 while the other hub's messages arrive through the hub-to-hub tunnel (state up or degraded), else 0.", hub, nil),
+		peerDegraded: prometheus.NewDesc("vcpe_hub_group_peer_degraded", "1 when the other hub says its cloud targets do not answer.", hub, nil),
+		peerGateway:  prometheus.NewDesc("vcpe_hub_group_peer_gateway", "1 when the other hub says it holds the cloud gateway.", hub, nil),
+		peerCarries:  prometheus.NewDesc("vcpe_hub_group_peer_carried_instances", "Instances the other hub says it carries.", hub, nil),
+		peerLast:     prometheus.NewDesc("vcpe_hub_group_peer_last_message_seconds", "Unix time of the other hub's last message (0: never).", hub, nil),
+		degraded:     prometheus.NewDesc("vcpe_hub_group_degraded", "1 when this hub's cloud targets do not answer (gray failure).", hub, nil),
+		gateway:      prometheus.NewDesc("vcpe_hub_group_gateway_held", "1 while this hub holds the cloud gateway address.", hub, nil),
+		carried:      prometheus.NewDesc("vcpe_hub_group_carried_instances", "Instances whose active device carries its traffic through this hub.", hub, nil),
+		primary:      prometheus.NewDesc("vcpe_hub_group_primary_devices", "Devices whose primary hub is this one.", hub, nil),
+		routeChanges: prometheus.NewDesc("vcpe_hub_group_route_changes_total", "Instances whose traffic this hub moved (to its device or to another hub).", hub, nil),
+		gwChanges:    prometheus.NewDesc("vcpe_hub_group_gateway_changes_total", "Times this hub took or gave up the cloud gateway.", hub, nil),
+	}
+}
+
+func (m groupMetrics) describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.peerUp, m.peerDegraded, m.peerGateway, m.peerCarries, m.peerLast,
+		m.degraded, m.gateway, m.carried, m.primary, m.routeChanges, m.gwChanges} {
+		ch <- d
+	}
+}
+
+func (m groupMetrics) collect(ch chan<- prometheus.Metric, g *HubGroupStatus) {
+	if g == nil {
+		return
+	}
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	for _, h := range g.Hubs {
+		last := 0.0
+		if !h.LastMessage.IsZero() {
+			last = float64(h.LastMessage.UnixNano()) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(m.peerUp, prometheus.GaugeValue, b(h.State != GroupHubDown), h.Name)
+		ch <- prometheus.MustNewConstMetric(m.peerDegraded, prometheus.GaugeValue, b(h.State == GroupHubDegraded), h.Name)
+		ch <- prometheus.MustNewConstMetric(m.peerGateway, prometheus.GaugeValue, b(h.Gateway), h.Name)
+		ch <- prometheus.MustNewConstMetric(m.peerCarries, prometheus.GaugeValue, float64(h.Carries), h.Name)
+		ch <- prometheus.MustNewConstMetric(m.peerLast, prometheus.GaugeValue, last, h.Name)
+	}
+	carried, primary := 0, 0
+	for _, d := range g.Devices {
+		if d.Carried {
+			carried++
+		}
+		if d.Primary && d.Peered {
+			primary++
+		}
+	}
+	self := g.Name
+	held := g.GatewayHolder != "" && (g.GatewayHolder == g.Name || g.GatewayHolder == thisHub)
+	ch <- prometheus.MustNewConstMetric(m.degraded, prometheus.GaugeValue, b(g.Degraded), self)
+	ch <- prometheus.MustNewConstMetric(m.gateway, prometheus.GaugeValue, b(held), self)
+	ch <- prometheus.MustNewConstMetric(m.carried, prometheus.GaugeValue, float64(carried), self)
+	ch <- prometheus.MustNewConstMetric(m.primary, prometheus.GaugeValue, float64(primary), self)
+	ch <- prometheus.MustNewConstMetric(m.routeChanges, prometheus.CounterValue, float64(g.RouteChanges), self)
+	ch <- prometheus.MustNewConstMetric(m.gwChanges, prometheus.CounterValue, float64(g.GatewayChanges), self)
+}
+
+// thisHub names the gateway holder in the status of a hub without a name.
+const thisHub = "this hub"

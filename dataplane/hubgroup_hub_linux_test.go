@@ -11,10 +11,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netns"
 
 	"github.com/openvcpe/vcpe/api"
@@ -80,6 +82,15 @@ type groupDevice struct {
 	claim net.PacketConn
 	via   atomic.Value // string
 	stop  chan struct{}
+
+	mu      sync.Mutex
+	replies map[netip.Addr]ClaimReply // the last reply of each hub
+}
+
+func (d *groupDevice) reply(hub netip.Addr) ClaimReply {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.replies[hub]
 }
 
 type testHub struct {
@@ -117,9 +128,22 @@ func (d *groupDevice) claims(hubs []*testHub) {
 	go func() {
 		buf := make([]byte, 512)
 		for {
-			if _, _, err := d.claim.ReadFrom(buf); err != nil {
+			n, from, err := d.claim.ReadFrom(buf)
+			if err != nil {
 				return
 			}
+			var r ClaimReply
+			ua, ok := from.(*net.UDPAddr)
+			if !ok || json.Unmarshal(buf[:n], &r) != nil {
+				continue
+			}
+			a, _ := netip.AddrFromSlice(ua.IP)
+			d.mu.Lock()
+			if d.replies == nil {
+				d.replies = map[netip.Addr]ClaimReply{}
+			}
+			d.replies[a.Unmap()] = r
+			d.mu.Unlock()
 		}
 	}()
 	for {
@@ -193,7 +217,7 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 			Hubs: []api.HubInfo{{Name: other.name, PublicKey: other.key.PublicKey(), Endpoint: netip.AddrPortFrom(other.wan, 4500), OverlayAddr: other.overlay}}}
 		inNamespace(t, h.ns, func() {
 			hub, err := NewHub(HubOptions{PrivateKey: h.key, UAPIDir: t.TempDir(), Logger: quiet.With("hub", h.name),
-				CloudGateway: netip.MustParsePrefix("198.19.100.1/24")})
+				CloudGateway: netip.MustParsePrefix("198.19.100.1/24"), CloudTargets: []netip.Addr{netip.MustParseAddr("198.19.100.10")}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -357,6 +381,68 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		}
 	})
 
+	// The cloud host stops answering h2's probes: h2 is degraded (a gray
+	// failure), says so in its claim replies and hub messages.
+	grayOn := func() {
+		cloud.Run("nft", "add", "table", "ip", "gray")
+		cloud.Run("nft", "add", "chain", "ip", "gray", "in", "{ type filter hook input priority 0 ; }")
+		cloud.Run("nft", "add", "rule", "ip", "gray", "in", "ip", "saddr", "198.19.100.3", "icmp", "type", "echo-request", "drop")
+	}
+	grayOff := func() { cloud.Run("nft", "delete", "table", "ip", "gray") }
+	t.Run("gray failure: degraded", func(t *testing.T) {
+		if r := devs[1].reply(hubs[1].overlay); r.Hub != "h2" || r.Degraded {
+			t.Errorf("h2's claim reply %+v; want hub h2, not degraded", r)
+		}
+		grayOn()
+		waitUntil(t, 5*time.Second, "h1 hears h2 degraded", func() bool { return group(hubs[0]).Hubs[0].State == GroupHubDegraded })
+		waitUntil(t, time.Second, "h2's claim replies say degraded", func() bool {
+			r := devs[1].reply(hubs[1].overlay)
+			return r.Hub == "h2" && r.Degraded
+		})
+		if r := devs[1].reply(hubs[0].overlay); r.Hub != "h1" || r.Degraded {
+			t.Errorf("h1's claim reply %+v; want hub h1, not degraded", r)
+		}
+		var b strings.Builder
+		WriteText(&b, hubs[1].hub.Status(), time.Now())
+		if !strings.Contains(b.String(), "DEGRADED") || !strings.Contains(b.String(), "cloud target 198.19.100.10: no answer") {
+			t.Errorf("h2's status text does not say degraded:\n%s", b.String())
+		}
+		grayOff()
+		waitUntil(t, 5*time.Second, "h2 recovers", func() bool { return group(hubs[0]).Hubs[0].State == GroupHubUp })
+	})
+
+	t.Run("status and metrics", func(t *testing.T) {
+		var b strings.Builder
+		WriteText(&b, hubs[0].hub.Status(), time.Now())
+		for _, want := range []string{"hub group: h1, ok", "gateway:   198.19.100.1/24 held by h1", "HUB", "h2  ", "DEVICE", "claims"} {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("h1's status text lacks %q:\n%s", want, b.String())
+			}
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(NewCollector(hubs[0].hub.Status))
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "hub" {
+						got[mf.GetName()+"/"+l.GetValue()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		for k, want := range map[string]float64{"vcpe_hub_group_peer_up/h2": 1, "vcpe_hub_group_gateway_held/h1": 1,
+			"vcpe_hub_group_peer_carried_instances/h2": 2, "vcpe_hub_group_primary_devices/h1": 1} {
+			if got[k] != want {
+				t.Errorf("metric %s = %v; want %v (all: %v)", k, got[k], want, got)
+			}
+		}
+	})
+
 	t.Run("gateway moves when its holder stops", func(t *testing.T) {
 		mac := strings.Fields(hubs[1].ns.Run("cat", "/sys/class/net/cloud/address"))[0]
 		if !ping(cloud, "198.19.100.10", "198.19.100.1") {
@@ -375,6 +461,13 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		})
 		if !ping(devs[1].ns, "198.19.2.1", "198.19.100.10") {
 			t.Error("site B does not reach the cloud host through h2 alone")
+		}
+		// A degraded holder gives the gateway up.
+		grayOn()
+		defer grayOff()
+		waitUntil(t, 5*time.Second, "degraded h2 gives up the gateway", func() bool { return group(hubs[1]).GatewayHolder == "" })
+		if strings.Contains(hubs[1].ns.Run("ip", "-4", "addr", "show", "dev", "cloud"), "198.19.100.1/24") {
+			t.Error("degraded h2 still holds the gateway address")
 		}
 	})
 }

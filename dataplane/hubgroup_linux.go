@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -324,6 +325,7 @@ func (h *Hub) gatewayEvent(now time.Time, took bool, reason string) {
 	}
 	h.c.log.Warn(msg, "reason", reason)
 	h.mu.Lock()
+	h.gatewayChanges++
 	h.groupEvents = appendEvent(h.groupEvents, Event{Time: now, Kind: "gateway", Message: msg, Detail: reason})
 	h.mu.Unlock()
 }
@@ -401,6 +403,7 @@ func (h *Hub) noteRoutesLocked(pl groupPlan) {
 		if t != viaHere {
 			where = "through hub " + t
 		}
+		h.routeChanges++
 		msg := fmt.Sprintf("instance %s: traffic %s", id, where)
 		h.c.log.Info("hub group route", "instance", id, "via", t, "why", pl.Why[id])
 		h.groupEvents = appendEvent(h.groupEvents, Event{Time: now, Kind: "route", Message: msg, Detail: "decided by " + pl.Why[id]})
@@ -415,6 +418,7 @@ func (h *Hub) groupStatusLocked(now time.Time) *HubGroupStatus {
 	}
 	st := h.g.groupStatus(now, h.desired, h.all, h.plan)
 	st.Degraded = h.degraded
+	st.RouteChanges, st.GatewayChanges = h.routeChanges, h.gatewayChanges
 	if h.cloud != nil {
 		for i, a := range h.cloud.targets {
 			st.CloudTargets = append(st.CloudTargets, TargetStatus{Addr: a, Up: h.cloud.trackers[i].up})
@@ -423,10 +427,7 @@ func (h *Hub) groupStatusLocked(now time.Time) *HubGroupStatus {
 	if h.gw != nil {
 		st.Gateway = h.gw.vip
 		if h.gw.holding.Load() {
-			st.GatewayHolder = h.desired.Name
-			if st.GatewayHolder == "" {
-				st.GatewayHolder = "this hub"
-			}
+			st.GatewayHolder = cmp.Or(h.desired.Name, thisHub)
 		}
 	}
 	if st.GatewayHolder == "" {

@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,15 +26,19 @@ import (
 // loopback: whichever hub carries the device's traffic answers it.
 const anycast = "198.19.200.1"
 
-// TestHubGroupFailover runs a real vcped whose config names two hubs
-// (two real hub processes in their own namespaces, each with its own key,
-// endpoint and overlay address), checks that both sessions are up with
-// the primary carrying, kills the primary hub with SIGKILL and checks that
-// the traffic from the site's LAN moves to the secondary within a generous
-// bound, that Status.Hubs, the events and vcpe status show the switch with
-// its reason, and that the primary coming back does not take the traffic
-// back (no failback configured).
-func TestHubGroupFailover(t *testing.T) {
+// hubGroupLab is a site whose vcped has two hubs, each a real hub
+// process in its own namespace with its own key, endpoint and overlay
+// address; both hold the anycast address.
+type hubGroupLab struct {
+	*lab
+	a         *site
+	h1, h2    api.HubInfo
+	startHub2 func() *exec.Cmd
+}
+
+// newHubGroupLab starts it; hub1 runs the helper hub1Helper ("hub", or
+// "claimhub" to answer the claims itself, see claimHubMain).
+func newHubGroupLab(t *testing.T, failback bool, hub1Helper string) *hubGroupLab {
 	l := newLab(t)
 	a := l.addSite("site-a", "198.18.0.11", "198.19.1", netip.MustParseAddr("198.18.64.2"))
 
@@ -48,7 +56,15 @@ func TestHubGroupFailover(t *testing.T) {
 	peer := api.HubPeer{SN: a.name, InstanceID: "i-a", CCN: "blue", PublicKey: a.key.PublicKey(), OverlayAddr: a.overlay,
 		AllowedIPs: []netip.Prefix{netip.PrefixFrom(a.overlay, 32), netip.MustParsePrefix("198.19.1.0/24")}, Active: true}
 	l.writeHub(api.HubConfig{Generation: 1, Overlay: overlay, HubOverlayAddr: h1.OverlayAddr, Peers: []api.HubPeer{peer}})
-	l.startHub()
+	if hub1Helper == "hub" {
+		l.startHub()
+	} else {
+		l.hubCmd = l.hub.Start("env", helperEnv+"="+hub1Helper, l.self, l.hubFile)
+		waitFor(t, 10*time.Second, "hub1 control socket", func() bool {
+			_, err := dataplane.ReadStatus(l.hubCtl)
+			return err == nil
+		})
+	}
 	dir := t.TempDir()
 	hub2File, hub2Ctl := filepath.Join(dir, "hub2.json"), filepath.Join(dir, "hub2.sock")
 	b, _ := json.Marshal(map[string]any{"private_key": hub2Key, "uapi_dir": t.TempDir(), "control": hub2Ctl,
@@ -64,19 +80,36 @@ func TestHubGroupFailover(t *testing.T) {
 		})
 		return cmd
 	}
-	hub2Cmd := startHub2()
+	startHub2()
 
 	cfg := l.deviceConfig(a, "198.19.200.0/24")
-	cfg.Hubs = []api.HubInfo{h1, h2}
+	cfg.Hubs, cfg.Failback = []api.HubInfo{h1, h2}, failback
 	a.writeState(t, cfg)
 	l.startVcped(a)
 
-	carrying := func(st dataplane.Status) string {
-		if c := st.CarryingHub(); c != nil {
-			return c.Name
-		}
-		return ""
+	return &hubGroupLab{lab: l, a: a, h1: h1, h2: h2, startHub2: startHub2}
+}
+
+func carryingHub(st dataplane.Status) string {
+	if c := st.CarryingHub(); c != nil {
+		return c.Name
 	}
+	return ""
+}
+
+// TestHubGroupFailover runs a real vcped whose config names two hubs
+// (two real hub processes in their own namespaces, each with its own key,
+// endpoint and overlay address), checks that both sessions are up with
+// the primary carrying, that 30 % random loss each way on the site's WAN
+// for 20 s moves nothing, kills the primary hub with SIGKILL and checks that
+// the traffic from the site's LAN moves to the secondary within a generous
+// bound, that Status.Hubs, the events and vcpe status show the switch with
+// its reason, and that the primary coming back does not take the traffic
+// back (no failback configured).
+func TestHubGroupFailover(t *testing.T) {
+	g := newHubGroupLab(t, false, "hub")
+	l, a, h1, h2 := g.lab, g.a, g.h1, g.h2
+	carrying := carryingHub
 	var st dataplane.Status
 	waitFor(t, 20*time.Second, "both hub sessions up, hub1 carrying", func() bool {
 		st = a.status(t)
@@ -93,6 +126,30 @@ func TestHubGroupFailover(t *testing.T) {
 		t.Errorf("peers before the switch: %+v", st.Peers)
 	}
 	waitFor(t, 10*time.Second, "LAN reaches the anycast address through hub1", func() bool { return ping(a.lan, anycast) })
+
+	// 30 % random loss each way on the site's WAN (nftables, both hubs'
+	// tunnels) for 20 s: no switch, no hub judged down.
+	a.ns.Run("nft", "add table ip loss")
+	a.ns.Run("nft", "add chain ip loss o { type filter hook output priority 0 ; }")
+	a.ns.Run("nft", "add chain ip loss i { type filter hook input priority 0 ; }")
+	a.ns.Run("nft", "add rule ip loss o udp dport 4500 numgen random mod 100 < 30 counter drop")
+	a.ns.Run("nft", "add rule ip loss i udp sport 4500 numgen random mod 100 < 30 counter drop")
+	time.Sleep(20 * time.Second)
+	out := a.ns.Run("nft", "list table ip loss")
+	a.ns.Run("nft", "delete table ip loss")
+	if m := counterRE.FindAllStringSubmatch(out, -1); len(m) != 2 || m[0][1] == "0" || m[1][1] == "0" {
+		t.Fatalf("the loss rules dropped nothing:\n%s", out)
+	}
+	st = a.status(t)
+	if carrying(st) != "hub1" || st.Hubs[0].Switches+st.Hubs[1].Switches != 0 {
+		t.Errorf("30%% loss each way moved the traffic: %+v", st.Hubs)
+	}
+	for _, ev := range st.Events {
+		if ev.Kind == "hub" {
+			t.Errorf("hub event under random loss: %+v", ev)
+		}
+	}
+	t.Logf("after 20 s of 30%% loss each way: hub1 %s (link %d/%d lost), hub2 %s", st.Hubs[0].State, st.Hubs[0].Link.Lost, st.Hubs[0].Link.Probes, st.Hubs[1].State)
 
 	killed := time.Now()
 	kill(t, l.hubCmd)
@@ -135,7 +192,48 @@ func TestHubGroupFailover(t *testing.T) {
 	if !ping(a.lan, anycast) {
 		t.Errorf("LAN lost the anycast address after hub1 came back")
 	}
-	_ = hub2Cmd
+}
+
+// TestHubGroupFailback: with failback on, the traffic goes back to the
+// primary once it has been up for the hold-down, with a "failback" event,
+// and the LAN keeps reaching the anycast address.
+func TestHubGroupFailback(t *testing.T) {
+	g := newHubGroupLab(t, true, "hub")
+	l, a := g.lab, g.a
+	var st dataplane.Status
+	waitFor(t, 20*time.Second, "both hub sessions up, hub1 carrying", func() bool {
+		st = a.status(t)
+		return len(st.Hubs) == 2 && st.Hubs[0].State == dataplane.HubUp && st.Hubs[1].State == dataplane.HubUp && carryingHub(st) == "hub1"
+	})
+	kill(t, l.hubCmd)
+	waitFor(t, 10*time.Second, "hub2 carrying", func() bool { return carryingHub(a.status(t)) == "hub2" })
+	l.startHub()
+	var back time.Time
+	waitFor(t, 20*time.Second, "hub1 up again", func() bool {
+		st = a.status(t)
+		back = time.Now()
+		return st.Hubs[0].State == dataplane.HubUp
+	})
+	// Not before the hold-down...
+	time.Sleep(dataplane.FailbackHold - 3*time.Second)
+	if c := carryingHub(a.status(t)); c != "hub2" {
+		t.Errorf("carrying %s %v after hub1 came back; want hub2 until the hold-down (%v) has passed", c, time.Since(back).Round(100*time.Millisecond), dataplane.FailbackHold)
+	}
+	// ...and soon after it.
+	waitFor(t, 15*time.Second, "failback to hub1", func() bool { st = a.status(t); return carryingHub(st) == "hub1" })
+	var ev *dataplane.Event
+	for i := range st.Events {
+		if st.Events[i].Kind == "hub" && st.Events[i].Message == "traffic moved to hub hub1" {
+			ev = &st.Events[i]
+		}
+	}
+	if ev == nil || !strings.Contains(ev.Detail, "failback: primary hub hub1 up again") {
+		t.Errorf("no failback event: %+v", st.Events)
+	}
+	if st.Hubs[0].Switches != 1 || st.Hubs[1].Switches != 1 {
+		t.Errorf("switches: %+v; want one onto each hub", st.Hubs)
+	}
+	waitFor(t, 10*time.Second, "LAN reaches the anycast address through hub1 again", func() bool { return ping(a.lan, anycast) })
 }
 
 // TestEdgeHubGroupApply changes the hub group of a running engine (real
@@ -203,4 +301,107 @@ func TestEdgeHubGroupApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("no hub groups again", 0, peer{"hub", k1, pfx("198.18.64.0/18", "198.19.2.0/24")})
+}
+
+// TestHubGroupGrayFailure: the carrying hub keeps answering claims but
+// says it is degraded (its cloud side is gone): the device moves the
+// traffic to the other hub, with the reason, and the LAN keeps reaching
+// the anycast address.
+func TestHubGroupGrayFailure(t *testing.T) {
+	g := newHubGroupLab(t, false, "claimhub")
+	l, a := g.lab, g.a
+	var st dataplane.Status
+	waitFor(t, 20*time.Second, "both hub sessions up, hub1 carrying", func() bool {
+		st = a.status(t)
+		return len(st.Hubs) == 2 && st.Hubs[0].State == dataplane.HubUp && st.Hubs[1].State == dataplane.HubUp && carryingHub(st) == "hub1"
+	})
+	waitFor(t, 10*time.Second, "LAN reaches the anycast address through hub1", func() bool { return ping(a.lan, anycast) })
+	degraded := time.Now()
+	if err := l.hubCmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "hub2 carrying", func() bool { st = a.status(t); return carryingHub(st) == "hub2" })
+	t.Logf("hub2 carrying %v after hub1 said degraded", time.Since(degraded).Round(10*time.Millisecond))
+	var ev *dataplane.Event
+	for i := range st.Events {
+		if st.Events[i].Kind == "hub" && st.Events[i].Message == "traffic moved to hub hub2" {
+			ev = &st.Events[i]
+		}
+	}
+	if ev == nil || !strings.Contains(ev.Detail, "hub hub1 is degraded") {
+		t.Errorf("no switch event naming the degraded hub: %+v", st.Events)
+	}
+	if st.Hubs[0].State != dataplane.HubDegraded {
+		t.Errorf("hub1 state %s; want degraded", st.Hubs[0].State)
+	}
+	if ev != nil && ev.Time.Sub(degraded) > 3*time.Second {
+		t.Errorf("switched %v after hub1 said degraded; want within 3s", ev.Time.Sub(degraded))
+	}
+	waitFor(t, 10*time.Second, "LAN reaches the anycast address through hub2", func() bool { return ping(a.lan, anycast) })
+}
+
+// claimHubMain runs the hub dataplane with its claim port moved aside and
+// answers the device's claims itself, as "hub1", the way a hub whose
+// cloud-side health targets stopped answering does once it gets SIGUSR1:
+// Degraded in every reply. It stands in for the gray failure of a hub in
+// the device's tests.
+func claimHubMain(args []string) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var f hubFile
+	b, err := os.ReadFile(args[0])
+	if err == nil {
+		err = json.Unmarshal(b, &f)
+	}
+	if err != nil {
+		log.Error("read hub file", "err", err)
+		return 1
+	}
+	h, err := dataplane.NewHub(dataplane.HubOptions{PrivateKey: f.PrivateKey, UAPIDir: f.UAPIDir, Logger: log, ClaimPort: dataplane.DefaultClaimPort + 50})
+	if err != nil {
+		log.Error("new hub", "err", err)
+		return 1
+	}
+	if err := h.Start(f.Config); err != nil {
+		log.Error("start hub", "err", err)
+		return 1
+	}
+	defer h.Close()
+	ctl, err := dataplane.ListenControl(f.Control, h.Status, log)
+	if err != nil {
+		log.Error("control", "err", err)
+		return 1
+	}
+	defer ctl.Close()
+	pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(f.Config.HubOverlayAddr, dataplane.DefaultClaimPort).String())
+	if err != nil {
+		log.Error("claim socket", "err", err)
+		return 1
+	}
+	defer pc.Close()
+	var degraded atomic.Bool
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var c dataplane.Claim
+			if json.Unmarshal(buf[:n], &c) != nil {
+				continue
+			}
+			rep, _ := json.Marshal(dataplane.ClaimReply{Seq: c.Seq, Role: api.RoleActive, Active: c.SN, Members: 1, Hub: "hub1", Degraded: degraded.Load()})
+			_, _ = pc.WriteTo(rep, from)
+		}
+	}()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	for s := range sig {
+		if s != syscall.SIGUSR1 {
+			return 0
+		}
+		log.Info("degraded from now on")
+		degraded.Store(true)
+	}
+	return 0
 }

@@ -228,6 +228,7 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	f.DurationVar(&o.hub.check.Interval, "ha-interval", dataplane.DefaultHAInterval, "multi-attach: the claim interval devices use")
 	f.IntVar(&o.hub.check.Failures, "ha-failures", dataplane.DefaultHAFailures, "multi-attach: claim intervals missed before the active device counts as down")
 	f.BoolVar(&o.hub.preempt, "ha-preempt", false, "multi-attach: give the role back to the first-registered device when it recovers")
+	o.hub.addGroupFlags(f)
 	return cmd
 }
 
