@@ -31,11 +31,6 @@ func BenchmarkHubGroupFailover(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	g := startHubGroup(b, ctx, false)
-	defer func() {
-		if b.Failed() {
-			g.logs(b)
-		}
-	}()
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	report := func(name string, gaps []time.Duration) {
 		slices.Sort(gaps)
