@@ -71,6 +71,8 @@ type hgLab struct {
 	ctx    context.Context
 	sB, sC *stream
 	both   atomic.Int64 // samples with site-a and site-a2 both active
+	bothMu sync.Mutex
+	bothAt []time.Time // when (the first few)
 	stop   chan struct{}
 	wg     sync.WaitGroup
 }
@@ -139,11 +141,27 @@ func startHubGroup(t testing.TB, ctx context.Context, guest bool) *hgLab {
 			}
 			if g.role("site-a") == api.RoleActive && g.role("site-a2") == api.RoleActive {
 				g.both.Add(1)
+				g.bothMu.Lock()
+				if len(g.bothAt) < 10 {
+					g.bothAt = append(g.bothAt, time.Now().UTC())
+				}
+				g.bothMu.Unlock()
 			}
 		}
 	}()
 	t.Cleanup(func() { close(g.stop); g.wg.Wait() })
 	return g
+}
+
+// checkOneActive fails t if the sampler saw both devices of site A
+// active.
+func (g *hgLab) checkOneActive(t testing.TB) {
+	t.Helper()
+	if n := g.both.Load(); n > 0 {
+		g.bothMu.Lock()
+		defer g.bothMu.Unlock()
+		t.Errorf("both devices of site A were active in %d samples (every 10ms), at %v", n, g.bothAt)
+	}
 }
 
 // logs writes every daemon's log of the hub-group lab.
@@ -382,8 +400,11 @@ func TestHubGroupFailover(t *testing.T) {
 				t.Fatal(err)
 			}
 			g.checkGaps(t, f.name+" of "+from, t0)
+			// A hub failure is no device failure: the role stays (a move
+			// means the hubs' arbiters disagree, and the hand-over may
+			// leave both devices active for a moment).
 			if now := g.active(); now != act {
-				t.Logf("site A's active device moved from %s to %s with the %s of %s", act, now, f.name, from)
+				t.Errorf("site A's active device moved from %s to %s with the %s of %s; want it kept", act, now, f.name, from)
 			}
 			for _, n := range []string{"site-a", "site-b"} {
 				if c := g.carrying(n); c != to {
@@ -471,9 +492,7 @@ func TestHubGroupFailover(t *testing.T) {
 		}
 	})
 
-	if n := g.both.Load(); n > 0 {
-		t.Errorf("both devices of site A were active in %d samples (every 10ms)", n)
-	}
+	g.checkOneActive(t)
 	if out, err := l.Run(ctx, "hub2", b.Hub, "status", "--state", l.GroupHubState("hub2")); err != nil || !strings.Contains(out, g.dev["site-b"].SN) {
 		t.Errorf("vcpe-hub status on hub2 does not show its device of site-b: %v\n%s", err, out)
 	}
