@@ -319,6 +319,7 @@ func (s *Server) deleteInstance(ctx context.Context, ref string) error {
 	if in.CCN != "" {
 		delete(s.members[in.CCN], in.ID)
 	}
+	s.invalidateGroupLocked()
 	s.changedLocked(ctx)
 	return nil
 }

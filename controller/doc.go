@@ -23,6 +23,10 @@
 //     it keeps it across restarts, re-registration and key resets.
 //   - The first registered device of an instance is its active device
 //     (until failover arrives); the others are standby.
+//   - Hub groups (hubgroup.go): hub processes register their own key and
+//     endpoint; every instance is assigned a primary and a secondary hub,
+//     stored so it never moves when hubs join. Until a hub registers,
+//     devices and hubs are told what they were told before hub groups.
 //   - CCN members learn each other's prefixes and the cloud-side prefixes;
 //     an instance in no CCN learns only the overlay (its hub).
 //   - Only api.DeviceKeySecret(key) is stored, never the key as printed,

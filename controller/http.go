@@ -312,7 +312,12 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		return s.AuditLog(r.Context(), n)
 	})
-	handle("GET /admin/v1/hub", func(*http.Request, string) (any, error) { return s.HubConfig(), nil })
+	handle("GET /admin/v1/hub", func(r *http.Request, _ string) (any, error) {
+		if name := r.URL.Query().Get("hub"); name != "" {
+			return s.HubConfigFor(name), nil // the view of hub name (hub groups)
+		}
+		return s.HubConfig(), nil
+	})
 	handle("GET /admin/v1/status", func(*http.Request, string) (any, error) {
 		return Status{Fingerprint: s.fingerprint, HubEndpoint: s.opts.HubEndpoint, HubPublicKey: s.HubPublicKey(), Overlay: s.opts.Overlay}, nil
 	})

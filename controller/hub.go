@@ -79,20 +79,56 @@ func (s *Server) dropSharedPrefixesLocked(peers []api.HubPeer) {
 	}
 	seq := func(i int) uint64 { return s.devices[peers[i].SN].RegisteredSeq }
 	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(seq(a), seq(b)) })
-	var held []netip.Prefix
+	var held prefixSet
 	for _, i := range order {
 		p := &peers[i]
 		kept := p.AllowedIPs[:1] // the overlay /32 is unique by construction
 		for _, q := range p.AllowedIPs[1:] {
-			if slices.ContainsFunc(held, q.Overlaps) {
+			if held.overlaps(q) {
 				s.log.Warn("prefix held by two instances: not routed to the later one", "prefix", q, "sn", p.SN)
 				continue
 			}
-			held = append(held, q)
+			held.add(q)
 			kept = append(kept, q)
 		}
 		p.AllowedIPs = kept
 	}
+}
+
+// prefixSet answers "does p overlap a prefix of the set" in at most one
+// lookup per prefix length, so checking every routed prefix of a large
+// fleet stays linear: two prefixes overlap when one contains the other.
+type prefixSet struct {
+	held  map[netip.Prefix]bool // the prefixes, masked
+	above map[netip.Prefix]bool // every prefix containing one of them
+}
+
+func (ps *prefixSet) add(p netip.Prefix) {
+	if ps.held == nil {
+		ps.held, ps.above = map[netip.Prefix]bool{}, map[netip.Prefix]bool{}
+	}
+	p = p.Masked()
+	ps.held[p] = true
+	for l := p.Bits(); l >= 0; l-- {
+		a := netip.PrefixFrom(p.Addr(), l).Masked()
+		if ps.above[a] {
+			break // and all shorter ones
+		}
+		ps.above[a] = true
+	}
+}
+
+func (ps *prefixSet) overlaps(p netip.Prefix) bool {
+	p = p.Masked()
+	if ps.above[p] { // p contains (or is) a held prefix
+		return true
+	}
+	for l := p.Bits() - 1; l >= 0; l-- { // a held prefix contains p
+		if ps.held[netip.PrefixFrom(p.Addr(), l).Masked()] {
+			return true
+		}
+	}
+	return false
 }
 
 // SetActive records the hub's arbiter's decision that sn is now the active

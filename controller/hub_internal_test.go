@@ -3,6 +3,7 @@ package controller
 import (
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -36,6 +37,32 @@ func TestHubConfigNeverSharesAPrefix(t *testing.T) {
 		if !slices.Equal(got["SN-EARLY"], []netip.Prefix{netip.MustParsePrefix("198.19.1.0/25")}) ||
 			!slices.Equal(got["SN-LATE"], []netip.Prefix{netip.MustParsePrefix("198.19.9.0/24")}) || len(got["SN-LONER"]) != 0 {
 			t.Fatalf("hub peers' prefixes %v; want the overlap only on the first-registered device, nothing for no CCN", got)
+		}
+	}
+}
+
+// TestPrefixSetMatchesOverlaps: the linear overlap check answers as
+// netip.Prefix.Overlaps against every prefix added, on random prefixes.
+func TestPrefixSetMatchesOverlaps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	random := func() netip.Prefix {
+		// A small space, so overlaps are common.
+		a := netip.AddrFrom4([4]byte{10, byte(rng.IntN(4)), byte(rng.IntN(8) * 32), byte(rng.IntN(4) * 64)})
+		return netip.PrefixFrom(a, 14+rng.IntN(19)).Masked()
+	}
+	for round := range 200 {
+		var set prefixSet
+		var all []netip.Prefix
+		for range 30 {
+			q := random()
+			want := slices.ContainsFunc(all, q.Overlaps)
+			if got := set.overlaps(q); got != want {
+				t.Fatalf("round %d: %v overlaps %v: %v; want %v", round, q, all, got, want)
+			}
+			if !want {
+				set.add(q)
+				all = append(all, q)
+			}
 		}
 	}
 }

@@ -16,9 +16,9 @@ import (
 // a device credential: they register their own WireGuard key and endpoint
 // (hub groups, hubgroup.go), long-poll their view of the hub
 // configuration, and report the arbiter's role switches. Hubs of older
-// releases fetch the controller's hub key instead (GET /v1/hub/identity). A hub credential
-// is stored as its SHA-256 under the setting hubcred/NAME, so every
-// replica knows it.
+// releases fetch the controller's hub key instead (GET /v1/hub/identity).
+// A hub credential is stored as its SHA-256 under the setting
+// hubcred/NAME, so every replica knows it.
 
 // hubCredPrefix keys the stored hub credentials.
 const hubCredPrefix = "hubcred/"

@@ -32,10 +32,11 @@ import (
 //   - Hub overlay addresses are allocated from the top of the overlay pool
 //     down, device addresses from the bottom up; neither ever takes the
 //     other's.
-//   - The group (members and every instance's assignment) and the hub
-//     configuration with every peer are computed once per generation and
-//     shared; a hub's view (its name and address, the other hubs) is a
-//     copy of a few fields.
+//   - The group (members and every instance's assignment) is computed
+//     when hubs, instances or assignments change, the hub configuration
+//     with every peer once per generation; both are shared, and a hub's
+//     view (its name and address, the other hubs) is a copy of a few
+//     fields.
 
 // DefaultHubName is Options.HubName unless set.
 const DefaultHubName = "hub"
@@ -44,16 +45,23 @@ const DefaultHubName = "hub"
 // at most.
 const hubSeenEvery = time.Minute
 
-// hubGroup is the hub group as of one generation.
+// hubGroup is the hub group: its members and every instance's hubs. It
+// depends only on the registered hubs, the instances and their stored
+// assignments, so it is kept until one of those changes
+// (invalidateGroupLocked), not recomputed for every generation: a device
+// registering does not sort every instance again.
 type hubGroup struct {
-	gen    uint64
 	hubs   []api.HubInfo // by name; empty: no hub groups
 	byName map[string]int
 	// assign is every instance's hubs, primary first.
 	assign map[string][]string
-	// base is the hub configuration with every peer, computed on first
-	// use (under Server.groupMu).
-	base *api.HubConfig
+}
+
+// hubBase is the hub configuration with every peer at one generation,
+// computed on first use and shared by every hub's view.
+type hubBase struct {
+	gen uint64
+	hc  api.HubConfig
 }
 
 func (g *hubGroup) info(name string) (api.HubInfo, bool) {
@@ -69,10 +77,19 @@ func (s *Server) ownHubInfo() api.HubInfo {
 	return api.HubInfo{Name: s.opts.HubName, PublicKey: s.hubKey.PublicKey(), Endpoint: s.opts.HubEndpoint, OverlayAddr: s.hubAddr}
 }
 
-// invalidateGroupLocked drops the cached group; s.mu is held for writing.
+// invalidateGroupLocked drops the cached group and hub configuration:
+// hubs, instances or assignments changed. s.mu is held for writing.
 func (s *Server) invalidateGroupLocked() {
 	s.groupMu.Lock()
-	s.group = nil
+	s.group, s.base = nil, nil
+	s.groupMu.Unlock()
+}
+
+// invalidateHubConfigLocked drops the cached hub configuration: anything
+// changed. s.mu is held for writing.
+func (s *Server) invalidateHubConfigLocked() {
+	s.groupMu.Lock()
+	s.base = nil
 	s.groupMu.Unlock()
 }
 
@@ -80,10 +97,9 @@ func (s *Server) invalidateGroupLocked() {
 func (s *Server) groupLocked() *hubGroup {
 	s.groupMu.Lock()
 	defer s.groupMu.Unlock()
-	if s.group != nil && s.group.gen == s.gen {
-		return s.group
+	if s.group == nil {
+		s.group = s.computeGroupLocked()
 	}
-	s.group = s.computeGroupLocked()
 	return s.group
 }
 
@@ -108,7 +124,7 @@ func (s *Server) membersLocked() []api.HubInfo {
 }
 
 func (s *Server) computeGroupLocked() *hubGroup {
-	g := &hubGroup{gen: s.gen, hubs: s.membersLocked(), byName: map[string]int{}, assign: map[string][]string{}}
+	g := &hubGroup{hubs: s.membersLocked(), byName: map[string]int{}, assign: map[string][]string{}}
 	for i, h := range g.hubs {
 		g.byName[h.Name] = i
 	}
@@ -349,10 +365,10 @@ func (s *Server) registerHub(ctx context.Context, name string, req api.HubRegist
 	s.hubs[name] = &h
 	s.overlayUsed[h.Overlay] = true
 	s.seenMu.Lock()
-	if s.hubSeen == nil {
-		s.hubSeen = map[string]time.Time{}
+	if s.hubStored == nil {
+		s.hubStored = map[string]time.Time{}
 	}
-	s.hubSeen[name] = now
+	s.hubStored[name] = now
 	s.seenMu.Unlock()
 	if err := s.settleAssignmentsLocked(ctx); err != nil {
 		return api.HubInfo{}, false, err
@@ -371,12 +387,13 @@ func (s *Server) groupHubInfoLocked(h *store.Hub) api.HubInfo {
 func (s *Server) touchHub(ctx context.Context, name string, now time.Time, force bool) {
 	s.seenMu.Lock()
 	if s.hubSeen == nil {
-		s.hubSeen = map[string]time.Time{}
+		s.hubSeen, s.hubStored = map[string]time.Time{}, map[string]time.Time{}
 	}
-	last, ok := s.hubSeen[name]
+	s.hubSeen[name] = now
+	last, ok := s.hubStored[name]
 	write := force || !ok || now.Sub(last) >= hubSeenEvery
 	if write {
-		s.hubSeen[name] = now
+		s.hubStored[name] = now
 	}
 	s.seenMu.Unlock()
 	if !write {
@@ -432,12 +449,12 @@ func (s *Server) HubConfigFor(name string) api.HubConfig {
 func (s *Server) hubViewLocked(name string) api.HubConfig {
 	g := s.groupLocked()
 	s.groupMu.Lock()
-	if g.base == nil {
+	if s.base == nil || s.base.gen != s.gen {
 		hc := s.baseHubConfigLocked(g)
 		slices.SortFunc(hc.Peers, func(a, b api.HubPeer) int { return a.OverlayAddr.Compare(b.OverlayAddr) })
-		g.base = &hc
+		s.base = &hubBase{gen: s.gen, hc: hc}
 	}
-	hc := *g.base
+	hc := s.base.hc
 	s.groupMu.Unlock()
 	me, ok := g.info(name)
 	if !ok {
@@ -490,7 +507,7 @@ func (s *Server) ListHubs() []HubEntry {
 		e := HubEntry{Name: h.Name, PublicKey: h.PublicKey, Endpoint: h.Endpoint, OverlayAddr: h.OverlayAddr, Member: true}
 		if r := s.hubs[h.Name]; r != nil && !(s.opts.EmbeddedHub && h.Name == s.opts.HubName) {
 			e.Registered = true
-			e.RegisteredAt, e.LastSeen = timePtr(r.RegisteredAt), timePtr(r.LastSeen)
+			e.RegisteredAt, e.LastSeen = timePtr(r.RegisteredAt), timePtr(s.hubLastSeen(r))
 		} else {
 			e.Controller = true
 		}
@@ -503,7 +520,7 @@ func (s *Server) ListHubs() []HubEntry {
 	for _, r := range s.hubs {
 		if _, ok := idx[r.Name]; !ok {
 			add(HubEntry{Name: r.Name, PublicKey: r.PublicKey, Endpoint: r.Endpoint, OverlayAddr: r.Overlay, Registered: true,
-				RegisteredAt: timePtr(r.RegisteredAt), LastSeen: timePtr(r.LastSeen)})
+				RegisteredAt: timePtr(r.RegisteredAt), LastSeen: timePtr(s.hubLastSeen(r))})
 		}
 	}
 	for id := range s.instances {
@@ -529,6 +546,17 @@ func (s *Server) ListHubs() []HubEntry {
 	}
 	slices.SortFunc(out, func(a, b HubEntry) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// hubLastSeen is when hub h last called: this replica's record, or the
+// store's (another replica's, at most hubSeenEvery old) when later.
+func (s *Server) hubLastSeen(h *store.Hub) time.Time {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if t := s.hubSeen[h.Name]; t.After(h.LastSeen) {
+		return t
+	}
+	return h.LastSeen
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -613,6 +641,7 @@ func (s *Server) setInstanceHubs(ctx context.Context, ref, primary, secondary st
 		nin := *in
 		nin.Hubs = a
 		*in = nin
+		s.invalidateGroupLocked()
 		s.changedLocked(ctx)
 	}
 	return s.instanceInfoLocked(in), nil

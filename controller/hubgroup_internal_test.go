@@ -72,7 +72,7 @@ func BenchmarkHubConfigViews(b *testing.B) {
 	s := groupFixture(b, 2000, 2)
 	b.Run("compute", func(b *testing.B) {
 		for b.Loop() {
-			s.group = nil
+			s.group, s.base = nil, nil
 			if hc := s.HubConfigFor("h1"); len(hc.Peers) != 2000 {
 				b.Fatal(len(hc.Peers))
 			}

@@ -182,6 +182,15 @@ func TestHubRegistration(t *testing.T) {
 		t.Fatal("a hub's new key did not wake the device's long-poll within 10 s")
 	}
 
+	// Its polls are its last-seen time; the store keeps it across a
+	// restart.
+	h.Clock.Advance(2 * time.Hour)
+	polledAt := h.Clock.Now()
+	b.config(t)
+	if l, _ := h.Admin().ListHubs(ctx(t)); len(l) != 2 || l[1].LastSeen == nil || !l[1].LastSeen.Equal(polledAt) {
+		t.Errorf("hub-b last seen after a poll: %+v; want %v", l, polledAt)
+	}
+
 	// The registry survives a restart.
 	h.Restart()
 	hubs, err := h.Admin().ListHubs(ctx(t))
@@ -189,7 +198,7 @@ func TestHubRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(hubs) != 2 || hubs[1].Name != "hub-b" || hubs[1].PublicKey != b.key.PublicKey() || hubs[1].OverlayAddr != info.OverlayAddr || !hubs[1].Registered ||
-		hubs[1].LastSeen == nil || !hubs[0].Controller || hubs[0].Primary+hubs[1].Primary != 1 || hubs[0].Secondary+hubs[1].Secondary != 1 {
+		hubs[1].LastSeen == nil || !hubs[1].LastSeen.Equal(polledAt) || !hubs[0].Controller || hubs[0].Primary+hubs[1].Primary != 1 || hubs[0].Secondary+hubs[1].Secondary != 1 {
 		t.Errorf("hub list after restart: %+v", hubs)
 	}
 }
@@ -477,5 +486,68 @@ func TestHubNameOption(t *testing.T) {
 	var oe *controller.OptionError
 	if !errors.As(err, &oe) || !strings.Contains(err.Error(), "--hub-name") || !strings.Contains(err.Error(), "letters") {
 		t.Errorf("start with --hub-name %q: %v; want an option error naming --hub-name and the rule", "no spaces", err)
+	}
+}
+
+// TestHubGroupAcrossReplicas: a hub registered through one replica, an
+// assignment made on another and a hub removed through a third reach
+// every replica's devices and hubs (PostgreSQL, real server).
+func TestHubGroupAcrossReplicas(t *testing.T) {
+	hs := replicas(t, 2)
+	a, b := hs[0], hs[1]
+	in := newInstance(t, a, "shop1")
+	r1, err := registerVia(ctx(t), a, a, site1, in.Devices[0].SN, in.Devices[0].Key, wgKey(t).PublicKey(), lan1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1 := newHubProc(t, a, "h1", "198.18.0.2:4500")
+	h2 := newHubProc(t, a, "h2", "198.18.0.3:4500")
+	i1 := h1.register(t)
+	h2.register(t)
+	within(t, 10*time.Second, "replica b tells the device both hubs", func() bool {
+		cfg, err := b.DeviceConfig(r1.Credential)
+		return err == nil && len(cfg.Hubs) == 2 && cfg.HubPublicKey == cfg.Hubs[0].PublicKey
+	})
+	if hc := b.HubConfigFor("h1"); hc.Name != "h1" || hc.HubOverlayAddr != i1.OverlayAddr || len(hc.Hubs) != 1 || hc.Hubs[0].Name != "h2" {
+		t.Errorf("h1's view on replica b: name %q overlay %v hubs %+v", hc.Name, hc.HubOverlayAddr, hc.Hubs)
+	}
+	if _, err := b.Admin().SetInstanceHubs(ctx(t), "shop1", "h2", "h1"); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "replica a follows the assignment made on b", func() bool {
+		cfg, err := a.DeviceConfig(r1.Credential)
+		return err == nil && len(cfg.Hubs) == 2 && cfg.Hubs[0].Name == "h2"
+	})
+	if err := b.Admin().RemoveHub(ctx(t), "h2"); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "replica a drops the hub removed on b", func() bool {
+		cfg, err := a.DeviceConfig(r1.Credential)
+		return err == nil && len(cfg.Hubs) == 1 && cfg.Hubs[0].Name == "h1" && a.HubConfigFor("h2").Name == ""
+	})
+	// A new hub's address is unique across replicas: one registered
+	// through b never takes one a handed out.
+	i3 := newHubProc(t, b, "h3", "198.18.0.4:4500").register(t)
+	if i3.OverlayAddr == i1.OverlayAddr {
+		t.Errorf("h3 got h1's overlay address %v", i3.OverlayAddr)
+	}
+}
+
+// TestFailbackIsTheGroupsSetting: --hub-failback reaches devices and
+// hubs once a hub group exists, and nothing without one.
+func TestFailbackIsTheGroupsSetting(t *testing.T) {
+	h := controllertest.Serve(t, embedded, func(o *controller.Options) { o.Failback = true })
+	in := newInstance(t, h, "shop1")
+	r1, err := register(t, h, site1, in.Devices[0].SN, in.Devices[0].Key, wgKey(t).PublicKey(), lan1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := deviceConfig(t, h, r1.Credential); cfg.Failback || h.HubConfig().Failback {
+		t.Errorf("failback without a hub group: device %v hub %v; want false", cfg.Failback, h.HubConfig().Failback)
+	}
+	b := newHubProc(t, h, "hub-b", "198.18.0.2:4500")
+	b.register(t)
+	if cfg := deviceConfig(t, h, r1.Credential); !cfg.Failback || !h.HubConfig().Failback || !b.config(t).Failback {
+		t.Errorf("failback with a hub group: device %v, hub %v, hub-b %v; want true everywhere", cfg.Failback, h.HubConfig().Failback, b.config(t).Failback)
 	}
 }

@@ -185,10 +185,12 @@ type Server struct {
 
 	pub publisher
 
-	hubs    map[string]*store.Hub // registered hubs by name (hubgroup.go)
-	hubSeen map[string]time.Time  // when each hub's last-seen time was stored (under seenMu)
-	groupMu sync.Mutex
-	group   *hubGroup // cache of the hub group at one generation
+	hubs      map[string]*store.Hub // registered hubs by name (hubgroup.go)
+	hubSeen   map[string]time.Time  // when each hub last called (under seenMu)
+	hubStored map[string]time.Time  // when each hub's last-seen time was stored (under seenMu)
+	groupMu   sync.Mutex
+	group     *hubGroup // cache of the hub group (under groupMu)
+	base      *hubBase  // cache of the hub configuration (under groupMu)
 }
 
 // New opens (or, on first start, creates) the controller's state in
@@ -408,7 +410,7 @@ func (s *Server) TLSConfig() *tls.Config {
 // changedLocked records that the desired state changed: a new generation,
 // persisted so it only ever grows, and a HubConfig to publish.
 func (s *Server) changedLocked(ctx context.Context) {
-	s.invalidateGroupLocked()
+	s.invalidateHubConfigLocked()
 	s.gen++
 	if err := s.store.SetMeta(ctx, "generation", strconv.FormatUint(s.gen, 10)); err != nil {
 		s.log.Error("store generation", "err", err)

@@ -55,16 +55,8 @@ func (s *Server) WaitDeviceConfig(ctx context.Context, credential string, wait u
 	}
 }
 
-// WaitHubConfig is HubConfig as a long-poll, like WaitDeviceConfig.
-func (s *Server) WaitHubConfig(ctx context.Context, wait uint64) api.HubConfig {
-	name := ""
-	if s.opts.EmbeddedHub {
-		name = s.opts.HubName
-	}
-	return s.WaitHubConfigFor(ctx, name, wait)
-}
-
-// WaitHubConfigFor is HubConfigFor as a long-poll, like WaitDeviceConfig.
+// WaitHubConfigFor is HubConfigFor as a long-poll, like
+// WaitDeviceConfig: the hub called name waits for its next configuration.
 func (s *Server) WaitHubConfigFor(ctx context.Context, name string, wait uint64) api.HubConfig {
 	for {
 		next := s.watch.next()

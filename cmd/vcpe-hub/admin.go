@@ -69,9 +69,9 @@ func newInstanceCmd(g *globals) *cobra.Command {
 							reg++
 						}
 					}
-					rows = append(rows, []string{in.Name, in.ID, fmt.Sprintf("%d/%d", reg, in.Slots), orDash(in.CCN), orDash(in.Active), prefixes(in.Advertised)})
+					rows = append(rows, []string{in.Name, in.ID, fmt.Sprintf("%d/%d", reg, in.Slots), orDash(in.CCN), orDash(in.Active), prefixes(in.Advertised), orDash(strings.Join(in.Hubs, ","))})
 				}
-				table(cmd.OutOrStdout(), "NAME\tID\tREGISTERED\tCCN\tACTIVE\tADVERTISED", rows)
+				table(cmd.OutOrStdout(), "NAME\tID\tREGISTERED\tCCN\tACTIVE\tADVERTISED\tHUBS", rows)
 				return nil
 			})
 		},

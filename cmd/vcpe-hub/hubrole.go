@@ -138,8 +138,19 @@ func newRemoteHub(ctx context.Context, o serveOptions, log *slog.Logger) (*remot
 	defer cancel()
 	fetch := func() (api.HubConfig, error) { return c.HubConfig(fctx, 0, 0) }
 	if r.endpoint.IsValid() {
-		if err := r.register(fctx); err != nil {
-			var ae *api.Error
+		err := r.register(fctx)
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Code == api.CodeNotFound {
+			// A controller of a release before hub groups: this hub
+			// ends the tunnels with its key, as hubs did then.
+			log.Warn("the controller does not know hub groups (no /v1/hub/register): using its hub key until it is upgraded and this hub restarted", "err", err)
+			id, ierr := c.HubIdentity(fctx)
+			if ierr != nil {
+				return nil, fmt.Errorf("fetch the hub key from the controller: %w", ierr)
+			}
+			r.key, r.endpoint, err = id.PrivateKey, netip.AddrPort{}, nil
+		}
+		if err != nil {
 			if errors.As(err, &ae) && ae.Code != api.CodeInternal && ae.Code != api.CodeUnavailable && ae.Code != api.CodeRateLimited {
 				// Refused: the answer names the field and the fix.
 				return nil, fmt.Errorf("register the hub with the controller: %w", err)
@@ -280,6 +291,11 @@ func (r *remoteHub) Subscribe() (<-chan api.HubConfig, func()) {
 			r.mu.Unlock()
 			if !r.knownIn(hc) {
 				r.log.Warn("the controller does not know this hub (any more): registering again", "generation", hc.Generation)
+				select { // never a busy loop, whatever the controller answers
+				case <-ctx.Done():
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
 				continue
 			}
 			if hc.Generation == gen {
