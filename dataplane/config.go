@@ -221,7 +221,7 @@ func ValidateDeviceConfig(c api.DeviceConfig) error {
 			return fmt.Errorf("config.routes[%d] %v is not an IPv4 prefix", i, p)
 		}
 	}
-	names, keys := map[string]bool{}, map[api.Key]bool{}
+	names, keys, overlays := map[string]bool{}, map[api.Key]bool{}, map[netip.Addr]bool{}
 	for i, h := range c.Hubs {
 		switch {
 		case h.Name == "":
@@ -236,8 +236,10 @@ func ValidateDeviceConfig(c api.DeviceConfig) error {
 			return fmt.Errorf("config.hubs[%d] (%s) endpoint is missing or has no port: sync the device config again", i, h.Name)
 		case !h.OverlayAddr.Is4():
 			return fmt.Errorf("config.hubs[%d] (%s) overlay_addr is missing or not IPv4: sync the device config again", i, h.Name)
+		case overlays[h.OverlayAddr] || h.OverlayAddr == c.OverlayAddr.Addr():
+			return fmt.Errorf("config.hubs[%d] (%s) overlay_addr %s is another hub's or the device's own: the controller must give each hub its own overlay address", i, h.Name, h.OverlayAddr)
 		}
-		names[h.Name], keys[h.PublicKey] = true, true
+		names[h.Name], keys[h.PublicKey], overlays[h.OverlayAddr] = true, true, true
 	}
 	return nil
 }

@@ -155,6 +155,7 @@ func TestValidateDeviceConfigHubs(t *testing.T) {
 		{"same name", func(h api.HubInfo) api.HubInfo { h.PublicKey = key(10); return h }, "listed twice"},
 		{"same key", func(h api.HubInfo) api.HubInfo { h.Name = "hub2"; return h }, "used by another hub"},
 		{"no name", func(h api.HubInfo) api.HubInfo { h.Name = ""; h.PublicKey = key(10); return h }, "name is empty"},
+		{"same overlay", func(h api.HubInfo) api.HubInfo { h.Name, h.PublicKey = "hub2", key(10); return h }, "another hub's or the device's own"},
 		{"no endpoint", func(h api.HubInfo) api.HubInfo {
 			h.Name, h.PublicKey, h.Endpoint = "hub2", key(10), netip.AddrPort{}
 			return h

@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 		namespace.Main(m)
 	case "hub":
 		os.Exit(hubMain(os.Args[1:]))
+	case "claimhub":
+		os.Exit(claimHubMain(os.Args[1:]))
 	case "udpecho":
 		os.Exit(udpEchoMain(os.Args[1:]))
 	case "udpsend":

@@ -1292,11 +1292,11 @@ func (d *diagnosis) hubSession(h dataplane.HubSession, carrying *dataplane.HubSe
 		CausedBy: []FindingID{FindDaemon, FindTUN, FindFwOutput, FindWANReachable}}
 	reply := "no claim reply since vcped started"
 	if !h.LastReply.IsZero() {
-		reply = fmt.Sprintf("last claim reply %s ago", dur(d.e.Time.Sub(h.LastReply)))
+		reply = fmt.Sprintf("last claim reply %s ago", since(d.e.Time.Sub(h.LastReply)))
 	}
 	state := "state " + h.State
 	if !h.Since.IsZero() {
-		state += fmt.Sprintf(" for %s", dur(d.e.Time.Sub(h.Since)))
+		state += fmt.Sprintf(" for %s", since(d.e.Time.Sub(h.Since)))
 	}
 	f.Evidence = []string{fmt.Sprintf("%s, %s, endpoint %s, overlay %s", state, reply, h.Endpoint, h.OverlayAddr)}
 	if l := h.Link; l != nil {
@@ -1304,7 +1304,7 @@ func (d *diagnosis) hubSession(h dataplane.HubSession, carrying *dataplane.HubSe
 	}
 	hs := "no handshake yet"
 	if !h.LastHandshake.IsZero() {
-		hs = fmt.Sprintf("last handshake %s ago", dur(d.e.Time.Sub(h.LastHandshake)))
+		hs = fmt.Sprintf("last handshake %s ago", since(d.e.Time.Sub(h.LastHandshake)))
 	}
 	if h.Problem != "" {
 		hs = h.Problem
@@ -1331,7 +1331,8 @@ func (d *diagnosis) hubSession(h dataplane.HubSession, carrying *dataplane.HubSe
 			f.Severity = SevError
 		}
 		f.Title = fmt.Sprintf("Hub %s (%s) does not answer claims through its tunnel: %s", h.Name, assigned, other)
-		f.Fix = fmt.Sprintf("check that vcpe-hub runs on hub %s (vcpe-hub status there) and that UDP %s reaches it from here: vcpe probe udp %s", h.Name, h.Endpoint, h.Endpoint)
+		f.Fix = fmt.Sprintf("check that vcpe-hub runs on hub %s (vcpe-hub status there) and the path to it: vcpe probe udp %s (outside the tunnel), vcpe probe udp %s (through it); UDP %s must pass both ways",
+			h.Name, addr, h.OverlayAddr, h.Endpoint)
 		f.CausedBy = append(f.CausedBy, FindWANLoss, FindHubUDP4500)
 	case dataplane.HubDegraded:
 		f.Severity = SevWarning
@@ -1349,6 +1350,17 @@ func (d *diagnosis) hubSession(h dataplane.HubSession, carrying *dataplane.HubSe
 		f.Fix = "wait a few seconds and run vcpe diag again; if it stays, check UDP to " + h.Endpoint
 	}
 	return f
+}
+
+// since renders an age for people: 650ms, 4.2s, 1m0s.
+func since(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(10 * time.Millisecond).String()
+	case d < 10*time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 // hubEvents are the device's latest hub events, as evidence.

@@ -331,7 +331,7 @@ func ruleCases() []ruleCase {
 			e.Status.Hubs[0].State, e.Status.Hubs[0].LastReply = dataplane.HubDown, t0.Add(-time.Minute)
 			e.Status.Events = append(e.Status.Events, dataplane.Event{Time: t0.Add(-time.Minute), Kind: "hub", Message: "traffic moved to hub hub2",
 				Detail: "from hub hub1: hub hub1: no claim reply for 650ms"})
-		}, "hub.session.hub1", SevWarning, "udp 198.18.0.1:4500", nil},
+		}, "hub.session.hub1", SevWarning, "vcpe probe udp 198.18.0.1 (outside the tunnel)", nil},
 		{"primary hub degraded", func(e *Evidence) {
 			hubGroup(e, 1)
 			e.Status.Hubs[0].State = dataplane.HubDegraded
