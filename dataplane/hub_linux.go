@@ -51,8 +51,9 @@ type Hub struct {
 	pc          net.PacketConn // the claim socket, also sending hub messages
 	msgSeq      uint64
 	degraded    bool
-	// routeChanges and gatewayChanges count moves since Start (metrics).
-	routeChanges, gatewayChanges uint64
+	// routeChanges and gatewayChanges count moves since Start (metrics);
+	// uapiWrites the peer changes written to WireGuard.
+	routeChanges, gatewayChanges, uapiWrites uint64
 	cloud                        *cloudHealth
 	gw                           *cloudGW
 }
@@ -215,6 +216,7 @@ func (h *Hub) applyPeers(w *wgIface, have, cfg api.HubConfig, force bool) error 
 		if err := w.ipcSet(groupPeerUAPI(changes, cfg.Hubs)); err != nil {
 			return fmt.Errorf("configure hub peers: %w", err)
 		}
+		h.uapiWrites++
 		for _, c := range changes {
 			h.c.log.Info("hub peer "+c.Op, "sn", c.Peer.SN, "ccn", c.Peer.CCN, "active", c.Peer.Active, "allowed_ips", c.Peer.AllowedIPs)
 		}

@@ -379,6 +379,20 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		if !ping(devs[0].ns, "198.19.1.1", "198.19.100.10") {
 			t.Error("A (now on h2) does not reach the cloud host")
 		}
+		// Steady claims and messages write nothing to WireGuard.
+		writes := func() (n uint64) {
+			for _, h := range hubs {
+				h.hub.mu.Lock()
+				n += h.hub.uapiWrites
+				h.hub.mu.Unlock()
+			}
+			return n
+		}
+		before := writes()
+		time.Sleep(time.Second)
+		if n := writes() - before; n != 0 {
+			t.Errorf("%d UAPI writes in a second without changes; want none", n)
+		}
 	})
 
 	// The cloud host stops answering h2's probes: h2 is degraded (a gray
