@@ -54,8 +54,8 @@ type Hub struct {
 	// routeChanges and gatewayChanges count moves since Start (metrics);
 	// uapiWrites the peer changes written to WireGuard.
 	routeChanges, gatewayChanges, uapiWrites uint64
-	cloud                        *cloudHealth
-	gw                           *cloudGW
+	cloud                                    *cloudHealth
+	gw                                       *cloudGW
 }
 
 // NewHub validates the options. It changes nothing on the host.
