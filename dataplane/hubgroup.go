@@ -588,7 +588,14 @@ func writeHubGroup(w io.Writer, g *HubGroupStatus, now time.Time) {
 			if !h.LastMessage.IsZero() {
 				last = ago(now, h.LastMessage) + " ago"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\n", cleanText(h.Name), h.State, h.Endpoint, h.OverlayAddr, last, yesNo(h.Gateway), h.Carries)
+			ep, ov := "-", "-"
+			if h.Endpoint.IsValid() {
+				ep = h.Endpoint.String()
+			}
+			if h.OverlayAddr.IsValid() {
+				ov = h.OverlayAddr.String()
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\n", cleanText(h.Name), h.State, ep, ov, last, yesNo(h.Gateway), h.Carries)
 		}
 		tw.Flush()
 	}

@@ -214,15 +214,16 @@ func TestValidateHubConfigHubs(t *testing.T) {
 		t.Fatalf("valid group config: %v", err)
 	}
 	for name, mut := range map[string]func(*api.HubConfig){
-		"name":         func(c *api.HubConfig) { c.Hubs[1].Name = "h2" },
-		"self":         func(c *api.HubConfig) { c.Hubs[0].Name = "h1" },
-		"public_key":   func(c *api.HubConfig) { c.Hubs[0].PublicKey = c.Peers[0].PublicKey },
-		"overlay_addr": func(c *api.HubConfig) { c.Hubs[0].OverlayAddr = c.HubOverlayAddr },
+		"name":                     func(c *api.HubConfig) { c.Hubs[1].Name = "h2" },
+		"self":                     func(c *api.HubConfig) { c.Hubs[0].Name = "h1" },
+		"public_key":               func(c *api.HubConfig) { c.Hubs[0].PublicKey = c.Peers[0].PublicKey },
+		"overlay_addr":             func(c *api.HubConfig) { c.Hubs[0].OverlayAddr = c.HubOverlayAddr },
+		"overlay_addr of a device": func(c *api.HubConfig) { c.Hubs[1].OverlayAddr = c.Peers[0].OverlayAddr },
 	} {
 		c := groupCfg()
 		mut(&c)
 		err := ValidateHubConfig(c)
-		want := name
+		want, _, _ := strings.Cut(name, " ")
 		if name == "self" {
 			want = "name"
 		}
@@ -262,5 +263,30 @@ func TestGroupSettlesBeforeGateway(t *testing.T) {
 	g.claim(clk.Now(), "a", "h1")
 	if g.settled(clk.Now()) {
 		t.Error("settled right after coming back")
+	}
+}
+
+func TestWriteHubGroup(t *testing.T) {
+	now := time.Date(2026, 12, 3, 18, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	writeHubGroup(&b, &HubGroupStatus{Name: "h1", Live: true, Gateway: netip.MustParsePrefix("198.19.100.1/24"), GatewayHolder: "h2",
+		CloudTargets: []TargetStatus{{Addr: netip.MustParseAddr("198.19.100.10"), Up: true}},
+		Hubs:         []GroupHub{{Name: "h2", State: GroupHubUp, LastMessage: now.Add(-80 * time.Millisecond), Gateway: true, Carries: 3}},
+		Devices:      []GroupDevice{{SN: "evil\x1b[2J", Instance: "i-a", Peered: true, Primary: true, Active: true, Via: "h2", Route: "h2", RouteWhy: "claims"}},
+		Events:       []Event{{Time: now, Kind: "route", Message: "instance i-a: traffic through hub h2", Detail: "decided by claims"}}}, now)
+	out := b.String()
+	for _, want := range []string{"hub group: h1, ok", "cloud target 198.19.100.10: answers", "gateway:   198.19.100.1/24 held by h2",
+		"h2   up     -", "100ms ago", `"evil\x1b[2J"`, "h2 (claims)", "traffic through hub h2: decided by claims"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("output holds a raw escape:\n%q", out)
+	}
+	b.Reset()
+	writeHubGroup(&b, nil, now)
+	if b.Len() != 0 {
+		t.Errorf("nil group wrote %q", b.String())
 	}
 }
