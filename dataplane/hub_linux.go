@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 
@@ -46,6 +47,8 @@ type Hub struct {
 	// the last routing plan, the cloud side's health and the gateway.
 	g           *hubGroup
 	plan        groupPlan
+	planAt      time.Time     // when plan was made
+	dirty       bool          // news since planAt: the next tick re-plans
 	all         api.HubConfig // desired with the arbiter's roles, every device of the group
 	groupEvents []Event
 	pc          net.PacketConn // the claim socket, also sending hub messages

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -288,5 +289,73 @@ func TestWriteHubGroup(t *testing.T) {
 	writeHubGroup(&b, nil, now)
 	if b.Len() != 0 {
 		t.Errorf("nil group wrote %q", b.String())
+	}
+}
+
+// BenchmarkHubGroupPlan measures the routing decision of a hub of a
+// two-hub group with n devices (half primary on each hub, every claim
+// fresh) against the baseline every hub already pays on a change: the
+// peer diff of the same n peers. Compare the ns/op of the two in one run.
+func BenchmarkHubGroupPlan(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		cfg := api.HubConfig{Overlay: netip.MustParsePrefix("198.18.64.0/18"), HubOverlayAddr: netip.MustParseAddr("198.18.64.1"), Name: "h1",
+			CloudPrefixes: pfx("198.19.100.0/24"),
+			Hubs:          []api.HubInfo{{Name: "h2", PublicKey: key(1), OverlayAddr: netip.MustParseAddr("198.18.127.254")}}}
+		g := newHubGroup("h1", HealthCheck{})
+		now := time.Date(2026, 12, 3, 18, 0, 0, 0, time.UTC)
+		for i := range n {
+			own := netip.AddrFrom4([4]byte{198, 18, byte(65 + i/250), byte(1 + i%250)})
+			lan := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(i / 256), byte(i % 256)}), 30)
+			var k api.Key
+			k[0], k[1], k[2] = byte(i), byte(i>>8), 7
+			hubs := []string{"h1", "h2"}
+			if i%2 == 1 {
+				hubs = []string{"h2", "h1"}
+			}
+			sn := fmt.Sprintf("d%d", i)
+			cfg.Peers = append(cfg.Peers, api.HubPeer{SN: sn, InstanceID: "i" + sn, CCN: "blue", PublicKey: k, OverlayAddr: own,
+				AllowedIPs: []netip.Prefix{netip.PrefixFrom(own, 32), lan}, Active: true, Hubs: hubs})
+			g.claim(now, sn, hubs[0])
+		}
+		g.message(now, hubMessage{Hub: "h2", Seq: 1, Gateway: true})
+		b.Run(fmt.Sprintf("baseline-diff/peers=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				_ = HubPeerDiff(cfg.Peers, cfg.Peers)
+			}
+		})
+		b.Run(fmt.Sprintf("tick-check/peers=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				_ = g.expiredSince(now, now.Add(10*time.Millisecond))
+			}
+		})
+		b.Run(fmt.Sprintf("plan/peers=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				_ = g.plan(now, cfg)
+			}
+		})
+	}
+}
+
+func TestGroupExpiredSince(t *testing.T) {
+	g, clk := newTestGroup()
+	g.claim(clk.Now(), "a", "h2")
+	g.message(clk.Now(), hubMessage{Hub: "h2"})
+	planned := clk.Now()
+	clk.Advance(g.claimFresh)
+	if g.expiredSince(planned, clk.Now()) {
+		t.Error("expired while the claim is still fresh")
+	}
+	clk.Advance(time.Millisecond)
+	if !g.expiredSince(planned, clk.Now()) {
+		t.Error("the claim went stale: want expired")
+	}
+	planned = clk.Now()
+	clk.Advance(g.check.hubDeadAfter() - g.claimFresh - time.Millisecond)
+	if g.expiredSince(planned, clk.Now()) {
+		t.Error("expired while h2's messages are fresh")
+	}
+	clk.Advance(2 * time.Millisecond)
+	if !g.expiredSince(planned, clk.Now()) {
+		t.Error("h2's messages went stale: want expired")
 	}
 }
