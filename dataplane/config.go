@@ -279,7 +279,8 @@ func ValidateHubConfig(c api.HubConfig) error {
 			return fmt.Errorf("hub config hubs[%d] name %q is empty, this hub's own or another hub's", i, o.Name)
 		case o.PublicKey.IsZero() || seen[o.PublicKey]:
 			return fmt.Errorf("hub config hubs[%d] (%s) public_key is empty or used by another peer", i, o.Name)
-		case !o.OverlayAddr.IsValid() || !c.Overlay.Contains(o.OverlayAddr) || o.OverlayAddr == c.HubOverlayAddr:
+		case !o.OverlayAddr.IsValid() || !c.Overlay.Contains(o.OverlayAddr) || o.OverlayAddr == c.HubOverlayAddr ||
+			slices.ContainsFunc(c.Peers, func(p api.HubPeer) bool { return p.OverlayAddr == o.OverlayAddr }):
 			return fmt.Errorf("hub config hubs[%d] (%s) overlay_addr %v is not another address inside overlay %v", i, o.Name, o.OverlayAddr, c.Overlay)
 		}
 		names[o.Name] = true

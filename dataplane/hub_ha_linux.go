@@ -149,7 +149,7 @@ func (h *Hub) serveClaims(ctx context.Context, w *wgIface) error {
 				h.mu.Lock()
 				h.switchLocked(h.arb.Tick(h.c.now()))
 				// Claims and hub messages go stale: re-decide the routes.
-				if grouped(h.desired) {
+				if grouped(h.desired) && (h.dirty || h.g.expiredSince(h.planAt, h.c.now())) {
 					h.replanLocked(false)
 				}
 				h.mu.Unlock()
@@ -173,7 +173,7 @@ func (h *Hub) claim(src netip.Addr, c Claim) (ClaimReply, bool) {
 	moved := h.g.claim(now, p.SN, c.Via)
 	h.switchLocked(events)
 	if moved && len(events) == 0 {
-		h.replanLocked(false)
+		h.replanSoonLocked(now)
 	}
 	return ClaimReply{Seq: c.Seq, Role: role, Active: h.arb.Active(id), Members: h.arb.Members(id),
 		Hub: h.desired.Name, Degraded: h.degraded}, true
@@ -190,11 +190,24 @@ func (h *Hub) planLocked(desired api.HubConfig) api.HubConfig {
 		h.plan = groupPlan{}
 		return eff
 	}
-	pl := h.g.plan(h.c.now(), eff)
+	h.planAt, h.dirty = h.c.now(), false
+	pl := h.g.plan(h.planAt, eff)
 	h.noteRoutesLocked(pl)
 	h.plan = pl
 	eff.Peers = pl.Peers
 	return eff
+}
+
+// replanSoonLocked re-plans for news (a device names another hub, a hub
+// message changed): at once, unless the last plan is younger than a fifth
+// of an interval; then the next tick does it. A mass failover (every
+// device of a hub moving) costs a plan per tick, not a plan per claim.
+func (h *Hub) replanSoonLocked(now time.Time) {
+	if now.Sub(h.planAt) >= h.check.Interval/5 {
+		h.replanLocked(false)
+		return
+	}
+	h.dirty = true
 }
 
 // replanLocked recomputes the peers and applies what changed (force: the

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 
@@ -46,15 +47,18 @@ type Hub struct {
 	// the last routing plan, the cloud side's health and the gateway.
 	g           *hubGroup
 	plan        groupPlan
+	planAt      time.Time     // when plan was made
+	dirty       bool          // news since planAt: the next tick re-plans
 	all         api.HubConfig // desired with the arbiter's roles, every device of the group
 	groupEvents []Event
 	pc          net.PacketConn // the claim socket, also sending hub messages
 	msgSeq      uint64
 	degraded    bool
-	// routeChanges and gatewayChanges count moves since Start (metrics).
-	routeChanges, gatewayChanges uint64
-	cloud                        *cloudHealth
-	gw                           *cloudGW
+	// routeChanges and gatewayChanges count moves since Start (metrics);
+	// uapiWrites the peer changes written to WireGuard.
+	routeChanges, gatewayChanges, uapiWrites uint64
+	cloud                                    *cloudHealth
+	gw                                       *cloudGW
 }
 
 // NewHub validates the options. It changes nothing on the host.
@@ -215,6 +219,7 @@ func (h *Hub) applyPeers(w *wgIface, have, cfg api.HubConfig, force bool) error 
 		if err := w.ipcSet(groupPeerUAPI(changes, cfg.Hubs)); err != nil {
 			return fmt.Errorf("configure hub peers: %w", err)
 		}
+		h.uapiWrites++
 		for _, c := range changes {
 			h.c.log.Info("hub peer "+c.Op, "sn", c.Peer.SN, "ccn", c.Peer.CCN, "active", c.Peer.Active, "allowed_ips", c.Peer.AllowedIPs)
 		}

@@ -129,6 +129,24 @@ func (g *hubGroup) up(now time.Time, s *hubSeen) bool {
 	return s != nil && !s.last.IsZero() && now.Sub(s.last) <= g.check.hubDeadAfter()
 }
 
+// expiredSince reports whether a claim's Via or a hub's messages went
+// stale between prev and now: only then can a plan made at prev differ
+// from one made now (fresh news re-plans at once). It allocates nothing,
+// so the hub runs it every tick instead of re-planning.
+func (g *hubGroup) expiredSince(prev, now time.Time) bool {
+	for _, v := range g.vias {
+		if prev.Sub(v.at) <= g.claimFresh && now.Sub(v.at) > g.claimFresh {
+			return true
+		}
+	}
+	for _, s := range g.hubs {
+		if g.up(prev, s) && !g.up(now, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // hubUp reports whether hub name's messages are fresh.
 func (g *hubGroup) hubUp(now time.Time, name string) bool { return g.up(now, g.hubs[name]) }
 
@@ -588,7 +606,14 @@ func writeHubGroup(w io.Writer, g *HubGroupStatus, now time.Time) {
 			if !h.LastMessage.IsZero() {
 				last = ago(now, h.LastMessage) + " ago"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\n", cleanText(h.Name), h.State, h.Endpoint, h.OverlayAddr, last, yesNo(h.Gateway), h.Carries)
+			ep, ov := "-", "-"
+			if h.Endpoint.IsValid() {
+				ep = h.Endpoint.String()
+			}
+			if h.OverlayAddr.IsValid() {
+				ov = h.OverlayAddr.String()
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\n", cleanText(h.Name), h.State, ep, ov, last, yesNo(h.Gateway), h.Carries)
 		}
 		tw.Flush()
 	}

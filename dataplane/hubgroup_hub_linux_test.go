@@ -168,8 +168,11 @@ func (d *groupDevice) claims(hubs []*testHub) {
 // across the hubs (one hop each), the cloud and its return path through
 // the gateway holder and the hub-to-hub tunnel, CCN isolation for a
 // device this hub does not peer with, that A's prefixes move to h2 when
-// A's claims say Via = h2, and that the gateway address moves to h2 with
-// gratuitous ARP when h1 stops.
+// A's claims say Via = h2 (with no UAPI write while nothing changes), a
+// gray failure (h2's cloud target stops answering: degraded in its claim
+// replies, messages and status), the status text and metrics, that the
+// gateway address moves to h2 with gratuitous ARP when h1 stops, and that
+// a degraded or cut-off (WAN down) holder gives it up.
 func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 	namespace.RequireRoot(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -379,6 +382,20 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		if !ping(devs[0].ns, "198.19.1.1", "198.19.100.10") {
 			t.Error("A (now on h2) does not reach the cloud host")
 		}
+		// Steady claims and messages write nothing to WireGuard.
+		writes := func() (n uint64) {
+			for _, h := range hubs {
+				h.hub.mu.Lock()
+				n += h.hub.uapiWrites
+				h.hub.mu.Unlock()
+			}
+			return n
+		}
+		before := writes()
+		time.Sleep(time.Second)
+		if n := writes() - before; n != 0 {
+			t.Errorf("%d UAPI writes in a second without changes; want none", n)
+		}
 	})
 
 	// The cloud host stops answering h2's probes: h2 is degraded (a gray
@@ -453,6 +470,9 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		}
 		took := waitUntil(t, 5*time.Second, "h2 takes the cloud gateway", func() bool { return group(hubs[1]).GatewayHolder == "h2" })
 		t.Logf("h2 took the gateway %v after h1 stopped", took.Round(10*time.Millisecond))
+		if st := group(hubs[1]).Hubs[0].State; st != GroupHubDown {
+			t.Errorf("h2 sees the stopped h1 %s; want down", st)
+		}
 		if strings.Contains(hubs[0].ns.Run("ip", "-4", "addr", "show", "dev", "cloud"), "198.19.100.1/24") {
 			t.Error("h1 still holds the gateway address after Close")
 		}
@@ -468,6 +488,18 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		waitUntil(t, 5*time.Second, "degraded h2 gives up the gateway", func() bool { return group(hubs[1]).GatewayHolder == "" })
 		if strings.Contains(hubs[1].ns.Run("ip", "-4", "addr", "show", "dev", "cloud"), "198.19.100.1/24") {
 			t.Error("degraded h2 still holds the gateway address")
+		}
+	})
+
+	t.Run("a hub without WAN drops the gateway", func(t *testing.T) {
+		waitUntil(t, 5*time.Second, "h2, healthy again, takes the gateway back", func() bool { return group(hubs[1]).GatewayHolder == "h2" })
+		hubs[1].ns.Run("ip", "link", "set", "wan", "down")
+		waitUntil(t, 5*time.Second, "h2 cut off drops the gateway", func() bool {
+			g := group(hubs[1])
+			return !g.Live && g.GatewayHolder == ""
+		})
+		if strings.Contains(hubs[1].ns.Run("ip", "-4", "addr", "show", "dev", "cloud"), "198.19.100.1/24") {
+			t.Error("cut-off h2 still holds the gateway address")
 		}
 	})
 }

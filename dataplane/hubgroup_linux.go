@@ -376,8 +376,8 @@ func (h *Hub) hubMessage(src netip.Addr, b []byte) bool {
 	if json.Unmarshal(b, &m) != nil || m.Hub != h.desired.Hubs[i].Name {
 		return true
 	}
-	if h.g.message(h.c.now(), m) {
-		h.replanLocked(false)
+	if now := h.c.now(); h.g.message(now, m) {
+		h.replanSoonLocked(now)
 	}
 	return true
 }

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -214,15 +215,16 @@ func TestValidateHubConfigHubs(t *testing.T) {
 		t.Fatalf("valid group config: %v", err)
 	}
 	for name, mut := range map[string]func(*api.HubConfig){
-		"name":         func(c *api.HubConfig) { c.Hubs[1].Name = "h2" },
-		"self":         func(c *api.HubConfig) { c.Hubs[0].Name = "h1" },
-		"public_key":   func(c *api.HubConfig) { c.Hubs[0].PublicKey = c.Peers[0].PublicKey },
-		"overlay_addr": func(c *api.HubConfig) { c.Hubs[0].OverlayAddr = c.HubOverlayAddr },
+		"name":                     func(c *api.HubConfig) { c.Hubs[1].Name = "h2" },
+		"self":                     func(c *api.HubConfig) { c.Hubs[0].Name = "h1" },
+		"public_key":               func(c *api.HubConfig) { c.Hubs[0].PublicKey = c.Peers[0].PublicKey },
+		"overlay_addr":             func(c *api.HubConfig) { c.Hubs[0].OverlayAddr = c.HubOverlayAddr },
+		"overlay_addr of a device": func(c *api.HubConfig) { c.Hubs[1].OverlayAddr = c.Peers[0].OverlayAddr },
 	} {
 		c := groupCfg()
 		mut(&c)
 		err := ValidateHubConfig(c)
-		want := name
+		want, _, _ := strings.Cut(name, " ")
 		if name == "self" {
 			want = "name"
 		}
@@ -262,5 +264,98 @@ func TestGroupSettlesBeforeGateway(t *testing.T) {
 	g.claim(clk.Now(), "a", "h1")
 	if g.settled(clk.Now()) {
 		t.Error("settled right after coming back")
+	}
+}
+
+func TestWriteHubGroup(t *testing.T) {
+	now := time.Date(2026, 12, 3, 18, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	writeHubGroup(&b, &HubGroupStatus{Name: "h1", Live: true, Gateway: netip.MustParsePrefix("198.19.100.1/24"), GatewayHolder: "h2",
+		CloudTargets: []TargetStatus{{Addr: netip.MustParseAddr("198.19.100.10"), Up: true}},
+		Hubs:         []GroupHub{{Name: "h2", State: GroupHubUp, LastMessage: now.Add(-80 * time.Millisecond), Gateway: true, Carries: 3}},
+		Devices:      []GroupDevice{{SN: "evil\x1b[2J", Instance: "i-a", Peered: true, Primary: true, Active: true, Via: "h2", Route: "h2", RouteWhy: "claims"}},
+		Events:       []Event{{Time: now, Kind: "route", Message: "instance i-a: traffic through hub h2", Detail: "decided by claims"}}}, now)
+	out := b.String()
+	for _, want := range []string{"hub group: h1, ok", "cloud target 198.19.100.10: answers", "gateway:   198.19.100.1/24 held by h2",
+		"h2   up     -", "100ms ago", `"evil\x1b[2J"`, "h2 (claims)", "traffic through hub h2: decided by claims"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("output holds a raw escape:\n%q", out)
+	}
+	b.Reset()
+	writeHubGroup(&b, nil, now)
+	if b.Len() != 0 {
+		t.Errorf("nil group wrote %q", b.String())
+	}
+}
+
+// BenchmarkHubGroupPlan measures the routing decision of a hub of a
+// two-hub group with n devices (half primary on each hub, every claim
+// fresh) against the baseline every hub already pays on a change: the
+// peer diff of the same n peers. Compare the ns/op of the two in one run.
+func BenchmarkHubGroupPlan(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		cfg := api.HubConfig{Overlay: netip.MustParsePrefix("198.18.64.0/18"), HubOverlayAddr: netip.MustParseAddr("198.18.64.1"), Name: "h1",
+			CloudPrefixes: pfx("198.19.100.0/24"),
+			Hubs:          []api.HubInfo{{Name: "h2", PublicKey: key(1), OverlayAddr: netip.MustParseAddr("198.18.127.254")}}}
+		g := newHubGroup("h1", HealthCheck{})
+		now := time.Date(2026, 12, 3, 18, 0, 0, 0, time.UTC)
+		for i := range n {
+			own := netip.AddrFrom4([4]byte{198, 18, byte(65 + i/250), byte(1 + i%250)})
+			lan := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(i / 256), byte(i % 256)}), 30)
+			var k api.Key
+			k[0], k[1], k[2] = byte(i), byte(i>>8), 7
+			hubs := []string{"h1", "h2"}
+			if i%2 == 1 {
+				hubs = []string{"h2", "h1"}
+			}
+			sn := fmt.Sprintf("d%d", i)
+			cfg.Peers = append(cfg.Peers, api.HubPeer{SN: sn, InstanceID: "i" + sn, CCN: "blue", PublicKey: k, OverlayAddr: own,
+				AllowedIPs: []netip.Prefix{netip.PrefixFrom(own, 32), lan}, Active: true, Hubs: hubs})
+			g.claim(now, sn, hubs[0])
+		}
+		g.message(now, hubMessage{Hub: "h2", Seq: 1, Gateway: true})
+		b.Run(fmt.Sprintf("baseline-diff/peers=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				_ = HubPeerDiff(cfg.Peers, cfg.Peers)
+			}
+		})
+		b.Run(fmt.Sprintf("tick-check/peers=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				_ = g.expiredSince(now, now.Add(10*time.Millisecond))
+			}
+		})
+		b.Run(fmt.Sprintf("plan/peers=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				_ = g.plan(now, cfg)
+			}
+		})
+	}
+}
+
+func TestGroupExpiredSince(t *testing.T) {
+	g, clk := newTestGroup()
+	g.claim(clk.Now(), "a", "h2")
+	g.message(clk.Now(), hubMessage{Hub: "h2"})
+	planned := clk.Now()
+	clk.Advance(g.claimFresh)
+	if g.expiredSince(planned, clk.Now()) {
+		t.Error("expired while the claim is still fresh")
+	}
+	clk.Advance(time.Millisecond)
+	if !g.expiredSince(planned, clk.Now()) {
+		t.Error("the claim went stale: want expired")
+	}
+	planned = clk.Now()
+	clk.Advance(g.check.hubDeadAfter() - g.claimFresh - time.Millisecond)
+	if g.expiredSince(planned, clk.Now()) {
+		t.Error("expired while h2's messages are fresh")
+	}
+	clk.Advance(2 * time.Millisecond)
+	if !g.expiredSince(planned, clk.Now()) {
+		t.Error("h2's messages went stale: want expired")
 	}
 }

@@ -52,6 +52,27 @@ func (o *hubOptions) addGroupFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve the hub dataplane's Prometheus metrics (peers, hub group) on this loopback address, e.g. 127.0.0.1:9587")
 }
 
+// metricsAddr parses --metrics-listen (invalid: no metrics).
+func (o hubOptions) metricsAddr() (netip.AddrPort, error) {
+	if o.metricsListen == "" {
+		return netip.AddrPort{}, nil
+	}
+	a, err := netip.ParseAddrPort(o.metricsListen)
+	if err != nil || !a.Addr().IsLoopback() {
+		return netip.AddrPort{}, cli.Usagef("--metrics-listen %q must be a loopback address and port, e.g. 127.0.0.1:9587", o.metricsListen)
+	}
+	return a, nil
+}
+
+// checkFlags checks the hub's dataplane flags before anything starts.
+func (o hubOptions) checkFlags() error {
+	if _, _, err := o.groupOptions(); err != nil {
+		return err
+	}
+	_, err := o.metricsAddr()
+	return err
+}
+
 // groupOptions parses the hub-group flags.
 func (o hubOptions) groupOptions() (targets []netip.Addr, gw netip.Prefix, err error) {
 	for _, s := range o.cloudTargets {
@@ -117,11 +138,9 @@ func startHub(ctx context.Context, srv hubSource, o serveOptions, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	var metricsAddr netip.AddrPort
-	if o.hub.metricsListen != "" {
-		if metricsAddr, err = netip.ParseAddrPort(o.hub.metricsListen); err != nil || !metricsAddr.Addr().IsLoopback() {
-			return nil, cli.Usagef("--metrics-listen %q must be a loopback address and port, e.g. 127.0.0.1:9587", o.hub.metricsListen)
-		}
+	metricsAddr, err := o.hub.metricsAddr()
+	if err != nil {
+		return nil, err
 	}
 	cfg := srv.HubConfig()
 	switches := make(chan dataplane.RoleEvent, 64)

@@ -170,6 +170,9 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log := newServeLogger(os.Stderr, os.Getenv("JOURNAL_STREAM") != "")
+			if err := o.hub.checkFlags(); err != nil {
+				return err // before anything starts
+			}
 			switch o.role {
 			case roleAll, roleController:
 			case roleHub:
