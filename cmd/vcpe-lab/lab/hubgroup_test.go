@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"net/netip"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/dataplane"
 )
 
 // The hub group's tests: site A (two devices, multi-attach) and site B
@@ -54,14 +54,8 @@ func TestHubGroupTopologyIsValid(t *testing.T) {
 	}
 }
 
-// hubSession is what the tests read of a device's session with one hub of
-// its group (vcpe status --json, "hubs").
-type hubSession struct {
-	Name     string `json:"name"`
-	Primary  bool   `json:"primary"`
-	Carrying bool   `json:"carrying"`
-	State    string `json:"state"`
-}
+// hubSession is a device's session with one hub of its group.
+type hubSession = dataplane.HubSession
 
 // hgLab is the hub-group lab of the tests: the multi-attach lab with two
 // hubs, its two streams, and a sampler that counts the moments both
@@ -183,22 +177,16 @@ func (g *hgLab) sessions(node string) []hubSession {
 	if err != nil {
 		return nil
 	}
-	b, _ := json.Marshal(st)
-	var v struct {
-		Hubs []hubSession `json:"hubs"`
-	}
-	_ = json.Unmarshal(b, &v)
-	return v.Hubs
+	return st.Hubs
 }
 
 // carrying is the hub that carries node's traffic now ("" when none).
 func (g *hgLab) carrying(node string) string {
-	for _, s := range g.sessions(node) {
-		if s.Carrying {
-			return s.Name
-		}
+	st, err := g.status(node)
+	if err != nil || st.CarryingHub() == nil {
+		return ""
 	}
-	return ""
+	return st.CarryingHub().Name
 }
 
 // session is node's session with hub.
@@ -288,11 +276,14 @@ func (g *hgLab) hubFaults() []hubFault {
 	}
 }
 
-// recovered waits until site-a's session with hub is up again after its
-// recovery.
+// recovered waits until site-a's session with hub answers claims again
+// after its recovery (up, or lossy while the liveness window still holds
+// the probes lost in the fault).
 func (g *hgLab) recovered(t testing.TB, hub string) {
 	t.Helper()
-	g.waitSession(t, "site-a", hub, "up", 20*time.Second, func(s hubSession) bool { return s.State == "up" })
+	g.waitSession(t, "site-a", hub, "up", 20*time.Second, func(s hubSession) bool {
+		return s.State == dataplane.HubUp || s.State == dataplane.HubLossy
+	})
 }
 
 // holder is the hub node holding the cloud gateway address ("" when none,
@@ -432,7 +423,7 @@ func TestHubGroupFailover(t *testing.T) {
 				}
 			}
 			if f.name == "gray" {
-				if s := g.session("site-a", from); s.State != "degraded" {
+				if s := g.session("site-a", from); s.State != dataplane.HubDegraded {
 					t.Errorf("site-a's session with %s is %q during the gray failure; want degraded", from, s.State)
 				}
 			}
