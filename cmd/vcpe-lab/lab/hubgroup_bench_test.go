@@ -102,9 +102,9 @@ func BenchmarkHubGroupFailover(b *testing.B) {
 		if err := kill.recover(hub); err != nil {
 			b.Fatal(err)
 		}
+		g.recovered(b, hub) // vcpe install's precheck wants the primary hub
 		g.install(b, ctx, act)
 		g.waitRole(b, act, api.RoleStandby, 15*time.Second)
-		g.recovered(b, hub)
 	}
 	report("device-lanb", db)
 	report("device-cloud", dc)

@@ -276,12 +276,16 @@ func (g *hgLab) hubFaults() []hubFault {
 	}
 }
 
-// recovered waits until site-a's session with hub answers claims again
-// after its recovery (up, or lossy while the liveness window still holds
-// the probes lost in the fault).
+// recovered waits until the session of site A's active device with hub
+// answers claims again after its recovery (up, or lossy while the
+// liveness window still holds the probes lost in the fault).
 func (g *hgLab) recovered(t testing.TB, hub string) {
 	t.Helper()
-	g.waitSession(t, "site-a", hub, "up", 20*time.Second, func(s hubSession) bool {
+	node := g.active()
+	if node == "" {
+		node = "site-a"
+	}
+	g.waitSession(t, node, hub, "up", 20*time.Second, func(s hubSession) bool {
 		return s.State == dataplane.HubUp || s.State == dataplane.HubLossy
 	})
 }
@@ -474,6 +478,9 @@ func TestHubGroupFailover(t *testing.T) {
 		if err := faults[0].recover(hub); err != nil {
 			t.Fatal(err)
 		}
+		// vcpe install's precheck wants the primary hub's endpoint to
+		// answer: reinstall once the hub is back.
+		g.recovered(t, hub)
 		g.install(t, ctx, act)
 		g.waitRole(t, act, api.RoleStandby, 15*time.Second)
 		for _, s := range []*stream{g.sB, g.sC} {
