@@ -157,7 +157,10 @@ func (s *Server) createInstance(ctx context.Context, req CreateInstanceRequest) 
 		return nil, &api.Error{Code: api.CodeInvalidInput, Field: "name", Message: fmt.Sprintf("an instance named %q exists", req.Name), Fix: "choose another name"}
 	}
 	now := s.now()
-	in := store.Instance{ID: newID("i-"), Name: req.Name, Slots: req.Slots, RouteQuota: req.RouteQuota, CreatedAt: now}
+	// Its hubs are chosen now and stored with it, so they do not move
+	// when hubs join.
+	in := store.Instance{ID: newID("i-"), Name: req.Name, Slots: req.Slots, RouteQuota: req.RouteQuota, CreatedAt: now,
+		Hubs: s.newInstanceHubsLocked()}
 	res := &CreatedInstance{}
 	var devs []store.Device
 	taken := map[netip.Addr]bool{}
@@ -184,12 +187,7 @@ func (s *Server) createInstance(ctx context.Context, req CreateInstanceRequest) 
 		s.instDevices[in.ID] = append(s.instDevices[in.ID], d.SN)
 		s.overlayUsed[d.Overlay] = true
 	}
-	// Its hubs are chosen now and stored, so they do not move when hubs
-	// join; should the store refuse, the same default is computed on
-	// every read until the next try.
-	if err := s.settleAssignmentsLocked(ctx); err != nil {
-		s.log.Warn("store the hub assignment of a new instance", "instance", in.Name, "err", err)
-	}
+	s.noteInstanceLocked(in.ID, in.Hubs)
 	s.changedLocked(ctx)
 	res.Instance = s.instanceInfoLocked(s.instances[in.ID])
 	return res, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -53,8 +54,10 @@ const hubSeenEvery = time.Minute
 type hubGroup struct {
 	hubs   []api.HubInfo // by name; empty: no hub groups
 	byName map[string]int
-	// assign is every instance's hubs, primary first.
-	assign map[string][]string
+	// assign is every instance's hubs, primary first; prim and sec count
+	// the instances with each hub as primary and as secondary.
+	assign    map[string][]string
+	prim, sec map[string]int
 }
 
 // hubBase is the hub configuration with every peer at one generation,
@@ -124,7 +127,7 @@ func (s *Server) membersLocked() []api.HubInfo {
 }
 
 func (s *Server) computeGroupLocked() *hubGroup {
-	g := &hubGroup{hubs: s.membersLocked(), byName: map[string]int{}, assign: map[string][]string{}}
+	g := &hubGroup{hubs: s.membersLocked(), byName: map[string]int{}, assign: map[string][]string{}, prim: map[string]int{}, sec: map[string]int{}}
 	for i, h := range g.hubs {
 		g.byName[h.Name] = i
 	}
@@ -132,7 +135,7 @@ func (s *Server) computeGroupLocked() *hubGroup {
 		return g
 	}
 	want := min(2, len(g.hubs))
-	prim, sec := map[string]int{}, map[string]int{}
+	prim, sec := g.prim, g.sec
 	ids := make([]string, 0, len(s.instances))
 	for id := range s.instances {
 		ids = append(ids, id)
@@ -194,6 +197,37 @@ func fillAssignment(kept []string, hubs []api.HubInfo, want int, prim, sec map[s
 		out = append(out, q)
 	}
 	return out
+}
+
+// newInstanceHubsLocked chooses the hubs of an instance being made (nil
+// without a hub group) and counts them in the cached group, so making an
+// instance costs no pass over the others; noteInstanceLocked records it
+// once it is stored.
+func (s *Server) newInstanceHubsLocked() []string {
+	g := s.groupLocked()
+	if len(g.hubs) == 0 {
+		return nil
+	}
+	s.groupMu.Lock()
+	defer s.groupMu.Unlock()
+	return fillAssignment(nil, g.hubs, min(2, len(g.hubs)), maps.Clone(g.prim), maps.Clone(g.sec))
+}
+
+func (s *Server) noteInstanceLocked(id string, hubs []string) {
+	s.groupMu.Lock()
+	defer s.groupMu.Unlock()
+	g := s.group
+	if g == nil || len(g.hubs) == 0 {
+		return
+	}
+	g.assign[id] = hubs
+	for i, n := range hubs {
+		if i == 0 {
+			g.prim[n]++
+		} else {
+			g.sec[n]++
+		}
+	}
 }
 
 // settleAssignments stores the default assignment of every instance that

@@ -86,3 +86,26 @@ func BenchmarkHubConfigViews(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDeviceConfigAfterAChange: what a device's configuration costs
+// after a change that leaves hubs and assignments alone (a registration,
+// a route change: the group is kept) and after one that changes them (the
+// group is computed again), 10,000 instances, 3 hubs.
+func BenchmarkDeviceConfigAfterAChange(b *testing.B) {
+	s := groupFixture(b, 10000, 2)
+	d := s.devices["SN00042"]
+	for _, bc := range []struct {
+		name  string
+		reset func()
+	}{{"group-kept", s.invalidateHubConfigLocked}, {"group-recomputed", s.invalidateGroupLocked}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				bc.reset()
+				s.gen++
+				if cfg := s.deviceConfigLocked(d); len(cfg.Hubs) != 2 {
+					b.Fatalf("hubs %v", cfg.Hubs)
+				}
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -549,5 +550,41 @@ func TestFailbackIsTheGroupsSetting(t *testing.T) {
 	b.register(t)
 	if cfg := deviceConfig(t, h, r1.Credential); !cfg.Failback || !h.HubConfig().Failback || !b.config(t).Failback {
 		t.Errorf("failback with a hub group: device %v, hub %v, hub-b %v; want true everywhere", cfg.Failback, h.HubConfig().Failback, b.config(t).Failback)
+	}
+}
+
+// TestHubAndDeviceAddressesNeverCollide: in a small overlay pool, hubs
+// take addresses from the top and devices from the bottom; when the pool
+// is full neither takes the other's, and the refusal says what to do.
+func TestHubAndDeviceAddressesNeverCollide(t *testing.T) {
+	pool := netip.MustParsePrefix("198.18.64.0/28") // .1 the controller's hub, .15 never used
+	h := controllertest.Serve(t, embedded, func(o *controller.Options) { o.Overlay = pool })
+	b := newHubProc(t, h, "hub-b", "198.18.0.2:4500").register(t)
+	if b.OverlayAddr.String() != "198.18.64.14" {
+		t.Errorf("first hub's overlay address %v; want the top of the pool, 198.18.64.14", b.OverlayAddr)
+	}
+	used := map[netip.Addr]string{b.OverlayAddr: "hub-b", netip.MustParseAddr("198.18.64.1"): "hub"}
+	var err error
+	for i := 0; err == nil; i++ {
+		var res *controller.CreatedInstance
+		res, err = h.Admin().CreateInstance(ctx(t), controller.CreateInstanceRequest{Name: fmt.Sprintf("shop%d", i), Slots: 2})
+		if err != nil {
+			break
+		}
+		for _, d := range res.Instance.Devices {
+			if o, ok := used[d.OverlayAddr]; ok {
+				t.Fatalf("device %s got %v, %s's", d.SN, d.OverlayAddr, o)
+			}
+			used[d.OverlayAddr] = d.SN
+		}
+	}
+	if apiCode(err) != api.CodeQuota || !strings.Contains(err.Error(), "--overlay") {
+		t.Errorf("instance create with the pool full: %v; want %s naming --overlay", err, api.CodeQuota)
+	}
+	if len(used) != 14 {
+		t.Errorf("%d addresses handed out in a /28; want 14 (all but the network, .15 and the broadcast)", len(used))
+	}
+	if _, err := newHubProc(t, h, "hub-c", "198.18.0.3:4500").c.RegisterHub(ctx(t), api.HubRegister{PublicKey: wgKey(t).PublicKey(), Endpoint: netip.MustParseAddrPort("198.18.0.3:4500")}); apiCode(err) != api.CodeQuota {
+		t.Errorf("hub registration with the pool full: %v; want %s", err, api.CodeQuota)
 	}
 }

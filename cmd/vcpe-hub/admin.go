@@ -38,6 +38,9 @@ func newInstanceCmd(g *globals) *cobra.Command {
 					return cli.WriteJSON(cmd.OutOrStdout(), res)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "instance %s (%s), %d slots, up to %d prefixes per device\n", res.Instance.Name, res.Instance.ID, res.Instance.Slots, res.Instance.RouteQuota)
+				if len(res.Instance.Hubs) > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "hubs %s (primary first; vcpe-hub instance hubs changes them)\n", strings.Join(res.Instance.Hubs, ","))
+				}
 				var rows [][]string
 				for _, d := range res.Devices {
 					rows = append(rows, []string{d.SN, d.Key})

@@ -2,18 +2,24 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/controller"
 	"github.com/openvcpe/vcpe/controller/controllertest"
+	"github.com/openvcpe/vcpe/internal/device"
 )
 
 // TestRemoteHubStaticStability: a hub process (--role hub) takes its key
@@ -196,5 +202,77 @@ func TestRemoteHubRegistersItsOwnKey(t *testing.T) {
 	bad.remote.credentialFile = credFile("hub") // the controller's own hub's name
 	if _, err := newRemoteHub(ctx, bad, log); err == nil || !strings.Contains(err.Error(), "--hub-name") {
 		t.Errorf("registering under the controller's hub's name: %v; want a refusal naming --hub-name", err)
+	}
+}
+
+// pipeListener serves in-memory connections (no port is opened).
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(198, 18, 0, 1), Port: 8443} }
+
+// TestRemoteHubAgainstAControllerWithoutHubGroups: a hub given
+// --hub-endpoint, facing a controller of a release before hub groups (no
+// POST /v1/hub/register), runs on the controller's hub key as hubs did
+// then instead of refusing to start.
+func TestRemoteHubAgainstAControllerWithoutHubGroups(t *testing.T) {
+	h := controllertest.Serve(t)
+	ctx := context.Background()
+	cred, err := h.Admin().CreateHubCredential(ctx, "hub-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	credFile := filepath.Join(t.TempDir(), "cred")
+	if err := os.WriteFile(credFile, []byte(cred.Credential+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The old controller: the same API and certificate, without the call.
+	api1 := h.DeviceHandler()
+	old := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/hub/register" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(api.Error{Code: api.CodeNotFound, Message: "no API at " + r.Method + " " + r.URL.Path})
+			return
+		}
+		api1.ServeHTTP(w, r)
+	})
+	ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := &http.Server{Handler: old, TLSConfig: h.TLSConfig()}
+	go srv.Serve(tls.NewListener(ln, srv.TLSConfig))
+	t.Cleanup(func() { srv.Close() })
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		a, b := net.Pipe()
+		select {
+		case ln.conns <- b:
+			return a, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	o := serveOptions{state: filepath.Join(t.TempDir(), "hub"), role: roleHub, hubEndpoint: "198.18.0.2:4500", remote: remoteOptions{
+		controllers: []string{controllertest.URL}, fingerprint: h.Fingerprint, credentialFile: credFile,
+		client: device.ClientOptions{Dial: dial}}}
+	r, err := newRemoteHub(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("start against a controller without hub groups: %v", err)
+	}
+	if r.HubPrivateKey() != h.HubPrivateKey() || r.endpoint.IsValid() {
+		t.Errorf("hub key is the controller's: %v, still registering: %v; want the controller's key and no registration", r.HubPrivateKey() == h.HubPrivateKey(), r.endpoint.IsValid())
+	}
+	if l, _ := h.Admin().ListHubs(ctx); len(l) != 1 || l[0].Registered {
+		t.Errorf("hub list: %+v; want only the controller's own hub", l)
 	}
 }
