@@ -167,7 +167,8 @@ func (d *groupDevice) claims(hubs []*testHub) {
 // gateway is the group's cloud gateway address. It checks site to site
 // across the hubs (one hop each), the cloud and its return path through
 // the gateway holder and the hub-to-hub tunnel, CCN isolation for a
-// device this hub does not peer with, that A's prefixes move to h2 when
+// device this hub does not peer with (on the hub the traffic enters, and
+// on the hub it reaches through the hub-to-hub tunnel), that A's prefixes move to h2 when
 // A's claims say Via = h2 (with no UAPI write while nothing changes), a
 // gray failure (h2's cloud target stops answering: degraded in its claim
 // replies, messages and status), the status text and metrics, that the
@@ -358,6 +359,27 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		}
 		if out := hubs[1].ns.Run("nft", "list", "chain", "ip", "count", "pre"); !strings.Contains(out, "packets 0 ") {
 			t.Errorf("packets for the red site reached h2:\n%s", out)
+		}
+		// h1 misconfigured (its isolation table gone): the packets reach h2
+		// through the hub-to-hub tunnel, and h2 drops them.
+		hubs[0].ns.Run("nft", "delete", "table", "ip", "vcpe")
+		before2 := nftDrops(t, hubs[1].ns)
+		for range 3 {
+			if ping(devs[0].ns, "198.19.1.1", "198.19.3.1") {
+				t.Error("blue site A reached the red site")
+			}
+		}
+		if out := hubs[1].ns.Run("nft", "list", "chain", "ip", "count", "pre"); strings.Contains(out, "packets 0 ") {
+			t.Errorf("with h1's isolation gone no packet reached h2; the test proves nothing:\n%s", out)
+		}
+		if d := nftDrops(t, hubs[1].ns) - before2; d < 3 {
+			t.Errorf("h2 dropped %d packets from the blue site (through h1) to the red site; want every one", d)
+		}
+		hubs[0].hub.mu.Lock()
+		cfg := cloneHubConfig(hubs[0].hub.desired)
+		hubs[0].hub.mu.Unlock()
+		if err := hubs[0].hub.Apply(cfg); err != nil {
+			t.Fatal(err)
 		}
 	})
 
