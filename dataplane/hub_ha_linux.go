@@ -114,7 +114,9 @@ func (h *Hub) serveClaims(ctx context.Context, w *wgIface) error {
 	go func() { defer h.bg.Done(); <-ctx.Done(); pc.Close() }()
 	go func() {
 		defer h.bg.Done()
-		buf := make([]byte, 512)
+		// Claims are small; a hub message lists every instance its hub
+		// carries (a datagram of up to 64 KiB, fragmented in the tunnel).
+		buf := make([]byte, 65536)
 		for {
 			n, from, err := pc.ReadFrom(buf)
 			if err != nil {

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -357,5 +358,21 @@ func TestGroupExpiredSince(t *testing.T) {
 	clk.Advance(2 * time.Millisecond)
 	if !g.expiredSince(planned, clk.Now()) {
 		t.Error("h2's messages went stale: want expired")
+	}
+}
+
+// TestHubMessageOfManyInstancesFitsADatagram: a hub carrying a thousand
+// instances still sends one message (the hub's socket reads up to 64 KiB).
+func TestHubMessageOfManyInstancesFitsADatagram(t *testing.T) {
+	m := hubMessage{Hub: "hub-with-a-long-name", Seq: 1 << 40, Gateway: true}
+	for i := range 1000 {
+		m.Carry = append(m.Carry, fmt.Sprintf("0b7e5d2a-6c1f-4e55-9d1e-%012d", i))
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 65507 {
+		t.Errorf("message of 1000 instances is %d bytes; more than one UDP datagram", len(b))
 	}
 }
