@@ -38,6 +38,10 @@ type hubMessage struct {
 	Gateway bool `json:"gateway,omitempty"`
 	// Degraded says the sender's cloud-side health targets do not answer.
 	Degraded bool `json:"degraded,omitempty"`
+	// Active is the multi-attach active device (SN) of every carried
+	// instance with more than one device, as the sender's arbiter decided:
+	// the other hubs follow it (Arbiter.Follow).
+	Active map[string]string `json:"active,omitempty"`
 }
 
 // hubDeadAfter is how long without a message before a hub counts another

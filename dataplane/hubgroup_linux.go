@@ -222,6 +222,14 @@ func (h *Hub) groupLoop(ctx context.Context) {
 		if grouped(h.desired) && h.pc != nil {
 			h.msgSeq++
 			m := hubMessage{Hub: h.desired.Name, Seq: h.msgSeq, Carry: h.plan.Carry, Degraded: h.degraded}
+			for _, id := range h.plan.Carry {
+				if h.arb.Members(id) > 1 {
+					if m.Active == nil {
+						m.Active = map[string]string{}
+					}
+					m.Active[id] = h.arb.Active(id)
+				}
+			}
 			if h.gw != nil {
 				m.Gateway = h.gw.holding.Load()
 			}
@@ -376,10 +384,29 @@ func (h *Hub) hubMessage(src netip.Addr, b []byte) bool {
 	if json.Unmarshal(b, &m) != nil || m.Hub != h.desired.Hubs[i].Name {
 		return true
 	}
-	if now := h.c.now(); h.g.message(now, m) {
+	now := h.c.now()
+	changed := h.g.message(now, m)
+	h.followLocked(now, m)
+	if changed {
 		h.replanSoonLocked(now)
 	}
 	return true
+}
+
+// followLocked takes the roles of the instances the sender carries (and
+// this hub does not: of two hubs that both think they carry an instance,
+// the higher-named follows the lower-named) for the hub-dead window.
+func (h *Hub) followLocked(now time.Time, m hubMessage) {
+	var events []RoleEvent
+	for id, sn := range m.Active {
+		if t, ok := h.plan.Via[id]; ok && t == viaHere && h.desired.Name < m.Hub {
+			continue
+		}
+		events = append(events, h.arb.Follow(now, id, sn, now.Add(h.check.hubDeadAfter()))...)
+	}
+	if len(events) > 0 {
+		h.switchLocked(events)
+	}
 }
 
 // noteRoutesLocked records where instances' traffic moved (events, log).

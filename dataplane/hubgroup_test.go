@@ -376,3 +376,38 @@ func TestHubMessageOfManyInstancesFitsADatagram(t *testing.T) {
 		t.Errorf("message of 1000 instances is %d bytes; more than one UDP datagram", len(b))
 	}
 }
+
+// TestArbiterFollowsTheCarryingHub: a hub that does not hear the active
+// device (its claims stopped here) takes the carrying hub's word instead of
+// picking the device it hears, while that word is fresh; then it decides
+// again itself.
+func TestArbiterFollowsTheCarryingHub(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	until := clk.Now().Add(HealthCheck{}.WithDefaults().hubDeadAfter())
+	if ev := a.Follow(clk.Now(), "i1", "A", until); len(ev) != 0 {
+		t.Errorf("following the active it has: events %+v", ev)
+	}
+	// Only B's claims reach this hub: on its own it would switch to B.
+	for range 4 {
+		clk.Advance(100 * time.Millisecond)
+		if _, ev := claim(t, a, clk, "B", healthy); len(ev) != 0 {
+			t.Fatalf("switched while following: %+v", ev)
+		}
+	}
+	if ev := a.Tick(clk.Now()); len(ev) != 0 || a.Active("i1") != "A" {
+		t.Fatalf("tick while following: %+v, active %s", ev, a.Active("i1"))
+	}
+	// The carrying hub moves the role to B: followed, with the reason.
+	ev := a.Follow(clk.Now(), "i1", "B", clk.Now().Add(time.Second))
+	wantSwitch(t, ev, "B", "the carrying hub's decision")
+	if a.Follow(clk.Now(), "i1", "nobody", clk.Now()) != nil || a.Active("i1") != "B" {
+		t.Error("followed a device that is not a member")
+	}
+	// Its word goes stale: the arbiter decides again (A is down here, B is
+	// fresh: B stays).
+	clk.Advance(time.Second + time.Millisecond)
+	claim(t, a, clk, "B", healthy)
+	if a.Active("i1") != "B" {
+		t.Errorf("active %s after the follow ended; want B", a.Active("i1"))
+	}
+}
