@@ -114,8 +114,8 @@ func (h *Hub) serveClaims(ctx context.Context, w *wgIface) error {
 	go func() { defer h.bg.Done(); <-ctx.Done(); pc.Close() }()
 	go func() {
 		defer h.bg.Done()
-		// Claims are small; a hub message lists every instance its hub
-		// carries (a datagram of up to 64 KiB, fragmented in the tunnel).
+		// Claims and hub-message parts fit a tunnel packet; a larger
+		// datagram is read whole all the same.
 		buf := make([]byte, 65536)
 		for {
 			n, from, err := pc.ReadFrom(buf)

@@ -217,7 +217,7 @@ func (h *Hub) groupLoop(ctx context.Context) {
 				h.groupEvents = appendEvent(h.groupEvents, Event{Time: now, Kind: "cloud", Message: msg})
 			}
 		}
-		var msg []byte
+		var msgs [][]byte
 		var dsts []netip.Addr
 		if grouped(h.desired) && h.pc != nil {
 			h.msgSeq++
@@ -233,7 +233,7 @@ func (h *Hub) groupLoop(ctx context.Context) {
 			if h.gw != nil {
 				m.Gateway = h.gw.holding.Load()
 			}
-			msg, _ = json.Marshal(m)
+			msgs = splitMessage(m)
 			for _, o := range h.desired.Hubs {
 				dsts = append(dsts, o.OverlayAddr)
 			}
@@ -246,7 +246,9 @@ func (h *Hub) groupLoop(ctx context.Context) {
 		h.mu.Unlock()
 		for _, d := range dsts {
 			for range claimCopies {
-				_, _ = pc.WriteTo(msg, &net.UDPAddr{IP: d.AsSlice(), Port: int(h.claimPort)})
+				for _, msg := range msgs {
+					_, _ = pc.WriteTo(msg, &net.UDPAddr{IP: d.AsSlice(), Port: int(h.claimPort)})
+				}
 			}
 		}
 		if h.gw != nil {

@@ -361,19 +361,65 @@ func TestGroupExpiredSince(t *testing.T) {
 	}
 }
 
-// TestHubMessageOfManyInstancesFitsADatagram: a hub carrying a thousand
-// instances still sends one message (the hub's socket reads up to 64 KiB).
-func TestHubMessageOfManyInstancesFitsADatagram(t *testing.T) {
-	m := hubMessage{Hub: "hub-with-a-long-name", Seq: 1 << 40, Gateway: true}
+// TestHubMessageSplitIntoParts: a hub carrying many instances sends its
+// message in parts that each fit one tunnel packet; the receiver takes the
+// carry list when every part of a Seq is in (copies and order do not
+// matter) and keeps the previous one while a part is missing.
+func TestHubMessageSplitIntoParts(t *testing.T) {
+	m := hubMessage{Hub: "h2", Seq: 7, Gateway: true, Active: map[string]string{}}
 	for i := range 1000 {
-		m.Carry = append(m.Carry, fmt.Sprintf("0b7e5d2a-6c1f-4e55-9d1e-%012d", i))
+		id := fmt.Sprintf("0b7e5d2a-6c1f-4e55-9d1e-%012d", i)
+		m.Carry = append(m.Carry, id)
+		if i%3 == 0 {
+			m.Active[id] = fmt.Sprintf("SN-%d", i)
+		}
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
+	raw := splitMessage(m)
+	if len(raw) < 2 {
+		t.Fatalf("%d parts; want several", len(raw))
 	}
-	if len(b) > 65507 {
-		t.Errorf("message of 1000 instances is %d bytes; more than one UDP datagram", len(b))
+	var parts []hubMessage
+	seen, active := map[string]bool{}, 0
+	for i, b := range raw {
+		if len(b) > hubMessagePart {
+			t.Errorf("part %d is %d bytes; want at most %d", i, len(b), hubMessagePart)
+		}
+		var p hubMessage
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Part != i || p.Parts != len(raw) || p.Seq != 7 || !p.Gateway {
+			t.Errorf("part %d header %+v", i, p)
+		}
+		for _, id := range p.Carry {
+			seen[id] = true
+		}
+		active += len(p.Active)
+		parts = append(parts, p)
+	}
+	if len(seen) != 1000 || active != len(m.Active) {
+		t.Errorf("parts hold %d instances and %d actives; want 1000 and %d", len(seen), active, len(m.Active))
+	}
+
+	g, clk := newTestGroup()
+	g.message(clk.Now(), hubMessage{Hub: "h2", Seq: 6, Carry: []string{"old"}})
+	// Every part but the last, one twice: the old list stays, h2 is up.
+	for i := range len(parts) - 1 {
+		g.message(clk.Now(), parts[i])
+	}
+	g.message(clk.Now(), parts[0])
+	if !g.hubs["h2"].carry["old"] || len(g.hubs["h2"].carry) != 1 || !g.hubUp(clk.Now(), "h2") || !g.hubs["h2"].gateway {
+		t.Errorf("with a part missing: carry %d entries (old %v), up %v", len(g.hubs["h2"].carry), g.hubs["h2"].carry["old"], g.hubUp(clk.Now(), "h2"))
+	}
+	if !g.message(clk.Now(), parts[len(parts)-1]) {
+		t.Error("the last part: want a change")
+	}
+	if len(g.hubs["h2"].carry) != 1000 || g.hubs["h2"].carry["old"] {
+		t.Errorf("after every part: %d carried; want the 1000", len(g.hubs["h2"].carry))
+	}
+	// A short message is one part, as before.
+	if got := splitMessage(hubMessage{Hub: "h2", Carry: []string{"i-a"}}); len(got) != 1 || strings.Contains(string(got[0]), "parts") {
+		t.Errorf("short message: %q", got)
 	}
 }
 
