@@ -225,6 +225,7 @@ func (h *Hub) replanLocked(force bool) {
 	eff := h.planLocked(h.desired)
 	if err := h.applyPeers(h.w, h.cfg, eff, force); err != nil {
 		h.c.log.Error("move instance prefixes", "err", err)
+		h.dirty = grouped(h.desired) // the next tick tries again
 		return
 	}
 	h.cfg = eff
