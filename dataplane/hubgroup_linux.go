@@ -62,6 +62,7 @@ type cloudGW struct {
 	holding atomic.Bool
 	mu      sync.Mutex // transitions; taken after Hub.mu, never before
 	garps   int        // gratuitous ARPs still to send after a take-over
+	lastARP time.Time  // the last announcement (one every garpEvery while holding)
 	// yieldUntil: after yielding to another hub's announcement, this hub
 	// does not take the address back before then.
 	yieldUntil time.Time
@@ -291,6 +292,9 @@ func (h *Hub) gatewayWantLocked(now time.Time) (bool, string) {
 	return false, "a lower-named hub is up"
 }
 
+// garpEvery is how often the cloud gateway's holder announces it again.
+const garpEvery = 2 * time.Second
+
 // setGateway takes or gives up the cloud gateway address. A take-over
 // announces the address first and takes it takeoverWait later (a holder
 // that lost its link to this hub yields on the announcement), then
@@ -310,13 +314,16 @@ func (h *Hub) setGateway(now time.Time, want bool, reason string) {
 		}
 		gw.holding.Store(true)
 		gw.garp(h)
-		gw.garps = 3
+		gw.garps, gw.lastARP = 3, now
 	case !want && holding:
 		gw.drop()
 		gw.holding.Store(false)
 		gw.garps = 0
-	case want && gw.garps > 0:
-		gw.garps--
+	case want && (gw.garps > 0 || now.Sub(gw.lastARP) >= garpEvery):
+		// After a take-over, and then now and then: a killed holder's
+		// kernel still answers ARP for the address it kept.
+		gw.garps = max(gw.garps-1, 0)
+		gw.lastARP = now
 		gw.garp(h)
 		gw.mu.Unlock()
 		return
