@@ -65,7 +65,8 @@ func (h *Hub) effectiveLocked(desired api.HubConfig) api.HubConfig {
 }
 
 // switchLocked applies the arbiter's new roles to the peers (UAPI:
-// immediate) and records and reports the events.
+// immediate) and records and reports the events (in a hub group: when
+// this hub sends the instance's traffic to its device).
 func (h *Hub) switchLocked(events []RoleEvent) {
 	if len(events) == 0 || h.w == nil {
 		return
@@ -75,7 +76,10 @@ func (h *Hub) switchLocked(events []RoleEvent) {
 	for _, ev := range events {
 		if ev.Role == api.RoleActive {
 			h.c.log.Warn("role switch", "instance", ev.Instance, "active", ev.SN, "previous", ev.Previous, "reason", ev.Reason)
-			if h.onSwitch != nil {
+			// In a hub group every hub of the instance runs an arbiter, but
+			// devices take their role from the hub that carries them: only
+			// that hub reports its switches to the controller.
+			if t, ok := h.plan.Via[ev.Instance]; h.onSwitch != nil && (!grouped(h.desired) || ok && t == viaHere) {
 				h.onSwitch(ev)
 			}
 		}
@@ -110,7 +114,9 @@ func (h *Hub) serveClaims(ctx context.Context, w *wgIface) error {
 	go func() { defer h.bg.Done(); <-ctx.Done(); pc.Close() }()
 	go func() {
 		defer h.bg.Done()
-		buf := make([]byte, 512)
+		// Claims and hub-message parts fit a tunnel packet; a larger
+		// datagram is read whole all the same.
+		buf := make([]byte, 65536)
 		for {
 			n, from, err := pc.ReadFrom(buf)
 			if err != nil {
@@ -219,6 +225,7 @@ func (h *Hub) replanLocked(force bool) {
 	eff := h.planLocked(h.desired)
 	if err := h.applyPeers(h.w, h.cfg, eff, force); err != nil {
 		h.c.log.Error("move instance prefixes", "err", err)
+		h.dirty = grouped(h.desired) // the next tick tries again
 		return
 	}
 	h.cfg = eff

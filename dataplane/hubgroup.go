@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -38,6 +39,61 @@ type hubMessage struct {
 	Gateway bool `json:"gateway,omitempty"`
 	// Degraded says the sender's cloud-side health targets do not answer.
 	Degraded bool `json:"degraded,omitempty"`
+	// Active is the multi-attach active device (SN) of every carried
+	// instance with more than one device, as the sender's arbiter decided:
+	// the other hubs follow it (Arbiter.Follow).
+	Active map[string]string `json:"active,omitempty"`
+	// Part and Parts split a long message (many carried instances) into
+	// datagrams that each fit one tunnel packet: part Part (from 0) of
+	// Parts, all with the same Seq. Parts 0 or 1: the whole message.
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
+}
+
+// hubMessagePart is the largest encoded part splitMessage makes: one
+// datagram inside one tunnel packet (the tunnel MTU minus IP and UDP
+// headers, with room to spare).
+const hubMessagePart = 1200
+
+// splitMessage encodes m as one or more parts of at most hubMessagePart
+// bytes each (an instance ID longer than that still gets a part of its
+// own).
+func splitMessage(m hubMessage) [][]byte {
+	whole, _ := json.Marshal(m)
+	if len(whole) <= hubMessagePart {
+		return [][]byte{whole}
+	}
+	base := m
+	base.Carry, base.Active = nil, nil
+	var parts []hubMessage
+	cur, size := base, 0
+	head, _ := json.Marshal(base)
+	for _, id := range m.Carry {
+		add := len(id) + 3
+		sn, hasActive := m.Active[id]
+		if hasActive {
+			add += len(id) + len(sn) + 6
+		}
+		if size > 0 && len(head)+40+size+add > hubMessagePart {
+			parts = append(parts, cur)
+			cur, size = base, 0
+		}
+		cur.Carry = append(cur.Carry, id)
+		if hasActive {
+			if cur.Active == nil {
+				cur.Active = map[string]string{}
+			}
+			cur.Active[id] = sn
+		}
+		size += add
+	}
+	parts = append(parts, cur)
+	out := make([][]byte, len(parts))
+	for i := range parts {
+		parts[i].Part, parts[i].Parts = i, len(parts)
+		out[i], _ = json.Marshal(parts[i])
+	}
+	return out
 }
 
 // hubDeadAfter is how long without a message before a hub counts another
@@ -59,6 +115,9 @@ type hubSeen struct {
 	carry    map[string]bool
 	gateway  bool
 	degraded bool
+	// The parts of a split message (seq pendSeq) received so far.
+	pendSeq uint64
+	pend    map[int][]string
 }
 
 // viaSeen is the hub a device's last claim named as carrying it.
@@ -104,12 +163,34 @@ func (g *hubGroup) message(now time.Time, m hubMessage) bool {
 		s = &hubSeen{}
 		g.hubs[m.Hub] = s
 	}
-	carry := map[string]bool{}
-	for _, id := range m.Carry {
+	changed := !g.up(now, s) || s.gateway != m.Gateway || s.degraded != m.Degraded
+	s.last, s.seq, s.gateway, s.degraded = now, m.Seq, m.Gateway, m.Degraded
+	ids := m.Carry
+	if m.Parts > 1 {
+		// A part: the carry list is taken when every part of its Seq is in.
+		if s.pend == nil || s.pendSeq != m.Seq {
+			s.pendSeq, s.pend = m.Seq, map[int][]string{}
+		}
+		if m.Part >= 0 && m.Part < m.Parts {
+			s.pend[m.Part] = m.Carry
+		}
+		if len(s.pend) < m.Parts {
+			return changed
+		}
+		ids = nil
+		for i := range m.Parts {
+			ids = append(ids, s.pend[i]...)
+		}
+		s.pend = nil
+	}
+	carry := make(map[string]bool, len(ids))
+	for _, id := range ids {
 		carry[id] = true
 	}
-	changed := !g.up(now, s) || s.gateway != m.Gateway || s.degraded != m.Degraded || !sameSet(s.carry, carry)
-	s.last, s.seq, s.carry, s.gateway, s.degraded = now, m.Seq, carry, m.Gateway, m.Degraded
+	if !sameSet(s.carry, carry) {
+		changed = true
+	}
+	s.carry = carry
 	return changed
 }
 

@@ -81,6 +81,7 @@ type groupDevice struct {
 	lan   string // its LAN address, 198.19.N.1
 	claim net.PacketConn
 	via   atomic.Value // string
+	skip  atomic.Value // string: the hub its claims do not reach
 	stop  chan struct{}
 
 	mu      sync.Mutex
@@ -155,7 +156,9 @@ func (d *groupDevice) claims(hubs []*testHub) {
 		seq++
 		b, _ := json.Marshal(Claim{SN: d.sn, Healthy: true, LANOK: true, Seq: seq, Via: d.via.Load().(string)})
 		for _, h := range hubs {
-			_, _ = d.claim.WriteTo(b, &net.UDPAddr{IP: h.overlay.AsSlice(), Port: DefaultClaimPort})
+			if h.name != d.skip.Load().(string) {
+				_, _ = d.claim.WriteTo(b, &net.UDPAddr{IP: h.overlay.AsSlice(), Port: DefaultClaimPort})
+			}
 		}
 	}
 }
@@ -167,7 +170,8 @@ func (d *groupDevice) claims(hubs []*testHub) {
 // gateway is the group's cloud gateway address. It checks site to site
 // across the hubs (one hop each), the cloud and its return path through
 // the gateway holder and the hub-to-hub tunnel, CCN isolation for a
-// device this hub does not peer with, that A's prefixes move to h2 when
+// device this hub does not peer with (on the hub the traffic enters, and
+// on the hub it reaches through the hub-to-hub tunnel), that A's prefixes move to h2 when
 // A's claims say Via = h2 (with no UAPI write while nothing changes), a
 // gray failure (h2's cloud target stops answering: degraded in its claim
 // replies, messages and status), the status text and metrics, that the
@@ -201,7 +205,7 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		attach(h.ns, wan, "br0", "wan", h.wan.String()+"/24")
 		attach(h.ns, cloud, "br1", "cloud", "198.19.100."+strconv.Itoa(2+i)+"/24")
 	}
-	devKeys := []api.Key{testKey(t), testKey(t)}
+	devKeys := []api.Key{testKey(t), testKey(t), testKey(t), testKey(t)}
 	dev := func(sn string, k api.Key, last byte, lan, ccn string, hubNames ...string) api.HubPeer {
 		own := netip.AddrFrom4([4]byte{198, 18, 64, last})
 		return api.HubPeer{SN: sn, InstanceID: "i-" + sn, CCN: ccn, PublicKey: k.PublicKey(), OverlayAddr: own,
@@ -211,7 +215,12 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		dev("a", devKeys[0], 2, "198.19.1.0/24", "blue", "h1", "h2"),
 		dev("b", devKeys[1], 3, "198.19.2.0/24", "blue", "h2", "h1"),
 		// A red site on h2 only: h1 has no session with it.
-		dev("c", testKey(t), 4, "198.19.3.0/24", "red", "h2"),
+		dev("c", testKey(t), 9, "198.19.3.0/24", "red", "h2"),
+		// Site S: two devices (multi-attach), s1 active, both on h1 and h2.
+		{SN: "s1", InstanceID: "i-s", CCN: "blue", PublicKey: devKeys[2].PublicKey(), OverlayAddr: netip.MustParseAddr("198.18.64.4"),
+			AllowedIPs: pfx("198.18.64.4/32", "198.19.4.0/24"), Active: true, Hubs: []string{"h1", "h2"}},
+		{SN: "s2", InstanceID: "i-s", CCN: "blue", PublicKey: devKeys[3].PublicKey(), OverlayAddr: netip.MustParseAddr("198.18.64.5"),
+			AllowedIPs: pfx("198.18.64.5/32"), Hubs: []string{"h1", "h2"}},
 	}
 	for i, h := range hubs {
 		other := hubs[1-i]
@@ -235,6 +244,8 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 	devs := []*groupDevice{
 		{ns: namespace.New(t), sn: "a", lan: "198.19.1.1", stop: make(chan struct{})},
 		{ns: namespace.New(t), sn: "b", lan: "198.19.2.1", stop: make(chan struct{})},
+		{ns: namespace.New(t), sn: "s1", lan: "198.19.4.1", stop: make(chan struct{})},
+		{ns: namespace.New(t), sn: "s2", lan: "198.19.4.2", stop: make(chan struct{})},
 	}
 	for i, d := range devs {
 		attach(d.ns, wan, "br0", "wan", "198.18.0."+strconv.Itoa(11+i)+"/24")
@@ -264,7 +275,10 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 	devs[1].ns.Run("ip", "route", "add", "198.19.100.0/24", "dev", devs[1].w.name, "src", "198.19.2.1")
 	devs[0].carryVia(t, hubs, "h1", []string{"198.19.2.0/24", "198.19.3.0/24", "198.19.100.0/24"})
 	devs[1].carryVia(t, hubs, "h2", []string{"198.19.1.0/24", "198.19.100.0/24"})
+	devs[2].carryVia(t, hubs, "h1", nil)
+	devs[3].carryVia(t, hubs, "h1", nil)
 	for _, d := range devs {
+		d.skip.Store("")
 		go d.claims(hubs)
 	}
 	ping := func(ns *namespace.NS, src, dst string) bool {
@@ -319,6 +333,45 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		}
 	})
 
+	t.Run("the other hub follows the carrying hub's active device", func(t *testing.T) {
+		active := func(h *testHub, sn string) bool {
+			for _, p := range h.hub.Status().Peers {
+				if p.Name == sn {
+					return p.Active
+				}
+			}
+			return false
+		}
+		// Which device is active is the hubs' choice (the first whose
+		// claims arrived); h2 takes h1's, since h1 carries site S.
+		act, other := devs[2], devs[3]
+		waitUntil(t, 10*time.Second, "h1 carries site S and both hubs agree on its active device", func() bool {
+			if active(hubs[0], "s2") {
+				act, other = devs[3], devs[2]
+			} else {
+				act, other = devs[2], devs[3]
+			}
+			return device(group(hubs[0]), "s1").Instance == "i-s" && group(hubs[0]).Devices != nil &&
+				slices.ContainsFunc(group(hubs[0]).Devices, func(d GroupDevice) bool { return d.Instance == "i-s" && d.Carried }) &&
+				active(hubs[0], act.sn) && active(hubs[1], act.sn)
+		})
+		// The active device's claims stop reaching h2 (its session to h2
+		// broke): on its own h2 would make the other device active; it
+		// keeps h1's word.
+		act.skip.Store("h2")
+		defer act.skip.Store("")
+		deadline := time.Now().Add(1500 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			if !active(hubs[1], act.sn) || active(hubs[1], other.sn) {
+				t.Fatalf("h2 made %s active although h1, which carries site S, keeps %s", other.sn, act.sn)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if r := other.reply(hubs[1].overlay); r.Role != api.RoleStandby || r.Active != act.sn {
+			t.Errorf("h2 answers %s %+v; want standby, %s active", other.sn, r, act.sn)
+		}
+	})
+
 	t.Run("cloud and its return path through the gateway holder", func(t *testing.T) {
 		waitUntil(t, 10*time.Second, "h1 (the lowest name) holds the cloud gateway", func() bool {
 			return group(hubs[0]).GatewayHolder == "h1" && group(hubs[1]).GatewayHolder == "h1"
@@ -358,6 +411,27 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		}
 		if out := hubs[1].ns.Run("nft", "list", "chain", "ip", "count", "pre"); !strings.Contains(out, "packets 0 ") {
 			t.Errorf("packets for the red site reached h2:\n%s", out)
+		}
+		// h1 misconfigured (its isolation table gone): the packets reach h2
+		// through the hub-to-hub tunnel, and h2 drops them.
+		hubs[0].ns.Run("nft", "delete", "table", "ip", "vcpe")
+		before2 := nftDrops(t, hubs[1].ns)
+		for range 3 {
+			if ping(devs[0].ns, "198.19.1.1", "198.19.3.1") {
+				t.Error("blue site A reached the red site")
+			}
+		}
+		if out := hubs[1].ns.Run("nft", "list", "chain", "ip", "count", "pre"); strings.Contains(out, "packets 0 ") {
+			t.Errorf("with h1's isolation gone no packet reached h2; the test proves nothing:\n%s", out)
+		}
+		if d := nftDrops(t, hubs[1].ns) - before2; d < 3 {
+			t.Errorf("h2 dropped %d packets from the blue site (through h1) to the red site; want every one", d)
+		}
+		hubs[0].hub.mu.Lock()
+		cfg := cloneHubConfig(hubs[0].hub.desired)
+		hubs[0].hub.mu.Unlock()
+		if err := hubs[0].hub.Apply(cfg); err != nil {
+			t.Fatal(err)
 		}
 	})
 
@@ -453,7 +527,7 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 			}
 		}
 		for k, want := range map[string]float64{"vcpe_hub_group_peer_up/h2": 1, "vcpe_hub_group_gateway_held/h1": 1,
-			"vcpe_hub_group_peer_carried_instances/h2": 2, "vcpe_hub_group_primary_devices/h1": 1} {
+			"vcpe_hub_group_peer_carried_instances/h2": 2, "vcpe_hub_group_primary_devices/h1": 3} {
 			if got[k] != want {
 				t.Errorf("metric %s = %v; want %v (all: %v)", k, got[k], want, got)
 			}

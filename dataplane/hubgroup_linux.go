@@ -62,6 +62,7 @@ type cloudGW struct {
 	holding atomic.Bool
 	mu      sync.Mutex // transitions; taken after Hub.mu, never before
 	garps   int        // gratuitous ARPs still to send after a take-over
+	lastARP time.Time  // the last announcement (one every garpEvery while holding)
 	// yieldUntil: after yielding to another hub's announcement, this hub
 	// does not take the address back before then.
 	yieldUntil time.Time
@@ -217,15 +218,23 @@ func (h *Hub) groupLoop(ctx context.Context) {
 				h.groupEvents = appendEvent(h.groupEvents, Event{Time: now, Kind: "cloud", Message: msg})
 			}
 		}
-		var msg []byte
+		var msgs [][]byte
 		var dsts []netip.Addr
 		if grouped(h.desired) && h.pc != nil {
 			h.msgSeq++
 			m := hubMessage{Hub: h.desired.Name, Seq: h.msgSeq, Carry: h.plan.Carry, Degraded: h.degraded}
+			for _, id := range h.plan.Carry {
+				if h.arb.Members(id) > 1 {
+					if m.Active == nil {
+						m.Active = map[string]string{}
+					}
+					m.Active[id] = h.arb.Active(id)
+				}
+			}
 			if h.gw != nil {
 				m.Gateway = h.gw.holding.Load()
 			}
-			msg, _ = json.Marshal(m)
+			msgs = splitMessage(m)
 			for _, o := range h.desired.Hubs {
 				dsts = append(dsts, o.OverlayAddr)
 			}
@@ -238,7 +247,9 @@ func (h *Hub) groupLoop(ctx context.Context) {
 		h.mu.Unlock()
 		for _, d := range dsts {
 			for range claimCopies {
-				_, _ = pc.WriteTo(msg, &net.UDPAddr{IP: d.AsSlice(), Port: int(h.claimPort)})
+				for _, msg := range msgs {
+					_, _ = pc.WriteTo(msg, &net.UDPAddr{IP: d.AsSlice(), Port: int(h.claimPort)})
+				}
 			}
 		}
 		if h.gw != nil {
@@ -281,6 +292,9 @@ func (h *Hub) gatewayWantLocked(now time.Time) (bool, string) {
 	return false, "a lower-named hub is up"
 }
 
+// garpEvery is how often the cloud gateway's holder announces it again.
+const garpEvery = 2 * time.Second
+
 // setGateway takes or gives up the cloud gateway address. A take-over
 // announces the address first and takes it takeoverWait later (a holder
 // that lost its link to this hub yields on the announcement), then
@@ -300,13 +314,16 @@ func (h *Hub) setGateway(now time.Time, want bool, reason string) {
 		}
 		gw.holding.Store(true)
 		gw.garp(h)
-		gw.garps = 3
+		gw.garps, gw.lastARP = 3, now
 	case !want && holding:
 		gw.drop()
 		gw.holding.Store(false)
 		gw.garps = 0
-	case want && gw.garps > 0:
-		gw.garps--
+	case want && (gw.garps > 0 || now.Sub(gw.lastARP) >= garpEvery):
+		// After a take-over, and then now and then: a killed holder's
+		// kernel still answers ARP for the address it kept.
+		gw.garps = max(gw.garps-1, 0)
+		gw.lastARP = now
 		gw.garp(h)
 		gw.mu.Unlock()
 		return
@@ -376,10 +393,29 @@ func (h *Hub) hubMessage(src netip.Addr, b []byte) bool {
 	if json.Unmarshal(b, &m) != nil || m.Hub != h.desired.Hubs[i].Name {
 		return true
 	}
-	if now := h.c.now(); h.g.message(now, m) {
+	now := h.c.now()
+	changed := h.g.message(now, m)
+	h.followLocked(now, m)
+	if changed {
 		h.replanSoonLocked(now)
 	}
 	return true
+}
+
+// followLocked takes the roles of the instances the sender carries (and
+// this hub does not: of two hubs that both think they carry an instance,
+// the higher-named follows the lower-named) for the hub-dead window.
+func (h *Hub) followLocked(now time.Time, m hubMessage) {
+	var events []RoleEvent
+	for id, sn := range m.Active {
+		if t, ok := h.plan.Via[id]; ok && t == viaHere && h.desired.Name < m.Hub {
+			continue
+		}
+		events = append(events, h.arb.Follow(now, id, sn, now.Add(h.check.hubDeadAfter()))...)
+	}
+	if len(events) > 0 {
+		h.switchLocked(events)
+	}
 }
 
 // noteRoutesLocked records where instances' traffic moved (events, log).

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -357,5 +358,102 @@ func TestGroupExpiredSince(t *testing.T) {
 	clk.Advance(2 * time.Millisecond)
 	if !g.expiredSince(planned, clk.Now()) {
 		t.Error("h2's messages went stale: want expired")
+	}
+}
+
+// TestHubMessageSplitIntoParts: a hub carrying many instances sends its
+// message in parts that each fit one tunnel packet; the receiver takes the
+// carry list when every part of a Seq is in (copies and order do not
+// matter) and keeps the previous one while a part is missing.
+func TestHubMessageSplitIntoParts(t *testing.T) {
+	m := hubMessage{Hub: "h2", Seq: 7, Gateway: true, Active: map[string]string{}}
+	for i := range 1000 {
+		id := fmt.Sprintf("0b7e5d2a-6c1f-4e55-9d1e-%012d", i)
+		m.Carry = append(m.Carry, id)
+		if i%3 == 0 {
+			m.Active[id] = fmt.Sprintf("SN-%d", i)
+		}
+	}
+	raw := splitMessage(m)
+	if len(raw) < 2 {
+		t.Fatalf("%d parts; want several", len(raw))
+	}
+	var parts []hubMessage
+	seen, active := map[string]bool{}, 0
+	for i, b := range raw {
+		if len(b) > hubMessagePart {
+			t.Errorf("part %d is %d bytes; want at most %d", i, len(b), hubMessagePart)
+		}
+		var p hubMessage
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Part != i || p.Parts != len(raw) || p.Seq != 7 || !p.Gateway {
+			t.Errorf("part %d header %+v", i, p)
+		}
+		for _, id := range p.Carry {
+			seen[id] = true
+		}
+		active += len(p.Active)
+		parts = append(parts, p)
+	}
+	if len(seen) != 1000 || active != len(m.Active) {
+		t.Errorf("parts hold %d instances and %d actives; want 1000 and %d", len(seen), active, len(m.Active))
+	}
+
+	g, clk := newTestGroup()
+	g.message(clk.Now(), hubMessage{Hub: "h2", Seq: 6, Carry: []string{"old"}})
+	// Every part but the last, one twice: the old list stays, h2 is up.
+	for i := range len(parts) - 1 {
+		g.message(clk.Now(), parts[i])
+	}
+	g.message(clk.Now(), parts[0])
+	if !g.hubs["h2"].carry["old"] || len(g.hubs["h2"].carry) != 1 || !g.hubUp(clk.Now(), "h2") || !g.hubs["h2"].gateway {
+		t.Errorf("with a part missing: carry %d entries (old %v), up %v", len(g.hubs["h2"].carry), g.hubs["h2"].carry["old"], g.hubUp(clk.Now(), "h2"))
+	}
+	if !g.message(clk.Now(), parts[len(parts)-1]) {
+		t.Error("the last part: want a change")
+	}
+	if len(g.hubs["h2"].carry) != 1000 || g.hubs["h2"].carry["old"] {
+		t.Errorf("after every part: %d carried; want the 1000", len(g.hubs["h2"].carry))
+	}
+	// A short message is one part, as before.
+	if got := splitMessage(hubMessage{Hub: "h2", Carry: []string{"i-a"}}); len(got) != 1 || strings.Contains(string(got[0]), "parts") {
+		t.Errorf("short message: %q", got)
+	}
+}
+
+// TestArbiterFollowsTheCarryingHub: a hub that does not hear the active
+// device (its claims stopped here) takes the carrying hub's word instead of
+// picking the device it hears, while that word is fresh; then it decides
+// again itself.
+func TestArbiterFollowsTheCarryingHub(t *testing.T) {
+	a, clk := newTestArbiter(false)
+	until := clk.Now().Add(HealthCheck{}.WithDefaults().hubDeadAfter())
+	if ev := a.Follow(clk.Now(), "i1", "A", until); len(ev) != 0 {
+		t.Errorf("following the active it has: events %+v", ev)
+	}
+	// Only B's claims reach this hub: on its own it would switch to B.
+	for range 4 {
+		clk.Advance(100 * time.Millisecond)
+		if _, ev := claim(t, a, clk, "B", healthy); len(ev) != 0 {
+			t.Fatalf("switched while following: %+v", ev)
+		}
+	}
+	if ev := a.Tick(clk.Now()); len(ev) != 0 || a.Active("i1") != "A" {
+		t.Fatalf("tick while following: %+v, active %s", ev, a.Active("i1"))
+	}
+	// The carrying hub moves the role to B: followed, with the reason.
+	ev := a.Follow(clk.Now(), "i1", "B", clk.Now().Add(time.Second))
+	wantSwitch(t, ev, "B", "the carrying hub's decision")
+	if a.Follow(clk.Now(), "i1", "nobody", clk.Now()) != nil || a.Active("i1") != "B" {
+		t.Error("followed a device that is not a member")
+	}
+	// Its word goes stale: the arbiter decides again (A is down here, B is
+	// fresh: B stays).
+	clk.Advance(time.Second + time.Millisecond)
+	claim(t, a, clk, "B", healthy)
+	if a.Active("i1") != "B" {
+		t.Errorf("active %s after the follow ended; want B", a.Active("i1"))
 	}
 }
