@@ -201,6 +201,8 @@ type arbInstance struct {
 	active    string
 	preferred string
 	members   map[string]*arbMember
+	// followUntil: the role is another hub's decision until then (Follow).
+	followUntil time.Time
 }
 
 type arbMember struct {
@@ -297,6 +299,33 @@ func (a *Arbiter) Tick(now time.Time) []RoleEvent {
 	return out
 }
 
+// Follow makes sn the instance's active device because another hub of a
+// hub group decided so (the hub that carries the instance, whose word the
+// devices take), and keeps the arbiter's own decisions for the instance
+// off until until: a hub that does not hear a device the carrying hub
+// hears must not pick another, or the role would change when the
+// devices move to it. It returns the switch, if any.
+func (a *Arbiter) Follow(now time.Time, inst, sn string, until time.Time) []RoleEvent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	in := a.insts[inst]
+	if in == nil || in.members[sn] == nil {
+		return nil
+	}
+	in.followUntil = until
+	if in.active == sn {
+		return nil
+	}
+	prev := in.active
+	in.active = sn
+	const reason = "the carrying hub's decision"
+	var ev []RoleEvent
+	if prev != "" {
+		ev = append(ev, RoleEvent{Time: now, Instance: inst, SN: prev, Role: api.RoleStandby, Reason: reason})
+	}
+	return append(ev, RoleEvent{Time: now, Instance: inst, SN: sn, Role: api.RoleActive, Previous: prev, Reason: reason})
+}
+
 // Members returns how many devices the instance has.
 func (a *Arbiter) Members(inst string) int {
 	a.mu.Lock()
@@ -326,6 +355,9 @@ func (a *Arbiter) ok(now time.Time, m *arbMember) bool {
 }
 
 func (a *Arbiter) decideLocked(now time.Time, inst string, in *arbInstance) []RoleEvent {
+	if now.Before(in.followUntil) {
+		return nil // another hub decides (Follow)
+	}
 	cur := in.members[in.active]
 	var reason string
 	switch {

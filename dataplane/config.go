@@ -140,6 +140,21 @@ type HubOptions struct {
 	// the Hub) after every role switch, with the device that became active.
 	OnSwitch func(RoleEvent)
 
+	// CloudTargets are cloud-side health targets, pinged every Check
+	// interval: when none answers for Check.Failures intervals the hub is
+	// degraded (a gray failure): its claim replies and hub messages say
+	// so, devices carry through another hub, and it gives up the cloud
+	// gateway. Empty: never degraded.
+	CloudTargets []netip.Addr
+	// CloudGateway is the cloud hosts' gateway address with the cloud
+	// network's prefix length (198.19.100.1/24). Exactly one hub of the
+	// group holds it: the lowest-named live hub that is not degraded (see
+	// HubConfig.Failback); it is announced with gratuitous ARP on
+	// take-over. CloudInterface names its interface (default: the one with
+	// an address in that prefix). Invalid: no gateway.
+	CloudGateway   netip.Prefix
+	CloudInterface string
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -256,6 +271,20 @@ func ValidateHubConfig(c api.HubConfig) error {
 				return fmt.Errorf("hub config peers[%d] (%s) allowed_ips[%d] %v is not an IPv4 prefix", i, p.SN, j, a)
 			}
 		}
+	}
+	names := map[string]bool{c.Name: true}
+	for i, o := range c.Hubs {
+		switch {
+		case o.Name == "" || names[o.Name]:
+			return fmt.Errorf("hub config hubs[%d] name %q is empty, this hub's own or another hub's", i, o.Name)
+		case o.PublicKey.IsZero() || seen[o.PublicKey]:
+			return fmt.Errorf("hub config hubs[%d] (%s) public_key is empty or used by another peer", i, o.Name)
+		case !o.OverlayAddr.IsValid() || !c.Overlay.Contains(o.OverlayAddr) || o.OverlayAddr == c.HubOverlayAddr ||
+			slices.ContainsFunc(c.Peers, func(p api.HubPeer) bool { return p.OverlayAddr == o.OverlayAddr }):
+			return fmt.Errorf("hub config hubs[%d] (%s) overlay_addr %v is not another address inside overlay %v", i, o.Name, o.OverlayAddr, c.Overlay)
+		}
+		names[o.Name] = true
+		seen[o.PublicKey] = true
 	}
 	return nil
 }

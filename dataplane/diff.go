@@ -136,7 +136,11 @@ func samePeer(a, b api.HubPeer) bool {
 func hexKey(k api.Key) string { return hex.EncodeToString(k[:]) }
 
 // hubPeerUAPI renders the UAPI set operations for a list of peer changes.
-func hubPeerUAPI(changes []PeerChange) string {
+func hubPeerUAPI(changes []PeerChange) string { return groupPeerUAPI(changes, nil) }
+
+// groupPeerUAPI is hubPeerUAPI for a hub of a hub group: the peers of the
+// other hubs (hubs) also get their endpoint and a persistent keepalive.
+func groupPeerUAPI(changes []PeerChange, hubs []api.HubInfo) string {
 	var b strings.Builder
 	for _, c := range changes {
 		fmt.Fprintf(&b, "public_key=%s\n", hexKey(c.Peer.PublicKey))
@@ -146,6 +150,14 @@ func hubPeerUAPI(changes []PeerChange) string {
 			continue
 		case "update":
 			b.WriteString("update_only=true\n")
+		}
+		for _, h := range hubs {
+			if h.PublicKey == c.Peer.PublicKey {
+				if h.Endpoint.IsValid() {
+					fmt.Fprintf(&b, "endpoint=%s\n", h.Endpoint)
+				}
+				fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", DefaultKeepalive)
+			}
 		}
 		b.WriteString("replace_allowed_ips=true\n")
 		for _, p := range normalize(c.Peer.AllowedIPs) {

@@ -75,16 +75,8 @@ func (e *Engine) startHA(ctx context.Context, w *wgIface) (err error) {
 			return err
 		}
 		r.mac = r.link.Attrs().HardwareAddr
-		err = w.inNS(func() error {
-			fd, e2 := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
-			if e2 != nil {
-				return fmt.Errorf("gratuitous ARP socket: %w", e2)
-			}
-			r.arp = fd
-			return nil
-		})
-		if err != nil {
-			return err
+		if r.arp, err = openARPSocket(w.inNS, 0); err != nil {
+			return fmt.Errorf("gratuitous ARP: %w", err)
 		}
 		r.dropVIP()
 		if err = r.listenAnnouncements(ctx); err != nil {
@@ -101,8 +93,6 @@ func (e *Engine) startHA(ctx context.Context, w *wgIface) (err error) {
 	}
 	return nil
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // lanLink finds the LAN interface: the one named, or the one with an
 // address inside the gateway's prefix.
@@ -336,53 +326,21 @@ func (r *haRun) evalLocked(now time.Time) {
 // of a killed device that still holds the address are not
 // announcements and are ignored.
 func (r *haRun) listenAnnouncements(ctx context.Context) error {
-	var fd int
-	err := r.w.inNS(func() error {
-		var e2 error
-		fd, e2 = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
-		if e2 != nil {
-			return e2
-		}
-		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: r.link.Attrs().Index}
-		if e2 = unix.Bind(fd, sa); e2 != nil {
-			unix.Close(fd)
-			return e2
-		}
-		// Wake up now and then to notice the end of the run.
-		tv := unix.NsecToTimeval((200 * time.Millisecond).Nanoseconds())
-		if e2 = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); e2 != nil {
-			unix.Close(fd)
-			return e2
-		}
-		return nil
-	})
+	fd, err := openARPSocket(r.w.inNS, r.link.Attrs().Index)
 	if err != nil {
 		return fmt.Errorf("gateway announcement socket on %s: %w", r.link.Attrs().Name, err)
 	}
 	e := r.e
-	vip := e.ha.LANGateway.Addr()
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
-		defer unix.Close(fd)
-		buf := make([]byte, 256)
-		for ctx.Err() == nil {
-			n, from, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil {
-				continue // timeout or interrupted: check ctx
-			}
-			if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype == unix.PACKET_OUTGOING {
-				continue
-			}
-			if !isAnnouncement(buf[:n], vip, r.mac) {
-				continue
-			}
+		watchAnnouncements(ctx, fd, e.ha.LANGateway.Addr(), r.mac, func() {
 			e.haMu.Lock()
 			if e.role == api.RoleActive {
 				r.yieldLocked(e.c.now())
 			}
 			e.haMu.Unlock()
-		}
+		})
 	}()
 	return nil
 }
@@ -425,22 +383,10 @@ func (r *haRun) dropVIP() {
 // sendGARP announces the gateway address with this interface's MAC (an
 // ARP request for itself), so LAN hosts move their neighbour entry at once.
 func (r *haRun) sendGARP() {
-	if r.arp < 0 || len(r.mac) != 6 {
+	if r.arp < 0 {
 		return
 	}
-	vip := r.e.ha.LANGateway.Addr().AsSlice()
-	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-	eth := &layers.Ethernet{SrcMAC: r.mac, DstMAC: bcast, EthernetType: layers.EthernetTypeARP}
-	arp := &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
-		Operation: layers.ARPRequest, SourceHwAddress: r.mac, SourceProtAddress: vip,
-		DstHwAddress: make([]byte, 6), DstProtAddress: vip}
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, eth, arp); err != nil {
-		return
-	}
-	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: r.link.Attrs().Index, Halen: 6}
-	copy(sa.Addr[:], bcast)
-	if err := unix.Sendto(r.arp, buf.Bytes(), 0, sa); err != nil {
+	if err := sendGARP(r.arp, r.link.Attrs().Index, r.mac, r.e.ha.LANGateway.Addr()); err != nil {
 		r.e.c.log.Debug("gratuitous ARP", "err", err)
 	}
 }

@@ -75,6 +75,7 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 		fmt.Fprintf(w, "  %s %s%s\n", ev.Time.Format(time.RFC3339Nano), line, times(ev.Times(), ev.Last))
 	}
 	fmt.Fprintf(w, "%-10s %s\n", "routes:", cmp.Or(api.JoinPrefixes(st.Routes, ", "), "(none)"))
+	writeHubGroup(w, st.HubGroup, now)
 	if s := st.Sync; s != nil {
 		line := s.Mode + ", " + string(s.State)
 		if !s.UnreachableSince.IsZero() {

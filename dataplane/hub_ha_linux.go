@@ -25,6 +25,9 @@ func (h *Hub) effectiveLocked(desired api.HubConfig) api.HubConfig {
 	members := map[string][]string{}
 	ctrlActive := map[string]int{}
 	for i, p := range eff.Peers {
+		if grouped(desired) && !peersWith(p, desired.Name) {
+			continue // a device of other hubs: it never claims here
+		}
 		id := instanceKey(p)
 		members[id] = append(members[id], p.SN)
 		if p.Active {
@@ -61,31 +64,22 @@ func (h *Hub) effectiveLocked(desired api.HubConfig) api.HubConfig {
 	return eff
 }
 
-// instanceKey groups peers by instance; a peer without one is alone.
-func instanceKey(p api.HubPeer) string {
-	if p.InstanceID != "" {
-		return p.InstanceID
-	}
-	return "peer:" + p.SN
-}
-
 // switchLocked applies the arbiter's new roles to the peers (UAPI:
-// immediate) and records and reports the events.
+// immediate) and records and reports the events (in a hub group: when
+// this hub sends the instance's traffic to its device).
 func (h *Hub) switchLocked(events []RoleEvent) {
 	if len(events) == 0 || h.w == nil {
 		return
 	}
-	eff := h.effectiveLocked(h.desired)
-	if err := h.applyPeers(h.w, h.cfg.Peers, eff); err != nil {
-		h.c.log.Error("move instance prefixes", "err", err)
-	} else {
-		h.cfg = eff
-	}
+	h.replanLocked(true)
 	h.events = appendEvents(h.events, events...)
 	for _, ev := range events {
 		if ev.Role == api.RoleActive {
 			h.c.log.Warn("role switch", "instance", ev.Instance, "active", ev.SN, "previous", ev.Previous, "reason", ev.Reason)
-			if h.onSwitch != nil {
+			// In a hub group every hub of the instance runs an arbiter, but
+			// devices take their role from the hub that carries them: only
+			// that hub reports its switches to the controller.
+			if t, ok := h.plan.Via[ev.Instance]; h.onSwitch != nil && (!grouped(h.desired) || ok && t == viaHere) {
 				h.onSwitch(ev)
 			}
 		}
@@ -115,11 +109,14 @@ func (h *Hub) serveClaims(ctx context.Context, w *wgIface) error {
 	if err != nil {
 		return fmt.Errorf("claim listener on UDP %d: %w", h.claimPort, err)
 	}
+	h.pc = pc
 	h.bg.Add(2)
 	go func() { defer h.bg.Done(); <-ctx.Done(); pc.Close() }()
 	go func() {
 		defer h.bg.Done()
-		buf := make([]byte, 512)
+		// Claims and hub-message parts fit a tunnel packet; a larger
+		// datagram is read whole all the same.
+		buf := make([]byte, 65536)
 		for {
 			n, from, err := pc.ReadFrom(buf)
 			if err != nil {
@@ -130,6 +127,9 @@ func (h *Hub) serveClaims(ctx context.Context, w *wgIface) error {
 				continue
 			}
 			src, _ := netip.AddrFromSlice(ua.IP)
+			if h.hubMessage(src.Unmap(), buf[:n]) {
+				continue
+			}
 			var c Claim
 			if json.Unmarshal(buf[:n], &c) != nil {
 				continue
@@ -154,6 +154,10 @@ func (h *Hub) serveClaims(ctx context.Context, w *wgIface) error {
 			case <-t.C:
 				h.mu.Lock()
 				h.switchLocked(h.arb.Tick(h.c.now()))
+				// Claims and hub messages go stale: re-decide the routes.
+				if grouped(h.desired) && (h.dirty || h.g.expiredSince(h.planAt, h.c.now())) {
+					h.replanLocked(false)
+				}
 				h.mu.Unlock()
 			}
 		}
@@ -170,7 +174,59 @@ func (h *Hub) claim(src netip.Addr, c Claim) (ClaimReply, bool) {
 	}
 	p := h.desired.Peers[i]
 	id := instanceKey(p)
-	role, events := h.arb.Claim(h.c.now(), id, p.SN, c)
+	now := h.c.now()
+	role, events := h.arb.Claim(now, id, p.SN, c)
+	moved := h.g.claim(now, p.SN, c.Via)
 	h.switchLocked(events)
-	return ClaimReply{Seq: c.Seq, Role: role, Active: h.arb.Active(id), Members: h.arb.Members(id)}, true
+	if moved && len(events) == 0 {
+		h.replanSoonLocked(now)
+	}
+	return ClaimReply{Seq: c.Seq, Role: role, Active: h.arb.Active(id), Members: h.arb.Members(id),
+		Hub: h.desired.Name, Degraded: h.degraded}, true
+}
+
+// planLocked is the peers the hub runs for desired: the controller's
+// config with the arbiter's roles, and, in a hub group, only the devices
+// assigned here plus the other hubs, each instance's prefixes where the
+// group's routing puts them (hubGroup.plan).
+func (h *Hub) planLocked(desired api.HubConfig) api.HubConfig {
+	eff := h.effectiveLocked(desired)
+	h.all = eff
+	if !grouped(desired) {
+		h.plan = groupPlan{}
+		return eff
+	}
+	h.planAt, h.dirty = h.c.now(), false
+	pl := h.g.plan(h.planAt, eff)
+	h.noteRoutesLocked(pl)
+	h.plan = pl
+	eff.Peers = pl.Peers
+	return eff
+}
+
+// replanSoonLocked re-plans for news (a device names another hub, a hub
+// message changed): at once, unless the last plan is younger than a fifth
+// of an interval; then the next tick does it. A mass failover (every
+// device of a hub moving) costs a plan per tick, not a plan per claim.
+func (h *Hub) replanSoonLocked(now time.Time) {
+	if now.Sub(h.planAt) >= h.check.Interval/5 {
+		h.replanLocked(false)
+		return
+	}
+	h.dirty = true
+}
+
+// replanLocked recomputes the peers and applies what changed (force: the
+// routes too even when no peer changed).
+func (h *Hub) replanLocked(force bool) {
+	if h.w == nil {
+		return
+	}
+	eff := h.planLocked(h.desired)
+	if err := h.applyPeers(h.w, h.cfg, eff, force); err != nil {
+		h.c.log.Error("move instance prefixes", "err", err)
+		h.dirty = grouped(h.desired) // the next tick tries again
+		return
+	}
+	h.cfg = eff
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 
@@ -28,14 +30,35 @@ type Hub struct {
 	onSwitch  func(RoleEvent)
 	arb       *Arbiter
 
+	cloudTargets   []netip.Addr
+	cloudGateway   netip.Prefix
+	cloudInterface string
+
 	mu      sync.Mutex
 	w       *wgIface
 	nft     *nftables.Conn
-	cfg     api.HubConfig // what the peers are: desired with the arbiter's roles
+	cfg     api.HubConfig // what the peers are: desired with the arbiter's roles (and the group's routing)
 	desired api.HubConfig // what the controller last said
 	events  []RoleEvent
 	cancel  context.CancelFunc
 	bg      sync.WaitGroup
+
+	// The hub group (group.go): what the other hubs and the devices said,
+	// the last routing plan, the cloud side's health and the gateway.
+	g           *hubGroup
+	plan        groupPlan
+	planAt      time.Time     // when plan was made
+	dirty       bool          // news since planAt: the next tick re-plans
+	all         api.HubConfig // desired with the arbiter's roles, every device of the group
+	groupEvents []Event
+	pc          net.PacketConn // the claim socket, also sending hub messages
+	msgSeq      uint64
+	degraded    bool
+	// routeChanges and gatewayChanges count moves since Start (metrics);
+	// uapiWrites the peer changes written to WireGuard.
+	routeChanges, gatewayChanges, uapiWrites uint64
+	cloud                                    *cloudHealth
+	gw                                       *cloudGW
 }
 
 // NewHub validates the options. It changes nothing on the host.
@@ -45,7 +68,16 @@ func NewHub(opts HubOptions) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{c: c, table: opts.TableName, claimPort: opts.ClaimPort, check: opts.Check.WithDefaults(), onSwitch: opts.OnSwitch,
-		routeTable: opts.RouteTable, fwMark: opts.FwMark, rulePrio: opts.RulePriority}
+		routeTable: opts.RouteTable, fwMark: opts.FwMark, rulePrio: opts.RulePriority,
+		cloudTargets: slices.Clone(opts.CloudTargets), cloudGateway: opts.CloudGateway, cloudInterface: opts.CloudInterface}
+	for i, a := range h.cloudTargets {
+		if !a.Is4() {
+			return nil, fmt.Errorf("cloud target %d %v: want an IPv4 address on the cloud side", i+1, a)
+		}
+	}
+	if gw := h.cloudGateway; gw.IsValid() && (!gw.Addr().Is4() || gw.Bits() >= 32 || gw.Bits() == 0) {
+		return nil, fmt.Errorf("cloud gateway %s: want an IPv4 address with the cloud network's prefix length, e.g. 198.19.100.1/24", gw)
+	}
 	if h.routeTable, h.fwMark, h.rulePrio, err = routeTableOptions(h.routeTable, h.fwMark, h.rulePrio); err != nil {
 		return nil, err
 	}
@@ -55,6 +87,7 @@ func NewHub(opts HubOptions) (*Hub, error) {
 	// The hub ticks the arbiter every Interval/2: a gap of two intervals
 	// is the hub's own pause, not the devices' silence.
 	h.arb = &Arbiter{DeadAfter: h.check.deadAfter(), Preempt: opts.Preempt, PauseAfter: 2 * h.check.Interval}
+	h.g = newHubGroup("", h.check)
 	if h.table == "" {
 		h.table = "vcpe"
 	}
@@ -108,13 +141,25 @@ func (h *Hub) Start(cfg api.HubConfig) (err error) {
 		return err
 	}
 	desired := cloneHubConfig(cfg)
-	eff := h.effectiveLocked(desired)
-	if err = h.applyPeers(w, nil, eff); err != nil {
+	h.g.self = desired.Name
+	eff := h.planLocked(desired)
+	if err = h.applyPeers(w, api.HubConfig{}, eff, true); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			cancel()
+			h.mu.Unlock()
+			h.bg.Wait()
+			h.mu.Lock()
+			h.closeGroupLocked()
+		}
+	}()
+	if err = h.startGroup(ctx, w); err != nil {
+		return err
+	}
 	if err = h.serveClaims(ctx, w); err != nil {
-		cancel()
 		return err
 	}
 	h.w, h.nft, h.cfg, h.desired, h.cancel = w, nft, eff, desired, cancel
@@ -145,34 +190,43 @@ func (h *Hub) Apply(cfg api.HubConfig) error {
 		return err
 	}
 	desired := cloneHubConfig(cfg)
-	eff := h.effectiveLocked(desired)
-	if err := h.applyPeers(h.w, h.cfg.Peers, eff); err != nil {
+	h.g.self = desired.Name
+	h.g.forget(desired)
+	eff := h.planLocked(desired)
+	if err := h.applyPeers(h.w, h.cfg, eff, true); err != nil {
 		return err
 	}
 	h.cfg, h.desired = eff, desired
 	return nil
 }
 
-func (h *Hub) applyPeers(w *wgIface, have []api.HubPeer, cfg api.HubConfig) error {
-	changes := HubPeerDiff(have, cfg.Peers)
+// applyPeers changes the WireGuard peers from have to cfg (one UAPI write,
+// none when nothing changed) and the routes into the TUN: always with
+// force, else only when a peer changed.
+func (h *Hub) applyPeers(w *wgIface, have, cfg api.HubConfig, force bool) error {
+	changes := HubPeerDiff(have.Peers, cfg.Peers)
+	// A hub that moved (new endpoint, same key) is an update too.
+	for _, n := range cfg.Hubs {
+		i := slices.IndexFunc(have.Hubs, func(o api.HubInfo) bool { return o.PublicKey == n.PublicKey })
+		if i < 0 || have.Hubs[i].Endpoint == n.Endpoint || slices.ContainsFunc(changes, func(c PeerChange) bool { return c.Peer.PublicKey == n.PublicKey }) {
+			continue
+		}
+		if j := slices.IndexFunc(cfg.Peers, func(p api.HubPeer) bool { return p.PublicKey == n.PublicKey }); j >= 0 {
+			changes = append(changes, PeerChange{Op: "update", Peer: cfg.Peers[j]})
+		}
+	}
 	if len(changes) > 0 {
-		if err := w.ipcSet(hubPeerUAPI(changes)); err != nil {
+		if err := w.ipcSet(groupPeerUAPI(changes, cfg.Hubs)); err != nil {
 			return fmt.Errorf("configure hub peers: %w", err)
 		}
+		h.uapiWrites++
 		for _, c := range changes {
 			h.c.log.Info("hub peer "+c.Op, "sn", c.Peer.SN, "ccn", c.Peer.CCN, "active", c.Peer.Active, "allowed_ips", c.Peer.AllowedIPs)
 		}
+	} else if !force {
+		return nil
 	}
 	return w.reconcileRoutes(hubRoutes(cfg))
-}
-
-// hubRoutes are the peers' prefixes outside the overlay.
-func hubRoutes(cfg api.HubConfig) []netip.Prefix {
-	var all []netip.Prefix
-	for _, p := range cfg.Peers {
-		all = append(all, p.AllowedIPs...)
-	}
-	return routedPrefixes(cfg.Overlay, all)
 }
 
 // Close removes the isolation table, the routes and the interface. It is
@@ -193,6 +247,7 @@ func (h *Hub) Close() error {
 	if h.w == nil {
 		return nil
 	}
+	h.closeGroupLocked()
 	err := errors.Join(deleteIsolation(h.nft, h.table), deleteMSSClamp(h.nft, h.w.name))
 	h.w.removeRoutes()
 	h.w.close()
@@ -219,6 +274,7 @@ func (h *Hub) Status() Status {
 	}
 	st.OverlayAddr = netip.PrefixFrom(h.cfg.HubOverlayAddr, h.cfg.Overlay.Bits())
 	st.Routes = hubRoutes(h.cfg)
+	st.HubGroup = h.groupStatusLocked(now)
 	peers, err := h.w.peers()
 	if err != nil {
 		st.Reason = err.Error()

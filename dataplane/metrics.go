@@ -13,6 +13,7 @@ type Collector struct {
 	loss, rtt, mtu                        *prometheus.Desc
 	// per hub session of a device in a hub group (label hub)
 	hubUp, hubCarrying, hubRTT, hubLost, hubSwitches *prometheus.Desc
+	group                                            groupMetrics
 }
 
 // NewCollector returns a Collector over status.
@@ -34,6 +35,7 @@ func NewCollector(status func() Status) *Collector {
 		hubRTT:      prometheus.NewDesc("vcpe_hub_session_rtt_seconds", "Median round-trip time of the liveness probes to the hub.", []string{"hub"}, nil),
 		hubLost:     prometheus.NewDesc("vcpe_hub_session_lost_probes", "Liveness probes to the hub lost in the window.", []string{"hub"}, nil),
 		hubSwitches: prometheus.NewDesc("vcpe_hub_switches_total", "Times the device's traffic moved onto the hub.", []string{"hub"}, nil),
+		group:       newGroupMetrics(),
 	}
 }
 
@@ -43,6 +45,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.hubUp, c.hubCarrying, c.hubRTT, c.hubLost, c.hubSwitches} {
 		ch <- d
 	}
+	c.group.describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -93,6 +96,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.hubSwitches, prometheus.CounterValue, float64(h.Switches), h.Name)
 	}
+	c.group.collect(ch, st.HubGroup)
 	if st.MTU > 0 {
 		ch <- prometheus.MustNewConstMetric(c.mtu, prometheus.GaugeValue, float64(st.MTU))
 	}

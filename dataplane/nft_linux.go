@@ -17,9 +17,14 @@ import (
 //	tun → tun:    accept when source and destination are in the same CCN
 //	tun → other:  accept from CCN members to the cloud prefixes
 //	other → tun:  accept from the cloud prefixes to CCN members
+//	tun → tun:    in a hub group, also from the cloud prefixes to CCN
+//	              members (the gateway holder forwarding to another hub)
 //	anything else entering or leaving the tun: drop (counted)
 //
-// Traffic to and from the hub itself (input/output) is not filtered.
+// Traffic to and from the hub itself (input/output) is not filtered. The
+// sets hold every device of cfg, also the devices of a hub group this hub
+// has no session with: traffic that another hub forwards here (or that
+// this hub forwards to another) is held to the same CCN rules.
 func writeIsolation(c *nftables.Conn, table, tunName string, cfg api.HubConfig) error {
 	t := &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}
 	// add+delete+add in one batch: replaces a table a crashed run left,
@@ -102,6 +107,13 @@ func writeIsolation(c *nftables.Conn, table, tunName string, cfg api.HubConfig) 
 	}
 	rule(inTun, notOutTun, lookup(saddr, all), lookup(daddr, cloud), verdict(expr.VerdictAccept))
 	rule(notInTun, outTun, lookup(saddr, cloud), lookup(daddr, all), verdict(expr.VerdictAccept))
+	if len(cfg.Hubs) > 0 {
+		// In a hub group the hub holding the cloud gateway forwards the
+		// cloud's answers to devices another hub carries through the
+		// hub-to-hub tunnel (WireGuard accepts cloud sources only from the
+		// holder's peer).
+		rule(inTun, outTun, lookup(saddr, cloud), lookup(daddr, all), verdict(expr.VerdictAccept))
+	}
 	rule(inTun, verdict(expr.VerdictDrop))
 	rule(outTun, verdict(expr.VerdictDrop))
 	if err := c.Flush(); err != nil {

@@ -40,6 +40,9 @@ type Status struct {
 	Peers         []PeerStatus   `json:"peers"`
 	Sync          *SyncStatus    `json:"sync,omitempty"`
 	HA            *HAStatus      `json:"ha,omitempty"`
+	// HubGroup is a hub's view of its hub group (hub only; nil on a hub
+	// without groups, cloud targets or cloud gateway).
+	HubGroup *HubGroupStatus `json:"hub_group,omitempty"`
 	// Link is the device's liveness of the tunnel: a window of probes to
 	// the hub's overlay address (loss, RTT).
 	Link *LinkHealth `json:"link,omitempty"`

@@ -5,10 +5,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
 
 	"github.com/openvcpe/vcpe/api"
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
 )
@@ -27,6 +34,62 @@ type hubOptions struct {
 	// reflectorEndpoint lets the reflector answer on the hub endpoint's
 	// address too (devices measure WAN loss with it).
 	reflectorEndpoint bool
+	// Hub groups: cloud-side health targets (gray failure) and the cloud
+	// gateway address this hub holds while it is the group's holder.
+	cloudTargets   []string
+	cloudGateway   string
+	cloudInterface string
+	// metricsListen serves the hub dataplane's Prometheus metrics on a
+	// loopback address.
+	metricsListen string
+}
+
+// addGroupFlags adds serve's hub-group flags of the hub's tunnel end.
+func (o *hubOptions) addGroupFlags(f *pflag.FlagSet) {
+	f.StringArrayVar(&o.cloudTargets, "cloud-target", nil, "hub groups: cloud-side address pinged every --ha-interval (repeatable); when none answers the hub is degraded and devices carry through another hub")
+	f.StringVar(&o.cloudGateway, "cloud-gateway", "", "hub groups: the cloud hosts' gateway address with its prefix length, ADDR/LEN (e.g. 198.19.100.1/24): one live, non-degraded hub of the group holds it and announces it with gratuitous ARP")
+	f.StringVar(&o.cloudInterface, "cloud-interface", "", "interface of --cloud-gateway (default: the one with an address in its prefix)")
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve the hub dataplane's Prometheus metrics (peers, hub group) on this loopback address, e.g. 127.0.0.1:9587")
+}
+
+// metricsAddr parses --metrics-listen (invalid: no metrics).
+func (o hubOptions) metricsAddr() (netip.AddrPort, error) {
+	if o.metricsListen == "" {
+		return netip.AddrPort{}, nil
+	}
+	a, err := netip.ParseAddrPort(o.metricsListen)
+	if err != nil || !a.Addr().IsLoopback() {
+		return netip.AddrPort{}, cli.Usagef("--metrics-listen %q must be a loopback address and port, e.g. 127.0.0.1:9587", o.metricsListen)
+	}
+	return a, nil
+}
+
+// checkFlags checks the hub's dataplane flags before anything starts.
+func (o hubOptions) checkFlags() error {
+	if _, _, err := o.groupOptions(); err != nil {
+		return err
+	}
+	_, err := o.metricsAddr()
+	return err
+}
+
+// groupOptions parses the hub-group flags.
+func (o hubOptions) groupOptions() (targets []netip.Addr, gw netip.Prefix, err error) {
+	for _, s := range o.cloudTargets {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return nil, gw, cli.Usagef("--cloud-target %q: want an IPv4 address on the cloud side, such as 198.19.100.10", s)
+		}
+		targets = append(targets, a)
+	}
+	if o.cloudGateway != "" {
+		if gw, err = netip.ParsePrefix(o.cloudGateway); err != nil || !gw.Addr().Is4() || gw.Bits() == 0 || gw.Bits() >= 32 {
+			return nil, netip.Prefix{}, cli.Usagef("--cloud-gateway %q: want the gateway address with the cloud network's prefix length, such as 198.19.100.1/24", o.cloudGateway)
+		}
+	} else if o.cloudInterface != "" {
+		return nil, gw, cli.Usagef("--cloud-interface %q needs --cloud-gateway ADDR/LEN", o.cloudInterface)
+	}
+	return targets, gw, nil
 }
 
 // reflectorScope is where the hub's reflector answers: the overlay, the
@@ -71,6 +134,14 @@ func startHub(ctx context.Context, srv hubSource, o serveOptions, log *slog.Logg
 		log.Warn("hub dataplane disabled (--no-dataplane): devices register but no tunnel ends here")
 		return func() {}, nil
 	}
+	targets, gateway, err := o.hub.groupOptions()
+	if err != nil {
+		return nil, err
+	}
+	metricsAddr, err := o.hub.metricsAddr()
+	if err != nil {
+		return nil, err
+	}
 	cfg := srv.HubConfig()
 	switches := make(chan dataplane.RoleEvent, 64)
 	go func() {
@@ -95,6 +166,10 @@ func startHub(ctx context.Context, srv hubSource, o serveOptions, log *slog.Logg
 		Check:      o.hub.check,
 		Preempt:    o.hub.preempt,
 		Logger:     log,
+
+		CloudTargets:   targets,
+		CloudGateway:   gateway,
+		CloudInterface: o.hub.cloudInterface,
 		// Switches go to the controller in order, off the hub's lock.
 		OnSwitch: func(ev dataplane.RoleEvent) {
 			select {
@@ -139,11 +214,32 @@ func startHub(ctx context.Context, srv hubSource, o serveOptions, log *slog.Logg
 		close(quit)
 		<-done
 	}
+	var metrics *http.Server
+	if metricsAddr.IsValid() {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(dataplane.NewCollector(h.Status))
+		ln, err := net.Listen("tcp", metricsAddr.String())
+		if err != nil {
+			stopUpdates()
+			ctl.Close()
+			h.Close()
+			return nil, fmt.Errorf("metrics listener %s: %w", metricsAddr, err)
+		}
+		metrics = &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = metrics.Serve(ln) }()
+		log.Info("serving hub metrics", "addr", metricsAddr)
+	}
+	closeMetrics := func() {
+		if metrics != nil {
+			metrics.Close()
+		}
+	}
 	rctx, cancelReflector := context.WithCancel(ctx)
 	var pc net.PacketConn
 	if o.hub.reflector != "" {
 		if pc, err = net.ListenPacket("udp4", o.hub.reflector); err != nil {
 			cancelReflector()
+			closeMetrics()
 			stopUpdates()
 			ctl.Close()
 			h.Close()
@@ -161,6 +257,7 @@ func startHub(ctx context.Context, srv hubSource, o serveOptions, log *slog.Logg
 		if pc != nil {
 			pc.Close()
 		}
+		closeMetrics()
 		stopUpdates()
 		ctl.Close()
 		if err := h.Close(); err != nil {

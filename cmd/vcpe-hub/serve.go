@@ -171,6 +171,9 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log := newServeLogger(os.Stderr, os.Getenv("JOURNAL_STREAM") != "")
+			if err := o.hub.checkFlags(); err != nil {
+				return err // before anything starts
+			}
 			if err := o.tuning.apply(o.role != roleController && !o.hub.disabled, log); err != nil {
 				return err
 			}
@@ -232,6 +235,7 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 	f.DurationVar(&o.hub.check.Interval, "ha-interval", dataplane.DefaultHAInterval, "multi-attach: the claim interval devices use")
 	f.IntVar(&o.hub.check.Failures, "ha-failures", dataplane.DefaultHAFailures, "multi-attach: claim intervals missed before the active device counts as down")
 	f.BoolVar(&o.hub.preempt, "ha-preempt", false, "multi-attach: give the role back to the first-registered device when it recovers")
+	o.hub.addGroupFlags(f)
 	addTuningFlags(f, &o.tuning)
 	return cmd
 }

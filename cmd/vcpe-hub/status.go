@@ -17,7 +17,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show the hub dataplane: peers, which device of each instance is active, role switches",
 		Long: `Reads the running hub's status socket (STATE/hub.sock): every peer with its CCN and
 whether it is the active device of its instance, and the multi-attach role switches
-(device, reason, time) the hub's arbiter made. Exit 1 when the hub is not running.`,
+(device, reason, time) the hub's arbiter made. In a hub group it also shows this hub's
+cloud side (degraded or not), the cloud gateway and which hub holds it, the other hubs
+(up, degraded or down, last message, what they carry) and every device of the group:
+whether it has a session here, whether this hub is its primary, the hub its claims name,
+where this hub sends its traffic and whether this hub carries it; then the moves of
+traffic and gateway. Exit 1 when the hub is not running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := dataplane.ReadStatus(filepath.Join(g.state, HubSocket))

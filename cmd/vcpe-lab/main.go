@@ -34,7 +34,9 @@ func (o *options) lab() *lab.Lab {
 		dir = filepath.Join("/run/vcpe-lab", o.prefix)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	return lab.New(o.prefix, dir, log)
+	l := lab.New(o.prefix, dir, log)
+	l.Adopt() // a running hub group shows all its nodes
+	return l
 }
 
 func newRootCmd() *cobra.Command {
@@ -59,12 +61,18 @@ func newUpCmd(o *options) *cobra.Command {
 	var networkOnly bool
 	var controllers int
 	var database string
+	var hubs int
+	var failback bool
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Build the lab and run the whole system in it",
 		Long: "up builds the namespaces and links, starts vcpe-hub serve on the hub, creates an\n" +
 			"instance per site and the CCN \"corp\", registers every device and starts vcped on it,\n" +
-			"then probes LAN to LAN and LAN to cloud. A failure removes everything it made.",
+			"then probes LAN to LAN and LAN to cloud. A failure removes everything it made.\n\n" +
+			"--hubs 2 builds a hub group: a second hub (hub2, 198.18.0.2:4500) on the internet\n" +
+			"segment, the cloud host behind both hubs on a switch (its gateway 198.19.100.1 held\n" +
+			"by the live hub with the lowest name), the controller alone (--role controller) and\n" +
+			"one vcpe-hub serve --role hub per hub; every device peers with both hubs.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if os.Geteuid() != 0 {
@@ -76,10 +84,20 @@ func newUpCmd(o *options) *cobra.Command {
 				return cli.Usagef("--database %q: want sqlite (one controller, the default) or postgres", database)
 			case controllers < 1 || controllers > 9:
 				return cli.Usagef("--controllers %d: want 1 to 9", controllers)
+			case hubs < 1 || hubs > lab.MaxHubs:
+				return cli.Usagef("--hubs %d: want 1 (one hub, the default) to %d", hubs, lab.MaxHubs)
+			case hubs > 1 && database != "sqlite":
+				return cli.Usagef("--hubs %d with --database %s: the hub-group lab runs one controller on SQLite; drop one of the two", hubs, database)
+			case failback && hubs < 2:
+				return cli.Usagef("--failback needs --hubs 2: it is the hub group's setting")
 			case controllers > 1 && database != "postgres":
 				return cli.Usagef("--controllers %d needs --database postgres: replicas share a PostgreSQL database", controllers)
 			case database == "postgres":
 				l.Controllers = controllers
+			}
+			if hubs > 1 {
+				l.UseHubs(hubs)
+				l.HubFailback = failback
 			}
 			var b lab.Binaries
 			if !networkOnly {
@@ -104,14 +122,19 @@ func newUpCmd(o *options) *cobra.Command {
 				_ = l.Down()
 				return err
 			}
-			if l.Controllers > 0 {
+			switch {
+			case l.Hubs > 1:
+				fmt.Fprintf(out, "hub group: controller on %s (--role controller); hubs %s (--role hub, endpoints %s and %s); site-a primary hub, site-b primary hub2\n",
+					lab.ControllerAddr, strings.Join(l.HubNodes(), ", "), lab.HubEndpointOf(0), lab.HubEndpointOf(1))
+				fmt.Fprintf(out, "the cloud host's gateway %s is held by the live hub with the lowest name; failback %v\n", lab.CloudGateway.Addr(), l.HubFailback)
+			case l.Controllers > 0:
 				fmt.Fprintf(out, "controllers: %d vcpe-hub serve --role controller on PostgreSQL (%s); the hub's tunnel end: vcpe-hub serve --role hub\n",
 					l.Controllers, strings.Join(lab.ControllerURLs(l.Controllers), ", "))
-			} else {
+			default:
 				fmt.Fprintf(out, "hub: vcpe-hub serve on %s; devices site-a (active), site-a2 (standby), site-b: tunnels up\n", lab.ControllerAddr)
 			}
 			fmt.Fprintf(out, "LAN A's gateway %s moves to the standby in under a second if the active fails\n\n", lab.LANAGateway.Addr())
-			rs := l.Connectivity(ctx, b, lab.DefaultProbes(), 5)
+			rs := l.Connectivity(ctx, b, l.Probes(), 5)
 			lab.WriteConnectivity(out, rs)
 			self := os.Args[0]
 			fmt.Fprintf(out, "\nStep inside:   sudo %s exec lan-a -- ping 198.19.2.10\n", self)
@@ -120,6 +143,10 @@ func newUpCmd(o *options) *cobra.Command {
 			fmt.Fprintf(out, "               sudo %s exec site-a            (a shell on the device)\n", self)
 			fmt.Fprintf(out, "The wizard:    sudo %s exec site-a2 -- vcpe uninstall --yes && sudo %s exec site-a2 -- vcpe install\n", self, self)
 			fmt.Fprintf(out, "Fail over:     sudo %s exec site-a -- ip link set wan0 down   (then: vcpe-hub status on the hub)\n", self)
+			if l.Hubs > 1 {
+				fmt.Fprintf(out, "Hub failover:  sudo %s exec hub -- ip link set wan0 down   (then: vcpe status on site-a, vcpe-hub status on hub2)\n", self)
+				fmt.Fprintf(out, "               sudo %s exec hub2 -- vcpe-hub status --state %s\n", self, l.GroupHubState("hub2"))
+			}
 			fmt.Fprintf(out, "Probe again:   sudo %s check\n", self)
 			fmt.Fprintf(out, "Remove it all: sudo %s down\n", self)
 			return connectivityFailed(rs)
@@ -127,6 +154,8 @@ func newUpCmd(o *options) *cobra.Command {
 	}
 	up.Flags().BoolVar(&networkOnly, "network-only", false, "build the namespaces and links only; start nothing")
 	up.Flags().IntVar(&controllers, "controllers", 1, "controller replicas (more than 1 needs --database postgres)")
+	up.Flags().IntVar(&hubs, "hubs", 1, "hubs: 2 builds a hub group (hub and hub2; every device peers with both)")
+	up.Flags().BoolVar(&failback, "failback", false, "--hubs 2: traffic goes back to a device's primary hub once it has recovered")
 	up.Flags().StringVar(&database, "database", "sqlite", "sqlite (one vcpe-hub serve, the default) or postgres (replicated controllers and a separate hub process)")
 	return up
 }
@@ -141,7 +170,8 @@ func newCheckCmd(o *options) *cobra.Command {
 			if err != nil {
 				return cli.Usagef("%v", err)
 			}
-			rs := o.lab().Connectivity(cmd.Context(), b, lab.DefaultProbes(), 5)
+			l := o.lab()
+			rs := l.Connectivity(cmd.Context(), b, l.Probes(), 5)
 			lab.WriteConnectivity(cmd.OutOrStdout(), rs)
 			return connectivityFailed(rs)
 		},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -38,6 +39,21 @@ func DefaultProbes() []Probe {
 		{"lan-a", "udp", "198.19.2.1:12345", "LAN A → site B reflector (UDP)"},
 		{"cloud", "udp", "198.18.64.1:12345", "cloud → hub reflector (UDP)"},
 	}
+}
+
+// Probes are the connectivity checks of this lab: DefaultProbes, and with
+// a hub group the cloud host asks the reflector of the hub holding its
+// gateway address instead of the single hub's overlay address.
+func (l *Lab) Probes() []Probe {
+	ps := DefaultProbes()
+	if l.Hubs > 1 {
+		for i, p := range ps {
+			if p.From == "cloud" {
+				ps[i] = Probe{"cloud", "udp", netip.AddrPortFrom(CloudGateway.Addr(), 12345).String(), "cloud → gateway hub's reflector (UDP)"}
+			}
+		}
+	}
+	return ps
 }
 
 // Connectivity runs the probes (in the nodes, with the real vcpe probe

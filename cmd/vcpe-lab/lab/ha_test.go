@@ -32,10 +32,21 @@ var (
 )
 
 type haLab struct {
-	l   *Lab
-	b   Binaries
-	fp  string
-	dev map[string]Issued
+	l    *Lab
+	b    Binaries
+	fp   string
+	plan Plan
+	dev  map[string]Issued
+}
+
+// haPlan is the multi-attach plan: instance site-a with devices site-a and
+// site-a2 (gateway haVIP, LAN target lan-a) and site-b, in the CCN corp.
+func haPlan() Plan {
+	return Plan{Instances: []Instance{
+		{Name: "site-a", CCN: "corp", Devices: []string{"site-a", "site-a2"}, Advertise: []netip.Prefix{LANA},
+			LANGateway: haVIP, LANTargets: []netip.Addr{LANAHost}},
+		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
+	}}
 }
 
 // startHA brings up the hub, instance site-a with devices site-a and
@@ -43,15 +54,18 @@ type haLab struct {
 // and lan-a's default route via the gateway address.
 func startHA(t testing.TB, ctx context.Context, l *Lab, b Binaries) *haLab {
 	t.Helper()
-	plan := Plan{Instances: []Instance{
-		{Name: "site-a", CCN: "corp", Devices: []string{"site-a", "site-a2"}, Advertise: []netip.Prefix{LANA}},
-		{Name: "site-b", CCN: "corp", Devices: []string{"site-b"}, Advertise: []netip.Prefix{LANB}},
-	}}
+	return startHAPlan(t, ctx, l, b, haPlan())
+}
+
+// startHAPlan is startHA with another plan (site-a's instance as in
+// haPlan).
+func startHAPlan(t testing.TB, ctx context.Context, l *Lab, b Binaries, plan Plan) *haLab {
+	t.Helper()
 	fp, issued, err := l.StartControlPlane(ctx, b, plan)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &haLab{l: l, b: b, fp: fp, dev: map[string]Issued{}}
+	h := &haLab{l: l, b: b, fp: fp, plan: plan, dev: map[string]Issued{}}
 	for _, d := range issued {
 		h.dev[d.Node] = d
 		h.install(t, ctx, d.Node)
@@ -80,12 +94,15 @@ func startHA(t testing.TB, ctx context.Context, l *Lab, b Binaries) *haLab {
 }
 
 // startEcho runs a UDP echo on lan-b at haEchoAddr until the test ends.
-func startEcho(t testing.TB, l *Lab) {
+func startEcho(t testing.TB, l *Lab) { startEchoAt(t, l, "lan-b", haEchoAddr) }
+
+// startEchoAt runs a UDP echo on node at addr until the test ends.
+func startEchoAt(t testing.TB, l *Lab, node, addr string) {
 	t.Helper()
 	var pc net.PacketConn
-	if err := l.inNS("lan-b", func() error {
+	if err := l.inNS(node, func() error {
 		var err error
-		pc, err = net.ListenPacket("udp4", haEchoAddr)
+		pc, err = net.ListenPacket("udp4", addr)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -105,11 +122,8 @@ func startEcho(t testing.TB, l *Lab) {
 
 func (h *haLab) install(t testing.TB, ctx context.Context, node string) {
 	t.Helper()
-	var extra []string
-	if node == "site-a" || node == "site-a2" {
-		extra = []string{"--lan-gateway", haVIP.String(), "--lan-target", LANAHost.String()}
-	}
-	if out, err := h.l.Install(ctx, h.b, h.fp, h.dev[node], []netip.Prefix{map[bool]netip.Prefix{true: LANB, false: LANA}[node == "site-b"]}, extra...); err != nil {
+	in := h.plan.instanceOf(node)
+	if out, err := h.l.Install(ctx, h.b, h.fp, h.dev[node], in.Advertise, in.haArgs()...); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 }
@@ -198,6 +212,7 @@ func other(node string) string {
 // lan-b, through lan-a's gateway address, the active device, the hub and
 // site-b. It records when each answer arrived.
 type stream struct {
+	what string // "lan-a → 198.19.2.10:12399"
 	conn net.Conn
 	mu   sync.Mutex
 	got  []time.Time
@@ -207,11 +222,18 @@ type stream struct {
 
 func startStream(t testing.TB, ctx context.Context, l *Lab) *stream {
 	t.Helper()
-	c, err := l.Dial(ctx, "lan-a", "udp4", haEchoAddr)
+	return startStreamTo(t, ctx, l, "lan-a", haEchoAddr)
+}
+
+// startStreamTo is a 100 packets/s UDP probe stream from node to the echo
+// at addr (startEchoAt).
+func startStreamTo(t testing.TB, ctx context.Context, l *Lab, node, addr string) *stream {
+	t.Helper()
+	c, err := l.Dial(ctx, node, "udp4", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stream{conn: c, done: make(chan struct{})}
+	s := &stream{what: node + " → " + addr, conn: c, done: make(chan struct{})}
 	go func() {
 		buf := make([]byte, 64)
 		for {
@@ -271,7 +293,7 @@ func (s *stream) flowing(within time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("probe stream lan-a → lan-b not flowing (%d answers in the last 200ms)", n)
+			return fmt.Errorf("probe stream %s not flowing (%d answers in the last 200ms)", s.what, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

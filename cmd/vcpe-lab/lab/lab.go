@@ -33,6 +33,11 @@ type Lab struct {
 	// controller processes on PostgreSQL and a separate hub process
 	// (StartReplicated). 0 is one vcpe-hub serve on SQLite.
 	Controllers int
+	// Hubs > 1 runs a hub group (UseHubs): the controller alone and one
+	// vcpe-hub serve --role hub per hub node (StartHubGroup).
+	Hubs int
+	// HubFailback starts the group's controller with --hub-failback.
+	HubFailback bool
 }
 
 // controllerURL is what devices are given: every replica's URL,

@@ -46,12 +46,19 @@ func TestValidateRejects(t *testing.T) {
 
 // testLab builds the default topology's network under a unique vcpet-
 // prefix and removes it when the test ends.
-func testLab(t testing.TB) *Lab {
+func testLab(t testing.TB) *Lab { t.Helper(); return testLabWith(t, nil) }
+
+// testLabWith is testLab with the lab shaped by shape (its topology, the
+// number of hubs) before the network is built.
+func testLabWith(t testing.TB, shape func(*Lab)) *Lab {
 	t.Helper()
 	namespace.RequireRoot(t)
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	l := New(namespace.Prefix+hex.EncodeToString(b[:]), t.TempDir()+"/run", nil)
+	if shape != nil {
+		shape(l)
+	}
 	t.Cleanup(func() {
 		if err := l.Down(); err != nil {
 			t.Errorf("lab down: %v", err)

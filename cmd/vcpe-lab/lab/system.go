@@ -326,7 +326,10 @@ func (l *Lab) WaitTunnel(ctx context.Context, b Binaries, node string) (dataplan
 // caller installs the devices its own way.
 func (l *Lab) StartControlPlane(ctx context.Context, b Binaries, p Plan) (string, []Issued, error) {
 	start := l.StartHub
-	if l.Controllers > 0 {
+	switch {
+	case l.Hubs > 1:
+		start = l.StartHubGroup
+	case l.Controllers > 0:
 		start = func(ctx context.Context, b Binaries) (string, error) { return l.StartReplicated(ctx, b, l.Controllers) }
 	}
 	fp, err := start(ctx, b)
