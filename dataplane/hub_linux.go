@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -287,7 +288,11 @@ func (h *Hub) Status() Status {
 	for _, p := range peers {
 		hp := byKey[p.PublicKey]
 		first, last := h.w.att.get(p.PublicKey, p.LastHandshake)
-		ps := peerStatus(now, hp.SN, p, first, last)
+		name := hp.SN
+		if n, ok := strings.CutPrefix(name, hubPeerPrefix); ok {
+			name = "hub " + n // another hub of the group, named as devices name theirs
+		}
+		ps := peerStatus(now, name, p, first, last)
 		ps.CCN, ps.Active = hp.CCN, hp.Active
 		st.Peers = append(st.Peers, ps)
 	}

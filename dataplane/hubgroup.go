@@ -105,7 +105,7 @@ func (h HealthCheck) hubDeadAfter() time.Duration {
 }
 
 // hubPeerPrefix marks the WireGuard peers of the other hubs in the hub's
-// effective peer list (PeerStatus.Name "hub:NAME").
+// effective peer list; Status names them "hub NAME".
 const hubPeerPrefix = "hub:"
 
 // hubSeen is what a hub last heard from another hub of its group.
