@@ -10,6 +10,7 @@
 //	POST /v1/device/routes   Authorization: Bearer CRED  {"advertise": [...], "probe_addrs": [...]} → DeviceConfig
 //	POST /v1/device/release  Authorization: Bearer CRED  → ReleaseResponse (the slot is free again)
 //	POST /v1/device/release  ReleaseRequest (no credential: a WireGuard key proof) → ReleaseResponse
+//	GET  /v1/hubs            (no credential) → HubEndpoints
 //
 // A credential that is no longer valid (device revoked, key reset) answers
 // 401 with an Error whose Code says which (CodeRevoked, CodeKeyReset,
@@ -224,6 +225,15 @@ type HubConfig struct {
 	Hubs []HubInfo `json:"hubs,omitempty"`
 	// Failback as in DeviceConfig: the group's setting.
 	Failback bool `json:"failback,omitempty"`
+}
+
+// HubEndpoints answers GET /v1/hubs, which needs no credential: the UDP
+// endpoints devices dial, one per hub of the group (or the one hub). vcpe
+// install's precheck probes them before the device registers, so a host
+// is checked against the hubs it will use, not against the controller's
+// host, which may run no hub.
+type HubEndpoints struct {
+	Endpoints []netip.AddrPort `json:"endpoints"`
 }
 
 // HubRegister is a hub process's announcement of itself to the controller

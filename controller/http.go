@@ -217,6 +217,7 @@ func (s *Server) DeviceHandler() http.Handler {
 		return s.ReleaseByKey(r.Context(), remoteAddr(r), req)
 	})
 	handle("POST /v1/reach", s.reach)
+	handle("GET /v1/hubs", func(r *http.Request) (any, error) { return s.HubEndpoints(remoteAddr(r)) })
 	s.hubHandlers(handle)
 	handle("/", func(r *http.Request) (any, error) {
 		return nil, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no API at %s %s", r.Method, r.URL.Path)}

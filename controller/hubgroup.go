@@ -106,6 +106,26 @@ func (s *Server) groupLocked() *hubGroup {
 	return s.group
 }
 
+// HubEndpoints lists the endpoints devices dial: every hub of the group,
+// or the one hub while none has registered. It needs no credential (a
+// device asks before it registers) and writes nothing; a source that the
+// registration throttle blocks is refused like a registration.
+func (s *Server) HubEndpoints(from netip.Addr) (api.HubEndpoints, error) {
+	if d := s.regAddr.blocked(netKey(from), s.now()); d > 0 {
+		return api.HubEndpoints{}, rateLimited(d)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := api.HubEndpoints{Endpoints: []netip.AddrPort{}}
+	for _, h := range s.groupLocked().hubs {
+		out.Endpoints = append(out.Endpoints, h.Endpoint)
+	}
+	if len(out.Endpoints) == 0 {
+		out.Endpoints = append(out.Endpoints, s.opts.HubEndpoint)
+	}
+	return out, nil
+}
+
 // membersLocked lists the hub group by name: empty while no hub has
 // registered.
 func (s *Server) membersLocked() []api.HubInfo {

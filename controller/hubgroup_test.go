@@ -588,3 +588,20 @@ func TestHubAndDeviceAddressesNeverCollide(t *testing.T) {
 		t.Errorf("hub registration with the pool full: %v; want %s", err, api.CodeQuota)
 	}
 }
+
+// TestHubEndpoints: GET /v1/hubs needs no credential and names the UDP
+// endpoints devices dial: the one hub, then every hub of the group.
+func TestHubEndpoints(t *testing.T) {
+	h := controllertest.Serve(t, embedded)
+	c := h.Client(site1)
+	one, err := c.HubEndpoints(ctx(t))
+	if err != nil || len(one) != 1 || !one[0].IsValid() {
+		t.Fatalf("before any hub registered: %v, %v; want the controller's one hub", one, err)
+	}
+	b := newHubProc(t, h, "hub-b", "198.18.0.2:4500")
+	b.register(t)
+	two, err := c.HubEndpoints(ctx(t))
+	if err != nil || len(two) != 2 || !slices.Contains(two, one[0]) || !slices.Contains(two, b.ep) {
+		t.Fatalf("with hub-b registered: %v, %v; want %v and %v", two, err, one[0], b.ep)
+	}
+}

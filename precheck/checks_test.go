@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -372,6 +375,59 @@ func TestBranches(t *testing.T) {
 			}
 			if r.Status != tt.want || !strings.Contains(r.Detail+"\n"+r.Fix, tt.say) {
 				t.Fatalf("%s: got %s %q (fix %q); want %s mentioning %q", tt.id, r.Status, r.Detail, r.Fix, tt.want, tt.say)
+			}
+		})
+	}
+}
+
+// byAddr dials each address with its own scripted behaviour, and records
+// which addresses were dialled.
+type byAddr struct {
+	mu     *sync.Mutex
+	dials  *[]string
+	script map[string]fakeDialer
+}
+
+func (d byAddr) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	*d.dials = append(*d.dials, network+" "+addr)
+	d.mu.Unlock()
+	return d.script[addr].DialContext(ctx, network, addr)
+}
+
+// TestWANInternetHubGroup: with the hubs the controller names, wan.internet
+// probes each of them instead of the controller's host (which may run no
+// hub); one hub is enough to go on, a refusing hub is named.
+func TestWANInternetHubGroup(t *testing.T) {
+	u, _ := url.Parse("https://198.18.0.1:8443")
+	live := loadFixture(t, "centos79-clean")
+	live.Live = true
+	refused := fakeDialer{readErr: &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNREFUSED)}}
+	hubs := []netip.AddrPort{netip.MustParseAddrPort("198.18.0.2:4500"), netip.MustParseAddrPort("198.18.0.3:51820")}
+	tests := []struct {
+		name   string
+		script map[string]fakeDialer
+		want   Status
+		say    string
+	}{
+		{"both answer", map[string]fakeDialer{"198.18.0.2:4500": {reply: true}, "198.18.0.3:51820": {reply: true}}, Pass, "198.18.0.3:51820 answered"},
+		{"one refuses", map[string]fakeDialer{"198.18.0.2:4500": refused, "198.18.0.3:51820": {reply: true}}, Warn, "without a spare"},
+		{"one silent, one refuses", map[string]fakeDialer{"198.18.0.2:4500": {readErr: timeoutErr{}}, "198.18.0.3:51820": refused}, Warn, "UDP 198.18.0.3:51820: refused"},
+		{"both refuse", map[string]fakeDialer{"198.18.0.2:4500": refused, "198.18.0.3:51820": refused}, Fail, "UDP 198.18.0.2:4500: refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var dials []string
+			tt.script["198.18.0.1:8443"] = fakeDialer{}
+			o := Options{Controller: u, HubEndpoints: hubs, Dialer: byAddr{mu: &mu, dials: &dials, script: tt.script}}
+			r := checkWANInternet(context.Background(), live, o)
+			if r.Status != tt.want || !strings.Contains(r.Detail+r.Fix, tt.say) {
+				t.Fatalf("got %s %q (fix %q); want %s mentioning %q", r.Status, r.Detail, r.Fix, tt.want, tt.say)
+			}
+			slices.Sort(dials)
+			if want := []string{"tcp 198.18.0.1:8443", "udp 198.18.0.2:4500", "udp 198.18.0.3:51820"}; !slices.Equal(dials, want) {
+				t.Errorf("dialled %v; want %v (no UDP to the controller's host)", dials, want)
 			}
 		})
 	}

@@ -98,9 +98,15 @@ func checkWANInternet(ctx context.Context, s *Snapshot, o Options) Result {
 		timeout = 2 * time.Second
 	}
 	tcpAddr := net.JoinHostPort(host, port)
-	udpAddr := net.JoinHostPort(host, "4500")
+	udpAddrs := []string{net.JoinHostPort(host, "4500")}
+	if len(o.HubEndpoints) > 0 {
+		udpAddrs = udpAddrs[:0]
+		for _, ep := range o.HubEndpoints {
+			udpAddrs = append(udpAddrs, ep.String())
+		}
+	}
 	var tcpErr error
-	var udpRes Result
+	udpResults := make([]Result, len(udpAddrs))
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		c, cancel := context.WithTimeout(ctx, timeout)
@@ -111,8 +117,11 @@ func checkWANInternet(ctx context.Context, s *Snapshot, o Options) Result {
 		}
 		tcpErr = err
 	})
-	wg.Go(func() { udpRes = probeUDP(ctx, d, udpAddr, timeout) })
+	for i, a := range udpAddrs {
+		wg.Go(func() { udpResults[i] = probeUDP(ctx, d, a, timeout) })
+	}
 	wg.Wait()
+	udpRes := anyHub(udpResults)
 	if tcpErr != nil {
 		return Result{Status: Fail, Detail: fmt.Sprintf("controller TCP %s: %v", tcpAddr, tcpErr),
 			Fix: fmt.Sprintf("allow outbound TCP to %s in the firewall and security group, and check --controller", tcpAddr)}
@@ -122,6 +131,37 @@ func checkWANInternet(ctx context.Context, s *Snapshot, o Options) Result {
 	}
 	udpRes.Detail = fmt.Sprintf("controller TCP %s reachable; %s", tcpAddr, udpRes.Detail)
 	return udpRes
+}
+
+// anyHub folds the UDP probes of the hubs into one verdict: the tunnel
+// needs one hub, so one hub that is not refused is enough to go on, but a
+// hub that refuses costs the group its redundancy (warn, naming it); all
+// refused fails.
+func anyHub(rs []Result) Result {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	out := Result{Status: Fail}
+	var details []string
+	var failed []Result
+	for _, r := range rs {
+		details = append(details, r.Detail)
+		switch {
+		case r.Status == Fail:
+			failed = append(failed, r)
+		case r.Status == Warn && out.Status != Pass, r.Status == Pass:
+			out.Status, out.Fix = r.Status, r.Fix
+		}
+	}
+	out.Detail = strings.Join(details, "; ")
+	switch {
+	case out.Status == Fail:
+		out.Fix = failed[0].Fix
+	case len(failed) > 0:
+		out.Status = Warn
+		out.Fix = failed[0].Fix + " (the tunnel can start through another hub of the group, without a spare)"
+	}
+	return out
 }
 
 // outsideIn replaces the outbound UDP 4500 probe's verdict by the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"net/url"
 	"sync"
 	"time"
@@ -99,6 +100,10 @@ type Options struct {
 	WANInterface string
 	// Controller is the controller URL wan.internet reaches; nil skips it.
 	Controller *url.URL
+	// HubEndpoints are where wan.internet probes UDP (the hubs the
+	// controller names, every hub of a hub group); empty: UDP 4500 on the
+	// controller's host, where the hub runs in a one-host set-up.
+	HubEndpoints []netip.AddrPort
 	// Dialer is used by wan.internet; nil means a net.Dialer.
 	Dialer Dialer
 	// Timeout bounds each wan.internet probe; 0 means 2s.

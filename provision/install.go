@@ -179,10 +179,33 @@ func NewInstall(o InstallOptions) (*Engine, error) {
 	}, nil
 }
 
+// hubEndpoints asks the controller given which hubs its devices dial, for
+// wan.internet to probe them; nil (probe the controller's host, as for a
+// one-host set-up) when no fingerprint is given yet or the controller does
+// not say (an older controller, or unreachable: wan.internet reports that).
+func (in *install) hubEndpoints(ctx context.Context) []netip.AddrPort {
+	if in.o.Given.Fingerprint == "" {
+		return nil
+	}
+	cl, err := device.NewClient(in.o.Given.Controller, in.o.Given.Fingerprint, in.o.Client)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	eps, err := cl.HubEndpoints(ctx)
+	if err != nil {
+		in.o.Log.Debug("the controller names no hub endpoints; wan.internet probes its host", "err", err)
+		return nil
+	}
+	return eps
+}
+
 func (in *install) stepPrecheck(ctx context.Context, r *Run) (Status, string, error) {
 	in.precheck = precheck.Options{WANInterface: in.o.WANInterface}
 	if u, err := url.Parse(in.o.Given.Controller); err == nil && u.Host != "" {
 		in.precheck.Controller = u
+		in.precheck.HubEndpoints = in.hubEndpoints(ctx)
 	}
 	for {
 		snap, err := in.o.Gather(ctx)

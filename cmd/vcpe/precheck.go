@@ -48,6 +48,7 @@ saved (or hand-edited) snapshot instead of this host.`,
 						return cli.Usagef("%v", err)
 					}
 					opts.OutsideIn = outsideInHook(controller, fingerprint, wanIf)
+					opts.HubEndpoints = hubEndpoints(cmd.Context(), controller, fingerprint)
 				}
 			} else if fingerprint != "" {
 				return cli.Usagef("--controller-fingerprint needs --controller URL")

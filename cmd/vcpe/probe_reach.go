@@ -89,6 +89,19 @@ func controllerDefaults(controller, fingerprint, stateDir string) (string, strin
 	return controller, fingerprint
 }
 
+// hubEndpoints asks the controller which hubs its devices dial, for
+// wan.internet to probe; nil (the controller's host) when it does not say.
+func hubEndpoints(ctx context.Context, controller, fingerprint string) []netip.AddrPort {
+	c, err := device.NewClient(controller, fingerprint, device.ClientOptions{})
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	eps, _ := c.HubEndpoints(ctx)
+	return eps
+}
+
 // runOutsideIn runs diag.OutsideIn against the controller, watching held
 // ports on wanIf (default: the interface of the route to the controller).
 func runOutsideIn(ctx context.Context, controller, fingerprint, wanIf string) (diag.ReachReport, error) {

@@ -287,6 +287,13 @@ func (c *Client) DeviceConfig(ctx context.Context) (api.DeviceConfig, error) {
 	return cfg, c.do(ctx, http.MethodGet, "/v1/device/config", nil, &cfg)
 }
 
+// HubEndpoints asks the controller which UDP endpoints its devices dial
+// (every hub of the group). It needs no credential.
+func (c *Client) HubEndpoints(ctx context.Context) ([]netip.AddrPort, error) {
+	var h api.HubEndpoints
+	return h.Endpoints, c.do(ctx, http.MethodGet, "/v1/hubs", nil, &h)
+}
+
 // WaitDeviceConfig long-polls the device's configuration: the controller
 // answers as soon as its generation is not gen, or after wait (at most 25
 // s) with the unchanged one.
