@@ -71,7 +71,7 @@ func (e *Engine) startHA(ctx context.Context, w *wgIface) (err error) {
 		return err
 	}
 	if gw := e.ha.LANGateway; gw.IsValid() {
-		if r.link, err = lanLink(w.nl, e.ha.LANInterface, gw); err != nil {
+		if r.link, err = gatewayLink(w.nl, e.ha.LANInterface, gw, "lan gateway", "--lan-if"); err != nil {
 			return err
 		}
 		r.mac = r.link.Attrs().HardwareAddr
@@ -92,29 +92,6 @@ func (e *Engine) startHA(ctx context.Context, w *wgIface) (err error) {
 		go func() { defer e.bg.Done(); r.readLAN() }()
 	}
 	return nil
-}
-
-// lanLink finds the LAN interface: the one named, or the one with an
-// address inside the gateway's prefix.
-func lanLink(nl *netlink.Handle, name string, gw netip.Prefix) (netlink.Link, error) {
-	if name != "" {
-		l, err := nl.LinkByName(name)
-		if err != nil {
-			return nil, fmt.Errorf("LAN interface %s for lan gateway %s: %w (check --lan-if)", name, gw, err)
-		}
-		return l, nil
-	}
-	addrs, err := nl.AddrList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return nil, fmt.Errorf("list addresses: %w", err)
-	}
-	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if ok && gw.Masked().Contains(ip.Unmap()) && ip.Unmap() != gw.Addr() {
-			return nl.LinkByIndex(a.LinkIndex)
-		}
-	}
-	return nil, fmt.Errorf("lan gateway %s: no interface has an address in %s; pass --lan-if", gw, gw.Masked())
 }
 
 func (r *haRun) close() {
@@ -255,34 +232,18 @@ func (r *haRun) readReplies() {
 
 func (r *haRun) readLAN() {
 	e := r.e
-	buf := make([]byte, 1500)
-	id := (os.Getpid() + 1) & 0xffff
-	for {
-		n, from, err := r.lan.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		m, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
-			continue
-		}
-		echo, ok := m.Body.(*icmp.Echo)
-		ip, ok2 := from.(*net.IPAddr)
-		if !ok || !ok2 || echo.ID != id {
-			continue
-		}
-		a, _ := netip.AddrFromSlice(ip.IP)
-		i := slices.Index(e.ha.LANTargets, a.Unmap())
+	readEchoReplies(r.lan, (os.Getpid()+1)&0xffff, 1500, func(from netip.Addr, seq int) {
+		i := slices.Index(e.ha.LANTargets, from)
 		if i < 0 {
-			continue
+			return
 		}
 		now := e.c.now()
 		e.haMu.Lock()
 		if i < len(e.lanTrackers) {
-			e.lanTrackers[i].answered(uint64(echo.Seq), now)
+			e.lanTrackers[i].answered(uint64(seq), now)
 		}
 		e.haMu.Unlock()
-	}
+	})
 }
 
 // evalLocked applies deviceRole.

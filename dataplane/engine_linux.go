@@ -479,35 +479,16 @@ func (e *Engine) linkEvent(now time.Time, h api.HubInfo, state string, lh LinkHe
 }
 
 func (e *Engine) readProbes(c net.PacketConn) {
-	buf := make([]byte, 1500)
-	id := os.Getpid() & 0xffff
-	for {
-		n, from, err := c.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		m, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
-			continue
-		}
-		echo, ok := m.Body.(*icmp.Echo)
-		ip, ok2 := from.(*net.IPAddr)
-		if !ok || !ok2 || echo.ID != id {
-			continue
-		}
-		a, ok := netip.AddrFromSlice(ip.IP)
-		if !ok {
-			continue
-		}
+	readEchoReplies(c, os.Getpid()&0xffff, 1500, func(from netip.Addr, seq int) {
 		now := e.c.now()
 		e.linkMu.Lock()
 		for _, l := range e.links {
-			if l.hub.OverlayAddr == a.Unmap() {
-				l.judge.answered(uint64(echo.Seq), now)
+			if l.hub.OverlayAddr == from {
+				l.judge.answered(uint64(seq), now)
 			}
 		}
 		e.linkMu.Unlock()
-	}
+	})
 }
 
 // linkHealth reports the liveness window of the carrying hub.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -90,4 +91,30 @@ func watchAnnouncements(ctx context.Context, fd int, vip netip.Addr, own net.Har
 			on()
 		}
 	}
+}
+
+// gatewayLink finds the interface a virtual gateway address goes on (the
+// LAN gateway of multi-attach, the cloud gateway of a hub group): the one
+// named, or the one with an address inside the gateway's prefix. what
+// names the gateway and flag the option that names the interface, for the
+// errors.
+func gatewayLink(nl *netlink.Handle, name string, gw netip.Prefix, what, flag string) (netlink.Link, error) {
+	if name != "" {
+		l, err := nl.LinkByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("interface %s for %s %s: %w (check %s)", name, what, gw, err, flag)
+		}
+		return l, nil
+	}
+	addrs, err := nl.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if ok && gw.Masked().Contains(ip.Unmap()) && ip.Unmap() != gw.Addr() {
+			return nl.LinkByIndex(a.LinkIndex)
+		}
+	}
+	return nil, fmt.Errorf("%s %s: no interface has an address in %s; give this host an address there or pass %s", what, gw, gw.Masked(), flag)
 }

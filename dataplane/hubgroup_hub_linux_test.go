@@ -324,8 +324,19 @@ func TestHubGroupSiteToSiteAndGateway(t *testing.T) {
 		if !ping(devs[1].ns, "198.19.2.1", "198.19.1.1") {
 			t.Error("site B does not reach site A")
 		}
-		g1 := group(hubs[0])
-		if a, b := device(g1, "a"), device(g1, "b"); a.Route != "here" || !a.Carried || b.Route != "h2" || b.RouteWhy != "claims" {
+		// The plan follows news at most every Interval/5: wait for it
+		// rather than catch it between two plans.
+		var a, b GroupDevice
+		settled := func() bool {
+			g1 := group(hubs[0])
+			a, b = device(g1, "a"), device(g1, "b")
+			return a.Route == "here" && a.Carried && b.Route == "h2" && b.RouteWhy == "claims"
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for !settled() && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !settled() {
 			t.Errorf("h1 routes a %+v, b %+v; want a here (carried), b through h2 by claims", a, b)
 		}
 		if ips := peerIPs(hubs[0], "hub h2"); !slices.Contains(ips, netip.MustParsePrefix("198.19.2.0/24")) {

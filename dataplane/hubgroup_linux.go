@@ -68,29 +68,6 @@ type cloudGW struct {
 	yieldUntil time.Time
 }
 
-// cloudLink finds the interface of the cloud gateway: the one named, or the
-// one with an address inside the gateway's prefix.
-func cloudLink(nl *netlink.Handle, name string, gw netip.Prefix) (netlink.Link, error) {
-	if name != "" {
-		l, err := nl.LinkByName(name)
-		if err != nil {
-			return nil, fmt.Errorf("cloud interface %s for cloud gateway %s: %w (check --cloud-interface)", name, gw, err)
-		}
-		return l, nil
-	}
-	addrs, err := nl.AddrList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return nil, fmt.Errorf("list addresses: %w", err)
-	}
-	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if ok && gw.Masked().Contains(ip.Unmap()) && ip.Unmap() != gw.Addr() {
-			return nl.LinkByIndex(a.LinkIndex)
-		}
-	}
-	return nil, fmt.Errorf("cloud gateway %s: no interface has an address in %s; give the hub an address there or pass --cloud-interface", gw, gw.Masked())
-}
-
 // startGroup opens the cloud-side sockets and starts the group loop: hub
 // messages, cloud health, the cloud gateway. Called with h.mu held.
 func (h *Hub) startGroup(ctx context.Context, w *wgIface) error {
@@ -114,7 +91,7 @@ func (h *Hub) startGroup(ctx context.Context, w *wgIface) error {
 		go func() { defer h.bg.Done(); h.readCloud(c) }()
 	}
 	if vip := h.cloudGateway; vip.IsValid() {
-		link, err := cloudLink(w.nl, h.cloudInterface, vip)
+		link, err := gatewayLink(w.nl, h.cloudInterface, vip, "cloud gateway", "--cloud-interface")
 		if err != nil {
 			return err
 		}
@@ -140,30 +117,15 @@ func (h *Hub) startGroup(ctx context.Context, w *wgIface) error {
 }
 
 func (h *Hub) readCloud(c *cloudHealth) {
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := c.conn.ReadFrom(buf)
-		if err != nil {
+	readEchoReplies(c.conn, c.id, 1500, func(from netip.Addr, seq int) {
+		i := slices.Index(c.targets, from)
+		if i < 0 {
 			return
 		}
-		m, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
-			continue
-		}
-		echo, ok := m.Body.(*icmp.Echo)
-		ip, ok2 := from.(*net.IPAddr)
-		if !ok || !ok2 || echo.ID != c.id {
-			continue
-		}
-		a, _ := netip.AddrFromSlice(ip.IP)
-		i := slices.Index(c.targets, a.Unmap())
-		if i < 0 {
-			continue
-		}
 		h.mu.Lock()
-		c.trackers[i].answered(uint64(echo.Seq), h.c.now())
+		c.trackers[i].answered(uint64(seq), h.c.now())
 		h.mu.Unlock()
-	}
+	})
 }
 
 // closeGroupLocked gives the cloud gateway up and closes the group's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -168,27 +169,15 @@ func (p *pmtuProber) round(ctx context.Context, size int) bool {
 }
 
 func (p *pmtuProber) read() {
-	buf := make([]byte, 65536)
-	for {
-		n, _, err := p.conn.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		m, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
-			continue
-		}
-		echo, ok := m.Body.(*icmp.Echo)
-		if !ok || echo.ID != p.id {
-			continue
-		}
+	// The replies are as large as the probes: up to the largest MTU.
+	readEchoReplies(p.conn, p.id, 65536, func(_ netip.Addr, seq int) {
 		p.mu.Lock()
-		if c, ok := p.waiting[echo.Seq]; ok {
+		if c, ok := p.waiting[seq]; ok {
 			select {
 			case c <- struct{}{}:
 			default:
 			}
 		}
 		p.mu.Unlock()
-	}
+	})
 }
