@@ -53,13 +53,12 @@ type hubTopo struct {
 	hubEnv  []string // for the hub only, after env
 	pin     bool
 
-	mu  sync.Mutex
-	mem map[string]*ProcMemory
+	mems memTracker
 }
 
 // setupHub builds the variant's hub case in fresh namespaces.
 func setupHub(ctx context.Context, o *Options, spec Spec, sites int) (*hubTopo, error) {
-	t := &hubTopo{variant: spec.Name, env: spec.Env, hubEnv: spec.HubEnv, pin: spec.Pin, mem: map[string]*ProcMemory{}}
+	t := &hubTopo{variant: spec.Name, env: spec.Env, hubEnv: spec.HubEnv, pin: spec.Pin}
 	ok := false
 	defer func() {
 		if !ok {
@@ -141,12 +140,8 @@ func setupHub(ctx context.Context, o *Options, spec Spec, sites int) (*hubTopo, 
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	for _, d := range t.daemons() {
-		rss, _, err := procRSS(d.pid())
-		if err != nil {
-			return nil, err
-		}
-		t.mem[d.role] = &ProcMemory{Role: d.role, IdleKiB: rss}
+	if err := t.mems.idle(t.daemons()); err != nil {
+		return nil, err
 	}
 	ok = true
 	return t, nil
@@ -377,33 +372,6 @@ func (t *hubTopo) close() {
 
 // memory returns the idle, highest sampled and peak RSS of the hub and
 // the sites' daemons.
-func (t *hubTopo) memory() []ProcMemory {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []ProcMemory
-	for _, d := range t.daemons() {
-		m := t.mem[d.role]
-		if m == nil {
-			continue
-		}
-		if _, hwm, err := procRSS(d.pid()); err == nil {
-			m.PeakKiB = hwm
-		}
-		out = append(out, *m)
-	}
-	return out
-}
-
-func (t *hubTopo) sampleRSS() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, d := range t.daemons() {
-		if rss, _, err := procRSS(d.pid()); err == nil && t.mem[d.role] != nil && rss > t.mem[d.role].LoadKiB {
-			t.mem[d.role].LoadKiB = rss
-		}
-	}
-}
-
 // iperf runs every site's iperf3 client at once. The sample's rate is the
 // sum of the sites' goodputs; its CPU roles are "b" for the hub daemon,
 // "a" for the sites' daemons together, and the iperf3 clients and servers
@@ -449,21 +417,7 @@ func (t *hubTopo) iperf(ctx context.Context, c Case, seconds, omit int, rate flo
 	if err != nil {
 		return Sample{}, err
 	}
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stopSampling:
-				return
-			case <-tick.C:
-				t.sampleRSS()
-			}
-		}
-	}()
+	stopSampling := sampleEvery(func() { t.mems.sample(t.daemons()) })
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+omit+20)*time.Second)
 	defer cancel()
 	type out struct {
@@ -497,8 +451,7 @@ func (t *hubTopo) iperf(ctx context.Context, c Case, seconds, omit int, rate flo
 	}
 	wg.Wait()
 	wall := time.Since(began)
-	close(stopSampling)
-	<-sampled
+	stopSampling()
 
 	run := Sample{Seconds: wall.Seconds()}
 	var clientCPU time.Duration
@@ -545,3 +498,5 @@ func (t *hubTopo) iperf(ctx context.Context, c Case, seconds, omit int, rate flo
 	}
 	return run, nil
 }
+
+func (t *hubTopo) memory() []ProcMemory { return t.mems.report(t.daemons()) }

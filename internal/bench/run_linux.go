@@ -289,26 +289,11 @@ func (t *topo) iperf(ctx context.Context, c Case, seconds, omit int, rate float6
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stopSampling:
-				return
-			case <-tick.C:
-				t.sampleRSS()
-			}
-		}
-	}()
+	stopSampling := sampleEvery(func() { t.mems.sample(t.daemons) })
 	began := time.Now()
 	runErr := cmd.Run()
 	wall := time.Since(began)
-	close(stopSampling)
-	<-sampled
+	stopSampling()
 
 	m, perr := ParseIperf(stdout.Bytes())
 	if perr != nil {

@@ -50,8 +50,7 @@ type topo struct {
 	env     []string
 	pin     bool
 
-	mu  sync.Mutex
-	mem map[string]*ProcMemory
+	mems memTracker
 }
 
 // setup builds the variant in two fresh namespaces.
@@ -64,7 +63,7 @@ func setup(ctx context.Context, o *Options, spec Spec) (*topo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create namespace B: %w", err)
 	}
-	t := &topo{variant: spec.Name, a: a, b: b, env: spec.Env, pin: spec.Pin, mem: map[string]*ProcMemory{}}
+	t := &topo{variant: spec.Name, a: a, b: b, env: spec.Env, pin: spec.Pin}
 	ok := false
 	defer func() {
 		if !ok {
@@ -117,12 +116,8 @@ func setup(ctx context.Context, o *Options, spec Spec) (*topo, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	for _, d := range t.daemons {
-		rss, _, err := procRSS(d.pid())
-		if err != nil {
-			return nil, err
-		}
-		t.mem[d.role] = &ProcMemory{Role: d.role, IdleKiB: rss}
+	if err := t.mems.idle(t.daemons); err != nil {
+		return nil, err
 	}
 	ok = true
 	return t, nil
@@ -345,33 +340,6 @@ func (t *topo) close() {
 }
 
 // memory returns the idle, highest sampled and peak RSS of the daemons.
-func (t *topo) memory() []ProcMemory {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []ProcMemory
-	for _, d := range t.daemons {
-		m := t.mem[d.role]
-		if m == nil {
-			continue
-		}
-		if _, hwm, err := procRSS(d.pid()); err == nil {
-			m.PeakKiB = hwm
-		}
-		out = append(out, *m)
-	}
-	return out
-}
-
-func (t *topo) sampleRSS() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, d := range t.daemons {
-		if rss, _, err := procRSS(d.pid()); err == nil && t.mem[d.role] != nil && rss > t.mem[d.role].LoadKiB {
-			t.mem[d.role].LoadKiB = rss
-		}
-	}
-}
-
 // notes describes what the harness can see of the variant's tuning: the
 // UDP socket buffers of end A and, when ethtool is installed, the
 // offloads of its TUN.
@@ -558,3 +526,5 @@ func waitFor(ctx context.Context, limit time.Duration, f func() error) error {
 		}
 	}
 }
+
+func (t *topo) memory() []ProcMemory { return t.mems.report(t.daemons) }
