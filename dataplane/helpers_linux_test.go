@@ -63,24 +63,27 @@ type hubFile struct {
 	Config     api.HubConfig `json:"config"`
 }
 
-// hubMain runs the hub dataplane the way vcpe-hub serve would: from a
-// config file, reloading it on SIGHUP, closing on SIGTERM.
-func hubMain(args []string) int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	read := func() (hubFile, error) {
-		var f hubFile
-		b, err := os.ReadFile(args[0])
-		if err != nil {
-			return f, err
-		}
-		return f, json.Unmarshal(b, &f)
+// readHubFile reads the config file of the hub helper processes.
+func readHubFile(path string) (hubFile, error) {
+	var f hubFile
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return f, err
 	}
-	f, err := read()
+	return f, json.Unmarshal(b, &f)
+}
+
+// withHubFile starts the hub dataplane from the config file at path (its
+// claims on claimPort, 0 for the default) with its control socket, runs
+// serve, then closes both: the common part of the hub helper processes.
+func withHubFile(path string, claimPort uint16, serve func(h *dataplane.Hub, f hubFile, log *slog.Logger) int) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	f, err := readHubFile(path)
 	if err != nil {
 		log.Error("read hub file", "err", err)
 		return 1
 	}
-	h, err := dataplane.NewHub(dataplane.HubOptions{PrivateKey: f.PrivateKey, UAPIDir: f.UAPIDir, Logger: log})
+	h, err := dataplane.NewHub(dataplane.HubOptions{PrivateKey: f.PrivateKey, UAPIDir: f.UAPIDir, Logger: log, ClaimPort: claimPort})
 	if err != nil {
 		log.Error("new hub", "err", err)
 		return 1
@@ -96,23 +99,31 @@ func hubMain(args []string) int {
 		return 1
 	}
 	defer ctl.Close()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	for s := range sig {
-		if s != syscall.SIGHUP {
-			return 0
+	return serve(h, f, log)
+}
+
+// hubMain runs the hub dataplane the way vcpe-hub serve would: from a
+// config file, reloading it on SIGHUP, closing on SIGTERM.
+func hubMain(args []string) int {
+	return withHubFile(args[0], 0, func(h *dataplane.Hub, _ hubFile, log *slog.Logger) int {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+		for s := range sig {
+			if s != syscall.SIGHUP {
+				return 0
+			}
+			f, err := readHubFile(args[0])
+			if err == nil {
+				err = h.Apply(f.Config)
+			}
+			if err != nil {
+				log.Error("reload", "err", err)
+			} else {
+				log.Info("reloaded", "generation", f.Config.Generation)
+			}
 		}
-		f, err := read()
-		if err == nil {
-			err = h.Apply(f.Config)
-		}
-		if err != nil {
-			log.Error("reload", "err", err)
-		} else {
-			log.Info("reloaded", "generation", f.Config.Generation)
-		}
-	}
-	return 0
+		return 0
+	})
 }
 
 func udpEchoMain(args []string) int {

@@ -346,62 +346,38 @@ func TestHubGroupGrayFailure(t *testing.T) {
 // Degraded in every reply. It stands in for the gray failure of a hub in
 // the device's tests.
 func claimHubMain(args []string) int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	var f hubFile
-	b, err := os.ReadFile(args[0])
-	if err == nil {
-		err = json.Unmarshal(b, &f)
-	}
-	if err != nil {
-		log.Error("read hub file", "err", err)
-		return 1
-	}
-	h, err := dataplane.NewHub(dataplane.HubOptions{PrivateKey: f.PrivateKey, UAPIDir: f.UAPIDir, Logger: log, ClaimPort: dataplane.DefaultClaimPort + 50})
-	if err != nil {
-		log.Error("new hub", "err", err)
-		return 1
-	}
-	if err := h.Start(f.Config); err != nil {
-		log.Error("start hub", "err", err)
-		return 1
-	}
-	defer h.Close()
-	ctl, err := dataplane.ListenControl(f.Control, h.Status, log)
-	if err != nil {
-		log.Error("control", "err", err)
-		return 1
-	}
-	defer ctl.Close()
-	pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(f.Config.HubOverlayAddr, dataplane.DefaultClaimPort).String())
-	if err != nil {
-		log.Error("claim socket", "err", err)
-		return 1
-	}
-	defer pc.Close()
-	var degraded atomic.Bool
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var c dataplane.Claim
-			if json.Unmarshal(buf[:n], &c) != nil {
-				continue
-			}
-			rep, _ := json.Marshal(dataplane.ClaimReply{Seq: c.Seq, Role: api.RoleActive, Active: c.SN, Members: 1, Hub: "hub1", Degraded: degraded.Load()})
-			_, _ = pc.WriteTo(rep, from)
+	return withHubFile(args[0], dataplane.DefaultClaimPort+50, func(_ *dataplane.Hub, f hubFile, log *slog.Logger) int {
+		pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(f.Config.HubOverlayAddr, dataplane.DefaultClaimPort).String())
+		if err != nil {
+			log.Error("claim socket", "err", err)
+			return 1
 		}
-	}()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
-	for s := range sig {
-		if s != syscall.SIGUSR1 {
-			return 0
+		defer pc.Close()
+		var degraded atomic.Bool
+		go func() {
+			buf := make([]byte, 512)
+			for {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				var c dataplane.Claim
+				if json.Unmarshal(buf[:n], &c) != nil {
+					continue
+				}
+				rep, _ := json.Marshal(dataplane.ClaimReply{Seq: c.Seq, Role: api.RoleActive, Active: c.SN, Members: 1, Hub: "hub1", Degraded: degraded.Load()})
+				_, _ = pc.WriteTo(rep, from)
+			}
+		}()
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+		for s := range sig {
+			if s != syscall.SIGUSR1 {
+				return 0
+			}
+			log.Info("degraded from now on")
+			degraded.Store(true)
 		}
-		log.Info("degraded from now on")
-		degraded.Store(true)
-	}
-	return 0
+		return 0
+	})
 }
