@@ -179,6 +179,44 @@ func TestSearch(t *testing.T) {
 	}
 }
 
+// TestSearchAboveOverload: a path that delivers less while flooded than it
+// carries without loss (the flooding sender takes the tunnel's CPU) is
+// measured at its knee, not at what got through the flood.
+func TestSearchAboveOverload(t *testing.T) {
+	const knee, flooded = 1300e6, 900e6
+	var calls []float64
+	res, err := DefaultSearch.Run(context.Background(), func(_ context.Context, rate float64) (Measurement, error) {
+		calls = append(calls, rate)
+		if rate == 0 {
+			return Measurement{BitsPerSecond: flooded, SentBitsPerSecond: 6000e6, LostPercent: 85}, nil
+		}
+		if rate > knee {
+			return Measurement{BitsPerSecond: knee, SentBitsPerSecond: rate, LostPercent: max(2, 100*(rate-knee)/rate)}, nil
+		}
+		return Measurement{BitsPerSecond: rate, SentBitsPerSecond: rate}, nil
+	})
+	if err != nil {
+		t.Fatalf("Run: %v (probes %v)", err, calls)
+	}
+	if res.Rate > knee || res.Rate < (1-2*DefaultSearch.Tolerance)*knee {
+		t.Errorf("Rate = %.0f Mbit/s; want within %.0f%% under the knee %.0f Mbit/s, above the %.0f that got through the flood (probes %v)",
+			res.Rate/1e6, 200*DefaultSearch.Tolerance, knee/1e6, flooded/1e6, calls)
+	}
+	// A sender that cannot go faster ends the climb at what it reached.
+	calls = nil
+	res, err = DefaultSearch.Run(context.Background(), func(_ context.Context, rate float64) (Measurement, error) {
+		calls = append(calls, rate)
+		if rate == 0 {
+			return Measurement{BitsPerSecond: flooded, SentBitsPerSecond: 6000e6, LostPercent: 85}, nil
+		}
+		sent := min(rate, 1000e6)
+		return Measurement{BitsPerSecond: sent, SentBitsPerSecond: sent}, nil
+	})
+	if err != nil || res.Rate != 1000e6 || len(calls) > 4 {
+		t.Errorf("sender capped at 1000: Rate = %.0f Mbit/s, %v after probes %v; want 1000 within 4 probes", res.Rate/1e6, err, calls)
+	}
+}
+
 // TestSearcherNoise: a probe the sender could not push to the offered rate
 // counts at the rate it reached, and a loss below a passed rate ends the
 // search at that pass instead of bisecting forever.

@@ -254,7 +254,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	p(". Both ends of every variant share this machine's CPUs.\n\n")
 	s := r.Settings
-	p("Each cell: median of %d runs, the variants interleaved. TCP: %d s after %d s warm-up. UDP: each run is a search (at most %d probes of %d s) for the highest offered rate with < %g%% loss; its sample is the goodput of the best passing probe. Total time %s.",
+	p("Each cell: median of %d runs, the variants interleaved. TCP: %d s after %d s warm-up. UDP: each run is a search (at most %d probes of %d s) for the highest offered rate with < %g%% loss, starting under what got through a flood and climbing above it while probes pass; its sample is the goodput of the best passing probe. Total time %s.",
 		s.Runs, s.Seconds, s.Omit, s.Search.MaxProbes, s.ProbeSeconds, s.Search.MaxLoss, (time.Duration(r.Seconds) * time.Second).String())
 	if s.Quick {
 		p(" **Quick smoke pass (BENCH_QUICK): not a measurement to quote.**")

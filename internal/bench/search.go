@@ -18,8 +18,8 @@ type Search struct {
 }
 
 // DefaultSearch is the search make bench runs: under 1% loss, within 5%,
-// at most 6 probes.
-var DefaultSearch = Search{MaxProbes: 6, MaxLoss: 1, Tolerance: 0.05}
+// at most 8 probes.
+var DefaultSearch = Search{MaxProbes: 8, MaxLoss: 1, Tolerance: 0.05}
 
 // Step is one probe of a search.
 type Step struct {
@@ -70,11 +70,20 @@ func (s Search) Run(ctx context.Context, probe Probe) (SearchResult, error) {
 // under the rate the receiver got, steps down by 25% until a probe passes,
 // then bisects between the best pass and the lowest failure. A rate the
 // sender did not reach counts as the rate it did reach.
+//
+// What the receiver got under overload is not a ceiling: the sender
+// flooding the machine takes CPU from the tunnel, so a tunnel can carry
+// more without loss than it delivered while flooded. When the first
+// bounded probe passes near that figure, the search steps up by 25% until
+// a probe fails, and bisects from there.
 type Searcher struct {
 	s      Search
 	res    SearchResult
 	lo, hi float64
-	next   float64
+	// soft: hi is only what got through under overload, not a rate that
+	// failed.
+	soft bool
+	next float64
 	done   bool
 }
 
@@ -102,8 +111,9 @@ func (sr *Searcher) Observe(rate float64, m Measurement) {
 			sr.res.SenderBound, sr.done, sr.res.Best = true, true, 0
 			return
 		}
-		// What got through under overload bounds what the path carries.
+		// Start just under what got through under overload.
 		sr.hi, sr.next = min(tried, m.BitsPerSecond), 0.98*m.BitsPerSecond
+		sr.soft = true
 		return
 	}
 	switch {
@@ -111,10 +121,23 @@ func (sr *Searcher) Observe(rate float64, m Measurement) {
 		if tried > sr.lo {
 			sr.lo, sr.res.Best = tried, len(sr.res.Steps)-1
 		}
+		if sr.soft && tried >= (1-sr.s.Tolerance)*sr.hi {
+			if rate > 0 && tried < (1-sr.s.Tolerance)*rate {
+				// The sender could not reach the rate: it, not the
+				// path, bounds the search from here.
+				sr.done = true
+				return
+			}
+			sr.hi = max(sr.hi, tried)
+			sr.next = 1.25 * tried
+			return
+		}
 	case tried <= sr.lo:
 		// Lost more below a rate that passed: noise; the bracket is gone.
 		sr.done = true
 		return
+	case sr.soft:
+		sr.hi, sr.soft = tried, false
 	default:
 		sr.hi = min(sr.hi, tried)
 	}
