@@ -62,19 +62,25 @@ func ChooseProcs(flag int, env string, available int) (Procs, error) {
 }
 
 // DefaultMemoryLimitMiB is vcped's default soft memory limit (the Go
-// runtime's GOMEMLIMIT). Under load wireguard-go keeps a few hundred MiB of
-// packet buffers in flight and, with the runtime's default of collecting
-// when the heap doubles, the daemon grew to 580–700 MiB; a 1 vCPU / 2 GB
-// CPE cannot spare that. With 256 MiB the receiving end stayed at 235 MiB
-// and carried the same throughput (make bench, same run: 1.05–1.16× TCP,
-// 0.97–1.04× lossless UDP against no limit). It is a soft limit: the
-// heap that is live is never refused, the collector only runs sooner.
-// vcpe-hub's tunnel end takes it too: in the hub case its RSS under load
-// went from 391 to 233 MiB for 864 ±3% against 897 ±5% Mbit/s; 160 MiB
-// kept it at 130 MiB but cost 29% (635 ±4%), and 128 MiB on vcped cost
-// TCP with 4 streams half its rate: below the queues wireguard-go keeps
-// in flight the collector runs all the time.
-const DefaultMemoryLimitMiB = 256
+// runtime's GOMEMLIMIT). It is a soft limit: the heap that is live is
+// never refused, the collector only runs sooner.
+//
+// wireguard-go keeps every packet in flight in its own 64 KiB buffer.
+// Before the in-flight bound (inflightLimit) its queues grew under load
+// until a daemon held 580–700 MiB; 256 MiB then kept the receiving end at
+// 235 MiB for the same throughput, and 128 MiB halved 4-stream TCP because
+// the collector ran all the time below what the queues held. With the
+// bound the packets in flight take about 20 MiB a direction, and in make
+// bench (same run) 128 MiB kept both tunnel ends at 109–110 MiB under load
+// against 118 MiB with 256 MiB, at the same goodput in every cell (within
+// each cell's noise).
+const DefaultMemoryLimitMiB = 128
+
+// DefaultHubMemoryLimitMiB is vcpe-hub's default soft memory limit when it
+// carries tunnels. A hub keeps about 32 KiB per peer besides the packets in
+// flight (BenchmarkHubGroupPeers), so it keeps more room than a device: in
+// the hub case 256 MiB left its RSS under load at 112–114 MiB.
+const DefaultHubMemoryLimitMiB = 256
 
 // MemoryLimit says which soft memory limit a daemon runs with and why.
 type MemoryLimit struct {
@@ -84,18 +90,18 @@ type MemoryLimit struct {
 
 // ChooseMemoryLimit picks the soft memory limit: the --memory-limit flag
 // (MiB) when it is not 0, else GOMEMLIMIT from the environment when it is
-// set (the runtime has already applied it), else DefaultMemoryLimitMiB.
-func ChooseMemoryLimit(flagMiB int64, env string) (MemoryLimit, error) {
+// set (the runtime has already applied it), else def MiB.
+func ChooseMemoryLimit(flagMiB int64, env string, def int64) (MemoryLimit, error) {
 	switch {
 	case flagMiB < 0:
-		return MemoryLimit{}, fmt.Errorf("--memory-limit %d: give MiB (64 or more), or 0 for the default (%d MiB)", flagMiB, DefaultMemoryLimitMiB)
+		return MemoryLimit{}, fmt.Errorf("--memory-limit %d: give MiB (64 or more), or 0 for the default (%d MiB)", flagMiB, def)
 	case flagMiB > 0 && flagMiB < 64:
-		return MemoryLimit{}, fmt.Errorf("--memory-limit %d: under 64 MiB the collector would run all the time; give 64 or more, or 0 for the default (%d MiB)", flagMiB, DefaultMemoryLimitMiB)
+		return MemoryLimit{}, fmt.Errorf("--memory-limit %d: under 64 MiB the collector would run all the time; give 64 or more, or 0 for the default (%d MiB)", flagMiB, def)
 	case flagMiB > 0:
 		return MemoryLimit{MiB: flagMiB, Source: "flag"}, nil
 	case env != "":
 		return MemoryLimit{Source: "env"}, nil
 	default:
-		return MemoryLimit{MiB: DefaultMemoryLimitMiB, Source: "auto"}, nil
+		return MemoryLimit{MiB: def, Source: "auto"}, nil
 	}
 }

@@ -49,13 +49,13 @@ func TestChooseMemoryLimit(t *testing.T) {
 		{0, "1GiB", MemoryLimit{Source: "env"}},
 		{512, "1GiB", MemoryLimit{MiB: 512, Source: "flag"}},
 	} {
-		got, err := ChooseMemoryLimit(tt.flag, tt.env)
+		got, err := ChooseMemoryLimit(tt.flag, tt.env, DefaultMemoryLimitMiB)
 		if err != nil || got != tt.want {
 			t.Errorf("ChooseMemoryLimit(%d, %q) = %+v, %v; want %+v", tt.flag, tt.env, got, err, tt.want)
 		}
 	}
 	for _, f := range []int64{-1, 10} {
-		if _, err := ChooseMemoryLimit(f, ""); err == nil || !strings.Contains(err.Error(), "--memory-limit") {
+		if _, err := ChooseMemoryLimit(f, "", DefaultMemoryLimitMiB); err == nil || !strings.Contains(err.Error(), "--memory-limit") {
 			t.Errorf("ChooseMemoryLimit(%d) error %v; want one naming --memory-limit", f, err)
 		}
 	}

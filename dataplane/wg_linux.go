@@ -80,7 +80,12 @@ func openWG(c common) (w *wgIface, err error) {
 		tdev.Close()
 		return w, fmt.Errorf("tun %s name: %w", c.tun, err)
 	}
-	w.dev = device.NewDevice(newEngineTUN(tdev, w.inNS), conn.NewDefaultBind(), w.logger())
+	// The TUN is read in bursts, and each direction holds at most
+	// inflightLimit packets inside wireguard-go (see drainTUN, inflight).
+	tx, rx := newInflight(inflightLimit), newInflight(inflightLimit)
+	tdev = newDrainTUN(tdev, tx, rx)
+	bind := &flowBind{Bind: conn.NewDefaultBind(), tx: tx, rx: rx}
+	w.dev = device.NewDevice(newEngineTUN(tdev, w.inNS), bind, w.logger())
 	if err = w.ipcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", hexKey(c.key), c.listenPort)); err != nil {
 		return w, fmt.Errorf("configure %s: %w", w.name, err)
 	}

@@ -21,20 +21,20 @@ type tuningOptions struct {
 
 func addTuningFlags(f *pflag.FlagSet, t *tuningOptions) {
 	f.IntVar(&t.gomaxprocs, "gomaxprocs", 0, "Go processors (0: $GOMAXPROCS if set, else half the CPUs when this process carries tunnels, leaving the rest to the kernel's packet processing; all of them for --role controller)")
-	f.Int64Var(&t.memoryLimit, "memory-limit", 0, fmt.Sprintf("soft memory limit in MiB (0: $GOMEMLIMIT if set, else %d when this process carries tunnels; none for --role controller)", dataplane.DefaultMemoryLimitMiB))
+	f.Int64Var(&t.memoryLimit, "memory-limit", 0, fmt.Sprintf("soft memory limit in MiB (0: $GOMEMLIMIT if set, else %d when this process carries tunnels; none for --role controller)", dataplane.DefaultHubMemoryLimitMiB))
 }
 
 // choose picks GOMAXPROCS and the soft memory limit. A process with the
 // hub dataplane gets vcped's defaults, which make bench's hub case
 // measured for the hub too (see dataplane.AutoProcs and
-// DefaultMemoryLimitMiB); a controller alone keeps the runtime's own
+// DefaultHubMemoryLimitMiB); a controller alone keeps the runtime's own
 // unless told. available is runtime.GOMAXPROCS(0) before any change.
 func (t tuningOptions) choose(dataplaneOn bool, available int, envProcs, envMem string) (dataplane.Procs, dataplane.MemoryLimit, error) {
 	procs, err := dataplane.ChooseProcs(t.gomaxprocs, envProcs, available)
 	if err != nil {
 		return procs, dataplane.MemoryLimit{}, cli.Usagef("%v", err)
 	}
-	mem, err := dataplane.ChooseMemoryLimit(t.memoryLimit, envMem)
+	mem, err := dataplane.ChooseMemoryLimit(t.memoryLimit, envMem, dataplane.DefaultHubMemoryLimitMiB)
 	if err != nil {
 		return procs, mem, cli.Usagef("%v", err)
 	}

@@ -145,7 +145,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return cli.Usagef("%v", err)
 	}
-	mem, err := dataplane.ChooseMemoryLimit(o.memoryLimit, os.Getenv("GOMEMLIMIT"))
+	mem, err := dataplane.ChooseMemoryLimit(o.memoryLimit, os.Getenv("GOMEMLIMIT"), dataplane.DefaultMemoryLimitMiB)
 	if err != nil {
 		return cli.Usagef("%v", err)
 	}

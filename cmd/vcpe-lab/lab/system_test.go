@@ -107,7 +107,7 @@ func TestSystemEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mem, err := dataplane.ChooseMemoryLimit(0, os.Getenv("GOMEMLIMIT"))
+		mem, err := dataplane.ChooseMemoryLimit(0, os.Getenv("GOMEMLIMIT"), dataplane.DefaultMemoryLimitMiB)
 		if err != nil {
 			t.Fatal(err)
 		}
