@@ -86,6 +86,9 @@ func TestEngineStartCloseCycles(t *testing.T) {
 		if st := e.Status(); st.State != dataplane.StateConnecting || len(st.Peers) != 1 {
 			t.Fatalf("status after start: %+v", st)
 		}
+		if l, err := netlink.LinkByName(dataplane.DefaultTUN); err != nil || l.Attrs().TxQLen != dataplane.TUNTxQueueLen {
+			t.Fatalf("TUN after start: %v, txqueuelen %v; want %d", err, l, dataplane.TUNTxQueueLen)
+		}
 		if err := e.Close(); err != nil {
 			t.Fatal(err)
 		}
