@@ -101,6 +101,20 @@ type ClaimReply struct {
 // dead device.
 const claimCopies = 3
 
+// sendCopies calls send claimCopies times, gap apart (the first at once).
+// Copies sent back to back do not stand independent chances: the TUN is
+// read in bursts and wireguard-go sends a burst to one endpoint as one
+// UDP GSO train, so a drop on the host's way out (a firewall rule, a
+// policer, a full queue) takes every copy together, and a burst of loss on
+// the path takes them all as well. A gap of a tenth of the interval keeps
+// the copies within the interval and apart.
+func sendCopies(gap time.Duration, send func()) {
+	send()
+	for k := 1; k < claimCopies; k++ {
+		time.AfterFunc(time.Duration(k)*gap, send)
+	}
+}
+
 // Reasons of a device's own role changes.
 const (
 	reasonHub      = "hub's decision"

@@ -251,3 +251,34 @@ func TestArbiterOwnPauseIsNotSilence(t *testing.T) {
 	}
 	wantSwitch(t, ev, "B", "claims stopped")
 }
+
+// TestSendCopiesSpaced: the first copy goes at once, the others later and
+// apart, claimCopies in all.
+func TestSendCopiesSpaced(t *testing.T) {
+	const gap = 20 * time.Millisecond
+	at := make(chan time.Time, claimCopies+1)
+	start := time.Now()
+	sendCopies(gap, func() { at <- time.Now() })
+	if len(at) != 1 {
+		t.Fatalf("%d copies sent before sendCopies returned; want only the first", len(at))
+	}
+	var times []time.Time
+	for range claimCopies {
+		select {
+		case ts := <-at:
+			times = append(times, ts)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d copies sent", len(times), claimCopies)
+		}
+	}
+	for k := 1; k < claimCopies; k++ {
+		if d := times[k].Sub(start); d < time.Duration(k)*gap {
+			t.Errorf("copy %d sent %v after the first call; want at least %v", k+1, d, time.Duration(k)*gap)
+		}
+	}
+	select {
+	case <-at:
+		t.Errorf("more than %d copies", claimCopies)
+	case <-time.After(3 * gap):
+	}
+}

@@ -207,12 +207,14 @@ func (h *Hub) groupLoop(ctx context.Context) {
 			want, reason = h.gatewayWantLocked(now)
 		}
 		h.mu.Unlock()
-		for _, d := range dsts {
-			for range claimCopies {
-				for _, msg := range msgs {
-					_, _ = pc.WriteTo(msg, &net.UDPAddr{IP: d.AsSlice(), Port: int(h.claimPort)})
+		if len(dsts) > 0 {
+			sendCopies(h.check.Interval/10, func() {
+				for _, d := range dsts {
+					for _, msg := range msgs {
+						_, _ = pc.WriteTo(msg, &net.UDPAddr{IP: d.AsSlice(), Port: int(h.claimPort)})
+					}
 				}
-			}
+			})
 		}
 		if h.gw != nil {
 			h.setGateway(now, want, reason)
