@@ -18,8 +18,13 @@ import (
 
 // Thresholds of the quality rules.
 const (
-	LossError      = 20.0 // percent
-	LossWarning    = 2.0  // percent
+	LossError   = 20.0 // percent
+	LossWarning = 2.0  // percent
+	// LossExplains is the WAN loss (both WAN series together) from which
+	// loss alone can make a TCP and TLS exchange or a WireGuard handshake
+	// time out: a timeout of the controller's API or a stale handshake
+	// then follows from wan.loss even when the loss is only a warning.
+	LossExplains   = 10.0 // percent
 	LatencyWarning = 150 * time.Millisecond
 	JitterWarning  = 30 * time.Millisecond
 	// HandshakeStale is how old the last handshake may be: WireGuard
@@ -47,12 +52,14 @@ var precheckRules = []precheck.CheckID{precheck.CheckPortsUDP, precheck.CheckPor
 func Diagnose(e Evidence) []Finding {
 	d := &diagnosis{e: e}
 	d.run()
-	return settle(d.out)
+	return settle(d.out, d.weak)
 }
 
 type diagnosis struct {
 	e   Evidence
 	out []Finding
+	// weak: causes a finding follows from at any severity (settle).
+	weak map[FindingID][]FindingID
 }
 
 func (d *diagnosis) add(f Finding) { d.out = append(d.out, f) }
@@ -723,17 +730,42 @@ func (d *diagnosis) controller() {
 		if d.e.ControllerError != "" {
 			f.Severity, f.Title = SevError, "Controller connects over TCP but its HTTPS API fails"
 			f.Evidence = []string{d.e.ControllerError}
+			if isTimeout(d.e.ControllerError) {
+				d.lossExplains(f.ID)
+			}
 			f.Fix = "check the controller fingerprint in the device state against vcpe-hub fingerprint, and the controller's log"
 		}
 	} else {
 		f.Severity, f.Title = SevError, "Controller "+c.Addr.String()+" unreachable over TCP"
 		f.Evidence = []string{c.Error}
+		if isTimeout(c.Error) {
+			d.lossExplains(f.ID)
+		}
 		if d.e.ControllerError != "" {
 			f.Evidence = append(f.Evidence, d.e.ControllerError)
 		}
 		f.Fix = fmt.Sprintf("check that vcpe-hub serve runs and TCP %d is open from this host: nc -vz %s %d", c.Addr.Port(), c.Addr.Addr(), c.Addr.Port())
 	}
 	d.add(f)
+}
+
+// lossExplains names wan.loss as a cause of finding id at any severity
+// when the WAN loses LossExplains percent or more: enough to time out an
+// exchange of a few round trips by itself.
+func (d *diagnosis) lossExplains(id FindingID) {
+	if loss, n := d.wanLoss(); n > 0 && loss >= LossExplains {
+		if d.weak == nil {
+			d.weak = map[FindingID][]FindingID{}
+		}
+		d.weak[id] = append(d.weak[id], FindWANLoss)
+	}
+}
+
+// isTimeout says whether an error text is a timeout (of a dial, a TLS
+// handshake or an HTTP request), as opposed to a refusal or a bad answer.
+func isTimeout(err string) bool {
+	e := strings.ToLower(err)
+	return strings.Contains(e, "timeout") || strings.Contains(e, "deadline exceeded") || strings.Contains(e, "timed out")
 }
 
 // handshakeProblem says why the handshake with the hub is not current, or
@@ -774,6 +806,7 @@ func (d *diagnosis) handshake() {
 	if p := d.handshakeProblem(); p != "" {
 		f.Severity, f.Title = SevError, "Tunnel down: the WireGuard handshake with the hub is not current"
 		f.Evidence = []string{p, fmt.Sprintf("vcped state: %s %s", s.State, s.Reason)}
+		d.lossExplains(f.ID)
 		f.Fix = "fix the cause below; if none is listed, allow UDP 4500 to the hub and restart vcped: systemctl restart vcped"
 	} else {
 		f.Severity = SevOK

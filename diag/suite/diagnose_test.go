@@ -651,3 +651,51 @@ func TestMTUNotJudgedUnderHeavyLoss(t *testing.T) {
 		t.Errorf("top %s; want wan.loss: %s", fs[0].ID, ids(fs))
 	}
 }
+
+// TestTimeoutUnderLoss: with the WAN losing a fifth of its probes (a
+// warning by the better series), a controller API that times out and a
+// handshake gone stale follow from the loss: wan.loss is the top finding
+// though they are errors. A controller that refuses the TLS pin, or the
+// same timeout on a clean WAN, stays a root cause.
+func TestTimeoutUnderLoss(t *testing.T) {
+	lossyWAN := func(e Evidence) {
+		e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 15)...)
+		e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 30)...)
+	}
+	e := healthy()
+	lossyWAN(e)
+	e.Config, e.ControllerError = nil, `Get "https://198.18.0.1:8443/v1/device/config": context deadline exceeded (Client.Timeout exceeded while awaiting headers)`
+	fs := Diagnose(e)
+	cf, _ := find(fs, FindController)
+	if cf.Severity != SevError || fs[0].ID != FindWANLoss || !slices.Contains(cf.CausedBy, FindWANLoss) {
+		t.Errorf("API timeout under loss: top %s, controller.reachable %s caused by %v; want wan.loss on top explaining it: %s", fs[0].ID, cf.Severity, cf.CausedBy, ids(fs))
+	}
+	if !Failed(fs) {
+		t.Error("the controller's API fails: diag must still fail")
+	}
+
+	e = healthy()
+	lossyWAN(e)
+	e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 100)...)
+	e.Status.Peers[0].Problem = "handshake not completing"
+	fs = Diagnose(e)
+	hf, _ := find(fs, FindHandshake)
+	if hf.Severity != SevError || fs[0].ID != FindWANLoss || !slices.Contains(hf.CausedBy, FindWANLoss) {
+		t.Errorf("stale handshake under loss: top %s, tunnel.handshake %s caused by %v; want wan.loss on top explaining it: %s", fs[0].ID, hf.Severity, hf.CausedBy, ids(fs))
+	}
+
+	e = healthy()
+	lossyWAN(e)
+	e.Config, e.ControllerError = nil, "certificate is not from the pinned CA"
+	if fs := Diagnose(e); fs[0].ID != FindController {
+		t.Errorf("pin refused under loss: top %s; want controller.reachable (loss does not explain a refusal): %s", fs[0].ID, ids(fs))
+	}
+
+	e = healthy()
+	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 5)...)
+	e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 5)...)
+	e.Config, e.ControllerError = nil, "context deadline exceeded"
+	if fs := Diagnose(e); fs[0].ID != FindController {
+		t.Errorf("API timeout with 5%% loss: top %s; want controller.reachable (too little loss to explain it): %s", fs[0].ID, ids(fs))
+	}
+}

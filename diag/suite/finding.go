@@ -132,12 +132,13 @@ func sevRank(s Severity) int {
 
 // settle keeps in each finding's CausedBy only the causes that were found
 // at least as severe as the finding itself (a warning does not explain an
-// error), then orders the findings causes first: root causes before the
+// error) or that the rule named in weak as explaining it at any severity
+// (loss that is only a warning can still make an exchange time out), then orders the findings causes first: root causes before the
 // findings they explain, whatever their severity; among roots and among
 // symptoms, errors before warnings before ok; then by the rule's priority
 // (the order of the rules in Diagnose). The first finding is so the
 // deepest, most severe cause the evidence supports.
-func settle(fs []Finding) []Finding {
+func settle(fs []Finding, weak map[FindingID][]FindingID) []Finding {
 	sev := map[FindingID]Severity{}
 	for _, f := range fs {
 		if f.Severity != SevOK {
@@ -155,7 +156,8 @@ func settle(fs []Finding) []Finding {
 		if fs[i].Severity != SevOK {
 			for _, c := range fs[i].CausedBy {
 				s, found := sev[c]
-				if found && sevRank(s) <= sevRank(fs[i].Severity) && c != fs[i].ID && !slices.Contains(keep, c) {
+				strong := sevRank(s) <= sevRank(fs[i].Severity) || slices.Contains(weak[fs[i].ID], c)
+				if found && strong && c != fs[i].ID && !slices.Contains(keep, c) {
 					keep = append(keep, c)
 				}
 			}
