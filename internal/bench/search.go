@@ -84,7 +84,7 @@ type Searcher struct {
 	// failed.
 	soft bool
 	next float64
-	done   bool
+	done bool
 }
 
 // Start begins a search.
