@@ -333,7 +333,7 @@ func sampleReport() *Report {
 	r := &Report{
 		Started:  time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC),
 		Seconds:  432,
-		Host:     Host{CPUs: 2, Kernel: "6.18", GoVersion: "go1.26", WireGuardModule: "v0.0.0-x", Iperf3: "iperf 3.12"},
+		Host:     Host{CPUs: 2, Kernel: "6.18", GoVersion: "go1.26", WireGuardModule: "v0.0.0-x", Iperf3: "iperf 3.12", TCPCongestion: "bbr"},
 		Settings: FullSettings,
 		Variants: []VariantInfo{
 			{Name: VariantRaw, Title: "raw veth, no tunnel"},

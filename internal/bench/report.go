@@ -40,6 +40,11 @@ type Host struct {
 	WireGuardModule string `json:"wireguard_module"`
 	Iperf3          string `json:"iperf3"`
 	GOMAXPROCS      string `json:"gomaxprocs_env,omitempty"`
+	// TCPCongestion is the host's TCP congestion control, which the
+	// namespaces of the run inherit and iperf3's TCP senders use: BBR
+	// paces, CUBIC does not, so the TCP cells of two hosts compare only
+	// when it is the same.
+	TCPCongestion string `json:"tcp_congestion_control,omitempty"`
 }
 
 // Settings are the knobs of the run.
@@ -251,6 +256,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	p("Host: %d CPUs, kernel %s, %s, wireguard-go %s, %s", r.Host.CPUs, r.Host.Kernel, r.Host.GoVersion, r.Host.WireGuardModule, r.Host.Iperf3)
 	if r.Host.GOMAXPROCS != "" {
 		p(", GOMAXPROCS=%s", r.Host.GOMAXPROCS)
+	}
+	if r.Host.TCPCongestion != "" {
+		p(", TCP congestion control %s", r.Host.TCPCongestion)
 	}
 	p(". Both ends of every variant share this machine's CPUs.\n\n")
 	s := r.Settings

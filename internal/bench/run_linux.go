@@ -350,6 +350,9 @@ func hostInfo(ctx context.Context, bins Binaries) Host {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		h.Kernel = strings.TrimSpace(string(b))
 	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control"); err == nil {
+		h.TCPCongestion = strings.TrimSpace(string(b))
+	}
 	if out, err := exec.CommandContext(ctx, "iperf3", "--version").Output(); err == nil {
 		h.Iperf3, _, _ = strings.Cut(strings.TrimSpace(string(out)), " (")
 	}
