@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -76,6 +77,10 @@ type Claim struct {
 	// hub named here routes the instance's prefixes to the device, the
 	// others to that hub over their hub-to-hub session.
 	Via string `json:"via,omitempty"`
+	// Copies is how many copies of this claim the device sends (0: one,
+	// a device that does not say). The hub measures the loss on the
+	// device's path from the copies it misses.
+	Copies int `json:"copies,omitempty"`
 }
 
 // ClaimReply is the hub's answer: the device's role now.
@@ -98,8 +103,13 @@ type ClaimReply struct {
 // claimCopies is how many copies of each claim a device sends (the hub
 // answers each): with 30 % random loss each way the hub misses a whole
 // round 2.7 % of the time instead of 30 %, so loss does not pass for a
-// dead device.
+// dead device; and the copies the hub misses tell it the loss, for which
+// it gives the device's silence more time (pathMeter).
 const claimCopies = 3
+
+// copyGap is the gap between a claim's copies: a tenth of the interval
+// keeps the copies within the interval and apart (see sendCopies).
+func copyGap(interval time.Duration) time.Duration { return interval / 10 }
 
 // sendCopies calls send claimCopies times, gap apart (the first at once).
 // Copies sent back to back do not stand independent chances: the TUN is
@@ -189,6 +199,13 @@ type Arbiter struct {
 	DeadAfter  time.Duration
 	Preempt    bool
 	PauseAfter time.Duration // 0: off
+	// Interval is the devices' claim interval. Set, the dead time is
+	// loss-aware: a member whose claims show loss gets an interval more
+	// of dead time for each round the loss makes necessary (pathMeter),
+	// up to maxDeadRounds; 0: DeadAfter for every member.
+	Interval time.Duration
+	// Failures is how many rounds DeadAfter covers (with Interval).
+	Failures int
 
 	mu      sync.Mutex
 	insts   map[string]*arbInstance
@@ -223,6 +240,106 @@ type arbMember struct {
 	last    time.Time
 	healthy bool
 	lanOK   bool
+	path    pathMeter
+}
+
+// Loss-aware dead time: a member whose claims come over a lossy path
+// gets more claim rounds before its silence counts as stopped, so that
+// random loss alone does not pass for a stopped device (and hand the role
+// over again and again), while a device on a clean path that stops is
+// still found out after Failures rounds.
+const (
+	// lossTarget is the chance per claim round that the arbiter accepts
+	// of loss alone missing every round of a member's dead time.
+	lossTarget = 1e-7
+	// lossFast is the weight of a claim round in the fast loss averages
+	// (exponential: they follow a rise within about 16 rounds, 1.6 s at
+	// the default interval); lossSlow the weight in the slow ones, and
+	// how fast the held peak of the copies' loss fades, per round (over
+	// about 128). The estimate of the copies' loss is that peak, so it
+	// errs high: the random dips of a short average do not shorten the
+	// dead time.
+	lossFast = 1.0 / 16
+	lossSlow = 1.0 / 128
+	// maxDeadRounds caps the dead time at ten rounds, the device's own
+	// withdrawAfter: beyond that the device gives up its claim anyway.
+	maxDeadRounds = 10
+	// seqRestart is how many rounds back a claim's Seq may jump before it
+	// counts as a restarted device (whose sequence began again), not a
+	// late copy.
+	seqRestart = 16
+)
+
+// pathMeter measures the loss on a member's claim path from the claims'
+// sequence numbers and copies.
+type pathMeter struct {
+	seq    uint64
+	copies int // copies of round seq heard
+	sent   int // copies the device sends of each round
+	// copyLoss is the share of copies lost (a fast average) and
+	// copyPeak its held peak; roundLoss the share of rounds of which no
+	// copy came (a fast and a slow average).
+	copyLoss, copyPeak float64
+	roundLoss          [2]float64
+}
+
+// observe counts a claim. failures is the health check's: a silence of
+// that many rounds or more is an outage (the member counted as stopped,
+// a restart, a cut), not evidence of random loss, and is left out.
+func (l *pathMeter) observe(c Claim, failures int) {
+	switch {
+	case l.seq == 0 || c.Seq+seqRestart < l.seq:
+		l.seq, l.copies = c.Seq, 1
+	case c.Seq == l.seq:
+		l.copies++
+	case c.Seq > l.seq:
+		sent := max(l.sent, 1)
+		l.round(1-float64(min(l.copies, sent))/float64(sent), 0)
+		if missed := c.Seq - l.seq - 1; missed < uint64(max(failures, 1)) {
+			for range missed {
+				l.round(1, 1)
+			}
+		}
+		l.seq, l.copies = c.Seq, 1
+	}
+	// c.Seq < l.seq: a late copy of a round already counted.
+	l.sent = max(c.Copies, 1)
+}
+
+func (l *pathMeter) round(copyLoss, roundLoss float64) {
+	l.copyLoss += lossFast * (copyLoss - l.copyLoss)
+	l.copyPeak = max(l.copyLoss, l.copyPeak-lossSlow*l.copyPeak)
+	for i, w := range [2]float64{lossFast, lossSlow} {
+		l.roundLoss[i] += w * (roundLoss - l.roundLoss[i])
+	}
+}
+
+// loss is the estimated share of claim copies lost: the held peak of the
+// fast average.
+func (l *pathMeter) loss() float64 { return l.copyPeak }
+
+// rounds is how many claim rounds must go unheard before the member
+// counts as stopped: base on a clean path; on a lossy one enough that
+// loss alone misses them all with at most lossTarget chance, taking the
+// worse of the copies' loss (as if independent) and the rounds' own.
+func (l *pathMeter) rounds(base int) int {
+	q := max(math.Pow(l.loss(), float64(max(l.sent, 1))), l.roundLoss[0], l.roundLoss[1])
+	switch {
+	case q <= 0:
+		return base
+	case q >= 1:
+		return max(base, maxDeadRounds)
+	}
+	k := int(math.Ceil(math.Log(lossTarget) / math.Log(q)))
+	return min(max(base, k), max(base, maxDeadRounds))
+}
+
+// deadAfter is the dead time for a path: base (Failures rounds and
+// slack) with a round more for each the loss needs, at most
+// maxDeadRounds rounds and the slack.
+func (l *pathMeter) deadAfter(base time.Duration, failures int, interval time.Duration) time.Duration {
+	d := base + time.Duration(l.rounds(failures)-failures)*interval
+	return min(d, max(base, base+time.Duration(maxDeadRounds-failures)*interval))
 }
 
 // SetMembers tells the arbiter an instance's devices (from the controller)
@@ -289,6 +406,7 @@ func (a *Arbiter) Claim(now time.Time, inst, sn string, c Claim) (role string, e
 	}
 	m := in.members[sn]
 	m.last, m.healthy, m.lanOK = now, c.Healthy, c.LANOK
+	m.path.observe(c, a.Failures)
 	events = a.decideLocked(now, inst, in)
 	if in.active == sn {
 		return api.RoleActive, events
@@ -361,7 +479,39 @@ func (a *Arbiter) Active(inst string) string {
 }
 
 func (a *Arbiter) fresh(now time.Time, m *arbMember) bool {
-	return m != nil && now.Sub(m.last) <= a.DeadAfter
+	return m != nil && now.Sub(m.last) <= a.deadAfter(m)
+}
+
+// deadAfter is m's dead time: DeadAfter, longer while m's claims show
+// loss (see Interval).
+func (a *Arbiter) deadAfter(m *arbMember) time.Duration {
+	if a.Interval <= 0 || a.Failures <= 0 {
+		return a.DeadAfter
+	}
+	return m.path.deadAfter(a.DeadAfter, a.Failures, a.Interval)
+}
+
+// ClaimPath is what the arbiter makes of a member's claim path.
+type ClaimPath struct {
+	// Loss is the estimated share of the claim copies lost (0 to 1; the
+	// estimate errs high).
+	Loss float64 `json:"loss"`
+	// DeadAfter is how long without a claim before the member counts as
+	// stopped: the health check's, longer on a lossy path.
+	DeadAfter time.Duration `json:"dead_after"`
+}
+
+// Path returns the arbiter's view of sn's claim path in instance inst
+// (false: not a member, or no claim from it yet).
+func (a *Arbiter) Path(inst, sn string) (ClaimPath, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	in := a.insts[inst]
+	if in == nil || in.members[sn] == nil || in.members[sn].path.seq == 0 {
+		return ClaimPath{}, false
+	}
+	m := in.members[sn]
+	return ClaimPath{Loss: m.path.loss(), DeadAfter: a.deadAfter(m)}, true
 }
 
 func (a *Arbiter) ok(now time.Time, m *arbMember) bool {

@@ -63,7 +63,15 @@
 // choice); with both down, the first to claim healthy again wins. The
 // controller stays the source of membership; the hub never invents a
 // member. Each claim goes claimCopies times so random loss does not pass
-// for a dead device. A device that becomes active announces the gateway
+// for a dead device, and the claim says so (Claim.Copies): from the copies
+// and rounds it misses, the arbiter estimates the loss on each member's
+// claim path and gives a lossy member more rounds of silence before it
+// counts as stopped (enough that loss alone misses them all with at most
+// lossTarget chance, at most ten rounds), so a device on a lossy path
+// keeps its role while one on a clean path that stops is still found out
+// after Failures intervals and a half; silences of Failures rounds or
+// more are outages and do not count as loss. vcpe-hub status shows a
+// lossy member's estimate and dead time (PeerStatus.Claims). A device that becomes active announces the gateway
 // address (gratuitous ARP) takeoverWait before it takes it; an active
 // device that hears another announce it yields at once, even when the
 // hub's word has not reached it (it lost the hub), so two devices are

@@ -167,12 +167,12 @@ func (r *haRun) loop(ctx context.Context) {
 		}
 		e.haMu.Unlock()
 		tg := e.target.Load()
-		b, _ := json.Marshal(Claim{SN: e.sn(), Healthy: lanOK, LANOK: lanOK, Seq: seq, Via: tg.via})
+		b, _ := json.Marshal(Claim{SN: e.sn(), Healthy: lanOK, LANOK: lanOK, Seq: seq, Via: tg.via, Copies: claimCopies})
 		// Each claim goes to every hub of the group (their answers are
 		// their health), claimCopies times, spaced (each hub answers
 		// each): a lossy path loses all copies far less often than one,
 		// so random loss does not pass for a lost device or a lost hub.
-		sendCopies(chk.Interval/10, func() {
+		sendCopies(copyGap(chk.Interval), func() {
 			for _, h := range tg.hubs {
 				_, _ = r.claim.WriteTo(b, &net.UDPAddr{IP: h.OverlayAddr.AsSlice(), Port: int(e.ha.ClaimPort)})
 			}

@@ -45,6 +45,9 @@ func WriteText(w io.Writer, st Status, now time.Time) {
 			hs = ago(now, p.LastHandshake) + " ago"
 		}
 		fmt.Fprintf(w, "  last handshake %s, transfer %d B received, %d B sent\n", hs, p.RxBytes, p.TxBytes)
+		if c := p.Claims; c != nil && c.Loss >= 0.005 {
+			fmt.Fprintf(w, "  claims: %.0f%% of copies lost, counted as stopped after %v of silence\n", 100*c.Loss, c.DeadAfter.Round(time.Millisecond))
+		}
 		if p.Problem != "" {
 			fmt.Fprintf(w, "  problem: %s\n", p.Problem)
 		}

@@ -87,7 +87,8 @@ func NewHub(opts HubOptions) (*Hub, error) {
 	}
 	// The hub ticks the arbiter every Interval/2: a gap of two intervals
 	// is the hub's own pause, not the devices' silence.
-	h.arb = &Arbiter{DeadAfter: h.check.deadAfter(), Preempt: opts.Preempt, PauseAfter: 2 * h.check.Interval}
+	h.arb = &Arbiter{DeadAfter: h.check.deadAfter(), Preempt: opts.Preempt, PauseAfter: 2 * h.check.Interval,
+		Interval: h.check.Interval, Failures: h.check.Failures}
 	h.g = newHubGroup("", h.check)
 	if h.table == "" {
 		h.table = "vcpe"
@@ -294,6 +295,9 @@ func (h *Hub) Status() Status {
 		}
 		ps := peerStatus(now, name, p, first, last)
 		ps.CCN, ps.Active = hp.CCN, hp.Active
+		if cp, ok := h.arb.Path(instanceKey(hp), hp.SN); ok && hp.SN != "" {
+			ps.Claims = &cp
+		}
 		st.Peers = append(st.Peers, ps)
 	}
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Name < st.Peers[j].Name })

@@ -208,7 +208,7 @@ func (h *Hub) groupLoop(ctx context.Context) {
 		}
 		h.mu.Unlock()
 		if len(dsts) > 0 {
-			sendCopies(h.check.Interval/10, func() {
+			sendCopies(copyGap(h.check.Interval), func() {
 				for _, d := range dsts {
 					for _, msg := range msgs {
 						_, _ = pc.WriteTo(msg, &net.UDPAddr{IP: d.AsSlice(), Port: int(h.claimPort)})

@@ -164,6 +164,10 @@ type PeerStatus struct {
 	TxBytes       uint64         `json:"tx_bytes"`
 	CCN           string         `json:"ccn,omitempty"`
 	Active        bool           `json:"active,omitempty"`
+	// Claims is the hub's view of a multi-attach device's claim path:
+	// the loss its claims show and the dead time the arbiter gives it
+	// (hub only).
+	Claims *ClaimPath `json:"claims,omitempty"`
 	// Problem is set when the handshake with this peer is not completing:
 	// "handshake not completing with peer KEY (ENDPOINT): last attempt 2s
 	// ago, no handshake yet".

@@ -99,11 +99,28 @@ func nodeRole(l *Lab, node string) string {
 	return st.Role
 }
 
+// claimPaths is the hub's view of each device's claim path (by SN).
+func claimPaths(t *testing.T, l *Lab) map[string]dataplane.ClaimPath {
+	t.Helper()
+	st, err := dataplane.ReadStatus(l.HubState() + "/hub.sock")
+	if err != nil {
+		t.Fatalf("hub status: %v", err)
+	}
+	out := map[string]dataplane.ClaimPath{}
+	for _, p := range st.Peers {
+		if p.Claims != nil {
+			out[p.Name] = *p.Claims
+		}
+	}
+	return out
+}
+
 // lossRun drops loss % of the packets each way on site's WAN path for dur
 // under the running stream s and checks the bounds: no gap over
 // 2 s, delivery within 5 points of (1-p)², and every node keeping the role
-// in want.
-func lossRun(t *testing.T, ctx context.Context, l *Lab, s *stream, site string, loss int, dur time.Duration, want map[string]string) {
+// in want. It returns the hub's view of the claim paths at the end of the
+// loss.
+func lossRun(t *testing.T, ctx context.Context, l *Lab, s *stream, site string, loss int, dur time.Duration, want map[string]string) map[string]dataplane.ClaimPath {
 	nodes := make([]string, 0, len(want))
 	for n := range want {
 		nodes = append(nodes, n)
@@ -120,6 +137,7 @@ func lossRun(t *testing.T, ctx context.Context, l *Lab, s *stream, site string, 
 		time.Sleep(100 * time.Millisecond)
 	}
 	t1 := time.Now()
+	paths := claimPaths(t, l)
 	remove()
 	sent, got, gap := s.window(t0, t1)
 	p := float64(loss) / 100
@@ -150,6 +168,8 @@ func lossRun(t *testing.T, ctx context.Context, l *Lab, s *stream, site string, 
 	if err := s.flowing(10 * time.Second); err != nil {
 		t.Error(err)
 	}
+	t.Logf("the hub's view of the claim paths at the end: %+v", paths)
+	return paths
 }
 
 // TestLossyLinks degrades site A's WAN path (one device per site, as
@@ -344,5 +364,15 @@ func TestLossyActiveOfTwo(t *testing.T) {
 	if err := s.flowing(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	lossRun(t, ctx, l, s, "site-a", 30, 30*time.Second, map[string]string{"site-a": api.RoleActive, "site-a2": api.RoleStandby, "site-b": api.RoleActive})
+	paths := lossRun(t, ctx, l, s, "site-a", 30, 30*time.Second, map[string]string{"site-a": api.RoleActive, "site-a2": api.RoleStandby, "site-b": api.RoleActive})
+	// The hub saw the loss on site-a's claims and gave its silence more
+	// time; site-a2's path is clean and keeps the health check's.
+	base := dataplane.HealthCheck{}.WithDefaults()
+	baseDead := time.Duration(base.Failures)*base.Interval + base.Interval/2
+	if p, ok := paths[h.dev["site-a"].SN]; !ok || p.Loss < 0.15 || p.DeadAfter <= baseDead {
+		t.Errorf("hub's view of site-a's claims %+v (%v); want a loss near 30 %% and a dead time above %v", p, ok, baseDead)
+	}
+	if p, ok := paths[h.dev["site-a2"].SN]; !ok || p.Loss > 0.05 || p.DeadAfter != baseDead {
+		t.Errorf("hub's view of site-a2's claims %+v (%v); want no loss and the dead time %v", p, ok, baseDead)
+	}
 }
