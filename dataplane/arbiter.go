@@ -335,11 +335,10 @@ func (l *pathMeter) rounds(base int) int {
 }
 
 // deadAfter is the dead time for a path: base (Failures rounds and
-// slack) with a round more for each the loss needs, at most
-// maxDeadRounds rounds and the slack.
+// slack) with a round more for each the loss needs (rounds caps them at
+// maxDeadRounds).
 func (l *pathMeter) deadAfter(base time.Duration, failures int, interval time.Duration) time.Duration {
-	d := base + time.Duration(l.rounds(failures)-failures)*interval
-	return min(d, max(base, base+time.Duration(maxDeadRounds-failures)*interval))
+	return base + time.Duration(l.rounds(failures)-failures)*interval
 }
 
 // SetMembers tells the arbiter an instance's devices (from the controller)

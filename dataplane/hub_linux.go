@@ -295,7 +295,7 @@ func (h *Hub) Status() Status {
 		}
 		ps := peerStatus(now, name, p, first, last)
 		ps.CCN, ps.Active = hp.CCN, hp.Active
-		if cp, ok := h.arb.Path(instanceKey(hp), hp.SN); ok && hp.SN != "" {
+		if cp, ok := h.arb.Path(instanceKey(hp), hp.SN); ok {
 			ps.Claims = &cp
 		}
 		st.Peers = append(st.Peers, ps)
