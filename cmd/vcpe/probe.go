@@ -302,6 +302,9 @@ bytes.`,
 					if s.MTU > 0 {
 						line += fmt.Sprintf(" (next-hop MTU %d)", s.MTU)
 					}
+					if s.Outcome == "silent" {
+						line += fmt.Sprintf(" (%d probes)", s.Probes)
+					}
 					fmt.Fprintln(out, line)
 				}
 			}
