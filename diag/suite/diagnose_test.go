@@ -2,6 +2,7 @@ package suite
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -652,15 +653,21 @@ func TestMTUNotJudgedUnderHeavyLoss(t *testing.T) {
 	}
 }
 
-// TestTimeoutUnderLoss: with the WAN losing a fifth of its probes (a
-// warning by the better series), a controller API that times out and a
+// TestTimeoutUnderLoss: with the WAN losing an eighth to a sixth of its
+// probes (a warning), a controller API that times out and a
 // handshake gone stale follow from the loss: wan.loss is the top finding
 // though they are errors. A controller that refuses the TLS pin, or the
 // same timeout on a clean WAN, stays a root cause.
 func TestTimeoutUnderLoss(t *testing.T) {
 	lossyWAN := func(e Evidence) {
-		e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 15)...)
-		e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 30)...)
+		e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 10)...)
+		e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 15)...)
+	}
+	// The reflector too lossy for a clean WAN (hub.udp4500 needs one),
+	// both together still a warning.
+	lossierWAN := func(e Evidence) {
+		e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 5)...)
+		e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 25)...)
 	}
 	e := healthy()
 	lossyWAN(e)
@@ -675,7 +682,7 @@ func TestTimeoutUnderLoss(t *testing.T) {
 	}
 
 	e = healthy()
-	lossyWAN(e)
+	lossierWAN(e)
 	e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 100)...)
 	e.Status.Peers[0].Problem = "handshake not completing"
 	fs = Diagnose(e)
@@ -697,5 +704,106 @@ func TestTimeoutUnderLoss(t *testing.T) {
 	e.Config, e.ControllerError = nil, "context deadline exceeded"
 	if fs := Diagnose(e); fs[0].ID != FindController {
 		t.Errorf("API timeout with 5%% loss: top %s; want controller.reachable (too little loss to explain it): %s", fs[0].ID, ids(fs))
+	}
+}
+
+// randomLoss is a series of n probes, each lost with probability p.
+func randomLoss(r *rand.Rand, proto string, target netip.Addr, n int, p float64) diag.Result {
+	v := good(n)
+	for i := range v {
+		if r.Float64() < p {
+			v[i] = -1
+		}
+	}
+	return series(proto, target, v...)
+}
+
+// TestRandomWANLossIsTheTop: random loss on the WAN, the same for every
+// series (they all ride it), is told as wan.loss first however the
+// samples fall, bar chance this test bounds: the WAN series are judged
+// together, and a series through the tunnel is the WAN's loss seen again
+// unless it loses more than chance allows (or the WAN loses heavily).
+// Before, the better WAN series alone was judged, and the tunnel compared
+// at 2.5 unpooled standard errors: with the seed below, 3.5 % of runs at
+// 20 % loss and 1 % at 35 % put a tunnel series first (CI's lab test met
+// it). Now 0.64 % and 0.18 %, and none at 60 %. Twenty probes a series
+// cannot do much better without losing sight of a tunnel that adds its
+// own loss.
+func TestRandomWANLossIsTheTop(t *testing.T) {
+	const runs = 10000
+	r := rand.New(rand.NewPCG(7, 35))
+	for _, c := range []struct {
+		p        float64
+		maxWrong int
+	}{{0.2, runs / 100}, {0.35, runs / 400}, {0.6, runs / 400}} {
+		wrong := map[FindingID]int{}
+		n := 0
+		for range runs {
+			e := healthy()
+			e.Targets = []api.ProbeTarget{{Prefix: lanB, Addr: netip.MustParseAddr("198.19.2.1"), Remote: true}, {Prefix: cloud, Addr: netip.MustParseAddr("198.19.100.1")}}
+			e.Probes[ProbeWANICMP] = randomLoss(r, "icmp", hubWAN, 20, c.p)
+			e.Probes[ProbeWANReflector] = randomLoss(r, "udp", hubWAN, 20, c.p)
+			e.Probes[ProbeTunnelHub] = randomLoss(r, "udp", hubOverlay, 20, c.p)
+			for _, tg := range e.Targets {
+				e.Probes[ProbeTargetPrefix+tg.Addr.String()] = randomLoss(r, "udp", tg.Addr, 20, c.p)
+			}
+			if fs := Diagnose(e); fs[0].ID != FindWANLoss {
+				wrong[fs[0].ID]++
+				n++
+			}
+		}
+		t.Logf("%.0f%% loss: top not wan.loss in %d of %d runs %v", 100*c.p, n, runs, wrong)
+		if n > c.maxWrong {
+			t.Errorf("%.0f%% loss: top not wan.loss in %d of %d runs %v; want at most %d", 100*c.p, n, runs, wrong, c.maxWrong)
+		}
+	}
+}
+
+// TestWANSeriesJudgedTogether: ICMP and the reflector count together
+// unless one is filtered or loses far more than chance allows; the
+// evidence says which way it was judged.
+func TestWANSeriesJudgedTogether(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		icmp, refl int // percent lost
+		sev        Severity
+		title, ev  string
+	}{
+		{"a lucky ICMP series does not hide the loss", 0, 35, SevWarning, "loss 18%", "both series together"},
+		{"both lossy: one figure from 40 probes", 30, 40, SevError, "heavy loss (35%)", "14/40 lost"},
+		{"ICMP filtered: the reflector alone", 100, 10, SevWarning, "loss 10%", "judged on wan.reflector alone"},
+		{"UDP policed: ICMP alone", 0, 60, SevOK, "no loss", "judged on wan.icmp alone"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := healthy()
+			e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, c.icmp)...)
+			e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, c.refl)...)
+			f, ok := find(Diagnose(e), FindWANLoss)
+			if !ok || f.Severity != c.sev || !strings.Contains(f.Title, c.title) || !slices.ContainsFunc(f.Evidence, func(s string) bool { return strings.Contains(s, c.ev) }) {
+				t.Errorf("wan.loss %v %s: %s %q; want %s, title with %q, evidence with %q", ok, f.Severity, f.Title, f.Evidence, c.sev, c.title, c.ev)
+			}
+		})
+	}
+}
+
+// TestHeavyWANLossExplainsMore: at heavy WAN loss, a tunnel series that
+// loses more than the WAN's share (failed handshakes) still follows from
+// wan.loss, and the evidence says to look again once the WAN is clean.
+func TestHeavyWANLossExplainsMore(t *testing.T) {
+	e := healthy()
+	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 35)...)
+	e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 35)...)
+	e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 85)...)
+	fs := Diagnose(e)
+	tf, _ := find(fs, FindTunnelHub)
+	if fs[0].ID != FindWANLoss || !slices.Contains(tf.CausedBy, FindWANLoss) || !slices.ContainsFunc(tf.Evidence, func(s string) bool { return strings.Contains(s, "once the WAN is clean") }) {
+		t.Errorf("top %s; tunnel.hub caused by %v, evidence %q; want wan.loss explaining it, to be checked again once the WAN is clean", fs[0].ID, tf.CausedBy, tf.Evidence)
+	}
+	// The same excess over a light WAN loss is the tunnel's own.
+	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 10)...)
+	e.Probes[ProbeWANReflector] = series("udp", hubWAN, lossy(20, 10)...)
+	e.Probes[ProbeTunnelHub] = series("udp", hubOverlay, lossy(20, 60)...)
+	if fs := Diagnose(e); fs[0].ID != FindTunnelHub {
+		t.Errorf("60%% through the tunnel over 10%% on the WAN: top %s; want tunnel.hub: %s", fs[0].ID, ids(fs))
 	}
 }
