@@ -25,10 +25,10 @@ const (
 	// time out: a timeout of the controller's API or a stale handshake
 	// then follows from wan.loss even when the loss is only a warning.
 	LossExplains = 10.0 // percent
-	// LossDiffers is how many standard errors apart (a two-proportion
-	// test on the pooled loss) two probe series' losses must be before
-	// diag calls them different rather than chance: the two WAN series,
-	// or a series through the tunnel and the WAN under it. At 3 the
+	// LossDiffers is how many standard errors (a two-proportion test on
+	// the pooled loss) a series through the tunnel must lose above the
+	// WAN under it before diag calls the excess the tunnel's own rather
+	// than chance. At 3 the
 	// chance of calling equal loss different is about 0.13 % per pair
 	// (20 and 40 probes at 35 % loss: 0.17 % by simulation, where 2.5
 	// standard errors of the unpooled test gave 0.8 %).
