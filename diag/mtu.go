@@ -250,7 +250,7 @@ search:
 	// that answers was loss: the search goes on above it, the sizes above
 	// tried afresh, for at most maxMTURounds rounds (on a path that loses
 	// that much, diag does not judge the MTU).
-	if limit.Outcome == "silent" && limit.Probes <= o.Tries && rounds < maxMTURounds {
+	if limit.Outcome == "silent" && rounds < maxMTURounds {
 		rounds++
 		st, err := confirm(limit)
 		if err != nil {
