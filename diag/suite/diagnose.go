@@ -20,7 +20,7 @@ import (
 const (
 	LossError   = 20.0 // percent
 	LossWarning = 2.0  // percent
-	// LossExplains is the WAN loss (both WAN series together) from which
+	// LossExplains is the WAN loss (as wan.loss judges it) from which
 	// loss alone can make a TCP and TLS exchange or a WireGuard handshake
 	// time out: a timeout of the controller's API or a stale handshake
 	// then follows from wan.loss even when the loss is only a warning.
@@ -922,18 +922,13 @@ func (d *diagnosis) wanJudged() (st diag.Stats, note string, ok bool) {
 	return st, fmt.Sprintf("both series together (their losses agree within chance): %d/%d lost (%.0f%%)", st.Sent-st.Received, st.Sent, st.LossPct), true
 }
 
-// wanLoss is the loss of both WAN series together, and their probes.
+// wanLoss is the WAN's loss as wan.loss judges it, and its probes.
 func (d *diagnosis) wanLoss() (float64, int) {
-	var sent, recv int
-	for _, n := range []string{ProbeWANICMP, ProbeWANReflector} {
-		if _, s, ok := d.probe(n); ok {
-			sent, recv = sent+s.Sent, recv+s.Received
-		}
-	}
-	if sent == 0 {
+	st, _, ok := d.wanJudged()
+	if !ok {
 		return 0, 0
 	}
-	return 100 * float64(sent-recv) / float64(sent), sent
+	return st.LossPct, st.Sent
 }
 
 // wanLossExplains: a series through the tunnel rides the WAN; when its

@@ -803,3 +803,18 @@ func TestWANSeriesJudgedTogether(t *testing.T) {
 		})
 	}
 }
+
+// TestMTUJudgedWhenICMPFiltered: a path that filters ICMP echo (and, as
+// such firewalls often do, "fragmentation needed") loses every ICMP probe
+// but no reflector probe. That is not WAN loss: the black hole it hides
+// is still reported. (Counting both series regardless read 50 % loss and
+// left the MTU unjudged.)
+func TestMTUJudgedWhenICMPFiltered(t *testing.T) {
+	e := healthy()
+	e.Probes[ProbeWANICMP] = series("icmp", hubWAN, lossy(20, 100)...)
+	e.WANMTU = &diag.MTUResult{Protocol: "udp", Target: hubWAN, MTU: 1400, RouteMTU: 1500, Verdict: diag.MTUBlackHole}
+	fs := Diagnose(e)
+	if f, _ := find(fs, FindWANMTU); f.Severity != SevError {
+		t.Errorf("wan.mtu %s: %s; want the black hole reported: %s", f.Severity, f.Title, ids(fs))
+	}
+}
