@@ -37,6 +37,12 @@ type drainTUN struct {
 	offset    int // the offset scratch was filled with
 	next, end int // scratch[next:end] wait for the next Read
 	err       error
+
+	// The zero-timeout poll of queued, kept here so that it allocates
+	// nothing per call.
+	pfd   []unix.PollFd
+	ready bool
+	poll  func(fd uintptr)
 }
 
 // newDrainTUN wraps d, with the bounds tx and rx (nil: none). It returns d
@@ -50,7 +56,9 @@ func newDrainTUN(d tun.Device, tx, rx *inflight) tun.Device {
 	if err != nil {
 		return d
 	}
-	return &drainTUN{Device: d, sc: sc, tx: tx, rx: rx}
+	t := &drainTUN{Device: d, sc: sc, tx: tx, rx: rx, pfd: make([]unix.PollFd, 1)}
+	t.poll = t.pollOnce
+	return t
 }
 
 // Read fills bufs with packets: the ones left from the last call, else one
@@ -93,19 +101,21 @@ func (t *drainTUN) Write(bufs [][]byte, offset int) (int, error) {
 
 // queued says whether a read would return at once.
 func (t *drainTUN) queued() bool {
-	ready := false
-	t.sc.Control(func(fd uintptr) {
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		for {
-			n, err := unix.Poll(pfd, 0)
-			if err == unix.EINTR {
-				continue
-			}
-			ready = err == nil && n > 0 && pfd[0].Revents&unix.POLLIN != 0
-			return
+	t.ready = false
+	t.sc.Control(t.poll)
+	return t.ready
+}
+
+func (t *drainTUN) pollOnce(fd uintptr) {
+	t.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	for {
+		n, err := unix.Poll(t.pfd, 0)
+		if err == unix.EINTR {
+			continue
 		}
-	})
-	return ready
+		t.ready = err == nil && n > 0 && t.pfd[0].Revents&unix.POLLIN != 0
+		return
+	}
 }
 
 // fill reads one TUN read's worth of packets into the private batch. An

@@ -83,8 +83,16 @@ func TestDrainTUNBurst(t *testing.T) {
 		got := seqs(bufs, sizes, n)
 
 		d := newDrainTUN(tdev, nil, nil)
-		if _, ok := d.(*drainTUN); !ok {
+		dt, ok := d.(*drainTUN)
+		if !ok {
 			t.Fatalf("newDrainTUN returned %T; want *drainTUN", d)
+		}
+		if !dt.queued() {
+			t.Fatal("queued() = false with 9 datagrams queued")
+		}
+		// The poll runs once per packet drained: it must not allocate.
+		if a := testing.AllocsPerRun(100, func() { dt.queued() }); a != 0 {
+			t.Errorf("queued() allocates %v times a call; want 0", a)
 		}
 		send(10, burst)
 		n, err = d.Read(bufs, sizes, offset)
