@@ -17,15 +17,16 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--route-quota", "51"}, // over the cap
 		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--cloud-prefix", "198.18.64.0/24"},
 		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--role", "both"},
-		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--cloud-gateway", "198.19.100.1"},                      // no prefix length
-		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--cloud-target", "cloud.example"},                      // not an address
-		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--cloud-interface", "eth1"},                            // without --cloud-gateway
-		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--metrics-listen", "198.18.0.1:9587"},                  // not loopback
-		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--database", "postgres://u:secret@db.test/vcpe"},       // password in argv
-		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--database", "mysql://db.test/vcpe"},                   // not PostgreSQL
-		{"serve", "--state", state, "--role", "hub", "--controller", "https://198.18.0.1:8443", "--controller-fingerprint", "x"}, // no credential
-		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--no-dataplane", "--hub-name", "no spaces"},            // bad hub name
-		{"instance", "hubs", "shop1", "--state", state},                                                                          // no --primary
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--cloud-gateway", "198.19.100.1"},                                    // no prefix length
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--cloud-target", "cloud.example"},                                    // not an address
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--cloud-interface", "eth1"},                                          // without --cloud-gateway
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--metrics-listen", "198.18.0.1:9587"},                                // not loopback
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--database", "postgres://u:secret@db.test/vcpe"},                     // password in argv
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--database", "mysql://db.test/vcpe"},                                 // not PostgreSQL
+		{"serve", "--state", state, "--role", "hub", "--controller", "https://198.18.0.1:8443", "--controller-fingerprint", "x"},               // no credential
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--no-dataplane", "--hub-name", "no spaces"},                          // bad hub name
+		{"serve", "--state", state, "--hub-endpoint", "198.18.0.1:4500", "--no-dataplane", "--cpu-profile", filepath.Join(state, "no", "dir")}, // profile dir missing
+		{"instance", "hubs", "shop1", "--state", state},                                                                                        // no --primary
 	} {
 		if code := run(args); code != 2 {
 			t.Errorf("vcpe-hub %v: exit %d; want 2", args, code)

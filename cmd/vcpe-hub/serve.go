@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/cmd/internal/profile"
 	"github.com/openvcpe/vcpe/controller"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/internal/device"
@@ -176,6 +177,17 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 			}
 			if err := o.tuning.apply(o.role != roleController && !o.hub.disabled, log); err != nil {
 				return err
+			}
+			if o.tuning.cpuProfile != "" {
+				stopProfile, err := profile.StartCPU(o.tuning.cpuProfile)
+				if err != nil {
+					return cli.Usagef("--cpu-profile: %v", err)
+				}
+				defer func() {
+					if err := stopProfile(); err != nil {
+						log.Error("writing the cpu profile", "err", err)
+					}
+				}()
 			}
 			switch o.role {
 			case roleAll, roleController:

@@ -17,11 +17,13 @@ import (
 type tuningOptions struct {
 	gomaxprocs  int
 	memoryLimit int64
+	cpuProfile  string
 }
 
 func addTuningFlags(f *pflag.FlagSet, t *tuningOptions) {
 	f.IntVar(&t.gomaxprocs, "gomaxprocs", 0, "Go processors (0: $GOMAXPROCS if set, else half the CPUs when this process carries tunnels, leaving the rest to the kernel's packet processing; all of them for --role controller)")
 	f.Int64Var(&t.memoryLimit, "memory-limit", 0, fmt.Sprintf("soft memory limit in MiB (0: $GOMEMLIMIT if set, else %d when this process carries tunnels; none for --role controller)", dataplane.DefaultHubMemoryLimitMiB))
+	f.StringVar(&t.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) of this process to this file when it stops; make pgo builds vcpe-hub from such profiles")
 }
 
 // choose picks GOMAXPROCS and the soft memory limit. A process with the

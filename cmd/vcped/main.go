@@ -32,6 +32,7 @@ import (
 
 	"github.com/openvcpe/vcpe/api"
 	"github.com/openvcpe/vcpe/cmd/internal/cli"
+	"github.com/openvcpe/vcpe/cmd/internal/profile"
 	"github.com/openvcpe/vcpe/dataplane"
 	"github.com/openvcpe/vcpe/diag"
 	"github.com/openvcpe/vcpe/internal/device"
@@ -59,6 +60,7 @@ type options struct {
 	pmtuInterval  time.Duration
 	supervise     bool
 	pidFile       string
+	cpuProfile    string
 }
 
 // newRootCmd builds vcped's command; run reads the flags from o.
@@ -101,6 +103,7 @@ func newRootCmd(o *options) *cobra.Command {
 	f.IntVar(&o.check.Failures, "ha-failures", dataplane.DefaultHAFailures, "multi-attach: failed probes (or missed hub replies) before down")
 	f.DurationVar(&o.check.RTTThreshold, "ha-rtt-threshold", 0, "multi-attach: a LAN probe slower than this counts as failed (0: no threshold)")
 	f.BoolVar(&o.supervise, "supervise", false, "run as a supervisor that restarts vcped (with the other flags) within a second after it dies, one copy at a time; for hosts without systemd")
+	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) of the daemon to this file when it stops; make pgo builds vcped from such profiles")
 	f.StringVar(&o.pidFile, "pid-file", "", "with --supervise: write the supervisor's pid here before the daemon starts")
 	cmd.AddCommand(cli.DocsCommand(cmd))
 	return cmd
@@ -152,6 +155,17 @@ func run(ctx context.Context, o options) error {
 	runtime.GOMAXPROCS(procs.N)
 	if mem.MiB > 0 {
 		debug.SetMemoryLimit(mem.MiB << 20)
+	}
+	if o.cpuProfile != "" {
+		stop, err := profile.StartCPU(o.cpuProfile)
+		if err != nil {
+			return cli.Usagef("--cpu-profile: %v", err)
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				log.Error("writing the cpu profile", "err", err)
+			}
+		}()
 	}
 	log.Info("go processors", "gomaxprocs", procs.N, "available", procs.Available, "source", procs.Source)
 	log.Info("soft memory limit", "limit_mib", debug.SetMemoryLimit(-1)>>20, "source", mem.Source)

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,12 +22,27 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		{options{stateDir: t.TempDir(), logLevel: "loud"}, "--log-level"},
 		{options{stateDir: t.TempDir(), logLevel: "info", gomaxprocs: -2}, "--gomaxprocs"},
 		{options{stateDir: t.TempDir(), logLevel: "info", memoryLimit: 8}, "--memory-limit"},
+		{options{stateDir: t.TempDir(), logLevel: "info", cpuProfile: filepath.Join(t.TempDir(), "missing", "cpu.pprof")}, "--cpu-profile"},
 	} {
 		err := run(context.Background(), tc.o)
 		var ue *cli.UsageError
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%+v: err = %v; want a usage error naming %s", tc.o, err, tc.field)
 		}
+	}
+}
+
+// TestCPUProfileWrittenOnExit: the profile is whole on disk once run
+// returns, whatever it returns with.
+func TestCPUProfileWrittenOnExit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	err := run(context.Background(), options{stateDir: t.TempDir(), logLevel: "info", cpuProfile: path})
+	if err == nil || !strings.Contains(err.Error(), "register") {
+		t.Fatalf("err = %v; want it to say to register first", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+		t.Fatalf("profile %s: %v, %d bytes; want a gzip'd pprof profile", path, err, len(b))
 	}
 }
 
