@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,7 @@ func options(args []string, stderr io.Writer) (o bench.Options, out, vcped strin
 	seconds := fs.Int("seconds", 0, "seconds per measured TCP run (default 4, quick 2)")
 	cases := fs.String("cases", "all", "which cases to measure: all, tcp, udp or hub (4 sites sending to one hub at once); or a comma-separated list of them")
 	fs.StringVar(&vcped, "vcped", "", "use this vcped binary instead of building ./cmd/vcped")
+	fs.StringVar(&o.ProfileDir, "cpu-profile", "", "write a CPU profile of every vcped and vcpe-hub the bench starts into this directory, as VARIANT-ROLE.pprof (make pgo builds the daemons from them)")
 	if err := fs.Parse(args); err != nil {
 		return o, "", "", err
 	}
@@ -72,9 +74,25 @@ func options(args []string, stderr io.Writer) (o bench.Options, out, vcped strin
 	}
 	o.Variants = strings.Split(*variants, ",")
 	for _, v := range o.Variants {
-		if _, err := bench.ParseSpec(v); err != nil {
+		spec, err := bench.ParseSpec(v)
+		if err != nil {
 			return o, "", "", fmt.Errorf("-variants: %w", err)
 		}
+		if spec.Vcped != "" {
+			if _, err := exec.LookPath(spec.Vcped); err != nil {
+				return o, "", "", fmt.Errorf("-variants %s: %w; build it first, e.g. go build -pgo=off -o %s ./cmd/vcped", v, err, spec.Vcped)
+			}
+		}
+	}
+	if o.ProfileDir != "" {
+		if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
+			return o, "", "", fmt.Errorf("-cpu-profile: %w", err)
+		}
+		abs, err := filepath.Abs(o.ProfileDir)
+		if err != nil {
+			return o, "", "", fmt.Errorf("-cpu-profile: %w", err)
+		}
+		o.ProfileDir = abs
 	}
 	return o, out, vcped, nil
 }

@@ -19,6 +19,7 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{[]string{"extra"}, `unexpected argument "extra"`},
 		{[]string{"-nope"}, "flag provided but not defined: -nope"},
 		{[]string{"-cases", "icmp"}, `-cases "icmp": want all, tcp, udp or hub, or a comma-separated list of them`},
+		{[]string{"-variants", "vcpe+vcped=/nonexistent/vcped"}, "build it first, e.g. go build -pgo=off -o /nonexistent/vcped ./cmd/vcped"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(tt.args, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.want) {

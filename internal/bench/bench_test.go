@@ -424,6 +424,9 @@ func TestParseSpec(t *testing.T) {
 		{in: "vcpe+hub:gomaxprocs=2", wantErr: `unknown tuning "hub:gomaxprocs=2"`},
 		{in: "vcpe+hub:=2", wantErr: `unknown tuning "hub:=2"`},
 		{in: "vcpe+X:Y=2", wantErr: `unknown tuning "X:Y=2"`},
+		{in: "vcpe+vcped=/tmp/v+pin", want: Spec{Name: "vcpe+vcped=/tmp/v+pin", Base: "vcpe", Tuning: "vcped=/tmp/v+pin", Vcped: "/tmp/v", Pin: true}},
+		{in: "upstream+vcped=/tmp/v", wantErr: "for the vcpe variant only"},
+		{in: "vcpe+vcped=", wantErr: "vcped=PATH names a vcped binary"},
 	}
 	for _, tt := range tests {
 		got, err := ParseSpec(tt.in)
@@ -443,6 +446,11 @@ func TestParseSpec(t *testing.T) {
 	}
 	if got := (Spec{Base: VariantVcpe, Tuning: "pin"}).counterpart(); got != "upstream+pin" {
 		t.Errorf("counterpart of vcpe+pin = %q; want upstream+pin", got)
+	}
+	for tuning, want := range map[string]string{"vcped=/x": "upstream", "pin+vcped=/x": "upstream+pin", "vcped=/x+pin": "upstream+pin"} {
+		if got := (Spec{Base: VariantVcpe, Tuning: tuning}).counterpart(); got != want {
+			t.Errorf("counterpart of vcpe+%s = %q; want %s", tuning, got, want)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,13 +53,15 @@ type hubTopo struct {
 	env     []string
 	hubEnv  []string // for the hub only, after env
 	pin     bool
+	vcped   string // the sites' vcped binary; "" for the one built
+	profile string // directory for the daemons' CPU profiles; "" for none
 
 	mems memTracker
 }
 
 // setupHub builds the variant's hub case in fresh namespaces.
 func setupHub(ctx context.Context, o *Options, spec Spec, sites int) (*hubTopo, error) {
-	t := &hubTopo{variant: spec.Name, env: spec.Env, hubEnv: spec.HubEnv, pin: spec.Pin}
+	t := &hubTopo{variant: spec.Name, env: spec.Env, hubEnv: spec.HubEnv, pin: spec.Pin, vcped: spec.Vcped, profile: o.ProfileDir}
 	ok := false
 	defer func() {
 		if !ok {
@@ -239,7 +242,8 @@ func (t *hubTopo) startUpstream(ctx context.Context, bins Binaries) error {
 // closed port on its own WAN address, so it never answers), and one
 // static-mode vcped per site.
 func (t *hubTopo) startVcpe(ctx context.Context, bins Binaries, tmp string) error {
-	if bins.Vcped == "" {
+	vcped := cmp.Or(t.vcped, bins.Vcped)
+	if vcped == "" {
 		return errors.New(bins.VcpedErr)
 	}
 	if bins.Hub == "" {
@@ -316,15 +320,18 @@ func (t *hubTopo) startVcpe(ctx context.Context, bins Binaries, tmp string) erro
 		}
 	}
 	unreachable := "https://" + netip.AddrPortFrom(hubWAN(1).Addr(), 9).String()
-	if t.hubd, err = t.start("hub", t.hub, append(slices.Clone(t.env), t.hubEnv...), bins.Hub, "serve", "--role", "hub", "--state", hubState,
+	args := append([]string{"serve"}, profileArgs(t.profile, t.variant, "hub")...)
+	args = append(args, "--role", "hub", "--state", hubState,
 		"--controller", unreachable, "--controller-fingerprint", "sha256:"+randomHex(32),
 		"--hub-credential-file", filepath.Join(hubState, "credential"),
-		"--tun", "vcpehub", "--uapi-dir", hubUAPI, "--reflector", ""); err != nil {
+		"--tun", "vcpehub", "--uapi-dir", hubUAPI, "--reflector", "")
+	if t.hubd, err = t.start("hub", t.hub, append(slices.Clone(t.env), t.hubEnv...), bins.Hub, args...); err != nil {
 		return err
 	}
 	for i, s := range sites {
-		p, err := t.start("site"+strconv.Itoa(i+1), t.sites[i], t.env, bins.Vcped,
-			"--state-dir", s.state, "--uapi-dir", s.uapi, "--tun", "vcpe"+strconv.Itoa(i+1), "--listen-port", strconv.Itoa(TunnelPort))
+		role := "site" + strconv.Itoa(i+1)
+		p, err := t.start(role, t.sites[i], t.env, vcped, append(profileArgs(t.profile, t.variant, role),
+			"--state-dir", s.state, "--uapi-dir", s.uapi, "--tun", "vcpe"+strconv.Itoa(i+1), "--listen-port", strconv.Itoa(TunnelPort))...)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,10 @@ type Options struct {
 	NewNamespace func() (string, error)
 	// TempDir holds the vcped state directories.
 	TempDir string
+	// ProfileDir, when set, gets a CPU profile of every vcped and vcpe-hub
+	// the bench starts (their --cpu-profile), named VARIANT-ROLE.pprof;
+	// make pgo builds the daemons from them.
+	ProfileDir string
 
 	Variants []string // specs (see ParseSpec); default: raw, upstream, vcpe
 	Cases    []Case   // default: DefaultCases

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -49,6 +50,8 @@ type topo struct {
 	server  *proc
 	env     []string
 	pin     bool
+	vcped   string // the vcped binary; "" for the one built
+	profile string // directory for the daemons' CPU profiles; "" for none
 
 	mems memTracker
 }
@@ -63,7 +66,7 @@ func setup(ctx context.Context, o *Options, spec Spec) (*topo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create namespace B: %w", err)
 	}
-	t := &topo{variant: spec.Name, a: a, b: b, env: spec.Env, pin: spec.Pin}
+	t := &topo{variant: spec.Name, a: a, b: b, env: spec.Env, pin: spec.Pin, vcped: spec.Vcped, profile: o.ProfileDir}
 	ok := false
 	defer func() {
 		if !ok {
@@ -194,7 +197,8 @@ func (t *topo) startUpstream(ctx context.Context, bins Binaries) error {
 }
 
 func (t *topo) startVcpe(ctx context.Context, bins Binaries, tmp string) error {
-	if bins.Vcped == "" {
+	bin := cmp.Or(t.vcped, bins.Vcped)
+	if bin == "" {
 		return errors.New(bins.VcpedErr)
 	}
 	privA, privB, err := keyPair()
@@ -239,8 +243,8 @@ func (t *topo) startVcpe(ctx context.Context, bins Binaries, tmp string) error {
 		if err := os.MkdirAll(uapiDir, 0o700); err != nil {
 			return fmt.Errorf("vcped %s: %w", e.role, err)
 		}
-		if _, err := t.startDaemon(e.role, e.ns, t.env, bins.Vcped,
-			"--state-dir", stateDir, "--uapi-dir", uapiDir, "--tun", e.tun, "--listen-port", strconv.Itoa(TunnelPort)); err != nil {
+		if _, err := t.startDaemon(e.role, e.ns, t.env, bin, append(profileArgs(t.profile, t.variant, e.role),
+			"--state-dir", stateDir, "--uapi-dir", uapiDir, "--tun", e.tun, "--listen-port", strconv.Itoa(TunnelPort))...); err != nil {
 			return err
 		}
 	}
@@ -250,6 +254,21 @@ func (t *topo) startVcpe(ctx context.Context, bins Binaries, tmp string) error {
 }
 
 var errExited = errors.New("process exited")
+
+// profileArgs is the --cpu-profile flag for a vcpe daemon of variant in
+// role, or none when dir is empty.
+func profileArgs(dir, variant, role string) []string {
+	if dir == "" {
+		return nil
+	}
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+			return r
+		}
+		return '_'
+	}, variant)
+	return []string{"--cpu-profile", filepath.Join(dir, name+"-"+role+".pprof")}
+}
 
 // waitReachable pings B's address from A until it answers: for the
 // tunnels this also completes the handshake.

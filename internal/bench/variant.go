@@ -14,6 +14,7 @@ import (
 //	upstream+GOMAXPROCS=1     an environment variable for both daemons
 //	vcpe+txqlen=5000          the TUN's transmit queue length, both ends
 //	vcpe+hub:GOMAXPROCS=2     an environment variable for the hub case's hub only
+//	vcpe+vcped=bin/vcped-old  another vcped binary, e.g. one built with -pgo=off
 //
 // Tuned variants run in the same run as the plain ones, so their ratios
 // are comparable. vcpe+X is compared with upstream+X when both are there.
@@ -26,6 +27,9 @@ type Spec struct {
 	HubEnv []string
 	Pin    bool
 	TxQLen int // 0: leave the TUN's queue length alone
+	// Vcped is a vcped binary to run instead of the one the bench built
+	// (vcpe only); it cannot hold '+' or ','.
+	Vcped string
 }
 
 var variantTitles = map[string]string{
@@ -59,12 +63,17 @@ func ParseSpec(name string) (Spec, error) {
 				return s, fmt.Errorf("variant %q: txqlen=%s is not a queue length (1..1048576)", name, v)
 			}
 			s.TxQLen = n
+		case k == "vcped" && hasValue:
+			if s.Base != VariantVcpe || v == "" {
+				return s, fmt.Errorf("variant %q: vcped=PATH names a vcped binary, for the vcpe variant only", name)
+			}
+			s.Vcped = v
 		case hasValue && strings.HasPrefix(k, "hub:") && k[4:] != "" && k[4:] == strings.ToUpper(k[4:]):
 			s.HubEnv = append(s.HubEnv, strings.TrimPrefix(p, "hub:"))
 		case hasValue && k != "" && k == strings.ToUpper(k) && !strings.Contains(k, ":"):
 			s.Env = append(s.Env, p)
 		default:
-			return s, fmt.Errorf("variant %q: unknown tuning %q; want pin, txqlen=N, VAR=value or hub:VAR=value (upper-case VAR)", name, p)
+			return s, fmt.Errorf("variant %q: unknown tuning %q; want pin, txqlen=N, vcped=PATH, VAR=value or hub:VAR=value (upper-case VAR)", name, p)
 		}
 	}
 	return s, nil
@@ -80,10 +89,16 @@ func (s Spec) Title() string {
 }
 
 // counterpart is the variant a vcpe variant is compared with: upstream
-// with the same tuning.
+// with the same tuning, less the choice of vcped binary.
 func (s Spec) counterpart() string {
-	if s.Tuning == "" {
+	var parts []string
+	for _, p := range strings.Split(s.Tuning, "+") {
+		if p != "" && !strings.HasPrefix(p, "vcped=") {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
 		return VariantUpstream
 	}
-	return VariantUpstream + "+" + s.Tuning
+	return VariantUpstream + "+" + strings.Join(parts, "+")
 }
