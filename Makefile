@@ -99,6 +99,22 @@ bench: deps ## Encrypted throughput side by side: raw veth, upstream wireguard-g
 	$(GO) build -o $(BIN)/vcpe-bench ./cmd/vcpe-bench
 	BENCH_QUICK=$(BENCH_QUICK) $(BIN)/vcpe-bench -out bench-results $(BENCH_FLAGS)
 
+# The daemons are built with profile-guided optimisation from the
+# default.pgo beside their main package (go build's -pgo=auto). make pgo
+# measures them under make bench's load, one run of every case, and writes
+# the merged profile for both; commit it with the change that moved the
+# hot path. Stale profiles still help, and never break a build.
+PGO_DIR := $(BIN)/pgo
+.PHONY: pgo
+pgo: deps ## Profile vcped and vcpe-hub under the bench's load and write their default.pgo (root; minutes)
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/vcpe-bench ./cmd/vcpe-bench
+	rm -rf $(PGO_DIR)
+	$(BIN)/vcpe-bench -runs 1 -variants vcpe -cpu-profile $(PGO_DIR) -out $(PGO_DIR)/report
+	$(GO) tool pprof -proto $(PGO_DIR)/*.pprof > $(PGO_DIR)/merged.pgo
+	cp $(PGO_DIR)/merged.pgo cmd/vcped/default.pgo
+	cp $(PGO_DIR)/merged.pgo cmd/vcpe-hub/default.pgo
+
 .PHONY: demo
 demo: deps build ## The whole system in network namespaces: hub, cloud, two sites, tunnels, probes
 	@$(BIN)/vcpe-lab down >/dev/null 2>&1 || true
