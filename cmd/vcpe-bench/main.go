@@ -110,6 +110,11 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vcpe-bench: needs root for network namespaces: run sudo make bench")
 		return 2
 	}
+	if missing := bench.MissingTools(exec.LookPath); len(missing) > 0 {
+		fmt.Fprintf(stderr, "vcpe-bench: missing system packages: %s; install them (apt-get install %s) or run sudo make bench, which does\n",
+			strings.Join(missing, " "), strings.Join(missing, " "))
+		return 2
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

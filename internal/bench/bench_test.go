@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -523,5 +524,21 @@ func TestOptionsCheck(t *testing.T) {
 	o = Options{NewNamespace: func() (string, error) { return "", nil }}
 	if err := o.check(); err == nil || !strings.Contains(err.Error(), "runs") {
 		t.Errorf("check of zero settings = %v; want an error naming runs", err)
+	}
+}
+
+func TestMissingTools(t *testing.T) {
+	have := map[string]bool{"ip": true, "iperf3": true}
+	got := MissingTools(func(c string) (string, error) {
+		if have[c] {
+			return "/usr/bin/" + c, nil
+		}
+		return "", errors.New("not found")
+	})
+	if want := []string{"iproute2", "iputils-ping"}; !slices.Equal(got, want) {
+		t.Errorf("MissingTools = %v; want %v", got, want)
+	}
+	if got := MissingTools(func(c string) (string, error) { return c, nil }); len(got) != 0 {
+		t.Errorf("MissingTools with everything = %v; want none", got)
 	}
 }
