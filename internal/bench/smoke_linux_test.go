@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -60,11 +63,16 @@ func TestSmoke(t *testing.T) {
 	if bins.Vcped == "" {
 		t.Fatalf("Build: vcped %s", bins.VcpedErr)
 	}
+	// The same vcped once more through vcped=PATH, and every vcpe daemon
+	// profiled.
+	other := VariantVcpe + "+vcped=" + bins.Vcped
+	profiles := t.TempDir()
 	o := Options{
 		Bins:         bins,
 		NewNamespace: newNS,
 		TempDir:      t.TempDir(),
-		Variants:     []string{VariantRaw, VariantUpstream, VariantVcpe},
+		ProfileDir:   profiles,
+		Variants:     []string{VariantRaw, VariantUpstream, VariantVcpe, other},
 		Cases:        []Case{{Proto: "tcp", Streams: 1}},
 		Runs:         1, Seconds: 1, ProbeSeconds: 1,
 		Search: QuickSettings.Search,
@@ -99,7 +107,15 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s memory = %+v; want idle and peak RSS of both ends", v, mem)
 		}
 	}
-	for _, pair := range [][2]string{{VariantUpstream, VariantRaw}, {VariantVcpe, VariantRaw}, {VariantVcpe, VariantUpstream}} {
+	if r := row.result(other); r == nil || r.Error != "" || r.BitsPerSecond <= 0 {
+		t.Errorf("%s: result %+v; want a rate", other, r)
+	}
+	for _, f := range []string{"vcpe-a.pprof", "vcpe-b.pprof", profileName(other) + "-a.pprof", profileName(other) + "-b.pprof"} {
+		if b, err := os.ReadFile(filepath.Join(profiles, f)); err != nil || !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+			t.Errorf("profile %s: %v (%d bytes); want a pprof profile", f, err, len(b))
+		}
+	}
+	for _, pair := range [][2]string{{VariantUpstream, VariantRaw}, {VariantVcpe, VariantRaw}, {VariantVcpe, VariantUpstream}, {other, VariantUpstream}} {
 		if v := row.Ratio(pair[0], pair[1]); v == nil || *v <= 0 {
 			t.Errorf("%s/%s ratio = %v; want a positive number", pair[0], pair[1], v)
 		}

@@ -261,13 +261,18 @@ func profileArgs(dir, variant, role string) []string {
 	if dir == "" {
 		return nil
 	}
-	name := strings.Map(func(r rune) rune {
+	return []string{"--cpu-profile", filepath.Join(dir, profileName(variant)+"-"+role+".pprof")}
+}
+
+// profileName is variant as a file name: what is not a letter, a digit,
+// '.' or '-' becomes '_'.
+func profileName(variant string) string {
+	return strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
 			return r
 		}
 		return '_'
 	}, variant)
-	return []string{"--cpu-profile", filepath.Join(dir, name+"-"+role+".pprof")}
 }
 
 // waitReachable pings B's address from A until it answers: for the
