@@ -40,7 +40,7 @@ type drainTUN struct {
 
 	// The zero-timeout poll of queued, kept here so that it allocates
 	// nothing per call.
-	pfd   []unix.PollFd
+	pfd   [1]unix.PollFd
 	ready bool
 	poll  func(fd uintptr)
 }
@@ -56,7 +56,7 @@ func newDrainTUN(d tun.Device, tx, rx *inflight) tun.Device {
 	if err != nil {
 		return d
 	}
-	t := &drainTUN{Device: d, sc: sc, tx: tx, rx: rx, pfd: make([]unix.PollFd, 1)}
+	t := &drainTUN{Device: d, sc: sc, tx: tx, rx: rx}
 	t.poll = t.pollOnce
 	return t
 }
@@ -109,7 +109,7 @@ func (t *drainTUN) queued() bool {
 func (t *drainTUN) pollOnce(fd uintptr) {
 	t.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 	for {
-		n, err := unix.Poll(t.pfd, 0)
+		n, err := unix.Poll(t.pfd[:], 0)
 		if err == unix.EINTR {
 			continue
 		}

@@ -178,17 +178,11 @@ vcpe register --controller-fingerprint. Stop it with SIGINT or SIGTERM.`,
 			if err := o.tuning.apply(o.role != roleController && !o.hub.disabled, log); err != nil {
 				return err
 			}
-			if o.tuning.cpuProfile != "" {
-				stopProfile, err := profile.StartCPU(o.tuning.cpuProfile)
-				if err != nil {
-					return cli.Usagef("--cpu-profile: %v", err)
-				}
-				defer func() {
-					if err := stopProfile(); err != nil {
-						log.Error("writing the cpu profile", "err", err)
-					}
-				}()
+			stopProfile, err := profile.Flag(o.tuning.cpuProfile, log)
+			if err != nil {
+				return err
 			}
+			defer stopProfile()
 			switch o.role {
 			case roleAll, roleController:
 			case roleHub:

@@ -156,17 +156,11 @@ func run(ctx context.Context, o options) error {
 	if mem.MiB > 0 {
 		debug.SetMemoryLimit(mem.MiB << 20)
 	}
-	if o.cpuProfile != "" {
-		stop, err := profile.StartCPU(o.cpuProfile)
-		if err != nil {
-			return cli.Usagef("--cpu-profile: %v", err)
-		}
-		defer func() {
-			if err := stop(); err != nil {
-				log.Error("writing the cpu profile", "err", err)
-			}
-		}()
+	stopProfile, err := profile.Flag(o.cpuProfile, log)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	log.Info("go processors", "gomaxprocs", procs.N, "available", procs.Available, "source", procs.Source)
 	log.Info("soft memory limit", "limit_mib", debug.SetMemoryLimit(-1)>>20, "source", mem.Source)
 	var metricsAddr netip.AddrPort

@@ -6,10 +6,31 @@ package profile
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
 )
+
+// Flag starts the profile --cpu-profile asks for (none when path is
+// empty) and returns what writes it, logging a failure to log. A path that
+// cannot be created is a usage error naming the flag.
+func Flag(path string, log *slog.Logger) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	stopCPU, err := StartCPU(path)
+	if err != nil {
+		return nil, cli.Usagef("--cpu-profile: %v", err)
+	}
+	return func() {
+		if err := stopCPU(); err != nil {
+			log.Error("writing the cpu profile", "err", err)
+		}
+	}, nil
+}
 
 // StartCPU starts a CPU profile that stop writes to path, mode 0600. The
 // profile goes to a temporary file beside path and is renamed into place

@@ -3,11 +3,15 @@ package profile
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openvcpe/vcpe/cmd/internal/cli"
 )
 
 func TestStartCPU(t *testing.T) {
@@ -61,5 +65,18 @@ func TestStartCPUTwice(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("the failed start left %d files, want only the running one's", len(ents))
+	}
+}
+
+func TestFlag(t *testing.T) {
+	stop, err := Flag("", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("no --cpu-profile: %v", err)
+	}
+	stop()
+	_, err = Flag(filepath.Join(t.TempDir(), "missing", "cpu.pprof"), slog.New(slog.DiscardHandler))
+	var ue *cli.UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--cpu-profile") {
+		t.Fatalf("bad path: err = %v; want a usage error naming --cpu-profile", err)
 	}
 }
