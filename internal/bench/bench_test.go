@@ -18,6 +18,7 @@ import (
 	"github.com/openvcpe/vcpe/internal/goldenfile"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/openvcpe/vcpe/api"
 )
@@ -325,8 +326,8 @@ func sampleReport() *Report {
 	}
 	runs := func(cpuA float64, bps ...float64) []Sample {
 		var s []Sample
-		for _, v := range bps {
-			s = append(s, Sample{Measurement: Measurement{BitsPerSecond: v, SentBitsPerSecond: v}, CPU: cpu(cpuA, cpuA+5), HostCPU: 190, Seconds: 5})
+		for i, v := range bps {
+			s = append(s, Sample{Measurement: Measurement{BitsPerSecond: v, SentBitsPerSecond: v}, CPU: cpu(cpuA, cpuA+5), HostCPU: 190, Seconds: 5, Round: i + 1})
 		}
 		return s
 	}
@@ -397,6 +398,65 @@ func TestSummarize(t *testing.T) {
 	}
 	if got := cpuPerGbit(*r.Rows[0].result(VariantRaw)); got != "—" {
 		t.Errorf("raw ends per Gbit/s = %s; want — (no tunnel ends)", got)
+	}
+}
+
+// TestRoundByRound: the vcpe/upstream ratio is also given round by round,
+// pairing only samples of the same round (a failed round drops out of the
+// pairs, not the medians), and the report shows them.
+func TestRoundByRound(t *testing.T) {
+	sample := func(round int, mbps float64) Sample {
+		return Sample{Measurement: Measurement{BitsPerSecond: mbps * 1e6}, Round: round}
+	}
+	r := &Report{
+		Settings: FullSettings,
+		Variants: []VariantInfo{{Name: VariantUpstream}, {Name: VariantVcpe}},
+		Rows: []Row{{Case: Case{Proto: "tcp", Streams: 1}, Results: []Result{
+			// Round 2 was slow for both; upstream's round 3 failed.
+			{Variant: VariantUpstream, Runs: []Sample{sample(1, 2000), sample(2, 1000), sample(4, 2200)}},
+			{Variant: VariantVcpe, Runs: []Sample{sample(1, 2600), sample(2, 1250), sample(3, 2700), sample(4, 2640)}},
+		}}},
+	}
+	r.Summarize()
+	rt := r.Rows[0].Ratios[0]
+	if rt.Name() != "vcpe/upstream" || rt.Value == nil {
+		t.Fatalf("ratio %+v; want vcpe/upstream with a value", rt)
+	}
+	if got, want := *rt.Value, 2620.0/2000; math.Abs(got-want) > 1e-9 {
+		t.Errorf("ratio of the medians = %v; want %v", got, want)
+	}
+	if diff := cmp.Diff([]float64{1.3, 1.25, 1.2}, rt.Paired, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+		t.Errorf("paired ratios (-want +got):\n%s", diff)
+	}
+	if got := rt.PairedMedian(); math.Abs(got-1.25) > 1e-9 {
+		t.Errorf("median of the rounds = %v; want 1.25", got)
+	}
+	var b bytes.Buffer
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"## vcpe over upstream, round by round",
+		"| TCP, -P 1 | vcpe/upstream | 1.31 | 1.25 | 1.20–1.30 | 1.30, 1.25, 1.20 |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+	// Samples without a round (reports written before rounds were kept)
+	// pair nothing, and the section is left out.
+	for i := range r.Rows[0].Results {
+		for j := range r.Rows[0].Results[i].Runs {
+			r.Rows[0].Results[i].Runs[j].Round = 0
+		}
+	}
+	r.Summarize()
+	b.Reset()
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	if p := r.Rows[0].Ratios[0].Paired; p != nil || strings.Contains(b.String(), "round by round") {
+		t.Errorf("without rounds: paired %v, section shown %v; want none", p, strings.Contains(b.String(), "round by round"))
 	}
 }
 

@@ -94,7 +94,16 @@ type Ratio struct {
 	// Target is set on vcpe-over-upstream ratios, which issue 4 wants at
 	// 1.00 or more.
 	Target float64 `json:"target,omitempty"`
+	// Paired are the ratios round by round, in round order: Num's sample
+	// over Den's sample of the same round, for the rounds where both have
+	// one. The variants of a round run back to back, so what moved the
+	// machine between rounds (another tenant, a frequency change) mostly
+	// cancels out of each, where it stays in the medians.
+	Paired []float64 `json:"paired,omitempty"`
 }
+
+// PairedMedian is the median of the round-by-round ratios; 0 for none.
+func (r Ratio) PairedMedian() float64 { return Median(r.Paired) }
 
 // Name is "num/den".
 func (r Ratio) Name() string { return r.Num + "/" + r.Den }
@@ -125,6 +134,9 @@ type Result struct {
 // Sample is one iperf3 run.
 type Sample struct {
 	Measurement
+	// Round is the run of the cell this sample belongs to, from 1 (0: not
+	// recorded); a round measures every variant once, back to back.
+	Round int `json:"round,omitempty"`
 	// Offered is the UDP rate asked of iperf3 (0: unlimited).
 	Offered float64   `json:"offered_bits_per_second,omitempty"`
 	CPU     []ProcCPU `json:"cpu"`
@@ -172,7 +184,8 @@ func (r *Report) Summarize() {
 				continue
 			}
 			if row.result(VariantRaw) != nil {
-				row.Ratios = append(row.Ratios, Ratio{Num: v.Name, Den: VariantRaw, Value: ratio(row.result(v.Name), row.result(VariantRaw))})
+				row.Ratios = append(row.Ratios, Ratio{Num: v.Name, Den: VariantRaw, Value: ratio(row.result(v.Name), row.result(VariantRaw)),
+					Paired: paired(row.result(v.Name), row.result(VariantRaw))})
 			}
 		}
 		for _, v := range r.Variants {
@@ -181,7 +194,8 @@ func (r *Report) Summarize() {
 				continue
 			}
 			if den := spec.counterpart(); row.result(den) != nil {
-				row.Ratios = append(row.Ratios, Ratio{Num: v.Name, Den: den, Value: ratio(row.result(v.Name), row.result(den)), Target: 1})
+				row.Ratios = append(row.Ratios, Ratio{Num: v.Name, Den: den, Value: ratio(row.result(v.Name), row.result(den)), Target: 1,
+					Paired: paired(row.result(v.Name), row.result(den))})
 			}
 		}
 	}
@@ -248,6 +262,59 @@ func ratio(num, den *Result) *float64 {
 	return &v
 }
 
+// writeRounds renders the vcpe-over-upstream ratios round by round, when
+// any cell has more than one round.
+func (r *Report) writeRounds(p func(string, ...any)) {
+	found := false
+	for _, row := range r.Rows {
+		for _, rt := range row.Ratios {
+			found = found || (rt.Target > 0 && len(rt.Paired) > 1)
+		}
+	}
+	if !found {
+		return
+	}
+	p("\n## vcpe over upstream, round by round\n\n")
+	p("A round measures every variant once, back to back. Each round's ratio compares two samples taken seconds apart, so what moved this machine between rounds mostly cancels out of it; the ratio of the medians above does not pair them. Their median, lowest and highest, and each round's in order:\n\n")
+	p("| case | ratio | of the medians | median of rounds | lowest–highest | rounds |\n")
+	p("| --- | --- | ---: | ---: | ---: | --- |\n")
+	for _, row := range r.Rows {
+		for _, rt := range row.Ratios {
+			if rt.Target == 0 || len(rt.Paired) == 0 {
+				continue
+			}
+			rounds := make([]string, len(rt.Paired))
+			for i, v := range rt.Paired {
+				rounds[i] = fmt.Sprintf("%.2f", v)
+			}
+			m := rt.PairedMedian()
+			p("| %s | %s | %s | %s | %.2f–%.2f | %s |\n", row.Name, rt.Name(), fmtRatio(rt.Value, rt.Target),
+				fmtRatio(&m, rt.Target), slices.Min(rt.Paired), slices.Max(rt.Paired), strings.Join(rounds, ", "))
+		}
+	}
+}
+
+// paired returns num's rate over den's, round by round, for the rounds in
+// which both have a sample; nil for none.
+func paired(num, den *Result) []float64 {
+	if num == nil || den == nil || num.Error != "" || den.Error != "" {
+		return nil
+	}
+	byRound := map[int]float64{}
+	for _, s := range den.Runs {
+		if s.Round > 0 && s.BitsPerSecond > 0 {
+			byRound[s.Round] = s.BitsPerSecond
+		}
+	}
+	var out []float64
+	for _, s := range num.Runs {
+		if d, ok := byRound[s.Round]; ok && s.Round > 0 {
+			out = append(out, s.BitsPerSecond/d)
+		}
+	}
+	return out
+}
+
 // WriteMarkdown renders the report as Markdown tables.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
@@ -304,6 +371,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	p(".\n")
 	p("\n±: half the range of the runs, in percent of the median (the noise of this machine in this run); a ratio whose gap from 1.00 is within the two cells' ± is not a difference. ")
 	p("Spec target: lossless 1,024-byte UDP ≥ %.0f Mbit/s on 2 vCPUs; UDP cells of the tunnels say ✓ meets / ✗ misses. A vcpe/upstream ratio under its target is marked ✗.\n", SpecTarget/1e6)
+	r.writeRounds(p)
 
 	p("\n## CPU (median %% of one core; host = all CPUs busy incl. softirq, max %d%%)\n\n", 100*max(1, r.Host.CPUs))
 	p("| case | variant | end A (client side) | end B (server side) | iperf3 client | iperf3 server | host | ends per Gbit/s |\n")

@@ -133,9 +133,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			order := append(slices.Clone(live[i%max(1, len(live)):]), live[:i%max(1, len(live))]...)
 			var err error
 			if c.Proto == "udp" {
-				err = searchUDP(ctx, &o, c, order, targets, res, i == o.Runs-1)
+				err = searchUDP(ctx, &o, c, order, targets, res, i+1, i == o.Runs-1)
 			} else {
-				err = measureTCP(ctx, &o, c, order, targets, res, i == o.Runs-1)
+				err = measureTCP(ctx, &o, c, order, targets, res, i+1, i == o.Runs-1)
 			}
 			if err != nil {
 				rep.Rows = append(rep.Rows, row)
@@ -147,9 +147,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return finish(nil)
 }
 
-// measureTCP runs one TCP measurement on every variant in order. A failed
-// run is recorded on its result; only the context's error is returned.
-func measureTCP(ctx context.Context, o *Options, c Case, order []string, topos map[string]measurer, res func(string) *Result, last bool) error {
+// measureTCP runs round (from 1) of TCP measurements: one on every variant
+// in order. A failed run is recorded on its result; only the context's
+// error is returned.
+func measureTCP(ctx context.Context, o *Options, c Case, order []string, topos map[string]measurer, res func(string) *Result, round int, last bool) error {
 	for _, v := range order {
 		r := res(v)
 		if r.Error != "" {
@@ -163,18 +164,20 @@ func measureTCP(ctx context.Context, o *Options, c Case, order []string, topos m
 			r.fail(o, c, err, last)
 			continue
 		}
+		run.Round = round
 		r.Runs = append(r.Runs, run)
 		o.Log.Info("run", "variant", v, "case", c.String(), "n", len(r.Runs), "mbps", fmt.Sprintf("%.0f", run.BitsPerSecond/1e6))
 	}
 	return nil
 }
 
-// searchUDP runs one search for the highest lossless UDP rate on every
-// variant, the variants taking turns probe by probe. The best passing
+// searchUDP runs round (from 1) of UDP searches: one search for the
+// highest lossless UDP rate on every variant, the variants taking turns
+// probe by probe. The best passing
 // probe of each search is that variant's sample for this run. A search
 // that fails is recorded on its result; only the context's error is
 // returned.
-func searchUDP(ctx context.Context, o *Options, c Case, order []string, topos map[string]measurer, res func(string) *Result, last bool) error {
+func searchUDP(ctx context.Context, o *Options, c Case, order []string, topos map[string]measurer, res func(string) *Result, round int, last bool) error {
 	searchers := map[string]*Searcher{}
 	samples := map[string][]Sample{}
 	for _, v := range order {
@@ -227,6 +230,7 @@ func searchUDP(ctx context.Context, o *Options, c Case, order []string, topos ma
 			continue
 		}
 		best := samples[v][s.Best]
+		best.Round = round
 		r.Runs = append(r.Runs, best)
 		o.Log.Info("udp search", "variant", v, "case", c.String(), "n", len(r.Runs), "mbps", fmt.Sprintf("%.0f", best.BitsPerSecond/1e6), "loss", fmt.Sprintf("%.2f", best.LostPercent), "sender_bound", s.SenderBound, "probes", len(s.Steps))
 	}

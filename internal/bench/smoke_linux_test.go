@@ -89,8 +89,8 @@ func TestSmoke(t *testing.T) {
 	row := rep.Rows[0]
 	for _, v := range []string{VariantRaw, VariantUpstream, VariantVcpe} {
 		r := row.result(v)
-		if r == nil || r.Error != "" || len(r.Runs) != 1 {
-			t.Fatalf("%s: result %+v; want one run", v, r)
+		if r == nil || r.Error != "" || len(r.Runs) != 1 || r.Runs[0].Round != 1 {
+			t.Fatalf("%s: result %+v; want one run, of round 1", v, r)
 		}
 		if r.BitsPerSecond <= 0 {
 			t.Errorf("%s: %v bit/s; want more than 0", v, r.BitsPerSecond)
@@ -118,6 +118,11 @@ func TestSmoke(t *testing.T) {
 	for _, pair := range [][2]string{{VariantUpstream, VariantRaw}, {VariantVcpe, VariantRaw}, {VariantVcpe, VariantUpstream}, {other, VariantUpstream}} {
 		if v := row.Ratio(pair[0], pair[1]); v == nil || *v <= 0 {
 			t.Errorf("%s/%s ratio = %v; want a positive number", pair[0], pair[1], v)
+		}
+	}
+	for _, rt := range row.Ratios {
+		if len(rt.Paired) != 1 || rt.Paired[0] <= 0 {
+			t.Errorf("%s: round-by-round %v; want the one round's ratio", rt.Name(), rt.Paired)
 		}
 	}
 	var md strings.Builder
@@ -164,8 +169,8 @@ func TestHubSmoke(t *testing.T) {
 	row := rep.Rows[0]
 	for _, v := range []string{VariantUpstream, VariantVcpe} {
 		r := row.result(v)
-		if r == nil || r.Error != "" || len(r.Runs) != 1 {
-			t.Fatalf("%s: result %+v; want one run", v, r)
+		if r == nil || r.Error != "" || len(r.Runs) != 1 || r.Runs[0].Round != 1 {
+			t.Fatalf("%s: result %+v; want one run, of round 1", v, r)
 		}
 		if r.BitsPerSecond <= 0 {
 			t.Errorf("%s: %v bit/s; want more than 0", v, r.BitsPerSecond)
