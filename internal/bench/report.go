@@ -308,7 +308,7 @@ func paired(num, den *Result) []float64 {
 	}
 	var out []float64
 	for _, s := range num.Runs {
-		if d, ok := byRound[s.Round]; ok && s.Round > 0 {
+		if d, ok := byRound[s.Round]; ok { // byRound holds rounds from 1 only
 			out = append(out, s.BitsPerSecond/d)
 		}
 	}

@@ -173,10 +173,9 @@ func measureTCP(ctx context.Context, o *Options, c Case, order []string, topos m
 
 // searchUDP runs round (from 1) of UDP searches: one search for the
 // highest lossless UDP rate on every variant, the variants taking turns
-// probe by probe. The best passing
-// probe of each search is that variant's sample for this run. A search
-// that fails is recorded on its result; only the context's error is
-// returned.
+// probe by probe. The best passing probe of each search is that variant's
+// sample for this round. A search that fails is recorded on its result;
+// only the context's error is returned.
 func searchUDP(ctx context.Context, o *Options, c Case, order []string, topos map[string]measurer, res func(string) *Result, round int, last bool) error {
 	searchers := map[string]*Searcher{}
 	samples := map[string][]Sample{}
