@@ -18,6 +18,7 @@ import (
 
 	"github.com/openvcpe/vcpe/diag/bundle"
 	"github.com/openvcpe/vcpe/diag/suite"
+	"github.com/openvcpe/vcpe/internal/device"
 )
 
 type diagRun struct {
@@ -284,15 +285,25 @@ func TestDiagPlantedFaults(t *testing.T) {
 			}
 			// The fault is the detached instance, not a device caught
 			// applying it: diag starts once vcped has dropped the routes
-			// (under load the long-poll's answer can take a moment).
+			// (under load the long-poll's answer can take a moment) and
+			// saved the new configuration, which it does after applying
+			// it (diag reads the learned prefixes from the state file;
+			// between the two it judged the old ones not routed).
 			deadline := time.Now().Add(10 * time.Second)
 			for {
 				out, err := l.Run(ctx, node, "ip", "route", "show", "table", "51820", "proto", "118")
 				if err == nil && strings.TrimSpace(out) == "" {
-					return nil
+					st, serr := device.LoadState(l.DeviceState(node))
+					if serr == nil && len(st.Config.Routes) == 0 {
+						return nil
+					}
+					err, out = serr, "the state file still learns routes"
+					if serr == nil {
+						out += fmt.Sprintf(" %v", st.Config.Routes)
+					}
 				}
 				if time.Now().After(deadline) {
-					return fmt.Errorf("vcped still has its learned routes 10s after the detach: %v\n%s", err, out)
+					return fmt.Errorf("vcped has not dropped and saved its learned routes 10s after the detach: %v\n%s", err, out)
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
